@@ -1,0 +1,188 @@
+//! A local HTTP Helm chart repository serving the charts found under a directory.
+//!
+//! Every subdirectory of the root that holds a `Chart.yaml` is one chart. Each chart is packaged
+//! as `NAME-VERSION.tgz` (a deterministic gzip-compressed tar of the chart directory under a
+//! top-level `NAME/` folder, honouring the chart's `.helmignore`), and an `index.yaml` in the
+//! format Helm and ChartMuseum use lists them all. The repository is served over HTTP:
+//!
+//! - `GET /index.yaml` with `ETag` and `Last-Modified`, answering `If-None-Match` and
+//!   `If-Modified-Since` with `304 Not Modified`, because clients (Helm, the HelmRelease
+//!   operator) re-read the index often;
+//! - `GET /NAME-VERSION.tgz` for each archive, with its sha256 digest as `ETag`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), upstart_chart_repo::Error> {
+//! let repo = upstart_chart_repo::ChartRepo::from_dir("charts")?;
+//! let running = repo.serve("127.0.0.1:0".parse().expect("valid address")).await?;
+//! println!("helm repo add upstart-charts {}", running.url());
+//! running.reload()?; // pick up edited charts
+//! running.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod index;
+mod package;
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+pub use index::render_index;
+pub use package::package_chart;
+pub use server::RunningRepo;
+
+/// Everything that can go wrong while reading, packaging or serving charts.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid Chart.yaml: {message}")]
+    InvalidChart { path: PathBuf, message: String },
+    #[error("{path}: invalid .helmignore: {source}")]
+    Helmignore {
+        path: PathBuf,
+        source: ignore::Error,
+    },
+    #[error("packaging {path}: {source}")]
+    Package {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("chart {name} version {version} is defined twice: {first} and {second}")]
+    DuplicateChart {
+        name: String,
+        version: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("serialising index.yaml: {0}")]
+    Index(#[from] serde_yaml_ng::Error),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// One packaged chart.
+#[derive(Debug, Clone)]
+pub struct PackagedChart {
+    /// The chart's name, from `Chart.yaml`.
+    pub name: String,
+    /// The chart's version, from `Chart.yaml`.
+    pub version: String,
+    /// The directory the chart was read from.
+    pub dir: PathBuf,
+    /// The `.tgz` archive.
+    pub archive: Vec<u8>,
+    /// Hex sha256 of `archive`.
+    pub digest: String,
+    /// Newest modification time of the files in the archive: the entry's `created`.
+    pub modified: SystemTime,
+    /// `Chart.yaml` as a YAML mapping, copied into the index entry.
+    pub metadata: serde_yaml_ng::Mapping,
+}
+
+impl PackagedChart {
+    /// The archive's file name, `NAME-VERSION.tgz`.
+    pub fn file_name(&self) -> String {
+        format!("{}-{}.tgz", self.name, self.version)
+    }
+}
+
+/// A snapshot of the charts under a directory, packaged and indexed.
+#[derive(Debug, Clone)]
+pub struct ChartRepo {
+    root: PathBuf,
+    charts: Vec<PackagedChart>,
+    index_yaml: String,
+    index_etag: String,
+    last_modified: SystemTime,
+}
+
+impl ChartRepo {
+    /// Reads and packages every chart directly under `root` (subdirectories holding a
+    /// `Chart.yaml`). A missing root is an error; an empty one gives an empty repository.
+    pub fn from_dir(root: impl AsRef<Path>) -> Result<Self, Error> {
+        let root = root.as_ref().to_path_buf();
+        let mut dirs = Vec::new();
+        let entries = std::fs::read_dir(&root).map_err(|source| Error::Read {
+            path: root.clone(),
+            source,
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| Error::Read {
+                path: root.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            if path.is_dir() && path.join("Chart.yaml").is_file() {
+                dirs.push(path);
+            }
+        }
+        dirs.sort();
+        let mut charts: Vec<PackagedChart> = Vec::with_capacity(dirs.len());
+        for dir in dirs {
+            let chart = package_chart(&dir)?;
+            if let Some(other) = charts
+                .iter()
+                .find(|c| c.name == chart.name && c.version == chart.version)
+            {
+                return Err(Error::DuplicateChart {
+                    name: chart.name,
+                    version: chart.version,
+                    first: other.dir.clone(),
+                    second: chart.dir,
+                });
+            }
+            charts.push(chart);
+        }
+        let last_modified = charts
+            .iter()
+            .map(|c| c.modified)
+            .max()
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let index_yaml = render_index(&charts, last_modified)?;
+        let index_etag = format!("\"{}\"", package::sha256_hex(index_yaml.as_bytes()));
+        Ok(Self {
+            root,
+            charts,
+            index_yaml,
+            index_etag,
+            last_modified,
+        })
+    }
+
+    /// The directory the charts were read from.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The packaged charts, in directory order.
+    pub fn charts(&self) -> &[PackagedChart] {
+        &self.charts
+    }
+
+    /// The repository's `index.yaml`.
+    pub fn index_yaml(&self) -> &str {
+        &self.index_yaml
+    }
+
+    /// The `ETag` served with `index.yaml` (a quoted sha256 of its bytes).
+    pub fn index_etag(&self) -> &str {
+        &self.index_etag
+    }
+
+    /// The `Last-Modified` time of `index.yaml`: the newest file time of any chart.
+    pub fn last_modified(&self) -> SystemTime {
+        self.last_modified
+    }
+
+    /// Starts serving the repository over HTTP on `addr` (use port 0 for any free port).
+    pub async fn serve(self, addr: std::net::SocketAddr) -> Result<RunningRepo, Error> {
+        server::serve(self, addr).await
+    }
+}

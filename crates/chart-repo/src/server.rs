@@ -1,0 +1,245 @@
+//! The HTTP side of the chart repository: `index.yaml` with conditional GETs, and the archives.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::{ChartRepo, Error};
+
+type Shared = Arc<RwLock<Arc<ChartRepo>>>;
+
+/// A repository being served. Dropping it stops the server, as [`RunningRepo::shutdown`] does
+/// (without waiting for it).
+#[derive(Debug)]
+pub struct RunningRepo {
+    /// The repository URL, e.g. `http://127.0.0.1:40123`, as given to `helm repo add`.
+    pub url: String,
+    addr: SocketAddr,
+    repo: Shared,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningRepo {
+    /// The repository URL, e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The snapshot being served.
+    pub fn repo(&self) -> Arc<ChartRepo> {
+        Arc::clone(&self.repo.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Re-reads the chart directory and serves the new snapshot. On error the old snapshot
+    /// keeps being served.
+    pub fn reload(&self) -> Result<(), Error> {
+        let root = self.repo().root().to_path_buf();
+        let fresh = Arc::new(ChartRepo::from_dir(root)?);
+        *self.repo.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// Stops accepting connections and waits for the server to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningRepo {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub(crate) async fn serve(repo: ChartRepo, addr: SocketAddr) -> Result<RunningRepo, Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
+    let shared: Shared = Arc::new(RwLock::new(Arc::new(repo)));
+    let app = Router::new()
+        .route("/index.yaml", get(index))
+        .route("/{file}", get(archive))
+        .with_state(Arc::clone(&shared));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(error) = result {
+            tracing::error!(%error, "chart repository server stopped");
+        }
+    });
+    tracing::debug!(%addr, "chart repository listening");
+    Ok(RunningRepo {
+        url: format!("http://{addr}"),
+        addr,
+        repo: shared,
+        stop: Some(stop),
+        task: Some(task),
+    })
+}
+
+fn snapshot(shared: &Shared) -> Arc<ChartRepo> {
+    Arc::clone(&shared.read().unwrap_or_else(|e| e.into_inner()))
+}
+
+async fn index(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    let repo = snapshot(&shared);
+    let last_modified = httpdate::fmt_http_date(repo.last_modified());
+    let mut response = if not_modified(&headers, repo.index_etag(), repo.last_modified()) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/x-yaml")],
+            repo.index_yaml().to_owned(),
+        )
+            .into_response()
+    };
+    let h = response.headers_mut();
+    insert(h, header::ETAG, repo.index_etag());
+    insert(h, header::LAST_MODIFIED, &last_modified);
+    insert(h, header::CACHE_CONTROL, "no-cache");
+    response
+}
+
+async fn archive(
+    State(shared): State<Shared>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let repo = snapshot(&shared);
+    let Some(chart) = repo.charts().iter().find(|c| c.file_name() == file) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let etag = format!("\"{}\"", chart.digest);
+    let mut response = if not_modified(&headers, &etag, chart.modified) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/gzip")],
+            chart.archive.clone(),
+        )
+            .into_response()
+    };
+    insert(response.headers_mut(), header::ETAG, &etag);
+    response
+}
+
+fn insert(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+/// Whether a conditional GET can be answered with 304. As RFC 9110 says, `If-None-Match`
+/// wins over `If-Modified-Since` when both are sent.
+pub(crate) fn not_modified(headers: &HeaderMap, etag: &str, modified: SystemTime) -> bool {
+    if let Some(value) = headers.get(header::IF_NONE_MATCH) {
+        let Ok(value) = value.to_str() else {
+            return false;
+        };
+        return value.split(',').map(str::trim).any(|candidate| {
+            candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+        });
+    }
+    if let Some(since) = headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+    {
+        // HTTP dates have whole seconds: compare at that precision.
+        return whole_seconds(modified) <= since;
+    }
+    false
+}
+
+fn whole_seconds(time: SystemTime) -> SystemTime {
+    let secs = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(k.clone(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    const T: Duration = Duration::from_millis(1_700_000_000_500);
+
+    #[test]
+    fn matching_etag_is_not_modified() {
+        let h = headers(&[(header::IF_NONE_MATCH, "\"x\", \"abc\"")]);
+        assert!(not_modified(&h, "\"abc\"", SystemTime::UNIX_EPOCH + T));
+    }
+
+    #[test]
+    fn other_etag_is_modified_even_with_a_later_if_modified_since() {
+        let h = headers(&[
+            (header::IF_NONE_MATCH, "\"old\""),
+            (header::IF_MODIFIED_SINCE, "Sun, 01 Jan 2040 00:00:00 GMT"),
+        ]);
+        assert!(!not_modified(&h, "\"abc\"", SystemTime::UNIX_EPOCH + T));
+    }
+
+    #[test]
+    fn if_modified_since_at_the_same_second_is_not_modified() {
+        let modified = SystemTime::UNIX_EPOCH + T;
+        let h = headers(&[(
+            header::IF_MODIFIED_SINCE,
+            &httpdate::fmt_http_date(modified),
+        )]);
+        assert!(not_modified(&h, "\"abc\"", modified));
+    }
+
+    #[test]
+    fn if_modified_since_before_the_change_is_modified() {
+        let modified = SystemTime::UNIX_EPOCH + T;
+        let earlier = modified - Duration::from_secs(2);
+        let h = headers(&[(header::IF_MODIFIED_SINCE, &httpdate::fmt_http_date(earlier))]);
+        assert!(!not_modified(&h, "\"abc\"", modified));
+    }
+
+    #[test]
+    fn unconditional_request_is_modified() {
+        assert!(!not_modified(
+            &HeaderMap::new(),
+            "\"abc\"",
+            SystemTime::UNIX_EPOCH
+        ));
+    }
+}
