@@ -1,0 +1,768 @@
+//! The HTTP layer: routes Kubernetes API requests to the store and renders answers (JSON
+//! objects, `Status` errors, Tables, watch streams). Shared by the in-process client and HTTPS.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use hyper::body::Frame;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::error::{ApiError, ApiResult};
+use crate::faults::{Faults, RequestInfo, Verb};
+use crate::meta;
+use crate::openapi;
+use crate::patching::PatchKind;
+use crate::registry::ResourceType;
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::store::{
+    DeleteOpts, DeleteOutcome, EventType, FieldValidation, ListQuery, Propagation, Store,
+    WriteOpts, WriteResult, filter_event,
+};
+use crate::table;
+
+/// The body of every response: a full JSON document or a stream of watch events.
+pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Settings the HTTP layer needs.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub git_version: String,
+    pub bookmark_interval: Duration,
+}
+
+/// State shared by every request.
+pub struct Shared {
+    pub store: Mutex<Store>,
+    pub settings: ApiSettings,
+    pub faults: Faults,
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, Store> {
+        self.store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn full(bytes: impl Into<Bytes>) -> ResponseBody {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+fn json_response(code: u16, v: &Value) -> Response<ResponseBody> {
+    let mut r = Response::new(full(serde_json::to_vec(v).unwrap_or_default()));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+pub fn error_response(e: &ApiError) -> Response<ResponseBody> {
+    let mut r = json_response(e.code, &e.to_status());
+    if let Some(secs) = e.retry_after
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+fn with_warnings(mut r: Response<ResponseBody>, warnings: &[String]) -> Response<ResponseBody> {
+    for w in warnings {
+        let text = format!("299 - {:?}", w);
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            r.headers_mut().append(header::WARNING, v);
+        }
+    }
+    r
+}
+
+/// A parsed resource path.
+#[derive(Debug)]
+struct ResourcePath {
+    group: String,
+    version: String,
+    namespace: Option<String>,
+    plural: String,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+enum Route {
+    Version,
+    Health,
+    CoreVersions,
+    Groups,
+    Group(String),
+    ResourceList(String, String),
+    OpenApiV2,
+    OpenApiV3Root,
+    OpenApiV3(String, String),
+    Resource(ResourcePath),
+    NotFound,
+}
+
+fn parse_route(path: &str) -> Route {
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match segs.as_slice() {
+        ["version"] => Route::Version,
+        ["healthz"] | ["livez"] | ["readyz"] => Route::Health,
+        ["api"] => Route::CoreVersions,
+        ["apis"] => Route::Groups,
+        ["apis", g] => Route::Group(g.to_string()),
+        ["api", v] => Route::ResourceList(String::new(), v.to_string()),
+        ["apis", g, v] => Route::ResourceList(g.to_string(), v.to_string()),
+        ["openapi", "v2"] => Route::OpenApiV2,
+        ["openapi", "v3"] => Route::OpenApiV3Root,
+        ["openapi", "v3", "api", v] => Route::OpenApiV3(String::new(), v.to_string()),
+        ["openapi", "v3", "apis", g, v] => Route::OpenApiV3(g.to_string(), v.to_string()),
+        ["api", v, rest @ ..] => resource_path("", v, rest),
+        ["apis", g, v, rest @ ..] => resource_path(g, v, rest),
+        _ => Route::NotFound,
+    }
+}
+
+fn resource_path(group: &str, version: &str, rest: &[&str]) -> Route {
+    let mk = |ns: Option<&str>, plural: &str, name: Option<&&str>, sub: Option<&&str>| {
+        Route::Resource(ResourcePath {
+            group: group.to_string(),
+            version: version.to_string(),
+            namespace: ns.map(str::to_string),
+            plural: plural.to_string(),
+            name: name.map(|s| s.to_string()),
+            sub: sub.map(|s| s.to_string()),
+        })
+    };
+    match rest {
+        // `/api/v1/namespaces/{ns}/{resource}...` unless it is the namespace's own subresource.
+        ["namespaces", ns, plural, tail @ ..]
+            if !(group.is_empty()
+                && tail.is_empty()
+                && matches!(*plural, "status" | "finalize")) =>
+        {
+            if tail.len() > 2 {
+                return Route::NotFound;
+            }
+            mk(Some(ns), plural, tail.first(), tail.get(1))
+        }
+        [plural, tail @ ..] if tail.len() <= 2 => mk(None, plural, tail.first(), tail.get(1)),
+        _ => Route::NotFound,
+    }
+}
+
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(q: Option<&str>) -> Self {
+        Query(
+            form_urlencoded::parse(q.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+    fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("true" | "1"))
+    }
+}
+
+fn header_str(req: &Request<Bytes>, name: header::HeaderName) -> &str {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Handles one API request.
+pub async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response<ResponseBody> {
+    let path = req.uri().path().to_string();
+    let query = Query::parse(req.uri().query());
+    let route = parse_route(&path);
+    match route {
+        Route::Version => json_response(200, &version_info(&shared.settings.git_version)),
+        Route::Health => {
+            let mut r = Response::new(full("ok"));
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            r
+        }
+        Route::CoreVersions => json_response(
+            200,
+            &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}),
+        ),
+        Route::Groups => json_response(200, &group_list(&shared.lock())),
+        Route::Group(g) => {
+            let list = group_list(&shared.lock());
+            match list["groups"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["name"] == g))
+            {
+                Some(group) => {
+                    let mut group = group.clone();
+                    group["kind"] = json!("APIGroup");
+                    group["apiVersion"] = json!("v1");
+                    json_response(200, &group)
+                }
+                None => error_response(&ApiError::page_not_found()),
+            }
+        }
+        Route::ResourceList(g, v) => match shared.lock().registry.resource_list(&g, &v) {
+            Some(list) => json_response(200, &list),
+            None => error_response(&ApiError::page_not_found()),
+        },
+        Route::OpenApiV2 => error_response(&ApiError::page_not_found()),
+        Route::OpenApiV3Root => json_response(200, &openapi::root(&shared.lock().registry)),
+        Route::OpenApiV3(g, v) => match openapi::group_version(&shared.lock().registry, &g, &v) {
+            Some(doc) => json_response(200, &doc),
+            None => error_response(&ApiError::page_not_found()),
+        },
+        Route::Resource(rp) => match resource_request(&shared, &req, &query, rp).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        },
+        Route::NotFound => error_response(&ApiError::page_not_found()),
+    }
+}
+
+fn version_info(git_version: &str) -> Value {
+    let v = git_version.trim_start_matches('v');
+    let mut parts = v.split('.');
+    let major = parts.next().unwrap_or("1");
+    let minor = parts.next().unwrap_or("33");
+    json!({
+        "major": major,
+        "minor": minor,
+        "emulationMajor": major,
+        "emulationMinor": minor,
+        "gitVersion": format!("v{v}"),
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2025-01-01T00:00:00Z",
+        "goVersion": "go1.24.0",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    })
+}
+
+fn group_list(store: &Store) -> Value {
+    let groups: Vec<Value> = store
+        .registry
+        .groups()
+        .into_iter()
+        .map(|(g, versions)| {
+            let vs: Vec<Value> = versions
+                .iter()
+                .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+                .collect();
+            json!({"name": g, "versions": vs, "preferredVersion": vs[0].clone()})
+        })
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// Sets the `apiVersion` a client asked for (all versions share storage, conversion `None`).
+fn present(obj: &Value, t: &ResourceType, version: &str) -> Value {
+    let mut o = obj.clone();
+    o["apiVersion"] = json!(t.api_version(version));
+    o
+}
+
+fn wants_table(req: &Request<Bytes>) -> bool {
+    header_str(req, header::ACCEPT)
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=Table"))
+}
+
+fn verb_of(method: &Method, has_name: bool, watch: bool) -> ApiResult<Verb> {
+    Ok(match (method.as_str(), has_name) {
+        ("GET", true) => Verb::Get,
+        ("GET", false) if watch => Verb::Watch,
+        ("GET", false) => Verb::List,
+        ("POST", false) => Verb::Create,
+        ("PUT", true) => Verb::Update,
+        ("PATCH", true) => Verb::Patch,
+        ("DELETE", true) => Verb::Delete,
+        ("DELETE", false) => Verb::DeleteCollection,
+        (m, _) => {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({m})"
+            )));
+        }
+    })
+}
+
+fn list_query(q: &Query, t: &ResourceType, namespace: Option<&str>) -> ApiResult<ListQuery> {
+    Ok(ListQuery {
+        namespace: namespace.map(str::to_string),
+        labels: LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?,
+        fields: FieldSelector::parse(q.get("fieldSelector").unwrap_or(""), &t.field_selectors)?,
+        limit: q
+            .get("limit")
+            .and_then(|l| l.parse().ok())
+            .filter(|l| *l > 0),
+        continue_token: q
+            .get("continue")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
+    })
+}
+
+fn write_opts(q: &Query, req: &Request<Bytes>) -> ApiResult<WriteOpts> {
+    let dry_run = match q.get("dryRun") {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                format!("dryRun: Unsupported value: {other:?}: supported values: \"All\""),
+            ));
+        }
+    };
+    let field_validation = match q.get("fieldValidation") {
+        None | Some("") | Some("Warn") => FieldValidation::Warn,
+        Some("Strict") => FieldValidation::Strict,
+        Some("Ignore") => FieldValidation::Ignore,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "fieldValidation parameter unsupported: {other}"
+            )));
+        }
+    };
+    let field_manager = match q.get("fieldManager") {
+        Some(m) if !m.is_empty() => m.to_string(),
+        _ => {
+            // The apiserver defaults the manager to the user agent's product name.
+            let ua = header_str(req, header::USER_AGENT);
+            ua.split('/')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(128)
+                .collect()
+        }
+    };
+    Ok(WriteOpts {
+        dry_run,
+        field_manager,
+        field_validation,
+    })
+}
+
+async fn resource_request(
+    shared: &Arc<Shared>,
+    req: &Request<Bytes>,
+    q: &Query,
+    rp: ResourcePath,
+) -> ApiResult<Response<ResponseBody>> {
+    let t = {
+        let store = shared.lock();
+        store
+            .registry
+            .lookup(&rp.group, &rp.version, &rp.plural)
+            .cloned()
+    }
+    .ok_or_else(ApiError::page_not_found)?;
+    if rp.namespace.is_some() && !t.namespaced {
+        return Err(ApiError::page_not_found());
+    }
+    if let Some(sub) = &rp.sub {
+        let known = sub == "status" && t.has_status
+            || (sub == "finalize" && t.group.is_empty() && t.plural == "namespaces");
+        if !known {
+            return Err(ApiError::page_not_found());
+        }
+    }
+    let watch = q.flag("watch");
+    let verb = verb_of(req.method(), rp.name.is_some(), watch)?;
+    let ns = rp.namespace.clone().unwrap_or_default();
+    let name = rp.name.clone().unwrap_or_default();
+    let decision = shared.faults.decide(&RequestInfo {
+        verb,
+        resource: &t.plural,
+        namespace: &ns,
+        name: &name,
+    });
+    if let Some(d) = decision.delay {
+        tokio::time::sleep(d).await;
+    }
+    if let Some(e) = decision.fail {
+        return Err(e);
+    }
+    let version = rp.version.as_str();
+    let table = wants_table(req);
+    match verb {
+        Verb::Get => {
+            let obj = shared.lock().get(&t, &ns, &name)?;
+            let obj = present(&obj, &t, version);
+            if table {
+                let rv = meta::resource_version(&obj).to_string();
+                return Ok(json_response(
+                    200,
+                    &table::table(&t, version, &[obj], &rv, None, include_object(q)),
+                ));
+            }
+            Ok(json_response(200, &obj))
+        }
+        Verb::List => {
+            let lq = list_query(q, &t, rp.namespace.as_deref())?;
+            let result = shared.lock().list(&t, &lq)?;
+            let items: Vec<Value> = result
+                .items
+                .iter()
+                .map(|o| present(o, &t, version))
+                .collect();
+            let rv = result.resource_version.to_string();
+            if table {
+                return Ok(json_response(
+                    200,
+                    &table::table(
+                        &t,
+                        version,
+                        &items,
+                        &rv,
+                        result.continue_token.as_deref(),
+                        include_object(q),
+                    ),
+                ));
+            }
+            let mut metadata = json!({"resourceVersion": rv});
+            if let Some(c) = result.continue_token {
+                metadata["continue"] = json!(c);
+            }
+            if let Some(r) = result.remaining {
+                metadata["remainingItemCount"] = json!(r);
+            }
+            Ok(json_response(
+                200,
+                &json!({
+                    "kind": t.list_kind,
+                    "apiVersion": t.api_version(version),
+                    "metadata": metadata,
+                    "items": items,
+                }),
+            ))
+        }
+        Verb::Watch => start_watch(shared, &t, version, q, rp.namespace.as_deref(), table),
+        Verb::Create => {
+            let opts = write_opts(q, req)?;
+            let body = parse_body(req.body())?;
+            let result = shared.lock().create(&t, &ns, body, &opts)?;
+            Ok(write_response(&t, version, result, 201))
+        }
+        Verb::Update => {
+            let opts = write_opts(q, req)?;
+            let body = parse_body(req.body())?;
+            let sub = rp.sub.as_deref();
+            let result = if sub == Some("finalize") {
+                shared.lock().finalize_namespace(&t, &name, body, &opts)?
+            } else {
+                shared.lock().update(&t, &ns, &name, body, sub, &opts)?
+            };
+            Ok(write_response(&t, version, result, 200))
+        }
+        Verb::Patch => {
+            let opts = write_opts(q, req)?;
+            let ct = header_str(req, header::CONTENT_TYPE);
+            let kind = PatchKind::from_content_type(ct)
+                .ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+            let force = q.flag("force");
+            let result = shared.lock().patch(
+                &t,
+                &ns,
+                &name,
+                kind,
+                req.body(),
+                rp.sub.as_deref(),
+                force,
+                &opts,
+            )?;
+            let code = if result.created { 201 } else { 200 };
+            Ok(write_response(&t, version, result, code))
+        }
+        Verb::Delete => {
+            let opts = delete_opts(q, req.body())?;
+            match shared.lock().delete(&t, &ns, &name, &opts)? {
+                DeleteOutcome::Pending(obj) => Ok(json_response(200, &present(&obj, &t, version))),
+                DeleteOutcome::Gone(obj) => {
+                    let mut details =
+                        json!({"name": name, "kind": t.plural, "uid": meta::uid(&obj)});
+                    if !t.group.is_empty() {
+                        details["group"] = json!(t.group);
+                    }
+                    Ok(json_response(
+                        200,
+                        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}),
+                    ))
+                }
+            }
+        }
+        Verb::DeleteCollection => {
+            let opts = delete_opts(q, req.body())?;
+            let lq = list_query(q, &t, rp.namespace.as_deref())?;
+            let (items, rv) = {
+                let mut store = shared.lock();
+                let items = store.delete_collection(&t, &lq, &opts)?;
+                (items, store.current_rv())
+            };
+            let items: Vec<Value> = items.iter().map(|o| present(o, &t, version)).collect();
+            Ok(json_response(
+                200,
+                &json!({
+                    "kind": t.list_kind,
+                    "apiVersion": t.api_version(version),
+                    "metadata": {"resourceVersion": rv.to_string()},
+                    "items": items,
+                }),
+            ))
+        }
+    }
+}
+
+fn include_object(q: &Query) -> table::Include {
+    match q.get("includeObject") {
+        Some("Object") => table::Include::Object,
+        Some("None") => table::Include::None,
+        _ => table::Include::Metadata,
+    }
+}
+
+fn parse_body(body: &Bytes) -> ApiResult<Value> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the body of the request was empty"));
+    }
+    // JSON is YAML: kubectl and kube-rs send JSON, hand-written requests may send YAML.
+    serde_json::from_slice(body)
+        .or_else(|_| serde_yaml_ng::from_slice(body))
+        .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
+}
+
+fn write_response(
+    t: &ResourceType,
+    version: &str,
+    result: WriteResult,
+    code: u16,
+) -> Response<ResponseBody> {
+    with_warnings(
+        json_response(code, &present(&result.object, t, version)),
+        &result.warnings,
+    )
+}
+
+fn delete_opts(q: &Query, body: &Bytes) -> ApiResult<DeleteOpts> {
+    let b: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+    };
+    let policy = q
+        .get("propagationPolicy")
+        .map(str::to_string)
+        .or_else(|| b["propagationPolicy"].as_str().map(str::to_string));
+    let mut propagation = match policy.as_deref() {
+        None | Some("") => None,
+        Some("Background") => Some(Propagation::Background),
+        Some("Foreground") => Some(Propagation::Foreground),
+        Some("Orphan") => Some(Propagation::Orphan),
+        Some(other) => {
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                format!(
+                    "propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+                ),
+            ));
+        }
+    };
+    let orphan = q
+        .get("orphanDependents")
+        .map(|v| v == "true")
+        .or(b["orphanDependents"].as_bool());
+    if propagation.is_none() && orphan.is_some() {
+        propagation = Some(if orphan == Some(true) {
+            Propagation::Orphan
+        } else {
+            Propagation::Background
+        });
+    }
+    let dry_run = q.get("dryRun") == Some("All")
+        || b["dryRun"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == "All"));
+    Ok(DeleteOpts {
+        dry_run,
+        propagation,
+        precondition_uid: b["preconditions"]["uid"].as_str().map(str::to_string),
+        precondition_rv: b["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string),
+    })
+}
+
+fn watch_line(ty: &str, object: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": ty, "object": object})).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+fn start_watch(
+    shared: &Arc<Shared>,
+    t: &Arc<ResourceType>,
+    version: &str,
+    q: &Query,
+    namespace: Option<&str>,
+    table_mode: bool,
+) -> ApiResult<Response<ResponseBody>> {
+    let lq = list_query(q, t, namespace)?;
+    let rv_param = q.get("resourceVersion").filter(|v| !v.is_empty());
+    let send_initial = q.flag("sendInitialEvents");
+    let bookmarks = q.flag("allowWatchBookmarks");
+    let since = match rv_param {
+        None | Some("0") => None,
+        Some(v) => Some(
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {v:?}")))?,
+        ),
+    };
+    let since = if send_initial { None } else { since };
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let (tx, rx_body) = mpsc::channel::<Bytes>(256);
+    let start = shared.lock().watch(t, &lq, since);
+    let start = match start {
+        Ok(s) => s,
+        Err(e) if e.code == 410 => {
+            // The apiserver opens the stream and reports expiry as an ERROR event.
+            let line = watch_line("ERROR", &e.to_status());
+            return Ok(stream_response(futures::stream::once(async move { line })));
+        }
+        Err(e) => return Err(e),
+    };
+    let mut closer = shared.faults.watch_closer();
+    closer.mark_unchanged();
+    let mut shutdown = shared.shutdown.subscribe();
+    let interval = shared.settings.bookmark_interval;
+    let t = t.clone();
+    let version = version.to_string();
+    let include = include_object(q);
+    let bookmark_object = json!({
+        "kind": t.kind,
+        "apiVersion": t.api_version(&version),
+        "metadata": {"resourceVersion": ""},
+    });
+    let watched = t.key();
+    let render = move |ty: EventType, obj: &Value| -> Bytes {
+        let obj = present(obj, &t, &version);
+        if table_mode {
+            let rv = meta::resource_version(&obj).to_string();
+            watch_line(
+                ty.as_str(),
+                &table::table(&t, &version, &[obj], &rv, None, include),
+            )
+        } else {
+            watch_line(ty.as_str(), &obj)
+        }
+    };
+    let initial_end = send_initial && bookmarks;
+    tokio::spawn(async move {
+        let mut last_rv = start.rv;
+        let bookmark = |rv: u64, initial_end: bool| {
+            let mut b = bookmark_object.clone();
+            b["metadata"]["resourceVersion"] = json!(rv.to_string());
+            if initial_end {
+                b["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            }
+            watch_line("BOOKMARK", &b)
+        };
+        for (ty, obj) in &start.initial {
+            if tx.send(render(*ty, obj)).await.is_err() {
+                return;
+            }
+        }
+        if initial_end && tx.send(bookmark(last_rv, true)).await.is_err() {
+            return;
+        }
+        let mut rx = start.rx;
+        let deadline = timeout.map(|d| tokio::time::Instant::now() + d);
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await;
+        loop {
+            let sleep_until = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => futures::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Ok(ev) => {
+                        last_rv = ev.rv;
+                        if ev.res != watched {
+                            continue;
+                        }
+                        if let Some(ty) = filter_event(&ev, &lq)
+                            && tx.send(render(ty, &ev.object)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    // A watcher too slow for the history buffer is closed; it re-watches.
+                    Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = ticker.tick(), if bookmarks => {
+                    if tx.send(bookmark(last_rv, false)).await.is_err() {
+                        return;
+                    }
+                }
+                _ = sleep_until => return,
+                _ = closer.changed() => return,
+                _ = shutdown.changed() => return,
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    let stream =
+        futures::stream::unfold(
+            rx_body,
+            |mut rx| async move { rx.recv().await.map(|b| (b, rx)) },
+        );
+    Ok(stream_response(stream))
+}
+
+fn stream_response(
+    stream: impl futures::Stream<Item = Bytes> + Send + 'static,
+) -> Response<ResponseBody> {
+    use futures::StreamExt as _;
+    let body = StreamBody::new(stream.map(|b| Ok::<_, Infallible>(Frame::data(b))));
+    let mut r = Response::new(BodyExt::boxed_unsync(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    r
+}

@@ -1,0 +1,185 @@
+//! The HTTPS endpoint on loopback: a generated CA and serving certificate, bearer-token
+//! authentication, and a kubeconfig for kubectl and `kube::Client`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::{self, pki_types};
+
+use crate::api::{self, Shared};
+use crate::error::{ApiError, Error};
+
+/// A running HTTPS endpoint.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// `https://127.0.0.1:{port}`.
+    pub url: String,
+    /// The bound address.
+    pub addr: SocketAddr,
+    ca_pem: String,
+    token: String,
+    namespace: String,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a credential: never printed.
+        f.debug_struct("Endpoint")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+const NAME: &str = "upstart-local";
+
+impl Endpoint {
+    /// The CA certificate (PEM) that signed the serving certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The bearer token requests must carry.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// A kubeconfig with one cluster, user and context named `upstart-local`.
+    pub fn kubeconfig_yaml(&self) -> String {
+        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: {NAME}\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: {NAME}\n  user:\n    token: {}\ncontexts:\n- name: {NAME}\n  context:\n    cluster: {NAME}\n    user: {NAME}\n    namespace: {}\ncurrent-context: {NAME}\npreferences: {{}}\n",
+            self.url, self.token, self.namespace
+        )
+    }
+
+    /// Writes [`Self::kubeconfig_yaml`] to `path` (owner-readable only on Unix: it holds a token).
+    pub fn write_kubeconfig(&self, path: &Path) -> Result<(), Error> {
+        std::fs::write(path, self.kubeconfig_yaml())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(())
+    }
+
+    /// A `kube::Client` that goes through HTTPS (TLS verification against the generated CA).
+    pub async fn client(&self) -> Result<kube::Client, Error> {
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml())
+            .map_err(|e| Error::Client(e.to_string()))?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .map_err(|e| Error::Client(e.to_string()))?;
+        kube::Client::try_from(config).map_err(|e| Error::Client(e.to_string()))
+    }
+}
+
+struct Certs {
+    ca_pem: String,
+    chain: Vec<pki_types::CertificateDer<'static>>,
+    key: pki_types::PrivateKeyDer<'static>,
+}
+
+fn generate_certs() -> Result<Certs, Error> {
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "upstart-local-ca");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let leaf_key = KeyPair::generate()?;
+    let mut leaf_params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "upstart-local-apiserver");
+    leaf_params.is_ca = IsCa::ExplicitNoCa;
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer)?;
+    Ok(Certs {
+        ca_pem: ca_cert.pem(),
+        chain: vec![leaf.der().clone(), ca_cert.der().clone()],
+        key: pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+    })
+}
+
+pub async fn serve(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    namespace: &str,
+) -> Result<Endpoint, Error> {
+    let certs = generate_certs()?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs.chain, certs.key)?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let endpoint = Endpoint {
+        url: format!("https://{local}"),
+        addr: local,
+        ca_pem: certs.ca_pem,
+        token: token.clone(),
+        namespace: namespace.to_string(),
+    };
+    let mut shutdown = shared.shutdown.subscribe();
+    let expected = format!("Bearer {token}");
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.changed() => return,
+            };
+            let Ok((tcp, _)) = accepted else { continue };
+            let acceptor = acceptor.clone();
+            let shared = shared.clone();
+            let expected = expected.clone();
+            let mut conn_shutdown = shared.shutdown.subscribe();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let shared = shared.clone();
+                    let authorised = req
+                        .headers()
+                        .get(http::header::AUTHORIZATION)
+                        .is_some_and(|v| v.as_bytes() == expected.as_bytes());
+                    async move {
+                        if !authorised {
+                            return Ok::<_, std::convert::Infallible>(api::error_response(
+                                &ApiError::new(401, "Unauthorized", "Unauthorized"),
+                            ));
+                        }
+                        Ok(crate::serve(shared, req).await)
+                    }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), svc);
+                tokio::select! {
+                    _ = conn => {}
+                    _ = conn_shutdown.changed() => {}
+                }
+            });
+        }
+    });
+    Ok(endpoint)
+}

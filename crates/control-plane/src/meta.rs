@@ -1,0 +1,188 @@
+//! Object metadata helpers: name validation, timestamps, generated names, JSON accessors.
+
+use rand::Rng;
+use serde_json::Value;
+
+use crate::error::Cause;
+
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Parses an RFC 3339 timestamp to seconds since the epoch (for the Age column).
+pub fn parse_time(s: &str) -> Option<i64> {
+    s.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
+}
+
+/// The characters and length the apiserver's `SimpleNameGenerator` uses for `generateName`.
+pub fn generate_name(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let max_prefix = 63 - 5;
+    let prefix = if prefix.len() > max_prefix {
+        &prefix[..max_prefix]
+    } else {
+        prefix
+    };
+    let mut rng = rand::rng();
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("{prefix}{suffix}")
+}
+
+fn is_alnum(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit()
+}
+
+fn dns1123_label_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| is_alnum(c) || c == '-')
+        && s.starts_with(is_alnum)
+        && s.ends_with(is_alnum)
+}
+
+const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+
+/// Validates `metadata.name` the way the apiserver does for the kind: DNS-1123 labels for
+/// namespaces and services, DNS-1123 subdomains for everything else.
+pub fn validate_name(plural: &str, group: &str, name: &str) -> Vec<Cause> {
+    let label = group.is_empty() && matches!(plural, "namespaces" | "services");
+    let value = Value::String(name.to_string());
+    if label {
+        if !dns1123_label_ok(name) {
+            let mut causes = Vec::new();
+            if name.len() > 63 {
+                causes.push(Cause::invalid(
+                    "metadata.name",
+                    &value,
+                    "must be no more than 63 characters",
+                ));
+            }
+            causes.push(Cause::invalid("metadata.name", &value, LABEL_MSG));
+            return causes;
+        }
+        return Vec::new();
+    }
+    let mut causes = Vec::new();
+    if name.len() > 253 {
+        causes.push(Cause::invalid(
+            "metadata.name",
+            &value,
+            "must be no more than 253 characters",
+        ));
+    }
+    let ok = !name.is_empty()
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part.chars().all(|c| is_alnum(c) || c == '-')
+                && part.starts_with(is_alnum)
+                && part.ends_with(is_alnum)
+        });
+    if !ok {
+        causes.push(Cause::invalid("metadata.name", &value, SUBDOMAIN_MSG));
+    }
+    causes
+}
+
+pub fn name(obj: &Value) -> &str {
+    obj["metadata"]["name"].as_str().unwrap_or("")
+}
+
+pub fn namespace(obj: &Value) -> &str {
+    obj["metadata"]["namespace"].as_str().unwrap_or("")
+}
+
+pub fn uid(obj: &Value) -> &str {
+    obj["metadata"]["uid"].as_str().unwrap_or("")
+}
+
+pub fn resource_version(obj: &Value) -> &str {
+    obj["metadata"]["resourceVersion"].as_str().unwrap_or("")
+}
+
+pub fn is_deleting(obj: &Value) -> bool {
+    obj["metadata"]["deletionTimestamp"].is_string()
+}
+
+pub fn finalizers(obj: &Value) -> Vec<String> {
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Mutable access to `metadata`, creating it when absent.
+pub fn metadata_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
+    if !obj["metadata"].is_object() {
+        obj["metadata"] = Value::Object(serde_json::Map::new());
+    }
+    match obj.get_mut("metadata") {
+        Some(Value::Object(m)) => m,
+        _ => unreachable!("metadata was just made an object"),
+    }
+}
+
+pub fn set_finalizers(obj: &mut Value, finalizers: &[String]) {
+    let meta = metadata_mut(obj);
+    if finalizers.is_empty() {
+        meta.remove("finalizers");
+    } else {
+        meta.insert("finalizers".into(), Value::from(finalizers.to_vec()));
+    }
+}
+
+/// Owner references as `(uid, blockOwnerDeletion)`.
+pub fn owner_refs(obj: &Value) -> Vec<(String, bool)> {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| {
+                    let uid = r["uid"].as_str()?.to_string();
+                    Some((uid, r["blockOwnerDeletion"].as_bool() == Some(true)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The object without `metadata` (and without `status` when `drop_status`): what `generation`
+/// tracks.
+pub fn generation_relevant(obj: &Value, drop_status: bool) -> Value {
+    let mut v = obj.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("metadata");
+        if drop_status {
+            m.remove("status");
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_dns_1123_rules() {
+        assert!(validate_name("configmaps", "", "a.b-c").is_empty());
+        assert_eq!(validate_name("configmaps", "", "Bad_Name").len(), 1);
+        assert!(!validate_name("namespaces", "", "a.b").is_empty());
+        assert!(validate_name("namespaces", "", "team-a").is_empty());
+    }
+
+    #[test]
+    fn generated_names_append_five_characters() {
+        let n = generate_name("web-");
+        assert_eq!(n.len(), 9);
+        assert!(n.starts_with("web-"));
+    }
+}

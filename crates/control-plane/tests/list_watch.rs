@@ -1,0 +1,347 @@
+//! List and watch semantics ("API Concepts": efficient detection of changes, retrieving large
+//! results in chunks, resource versions, watch bookmarks, label and field selectors).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns
+
+mod common;
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use serde_json::json;
+use upstart_control_plane::{ControlPlane, Options};
+
+use common::*;
+
+fn cm(name: &str, labels: serde_json::Value) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap()
+}
+
+async fn next_event(
+    stream: &mut (impl futures::Stream<Item = kube::Result<WatchEvent<ConfigMap>>> + Unpin),
+) -> WatchEvent<ConfigMap> {
+    tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+        .await
+        .expect("an event within 5s")
+        .expect("no stream error")
+        .expect("stream still open")
+}
+
+#[tokio::test]
+async fn list_with_limit_returns_pages_linked_by_continue_tokens() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    for i in 0..5 {
+        cms.create(&PostParams::default(), &cm(&format!("c{i}"), json!({})))
+            .await
+            .unwrap();
+    }
+    let first = cms.list(&ListParams::default().limit(2)).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    assert_eq!(first.metadata.remaining_item_count, Some(3));
+    let token = first.metadata.continue_.clone().expect("continue token");
+    let second = cms
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await
+        .unwrap();
+    let third = cms
+        .list(
+            &ListParams::default()
+                .limit(2)
+                .continue_token(second.metadata.continue_.as_deref().unwrap()),
+        )
+        .await
+        .unwrap();
+    assert!(third.metadata.continue_.is_none());
+    let names: Vec<String> = first
+        .items
+        .iter()
+        .chain(&second.items)
+        .chain(&third.items)
+        .map(|c| c.name_any())
+        .collect();
+    assert_eq!(names, ["c0", "c1", "c2", "c3", "c4"]);
+    assert_eq!(
+        second.metadata.resource_version,
+        first.metadata.resource_version
+    );
+}
+
+#[tokio::test]
+async fn label_selectors_support_equality_and_set_based_requirements() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    cms.create(
+        &PostParams::default(),
+        &cm("a", json!({"app": "web", "tier": "front"})),
+    )
+    .await
+    .unwrap();
+    cms.create(
+        &PostParams::default(),
+        &cm("b", json!({"app": "web", "tier": "back"})),
+    )
+    .await
+    .unwrap();
+    cms.create(&PostParams::default(), &cm("c", json!({"app": "db"})))
+        .await
+        .unwrap();
+    let names = |l: kube::core::ObjectList<ConfigMap>| {
+        l.items.iter().map(|c| c.name_any()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(
+            cms.list(&ListParams::default().labels("app=web"))
+                .await
+                .unwrap()
+        ),
+        ["a", "b"]
+    );
+    assert_eq!(
+        names(
+            cms.list(&ListParams::default().labels("tier in (back),app"))
+                .await
+                .unwrap()
+        ),
+        ["b"]
+    );
+    assert_eq!(
+        names(
+            cms.list(&ListParams::default().labels("!tier"))
+                .await
+                .unwrap()
+        ),
+        ["c"]
+    );
+    assert_eq!(
+        names(
+            cms.list(&ListParams::default().labels("app notin (web)"))
+                .await
+                .unwrap()
+        ),
+        ["c"]
+    );
+}
+
+#[tokio::test]
+async fn field_selectors_on_metadata_name_and_namespace_are_supported() {
+    let cp = control_plane();
+    let client = cp.client();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    cms.create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .unwrap();
+    cms.create(&PostParams::default(), &cm("b", json!({})))
+        .await
+        .unwrap();
+    let one = cms
+        .list(&ListParams::default().fields("metadata.name=b"))
+        .await
+        .unwrap();
+    assert_eq!(one.items.len(), 1);
+    let all: Api<ConfigMap> = Api::all(client);
+    let by_ns = all
+        .list(&ListParams::default().fields("metadata.namespace!=default"))
+        .await
+        .unwrap();
+    assert!(by_ns.items.is_empty());
+    let err = api_error(
+        cms.list(&ListParams::default().fields("data.x=1"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 400);
+    assert_eq!(err.message, "field label not supported: data.x");
+}
+
+#[tokio::test]
+async fn watch_without_resource_version_starts_with_the_current_objects_as_added() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    cms.create(&PostParams::default(), &cm("existing", json!({})))
+        .await
+        .unwrap();
+    let mut s = cms
+        .watch(&WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    match next_event(&mut s).await {
+        WatchEvent::Added(o) => assert_eq!(o.name_any(), "existing"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn watch_with_a_label_selector_sees_objects_leaving_it_as_deleted() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let c = cms
+        .create(&PostParams::default(), &cm("m", json!({"app": "x"})))
+        .await
+        .unwrap();
+    let rv = c.resource_version().unwrap();
+    let mut s = cms
+        .watch(&WatchParams::default().labels("app=x"), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    cms.patch(
+        "m",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "y"}}})),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(next_event(&mut s).await, WatchEvent::Deleted(_)));
+    cms.patch(
+        "m",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "x"}}})),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(next_event(&mut s).await, WatchEvent::Added(_)));
+}
+
+#[tokio::test]
+async fn watch_from_a_compacted_resource_version_reports_410_expired() {
+    let cp = ControlPlane::start(Options {
+        watch_history: 3,
+        ..Options::default()
+    });
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let first = cms
+        .create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .unwrap();
+    for i in 0..5 {
+        cms.create(&PostParams::default(), &cm(&format!("x{i}"), json!({})))
+            .await
+            .unwrap();
+    }
+    let mut s = cms
+        .watch(&WatchParams::default(), &first.resource_version().unwrap())
+        .await
+        .unwrap()
+        .boxed();
+    match next_event(&mut s).await {
+        WatchEvent::Error(e) => {
+            assert_eq!(e.code, 410);
+            assert_eq!(e.reason, "Expired");
+        }
+        other => panic!("expected a 410 error event, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn watch_bookmarks_are_sent_when_allowed() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut s = cms
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    match next_event(&mut s).await {
+        WatchEvent::Bookmark(b) => assert_eq!(b.metadata.resource_version, rv),
+        other => panic!("expected a bookmark, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn watch_with_send_initial_events_ends_the_initial_state_with_an_annotated_bookmark() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    cms.create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .unwrap();
+    let mut s = cms
+        .watch(&WatchParams::streaming_lists(), "")
+        .await
+        .unwrap()
+        .boxed();
+    assert!(matches!(next_event(&mut s).await, WatchEvent::Added(_)));
+    match next_event(&mut s).await {
+        WatchEvent::Bookmark(b) => {
+            assert_eq!(
+                b.metadata
+                    .annotations
+                    .get("k8s.io/initial-events-end")
+                    .map(String::as_str),
+                Some("true")
+            )
+        }
+        other => panic!("expected the initial-events-end bookmark, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn watch_ends_after_timeout_seconds() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let mut s = cms
+        .watch(&WatchParams::default().timeout(1), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let started = std::time::Instant::now();
+    let drained = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(ev) = s.try_next().await.unwrap() {
+            assert!(
+                matches!(ev, WatchEvent::Bookmark(_)),
+                "only bookmarks on an idle watch"
+            );
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the stream ends within 5s");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn kube_runtime_watcher_follows_changes_across_a_dropped_stream() {
+    use kube::runtime::{WatchStreamExt, watcher};
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let mut applied = watcher(cms.clone(), watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    cms.create(&PostParams::default(), &cm("one", json!({})))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), applied.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.name_any(), "one");
+    cp.faults().close_watches();
+    cms.create(&PostParams::default(), &cm("two", json!({})))
+        .await
+        .unwrap();
+    let second = loop {
+        let o = tokio::time::timeout(Duration::from_secs(5), applied.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if o.name_any() == "two" {
+            break o;
+        }
+    };
+    assert_eq!(second.name_any(), "two");
+    cms.delete("two", &DeleteParams::default()).await.unwrap();
+}

@@ -1,0 +1,339 @@
+//! Create, update, patch and status semantics, checked against the Kubernetes API documentation
+//! ("API Concepts", "Object Names and IDs", "Kubernetes API: resource versions", subresources).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns
+
+mod common;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use common::*;
+
+fn cm(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "v"}})).unwrap()
+}
+
+#[tokio::test]
+async fn generate_name_gets_a_random_five_character_suffix() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let obj: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"generateName": "job-"}})).unwrap();
+    let a = cms.create(&PostParams::default(), &obj).await.unwrap();
+    let b = cms.create(&PostParams::default(), &obj).await.unwrap();
+    let (a, b) = (a.metadata.name.unwrap(), b.metadata.name.unwrap());
+    assert!(a.starts_with("job-") && a.len() == 9, "{a}");
+    assert_ne!(a, b);
+}
+
+#[tokio::test]
+async fn creating_an_object_whose_name_exists_is_refused_with_409_already_exists() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    cms.create(&PostParams::default(), &cm("dup"))
+        .await
+        .unwrap();
+    let err = api_error(
+        cms.create(&PostParams::default(), &cm("dup"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 409);
+    assert_eq!(err.reason, "AlreadyExists");
+    assert_eq!(err.message, "configmaps \"dup\" already exists");
+}
+
+#[tokio::test]
+async fn names_that_are_not_dns_subdomains_are_refused_with_422_invalid() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let err = api_error(
+        cms.create(&PostParams::default(), &cm("Not_Valid"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+    assert_eq!(err.reason, "Invalid");
+    assert!(
+        err.message.starts_with("ConfigMap \"Not_Valid\" is invalid: metadata.name: Invalid value: \"Not_Valid\": a lowercase RFC 1123 subdomain"),
+        "{}",
+        err.message
+    );
+}
+
+#[tokio::test]
+async fn update_with_stale_resource_version_is_refused_with_409() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let first = cms.create(&PostParams::default(), &cm("c")).await.unwrap();
+    let mut newer = first.clone();
+    newer.data = Some([("k".to_string(), "2".to_string())].into());
+    cms.replace("c", &PostParams::default(), &newer)
+        .await
+        .unwrap();
+    let mut stale = first;
+    stale.data = Some([("k".to_string(), "3".to_string())].into());
+    let err = api_error(
+        cms.replace("c", &PostParams::default(), &stale)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 409);
+    assert_eq!(err.reason, "Conflict");
+    assert_eq!(
+        err.message,
+        "Operation cannot be fulfilled on configmaps \"c\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+}
+
+#[tokio::test]
+async fn updating_a_missing_object_is_refused_with_404() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let err = api_error(
+        cms.replace("ghost", &PostParams::default(), &cm("ghost"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 404);
+    assert_eq!(err.message, "configmaps \"ghost\" not found");
+}
+
+#[tokio::test]
+async fn custom_resource_update_without_resource_version_is_invalid() {
+    let cp = control_plane();
+    let ws = widgets(&cp.client(), "default").await;
+    ws.create(&PostParams::default(), &widget("w", 1))
+        .await
+        .unwrap();
+    let err = api_error(
+        ws.replace("w", &PostParams::default(), &widget("w", 2))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message.contains(
+            "metadata.resourceVersion: Invalid value: \"0x0\": must be specified for an update"
+        ),
+        "{}",
+        err.message
+    );
+}
+
+#[tokio::test]
+async fn resource_versions_increase_monotonically_across_kinds() {
+    let cp = control_plane();
+    let client = cp.client();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let ws = widgets(&client, "default").await;
+    let a = cms.create(&PostParams::default(), &cm("a")).await.unwrap();
+    let w = ws
+        .create(&PostParams::default(), &widget("w", 1))
+        .await
+        .unwrap();
+    let b = cms.create(&PostParams::default(), &cm("b")).await.unwrap();
+    let rv =
+        |m: &kube::api::ObjectMeta| m.resource_version.clone().unwrap().parse::<u64>().unwrap();
+    assert!(rv(&a.metadata) < rv(&w.metadata));
+    assert!(rv(&w.metadata) < rv(&b.metadata));
+}
+
+#[tokio::test]
+async fn generation_changes_only_when_the_spec_changes() {
+    let cp = control_plane();
+    let ws = widgets(&cp.client(), "default").await;
+    ws.create(&PostParams::default(), &widget("g", 1))
+        .await
+        .unwrap();
+    let labelled = ws
+        .patch(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(labelled.metadata.generation, Some(1));
+    let status = ws
+        .patch_status(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Ready"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status.metadata.generation, Some(1));
+    let spec = ws
+        .patch(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"size": 9}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(spec.metadata.generation, Some(2));
+}
+
+#[tokio::test]
+async fn main_endpoint_ignores_status_for_kinds_with_a_status_subresource() {
+    let cp = control_plane();
+    let ws = widgets(&cp.client(), "default").await;
+    let mut w = widget("s", 1);
+    w.data["status"] = json!({"phase": "Set-on-create"});
+    let created = ws.create(&PostParams::default(), &w).await.unwrap();
+    assert!(
+        created.data.get("status").is_none(),
+        "status is dropped on create"
+    );
+    let patched = ws
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "X"}, "spec": {"size": 2}})),
+        )
+        .await
+        .unwrap();
+    assert!(patched.data.get("status").is_none());
+    assert_eq!(patched.data["spec"]["size"], 2);
+}
+
+#[tokio::test]
+async fn status_endpoint_ignores_everything_but_status() {
+    let cp = control_plane();
+    let ws = widgets(&cp.client(), "default").await;
+    ws.create(&PostParams::default(), &widget("s", 1))
+        .await
+        .unwrap();
+    let patched = ws
+        .patch_status(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Ready"}, "spec": {"size": 7}, "metadata": {"labels": {"x": "y"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.data["status"]["phase"], "Ready");
+    assert_eq!(patched.data["spec"]["size"], 1);
+    assert!(patched.metadata.labels.is_none());
+}
+
+#[tokio::test]
+async fn deployment_generation_and_status_follow_the_same_rules() {
+    let cp = control_plane();
+    let deploys: Api<Deployment> = Api::default_namespaced(cp.client());
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}
+    }))
+    .unwrap();
+    let created = deploys.create(&PostParams::default(), &d).await.unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    let scaled = deploys
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scaled.metadata.generation, Some(2));
+    let st = deploys
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"readyReplicas": 3}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st.metadata.generation, Some(2));
+    assert_eq!(st.status.unwrap().ready_replicas, Some(3));
+}
+
+#[tokio::test]
+async fn a_no_op_update_keeps_the_resource_version() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let created = cms
+        .create(&PostParams::default(), &cm("same"))
+        .await
+        .unwrap();
+    let again = cms
+        .replace("same", &PostParams::default(), &created)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.metadata.resource_version,
+        created.metadata.resource_version
+    );
+}
+
+#[tokio::test]
+async fn dry_run_create_validates_and_returns_the_object_but_stores_nothing() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let pp = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let returned = cms.create(&pp, &cm("dry")).await.unwrap();
+    assert_eq!(returned.metadata.name.as_deref(), Some("dry"));
+    assert!(cms.get_opt("dry").await.unwrap().is_none());
+    let err = api_error(cms.create(&pp, &cm("Bad_Name")).await.unwrap_err());
+    assert_eq!(err.code, 422);
+}
+
+#[tokio::test]
+async fn json_patch_applies_operations_in_order() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    cms.create(&PostParams::default(), &cm("jp")).await.unwrap();
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "add", "path": "/data/extra", "value": "1"},
+        {"op": "remove", "path": "/data/k"}
+    ]))
+    .unwrap();
+    let out = cms
+        .patch("jp", &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await
+        .unwrap();
+    let data = out.data.unwrap();
+    assert_eq!(data.len(), 1);
+    assert_eq!(data["extra"], "1");
+}
+
+#[tokio::test]
+async fn strategic_merge_patch_of_a_custom_resource_is_unsupported_media_type() {
+    let cp = control_plane();
+    let ws = widgets(&cp.client(), "default").await;
+    ws.create(&PostParams::default(), &widget("smp", 1))
+        .await
+        .unwrap();
+    let err = api_error(
+        ws.patch(
+            "smp",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"size": 2}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(err.code, 415);
+}
+
+#[tokio::test]
+async fn objects_cannot_be_created_in_a_missing_namespace() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::namespaced(cp.client(), "nowhere");
+    let err = api_error(
+        cms.create(&PostParams::default(), &cm("x"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 404);
+    assert_eq!(err.message, "namespaces \"nowhere\" not found");
+}
