@@ -1,0 +1,197 @@
+//! Validation of custom resources against a CustomResourceDefinition's `openAPIV3Schema`, the
+//! way kube-apiserver does it: the same checks, the same order, the same messages.
+//!
+//! A write to the apiserver goes through [`CompiledSchema::admit`]: unknown fields are pruned,
+//! defaults applied, then the object is validated (OpenAPI schema checks, list-type
+//! uniqueness, then `x-kubernetes-validations` CEL rules, with transition rules on update
+//! only). Compile a schema once with [`CompiledSchema::new`] and validate many objects with it.
+//!
+//! ```
+//! use serde_json::json;
+//! use upstart_crd_validation::{CompiledSchema, invalid_error_message};
+//!
+//! let schema = CompiledSchema::new(&json!({
+//!     "type": "object",
+//!     "properties": {"spec": {
+//!         "type": "object",
+//!         "required": ["chart"],
+//!         "properties": {"chart": {"type": "string"}},
+//!     }},
+//! }));
+//! let errors = schema.validate(&json!({"spec": {}}), None);
+//! assert_eq!(
+//!     invalid_error_message("HelmRelease.example.com", "web", &errors),
+//!     r#"HelmRelease.example.com "web" is invalid: spec.chart: Required value"#,
+//! );
+//! ```
+
+mod defaults;
+mod field_error;
+mod formats;
+mod prune;
+mod schema;
+mod structural;
+mod validate;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use serde_json::Value;
+
+pub use field_error::{
+    FieldError, FieldErrorKind, RenderOptions, go_quote, invalid_error_message,
+    invalid_error_message_with, render_value,
+};
+pub use structural::check_structural;
+
+/// Why a CRD or object could not be matched up for validation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object has no `apiVersion` string.
+    #[error("object has no apiVersion")]
+    MissingApiVersion,
+    /// The object's group is not the CRD's.
+    #[error("apiVersion {api_version:?} is not in group {group:?} of the CRD")]
+    WrongGroup {
+        /// The object's apiVersion.
+        api_version: String,
+        /// The CRD's group.
+        group: String,
+    },
+    /// The CRD does not serve the object's version.
+    #[error("the CRD has no version {version:?}")]
+    UnknownVersion {
+        /// The version asked for.
+        version: String,
+    },
+    /// The CRD version has no `openAPIV3Schema`.
+    #[error("version {version:?} of the CRD has no openAPIV3Schema")]
+    NoSchema {
+        /// The version without a schema.
+        version: String,
+    },
+    /// The schema could not be turned into JSON.
+    #[error("could not serialise the CRD schema: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+/// A schema prepared once (regexes and CEL rules compiled) to check many objects.
+#[derive(Debug)]
+pub struct CompiledSchema {
+    root: schema::Node,
+}
+
+/// What [`CompiledSchema::admit`] did to an object and found wrong with it.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Admission {
+    /// Paths of the unknown fields removed (`spec.foo`); the apiserver warns
+    /// `unknown field "spec.foo"` for each.
+    pub pruned: Vec<String>,
+    /// Validation errors; empty means the object is accepted.
+    pub errors: Vec<FieldError>,
+}
+
+impl CompiledSchema {
+    /// Compiles `schema` (an `openAPIV3Schema` as JSON). Never fails: problems with the schema
+    /// itself are what [`check_structural`] reports.
+    #[must_use]
+    pub fn new(schema: &Value) -> Self {
+        Self {
+            root: schema::Node::compile(schema),
+        }
+    }
+
+    /// Validates `object` as it is (no pruning or defaulting). `old` is the stored object on
+    /// update: transition rules run only then, and unchanged values are not re-validated.
+    #[must_use]
+    pub fn validate(&self, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
+        validate::validate(&self.root, object, old)
+    }
+
+    /// Removes the fields the schema does not know and returns their paths.
+    pub fn prune(&self, object: &mut Value) -> Vec<String> {
+        prune::prune(&self.root, object)
+    }
+
+    /// Applies the schema's defaults to `object`.
+    pub fn apply_defaults(&self, object: &mut Value) {
+        defaults::apply_defaults(&self.root, object);
+    }
+
+    /// What the apiserver does with a create (`old` = `None`) or update: prune, default, then
+    /// validate. `object` is left pruned and defaulted, as it would be stored.
+    pub fn admit(&self, object: &mut Value, old: Option<&Value>) -> Admission {
+        let pruned = self.prune(object);
+        self.apply_defaults(object);
+        let errors = self.validate(object, old);
+        Admission { pruned, errors }
+    }
+}
+
+/// Validates `object` against `schema` without pruning or defaulting; see
+/// [`CompiledSchema::validate`]. Compile the schema once instead when validating many objects.
+#[must_use]
+pub fn validate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    CompiledSchema::new(schema).validate(object, old)
+}
+
+/// Removes unknown fields from `object`; see [`CompiledSchema::prune`].
+pub fn prune(schema: &Value, object: &mut Value) -> Vec<String> {
+    CompiledSchema::new(schema).prune(object)
+}
+
+/// Applies `schema`'s defaults to `object`; see [`CompiledSchema::apply_defaults`].
+pub fn apply_defaults(schema: &Value, object: &mut Value) {
+    CompiledSchema::new(schema).apply_defaults(object);
+}
+
+/// The `openAPIV3Schema` of `version` of `crd`, as JSON.
+pub fn schema_for_version(crd: &CustomResourceDefinition, version: &str) -> Result<Value, Error> {
+    let v = crd
+        .spec
+        .versions
+        .iter()
+        .find(|v| v.name == version)
+        .ok_or_else(|| Error::UnknownVersion {
+            version: version.to_string(),
+        })?;
+    let schema = v
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .ok_or_else(|| Error::NoSchema {
+            version: version.to_string(),
+        })?;
+    Ok(serde_json::to_value(schema)?)
+}
+
+/// The CRD's `Kind.group`, as the apiserver names it in its 422 messages.
+#[must_use]
+pub fn qualified_kind(crd: &CustomResourceDefinition) -> String {
+    if crd.spec.group.is_empty() {
+        crd.spec.names.kind.clone()
+    } else {
+        format!("{}.{}", crd.spec.names.kind, crd.spec.group)
+    }
+}
+
+/// Prunes, defaults and validates `object` against the schema of the CRD version named by its
+/// `apiVersion`, like [`CompiledSchema::admit`] (`old` on update). For many objects, compile
+/// the version's schema once with [`schema_for_version`] and [`CompiledSchema::new`].
+pub fn validate_against_crd(
+    crd: &CustomResourceDefinition,
+    object: &mut Value,
+    old: Option<&Value>,
+) -> Result<Admission, Error> {
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .ok_or(Error::MissingApiVersion)?;
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    if group != crd.spec.group {
+        return Err(Error::WrongGroup {
+            api_version: api_version.to_string(),
+            group: crd.spec.group.clone(),
+        });
+    }
+    let schema = schema_for_version(crd, version)?;
+    Ok(CompiledSchema::new(&schema).admit(object, old))
+}
