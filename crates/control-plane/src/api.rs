@@ -364,6 +364,7 @@ fn write_opts(q: &Query, req: &Request<Bytes>) -> ApiResult<WriteOpts> {
         dry_run,
         field_manager,
         field_validation,
+        applied: false,
     })
 }
 

@@ -1,9 +1,11 @@
 //! PATCH bodies and managed-fields bookkeeping: the one place the store turns a patch into an
-//! object.
+//! object, delegating the semantics to `upstart-k8s-patch`.
 
-use serde_json::Value;
+use serde_json::{Value, json};
+use upstart_k8s_patch::{self as kp, ApplyParams, Semantics, UpdateParams, WriteScope};
 
 use crate::error::{ApiError, ApiResult};
+use crate::meta;
 use crate::registry::ResourceType;
 
 /// The patch formats the apiserver accepts, by `Content-Type`.
@@ -35,6 +37,50 @@ fn parse_json(body: &[u8]) -> ApiResult<Value> {
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
 }
 
+/// The merge rules of a type: built-in tables, or the CRD schema of the object's version.
+pub fn semantics(t: &ResourceType, obj: Option<&Value>) -> Semantics {
+    if t.builtin {
+        return Semantics::builtin();
+    }
+    let version = obj
+        .and_then(|o| o["apiVersion"].as_str())
+        .map(|v| crate::registry::split_api_version(v).1.to_string())
+        .unwrap_or_else(|| t.preferred_version().to_string());
+    match t
+        .crd_versions
+        .get(&version)
+        .or_else(|| t.crd_versions.values().next())
+    {
+        Some(v) => v.semantics.clone(),
+        None => Semantics::from_crd_schema(&json!({"type": "object"})),
+    }
+}
+
+fn scope(t: &ResourceType, subresource: Option<&str>) -> WriteScope {
+    match (t.has_status, subresource) {
+        (_, Some("status")) => WriteScope::StatusSubresource,
+        (true, _) => WriteScope::MainResource,
+        (false, _) => WriteScope::WholeObject,
+    }
+}
+
+fn patch_error(e: kp::Error) -> ApiError {
+    match e {
+        kp::Error::Conflict(conflicts) => {
+            let causes: Vec<Value> = conflicts
+                .0
+                .iter()
+                .map(|c| {
+                    json!({"reason": "FieldManagerConflict", "message": c.cause_message(), "field": c.field})
+                })
+                .collect();
+            ApiError::new(409, "Conflict", conflicts.to_string())
+                .with_details(json!({"causes": causes}))
+        }
+        other => ApiError::new(other.status_code(), other.reason(), other.to_string()),
+    }
+}
+
 /// Applies a merge, JSON or strategic merge patch to `current`.
 pub fn apply_patch(
     kind: PatchKind,
@@ -42,39 +88,22 @@ pub fn apply_patch(
     body: &[u8],
     t: &ResourceType,
 ) -> ApiResult<Value> {
-    let mut doc = current.clone();
+    let patch = parse_json(body)?;
     match kind {
-        PatchKind::Merge => {
-            let patch = parse_json(body)?;
-            json_patch::merge(&mut doc, &patch);
-        }
-        PatchKind::Json => {
-            let patch: json_patch::Patch = serde_json::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            json_patch::patch(&mut doc, &patch).map_err(|e| {
-                ApiError::new(
-                    422,
-                    "Invalid",
-                    format!("the server rejected our request due to an error in our request: {e}"),
-                )
-            })?;
-        }
+        PatchKind::Merge => Ok(kp::merge_patch(current, &patch)),
+        PatchKind::Json => kp::apply_json_patch(current, &patch).map_err(patch_error),
         PatchKind::Strategic => {
             if !t.builtin {
                 return Err(ApiError::unsupported_media_type(
                     "application/strategic-merge-patch+json",
                 ));
             }
-            let patch = parse_json(body)?;
-            json_patch::merge(&mut doc, &patch);
+            kp::strategic_merge(current, &patch, &semantics(t, Some(current))).map_err(patch_error)
         }
-        PatchKind::Apply => {
-            return Err(ApiError::internal(
-                "server-side apply goes through server_side_apply",
-            ));
-        }
+        PatchKind::Apply => Err(ApiError::internal(
+            "server-side apply goes through server_side_apply",
+        )),
     }
-    Ok(doc)
 }
 
 /// Parses an apply body (YAML or JSON).
@@ -83,26 +112,42 @@ pub fn parse_apply_body(body: &[u8]) -> ApiResult<Value> {
         .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
 }
 
-/// Server-side apply of `applied` by `manager` onto `current` (None when creating).
+/// Server-side apply of `applied` by `manager` onto `current` (None when creating), with
+/// conflicts (409) unless `force`.
 pub fn server_side_apply(
     current: Option<&Value>,
     applied: &Value,
-    _manager: &str,
-    _force: bool,
-    _t: &ResourceType,
+    manager: &str,
+    force: bool,
+    t: &ResourceType,
+    subresource: Option<&str>,
 ) -> ApiResult<Value> {
-    let mut doc = current
-        .cloned()
-        .unwrap_or_else(|| Value::Object(Default::default()));
-    json_patch::merge(&mut doc, applied);
-    Ok(doc)
+    let now = meta::now_rfc3339();
+    let params = ApplyParams {
+        manager,
+        force,
+        scope: scope(t, subresource),
+        now: &now,
+    };
+    kp::apply(current, applied, &params, &semantics(t, Some(applied))).map_err(patch_error)
 }
 
 /// Records a non-apply write by `manager` in `managedFields`.
 pub fn record_update(
-    _old: Option<&Value>,
-    _new: &mut Value,
-    _manager: &str,
-    _subresource: Option<&str>,
-) {
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    t: &ResourceType,
+    subresource: Option<&str>,
+) -> ApiResult<()> {
+    let now = meta::now_rfc3339();
+    let api_version = new["apiVersion"].as_str().unwrap_or("").to_string();
+    let params = UpdateParams {
+        manager,
+        api_version: &api_version,
+        scope: scope(t, subresource),
+        now: &now,
+    };
+    let sem = semantics(t, Some(new));
+    kp::record_update(old, new, &params, &sem).map_err(patch_error)
 }

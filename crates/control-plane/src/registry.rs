@@ -42,6 +42,10 @@ pub struct ResourceType {
 /// What the control plane keeps from one version of a CustomResourceDefinition.
 #[derive(Debug, Clone)]
 pub struct CrdVersion {
+    /// The compiled schema (validation, pruning, defaulting).
+    pub compiled: Option<Arc<upstart_crd_validation::CompiledSchema>>,
+    /// List and map merge rules for patches and server-side apply.
+    pub semantics: upstart_k8s_patch::Semantics,
     /// The `openAPIV3Schema` of this version, if given.
     pub schema: Option<Value>,
     /// `additionalPrinterColumns` as declared.
@@ -732,10 +736,18 @@ pub fn type_from_crd(crd: &Value) -> Result<ResourceType, String> {
             .as_array()
             .cloned()
             .unwrap_or_default();
+        let schema = v["schema"].get("openAPIV3Schema").cloned();
+        let semantics = upstart_k8s_patch::Semantics::from_crd_schema(
+            schema.as_ref().unwrap_or(&json!({"type": "object"})),
+        );
         crd_versions.insert(
             name.to_string(),
             Arc::new(CrdVersion {
-                schema: v["schema"].get("openAPIV3Schema").cloned(),
+                compiled: schema
+                    .as_ref()
+                    .map(|s| Arc::new(upstart_crd_validation::CompiledSchema::new(s))),
+                semantics,
+                schema,
                 printer_columns,
             }),
         );

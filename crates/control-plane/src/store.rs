@@ -61,6 +61,8 @@ pub struct WriteOpts {
     pub dry_run: bool,
     pub field_manager: String,
     pub field_validation: FieldValidation,
+    /// The write is a server-side apply: managedFields are already computed.
+    pub applied: bool,
 }
 
 /// The answer to a write: the object, whether it was created, warnings for the client.
@@ -420,20 +422,62 @@ impl Store {
         Ok(())
     }
 
-    /// Schema validation, pruning and defaulting of custom resources.
+    /// Schema validation, pruning and defaulting of custom resources, and the `fieldValidation`
+    /// treatment of unknown fields.
     fn validate_custom(
         &self,
         t: &ResourceType,
         obj: &mut Value,
+        old: Option<&Value>,
         opts: &WriteOpts,
         warnings: &mut Vec<String>,
     ) -> ApiResult<()> {
-        // Schema validation arrives with upstart-crd-validation; until then bodies are stored
-        // as sent, and unknown fields are only refused in Strict mode when there is no schema.
-        let _ = (t, obj, warnings);
-        match opts.field_validation {
-            FieldValidation::Strict | FieldValidation::Warn | FieldValidation::Ignore => Ok(()),
+        let version = crate::registry::split_api_version(obj["apiVersion"].as_str().unwrap_or(""))
+            .1
+            .to_string();
+        let Some(schema) = t
+            .crd_versions
+            .get(&version)
+            .and_then(|v| v.compiled.clone())
+        else {
+            return Ok(());
+        };
+        let admission = schema.admit(obj, old);
+        if !admission.pruned.is_empty() {
+            let unknown: Vec<String> = admission
+                .pruned
+                .iter()
+                .map(|p| format!("unknown field {p:?}"))
+                .collect();
+            match opts.field_validation {
+                FieldValidation::Strict => {
+                    return Err(ApiError::bad_request(format!(
+                        "strict decoding error: {}",
+                        unknown.join(", ")
+                    )));
+                }
+                FieldValidation::Warn => warnings.extend(unknown),
+                FieldValidation::Ignore => {}
+            }
         }
+        if !admission.errors.is_empty() {
+            let qualified = format!("{}.{}", t.kind, t.group);
+            let name = meta::name(obj).to_string();
+            let causes: Vec<Value> = admission
+                .errors
+                .iter()
+                .map(|e| json!({"reason": e.kind.reason(), "message": e.body(), "field": e.path}))
+                .collect();
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                upstart_crd_validation::invalid_error_message(&qualified, &name, &admission.errors),
+            )
+            .with_details(
+                json!({"name": name, "group": t.group, "kind": t.kind, "causes": causes}),
+            ));
+        }
+        Ok(())
     }
 
     pub fn create(
@@ -481,7 +525,7 @@ impl Store {
         }
         let mut warnings = Vec::new();
         if !t.builtin {
-            self.validate_custom(t, &mut obj, opts, &mut warnings)?;
+            self.validate_custom(t, &mut obj, None, opts, &mut warnings)?;
         }
         if t.has_status
             && let Some(m) = obj.as_object_mut()
@@ -507,7 +551,9 @@ impl Store {
             }
         }
         self.prepare_create_kind(t, &mut obj)?;
-        patching::record_update(None, &mut obj, &opts.field_manager, None);
+        if !opts.applied {
+            patching::record_update(None, &mut obj, &opts.field_manager, t, None)?;
+        }
         if opts.dry_run {
             return Ok(WriteResult {
                 object: obj,
@@ -665,7 +711,7 @@ impl Store {
             n
         };
         if !t.builtin {
-            self.validate_custom(t, &mut new, opts, &mut warnings)?;
+            self.validate_custom(t, &mut new, Some(old), opts, &mut warnings)?;
         }
         // Metadata the client cannot change.
         {
@@ -725,7 +771,9 @@ impl Store {
                 new["status"] = crd_status(&new, &ct, old.get("status"));
             }
         }
-        patching::record_update(Some(old), &mut new, &opts.field_manager, subresource);
+        if !opts.applied {
+            patching::record_update(Some(old), &mut new, &opts.field_manager, t, subresource)?;
+        }
         if opts.dry_run {
             return Ok(WriteResult {
                 object: new,
@@ -797,13 +845,23 @@ impl Store {
                 )));
             }
             let current = self.lookup(&t.key(), &ns, name).cloned();
+            let opts = &WriteOpts {
+                applied: true,
+                ..opts.clone()
+            };
             return match current {
                 None => {
                     if subresource.is_some() {
                         return Err(ApiError::not_found(subject(t, name)));
                     }
-                    let merged =
-                        patching::server_side_apply(None, &applied, &opts.field_manager, force, t)?;
+                    let merged = patching::server_side_apply(
+                        None,
+                        &applied,
+                        &opts.field_manager,
+                        force,
+                        t,
+                        None,
+                    )?;
                     self.create(t, &ns, merged, opts)
                 }
                 Some(old) => {
@@ -813,6 +871,7 @@ impl Store {
                         &opts.field_manager,
                         force,
                         t,
+                        subresource,
                     )?;
                     let applied_rv = meta::resource_version(&applied).to_string();
                     if !applied_rv.is_empty() && applied_rv != meta::resource_version(&old) {
