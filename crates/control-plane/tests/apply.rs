@@ -1,0 +1,256 @@
+//! Server-side apply ("Server-Side Apply" in the Kubernetes docs): field managers, managedFields,
+//! conflicts and `force`, apply creating objects, and schema validation of custom resources.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns
+
+mod common;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use common::*;
+
+fn cm_config(data: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": data})
+}
+
+#[tokio::test]
+async fn apply_creates_a_missing_object_and_records_the_manager() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let out = cms
+        .patch(
+            "cfg",
+            &PatchParams::apply("tool-a"),
+            &Patch::Apply(cm_config(json!({"a": "1"}))),
+        )
+        .await
+        .unwrap();
+    let mf = out.metadata.managed_fields.unwrap();
+    assert_eq!(mf.len(), 1);
+    assert_eq!(mf[0].manager.as_deref(), Some("tool-a"));
+    assert_eq!(mf[0].operation.as_deref(), Some("Apply"));
+}
+
+#[tokio::test]
+async fn applying_the_same_configuration_again_changes_nothing() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let pp = PatchParams::apply("tool-a");
+    let first = cms
+        .patch("cfg", &pp, &Patch::Apply(cm_config(json!({"a": "1"}))))
+        .await
+        .unwrap();
+    let second = cms
+        .patch("cfg", &pp, &Patch::Apply(cm_config(json!({"a": "1"}))))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.metadata.resource_version,
+        second.metadata.resource_version
+    );
+}
+
+#[tokio::test]
+async fn applying_a_field_owned_by_another_manager_is_a_409_conflict() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    cms.patch(
+        "cfg",
+        &PatchParams::apply("tool-a"),
+        &Patch::Apply(cm_config(json!({"a": "1"}))),
+    )
+    .await
+    .unwrap();
+    let err = api_error(
+        cms.patch(
+            "cfg",
+            &PatchParams::apply("tool-b"),
+            &Patch::Apply(cm_config(json!({"a": "2"}))),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(err.code, 409);
+    assert_eq!(err.reason, "Conflict");
+    assert_eq!(
+        err.message,
+        "Apply failed with 1 conflict: conflict with \"tool-a\": .data.a"
+    );
+    let causes = err.details.unwrap().causes;
+    assert_eq!(causes[0].reason, "FieldManagerConflict");
+    assert_eq!(causes[0].field, ".data.a");
+}
+
+#[tokio::test]
+async fn forced_apply_takes_ownership_of_conflicting_fields() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    cms.patch(
+        "cfg",
+        &PatchParams::apply("tool-a"),
+        &Patch::Apply(cm_config(json!({"a": "1"}))),
+    )
+    .await
+    .unwrap();
+    let out = cms
+        .patch(
+            "cfg",
+            &PatchParams::apply("tool-b").force(),
+            &Patch::Apply(cm_config(json!({"a": "2"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.data.unwrap()["a"], "2");
+    let managers: Vec<String> = out
+        .metadata
+        .managed_fields
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert!(managers.contains(&"tool-b".to_string()));
+}
+
+#[tokio::test]
+async fn fields_a_manager_stops_applying_are_removed() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let pp = PatchParams::apply("tool-a");
+    cms.patch(
+        "cfg",
+        &pp,
+        &Patch::Apply(cm_config(json!({"a": "1", "b": "2"}))),
+    )
+    .await
+    .unwrap();
+    let out = cms
+        .patch("cfg", &pp, &Patch::Apply(cm_config(json!({"a": "1"}))))
+        .await
+        .unwrap();
+    assert_eq!(out.data.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn apply_without_a_field_manager_is_invalid() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let res = cms
+        .patch(
+            "cfg",
+            &PatchParams::default(),
+            &Patch::Apply(cm_config(json!({}))),
+        )
+        .await;
+    // kube-rs refuses client-side; the raw request gets the apiserver's 422.
+    assert!(res.is_err());
+    let req = http::Request::patch("/api/v1/namespaces/default/configmaps/cfg")
+        .header(http::header::CONTENT_TYPE, "application/apply-patch+yaml")
+        .body(serde_json::to_vec(&cm_config(json!({}))).unwrap())
+        .unwrap();
+    let err = api_error(
+        cp.client()
+            .request::<serde_json::Value>(req)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+}
+
+#[tokio::test]
+async fn non_apply_writes_are_recorded_as_update_operations() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "u"}, "data": {"a": "1"}})).unwrap();
+    let pp = PostParams {
+        field_manager: Some("writer".into()),
+        ..Default::default()
+    };
+    let out = cms.create(&pp, &cm).await.unwrap();
+    let mf = out.metadata.managed_fields.unwrap();
+    assert_eq!(mf[0].manager.as_deref(), Some("writer"));
+    assert_eq!(mf[0].operation.as_deref(), Some("Update"));
+}
+
+#[tokio::test]
+async fn status_apply_through_the_subresource_is_recorded_with_subresource_status() {
+    let cp = control_plane();
+    let ws = widgets(&cp.client(), "default").await;
+    ws.create(&PostParams::default(), &widget("w", 1))
+        .await
+        .unwrap();
+    let status = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "status": {"phase": "Ready"}});
+    let out = ws
+        .patch_status(
+            "w",
+            &PatchParams::apply("ctrl").force(),
+            &Patch::Apply(status),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.data["status"]["phase"], "Ready");
+    let mf = out.metadata.managed_fields.unwrap();
+    let ctrl = mf
+        .iter()
+        .find(|m| m.manager.as_deref() == Some("ctrl"))
+        .unwrap();
+    assert_eq!(ctrl.subresource.as_deref(), Some("status"));
+}
+
+#[tokio::test]
+async fn custom_resources_violating_the_schema_are_422_with_the_apiserver_message() {
+    let cp = control_plane();
+    let ws = widgets(&cp.client(), "default").await;
+    let err = api_error(
+        ws.create(&PostParams::default(), &widget("neg", -1))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+    assert_eq!(
+        err.message,
+        "Widget.example.com \"neg\" is invalid: spec.size: Invalid value: -1: spec.size in body should be greater than or equal to 0"
+    );
+}
+
+#[tokio::test]
+async fn schema_defaults_are_applied_on_create() {
+    let cp = control_plane();
+    let ws = widgets(&cp.client(), "default").await;
+    let out = ws
+        .create(&PostParams::default(), &widget("d", 1))
+        .await
+        .unwrap();
+    assert_eq!(out.data["spec"]["colour"], "blue");
+}
+
+#[tokio::test]
+async fn unknown_fields_are_pruned_with_a_warning_or_refused_in_strict_mode() {
+    let cp = control_plane();
+    let ws = widgets(&cp.client(), "default").await;
+    let mut w = widget("u", 1);
+    w.data["spec"]["bogus"] = json!(true);
+    let out = ws.create(&PostParams::default(), &w).await.unwrap();
+    assert!(out.data["spec"].get("bogus").is_none(), "pruned");
+    let mut w2 = widget("u2", 1);
+    w2.data["spec"]["bogus"] = json!(true);
+    let req = http::Request::post(
+        "/apis/example.com/v1/namespaces/default/widgets?fieldValidation=Strict",
+    )
+    .header(http::header::CONTENT_TYPE, "application/json")
+    .body(serde_json::to_vec(&w2).unwrap())
+    .unwrap();
+    let err = api_error(
+        cp.client()
+            .request::<serde_json::Value>(req)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 400);
+    assert_eq!(
+        err.message,
+        "strict decoding error: unknown field \"spec.bogus\""
+    );
+}
