@@ -11,10 +11,9 @@
 //! - [`record_update`]: the `Update` ownership a create, update or patch records.
 //! - [`Semantics`]: list and map merge rules, built in or from a CRD's `openAPIV3Schema`.
 //!
-//! Not modelled: conversion between apiVersions (entries
-//! of all versions are compared on the same object), the `before-first-apply` manager for
-//! objects without managedFields, the cap of ten updaters merged into `ancient-changes`, and
-//! the `kubectl.kubernetes.io/last-applied-configuration` interplay.
+//! Not modelled: conversion between apiVersions (entries of all versions are compared on the
+//! same object), the cap of ten updaters merged into `ancient-changes`, and the
+//! `kubectl.kubernetes.io/last-applied-configuration` interplay.
 
 mod fieldpath;
 mod json;
@@ -26,8 +25,8 @@ mod typed;
 pub use fieldpath::{FieldSet, Path, PathElement};
 pub use json::{apply_json_patch, create_merge_patch, merge_patch};
 pub use managed::{
-    ApplyParams, Conflict, Conflicts, ManagedFieldsEntry, Operation, UpdateParams, WriteScope,
-    apply, managed_fields, record_update,
+    ApplyParams, BEFORE_FIRST_APPLY, Conflict, Conflicts, ManagedFieldsEntry, Operation,
+    UpdateParams, WriteScope, apply, managed_fields, record_update,
 };
 pub use semantics::{ListMapKey, ListType, MapType, Semantics, StrategicList};
 pub use strategic::strategic_merge;

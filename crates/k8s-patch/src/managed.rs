@@ -174,6 +174,10 @@ impl ManagedFieldsEntry {
     }
 }
 
+/// The manager the apiserver gives the fields of an object without managedFields on its first
+/// apply.
+pub const BEFORE_FIRST_APPLY: &str = "before-first-apply";
+
 fn quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
@@ -432,6 +436,21 @@ pub fn apply(
         fields: applied_set,
     };
     let mut entries = before.clone();
+    if entries.is_empty() && live.is_some() {
+        // An object that nobody owns a field of (written before field tracking, or with its
+        // managedFields cleared): the apiserver gives its fields to `before-first-apply`, so
+        // the first applier conflicts with what was there instead of silently taking it.
+        let mut fields = to_field_set(&live_obj, sem)?;
+        fields.retain(|p| scope.includes(p) && !is_stripped(p));
+        entries.push(ManagedFieldsEntry {
+            manager: BEFORE_FIRST_APPLY.to_owned(),
+            operation: Operation::Update,
+            api_version: me.api_version.clone(),
+            time: Some(params.now.to_owned()),
+            subresource: None,
+            fields,
+        });
+    }
     let previous = entries.iter().position(|e| e.same_manager(&me));
     let (last_set, last_time) = match previous {
         Some(i) => {
@@ -507,8 +526,8 @@ pub fn apply(
 ///
 /// `new` is the object as it will be stored; its `metadata.managedFields` is rewritten. As the
 /// apiserver does, managedFields sent by the client in `new` are taken as the starting point
-/// when non-empty (a client may edit them), otherwise those of `old`; writes through the status
-/// subresource always start from `old`'s.
+/// when non-empty (a client may edit them), otherwise those of `old`; `[{}]` clears them; writes
+/// through the status subresource always start from `old`'s.
 pub fn record_update(
     old: Option<&Value>,
     new: &mut Value,
@@ -521,6 +540,13 @@ pub fn record_update(
     let scope = params.scope;
     let empty = Value::Object(Map::new());
     let old_full = old.unwrap_or(&empty);
+    // `managedFields: [{}]` is the documented way for a client to clear all ownership.
+    let reset = new
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .is_some_and(
+            |entries| matches!(entries.as_slice(), [Value::Object(entry)] if entry.is_empty()),
+        );
     let from_new = match managed_fields(new) {
         Ok(entries) if !entries.is_empty() && scope != WriteScope::StatusSubresource => {
             Some(entries)
@@ -528,6 +554,7 @@ pub fn record_update(
         _ => None,
     };
     let (before, original) = match from_new {
+        _ if reset && scope != WriteScope::StatusSubresource => (Vec::new(), None),
         Some(entries) => (entries, new.pointer("/metadata/managedFields").cloned()),
         None => (
             managed_fields(old_full)?,

@@ -209,12 +209,13 @@ mod const_concat {
 }
 
 /// Maps (structs) of built-in kinds that apply treats atomically: label selectors
-/// (`+structType=atomic`), the Service selector (`+mapType=atomic`), and small reference
-/// structs. Patterns as in [`BUILTIN_LISTS`].
+/// (`+structType=atomic`), the Service selector and pod `nodeSelector` (`+mapType=atomic`), and
+/// small reference structs (`OwnerReference`, `LocalObjectReference`, key and field selectors). Patterns as in [`BUILTIN_LISTS`].
 const BUILTIN_ATOMIC_MAPS: &[&str] = &[
     "^spec.selector",
     "^spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution",
     "^spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution",
+    "nodeSelector",
     "podSelector",
     "namespaceSelector",
     "labelSelector",

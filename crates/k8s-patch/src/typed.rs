@@ -364,12 +364,21 @@ pub(crate) fn remove_items(value: &Value, set: &FieldSet, sem: &Semantics) -> Re
                     if set.contains(&child_path) {
                         continue;
                     }
-                    let child = if set.has_children_of(&child_path) {
-                        walk(child, set, sem, &sem.field(cur, key), &child_path)?
-                    } else {
-                        child.clone()
+                    if !set.has_children_of(&child_path) {
+                        out.insert(key.clone(), child.clone());
+                        continue;
+                    }
+                    let pruned = walk(child, set, sem, &sem.field(cur, key), &child_path)?;
+                    // structured-merge-diff turns a map or list emptied by removal into null,
+                    // which the apiserver then drops: the field disappears.
+                    let emptied = match &pruned {
+                        Value::Object(m) => m.is_empty(),
+                        Value::Array(a) => a.is_empty(),
+                        _ => false,
                     };
-                    out.insert(key.clone(), child);
+                    if !emptied {
+                        out.insert(key.clone(), pruned);
+                    }
                 }
                 Ok(Value::Object(out))
             }

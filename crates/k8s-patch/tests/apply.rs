@@ -630,3 +630,47 @@ fn crd_fields_outside_the_schema_record_nested_maps_as_owned() {
         json!({"f:spec": {"f:list": {}, "f:values": {".": {}, "f:a": {".": {}, "f:b": {}}}}})
     );
 }
+
+#[test]
+fn dropping_the_last_label_removes_the_labels_map() {
+    let with_label = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                            "metadata": {"name": "c", "labels": {"a": "1"}}, "data": {"k": "v"}});
+    let live = apply_as(None, &with_label, "tool", T0);
+    let result = apply_as(Some(&live), &config_map(json!({"k": "v"})), "tool", T1);
+    assert!(result["metadata"].get("labels").is_none(), "{result}");
+    assert_eq!(result["data"], json!({"k": "v"}));
+}
+
+#[test]
+fn an_object_without_managed_fields_gives_its_fields_to_before_first_apply() {
+    let live = config_map(json!({"k": "v", "other": "x"}));
+    let err = apply(
+        Some(&live),
+        &config_map(json!({"k": "mine"})),
+        &params("tool", T1),
+        &Semantics::builtin(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"Apply failed with 1 conflict: conflict with "before-first-apply" using v1: .data.k"#
+    );
+    let result = apply_as(Some(&live), &config_map(json!({"k": "v"})), "tool", T1);
+    assert_eq!(
+        fields_of(&result, "before-first-apply"),
+        json!({"f:data": {"f:k": {}, "f:other": {}}})
+    );
+    assert_eq!(fields_of(&result, "tool"), json!({"f:data": {"f:k": {}}}));
+}
+
+#[test]
+fn a_single_empty_entry_clears_all_managed_fields() {
+    let live = apply_as(None, &config_map(json!({"a": "1"})), "tool", T0);
+    let mut cleared = live.clone();
+    cleared["metadata"]["managedFields"] = json!([{}]);
+    let result = update_as(Some(&live), cleared, "editor", "v1");
+    assert!(
+        result["metadata"].get("managedFields").is_none(),
+        "{result}"
+    );
+}
