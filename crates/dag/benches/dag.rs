@@ -1,0 +1,2 @@
+//! Benchmarks for SPEC §9 (placeholder replaced below).
+fn main() {}

@@ -1,0 +1,281 @@
+//! The one error type of this crate: every failure site has its variant, and every variant says
+//! whether only a spec change can fix it, or whether waiting will.
+//!
+//! No variant holds an output value, a values document or any other user data beyond names,
+//! keys, paths and the expression text itself (which is spec, not data).
+
+use std::fmt::Write as _;
+
+/// Everything that can go wrong while ordering releases, collecting outputs, merging values or
+/// substituting expressions.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A dependency names nothing in the namespace (yet). The release waits: the dependency may
+    /// be created later.
+    #[error("{release}: dependency {name} matches no release key, UpstartService or HelmRelease{}", kind_hint(.kind))]
+    UnknownDependency {
+        /// The release (as users know it) that declares the dependency.
+        release: String,
+        /// The dependency name as written.
+        name: String,
+        /// The `kind` given, if any.
+        kind: Option<&'static str>,
+    },
+
+    /// A dependency name matches both an UpstartService and a HelmRelease and has no `kind`.
+    #[error(
+        "{release}: dependency {name} is ambiguous: an UpstartService and a HelmRelease are both named {name}; set kind"
+    )]
+    AmbiguousDependency {
+        /// The release that declares the dependency.
+        release: String,
+        /// The dependency name as written.
+        name: String,
+    },
+
+    /// Two objects would be the same node of the graph (for instance a standalone HelmRelease
+    /// named like a service's child).
+    #[error("{kind} {name} is declared twice: by {first} and by {second}")]
+    NameConflict {
+        /// `HelmRelease` or `UpstartService`.
+        kind: &'static str,
+        /// The object name both would have.
+        name: String,
+        /// Who declared it first (as users know it).
+        first: String,
+        /// Who declared it again.
+        second: String,
+    },
+
+    /// A dependency cycle; nothing on it can ever be installed.
+    #[error("dependency cycle: {}", .path.join(" -> "))]
+    Cycle {
+        /// The cycle as users know the names, first name repeated at the end: `a -> b -> a`.
+        path: Vec<String>,
+    },
+
+    /// Two dependencies of one release use the same alias.
+    #[error(
+        "{release}: two dependencies are named {alias} in expressions; give one of them another `as`"
+    )]
+    DuplicateAlias {
+        /// The release.
+        release: String,
+        /// The alias used twice.
+        alias: String,
+    },
+
+    /// A dependency alias that would hide a built-in expression root.
+    #[error(
+        "{release}: dependency alias {alias} is reserved (environment, service and release are expression roots); set `as`"
+    )]
+    ReservedAlias {
+        /// The release.
+        release: String,
+        /// The reserved name.
+        alias: String,
+    },
+
+    /// An `outputsFrom` entry names neither a Secret nor a ConfigMap.
+    #[error("outputsFrom entry {index} names neither a secretRef nor a configMapRef")]
+    EmptyOutputSource {
+        /// Position in `outputsFrom`.
+        index: usize,
+    },
+
+    /// An output value is not UTF-8 text (values documents are text).
+    #[error("{origin}: the value of key {key} is not valid UTF-8 text")]
+    OutputNotUtf8 {
+        /// `Secret/NAME` or `ConfigMap/NAME`.
+        origin: String,
+        /// The offending key (the bytes are never shown).
+        key: String,
+    },
+
+    /// The same output key is published by two `outputsFrom` entries.
+    #[error("output key {key} is published by both {first} and {second}")]
+    DuplicateOutputKey {
+        /// The key.
+        key: String,
+        /// The first source.
+        first: String,
+        /// The second source.
+        second: String,
+    },
+
+    /// A `valuesFrom` document is not a mapping.
+    #[error("{origin}: a values document must be a mapping, found {found}")]
+    ValuesNotAMap {
+        /// Where the document came from.
+        origin: String,
+        /// The JSON type found instead (`list`, `string`, ...).
+        found: &'static str,
+    },
+
+    /// An expression that does not parse, or is not one path or helper call.
+    #[error("{}: syntax error: {reason}", at(.path, .expression, *.column))]
+    ExpressionSyntax {
+        /// JSON path of the string holding the expression.
+        path: String,
+        /// The expression text, between `<<` and `>>`.
+        expression: String,
+        /// 1-based character column of `<<` in the string.
+        column: usize,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// An expression whose first name is neither a declared dependency nor a built-in root.
+    #[error("{}: unknown name {root} (known: {})", at(.path, .expression, *.column), list(.known))]
+    UnknownRoot {
+        /// JSON path of the string.
+        path: String,
+        /// The expression text.
+        expression: String,
+        /// 1-based column of `<<`.
+        column: usize,
+        /// The unknown first name.
+        root: String,
+        /// The names that would be accepted.
+        known: Vec<String>,
+    },
+
+    /// An expression that names a known root in a shape that has no value (`postgres.PORT`,
+    /// `environment.foo`), or calls an unknown helper.
+    #[error("{}: {reason}", at(.path, .expression, *.column))]
+    InvalidReference {
+        /// JSON path of the string.
+        path: String,
+        /// The expression text.
+        expression: String,
+        /// 1-based column of `<<`.
+        column: usize,
+        /// What is wrong, naming the accepted shapes.
+        reason: String,
+    },
+
+    /// An `environment.variables.KEY` that the environment does not define.
+    #[error("{}: environment variable {name} is not defined (defined: {})", at(.path, .expression, *.column), list(.defined))]
+    UnknownVariable {
+        /// JSON path of the string.
+        path: String,
+        /// The expression text.
+        expression: String,
+        /// 1-based column of `<<`.
+        column: usize,
+        /// The variable.
+        name: String,
+        /// The variables that exist.
+        defined: Vec<String>,
+    },
+
+    /// Output keys the expression needs that the dependency does not publish (yet): a wait.
+    #[error("{}: {} of {alias} {} missing (it has: {})", at(.path, .expression, *.column), missing_keys(.missing), if .missing.len() == 1 { "is" } else { "are" }, list(.present))]
+    MissingOutput {
+        /// JSON path of the string.
+        path: String,
+        /// The expression text.
+        expression: String,
+        /// 1-based column of `<<`.
+        column: usize,
+        /// The dependency alias.
+        alias: String,
+        /// The keys that are missing.
+        missing: Vec<String>,
+        /// The keys the dependency does publish (names only).
+        present: Vec<String>,
+    },
+
+    /// A helper failed on the data it was given (e.g. `b64dec` of text that is not base64).
+    #[error("{}: {reason}", at(.path, .expression, *.column))]
+    Evaluation {
+        /// JSON path of the string.
+        path: String,
+        /// The expression text.
+        expression: String,
+        /// 1-based column of `<<`.
+        column: usize,
+        /// What failed; never the data.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Only a change of the spec (YAML) can fix this: retrying is pointless.
+    pub fn is_spec_error(&self) -> bool {
+        matches!(
+            self,
+            Error::AmbiguousDependency { .. }
+                | Error::NameConflict { .. }
+                | Error::Cycle { .. }
+                | Error::DuplicateAlias { .. }
+                | Error::ReservedAlias { .. }
+                | Error::EmptyOutputSource { .. }
+                | Error::DuplicateOutputKey { .. }
+                | Error::ExpressionSyntax { .. }
+                | Error::UnknownRoot { .. }
+                | Error::InvalidReference { .. }
+                | Error::UnknownVariable { .. }
+        )
+    }
+
+    /// Not a failure: something this release needs does not exist yet (a dependency, an output
+    /// key). Wait for it to appear; watch events will wake the release.
+    pub fn is_wait(&self) -> bool {
+        matches!(
+            self,
+            Error::UnknownDependency { .. } | Error::MissingOutput { .. }
+        )
+    }
+
+    /// A short, bounded label for metrics and condition reasons.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::UnknownDependency { .. } => "UnknownDependency",
+            Error::AmbiguousDependency { .. } => "AmbiguousDependency",
+            Error::NameConflict { .. } => "NameConflict",
+            Error::Cycle { .. } => "DependencyCycle",
+            Error::DuplicateAlias { .. } => "DuplicateAlias",
+            Error::ReservedAlias { .. } => "ReservedAlias",
+            Error::EmptyOutputSource { .. } => "InvalidOutputSource",
+            Error::OutputNotUtf8 { .. } => "OutputNotUtf8",
+            Error::DuplicateOutputKey { .. } => "DuplicateOutputKey",
+            Error::ValuesNotAMap { .. } => "InvalidValuesDocument",
+            Error::ExpressionSyntax { .. } => "ExpressionSyntax",
+            Error::UnknownRoot { .. } => "UnknownExpressionRoot",
+            Error::InvalidReference { .. } => "InvalidExpressionReference",
+            Error::UnknownVariable { .. } => "UnknownVariable",
+            Error::MissingOutput { .. } => "MissingOutput",
+            Error::Evaluation { .. } => "ExpressionEvaluation",
+        }
+    }
+}
+
+fn kind_hint(kind: &Option<&'static str>) -> String {
+    kind.map(|k| format!(" (kind {k})")).unwrap_or_default()
+}
+
+fn at(path: &str, expression: &str, column: usize) -> String {
+    let mut out = String::with_capacity(path.len() + expression.len() + 24);
+    if !path.is_empty() {
+        let _ = write!(out, "{path}: ");
+    }
+    let _ = write!(out, "<< {expression} >> at column {column}");
+    out
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "nothing".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn missing_keys(keys: &[String]) -> String {
+    if keys.len() == 1 {
+        format!("output key {}", keys[0])
+    } else {
+        format!("output keys {}", keys.join(", "))
+    }
+}
