@@ -21,6 +21,7 @@
 //! ```
 
 mod api;
+mod builtin;
 mod error;
 mod faults;
 mod https;

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use crate::builtin;
 use crate::error::{ApiError, ApiResult, Cause, Subject};
 use crate::meta;
 use crate::patching::{self, PatchKind};
@@ -143,6 +144,8 @@ pub struct Store {
     tx: broadcast::Sender<Arc<Event>>,
     /// A deletion-related change happened: run finalizer/GC/namespace processing.
     needs_gc: bool,
+    /// The last Service cluster IP handed out.
+    next_ip: u32,
 }
 
 const NS_RES: (&str, &str) = ("", "namespaces");
@@ -179,6 +182,7 @@ impl Store {
             evicted_rv: 0,
             tx,
             needs_gc: false,
+            next_ip: 0,
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let t = s.registry.get(&res_key(NS_RES.0, NS_RES.1)).cloned();
@@ -240,10 +244,11 @@ impl Store {
                 bucket.insert(okey, obj.clone())
             }
         };
-        if kind == EventType::Deleted
-            || meta::is_deleting(&obj)
-            || !meta::owner_refs(&obj).is_empty()
-        {
+        let unsettled_owner = meta::owner_refs(&obj).iter().any(|(uid, _)| {
+            self.find_uid(uid)
+                .is_none_or(|(_, owner)| meta::is_deleting(&owner))
+        });
+        if kind == EventType::Deleted || meta::is_deleting(&obj) || unsettled_owner {
             self.needs_gc = true;
         }
         let event = Arc::new(Event {
@@ -515,7 +520,8 @@ impl Store {
                 }
             }
         }
-        let causes = meta::validate_name(&t.plural, &t.group, &name);
+        let mut causes = meta::validate_name(&t.plural, &t.group, &name);
+        causes.extend(builtin::validate_labels(&obj));
         if !causes.is_empty() {
             return Err(ApiError::invalid(&t.kind, &t.group, &name, causes));
         }
@@ -551,6 +557,9 @@ impl Store {
             }
         }
         self.prepare_create_kind(t, &mut obj)?;
+        if t.builtin {
+            builtin::prepare(t, &mut obj, None, &mut self.next_ip);
+        }
         if !opts.applied {
             patching::record_update(None, &mut obj, &opts.field_manager, t, None)?;
         }
@@ -755,6 +764,14 @@ impl Store {
             if subresource != Some("status") {
                 new["status"] = old["status"].clone();
             }
+        }
+        if t.builtin {
+            builtin::prepare(t, &mut new, Some(old), &mut self.next_ip);
+        }
+        let mut causes = builtin::validate_labels(&new);
+        causes.extend(builtin::validate_update(t, &new, old));
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&t.kind, &t.group, &name, causes));
         }
         if t.tracks_generation
             && meta::generation_relevant(&new, t.has_status)

@@ -337,3 +337,86 @@ async fn objects_cannot_be_created_in_a_missing_namespace() {
     assert_eq!(err.code, 404);
     assert_eq!(err.message, "namespaces \"nowhere\" not found");
 }
+
+#[tokio::test]
+async fn secret_string_data_is_stored_base64_encoded_in_data() {
+    use k8s_openapi::api::core::v1::Secret;
+    let cp = control_plane();
+    let secrets: Api<Secret> = Api::default_namespaced(cp.client());
+    let s: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}}),
+    )
+    .unwrap();
+    let out = secrets.create(&PostParams::default(), &s).await.unwrap();
+    assert!(out.string_data.is_none());
+    assert_eq!(out.data.unwrap()["password"].0, b"hunter2");
+    assert_eq!(out.type_.as_deref(), Some("Opaque"));
+}
+
+#[tokio::test]
+async fn data_of_an_immutable_configmap_cannot_change() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let c: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "frozen"}, "data": {"a": "1"}, "immutable": true}),
+    )
+    .unwrap();
+    cms.create(&PostParams::default(), &c).await.unwrap();
+    let err = api_error(
+        cms.patch(
+            "frozen",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"a": "2"}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message
+            .contains("field is immutable when `immutable` is set"),
+        "{}",
+        err.message
+    );
+}
+
+#[tokio::test]
+async fn invalid_label_values_are_refused_with_422() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let c: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "l", "labels": {"app": "-bad-"}}}))
+            .unwrap();
+    let err = api_error(cms.create(&PostParams::default(), &c).await.unwrap_err());
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message
+            .contains("metadata.labels: Invalid value: \"-bad-\""),
+        "{}",
+        err.message
+    );
+}
+
+#[tokio::test]
+async fn services_get_a_cluster_ip_that_is_kept_across_updates() {
+    use k8s_openapi::api::core::v1::Service;
+    let cp = control_plane();
+    let svcs: Api<Service> = Api::default_namespaced(cp.client());
+    let s: Service = serde_json::from_value(
+        json!({"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}),
+    )
+    .unwrap();
+    let created = svcs.create(&PostParams::default(), &s).await.unwrap();
+    let spec = created.spec.unwrap();
+    assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
+    let ip = spec.cluster_ip.expect("allocated");
+    let patched = svcs
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.spec.unwrap().cluster_ip, Some(ip));
+}

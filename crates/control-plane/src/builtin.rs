@@ -1,0 +1,185 @@
+//! Per-kind apiserver behaviour of built-in types that clients observe: Secret `stringData`,
+//! immutable ConfigMaps and Secrets, a few defaults (replicas, Service type and cluster IP), and
+//! label validation common to every kind.
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::error::Cause;
+use crate::registry::ResourceType;
+
+/// Kind-specific normalisation before a create or update is stored (`old` is None on create).
+pub fn prepare(t: &ResourceType, obj: &mut Value, old: Option<&Value>, next_ip: &mut u32) {
+    match (t.group.as_str(), t.plural.as_str()) {
+        ("", "secrets") => {
+            // stringData is write-only: merged into data, base64-encoded, never stored.
+            if let Some(Value::Object(string_data)) =
+                obj.as_object_mut().and_then(|m| m.remove("stringData"))
+            {
+                if !obj["data"].is_object() {
+                    obj["data"] = json!({});
+                }
+                for (k, v) in string_data {
+                    let text = v
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string());
+                    obj["data"][k] =
+                        json!(base64::engine::general_purpose::STANDARD.encode(text.as_bytes()));
+                }
+            }
+            if obj["type"].as_str().is_none_or(str::is_empty) {
+                obj["type"] = json!("Opaque");
+            }
+        }
+        ("apps", "deployments") | ("apps", "statefulsets") | ("apps", "replicasets")
+            if obj["spec"].is_object() && obj["spec"]["replicas"].is_null() =>
+        {
+            obj["spec"]["replicas"] = json!(1);
+        }
+        ("batch", "jobs") if obj["spec"].is_object() => {
+            // As the apiserver: both unset means one pod to completion; a set parallelism
+            // alone is a work queue and keeps completions unset.
+            if obj["spec"]["parallelism"].is_null() {
+                obj["spec"]["parallelism"] = json!(1);
+                if obj["spec"]["completions"].is_null() {
+                    obj["spec"]["completions"] = json!(1);
+                }
+            }
+            if obj["spec"]["backoffLimit"].is_null() {
+                obj["spec"]["backoffLimit"] = json!(6);
+            }
+        }
+        ("", "services") => {
+            if !obj["spec"].is_object() {
+                obj["spec"] = json!({});
+            }
+            let spec = &mut obj["spec"];
+            if spec["type"].as_str().is_none_or(str::is_empty) {
+                spec["type"] = json!("ClusterIP");
+            }
+            if spec["sessionAffinity"].is_null() {
+                spec["sessionAffinity"] = json!("None");
+            }
+            if let Some(ports) = spec["ports"].as_array_mut() {
+                for p in ports {
+                    if p["protocol"].is_null() {
+                        p["protocol"] = json!("TCP");
+                    }
+                    if p["targetPort"].is_null() && !p["port"].is_null() {
+                        p["targetPort"] = p["port"].clone();
+                    }
+                }
+            }
+            // The cluster IP is allocated once and kept.
+            let kept = old
+                .map(|o| o["spec"]["clusterIP"].clone())
+                .filter(|v| !v.is_null());
+            if let Some(ip) = kept {
+                spec["clusterIP"] = ip.clone();
+                spec["clusterIPs"] = json!([ip]);
+            } else if spec["clusterIP"].is_null() && spec["type"] != "ExternalName" {
+                *next_ip += 1;
+                let n = *next_ip;
+                let ip = format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff);
+                spec["clusterIP"] = json!(ip);
+                spec["clusterIPs"] = json!([ip]);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Checks of an update that depend on the kind: immutable ConfigMaps and Secrets.
+pub fn validate_update(t: &ResourceType, new: &Value, old: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    if t.group.is_empty()
+        && matches!(t.plural.as_str(), "configmaps" | "secrets")
+        && old["immutable"] == json!(true)
+    {
+        for field in ["data", "binaryData"] {
+            if new[field] != old[field] {
+                causes.push(Cause::forbidden(
+                    field,
+                    "field is immutable when `immutable` is set",
+                ));
+            }
+        }
+        if new["immutable"] != json!(true) {
+            causes.push(Cause::forbidden(
+                "immutable",
+                "field is immutable when `immutable` is set",
+            ));
+        }
+    }
+    causes
+}
+
+fn qualified_name_problems(key: &str) -> Option<String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix
+        && (p.is_empty()
+            || p.len() > 253
+            || !p.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !part.starts_with('-')
+                    && !part.ends_with('-')
+            }))
+    {
+        return Some("prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".into());
+    }
+    if name.is_empty() || name.len() > 63 || !label_value_ok(name) {
+        return Some("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".into());
+    }
+    None
+}
+
+fn label_value_ok(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+/// Label keys and values, as `ValidateLabels` checks them.
+pub fn validate_labels(obj: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let Some(labels) = obj["metadata"]["labels"].as_object() else {
+        return causes;
+    };
+    for (k, v) in labels {
+        if let Some(why) = qualified_name_problems(k) {
+            causes.push(Cause::invalid("metadata.labels", &json!(k), &why));
+        }
+        match v.as_str() {
+            Some(s) if label_value_ok(s) => {}
+            _ => causes.push(Cause::invalid(
+                "metadata.labels",
+                v,
+                "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
+            )),
+        }
+    }
+    causes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_keys_may_have_a_dns_prefix_and_values_may_be_empty() {
+        let ok = json!({"metadata": {"labels": {"app.kubernetes.io/name": "web", "empty": ""}}});
+        assert!(validate_labels(&ok).is_empty());
+        let bad = json!({"metadata": {"labels": {"app": "-x", "a/b/c": "v"}}});
+        assert_eq!(validate_labels(&bad).len(), 2);
+    }
+}
