@@ -14,7 +14,9 @@ use serde_json::{Map, Value};
 use crate::Error;
 use crate::fieldpath::{FieldSet, Path};
 use crate::semantics::Semantics;
-use crate::typed::{compare, ensure_named_fields, merge, remove_items, to_field_set};
+use crate::typed::{
+    compare, ensure_named_fields, merge, remove_items, to_field_set, without_null_fields,
+};
 
 /// The operation a managedFields entry records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -496,6 +498,7 @@ pub fn apply(
             .difference(&comparison.removed);
     }
 
+    let merged = without_null_fields(&merged);
     let object_changed = merged != live_obj;
     let time = match last_time {
         Some(time) if !object_changed => Some(time),

@@ -239,6 +239,23 @@ pub(crate) fn compare(lhs: &Value, rhs: &Value, sem: &Semantics) -> Result<Compa
     Ok(out)
 }
 
+/// A value with its null map fields removed, recursively. structured-merge-diff merges a null
+/// from an apply configuration as a value (so it conflicts and is owned like any other), and the
+/// apiserver then drops it (typed decoding for built-in kinds, pruning of non-nullable fields
+/// for custom resources): a null in an apply configuration unsets the field.
+pub(crate) fn without_null_fields(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_null_fields(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_null_fields).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Merges an apply configuration into a live object (structured-merge-diff `Merge`): the
 /// configuration wins on every leaf; granular maps merge by field; non-atomic lists merge by
 /// item identity, keeping the configuration's order for its items and live-only items near

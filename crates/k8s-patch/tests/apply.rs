@@ -674,3 +674,33 @@ fn a_single_empty_entry_clears_all_managed_fields() {
         "{result}"
     );
 }
+
+#[test]
+fn a_null_in_the_configuration_unsets_the_field_and_owns_it() {
+    let live = apply_as(None, &config_map(json!({"a": "1", "b": "2"})), "first", T0);
+    let err = apply(
+        Some(&live),
+        &config_map(json!({"a": null})),
+        &params("second", T1),
+        &Semantics::builtin(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"Apply failed with 1 conflict: conflict with "first": .data.a"#
+    );
+    let result = apply(
+        Some(&live),
+        &config_map(json!({"a": null})),
+        &ApplyParams {
+            force: true,
+            ..params("second", T1)
+        },
+        &Semantics::builtin(),
+    )
+    .unwrap();
+    assert_eq!(result["data"], json!({"b": "2"}));
+    assert_eq!(fields_of(&result, "second"), json!({"f:data": {"f:a": {}}}));
+    let again = apply_as(Some(&result), &config_map(json!({"a": null})), "second", T2);
+    assert_eq!(again, result);
+}
