@@ -77,7 +77,12 @@ pub enum Error {
 #[derive(Debug)]
 pub struct CompiledSchema {
     root: schema::Node,
+    cel_value_style: validate::CelValueStyle,
 }
+
+/// The Kubernetes minor version whose messages [`CompiledSchema::new`] reproduces: the oldest
+/// one this project supports.
+pub const DEFAULT_KUBERNETES_MINOR: u32 = 33;
 
 /// What [`CompiledSchema::admit`] did to an object and found wrong with it.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -92,10 +97,25 @@ pub struct Admission {
 impl CompiledSchema {
     /// Compiles `schema` (an `openAPIV3Schema` as JSON). Never fails: problems with the schema
     /// itself are what [`check_structural`] reports.
+    /// Messages are those of Kubernetes 1.[`DEFAULT_KUBERNETES_MINOR`].
     #[must_use]
     pub fn new(schema: &Value) -> Self {
+        Self::for_kubernetes_minor(schema, DEFAULT_KUBERNETES_MINOR)
+    }
+
+    /// Like [`CompiledSchema::new`], with the messages of Kubernetes 1.`minor`. The one known
+    /// difference: from 1.35 a failed CEL rule shows the offending scalar value
+    /// (`Invalid value: 7: ...`) and nothing for objects and arrays, where earlier versions show
+    /// the schema type (`Invalid value: "object": ...`).
+    #[must_use]
+    pub fn for_kubernetes_minor(schema: &Value, minor: u32) -> Self {
         Self {
             root: schema::Node::compile(schema),
+            cel_value_style: if minor >= 35 {
+                validate::CelValueStyle::ScalarValue
+            } else {
+                validate::CelValueStyle::SchemaType
+            },
         }
     }
 
@@ -103,7 +123,7 @@ impl CompiledSchema {
     /// update: transition rules run only then, and unchanged values are not re-validated.
     #[must_use]
     pub fn validate(&self, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
-        validate::validate(&self.root, object, old)
+        validate::validate(&self.root, object, old, self.cel_value_style)
     }
 
     /// Removes the fields the schema does not know and returns their paths.

@@ -349,7 +349,12 @@ impl Checker {
             ));
         }
         let _ = schema;
-        let errors = crate::validate::validate(node, default, None);
+        let errors = crate::validate::validate(
+            node,
+            default,
+            None,
+            crate::validate::CelValueStyle::SchemaType,
+        );
         for e in errors {
             let at = if e.path.is_empty() {
                 format!("{path}.default")

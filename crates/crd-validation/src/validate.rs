@@ -12,7 +12,12 @@ use crate::schema::{Additional, CelRule, Node};
 pub(crate) const CEL_SKIPPED: &str = "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation";
 
 /// Runs every pass over `value`. `old` is the stored object on update.
-pub(crate) fn validate(root: &Node, value: &Value, old: Option<&Value>) -> Vec<FieldError> {
+pub(crate) fn validate(
+    root: &Node,
+    value: &Value,
+    old: Option<&Value>,
+    style: CelValueStyle,
+) -> Vec<FieldError> {
     let mut errors = Vec::new();
     openapi(root, value, old, "", &mut errors);
     let mut list_errors = Vec::new();
@@ -20,18 +25,20 @@ pub(crate) fn validate(root: &Node, value: &Value, old: Option<&Value>) -> Vec<F
     structural(
         root,
         value,
-        old,
+        Correlation::Old(old),
         "",
         &mut Passes {
             list_errors: &mut list_errors,
             cel_errors: &mut cel_errors,
+            style,
         },
     );
     errors.append(&mut list_errors);
     let blocking = errors.iter().any(|e| {
         matches!(
             e.kind,
-            FieldErrorKind::Required
+            FieldErrorKind::NotSupported
+                | FieldErrorKind::Required
                 | FieldErrorKind::TooLong
                 | FieldErrorKind::TooMany
                 | FieldErrorKind::TypeInvalid
@@ -504,6 +511,42 @@ fn map_key(list: &Node, item: &Value) -> Option<Vec<Value>> {
 struct Passes<'e> {
     list_errors: &'e mut Vec<FieldError>,
     cel_errors: &'e mut Vec<FieldError>,
+    style: CelValueStyle,
+}
+
+/// How a failed CEL rule shows the value, which changed in Kubernetes 1.35.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CelValueStyle {
+    /// Up to 1.34: the schema type (`Invalid value: "object": ...`).
+    SchemaType,
+    /// From 1.35: scalars as themselves, objects and arrays omitted (`Invalid value: ...`).
+    ScalarValue,
+}
+
+/// How the old value of a node is known, for transition rules and ratcheting.
+#[derive(Clone, Copy)]
+enum Correlation<'a> {
+    /// The node correlates with a stored value (`None`: it is new).
+    Old(Option<&'a Value>),
+    /// The node cannot be correlated (an item of an atomic or set list); errors are ratcheted
+    /// when its nearest correlatable ancestor is unchanged, which this records.
+    Uncorrelated { ancestor_unchanged: bool },
+}
+
+impl<'a> Correlation<'a> {
+    fn old(self) -> Option<&'a Value> {
+        match self {
+            Self::Old(old) => old,
+            Self::Uncorrelated { .. } => None,
+        }
+    }
+
+    fn unchanged(self, value: &Value) -> bool {
+        match self {
+            Self::Old(old) => old == Some(value),
+            Self::Uncorrelated { ancestor_unchanged } => ancestor_unchanged,
+        }
+    }
 }
 
 fn child(path: &str, name: &str) -> String {
@@ -517,22 +560,33 @@ fn child(path: &str, name: &str) -> String {
 fn structural(
     node: &Node,
     value: &Value,
-    old: Option<&Value>,
+    correlation: Correlation<'_>,
     path: &str,
     passes: &mut Passes<'_>,
 ) {
     if value.is_null() {
         return;
     }
-    run_rules(node, value, old, path, passes.cel_errors);
+    let unchanged = correlation.unchanged(value);
+    run_rules(node, value, correlation.old(), unchanged, path, passes);
+    let old = correlation.old();
     match value {
         Value::Object(map) => {
+            let child_correlation = |key: &str| match correlation {
+                Correlation::Old(o) => Correlation::Old(o.and_then(|o| o.get(key))),
+                uncorrelated => uncorrelated,
+            };
             for (key, v) in map {
-                let old_v = old.and_then(|o| o.get(key));
                 if let Some(prop) = node.properties.get(key) {
-                    structural(prop, v, old_v, &child(path, key), passes);
+                    structural(prop, v, child_correlation(key), &child(path, key), passes);
                 } else if let Additional::Schema(s) = &node.additional {
-                    structural(s, v, old_v, &format!("{path}[{key}]"), passes);
+                    structural(
+                        s,
+                        v,
+                        child_correlation(key),
+                        &format!("{path}[{key}]"),
+                        passes,
+                    );
                 }
             }
         }
@@ -540,12 +594,25 @@ fn structural(
             check_list_type(node, items, path, passes.list_errors);
             if let Some(item_schema) = &node.items {
                 let old_items = old.and_then(Value::as_array);
+                let is_map_list = node.list_type.as_deref() == Some("map");
                 for (i, item) in items.iter().enumerate() {
-                    // Only map lists correlate items for transition rules.
-                    let old_item = old_items
-                        .filter(|_| node.list_type.as_deref() == Some("map"))
-                        .and_then(|o| correlate_item(node, item, o));
-                    structural(item_schema, item, old_item, &format!("{path}[{i}]"), passes);
+                    // Only items of map lists correlate with old items, by key.
+                    let item_correlation = match correlation {
+                        Correlation::Old(_) if is_map_list => {
+                            Correlation::Old(old_items.and_then(|o| correlate_item(node, item, o)))
+                        }
+                        Correlation::Old(_) => Correlation::Uncorrelated {
+                            ancestor_unchanged: unchanged,
+                        },
+                        uncorrelated => uncorrelated,
+                    };
+                    structural(
+                        item_schema,
+                        item,
+                        item_correlation,
+                        &format!("{path}[{i}]"),
+                        passes,
+                    );
                 }
             }
         }
@@ -609,21 +676,23 @@ fn run_rules(
     node: &Node,
     value: &Value,
     old: Option<&Value>,
+    unchanged: bool,
     path: &str,
-    errs: &mut Vec<FieldError>,
+    passes: &mut Passes<'_>,
 ) {
-    let unchanged = old.is_some_and(|o| o == value);
     for rule in &node.rules {
-        // Ratcheting: rules that do not read oldSelf are not re-checked on unchanged values.
+        // Ratcheting: failures of rules that do not read oldSelf are forgiven when the value
+        // (or, for uncorrelatable values, the nearest correlatable ancestor) is unchanged.
         if unchanged && !rule.is_transition {
             continue;
         }
-        let error_path = rule_path(path, rule.field_path.as_deref());
+        let error_path = rule_path(node, path, rule.field_path.as_deref());
         let compiled = match &rule.compiled {
             Ok(c) => c,
             Err(e) => {
-                errs.push(FieldError::internal(
-                    error_path,
+                passes.cel_errors.push(FieldError::invalid(
+                    path,
+                    Value::String(node.type_name().to_string()),
                     format!("rule compile error: {e}"),
                 ));
                 continue;
@@ -632,7 +701,15 @@ fn run_rules(
         let result = VALIDATOR.with(|v| v.validate_compiled(compiled, value, old));
         let Err(failures) = result else { continue };
         for failure in failures.iter() {
-            errs.push(cel_error(node, rule, &error_path, failure));
+            passes.cel_errors.push(cel_error(
+                node,
+                rule,
+                path,
+                &error_path,
+                value,
+                failure,
+                passes.style,
+            ));
         }
     }
 }
@@ -647,8 +724,11 @@ fn rule_error_string(rule: &CelRule) -> String {
 fn cel_error(
     node: &Node,
     rule: &CelRule,
-    path: &str,
+    node_path: &str,
+    error_path: &str,
+    value: &Value,
     failure: &kube_cel::ValidationError,
+    style: CelValueStyle,
 ) -> FieldError {
     let type_value = Value::String(node.type_name().to_string());
     match failure.kind {
@@ -658,18 +738,30 @@ fn cel_error(
             } else {
                 failure.message.trim().to_string()
             };
+            let shown = match style {
+                CelValueStyle::SchemaType => Some(type_value),
+                CelValueStyle::ScalarValue => {
+                    (!matches!(value, Value::Object(_) | Value::Array(_))).then(|| value.clone())
+                }
+            };
             match rule.reason.as_deref() {
-                Some("FieldValueForbidden") => FieldError::forbidden(path, detail),
-                Some("FieldValueRequired") => FieldError::required(path, detail),
-                Some("FieldValueDuplicate") => FieldError::duplicate(path, type_value),
-                _ => FieldError::invalid(path, type_value, detail),
+                Some("FieldValueForbidden") => FieldError::forbidden(error_path, detail),
+                Some("FieldValueRequired") => FieldError::required(error_path, detail),
+                Some("FieldValueDuplicate") => {
+                    FieldError::new(error_path, FieldErrorKind::Duplicate, shown, "")
+                }
+                _ => FieldError::new(error_path, FieldErrorKind::Invalid, shown, detail),
             }
         }
         kube_cel::ErrorKind::CompilationFailure | kube_cel::ErrorKind::InvalidRule => {
-            FieldError::internal(path, failure.message.clone())
+            FieldError::invalid(
+                node_path,
+                type_value,
+                format!("rule compile error: {}", failure.message),
+            )
         }
         _ => FieldError::invalid(
-            path,
+            node_path,
             type_value,
             format!(
                 "{} evaluating rule: {}",
@@ -680,26 +772,42 @@ fn cel_error(
     }
 }
 
-/// Appends a rule's `fieldPath` (`.a.b`, `.a['b.c']`, `.a[0]`) to the node's path.
-fn rule_path(base: &str, field_path: Option<&str>) -> String {
+/// Appends a rule's `fieldPath` (`.a.b`, `.a['b.c']`) to the node's path the way the apiserver
+/// normalises it: names of declared properties as `.name`, keys of maps as `[key]`.
+fn rule_path(node: &Node, base: &str, field_path: Option<&str>) -> String {
     let Some(fp) = field_path.filter(|f| !f.is_empty()) else {
         return base.to_string();
     };
     let mut out = base.to_string();
+    let mut schema = Some(node);
     let mut rest = fp;
+    let push = |out: &mut String, name: &str, schema: &mut Option<&Node>| {
+        let current = schema.take();
+        match current {
+            Some(s)
+                if !s.properties.is_empty() || !matches!(s.additional, Additional::Schema(_)) =>
+            {
+                *out = child(out, name);
+                *schema = s.properties.get(name);
+            }
+            Some(s) => {
+                *out = format!("{out}[{name}]");
+                if let Additional::Schema(a) = &s.additional {
+                    *schema = Some(a);
+                }
+            }
+            None => *out = child(out, name),
+        }
+    };
     while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix('.') {
-            let end = r.find(['.', '[']).unwrap_or(r.len());
-            out = child(&out, &r[..end]);
-            rest = &r[end..];
-        } else if let Some(r) = rest.strip_prefix("['") {
+        if let Some(r) = rest.strip_prefix("['") {
             let Some(end) = r.find("']") else { break };
-            out = child(&out, &r[..end]);
+            push(&mut out, &r[..end], &mut schema);
             rest = &r[end + 2..];
-        } else if let Some(r) = rest.strip_prefix('[') {
-            let Some(end) = r.find(']') else { break };
-            out = format!("{out}[{}]", &r[..end]);
-            rest = &r[end + 1..];
+        } else if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            push(&mut out, &r[..end], &mut schema);
+            rest = &r[end..];
         } else {
             out = child(&out, rest);
             break;
@@ -711,12 +819,21 @@ fn rule_path(base: &str, field_path: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::rule_path;
+    use crate::schema::Node;
+    use serde_json::json;
 
     #[test]
-    fn rule_field_paths_extend_the_node_path_in_field_path_form() {
-        assert_eq!(rule_path("spec", Some(".a.b")), "spec.a.b");
-        assert_eq!(rule_path("", Some(".spec['x.y']")), "spec.x.y");
-        assert_eq!(rule_path("spec", Some(".list[0]")), "spec.list[0]");
-        assert_eq!(rule_path("spec", None), "spec");
+    fn rule_field_paths_name_properties_and_bracket_map_keys() {
+        let node = Node::compile(&json!({
+            "type": "object",
+            "properties": {
+                "a": {"type": "object", "properties": {"b": {"type": "string"}}},
+                "m": {"type": "object", "additionalProperties": {"type": "string"}}
+            }
+        }));
+        assert_eq!(rule_path(&node, "spec", Some(".a.b")), "spec.a.b");
+        assert_eq!(rule_path(&node, "", Some(".m['x.y']")), "m[x.y]");
+        assert_eq!(rule_path(&node, "spec", Some("['a'].b")), "spec.a.b");
+        assert_eq!(rule_path(&node, "spec", None), "spec");
     }
 }

@@ -295,12 +295,66 @@ fn unchanged_values_are_not_rechecked_by_non_transition_rules_on_update() {
 }
 
 #[test]
-fn items_of_atomic_lists_are_rechecked_even_when_unchanged() {
-    // The apiserver cannot correlate items of an atomic list with old ones, so their rules run.
+fn items_of_atomic_lists_are_forgiven_only_while_the_whole_list_is_unchanged() {
+    // The apiserver cannot correlate items of an atomic list with old ones, so it ratchets their
+    // errors on the nearest correlatable ancestor: the list.
     let schema = outputs_schema();
     let old = json!({"spec": {"outputsFrom": [{}]}});
+    assert!(messages(&schema, &json!({"spec": {"outputsFrom": [{}]}}), Some(&old)).is_empty());
     assert_eq!(
-        messages(&schema, &json!({"spec": {"outputsFrom": [{}]}}), Some(&old)).len(),
-        1
+        messages(
+            &schema,
+            &json!({"spec": {"outputsFrom": [{}, {"secretRef": "a"}]}}),
+            Some(&old)
+        ),
+        [
+            r#"spec.outputsFrom[0]: Invalid value: "object": exactly one of secretRef or configMapRef must be set"#
+        ]
+    );
+}
+
+#[test]
+fn kubernetes_1_35_shows_scalar_values_and_omits_objects() {
+    let schema = CompiledSchema::for_kubernetes_minor(
+        &json!({
+            "type": "object",
+            "properties": {"spec": {
+                "type": "object",
+                "x-kubernetes-validations": [{"rule": "self.replicas <= 5", "message": "too many"}],
+                "properties": {"replicas": {
+                    "type": "integer",
+                    "x-kubernetes-validations": [{"rule": "self >= 0", "message": "must not be negative"}]
+                }}
+            }}
+        }),
+        35,
+    );
+    assert_eq!(
+        messages(&schema, &json!({"spec": {"replicas": -1}}), None),
+        ["spec.replicas: Invalid value: -1: must not be negative"]
+    );
+    assert_eq!(
+        messages(&schema, &json!({"spec": {"replicas": 9}}), None),
+        ["spec: Invalid value: too many"]
+    );
+}
+
+#[test]
+fn field_path_into_a_map_names_the_key_in_brackets() {
+    let schema = CompiledSchema::new(&json!({
+        "type": "object",
+        "properties": {"spec": {
+            "type": "object",
+            "x-kubernetes-validations": [{
+                "rule": "!has(self.releases.web) || self.releases.web != ''",
+                "message": "web must not be empty",
+                "fieldPath": ".releases['web']"
+            }],
+            "properties": {"releases": {"type": "object", "additionalProperties": {"type": "string"}}}
+        }}
+    }));
+    assert_eq!(
+        messages(&schema, &json!({"spec": {"releases": {"web": ""}}}), None),
+        [r#"spec.releases[web]: Invalid value: "object": web must not be empty"#]
     );
 }

@@ -113,7 +113,7 @@ fn valid_object_is_accepted_and_defaulted() {
 }
 
 #[test]
-fn every_broken_rule_of_a_realistic_object_is_reported_with_its_field() {
+fn every_broken_schema_rule_of_a_realistic_object_is_reported_with_its_field() {
     let mut object = valid_object();
     object["spec"]["helmReleases"]["exampleService"]["chart"] = json!("Bad_Chart");
     object["spec"]["helmReleases"]["exampleService"]["dependsOn"] = json!(["db", "db"]);
@@ -122,6 +122,7 @@ fn every_broken_rule_of_a_realistic_object_is_reported_with_its_field() {
     object["spec"]["env"] = json!([{"name": "A"}, {"name": "A"}]);
     let admission = validate_against_crd(&crd(), &mut object, None).expect("version exists");
     let message = invalid_error_message(&qualified_kind(&crd()), "demo", &admission.errors);
+    // The enum violation is one of the errors after which the apiserver does not run CEL rules.
     assert_eq!(
         message,
         concat!(
@@ -130,7 +131,24 @@ fn every_broken_rule_of_a_realistic_object_is_reported_with_its_field() {
             r#"spec.outputsFrom[0].scope: Unsupported value: "public": supported values: "internal", "external", "#,
             r#"spec.env[1]: Duplicate value: {"name":"A"}, "#,
             r#"spec.helmReleases[exampleService].dependsOn[1]: Duplicate value: "db", "#,
-            r#"spec.outputsFrom[0]: Invalid value: "object": exactly one of secretRef or configMapRef must be set]"#,
+            r#"<nil>: Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation]"#,
+        )
+    );
+}
+
+#[test]
+fn cel_rules_of_a_realistic_object_run_when_the_schema_checks_pass() {
+    let mut object = valid_object();
+    object["spec"]["outputsFrom"] =
+        json!([{"secretRef": "a"}, {"secretRef": "a", "configMapRef": "b"}]);
+    object["spec"]["env"] = json!([{"name": "A"}, {"name": "A"}]);
+    let admission = validate_against_crd(&crd(), &mut object, None).expect("version exists");
+    assert_eq!(
+        invalid_error_message(&qualified_kind(&crd()), "demo", &admission.errors),
+        concat!(
+            r#"UpstartEnvironment.upstart.com "demo" is invalid: ["#,
+            r#"spec.env[1]: Duplicate value: {"name":"A"}, "#,
+            r#"spec.outputsFrom[1]: Invalid value: "object": exactly one of secretRef or configMapRef must be set]"#,
         )
     );
 }
