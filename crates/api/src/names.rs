@@ -1,0 +1,109 @@
+//! Names the operators derive from others: child releases, kebab-case keys and label values.
+//! One place, because the service operator, the environment operator and the CLI must agree.
+
+use sha2::{Digest, Sha256};
+
+/// The longest name Kubernetes accepts for a DNS-1123 label (and for label values).
+pub const MAX_LABEL_LENGTH: usize = 63;
+
+/// `exampleService` -> `example-service`; `launch-darkly` and `postgres` are unchanged.
+pub fn kebab_case(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    let mut out = String::with_capacity(key.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() {
+            let previous = i.checked_sub(1).map(|p| chars[p]);
+            let next = chars.get(i + 1).copied();
+            let after_lower_or_digit =
+                previous.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit());
+            let ends_acronym = previous.is_some_and(|p| p.is_ascii_uppercase())
+                && next.is_some_and(|n| n.is_ascii_lowercase());
+            if (after_lower_or_digit || ends_acronym) && !out.ends_with('-') {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+/// `<parent>-<key in kebab-case>`, shortened with a hash suffix when longer than 63 characters,
+/// so every child name is a valid DNS-1123 label and still unique.
+pub fn child_name(parent: &str, key: &str) -> String {
+    bounded_label(&format!("{parent}-{}", kebab_case(key)))
+}
+
+/// The value of the `upstartoperators.upstart.com/release` label: `<namespace>.<name>`,
+/// shortened with a hash suffix when longer than a label value may be.
+pub fn release_label_value(namespace: &str, name: &str) -> String {
+    bounded_label(&format!("{namespace}.{name}"))
+}
+
+/// `name` when it fits in 63 characters; otherwise a prefix, `-` and 8 hex digits of its hash.
+pub fn bounded_label(name: &str) -> String {
+    if name.len() <= MAX_LABEL_LENGTH {
+        return name.to_owned();
+    }
+    let digest = Sha256::digest(name.as_bytes());
+    let suffix: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let keep = MAX_LABEL_LENGTH - suffix.len() - 1;
+    let prefix = name[..keep].trim_end_matches(['-', '.']);
+    format!("{prefix}-{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camel_case_keys_become_kebab_case() {
+        assert_eq!(kebab_case("exampleService"), "example-service");
+        assert_eq!(kebab_case("postgres"), "postgres");
+        assert_eq!(kebab_case("launch-darkly"), "launch-darkly");
+        assert_eq!(kebab_case("HTTPServer"), "http-server");
+        assert_eq!(kebab_case("redis2Cache"), "redis2-cache");
+        assert_eq!(kebab_case("already-Kebab"), "already-kebab");
+    }
+
+    #[test]
+    fn child_names_join_parent_and_kebab_key() {
+        assert_eq!(
+            child_name("example-service", "exampleService"),
+            "example-service-example-service"
+        );
+        assert_eq!(
+            child_name("my-environment-name", "launch-darkly"),
+            "my-environment-name-launch-darkly"
+        );
+    }
+
+    #[test]
+    fn long_child_names_are_shortened_to_a_unique_valid_label() {
+        let parent = "a".repeat(60);
+        let one = child_name(&parent, "firstRelease");
+        let two = child_name(&parent, "secondRelease");
+        assert_eq!(one.len(), MAX_LABEL_LENGTH);
+        assert_ne!(one, two);
+        assert!(
+            one.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
+        assert_eq!(
+            one,
+            child_name(&parent, "firstRelease"),
+            "stable across calls"
+        );
+    }
+
+    #[test]
+    fn release_label_values_fit_in_a_label() {
+        assert_eq!(
+            release_label_value("pr-1234", "example-postgres"),
+            "pr-1234.example-postgres"
+        );
+        let long = release_label_value(&"n".repeat(63), &"r".repeat(63));
+        assert!(long.len() <= MAX_LABEL_LENGTH);
+    }
+}

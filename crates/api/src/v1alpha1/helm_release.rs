@@ -1,0 +1,239 @@
+//! HelmRelease (SPEC §2): one chart installed in one namespace, gated on its dependencies. Its
+//! spec is also the shape of every `helmReleases` entry of UpstartService and UpstartEnvironment.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::references::{Dependency, OutputSource, ValuesReference};
+use super::validation::{CHART, DNS1123_LABEL, DURATION, optional_values_schema, version_schema};
+use crate::duration::parse_duration;
+
+/// How often a Ready release is re-applied to correct drift, unless `interval` says otherwise.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// How long a release may take to become healthy before it is Failed, unless `timeout` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// One Helm release: a chart, its values, what it waits for and what it publishes.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "upstartoperators.upstart.com",
+    version = "v1alpha1",
+    kind = "HelmRelease",
+    plural = "helmreleases",
+    shortname = "uhr",
+    category = "upstart",
+    namespaced,
+    status = "HelmReleaseStatus",
+    derive = "PartialEq",
+    doc = "A Helm chart installed in this namespace once its dependencies are Ready, with their outputs wired into its values.",
+    printcolumn = r#"{"name":"Chart","type":"string","jsonPath":".spec.chart"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.version"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmReleaseSpec {
+    /// The chart: `ALIAS/NAME` of a configured repository, `oci://HOST/PATH/NAME`,
+    /// `https://HOST/PATH/NAME` (when unlisted repositories are allowed) or `file:PATH`.
+    #[schemars(pattern(CHART), length(max = 512))]
+    pub chart: String,
+
+    /// Chart version: exact or a semver range. Default: the newest stable version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "version_schema")]
+    pub version: Option<String>,
+
+    /// `.Release.Name` of the render. Default: `metadata.name` (for an UpstartService child, the
+    /// release key in kebab-case).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(DNS1123_LABEL), length(max = 53))]
+    pub release_name: Option<String>,
+
+    /// Inline Helm values; they win over `valuesFrom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "optional_values_schema")]
+    pub values: Option<serde_json::Value>,
+
+    /// Values documents merged first, in order, from Secrets or ConfigMaps of the namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values_from: Vec<ValuesReference>,
+
+    /// Releases or services of the same namespace that must be Ready first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<Dependency>,
+
+    /// Secrets and ConfigMaps this release publishes as its outputs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs_from: Vec<OutputSource>,
+
+    /// Drift check and re-apply period (Go duration). Default `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(DURATION))]
+    pub interval: Option<String>,
+
+    /// How long to wait for health before Failed (Go duration). Default `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(DURATION))]
+    pub timeout: Option<String>,
+
+    /// Ready requires healthy workloads; `false`: applied is enough. Default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<bool>,
+
+    /// Skip the chart's Helm hooks.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable_hooks: bool,
+
+    /// Stop reconciling (nothing is applied or pruned) until unset.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
+}
+
+impl HelmReleaseSpec {
+    /// The drift-check period.
+    pub fn interval(&self) -> Duration {
+        self.interval
+            .as_deref()
+            .and_then(|d| parse_duration(d).ok())
+            .unwrap_or(DEFAULT_INTERVAL)
+    }
+
+    /// The health timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+            .as_deref()
+            .and_then(|d| parse_duration(d).ok())
+            .unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    /// Whether Ready waits for healthy workloads.
+    pub fn wait(&self) -> bool {
+        self.wait.unwrap_or(true)
+    }
+}
+
+/// What the HelmRelease operator observed and did. Never holds a value: names, digests, reasons.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmReleaseStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `DependenciesReady`, `Reconciling`, `Stalled` (see `conditions`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Where the release is in its life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<HelmReleasePhase>,
+    /// The resolved chart version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The digest (`sha256:...`) of the chart archive that was rendered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart_digest: Option<String>,
+    /// Digest of everything the last applied render depended on (chart, values, outputs, names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_digest: Option<String>,
+    /// The objects applied by the last successful apply, in apply order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventory: Vec<InventoryEntry>,
+    /// Names of the output keys this release currently publishes (never their values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
+    /// Hooks of the last install, upgrade or deletion.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookStatus>,
+    /// When the release first waited, started applying and became Ready, for this generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<ReleaseTimings>,
+    /// Consecutive transient failures, for backoff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<i32>,
+}
+
+/// Where a release is in its life.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum HelmReleasePhase {
+    Pending,
+    WaitingForDependencies,
+    Installing,
+    Upgrading,
+    Ready,
+    Failed,
+    Deleting,
+    Suspended,
+}
+
+impl HelmReleasePhase {
+    /// Every phase, in life order (for metrics that report all phases).
+    pub const ALL: [HelmReleasePhase; 8] = [
+        HelmReleasePhase::Pending,
+        HelmReleasePhase::WaitingForDependencies,
+        HelmReleasePhase::Installing,
+        HelmReleasePhase::Upgrading,
+        HelmReleasePhase::Ready,
+        HelmReleasePhase::Failed,
+        HelmReleasePhase::Deleting,
+        HelmReleasePhase::Suspended,
+    ];
+
+    /// The phase as written in status.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HelmReleasePhase::Pending => "Pending",
+            HelmReleasePhase::WaitingForDependencies => "WaitingForDependencies",
+            HelmReleasePhase::Installing => "Installing",
+            HelmReleasePhase::Upgrading => "Upgrading",
+            HelmReleasePhase::Ready => "Ready",
+            HelmReleasePhase::Failed => "Failed",
+            HelmReleasePhase::Deleting => "Deleting",
+            HelmReleasePhase::Suspended => "Suspended",
+        }
+    }
+}
+
+/// One applied object.
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryEntry {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// The outcome of one Helm hook.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HookStatus {
+    /// `pre-install`, `post-install`, `pre-upgrade`, `post-upgrade`, `pre-delete`, `post-delete`.
+    pub event: String,
+    /// `Kind/name` of the hook object.
+    pub object: String,
+    /// `Running`, `Succeeded` or `Failed`.
+    pub phase: String,
+}
+
+/// When this generation of the release moved through its life (for the critical path).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseTimings {
+    /// When the release was first seen for this generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Time>,
+    /// When its dependencies were all Ready and it started applying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When it became Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<Time>,
+}

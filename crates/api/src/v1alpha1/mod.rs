@@ -1,0 +1,24 @@
+//! Version `v1alpha1` of the Upstart API.
+
+mod helm_release;
+mod references;
+mod upstart_environment;
+mod upstart_service;
+pub(crate) mod validation;
+
+pub use helm_release::{
+    DEFAULT_INTERVAL, DEFAULT_TIMEOUT, HelmRelease, HelmReleasePhase, HelmReleaseSpec,
+    HelmReleaseStatus, HookStatus, InventoryEntry, ReleaseTimings,
+};
+pub use references::{
+    Dependency, DependencyKind, KeyReference, ObjectReference, OutputScope, OutputSource,
+    ValuesReference,
+};
+pub use upstart_environment::{
+    CriticalPathStep, EnvironmentPhase, EnvironmentService, ReleaseOverride, TemplateReference,
+    UpstartEnvironment, UpstartEnvironmentSpec, UpstartEnvironmentStatus,
+};
+pub use upstart_service::{
+    ReleaseSummary, ServicePhase, UpstartService, UpstartServiceSpec, UpstartServiceStatus,
+};
+pub use validation::version_constraint_pattern;

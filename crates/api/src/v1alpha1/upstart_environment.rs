@@ -1,0 +1,207 @@
+//! UpstartEnvironment (SPEC §4): one isolated namespace with every service it needs, and a TTL.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::helm_release::HelmReleaseSpec;
+use super::upstart_service::UpstartServiceSpec;
+use super::validation::{DNS1123_LABEL, DURATION, optional_values_schema, version_schema};
+
+/// An environment: its namespace, services, environment-wide releases and lifetime.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "upstartoperators.upstart.com",
+    version = "v1alpha1",
+    kind = "UpstartEnvironment",
+    plural = "upstartenvironments",
+    shortname = "uenv",
+    category = "upstart",
+    status = "UpstartEnvironmentStatus",
+    derive = "PartialEq",
+    doc = "An isolated, expiring environment: a namespace with every service it needs.",
+    printcolumn = r#"{"name":"Namespace","type":"string","jsonPath":".status.namespace"}"#,
+    printcolumn = r#"{"name":"Services","type":"string","jsonPath":".status.services"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".status.expiresAt"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstartEnvironmentSpec {
+    /// The namespace created and owned by the environment. Default: `metadata.name`. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        pattern(DNS1123_LABEL),
+        length(max = 63),
+        extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "namespace is immutable"}])
+    )]
+    pub namespace: Option<String>,
+
+    /// Lifetime from creation (Go duration, e.g. `72h`); the environment deletes itself at
+    /// `status.expiresAt`. Editing it moves the expiry. None: no expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(DURATION))]
+    pub ttl: Option<String>,
+
+    /// Free-form variables, available to every release as `<< environment.variables.KEY >>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+
+    /// Environment-wide releases, children named `<env>-<key>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(k, k.matches('^[A-Za-z]([-A-Za-z0-9]*[A-Za-z0-9])?$') && k.size() <= 63)",
+        "message": "release keys must start with a letter, hold only letters, digits and '-', end with a letter or digit, and be at most 63 characters"
+    }]))]
+    pub helm_releases: BTreeMap<String, HelmReleaseSpec>,
+
+    /// The services of the environment; they start together, ordered only by dependencies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub services: Vec<EnvironmentService>,
+}
+
+/// One service of an environment: a catalog template or an inline spec, with overrides.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.template) != has(self.spec)",
+    "message": "exactly one of template or spec must be set"
+}]))]
+pub struct EnvironmentService {
+    /// The UpstartService created in the environment's namespace.
+    #[schemars(pattern(DNS1123_LABEL), length(min = 1, max = 63))]
+    pub name: String,
+    /// An UpstartService of the catalog namespace to copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateReference>,
+    /// An inline service spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<UpstartServiceSpec>,
+    /// Per release key: chart, version, values (deep-merged into the template's).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, ReleaseOverride>,
+    /// `false` leaves the service out. Default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+impl EnvironmentService {
+    /// Whether the service is part of the environment.
+    pub fn enabled(&self) -> bool {
+        self.enabled.unwrap_or(true)
+    }
+}
+
+/// A catalog template, by name.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct TemplateReference {
+    /// The UpstartService's name in the catalog namespace.
+    #[schemars(
+        pattern(super::validation::DNS1123_SUBDOMAIN),
+        length(min = 1, max = 253)
+    )]
+    pub name: String,
+}
+
+/// What an environment changes in one release of a service.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseOverride {
+    /// Replaces the chart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(super::validation::CHART), length(max = 512))]
+    pub chart: Option<String>,
+    /// Replaces the version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "version_schema")]
+    pub version: Option<String>,
+    /// Deep-merged over the release's inline values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "optional_values_schema")]
+    pub values: Option<serde_json::Value>,
+}
+
+/// What the UpstartEnvironment operator observed. Names and reasons only, never values.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstartEnvironmentStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `NamespaceReady`, `Reconciling`, `Stalled`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Where the environment is in its life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<EnvironmentPhase>,
+    /// The environment's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `ready/total` services, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<String>,
+    /// Services that are Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_services: Option<i32>,
+    /// Services in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_services: Option<i32>,
+    /// Releases (of services and environment-wide) that are Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_releases: Option<i32>,
+    /// Releases in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_releases: Option<i32>,
+    /// When the environment was first Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<Time>,
+    /// Seconds from creation to `readyAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_ready_seconds: Option<f64>,
+    /// The chain of releases that determined time-to-ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub critical_path: Vec<CriticalPathStep>,
+    /// When the environment deletes itself (absent: never, or kept by annotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+}
+
+/// One release on the critical path.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CriticalPathStep {
+    /// The HelmRelease's name.
+    pub release: String,
+    /// Seconds from the environment's creation (or its predecessor's readiness) until it could start.
+    pub wait_seconds: f64,
+    /// Seconds from its start to Ready.
+    pub install_seconds: f64,
+}
+
+/// Where an environment is in its life.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum EnvironmentPhase {
+    Provisioning,
+    Ready,
+    Degraded,
+    Failed,
+    Expiring,
+    Deleting,
+}
+
+impl EnvironmentPhase {
+    /// Every phase (for metrics that report all phases).
+    pub const ALL: [EnvironmentPhase; 6] = [
+        EnvironmentPhase::Provisioning,
+        EnvironmentPhase::Ready,
+        EnvironmentPhase::Degraded,
+        EnvironmentPhase::Failed,
+        EnvironmentPhase::Expiring,
+        EnvironmentPhase::Deleting,
+    ];
+}
