@@ -211,6 +211,7 @@ async fn write_status<K: Simulated>(
     let body = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
+        "metadata": {"name": name, "namespace": namespace},
         "status": status,
     });
     api.patch_status(
