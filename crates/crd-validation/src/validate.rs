@@ -623,10 +623,11 @@ fn structural(
 fn check_list_type(node: &Node, items: &[Value], path: &str, errs: &mut Vec<FieldError>) {
     match node.list_type.as_deref() {
         Some("set") => {
-            for (i, item) in items.iter().enumerate() {
-                if items[..i].contains(item) {
-                    errs.push(FieldError::duplicate(format!("{path}[{i}]"), item.clone()));
-                }
+            for i in second_occurrences(items) {
+                errs.push(FieldError::duplicate(
+                    format!("{path}[{i}]"),
+                    items[i].clone(),
+                ));
             }
         }
         Some("map") => {
@@ -640,30 +641,35 @@ fn check_list_type(node: &Node, items: &[Value], path: &str, errs: &mut Vec<Fiel
                     return;
                 }
             }
-            let mut seen: Vec<Vec<Value>> = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                let Some(key) = map_key(node, item) else {
-                    continue;
-                };
-                if seen.contains(&key) {
-                    let key_map: serde_json::Map<String, Value> = node
+            // An item's key: the key fields it sets (a null item or an absent field sets none).
+            let keys: Vec<Value> = items
+                .iter()
+                .map(|item| {
+                    let fields = node
                         .list_map_keys
                         .iter()
-                        .cloned()
-                        .zip(key.iter().cloned())
-                        .filter(|(_, v)| !v.is_null())
+                        .filter_map(|k| item.get(k).map(|v| (k.clone(), v.clone())))
                         .collect();
-                    errs.push(FieldError::duplicate(
-                        format!("{path}[{i}]"),
-                        Value::Object(key_map),
-                    ));
-                } else {
-                    seen.push(key);
-                }
+                    Value::Object(fields)
+                })
+                .collect();
+            for i in second_occurrences(&keys) {
+                errs.push(FieldError::duplicate(
+                    format!("{path}[{i}]"),
+                    keys[i].clone(),
+                ));
             }
         }
         _ => {}
     }
+}
+
+/// Indices of the second occurrence of each repeated value: the apiserver reports a value
+/// repeated many times once.
+fn second_occurrences(values: &[Value]) -> Vec<usize> {
+    (0..values.len())
+        .filter(|&i| values[..i].iter().filter(|v| **v == values[i]).count() == 1)
+        .collect()
 }
 
 thread_local! {

@@ -356,8 +356,14 @@ fn list_type_set_reports_duplicates() {
         "type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}
     }}));
     assert_eq!(
-        messages(&schema, &json!({"spec": {"tags": ["a", "b", "a"]}})),
-        [r#"spec.tags[2]: Duplicate value: "a""#]
+        messages(
+            &schema,
+            &json!({"spec": {"tags": ["a", "b", "a", "a", "b"]}})
+        ),
+        [
+            r#"spec.tags[2]: Duplicate value: "a""#,
+            r#"spec.tags[4]: Duplicate value: "b""#
+        ]
     );
 }
 
@@ -384,6 +390,28 @@ fn list_type_map_reports_duplicate_keys() {
             &json!({"spec": {"ports": [{"name": "a", "port": 1}, {"name": "a", "port": 2}]}})
         ),
         [r#"spec.ports[1]: Duplicate value: {"name":"a"}"#]
+    );
+}
+
+#[test]
+fn list_type_map_treats_items_without_the_key_as_sharing_an_empty_key() {
+    let schema = spec_schema(json!({"ports": {
+        "type": "array",
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name", "protocol"],
+        "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "protocol": {"type": "string"}
+        }}
+    }}));
+    assert_eq!(
+        messages(
+            &schema,
+            &json!({"spec": {"ports": [{"name": "a"}, {"name": "a", "protocol": "UDP"}, {}, {"name": "a"}, {}]}})
+        ),
+        [
+            r#"spec.ports[3]: Duplicate value: {"name":"a"}"#,
+            "spec.ports[4]: Duplicate value: {}",
+        ]
     );
 }
 
