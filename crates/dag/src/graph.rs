@@ -836,3 +836,6 @@ fn resolve(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests;

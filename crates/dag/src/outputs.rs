@@ -307,3 +307,217 @@ fn config_map_entries(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use upstart_api::v1alpha1::ObjectReference;
+
+    use super::*;
+
+    fn secret(name: &str, data: &[(&str, &[u8])]) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| ((*k).to_owned(), ByteString(v.to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    fn config_map(name: &str, data: &[(&str, &str)], binary: &[(&str, &[u8])]) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            binary_data: Some(
+                binary
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), ByteString(v.to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    fn from_secret(name: &str) -> OutputSource {
+        OutputSource {
+            secret_ref: Some(ObjectReference {
+                name: name.to_owned(),
+            }),
+            config_map_ref: None,
+            keys: None,
+            optional: false,
+            scope: OutputScope::Internal,
+        }
+    }
+
+    fn from_config_map(name: &str) -> OutputSource {
+        OutputSource {
+            secret_ref: None,
+            config_map_ref: Some(ObjectReference {
+                name: name.to_owned(),
+            }),
+            ..from_secret("unused")
+        }
+    }
+
+    fn objects() -> Objects {
+        Objects::new()
+            .with_secret(secret(
+                "postgres",
+                &[("POSTGRES_USER", b"app"), ("POSTGRES_PASSWORD", b"s3cret")],
+            ))
+            .with_config_map(config_map(
+                "redis-outputs",
+                &[("SERVICE_FQDN", "redis.ns.svc")],
+                &[("CA", b"pem")],
+            ))
+            .with_secret(secret("binary", &[("BLOB", &[0xff, 0xfe, 0x00])]))
+    }
+
+    #[test]
+    fn a_release_publishes_the_union_of_its_secret_and_config_map_keys() {
+        let collected = collect_release_outputs(
+            &[from_secret("postgres"), from_config_map("redis-outputs")],
+            &objects(),
+        )
+        .unwrap();
+        assert!(collected.is_complete());
+        assert_eq!(
+            collected.outputs.key_names(),
+            ["CA", "POSTGRES_PASSWORD", "POSTGRES_USER", "SERVICE_FQDN"]
+        );
+        assert_eq!(collected.outputs.get("POSTGRES_USER"), Some("app"));
+        assert_eq!(collected.outputs.get("CA"), Some("pem"));
+    }
+
+    #[test]
+    fn string_data_of_a_secret_is_read_too() {
+        let mut s = secret("s", &[("A", b"from-data")]);
+        s.string_data = Some([("B".to_owned(), "from-string-data".to_owned())].into());
+        let collected =
+            collect_release_outputs(&[from_secret("s")], &Objects::new().with_secret(s)).unwrap();
+        assert_eq!(collected.outputs.key_names(), ["A", "B"]);
+    }
+
+    #[test]
+    fn the_keys_filter_keeps_only_listed_keys_and_waits_for_missing_ones() {
+        let mut source = from_secret("postgres");
+        source.keys = Some(vec!["POSTGRES_USER".to_owned(), "POSTGRES_DB".to_owned()]);
+        let collected = collect_release_outputs(&[source], &objects()).unwrap();
+        assert_eq!(collected.outputs.key_names(), ["POSTGRES_USER"]);
+        assert_eq!(
+            collected.missing,
+            vec![MissingSource {
+                origin: "Secret/postgres".to_owned(),
+                keys: vec!["POSTGRES_DB".to_owned()]
+            }]
+        );
+        assert_eq!(
+            collected.missing[0].to_string(),
+            "Secret/postgres lacks key(s) POSTGRES_DB"
+        );
+    }
+
+    #[test]
+    fn a_missing_object_is_waited_for_unless_optional() {
+        let collected = collect_release_outputs(&[from_secret("later")], &objects()).unwrap();
+        assert_eq!(
+            collected.missing[0].to_string(),
+            "Secret/later does not exist"
+        );
+        let mut optional = from_secret("later");
+        optional.optional = true;
+        optional.keys = Some(vec!["X".to_owned()]);
+        let collected = collect_release_outputs(&[optional], &objects()).unwrap();
+        assert!(collected.is_complete() && collected.outputs.is_empty());
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_an_error_naming_the_key_and_not_the_bytes() {
+        let err = collect_release_outputs(&[from_secret("binary")], &objects()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Secret/binary: the value of key BLOB is not valid UTF-8 text"
+        );
+        let cm = config_map("bin", &[], &[("B", &[0xc3, 0x28])]);
+        let err = collect_release_outputs(
+            &[from_config_map("bin")],
+            &Objects::new().with_config_map(cm),
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::OutputNotUtf8 { ref key, .. } if key == "B"));
+    }
+
+    #[test]
+    fn the_same_key_from_two_entries_is_an_error_naming_both_sources() {
+        let objects = objects().with_config_map(config_map("more", &[("POSTGRES_USER", "x")], &[]));
+        let err = collect_release_outputs(
+            &[from_secret("postgres"), from_config_map("more")],
+            &objects,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "output key POSTGRES_USER is published by both Secret/postgres and ConfigMap/more"
+        );
+        assert!(err.is_spec_error());
+    }
+
+    #[test]
+    fn a_service_exports_only_its_releases_external_outputs() {
+        let mut external = from_config_map("redis-outputs");
+        external.scope = OutputScope::External;
+        let internal = [from_secret("postgres")];
+        let exported = [external];
+        let collected = collect_service_outputs(
+            [
+                ("postgres", internal.as_slice()),
+                ("api", exported.as_slice()),
+            ],
+            &objects(),
+        )
+        .unwrap();
+        assert_eq!(collected.outputs.key_names(), ["CA", "SERVICE_FQDN"]);
+    }
+
+    #[test]
+    fn a_key_exported_by_two_releases_of_a_service_names_both() {
+        let mut one = from_secret("postgres");
+        one.scope = OutputScope::External;
+        let sources = [one];
+        let err = collect_service_outputs(
+            [("a", sources.as_slice()), ("b", sources.as_slice())],
+            &objects(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("published by both a (Secret/postgres) and b (Secret/postgres)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn debug_output_shows_keys_but_never_values() {
+        let collected = collect_release_outputs(&[from_secret("postgres")], &objects()).unwrap();
+        let debug = format!("{collected:?}");
+        assert!(
+            debug.contains("POSTGRES_PASSWORD") && !debug.contains("s3cret"),
+            "{debug}"
+        );
+    }
+}

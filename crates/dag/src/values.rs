@@ -72,3 +72,88 @@ fn type_name(value: &Value) -> &'static str {
         Value::Object(_) => "a mapping",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn maps_merge_key_by_key_and_later_documents_win() {
+        let merged = release_values(
+            [
+                (
+                    "ConfigMap/shared".to_owned(),
+                    json!({"image": {"repository": "app", "tag": "1"}, "a": 1}),
+                ),
+                (
+                    "Secret/db".to_owned(),
+                    json!({"image": {"tag": "2"}, "b": 2}),
+                ),
+            ],
+            Some(&json!({"image": {"pullPolicy": "Always"}, "c": 3})),
+        )
+        .unwrap();
+        assert_eq!(
+            merged,
+            json!({"image": {"repository": "app", "tag": "2", "pullPolicy": "Always"}, "a": 1, "b": 2, "c": 3})
+        );
+    }
+
+    #[test]
+    fn lists_are_replaced_not_appended() {
+        let merged = release_values(
+            [("a".to_owned(), json!({"hosts": ["a", "b"]}))],
+            Some(&json!({"hosts": ["c"]})),
+        )
+        .unwrap();
+        assert_eq!(merged, json!({"hosts": ["c"]}));
+    }
+
+    #[test]
+    fn a_scalar_replaces_a_map_and_a_map_replaces_a_scalar() {
+        let mut base = json!({"x": {"y": 1}, "z": 5});
+        merge_values(&mut base, json!({"x": "flat", "z": {"deep": true}}));
+        assert_eq!(base, json!({"x": "flat", "z": {"deep": true}}));
+    }
+
+    #[test]
+    fn null_replaces_a_value_and_is_kept_so_helm_drops_the_chart_default_too() {
+        let merged = release_values(
+            [(
+                "a".to_owned(),
+                json!({"resources": {"limits": {"cpu": 1}}, "keep": 1}),
+            )],
+            Some(&json!({"resources": null})),
+        )
+        .unwrap();
+        assert_eq!(merged, json!({"resources": null, "keep": 1}));
+    }
+
+    #[test]
+    fn empty_documents_contribute_nothing_and_non_maps_are_errors_naming_the_source() {
+        let merged = release_values([("empty".to_owned(), Value::Null)], None).unwrap();
+        assert_eq!(merged, json!({}));
+        let err = release_values([("ConfigMap/bad".to_owned(), json!(["a"]))], None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ConfigMap/bad: a values document must be a mapping, found a list"
+        );
+        let err = release_values(Vec::new(), Some(&json!("text"))).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::ValuesNotAMap {
+                found: "a string",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn inline_values_are_not_modified_by_merging() {
+        let inline = json!({"a": {"b": 1}});
+        let _ = release_values([("x".to_owned(), json!({"a": {"c": 2}}))], Some(&inline)).unwrap();
+        assert_eq!(inline, json!({"a": {"b": 1}}));
+    }
+}
