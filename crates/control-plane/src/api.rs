@@ -387,6 +387,7 @@ async fn resource_request(
     }
     if let Some(sub) = &rp.sub {
         let known = sub == "status" && t.has_status
+            || (sub == "scale" && t.scale.is_some())
             || (sub == "finalize" && t.group.is_empty() && t.plural == "namespaces");
         if !known {
             return Err(ApiError::page_not_found());
@@ -410,6 +411,18 @@ async fn resource_request(
     }
     let version = rp.version.as_str();
     let table = wants_table(req);
+    if rp.sub.as_deref() == Some("scale") {
+        return scale_request(shared, req, q, &t, verb, &ns, &name);
+    }
+    if matches!(verb, Verb::Create | Verb::Update)
+        && header_str(req, header::CONTENT_TYPE).starts_with("application/vnd.kubernetes.protobuf")
+    {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (this local control plane does not decode protobuf)",
+        ));
+    }
     match verb {
         Verb::Get => {
             let obj = shared.lock().get(&t, &ns, &name)?;
@@ -535,6 +548,49 @@ async fn resource_request(
                 }),
             ))
         }
+    }
+}
+
+/// `/scale` of deployments, statefulsets, replicasets and CRDs declaring it.
+fn scale_request(
+    shared: &Arc<Shared>,
+    req: &Request<Bytes>,
+    q: &Query,
+    t: &ResourceType,
+    verb: Verb,
+    ns: &str,
+    name: &str,
+) -> ApiResult<Response<ResponseBody>> {
+    match verb {
+        Verb::Get => Ok(json_response(200, &shared.lock().get_scale(t, ns, name)?)),
+        Verb::Update => {
+            let opts = write_opts(q, req)?;
+            let body = parse_body(req.body())?;
+            Ok(json_response(
+                200,
+                &shared.lock().set_scale(t, ns, name, &body, &opts)?,
+            ))
+        }
+        Verb::Patch => {
+            let opts = write_opts(q, req)?;
+            let ct = header_str(req, header::CONTENT_TYPE);
+            let kind = PatchKind::from_content_type(ct)
+                .filter(|k| *k != PatchKind::Apply)
+                .ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+            let mut store = shared.lock();
+            let current = store.get_scale(t, ns, name)?;
+            let mut patched = crate::patching::apply_patch(kind, &current, req.body(), t)?;
+            // The patch acts on the Scale as read; its resourceVersion is not a precondition.
+            patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+            Ok(json_response(
+                200,
+                &store.set_scale(t, ns, name, &patched, &opts)?,
+            ))
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({})",
+            verb.as_str()
+        ))),
     }
 }
 

@@ -28,6 +28,8 @@ pub struct ResourceType {
     pub namespaced: bool,
     /// A `/status` subresource exists: the main endpoint ignores status, `/status` ignores the rest.
     pub has_status: bool,
+    /// A `/scale` subresource exists, with where replicas and the selector live.
+    pub scale: Option<ScalePaths>,
     /// `metadata.generation` is maintained (bumped when anything outside metadata/status changes).
     pub tracks_generation: bool,
     /// Built-in kinds accept strategic merge patch; custom resources do not (415).
@@ -37,6 +39,24 @@ pub struct ResourceType {
     pub field_selectors: Vec<String>,
     /// For custom resources: the CRD per served version (schema, printer columns).
     pub crd_versions: BTreeMap<String, Arc<CrdVersion>>,
+}
+
+/// JSON paths (`.spec.replicas`) of a scale subresource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalePaths {
+    pub spec_replicas: String,
+    pub status_replicas: String,
+    pub label_selector: Option<String>,
+}
+
+impl ScalePaths {
+    fn standard() -> Self {
+        ScalePaths {
+            spec_replicas: ".spec.replicas".into(),
+            status_replicas: ".status.replicas".into(),
+            label_selector: Some(".spec.selector".into()),
+        }
+    }
 }
 
 /// What the control plane keeps from one version of a CustomResourceDefinition.
@@ -539,6 +559,12 @@ impl Registry {
                 categories: bt.categories.iter().map(|s| s.to_string()).collect(),
                 namespaced: bt.namespaced,
                 has_status: bt.status,
+                scale: matches!(
+                    (bt.group, bt.plural),
+                    ("apps", "deployments" | "statefulsets" | "replicasets")
+                        | ("", "replicationcontrollers")
+                )
+                .then(ScalePaths::standard),
                 tracks_generation: bt.generation,
                 builtin: true,
                 field_selectors: bt.fields.iter().map(|s| s.to_string()).collect(),
@@ -619,6 +645,17 @@ impl Registry {
                 r["categories"] = json!(t.categories);
             }
             resources.push(r);
+            if t.scale.is_some() {
+                resources.push(json!({
+                    "name": format!("{}/scale", t.plural),
+                    "singularName": "",
+                    "namespaced": t.namespaced,
+                    "group": "autoscaling",
+                    "version": "v1",
+                    "kind": "Scale",
+                    "verbs": ["get", "patch", "update"],
+                }));
+            }
             if t.has_status {
                 resources.push(json!({
                     "name": format!("{}/status", t.plural),
@@ -711,6 +748,7 @@ pub fn type_from_crd(crd: &Value) -> Result<ResourceType, String> {
     let mut versions = Vec::new();
     let mut crd_versions = BTreeMap::new();
     let mut has_status = false;
+    let mut scale = None;
     let mut field_selectors = Vec::new();
     let mut storage = None;
     for v in spec["versions"].as_array().into_iter().flatten() {
@@ -726,6 +764,14 @@ pub fn type_from_crd(crd: &Value) -> Result<ResourceType, String> {
         versions.push(name.to_string());
         if v["subresources"]["status"].is_object() {
             has_status = true;
+        }
+        let sc = &v["subresources"]["scale"];
+        if let Some(spec_path) = sc["specReplicasPath"].as_str() {
+            scale = Some(ScalePaths {
+                spec_replicas: spec_path.to_string(),
+                status_replicas: sc["statusReplicasPath"].as_str().unwrap_or("").to_string(),
+                label_selector: sc["labelSelectorPath"].as_str().map(str::to_string),
+            });
         }
         for f in v["selectableFields"].as_array().into_iter().flatten() {
             if let Some(p) = f["jsonPath"].as_str() {
@@ -769,6 +815,7 @@ pub fn type_from_crd(crd: &Value) -> Result<ResourceType, String> {
         categories: strings(&names["categories"]),
         namespaced,
         has_status,
+        scale,
         tracks_generation: true,
         builtin: false,
         field_selectors,

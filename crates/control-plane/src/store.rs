@@ -970,6 +970,46 @@ impl Store {
         })
     }
 
+    /// `GET .../scale`: the object seen as an `autoscaling/v1` Scale.
+    pub fn get_scale(&self, t: &ResourceType, ns: &str, name: &str) -> ApiResult<Value> {
+        let obj = self.get(t, ns, name)?;
+        scale_of(t, &obj)
+    }
+
+    /// `PUT`/`PATCH .../scale`: writes `spec.replicas` (or the CRD's specReplicasPath).
+    pub fn set_scale(
+        &mut self,
+        t: &ResourceType,
+        ns: &str,
+        name: &str,
+        scale: &Value,
+        opts: &WriteOpts,
+    ) -> ApiResult<Value> {
+        let ns = Self::ns_of(t, ns);
+        let old = self.get(t, &ns, name)?;
+        let paths = t.scale.clone().ok_or_else(ApiError::page_not_found)?;
+        let rv = meta::resource_version(scale);
+        if !rv.is_empty() && rv != meta::resource_version(&old) {
+            return Err(ApiError::stale(subject(t, name)));
+        }
+        let Some(replicas) = scale["spec"]["replicas"].as_i64().filter(|r| *r >= 0) else {
+            return Err(ApiError::invalid(
+                "Scale",
+                "autoscaling",
+                name,
+                vec![Cause::invalid(
+                    "spec.replicas",
+                    &scale["spec"]["replicas"],
+                    "must be greater than or equal to 0",
+                )],
+            ));
+        };
+        let mut new = (*old).clone();
+        set_path(&mut new, &paths.spec_replicas, json!(replicas));
+        let result = self.write_update(t, &old, new, None, opts)?;
+        scale_of(t, &result.object)
+    }
+
     pub fn delete(
         &mut self,
         t: &ResourceType,
@@ -1460,4 +1500,79 @@ fn decode_continue(tok: &str) -> ApiResult<(u64, Option<ObjKey>)> {
         .map(|(ns, n)| (ns.to_string(), n.to_string()))
         .ok_or_else(bad)?;
     Ok((rv, Some(key)))
+}
+
+fn path_segments(path: &str) -> impl Iterator<Item = &str> {
+    path.trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+}
+
+fn get_path<'a>(obj: &'a Value, path: &str) -> &'a Value {
+    path_segments(path).fold(obj, |cur, seg| &cur[seg])
+}
+
+fn set_path(obj: &mut Value, path: &str, value: Value) {
+    let mut cur = obj;
+    for seg in path_segments(path) {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        cur = &mut cur[seg];
+    }
+    *cur = value;
+}
+
+/// A label selector object (`matchLabels`, `matchExpressions`) in its string form.
+fn selector_string(sel: &Value) -> String {
+    if let Some(s) = sel.as_str() {
+        return s.to_string();
+    }
+    let mut parts: Vec<String> = sel["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    for e in sel["matchExpressions"].as_array().into_iter().flatten() {
+        let key = e["key"].as_str().unwrap_or("");
+        let values: Vec<&str> = e["values"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        parts.push(match e["operator"].as_str().unwrap_or("") {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            _ => format!("!{key}"),
+        });
+    }
+    parts.join(",")
+}
+
+fn scale_of(t: &ResourceType, obj: &Value) -> ApiResult<Value> {
+    let paths = t.scale.as_ref().ok_or_else(ApiError::page_not_found)?;
+    let m = &obj["metadata"];
+    let mut scale = json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": m["name"], "uid": m["uid"], "resourceVersion": m["resourceVersion"],
+            "creationTimestamp": m["creationTimestamp"],
+        },
+        "spec": {"replicas": get_path(obj, &paths.spec_replicas).as_i64().unwrap_or(0)},
+        "status": {"replicas": get_path(obj, &paths.status_replicas).as_i64().unwrap_or(0)},
+    });
+    if t.namespaced {
+        scale["metadata"]["namespace"] = m["namespace"].clone();
+    }
+    if let Some(p) = &paths.label_selector {
+        let sel = get_path(obj, p);
+        if !sel.is_null() {
+            scale["status"]["selector"] = json!(selector_string(sel));
+        }
+    }
+    Ok(scale)
 }

@@ -420,3 +420,55 @@ async fn services_get_a_cluster_ip_that_is_kept_across_updates() {
         .unwrap();
     assert_eq!(patched.spec.unwrap().cluster_ip, Some(ip));
 }
+
+#[tokio::test]
+async fn the_scale_subresource_reads_and_writes_spec_replicas() {
+    use k8s_openapi::api::autoscaling::v1::Scale;
+    let cp = control_plane();
+    let deploys: Api<Deployment> = Api::default_namespaced(cp.client());
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}
+    }))
+    .unwrap();
+    deploys.create(&PostParams::default(), &d).await.unwrap();
+    let scale: Scale = deploys.get_scale("web").await.unwrap();
+    assert_eq!(
+        scale.spec.unwrap().replicas,
+        Some(1),
+        "replicas default to 1"
+    );
+    assert_eq!(scale.status.unwrap().selector.as_deref(), Some("app=web"));
+    let scaled = deploys
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 4}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scaled.spec.unwrap().replicas, Some(4));
+    let after = deploys.get("web").await.unwrap();
+    assert_eq!(after.spec.unwrap().replicas, Some(4));
+    assert_eq!(after.metadata.generation, Some(2));
+}
+
+#[tokio::test]
+async fn protobuf_request_bodies_are_refused_with_415() {
+    let cp = control_plane();
+    let req = http::Request::post("/api/v1/namespaces/default/configmaps")
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/vnd.kubernetes.protobuf",
+        )
+        .body(b"k8s\0".to_vec())
+        .unwrap();
+    let err = api_error(
+        cp.client()
+            .request::<serde_json::Value>(req)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 415);
+}
