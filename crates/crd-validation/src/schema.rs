@@ -262,15 +262,6 @@ impl Node {
         }
     }
 
-    /// The schema for the value at `key` of an object node: a declared property, else the
-    /// `additionalProperties` schema.
-    pub(crate) fn child(&self, key: &str) -> Option<&Node> {
-        self.properties.get(key).or(match &self.additional {
-            Additional::Schema(s) => Some(s),
-            _ => None,
-        })
-    }
-
     /// The type name CEL errors print as the bad value (`sts.Type` in the apiserver).
     pub(crate) fn type_name(&self) -> &str {
         self.type_.as_deref().unwrap_or("")

@@ -33,6 +33,34 @@ fn a_well_formed_schema_has_no_problems() {
 }
 
 #[test]
+fn structural_problems_are_only_reported_once_the_v1_restrictions_are_met() {
+    // The apiserver does not look for structural problems in a schema it already refused.
+    let schema = json!({"type": "object", "properties": {
+        "a": {"properties": {}},
+        "b": {"type": "string", "$ref": "#/x"}
+    }});
+    assert_eq!(
+        check_structural(&schema),
+        ["openAPIV3Schema.properties[b].$ref: Forbidden: $ref is not supported"]
+    );
+}
+
+#[test]
+fn structural_problems_are_sorted_like_the_apiserver_sorts_them() {
+    let schema = json!({"type": "object", "properties": {
+        "z": {"properties": {}},
+        "a": {"type": "array"}
+    }});
+    assert_eq!(
+        check_structural(&schema),
+        [
+            "openAPIV3Schema.properties[a].items: Required value: must be specified",
+            "openAPIV3Schema.properties[z].type: Required value: must not be empty for specified object fields",
+        ]
+    );
+}
+
+#[test]
 fn a_field_without_type_is_reported() {
     let schema = json!({"type": "object", "properties": {"spec": {"properties": {}}}});
     assert_eq!(
@@ -76,8 +104,8 @@ fn value_validations_may_not_set_types_or_defaults() {
     assert_eq!(
         check_structural(&schema),
         [
+            "openAPIV3Schema.properties[spec].anyOf[0].properties[a].default: Forbidden: must be undefined to be structural",
             "openAPIV3Schema.properties[spec].anyOf[0].type: Forbidden: must be empty to be structural",
-            "openAPIV3Schema.properties[spec].anyOf[0].properties[a].default: Forbidden: must be empty to be structural",
         ]
     );
 }
@@ -92,7 +120,7 @@ fn value_validations_may_only_name_fields_of_the_structure() {
     assert_eq!(
         check_structural(&schema),
         [
-            "openAPIV3Schema.properties[spec].oneOf[1].properties[b]: Required value: must be specified in the structural part of the schema"
+            "openAPIV3Schema.properties[spec].properties[b]: Required value: because it is defined in openAPIV3Schema.properties[spec].oneOf[1].properties[b]"
         ]
     );
 }
