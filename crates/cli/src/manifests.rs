@@ -1,0 +1,182 @@
+//! Reading manifest files (multi-document YAML, `kind: List`) and putting them in apply order.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::Error;
+
+/// One object read from a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// Where it came from, for messages: `FILE#INDEX` (documents counted from 1).
+    pub source: String,
+    /// The object.
+    pub object: Value,
+}
+
+impl Manifest {
+    pub fn api_version(&self) -> &str {
+        self.object["apiVersion"].as_str().unwrap_or_default()
+    }
+
+    pub fn kind(&self) -> &str {
+        self.object["kind"].as_str().unwrap_or_default()
+    }
+
+    pub fn name(&self) -> &str {
+        self.object["metadata"]["name"].as_str().unwrap_or_default()
+    }
+
+    pub fn is_crd(&self) -> bool {
+        self.kind() == "CustomResourceDefinition"
+            && self.api_version().starts_with("apiextensions.k8s.io/")
+    }
+
+    fn rank(&self) -> u8 {
+        if self.is_crd() {
+            0
+        } else if self.kind() == "Namespace" && self.api_version() == "v1" {
+            1
+        } else {
+            2
+        }
+    }
+}
+
+/// Reads every file, in order.
+pub fn read_files(files: &[PathBuf]) -> Result<Vec<Manifest>, Error> {
+    let mut out = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|source| Error::ReadFile {
+            path: file.clone(),
+            source,
+        })?;
+        out.extend(parse(file, &text)?);
+    }
+    Ok(out)
+}
+
+/// Parses the YAML documents of one file. Empty documents are skipped and `kind: List`
+/// documents contribute their items.
+pub fn parse(file: &Path, text: &str) -> Result<Vec<Manifest>, Error> {
+    let mut out = Vec::new();
+    for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let source = format!("{}#{}", file.display(), i + 1);
+        let value: Value =
+            serde::Deserialize::deserialize(document).map_err(|e| Error::InvalidManifest {
+                source_name: source.clone(),
+                message: e.to_string(),
+            })?;
+        let items = match value {
+            Value::Null => continue,
+            Value::Object(ref map) if map.get("kind").and_then(Value::as_str) == Some("List") => {
+                map.get("items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            }
+            other => vec![other],
+        };
+        for object in items {
+            let manifest = Manifest {
+                source: source.clone(),
+                object,
+            };
+            if manifest.api_version().is_empty()
+                || manifest.kind().is_empty()
+                || manifest.name().is_empty()
+            {
+                return Err(Error::InvalidManifest {
+                    source_name: source,
+                    message: "every object needs apiVersion, kind and metadata.name".into(),
+                });
+            }
+            out.push(manifest);
+        }
+    }
+    Ok(out)
+}
+
+/// Apply order: CustomResourceDefinitions, then Namespaces, then everything else, each group
+/// in file order.
+pub fn apply_order(mut manifests: Vec<Manifest>) -> Vec<Manifest> {
+    manifests.sort_by_key(Manifest::rank);
+    manifests
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(ms: &[Manifest]) -> Vec<&str> {
+        ms.iter().map(Manifest::kind).collect()
+    }
+
+    const FILE: &str = "
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w}
+---
+# only a comment
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: team}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+---
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}
+- {apiVersion: v1, kind: Secret, metadata: {name: b}}
+";
+
+    #[test]
+    fn documents_and_list_items_are_read_and_empty_documents_skipped() {
+        let ms = parse(Path::new("f.yaml"), FILE).unwrap();
+        assert_eq!(
+            kinds(&ms),
+            [
+                "Widget",
+                "Namespace",
+                "CustomResourceDefinition",
+                "ConfigMap",
+                "Secret"
+            ]
+        );
+        assert_eq!(ms[0].source, "f.yaml#1");
+        assert_eq!(ms[2].source, "f.yaml#4");
+    }
+
+    #[test]
+    fn crds_come_first_then_namespaces_then_the_rest_in_file_order() {
+        let ms = apply_order(parse(Path::new("f.yaml"), FILE).unwrap());
+        assert_eq!(
+            kinds(&ms),
+            [
+                "CustomResourceDefinition",
+                "Namespace",
+                "Widget",
+                "ConfigMap",
+                "Secret"
+            ]
+        );
+    }
+
+    #[test]
+    fn object_without_name_is_refused_with_its_location() {
+        let err = parse(Path::new("f.yaml"), "apiVersion: v1\nkind: ConfigMap\n").unwrap_err();
+        assert!(err.to_string().contains("f.yaml#1"), "{err}");
+    }
+
+    #[test]
+    fn invalid_yaml_is_refused_with_its_location() {
+        let text = "{apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n---\n[unclosed\n";
+        let err = parse(Path::new("f.yaml"), text).unwrap_err();
+        assert!(err.to_string().contains("f.yaml#2"), "{err}");
+    }
+}

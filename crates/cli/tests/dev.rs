@@ -1,0 +1,330 @@
+//! `upstart dev` as a user runs it: the binary with files to apply, `--exit-when-ready`, and
+//! the real kubectl against the kubeconfig it writes, then SIGTERM for a clean stop.
+//!
+//! kubectl is found via `UPSTART_KUBECTL`, else `.tools/bin/kubectl` at the workspace root,
+//! else `PATH`; without it the kubectl test fails and says so.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking"
+)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const CRD: &str = "
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+";
+
+/// A CRD without a status subresource, so that a manifest can carry its own status.
+const CRD_WITHOUT_STATUS: &str = "
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+";
+
+const WIDGET: &str = "
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w}
+spec: {size: 3}
+";
+
+fn gadget(ready: &str) -> String {
+    format!(
+        "apiVersion: example.com/v1
+kind: Gadget
+metadata: {{name: g}}
+status:
+  conditions:
+  - {{type: Ready, status: \"{ready}\", reason: Waiting, message: waiting for the database}}
+"
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn upstart(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_upstart"));
+    c.current_dir(dir)
+        .args([
+            "--log-format",
+            "text",
+            "dev",
+            "--no-operators",
+            "--port",
+            "0",
+        ])
+        .args(["--charts", "no-charts"])
+        .env("RUST_LOG", "info");
+    c
+}
+
+/// Waits for `child` with a deadline, killing it if it overruns.
+fn wait_output(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "upstart did not exit within {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn run(mut command: Command) -> Output {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_output(child, Duration::from_secs(60))
+}
+
+#[test]
+fn exit_when_ready_exits_at_once_when_no_object_has_a_ready_condition() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "widget.yaml", &format!("{WIDGET}---{CRD}"));
+    let mut command = upstart(tmp.path());
+    command
+        .args(["--exit-when-ready", "--kubeconfig", "out/kubeconfig"])
+        .arg(&file);
+    let out = run(command);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr:\n{stderr}");
+    let kubeconfig = tmp.path().join("out/kubeconfig");
+    assert!(
+        stdout.contains(&format!("export KUBECONFIG={}", kubeconfig.display())),
+        "{stdout}"
+    );
+    assert!(kubeconfig.is_file());
+    // The CRD was applied (and established) before the Widget, whatever the file order.
+    let crd_at = stderr
+        .find("CustomResourceDefinition widgets.example.com")
+        .unwrap();
+    let widget_at = stderr.find("Widget default/w").unwrap();
+    assert!(crd_at < widget_at, "{stderr}");
+    assert!(stderr.contains("nothing to wait for"), "{stderr}");
+}
+
+#[test]
+fn exit_when_ready_succeeds_when_every_ready_condition_is_true() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(
+        tmp.path(),
+        "g.yaml",
+        &format!("{CRD_WITHOUT_STATUS}---\n{}", gadget("True")),
+    );
+    let mut command = upstart(tmp.path());
+    command
+        .args(["--exit-when-ready", "--kubeconfig", "k.yaml"])
+        .arg(&file);
+    let out = run(command);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr:\n{stderr}");
+    assert!(stderr.contains("every applied object is Ready"), "{stderr}");
+}
+
+#[test]
+fn exit_when_ready_fails_with_a_clear_message_on_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(
+        tmp.path(),
+        "g.yaml",
+        &format!("{CRD_WITHOUT_STATUS}---\n{}", gadget("False")),
+    );
+    let mut command = upstart(tmp.path());
+    command
+        .args([
+            "--exit-when-ready",
+            "--ready-timeout",
+            "1s",
+            "--kubeconfig",
+            "k.yaml",
+        ])
+        .arg(&file);
+    let started = Instant::now();
+    let out = run(command);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "stderr:\n{stderr}");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(
+        stderr.contains(
+            "upstart: timed out after 1s waiting for Ready: Gadget default/g is Ready=False \
+             (Waiting: waiting for the database)"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn invalid_file_fails_before_starting_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "bad.yaml", "apiVersion: v1\nkind: ConfigMap\n");
+    let mut command = upstart(tmp.path());
+    command.args(["--kubeconfig", "k.yaml"]).arg(&file);
+    let out = run(command);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("bad.yaml#1"), "{stderr}");
+    assert!(!tmp.path().join("k.yaml").exists());
+}
+
+fn find_kubectl() -> PathBuf {
+    if let Some(path) = std::env::var_os("UPSTART_KUBECTL").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/bin/kubectl");
+    if local.is_file() {
+        return local;
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            if dir.join("kubectl").is_file() {
+                return dir.join("kubectl");
+            }
+        }
+    }
+    panic!(
+        "kubectl not found: set UPSTART_KUBECTL, run scripts/bootstrap-tools (installs \
+         .tools/bin/kubectl), or put kubectl on PATH"
+    );
+}
+
+fn kubectl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(find_kubectl())
+        .current_dir(dir)
+        .args(["--kubeconfig", "k.yaml", "--cache-dir", "kube-cache"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn kubectl_applies_and_reads_back_a_custom_resource_and_sigterm_stops_dev_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("charts/tiny")).unwrap();
+    write(
+        &dir.join("charts/tiny"),
+        "Chart.yaml",
+        "apiVersion: v2\nname: tiny\nversion: 0.1.0\n",
+    );
+    write(dir, "crd.yaml", CRD);
+    write(dir, "widget.yaml", WIDGET);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_upstart"))
+        .current_dir(dir)
+        .args([
+            "--log-format",
+            "text",
+            "dev",
+            "--no-operators",
+            "--port",
+            "0",
+        ])
+        .args(["--kubeconfig", "k.yaml", "--charts", "charts"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let export = received
+        .recv_timeout(Duration::from_secs(60))
+        .expect("upstart dev prints how to use kubectl");
+    assert!(export.starts_with("export KUBECONFIG="), "{export}");
+
+    kubectl(dir, &["apply", "--server-side", "-f", "crd.yaml"]);
+    kubectl(
+        dir,
+        &[
+            "wait",
+            "--for=condition=established",
+            "crd/widgets.example.com",
+            "--timeout=30s",
+        ],
+    );
+    kubectl(dir, &["apply", "--server-side", "-f", "widget.yaml"]);
+    let size = kubectl(dir, &["get", "widget", "w", "-o", "jsonpath={.spec.size}"]);
+    assert_eq!(size, "3");
+    let managers = kubectl(
+        dir,
+        &[
+            "get",
+            "widget",
+            "w",
+            "--show-managed-fields",
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ],
+    );
+    assert!(managers.contains("kubectl"), "{managers}");
+
+    let pid = child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let out = wait_output(child, Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr:\n{stderr}");
+    assert!(stderr.contains("chart repository serving"), "{stderr}");
+    assert!(stderr.contains("shutting down"), "{stderr}");
+}
