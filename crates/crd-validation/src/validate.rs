@@ -82,15 +82,40 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
-fn type_matches(expected: &str, value: &Value) -> bool {
+/// kube-openapi's type validator, quirks included: a non-numeric schema with a format accepts
+/// any string or array, and numeric formats are compared with the value's Go format
+/// (`int64` for integers, `float64` for other numbers).
+fn type_check(node: &Node, value: &Value, name: &str) -> Option<FieldError> {
+    let format = formats::effective(node.type_.as_deref(), node.format.as_deref());
+    let expected = node.type_.as_deref();
+    if expected.is_none() && format.is_none() {
+        return None;
+    }
     let actual = json_type(value);
-    match expected {
-        "integer" => {
-            actual == "integer"
-                || (actual == "number" && value.as_f64().is_some_and(|f| f.fract() == 0.0))
+    let data_format = match actual {
+        "integer" => "int64",
+        "number" => "float64",
+        _ => "",
+    };
+    let contains = expected == Some(actual);
+    let is_float_int = actual == "number"
+        && value.as_f64().is_some_and(|f| f.fract() == 0.0)
+        && expected == Some("integer");
+    let is_int_float = actual == "integer" && expected == Some("number");
+    let string_or_array = matches!(value, Value::String(_) | Value::Array(_));
+    if let Some(format) = format {
+        if !string_or_array && !(contains || data_format == format || is_float_int || is_int_float)
+        {
+            return Some(type_error(name, format, data_format));
         }
-        "number" => actual == "integer" || actual == "number",
-        other => other == actual,
+        if !matches!(expected, Some("number" | "integer")) && string_or_array {
+            return None;
+        }
+    }
+    if contains || is_float_int || is_int_float {
+        None
+    } else {
+        Some(type_error(name, expected.unwrap_or(""), actual))
     }
 }
 
@@ -129,12 +154,8 @@ fn openapi(
         }
         return;
     }
-    if let Some(t) = &node.type_
-        && !type_matches(t, value)
-    {
-        errs.push(type_error(name, t, json_type(value)));
-        check_enum(node, value, name, errs);
-        return;
+    if let Some(e) = type_check(node, value, name) {
+        errs.push(e);
     }
 
     composition(node, value, name, errs);
@@ -213,8 +234,7 @@ fn check_string(node: &Node, s: &str, name: &str, errs: &mut Vec<FieldError>) {
             )),
         }
     }
-    if let Some(format) = &node.format
-        && formats::is_checked(format)
+    if let Some(format) = formats::effective(node.type_.as_deref(), node.format.as_deref())
         && !formats::is_valid(format, s)
     {
         errs.push(FieldError::type_invalid(

@@ -459,3 +459,36 @@ fn unchanged_invalid_values_are_allowed_on_update() {
         ["spec.b: Too long: may not be more than 1 byte"]
     );
 }
+
+#[test]
+fn integer_with_a_format_names_the_format_when_given_a_fraction() {
+    let schema = spec_schema(json!({"port": {"type": "integer", "format": "int32"}}));
+    assert_eq!(
+        messages(&schema, &json!({"spec": {"port": 1.5}})),
+        [
+            r#"spec.port: Invalid value: "float64": spec.port in body must be of type int32: "float64""#,
+            r#"<nil>: Invalid value: "": Checked value must be of type integer with format int32 in spec.port"#,
+        ]
+    );
+}
+
+#[test]
+fn unsupported_formats_are_ignored_like_the_apiserver_strips_them() {
+    let schema = spec_schema(json!({
+        "a": {"type": "string", "format": "my-own-format"},
+        "b": {"type": "integer", "format": "date-time"}
+    }));
+    assert!(messages(&schema, &json!({"spec": {"a": "anything", "b": 3}})).is_empty());
+}
+
+#[test]
+fn wrong_type_still_runs_the_other_checks_that_apply() {
+    let schema = spec_schema(json!({"mode": {"type": "integer", "enum": [1, 2]}}));
+    assert_eq!(
+        messages(&schema, &json!({"spec": {"mode": "fast"}})),
+        [
+            r#"spec.mode: Invalid value: "string": spec.mode in body must be of type integer: "string""#,
+            r#"spec.mode: Unsupported value: "fast": supported values: "1", "2""#,
+        ]
+    );
+}
