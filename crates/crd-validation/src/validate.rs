@@ -104,8 +104,7 @@ fn type_check(node: &Node, value: &Value, name: &str) -> Option<FieldError> {
     let is_int_float = actual == "integer" && expected == Some("number");
     let string_or_array = matches!(value, Value::String(_) | Value::Array(_));
     if let Some(format) = format {
-        if !string_or_array && !(contains || data_format == format || is_float_int || is_int_float)
-        {
+        if !(string_or_array || contains || data_format == format || is_float_int || is_int_float) {
             return Some(type_error(name, format, data_format));
         }
         if !matches!(expected, Some("number" | "integer")) && string_or_array {
