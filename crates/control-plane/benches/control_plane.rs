@@ -107,6 +107,21 @@ async fn throughput() {
         (lists * OBJECTS) as f64 / t.elapsed().as_secs_f64()
     );
 
+    let client = cp.client();
+    let t = Instant::now();
+    for _ in 0..lists {
+        let req = http::Request::get("/api/v1/namespaces/default/configmaps")
+            .body(Vec::new())
+            .unwrap();
+        let text = client.request_text(req).await.unwrap();
+        assert!(text.len() > OBJECTS * 100);
+    }
+    report(
+        "list of 1,000 objects (raw, no decoding)",
+        lists,
+        t.elapsed(),
+    );
+
     let t = Instant::now();
     for i in 0..OBJECTS {
         cms.patch(

@@ -439,13 +439,13 @@ async fn resource_request(
         Verb::List => {
             let lq = list_query(q, &t, rp.namespace.as_deref())?;
             let result = shared.lock().list(&t, &lq)?;
-            let items: Vec<Value> = result
-                .items
-                .iter()
-                .map(|o| present(o, &t, version))
-                .collect();
             let rv = result.resource_version.to_string();
             if table {
+                let items: Vec<Value> = result
+                    .items
+                    .iter()
+                    .map(|o| present(o, &t, version))
+                    .collect();
                 return Ok(json_response(
                     200,
                     &table::table(
@@ -459,21 +459,13 @@ async fn resource_request(
                 ));
             }
             let mut metadata = json!({"resourceVersion": rv});
-            if let Some(c) = result.continue_token {
+            if let Some(c) = &result.continue_token {
                 metadata["continue"] = json!(c);
             }
             if let Some(r) = result.remaining {
                 metadata["remainingItemCount"] = json!(r);
             }
-            Ok(json_response(
-                200,
-                &json!({
-                    "kind": t.list_kind,
-                    "apiVersion": t.api_version(version),
-                    "metadata": metadata,
-                    "items": items,
-                }),
-            ))
+            Ok(list_response(&t, version, &metadata, &result.items))
         }
         Verb::Watch => start_watch(shared, &t, version, q, rp.namespace.as_deref(), table),
         Verb::Create => {
@@ -516,6 +508,16 @@ async fn resource_request(
             let opts = delete_opts(q, req.body())?;
             match shared.lock().delete(&t, &ns, &name, &opts)? {
                 DeleteOutcome::Pending(obj) => Ok(json_response(200, &present(&obj, &t, version))),
+                // Some built-in kinds answer with the deleted object instead of a Status.
+                DeleteOutcome::Gone(obj)
+                    if t.builtin
+                        && matches!(
+                            t.plural.as_str(),
+                            "pods" | "serviceaccounts" | "storageclasses"
+                        ) =>
+                {
+                    Ok(json_response(200, &present(&obj, &t, version)))
+                }
                 DeleteOutcome::Gone(obj) => {
                     let mut details =
                         json!({"name": name, "kind": t.plural, "uid": meta::uid(&obj)});
@@ -592,6 +594,52 @@ fn scale_request(
             verb.as_str()
         ))),
     }
+}
+
+/// A list answer, serialised item by item: stored objects are written as they are (no copy)
+/// unless the client asked for another served version.
+fn list_response(
+    t: &ResourceType,
+    version: &str,
+    metadata: &Value,
+    items: &[Arc<Value>],
+) -> Response<ResponseBody> {
+    let api_version = t.api_version(version);
+    let mut out = Vec::with_capacity(256 + items.len() * 512);
+    out.extend_from_slice(b"{\"kind\":");
+    let head = serde_json::to_writer(&mut out, &t.list_kind)
+        .and_then(|()| {
+            out.extend_from_slice(b",\"apiVersion\":");
+            serde_json::to_writer(&mut out, &api_version)
+        })
+        .and_then(|()| {
+            out.extend_from_slice(b",\"metadata\":");
+            serde_json::to_writer(&mut out, metadata)
+        });
+    if let Err(e) = head {
+        return error_response(&ApiError::internal(e.to_string()));
+    }
+    out.extend_from_slice(b",\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let written = if item["apiVersion"].as_str() == Some(api_version.as_str()) {
+            serde_json::to_writer(&mut out, &**item)
+        } else {
+            serde_json::to_writer(&mut out, &present(item, t, version))
+        };
+        if let Err(e) = written {
+            return error_response(&ApiError::internal(e.to_string()));
+        }
+    }
+    out.extend_from_slice(b"]}");
+    let mut r = Response::new(full(out));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 fn include_object(q: &Query) -> table::Include {

@@ -494,6 +494,15 @@ impl Store {
     ) -> ApiResult<WriteResult> {
         let ns = Self::ns_of(t, ns);
         self.normalise_body(t, &ns, &mut obj)?;
+        if !meta::resource_version(&obj).is_empty() {
+            if !opts.applied {
+                // What etcd storage answers; the apiserver passes it on as an internal error.
+                return Err(ApiError::internal(
+                    "Internal error occurred: resourceVersion should not be set on objects to be created",
+                ));
+            }
+            meta::metadata_mut(&mut obj).remove("resourceVersion");
+        }
         let mut name = meta::name(&obj).to_string();
         if name.is_empty() {
             match obj["metadata"]["generateName"].as_str() {
@@ -1019,6 +1028,17 @@ impl Store {
     ) -> ApiResult<DeleteOutcome> {
         let ns = Self::ns_of(t, ns);
         let old = self.get(t, &ns, name)?;
+        if t.group.is_empty()
+            && t.plural == "namespaces"
+            && matches!(name, "default" | "kube-system" | "kube-public")
+        {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+            )
+            .with_details(json!({"name": name, "kind": "namespaces"})));
+        }
         if let Some(uid) = &opts.precondition_uid
             && uid != meta::uid(&old)
         {

@@ -386,3 +386,51 @@ async fn deleting_a_crd_deletes_its_custom_resources_and_stops_serving_them() {
     assert_eq!(err.code, 404);
     let _ = PropagationPolicy::Background;
 }
+
+#[tokio::test]
+async fn dry_run_delete_keeps_the_object() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    cms.create(&PostParams::default(), &cm("keep", json!({})))
+        .await
+        .unwrap();
+    let dp = DeleteParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    cms.delete("keep", &dp).await.unwrap();
+    assert!(cms.get_opt("keep").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn the_default_namespace_may_not_be_deleted() {
+    let cp = control_plane();
+    let nss: Api<Namespace> = Api::all(cp.client());
+    let err = api_error(
+        nss.delete("default", &DeleteParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 403);
+    assert_eq!(
+        err.message,
+        "namespaces \"default\" is forbidden: this namespace may not be deleted"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_pod_answers_with_the_deleted_pod() {
+    use k8s_openapi::api::core::v1::Pod;
+    let cp = control_plane();
+    let pods: Api<Pod> = Api::default_namespaced(cp.client());
+    let p: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+    )
+    .unwrap();
+    pods.create(&PostParams::default(), &p).await.unwrap();
+    let res = pods.delete("p", &DeleteParams::default()).await.unwrap();
+    assert_eq!(
+        res.left().expect("the pod").metadata.name.as_deref(),
+        Some("p")
+    );
+}

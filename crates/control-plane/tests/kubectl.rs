@@ -275,17 +275,24 @@ async fn kubectl_works_against_the_https_endpoint() {
         first.contains("ADDED") && first.contains("watched"),
         "{first}"
     );
-    cms.patch(
-        "watched",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"data": {"b": "2"}})),
-    )
-    .await
-    .unwrap();
-    let second = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+    // kubectl prints the object, then watches from resourceVersion 0 and skips the synthetic
+    // ADDED it gets first; a change made before its watch is open is folded into that ADDED.
+    // So keep changing the object until kubectl reports a MODIFIED event.
+    let mut seen = None;
+    for attempt in 0..20 {
+        cms.patch(
+            "watched",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"attempt": attempt.to_string()}})),
+        )
         .await
-        .expect("kubectl sees the update")
         .unwrap();
+        if let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+            seen = Some(line);
+            break;
+        }
+    }
+    let second = seen.expect("kubectl get -w reports the update");
     assert!(
         second.contains("MODIFIED") && second.contains("watched"),
         "{second}"

@@ -472,3 +472,46 @@ async fn protobuf_request_bodies_are_refused_with_415() {
     );
     assert_eq!(err.code, 415);
 }
+
+#[tokio::test]
+async fn creating_an_object_that_carries_a_resource_version_is_refused() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let mut c = cm("rv");
+    c.metadata.resource_version = Some("42".into());
+    let err = api_error(cms.create(&PostParams::default(), &c).await.unwrap_err());
+    assert_eq!(err.code, 500);
+    assert!(
+        err.message
+            .contains("resourceVersion should not be set on objects to be created")
+    );
+}
+
+#[tokio::test]
+async fn dry_run_update_and_patch_return_the_result_without_storing_it() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let created = cms.create(&PostParams::default(), &cm("d")).await.unwrap();
+    let pp = PatchParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let out = cms
+        .patch("d", &pp, &Patch::Merge(json!({"data": {"k": "changed"}})))
+        .await
+        .unwrap();
+    assert_eq!(out.data.unwrap()["k"], "changed");
+    let mut changed = created.clone();
+    changed.data = Some([("k".to_string(), "replaced".to_string())].into());
+    let post = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    cms.replace("d", &post, &changed).await.unwrap();
+    let stored = cms.get("d").await.unwrap();
+    assert_eq!(stored.data.unwrap()["k"], "v");
+    assert_eq!(
+        stored.metadata.resource_version,
+        created.metadata.resource_version
+    );
+}
