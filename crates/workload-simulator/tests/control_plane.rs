@@ -271,3 +271,119 @@ async fn job_on_complete_secret_appears_only_after_completion() {
     );
     sim.shutdown().await;
 }
+
+/// Creates `manifest` through the dynamic API and waits until `done` accepts its status.
+async fn create_and_wait(
+    client: &kube::Client,
+    manifest: serde_json::Value,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let api_version = manifest["apiVersion"].as_str().unwrap();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, manifest["kind"].as_str().unwrap());
+    let (resource, _): (ApiResource, _) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
+    let object: DynamicObject = serde_json::from_value(manifest).unwrap();
+    let name = object.metadata.name.clone().unwrap();
+    api.create(&PostParams::default(), &object).await.unwrap();
+    eventually(what, || async {
+        let current = serde_json::to_value(api.get(&name).await.unwrap()).unwrap();
+        done(&current["status"]).then_some(current["status"].clone())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn other_workload_kinds_get_their_ready_status_through_the_api() {
+    let (_cp, client, sim) = start(Options::default());
+    let template = json!({
+        "metadata": {"labels": {"app": "x"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    });
+    let selector = json!({"matchLabels": {"app": "x"}});
+
+    let sts = create_and_wait(
+        &client,
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+               "spec": {"replicas": 2, "serviceName": "db", "selector": selector, "template": template}}),
+        "StatefulSet ready",
+        |s| s["readyReplicas"] == 2,
+    )
+    .await;
+    assert_eq!(sts["currentRevision"], sts["updateRevision"]);
+    assert_eq!(sts["observedGeneration"], 1);
+
+    let ds = create_and_wait(
+        &client,
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+               "spec": {"selector": selector, "template": template}}),
+        "DaemonSet ready",
+        |s| s["numberReady"] == 1,
+    )
+    .await;
+    assert_eq!(ds["desiredNumberScheduled"], 1);
+    assert_eq!(ds["numberAvailable"], 1);
+
+    create_and_wait(
+        &client,
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs"},
+               "spec": {"replicas": 3, "selector": selector, "template": template}}),
+        "ReplicaSet ready",
+        |s| s["readyReplicas"] == 3,
+    )
+    .await;
+
+    let pod = create_and_wait(
+        &client,
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+               "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+        "Pod running",
+        |s| s["phase"] == "Running",
+    )
+    .await;
+    let ready = pod["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()
+        .clone();
+    assert_eq!(ready["status"], "True");
+
+    create_and_wait(
+        &client,
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "once"},
+               "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}),
+        "Pod succeeded",
+        |s| s["phase"] == "Succeeded",
+    )
+    .await;
+
+    let pvc = create_and_wait(
+        &client,
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+               "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+        "PVC bound",
+        |s| s["phase"] == "Bound",
+    )
+    .await;
+    assert_eq!(pvc["capacity"]["storage"], "1Gi");
+
+    let svc = create_and_wait(
+        &client,
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "lb"},
+               "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}}),
+        "LoadBalancer ingress",
+        |s| s["loadBalancer"]["ingress"][0]["ip"].is_string(),
+    )
+    .await;
+    let ip: std::net::Ipv4Addr = svc["loadBalancer"]["ingress"][0]["ip"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ip.is_loopback());
+    sim.shutdown().await;
+}
