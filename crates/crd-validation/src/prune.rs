@@ -24,13 +24,20 @@ const OBJECT_META_FIELDS: &[&str] = &[
 ];
 
 /// Removes unknown fields from `value` and returns their paths (`spec.foo`, `spec.items[0].bar`),
-/// which the apiserver reports as `unknown field "..."` warnings.
+/// which the apiserver reports as `unknown field "..."` warnings. Follows the apiserver's
+/// pruning algorithm, including its treatment of `additionalProperties: true|false` (values
+/// kept, objects inside them emptied) and of `x-kubernetes-preserve-unknown-fields`.
 pub(crate) fn prune(root: &Node, value: &mut Value) -> Vec<String> {
     let mut pruned = Vec::new();
-    if let Value::Object(map) = value {
-        // apiVersion, kind and metadata of the object itself are the apiserver's, never pruned.
-        prune_object(root, map, "", true, &mut pruned);
-    }
+    // The object itself is a resource: its apiVersion, kind and metadata are the apiserver's.
+    prune_at(Some(root), value, "", true, &mut pruned);
+    pruned
+}
+
+/// Prunes a value that sits at `node` rather than at a resource's root (used for defaults).
+pub(crate) fn prune_value_at(node: &Node, value: &mut Value) -> Vec<String> {
+    let mut pruned = Vec::new();
+    prune_at(Some(node), value, "", false, &mut pruned);
     pruned
 }
 
@@ -42,67 +49,129 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-fn prune_object(
-    node: &Node,
-    map: &mut Map<String, Value>,
-    path: &str,
-    is_resource_root: bool,
-    pruned: &mut Vec<String>,
-) {
-    let keep_all = node.preserve_unknown || matches!(node.additional, Additional::Allows(true));
-    let keys: Vec<String> = map.keys().cloned().collect();
-    for key in keys {
-        let child_path = join(path, &key);
-        if is_resource_root && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
-            if key == "metadata"
-                && !path.is_empty()
-                && let Some(Value::Object(meta)) = map.get_mut(&key)
-            {
-                // Embedded resources keep only ObjectMeta's fields in their metadata.
-                let unknown: Vec<String> = meta
-                    .keys()
-                    .filter(|k| !OBJECT_META_FIELDS.contains(&k.as_str()))
-                    .cloned()
-                    .collect();
-                for k in unknown {
-                    meta.remove(&k);
-                    pruned.push(join(&child_path, &k));
-                }
-            }
-            continue;
-        }
-        if let Some(prop) = node.properties.get(&key) {
-            if let Some(v) = map.get_mut(&key) {
-                prune_value(prop, v, &child_path, pruned);
-            }
-        } else if let Additional::Schema(s) = &node.additional {
-            if let Some(v) = map.get_mut(&key) {
-                prune_value(s, v, &format!("{path}[{key}]"), pruned);
-            }
-        } else if !keep_all {
-            map.remove(&key);
-            pruned.push(child_path);
+fn is_meta_field(key: &str) -> bool {
+    matches!(key, "apiVersion" | "kind" | "metadata")
+}
+
+/// Embedded resources keep only ObjectMeta's fields in their metadata (the apiserver
+/// round-trips it through ObjectMeta).
+fn prune_embedded_metadata(map: &mut Map<String, Value>, path: &str, pruned: &mut Vec<String>) {
+    if let Some(Value::Object(meta)) = map.get_mut("metadata") {
+        let unknown: Vec<String> = meta
+            .keys()
+            .filter(|k| !OBJECT_META_FIELDS.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for k in unknown {
+            meta.remove(&k);
+            pruned.push(join(&join(path, "metadata"), &k));
         }
     }
 }
 
-fn prune_value(node: &Node, value: &mut Value, path: &str, pruned: &mut Vec<String>) {
+/// The schema a key of an object falls under: its property, else the additionalProperties
+/// schema. `Some(None)`: additionalProperties is a boolean, so the key is kept but has no schema.
+fn schema_for_key<'a>(node: &'a Node, key: &str) -> Option<Option<&'a Node>> {
+    if let Some(prop) = node.properties.get(key) {
+        return Some(Some(prop));
+    }
+    match &node.additional {
+        Additional::Schema(s) => Some(Some(s)),
+        Additional::Allows(_) => Some(None),
+        Additional::Unset => None,
+    }
+}
+
+fn key_path(node: &Node, path: &str, key: &str) -> String {
+    if node.properties.contains_key(key) {
+        join(path, key)
+    } else {
+        format!("{path}[{key}]")
+    }
+}
+
+fn prune_at(
+    node: Option<&Node>,
+    value: &mut Value,
+    path: &str,
+    is_root: bool,
+    pruned: &mut Vec<String>,
+) {
+    if let Some(n) = node
+        && n.preserve_unknown
+    {
+        skip_prune(n, value, path, is_root, pruned);
+        return;
+    }
     match value {
-        Value::Object(map) => prune_object(node, map, path, node.embedded, pruned),
-        Value::Array(items) => {
-            if let Some(item_schema) = &node.items {
-                for (i, item) in items.iter_mut().enumerate() {
-                    prune_value(item_schema, item, &format!("{path}[{i}]"), pruned);
+        Value::Object(map) => {
+            let Some(n) = node else {
+                // No schema at all: nothing inside is known.
+                for (key, _) in std::mem::take(map) {
+                    pruned.push(join(path, &key));
                 }
+                return;
+            };
+            let resource = is_root || n.embedded;
+            if n.embedded && !is_root {
+                prune_embedded_metadata(map, path, pruned);
+            }
+            let keys: Vec<String> = map.keys().cloned().collect();
+            for key in keys {
+                if resource && is_meta_field(&key) {
+                    continue;
+                }
+                match schema_for_key(n, &key) {
+                    Some(schema) => {
+                        if let Some(v) = map.get_mut(&key) {
+                            prune_at(schema, v, &key_path(n, path, &key), false, pruned);
+                        }
+                    }
+                    None => {
+                        map.remove(&key);
+                        pruned.push(join(path, &key));
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            let item_schema = node.and_then(|n| n.items.as_deref());
+            for (i, item) in items.iter_mut().enumerate() {
+                prune_at(item_schema, item, &format!("{path}[{i}]"), false, pruned);
             }
         }
         _ => {}
     }
 }
 
-/// Prunes a value that sits at `node` rather than at a resource's root (used for defaults).
-pub(crate) fn prune_value_at(node: &Node, value: &mut Value) -> Vec<String> {
-    let mut pruned = Vec::new();
-    prune_value(node, value, "", &mut pruned);
-    pruned
+/// Below `x-kubernetes-preserve-unknown-fields`: unknown keys stay, known ones are pruned by
+/// their own schemas.
+fn skip_prune(node: &Node, value: &mut Value, path: &str, is_root: bool, pruned: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            let resource = is_root || node.embedded;
+            if node.embedded && !is_root {
+                prune_embedded_metadata(map, path, pruned);
+            }
+            let keys: Vec<String> = map.keys().cloned().collect();
+            for key in keys {
+                if resource && is_meta_field(&key) {
+                    continue;
+                }
+                if let Some(schema) = schema_for_key(node, &key)
+                    && let Some(v) = map.get_mut(&key)
+                {
+                    prune_at(schema, v, &key_path(node, path, &key), false, pruned);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = node.items.as_deref() {
+                for (i, item) in items.iter_mut().enumerate() {
+                    skip_prune(item_schema, item, &format!("{path}[{i}]"), false, pruned);
+                }
+            }
+        }
+        _ => {}
+    }
 }

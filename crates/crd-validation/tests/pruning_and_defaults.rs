@@ -146,3 +146,34 @@ fn admit_prunes_defaults_then_validates() {
     assert!(admission.errors.is_empty());
     assert_eq!(object, json!({"spec": {"scope": "internal"}}));
 }
+
+#[test]
+fn boolean_additional_properties_keep_values_but_empty_objects_inside_them() {
+    let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "free": {"type": "object", "additionalProperties": true}
+    }}}});
+    let mut object = json!({"spec": {"free": {"a": 1, "b": {"c": 2}, "d": [{"e": 3}]}}});
+    assert_eq!(
+        prune(&schema, &mut object),
+        ["spec.free[b].c", "spec.free[d][0].e"]
+    );
+    assert_eq!(
+        object,
+        json!({"spec": {"free": {"a": 1, "b": {}, "d": [{}]}}})
+    );
+}
+
+#[test]
+fn known_fields_below_preserve_unknown_fields_are_still_pruned_by_their_schema() {
+    let schema = json!({"type": "object", "properties": {"spec": {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "properties": {"known": {"type": "object", "properties": {"a": {"type": "string"}}}}
+    }}});
+    let mut object = json!({"spec": {"other": {"x": 1}, "known": {"a": "1", "b": "2"}}});
+    assert_eq!(prune(&schema, &mut object), ["spec.known.b"]);
+    assert_eq!(
+        object,
+        json!({"spec": {"other": {"x": 1}, "known": {"a": "1"}}})
+    );
+}
