@@ -99,6 +99,12 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
         }))
     };
 
+    // stdout carries only what a user copies: how to reach the control plane and the charts.
+    println!("export KUBECONFIG={}", absolute(&args.kubeconfig).display());
+    if let Some(repo) = &charts {
+        println!("# chart repository {CHARTS_ALIAS}: {}", repo.url);
+    }
+
     let outcome = tokio::select! {
         result = apply_and_wait(&client, manifests, &args) => result,
         () = &mut shutdown => {
@@ -107,7 +113,6 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
         }
     };
     if outcome.is_ok() && !args.exit_when_ready {
-        println!("export KUBECONFIG={}", absolute(&args.kubeconfig).display());
         tracing::info!("running; press Ctrl-C to stop");
         shutdown.await;
     }
@@ -131,7 +136,6 @@ async fn apply_and_wait(
 ) -> Result<(), Error> {
     let applied = apply_all(client, manifests).await?;
     if args.exit_when_ready {
-        println!("export KUBECONFIG={}", absolute(&args.kubeconfig).display());
         wait_ready(&applied, args.ready_timeout).await?;
     }
     Ok(())

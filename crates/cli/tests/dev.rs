@@ -249,6 +249,20 @@ fn kubectl(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A minimal HTTP/1.1 GET returning the whole response, so the test needs no HTTP client.
+fn http_get(host: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
 #[test]
 fn kubectl_applies_and_reads_back_a_custom_resource_and_sigterm_stops_dev_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
@@ -292,6 +306,13 @@ fn kubectl_applies_and_reads_back_a_custom_resource_and_sigterm_stops_dev_cleanl
         .recv_timeout(Duration::from_secs(60))
         .expect("upstart dev prints how to use kubectl");
     assert!(export.starts_with("export KUBECONFIG="), "{export}");
+    let repo_line = received.recv_timeout(Duration::from_secs(10)).unwrap();
+    let url = repo_line
+        .strip_prefix("# chart repository upstart-charts: ")
+        .unwrap_or_else(|| panic!("{repo_line}"));
+    let index = http_get(url.strip_prefix("http://").unwrap(), "/index.yaml");
+    assert!(index.starts_with("HTTP/1.1 200"), "{index}");
+    assert!(index.contains("tiny-0.1.0.tgz"), "{index}");
 
     kubectl(dir, &["apply", "--server-side", "-f", "crd.yaml"]);
     kubectl(
