@@ -193,25 +193,98 @@ pub fn qualified_kind(crd: &CustomResourceDefinition) -> String {
     }
 }
 
+/// Every served version's schema of a CRD, compiled once: what an API server keeps per CRD.
+#[derive(Debug)]
+pub struct CompiledCrd {
+    group: String,
+    qualified_kind: String,
+    /// Version name and its schema (`None`: the version has no schema).
+    versions: Vec<(String, Option<CompiledSchema>)>,
+}
+
+impl CompiledCrd {
+    /// Compiles the schema of every version of `crd`, with the messages of Kubernetes
+    /// 1.[`DEFAULT_KUBERNETES_MINOR`].
+    pub fn new(crd: &CustomResourceDefinition) -> Result<Self, Error> {
+        Self::for_kubernetes_minor(crd, DEFAULT_KUBERNETES_MINOR)
+    }
+
+    /// Like [`CompiledCrd::new`], with the messages of Kubernetes 1.`minor`.
+    pub fn for_kubernetes_minor(crd: &CustomResourceDefinition, minor: u32) -> Result<Self, Error> {
+        let mut versions = Vec::with_capacity(crd.spec.versions.len());
+        for v in &crd.spec.versions {
+            let schema = match v
+                .schema
+                .as_ref()
+                .and_then(|s| s.open_api_v3_schema.as_ref())
+            {
+                Some(schema) => Some(CompiledSchema::for_kubernetes_minor(
+                    &serde_json::to_value(schema)?,
+                    minor,
+                )),
+                None => None,
+            };
+            versions.push((v.name.clone(), schema));
+        }
+        Ok(Self {
+            group: crd.spec.group.clone(),
+            qualified_kind: qualified_kind(crd),
+            versions,
+        })
+    }
+
+    /// `Kind.group`, as the apiserver names the resource in its 422 messages.
+    #[must_use]
+    pub fn qualified_kind(&self) -> &str {
+        &self.qualified_kind
+    }
+
+    /// The compiled schema of `version`.
+    pub fn schema(&self, version: &str) -> Result<&CompiledSchema, Error> {
+        let (_, schema) = self
+            .versions
+            .iter()
+            .find(|(name, _)| name == version)
+            .ok_or_else(|| Error::UnknownVersion {
+                version: version.to_string(),
+            })?;
+        schema.as_ref().ok_or_else(|| Error::NoSchema {
+            version: version.to_string(),
+        })
+    }
+
+    /// Prunes, defaults and validates `object` (`old` on update) against the schema of the
+    /// version its `apiVersion` names; see [`CompiledSchema::admit`].
+    pub fn admit(&self, object: &mut Value, old: Option<&Value>) -> Result<Admission, Error> {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .ok_or(Error::MissingApiVersion)?;
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        if group != self.group {
+            return Err(Error::WrongGroup {
+                api_version: api_version.to_string(),
+                group: self.group.clone(),
+            });
+        }
+        let schema = self.schema(version)?;
+        Ok(schema.admit(object, old))
+    }
+
+    /// The apiserver's 422 message for `errors` about the object called `name`.
+    #[must_use]
+    pub fn invalid_error_message(&self, name: &str, errors: &[FieldError]) -> String {
+        invalid_error_message(&self.qualified_kind, name, errors)
+    }
+}
+
 /// Prunes, defaults and validates `object` against the schema of the CRD version named by its
-/// `apiVersion`, like [`CompiledSchema::admit`] (`old` on update). For many objects, compile
-/// the version's schema once with [`schema_for_version`] and [`CompiledSchema::new`].
+/// `apiVersion`, like [`CompiledSchema::admit`] (`old` on update). Compiles the CRD on every
+/// call: to validate many objects, keep a [`CompiledCrd`].
 pub fn validate_against_crd(
     crd: &CustomResourceDefinition,
     object: &mut Value,
     old: Option<&Value>,
 ) -> Result<Admission, Error> {
-    let api_version = object
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .ok_or(Error::MissingApiVersion)?;
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    if group != crd.spec.group {
-        return Err(Error::WrongGroup {
-            api_version: api_version.to_string(),
-            group: crd.spec.group.clone(),
-        });
-    }
-    let schema = schema_for_version(crd, version)?;
-    Ok(CompiledSchema::new(&schema).admit(object, old))
+    CompiledCrd::new(crd)?.admit(object, old)
 }

@@ -20,6 +20,7 @@ pub(crate) fn validate(
 ) -> Vec<FieldError> {
     let mut errors = Vec::new();
     openapi(root, value, old, "", &mut errors);
+    let mut embedded_errors = Vec::new();
     let mut list_errors = Vec::new();
     let mut cel_errors = Vec::new();
     structural(
@@ -28,11 +29,13 @@ pub(crate) fn validate(
         Correlation::Old(old),
         "",
         &mut Passes {
+            embedded_errors: &mut embedded_errors,
             list_errors: &mut list_errors,
             cel_errors: &mut cel_errors,
             style,
         },
     );
+    errors.append(&mut embedded_errors);
     errors.append(&mut list_errors);
     let blocking = errors.iter().any(|e| {
         matches!(
@@ -528,6 +531,7 @@ fn map_key(list: &Node, item: &Value) -> Option<Vec<Value>> {
 // `a[key]`.
 
 struct Passes<'e> {
+    embedded_errors: &'e mut Vec<FieldError>,
     list_errors: &'e mut Vec<FieldError>,
     cel_errors: &'e mut Vec<FieldError>,
     style: CelValueStyle,
@@ -591,6 +595,9 @@ fn structural(
     let old = correlation.old();
     match value {
         Value::Object(map) => {
+            if node.embedded {
+                check_embedded_resource(map, path, passes.embedded_errors);
+            }
             let child_correlation = |key: &str| match correlation {
                 Correlation::Old(o) => Correlation::Old(o.and_then(|o| o.get(key))),
                 uncorrelated => uncorrelated,
@@ -637,6 +644,71 @@ fn structural(
         }
         _ => {}
     }
+}
+
+/// An embedded resource needs a well-formed `apiVersion` and `kind`.
+fn check_embedded_resource(
+    map: &serde_json::Map<String, Value>,
+    path: &str,
+    errs: &mut Vec<FieldError>,
+) {
+    for key in ["apiVersion", "kind"] {
+        if !map.contains_key(key) {
+            errs.push(FieldError::required(child(path, key), "must not be empty"));
+        }
+    }
+    for (key, v) in map {
+        let at = child(path, key);
+        match key.as_str() {
+            "apiVersion" | "kind" => {
+                let Some(text) = v.as_str() else {
+                    errs.push(FieldError::invalid(at, v.clone(), "must be a string"));
+                    continue;
+                };
+                if text.is_empty() {
+                    errs.push(FieldError::invalid(at, v.clone(), "must not be empty"));
+                } else if key == "apiVersion" && text.matches('/').count() > 1 {
+                    errs.push(FieldError::invalid(
+                        at,
+                        v.clone(),
+                        format!("unexpected GroupVersion string: {text}"),
+                    ));
+                } else if key == "kind"
+                    && let Some(problems) = dns1035_label_problems(&text.to_lowercase())
+                {
+                    errs.push(FieldError::invalid(
+                        at,
+                        v.clone(),
+                        format!("may have mixed case, but should otherwise match: {problems}"),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `IsDNS1035Label`'s messages, joined with a comma as the apiserver joins them.
+fn dns1035_label_problems(value: &str) -> Option<String> {
+    let mut problems = Vec::new();
+    if value.len() > 63 {
+        problems.push("must be no more than 63 characters".to_string());
+    }
+    let bytes = value.as_bytes();
+    let valid = !bytes.is_empty()
+        && bytes[0].is_ascii_lowercase()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .last()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !valid {
+        problems.push(
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')".to_string(),
+        );
+    }
+    (!problems.is_empty()).then(|| problems.join(","))
 }
 
 fn check_list_type(node: &Node, items: &[Value], path: &str, errs: &mut Vec<FieldError>) {

@@ -3,9 +3,9 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::{Value, json};
 use upstart_crd_validation::{
-    CompiledSchema, Error, FieldError, FieldErrorKind, RenderOptions, check_structural,
-    invalid_error_message, invalid_error_message_with, qualified_kind, schema_for_version,
-    validate_against_crd,
+    CompiledCrd, CompiledSchema, Error, FieldError, FieldErrorKind, RenderOptions,
+    check_structural, invalid_error_message, invalid_error_message_with, qualified_kind,
+    schema_for_version, validate_against_crd,
 };
 
 fn environment_schema() -> Value {
@@ -258,4 +258,21 @@ fn values_print_like_go() {
 fn compiled_schemas_can_be_shared_between_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<CompiledSchema>();
+}
+
+#[test]
+fn a_compiled_crd_admits_objects_of_each_version() {
+    let compiled = CompiledCrd::new(&crd()).expect("schemas serialise");
+    assert_eq!(compiled.qualified_kind(), "UpstartEnvironment.upstart.com");
+    let mut object = valid_object();
+    object["spec"]["outputsFrom"] = json!([{}]);
+    let admission = compiled.admit(&mut object, None).expect("version exists");
+    assert_eq!(
+        compiled.invalid_error_message("demo", &admission.errors),
+        r#"UpstartEnvironment.upstart.com "demo" is invalid: spec.outputsFrom[0]: Invalid value: "object": exactly one of secretRef or configMapRef must be set"#
+    );
+    assert!(matches!(
+        compiled.schema("v2"),
+        Err(Error::UnknownVersion { .. })
+    ));
 }

@@ -492,3 +492,29 @@ fn wrong_type_still_runs_the_other_checks_that_apply() {
         ]
     );
 }
+
+#[test]
+fn embedded_resources_need_api_version_and_kind() {
+    let schema = spec_schema(json!({"template": {
+        "type": "object",
+        "x-kubernetes-embedded-resource": true,
+        "x-kubernetes-preserve-unknown-fields": true
+    }}));
+    assert!(
+        messages(
+            &schema,
+            &json!({"spec": {"template": {"apiVersion": "v1", "kind": "Pod"}}})
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        messages(
+            &schema,
+            &json!({"spec": {"template": {"kind": "Not_A_Kind"}}})
+        ),
+        [
+            "spec.template.apiVersion: Required value: must not be empty",
+            r#"spec.template.kind: Invalid value: "Not_A_Kind": may have mixed case, but should otherwise match: a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"#,
+        ]
+    );
+}
