@@ -109,7 +109,8 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
         result = apply_and_wait(&client, manifests, &args) => result,
         () = &mut shutdown => {
             tracing::info!("interrupted");
-            Ok(())
+            // A script waiting for readiness must not mistake an interruption for success.
+            if args.exit_when_ready { Err(Error::Interrupted) } else { Ok(()) }
         }
     };
     if outcome.is_ok() && !args.exit_when_ready {

@@ -59,6 +59,8 @@ pub enum Error {
         timeout: Duration,
         pending: Vec<String>,
     },
+    #[error("interrupted before every applied object was Ready")]
+    Interrupted,
     #[error("installing the signal handler: {0}")]
     Signal(std::io::Error),
 }

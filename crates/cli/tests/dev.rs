@@ -349,3 +349,42 @@ fn kubectl_applies_and_reads_back_a_custom_resource_and_sigterm_stops_dev_cleanl
     assert!(stderr.contains("chart repository serving"), "{stderr}");
     assert!(stderr.contains("shutting down"), "{stderr}");
 }
+
+#[test]
+fn sigterm_while_waiting_for_ready_exits_non_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(
+        tmp.path(),
+        "g.yaml",
+        &format!("{CRD_WITHOUT_STATUS}---\n{}", gadget("False")),
+    );
+    let mut child = upstart(tmp.path())
+        .args(["--exit-when-ready", "--kubeconfig", "k.yaml"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the export line is out, the control plane is up and the wait is under way.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("export KUBECONFIG="), "{first}");
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = wait_output(child, Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("interrupted before every applied object was Ready"),
+        "{stderr}"
+    );
+}
