@@ -622,6 +622,15 @@ impl Store {
                         )],
                     ));
                 }
+                let causes = crd_schema_causes(obj);
+                if !causes.is_empty() {
+                    return Err(ApiError::invalid(
+                        &t.kind,
+                        &t.group,
+                        meta::name(obj),
+                        causes,
+                    ));
+                }
                 obj["status"] = crd_status(obj, &crd_type, None);
             }
             _ => {}
@@ -794,6 +803,10 @@ impl Store {
                 ApiError::invalid(&t.kind, &t.group, &name, vec![Cause::required("spec", &e)])
             })?;
             if subresource != Some("status") {
+                let causes = crd_schema_causes(&new);
+                if !causes.is_empty() {
+                    return Err(ApiError::invalid(&t.kind, &t.group, &name, causes));
+                }
                 new["status"] = crd_status(&new, &ct, old.get("status"));
             }
         }
@@ -1441,6 +1454,37 @@ pub fn filter_event(e: &Event, q: &ListQuery) -> Option<EventType> {
         }
         k => now.then_some(k),
     }
+}
+
+/// Why the apiserver would refuse the schemas of a CRD: every served version of an
+/// `apiextensions.k8s.io/v1` CRD needs a structural `openAPIV3Schema`.
+fn crd_schema_causes(crd: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    for (i, v) in crd["spec"]["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let prefix = format!("spec.versions[{i}].schema");
+        match v["schema"].get("openAPIV3Schema") {
+            None => causes.push(Cause::required(
+                &format!("{prefix}.openAPIV3Schema"),
+                "schemas are required",
+            )),
+            Some(schema) => {
+                for problem in upstart_crd_validation::check_structural(schema) {
+                    let (field, message) = problem.split_once(": ").unwrap_or(("", &problem));
+                    causes.push(Cause {
+                        reason: "FieldValueInvalid",
+                        field: format!("{prefix}.{field}"),
+                        message: message.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    causes
 }
 
 /// The status the apiextensions controllers give a CRD: names accepted and established.

@@ -61,6 +61,10 @@ fn columns(t: &ResourceType, version: &str) -> Vec<Column> {
         }
         return out;
     }
+    if t.group == "apiextensions.k8s.io" && t.plural == "customresourcedefinitions" {
+        out.push(col("Created At", "string", Some(AGE)));
+        return out;
+    }
     let extra: &[(&str, &str, &str)] = match (t.group.as_str(), t.plural.as_str()) {
         ("", "configmaps") => &[("Data", "integer", "#data")],
         ("", "secrets") => &[("Type", "string", ".type"), ("Data", "integer", "#data")],
@@ -150,16 +154,17 @@ fn cell(o: &Value, c: &Column, now: i64) -> Value {
         )),
         p => json_path(o, p).unwrap_or(Value::Null),
     };
+    // Missing values are null cells, which kubectl prints as <none>.
+    if v.is_null() {
+        return Value::Null;
+    }
     if c.ty == "date" {
         return match v.as_str().and_then(meta::parse_time) {
             Some(ts) => json!(human_duration(now - ts)),
             None => json!("<unknown>"),
         };
     }
-    match v {
-        Value::Null => json!("<none>"),
-        other => other,
-    }
+    v
 }
 
 /// The JSONPath subset printer columns use: `.a.b`, `[n]`, `[?(@.k=="v")]`.

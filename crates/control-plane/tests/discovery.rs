@@ -174,7 +174,7 @@ async fn table_output_uses_the_crd_printer_columns() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(cols, ["Name", "Size", "Phase"]);
-    assert_eq!(table["rows"][0]["cells"], json!(["w1", 7, "<none>"]));
+    assert_eq!(table["rows"][0]["cells"], json!(["w1", 7, null]));
     assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
 }
 
@@ -211,4 +211,21 @@ async fn unknown_resources_are_404_not_found() {
         .await
         .unwrap_err();
     assert_eq!(api_error(err).code, 404);
+}
+
+#[tokio::test]
+async fn a_crd_with_a_non_structural_schema_is_invalid() {
+    let cp = control_plane();
+    let crds: Api<CustomResourceDefinition> = Api::all(cp.client());
+    let mut crd = serde_json::to_value(widget_crd()).unwrap();
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] =
+        json!({"properties": {"size": {"type": "integer"}}});
+    let crd: CustomResourceDefinition = serde_json::from_value(crd).unwrap();
+    let err = api_error(crds.create(&PostParams::default(), &crd).await.unwrap_err());
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message.starts_with("CustomResourceDefinition.apiextensions.k8s.io \"widgets.example.com\" is invalid: spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value"),
+        "{}",
+        err.message
+    );
 }
