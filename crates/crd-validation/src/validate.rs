@@ -857,15 +857,28 @@ fn cel_error(
                 format!("rule compile error: {}", failure.message),
             )
         }
-        _ => FieldError::invalid(
-            node_path,
-            type_value,
-            format!(
-                "{} evaluating rule: {}",
-                failure.message,
-                rule_error_string(rule)
-            ),
-        ),
+        _ => {
+            // kube-cel words runtime errors as "rule evaluation error: No such key: a"; the
+            // apiserver prints cel-go's lower-case error, then which rule failed.
+            let cause = failure
+                .message
+                .strip_prefix("rule evaluation error: ")
+                .unwrap_or(&failure.message);
+            let mut chars = cause.chars();
+            let cause: String = match chars.next() {
+                Some(first) => first.to_lowercase().chain(chars).collect(),
+                None => String::new(),
+            };
+            let detail = if cause.starts_with("no such overload") {
+                format!(
+                    "'{cause}': call arguments did not match a supported operator, function or macro signature for rule: {}",
+                    rule_error_string(rule)
+                )
+            } else {
+                format!("{cause} evaluating rule: {}", rule_error_string(rule))
+            };
+            FieldError::invalid(node_path, type_value, detail)
+        }
     }
 }
 

@@ -358,3 +358,56 @@ fn field_path_into_a_map_names_the_key_in_brackets() {
         [r#"spec.releases[web]: Invalid value: "object": web must not be empty"#]
     );
 }
+
+#[test]
+fn root_rules_can_read_metadata_and_kind() {
+    let schema = CompiledSchema::new(&json!({
+        "type": "object",
+        "x-kubernetes-validations": [
+            {"rule": "self.metadata.name.startsWith('env-')", "message": "name must start with env-"},
+            {"rule": "self.kind == 'UpstartEnvironment'", "message": "wrong kind"}
+        ],
+        "properties": {"spec": {"type": "object"}}
+    }));
+    let object = json!({"apiVersion": "upstart.com/v1", "kind": "UpstartEnvironment",
+                        "metadata": {"name": "env-a"}, "spec": {}});
+    assert!(messages(&schema, &object, None).is_empty());
+    let mut renamed = object.clone();
+    renamed["metadata"]["name"] = json!("a");
+    assert_eq!(
+        messages(&schema, &renamed, None),
+        [r#"<nil>: Invalid value: "object": name must start with env-"#]
+    );
+}
+
+#[test]
+fn dashed_property_names_are_escaped_in_rules() {
+    let schema = CompiledSchema::new(&json!({
+        "type": "object",
+        "properties": {"spec": {
+            "type": "object",
+            "x-kubernetes-validations": [{"rule": "self.max__dash__size > 0", "message": "max-size must be positive"}],
+            "properties": {"max-size": {"type": "integer"}}
+        }}
+    }));
+    assert_eq!(
+        messages(&schema, &json!({"spec": {"max-size": 0}}), None),
+        [r#"spec: Invalid value: "object": max-size must be positive"#]
+    );
+}
+
+#[test]
+fn a_rule_reading_a_missing_field_reports_the_evaluation_error() {
+    let schema = CompiledSchema::new(&json!({
+        "type": "object",
+        "properties": {"spec": {
+            "type": "object",
+            "x-kubernetes-validations": [{"rule": "self.a == 'x'", "message": "a must be x"}],
+            "properties": {"a": {"type": "string"}}
+        }}
+    }));
+    assert_eq!(
+        messages(&schema, &json!({"spec": {}}), None),
+        [r#"spec: Invalid value: "object": no such key: a evaluating rule: a must be x"#]
+    );
+}
