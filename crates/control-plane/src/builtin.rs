@@ -149,8 +149,69 @@ fn label_value_ok(v: &str) -> bool {
             && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
 }
 
+/// Metadata checks every kind gets: labels and owner references.
+pub fn validate_metadata(obj: &Value) -> Vec<Cause> {
+    let mut causes = validate_labels(obj);
+    causes.extend(validate_owner_references(obj));
+    causes
+}
+
+/// Owner references, as `ValidateOwnerReferences` checks them.
+fn validate_owner_references(obj: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let Some(refs) = obj["metadata"]["ownerReferences"].as_array() else {
+        return causes;
+    };
+    let mut controllers = Vec::new();
+    for r in refs {
+        let field = "metadata.ownerReferences";
+        if r["apiVersion"].as_str().is_none_or(str::is_empty) {
+            causes.push(Cause::invalid(
+                &format!("{field}.apiVersion"),
+                &json!(""),
+                "version must not be empty",
+            ));
+        }
+        if r["kind"].as_str().is_none_or(str::is_empty) {
+            causes.push(Cause::invalid(
+                &format!("{field}.kind"),
+                &json!(""),
+                "kind must not be empty",
+            ));
+        }
+        if r["name"].as_str().is_none_or(str::is_empty) {
+            causes.push(Cause::invalid(
+                &format!("{field}.name"),
+                &json!(""),
+                "name must not be empty",
+            ));
+        }
+        if r["uid"].as_str().is_none_or(str::is_empty) {
+            causes.push(Cause::invalid(
+                &format!("{field}.uid"),
+                &json!(""),
+                "uid must not be empty",
+            ));
+        }
+        if r["controller"] == json!(true) {
+            controllers.push(r["name"].as_str().unwrap_or("").to_string());
+        }
+    }
+    if controllers.len() > 1 {
+        causes.push(Cause::invalid(
+            "metadata.ownerReferences",
+            &Value::Array(refs.clone()),
+            &format!(
+                "Only one reference can have Controller set to true. Found \"true\" in references for {}",
+                controllers.join(" and ")
+            ),
+        ));
+    }
+    causes
+}
+
 /// Label keys and values, as `ValidateLabels` checks them.
-pub fn validate_labels(obj: &Value) -> Vec<Cause> {
+fn validate_labels(obj: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let Some(labels) = obj["metadata"]["labels"].as_object() else {
         return causes;
@@ -178,8 +239,23 @@ mod tests {
     #[test]
     fn label_keys_may_have_a_dns_prefix_and_values_may_be_empty() {
         let ok = json!({"metadata": {"labels": {"app.kubernetes.io/name": "web", "empty": ""}}});
-        assert!(validate_labels(&ok).is_empty());
+        assert!(validate_metadata(&ok).is_empty());
         let bad = json!({"metadata": {"labels": {"app": "-x", "a/b/c": "v"}}});
-        assert_eq!(validate_labels(&bad).len(), 2);
+        assert_eq!(validate_metadata(&bad).len(), 2);
+    }
+
+    #[test]
+    fn owner_references_need_their_identity_and_one_controller_at_most() {
+        let refs = json!({"metadata": {"ownerReferences": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": "a", "uid": "1", "controller": true},
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": "b", "uid": "", "controller": true}
+        ]}});
+        let causes = validate_metadata(&refs);
+        assert_eq!(causes.len(), 2);
+        assert!(
+            causes[1]
+                .message
+                .contains("Only one reference can have Controller set to true")
+        );
     }
 }

@@ -280,6 +280,12 @@ impl Store {
             Some(tok) => decode_continue(tok)?,
             None => (self.rv, None),
         };
+        if q.continue_token.is_some() && snapshot_rv < self.evicted_rv {
+            // The apiserver's answer once etcd has compacted the first page's revision.
+            return Err(ApiError::expired(
+                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+            ));
+        }
         let mut items = Vec::new();
         let mut next = None;
         let mut remaining = 0usize;
@@ -530,7 +536,7 @@ impl Store {
             }
         }
         let mut causes = meta::validate_name(&t.plural, &t.group, &name);
-        causes.extend(builtin::validate_labels(&obj));
+        causes.extend(builtin::validate_metadata(&obj));
         if !causes.is_empty() {
             return Err(ApiError::invalid(&t.kind, &t.group, &name, causes));
         }
@@ -786,7 +792,7 @@ impl Store {
         if t.builtin {
             builtin::prepare(t, &mut new, Some(old), &mut self.next_ip);
         }
-        let mut causes = builtin::validate_labels(&new);
+        let mut causes = builtin::validate_metadata(&new);
         causes.extend(builtin::validate_update(t, &new, old));
         if !causes.is_empty() {
             return Err(ApiError::invalid(&t.kind, &t.group, &name, causes));

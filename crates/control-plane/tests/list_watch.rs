@@ -345,3 +345,31 @@ async fn kube_runtime_watcher_follows_changes_across_a_dropped_stream() {
     assert_eq!(second.name_any(), "two");
     cms.delete("two", &DeleteParams::default()).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_continue_token_older_than_the_retained_history_is_410_expired() {
+    let cp = ControlPlane::start(Options {
+        watch_history: 3,
+        ..Options::default()
+    });
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    for i in 0..3 {
+        cms.create(&PostParams::default(), &cm(&format!("c{i}"), json!({})))
+            .await
+            .unwrap();
+    }
+    let first = cms.list(&ListParams::default().limit(1)).await.unwrap();
+    for i in 0..5 {
+        cms.create(&PostParams::default(), &cm(&format!("x{i}"), json!({})))
+            .await
+            .unwrap();
+    }
+    let token = first.metadata.continue_.unwrap();
+    let err = api_error(
+        cms.list(&ListParams::default().limit(1).continue_token(&token))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 410);
+    assert_eq!(err.reason, "Expired");
+}
