@@ -89,9 +89,14 @@ fn json_type(value: &Value) -> &'static str {
 /// any string or array, and numeric formats are compared with the value's Go format
 /// (`int64` for integers, `float64` for other numbers).
 fn type_check(node: &Node, value: &Value, name: &str) -> Option<FieldError> {
+    // The apiserver gives int-or-string fields the OpenAPI type list `[integer, string]`.
+    let expected: Vec<&str> = if node.int_or_string {
+        vec!["integer", "string"]
+    } else {
+        node.type_.as_deref().into_iter().collect()
+    };
     let format = formats::effective(node.type_.as_deref(), node.format.as_deref());
-    let expected = node.type_.as_deref();
-    if expected.is_none() && format.is_none() {
+    if expected.is_empty() && format.is_none() {
         return None;
     }
     let actual = json_type(value);
@@ -100,24 +105,25 @@ fn type_check(node: &Node, value: &Value, name: &str) -> Option<FieldError> {
         "number" => "float64",
         _ => "",
     };
-    let contains = expected == Some(actual);
+    let contains = expected.contains(&actual);
     let is_float_int = actual == "number"
         && value.as_f64().is_some_and(|f| f.fract() == 0.0)
-        && expected == Some("integer");
-    let is_int_float = actual == "integer" && expected == Some("number");
+        && expected.contains(&"integer");
+    let is_int_float = actual == "integer" && expected.contains(&"number");
     let string_or_array = matches!(value, Value::String(_) | Value::Array(_));
     if let Some(format) = format {
         if !(string_or_array || contains || data_format == format || is_float_int || is_int_float) {
             return Some(type_error(name, format, data_format));
         }
-        if !matches!(expected, Some("number" | "integer")) && string_or_array {
+        let numeric = expected.contains(&"number") || expected.contains(&"integer");
+        if !numeric && string_or_array {
             return None;
         }
     }
     if contains || is_float_int || is_int_float {
         None
     } else {
-        Some(type_error(name, expected.unwrap_or(""), actual))
+        Some(type_error(name, &expected.join(","), actual))
     }
 }
 
@@ -149,10 +155,12 @@ fn openapi(
         return;
     }
     if value.is_null() {
-        if let Some(t) = &node.type_
-            && !node.nullable
-        {
-            errs.push(type_error(name, t, "null"));
+        if !node.nullable {
+            if node.int_or_string {
+                errs.push(type_error(name, "integer,string", "null"));
+            } else if let Some(t) = &node.type_ {
+                errs.push(type_error(name, t, "null"));
+            }
         }
         return;
     }

@@ -299,6 +299,7 @@ fn int_or_string_accepts_both_and_refuses_others_through_any_of() {
     assert_eq!(
         messages(&schema, &json!({"spec": {"port": true}})),
         [
+            r#"spec.port: Invalid value: "boolean": spec.port in body must be of type integer,string: "boolean""#,
             r#"<nil>: Invalid value: "": "spec.port" must validate at least one schema (anyOf)"#,
             r#"spec.port: Invalid value: "boolean": spec.port in body must be of type integer: "boolean""#,
         ]
