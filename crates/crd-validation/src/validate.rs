@@ -511,15 +511,14 @@ fn composition(node: &Node, value: &Value, name: &str, errs: &mut Vec<FieldError
     }
 }
 
-/// The old list item an item of a new list corresponds to: by key for `map` lists, by value for
-/// `set` lists, none for atomic lists (the apiserver cannot correlate those).
+/// The old list item an item of a new list corresponds to: by key for `map` lists; items of
+/// `set` and atomic lists do not correlate (as in the apiserver's ratcheting).
 pub(crate) fn correlate_item<'a>(list: &Node, item: &Value, old: &'a [Value]) -> Option<&'a Value> {
     match list.list_type.as_deref() {
         Some("map") => {
             let key = map_key(list, item)?;
             old.iter().find(|o| map_key(list, o).as_ref() == Some(&key))
         }
-        Some("set") => old.iter().find(|o| *o == item),
         _ => None,
     }
 }

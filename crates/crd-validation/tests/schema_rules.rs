@@ -519,3 +519,29 @@ fn embedded_resources_need_api_version_and_kind() {
         ]
     );
 }
+
+#[test]
+fn unchanged_items_of_a_changed_map_list_are_not_revalidated_on_update() {
+    let schema = CompiledSchema::new(&spec_schema(json!({"ports": {
+        "type": "array",
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name"],
+        "items": {"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string"}, "port": {"type": "integer", "maximum": 100}
+        }}
+    }})));
+    let old = json!({"spec": {"ports": [{"name": "a", "port": 500}]}});
+    // The stored item keeps its invalid port; the new item is checked.
+    let update =
+        json!({"spec": {"ports": [{"name": "b", "port": 200}, {"name": "a", "port": 500}]}});
+    assert_eq!(
+        schema
+            .validate(&update, Some(&old))
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        [
+            "spec.ports[0].port: Invalid value: 200: spec.ports[0].port in body should be less than or equal to 100"
+        ]
+    );
+}
