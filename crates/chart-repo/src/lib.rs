@@ -101,6 +101,8 @@ pub struct ChartRepo {
     index_yaml: String,
     index_etag: String,
     last_modified: SystemTime,
+    fingerprint: u64,
+    auto_reload: bool,
 }
 
 impl ChartRepo {
@@ -108,6 +110,8 @@ impl ChartRepo {
     /// `Chart.yaml`). A missing root is an error; an empty one gives an empty repository.
     pub fn from_dir(root: impl AsRef<Path>) -> Result<Self, Error> {
         let root = root.as_ref().to_path_buf();
+        // Taken before reading, so a change made while packaging is seen by the next check.
+        let fingerprint = tree_fingerprint(&root)?;
         let mut dirs = Vec::new();
         let entries = std::fs::read_dir(&root).map_err(|source| Error::Read {
             path: root.clone(),
@@ -153,7 +157,22 @@ impl ChartRepo {
             index_yaml,
             index_etag,
             last_modified,
+            fingerprint,
+            auto_reload: false,
         })
+    }
+
+    /// When on, every request for `index.yaml` first checks whether any file under the root
+    /// changed (by path and content) and, if so, serves a fresh snapshot: for
+    /// `upstart dev`, where charts are edited while the repository is served.
+    pub fn auto_reload(mut self, on: bool) -> Self {
+        self.auto_reload = on;
+        self
+    }
+
+    /// Whether the files under the root differ from those this snapshot was read from.
+    pub fn is_stale(&self) -> Result<bool, Error> {
+        Ok(tree_fingerprint(&self.root)? != self.fingerprint)
     }
 
     /// The directory the charts were read from.
@@ -181,8 +200,50 @@ impl ChartRepo {
         self.last_modified
     }
 
+    pub(crate) fn reloads_automatically(&self) -> bool {
+        self.auto_reload
+    }
+
     /// Starts serving the repository over HTTP on `addr` (use port 0 for any free port).
     pub async fn serve(self, addr: std::net::SocketAddr) -> Result<RunningRepo, Error> {
         server::serve(self, addr).await
     }
+}
+
+/// A hash of every path and file content under `root`, in a stable order. Contents rather
+/// than modification times, because two edits within the file system's timestamp granularity
+/// would otherwise look the same; chart directories are small enough to read.
+fn tree_fingerprint(root: &Path) -> Result<u64, Error> {
+    use std::collections::hash_map::DefaultHasher;
+    use std::hash::{Hash as _, Hasher as _};
+    fn walk(dir: &Path, hasher: &mut DefaultHasher) -> Result<(), Error> {
+        let read_err = |source| Error::Read {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(read_err)?
+            .collect::<Result<_, _>>()
+            .map_err(read_err)?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            entry.file_name().hash(hasher);
+            let file_type = entry.file_type().map_err(read_err)?;
+            if file_type.is_dir() {
+                walk(&path, hasher)?;
+            } else if path.is_file() {
+                // Follows links to files, as packaging does.
+                let bytes = std::fs::read(&path).map_err(|source| Error::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                bytes.hash(hasher);
+            }
+        }
+        Ok(())
+    }
+    let mut hasher = DefaultHasher::new();
+    walk(root, &mut hasher)?;
+    Ok(hasher.finish())
 }

@@ -47,8 +47,10 @@ impl RunningRepo {
     /// Re-reads the chart directory and serves the new snapshot. On error the old snapshot
     /// keeps being served.
     pub fn reload(&self) -> Result<(), Error> {
-        let root = self.repo().root().to_path_buf();
-        let fresh = Arc::new(ChartRepo::from_dir(root)?);
+        let current = self.repo();
+        let fresh = Arc::new(
+            ChartRepo::from_dir(current.root())?.auto_reload(current.reloads_automatically()),
+        );
         *self.repo.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(())
     }
@@ -109,7 +111,38 @@ fn snapshot(shared: &Shared) -> Arc<ChartRepo> {
     Arc::clone(&shared.read().unwrap_or_else(|e| e.into_inner()))
 }
 
+/// With auto-reload on, swaps in a fresh snapshot when the chart files changed. Errors keep
+/// the old snapshot and are logged: a chart being edited is often briefly invalid.
+async fn refresh(shared: &Shared) {
+    let repo = snapshot(shared);
+    if !repo.reloads_automatically() {
+        return;
+    }
+    let fresh = tokio::task::spawn_blocking(move || -> Result<Option<ChartRepo>, Error> {
+        if !repo.is_stale()? {
+            return Ok(None);
+        }
+        Ok(Some(ChartRepo::from_dir(repo.root())?.auto_reload(true)))
+    })
+    .await;
+    match fresh {
+        Ok(Ok(Some(fresh))) => {
+            tracing::info!(
+                charts = fresh.charts().len(),
+                "chart directory changed; reloaded"
+            );
+            *shared.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "chart directory changed but cannot be served; keeping the previous charts")
+        }
+        Err(error) => tracing::warn!(%error, "reloading the chart directory failed"),
+    }
+}
+
 async fn index(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    refresh(&shared).await;
     let repo = snapshot(&shared);
     let last_modified = httpdate::fmt_http_date(repo.last_modified());
     let mut response = if not_modified(&headers, repo.index_etag(), repo.last_modified()) {

@@ -159,3 +159,53 @@ async fn reload_serves_a_new_version_with_a_new_etag() {
         200
     );
 }
+
+#[tokio::test]
+async fn auto_reload_serves_edited_charts_without_an_explicit_reload() {
+    let tmp = tempfile::tempdir().unwrap();
+    tiny_chart(tmp.path(), "0.1.0");
+    let running = ChartRepo::from_dir(tmp.path())
+        .unwrap()
+        .auto_reload(true)
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let before = get(running.addr(), "/index.yaml", &[]).await;
+    let etag = before.header("etag").unwrap().to_owned();
+    let unchanged = get(running.addr(), "/index.yaml", &[("If-None-Match", &etag)]).await;
+    assert_eq!(unchanged.status, 304);
+
+    tiny_chart(tmp.path(), "0.2.0");
+    let after = get(running.addr(), "/index.yaml", &[("If-None-Match", &etag)]).await;
+    assert_eq!(after.status, 200);
+    assert!(
+        String::from_utf8(after.body)
+            .unwrap()
+            .contains("version: 0.2.0")
+    );
+
+    // A broken edit keeps the last good charts served.
+    write(tmp.path(), "tiny/Chart.yaml", "name: tiny\n");
+    let broken = get(running.addr(), "/index.yaml", &[]).await;
+    assert_eq!(broken.status, 200);
+    assert!(
+        String::from_utf8(broken.body)
+            .unwrap()
+            .contains("version: 0.2.0")
+    );
+}
+
+#[tokio::test]
+async fn without_auto_reload_edits_wait_for_reload() {
+    let tmp = tempfile::tempdir().unwrap();
+    tiny_chart(tmp.path(), "0.1.0");
+    let running = ChartRepo::from_dir(tmp.path())
+        .unwrap()
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    tiny_chart(tmp.path(), "0.2.0");
+    let index = get(running.addr(), "/index.yaml", &[]).await;
+    assert!(!String::from_utf8(index.body).unwrap().contains("0.2.0"));
+    assert!(running.repo().is_stale().unwrap());
+}

@@ -43,7 +43,7 @@ pub struct DevArgs {
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub ready_timeout: Duration,
 
-    /// Directory of charts served as the `upstart-charts` repository.
+    /// Directory of charts served as the `upstart-charts` repository (edits are picked up).
     #[arg(long, default_value = "./charts")]
     pub charts: PathBuf,
 
@@ -167,7 +167,7 @@ async fn serve_charts(dir: &Path) -> Result<Option<RunningRepo>, Error> {
         path: dir.to_path_buf(),
         source,
     };
-    let repo = ChartRepo::from_dir(dir).map_err(fail)?;
+    let repo = ChartRepo::from_dir(dir).map_err(fail)?.auto_reload(true);
     let count = repo.charts().len();
     let running = repo
         .serve(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
