@@ -777,6 +777,7 @@ fn start_watch(
         "metadata": {"resourceVersion": ""},
     });
     let watched = t.key();
+    let crd_name = (!t.builtin).then(|| format!("{}.{}", t.plural, t.group));
     let render = move |ty: EventType, obj: &Value| -> Bytes {
         let obj = present(obj, &t, &version);
         if table_mode {
@@ -824,6 +825,13 @@ fn start_watch(
                     Ok(ev) => {
                         last_rv = ev.rv;
                         if ev.res != watched {
+                            // Watches on custom resources end when their CRD is deleted.
+                            let crd_gone = ev.kind == EventType::Deleted
+                                && ev.res.group == "apiextensions.k8s.io"
+                                && crd_name.as_deref() == Some(meta::name(&ev.object));
+                            if crd_gone {
+                                return;
+                            }
                             continue;
                         }
                         if let Some(ty) = filter_event(&ev, &lq)

@@ -1,24 +1,64 @@
 //! An in-process Kubernetes API server for tests, benchmarks and `upstart dev` (SPEC §10).
 //!
-//! It keeps objects in memory with the apiserver's semantics that controllers depend on:
-//! discovery, get/list/watch with selectors, pagination and bookmarks, create/update/patch
-//! (merge, JSON, strategic merge, server-side apply), resourceVersion conflicts, generation,
-//! status subresources, finalizers, ownerReference garbage collection, namespace termination and
-//! CustomResourceDefinitions served as soon as they are created.
-//!
-//! Two ways in: [`ControlPlane::client`] gives a `kube::Client` that talks to it without sockets,
-//! and [`ControlPlane::serve_https`] serves it on loopback with a generated CA and a bearer
-//! token, with a kubeconfig for `kubectl`.
+//! It keeps objects in memory with the apiserver semantics controllers depend on, so that
+//! operators can be tested against real API behaviour without a cluster. Two ways in:
+//! [`ControlPlane::client`] gives a `kube::Client` that talks to it without sockets, and
+//! [`ControlPlane::serve_https`] serves it on loopback with a generated CA and a bearer token,
+//! with a kubeconfig for `kubectl` ([`Endpoint::kubeconfig_yaml`], [`Endpoint::write_kubeconfig`]).
+//! [`ControlPlane::faults`] injects failures, delays and dropped watches.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), upstart_control_plane::Error> {
-//! use upstart_control_plane::{ControlPlane, Options};
+//! use upstart_control_plane::{ControlPlane, Fault, Options, Verb};
 //! let cp = ControlPlane::start(Options::default());
 //! let client = cp.client();
+//! cp.faults().inject(Fault::on(Verb::Update).resource("configmaps").nth(2).fail(409));
 //! let endpoint = cp.serve_https("127.0.0.1:0".parse().expect("address")).await?;
 //! endpoint.write_kubeconfig(std::path::Path::new("kubeconfig"))?;
 //! # let _ = client; Ok(()) }
 //! ```
+//!
+//! # What it implements
+//!
+//! - Discovery: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/{group}[/{version}]` for core/v1,
+//!   apps/v1, batch/v1, networking.k8s.io/v1, rbac.authorization.k8s.io/v1, policy/v1,
+//!   coordination.k8s.io/v1, events.k8s.io/v1, apiextensions.k8s.io/v1, autoscaling/v2,
+//!   storage.k8s.io/v1, scheduling.k8s.io/v1, and CRDs as soon as they are created (status
+//!   and scale subresources, printer columns, Established/NamesAccepted conditions; a CRD
+//!   without a structural schema is refused with 422). Aggregated discovery is answered with
+//!   the legacy documents, which clients fall back to; `/openapi/v3` describes the resources
+//!   (CRD schemas included) so kubectl validates on the server.
+//! - Reads: get; list with label selectors (equality and set based), field selectors
+//!   (`metadata.name`, `metadata.namespace`, the documented per-kind fields and CRD
+//!   `selectableFields`), `limit`/`continue`; Table output for `kubectl get`.
+//! - Watch: from a resourceVersion (replayed from a bounded history; older versions get a 410
+//!   `Expired` ERROR event), from now with the current state as ADDED events, bookmarks,
+//!   `sendInitialEvents`, `timeoutSeconds`, selector transitions seen as ADDED/DELETED.
+//! - Writes: create (`generateName`, uid, timestamps, generation), update (409 on a stale
+//!   resourceVersion), merge / JSON / strategic merge patch (415 for custom resources),
+//!   server-side apply with managedFields, conflicts and `force`; status and scale
+//!   subresources; `dryRun=All`; `fieldValidation` for custom resources; schema validation,
+//!   pruning and defaulting of custom resources; name, label and ownerReference validation.
+//! - Deletion: finalizers and `deletionTimestamp`, propagation (Background, Foreground with
+//!   `blockOwnerDeletion`, Orphan), ownerReference garbage collection, deletecollection,
+//!   namespace termination (content removed, creation refused with 403), CRD deletion removing
+//!   its custom resources.
+//!
+//! # What it knowingly does not do
+//!
+//! - Protobuf bodies (answered 415: imperative `kubectl create <kind>` commands fail; `kubectl
+//!   apply` works), CBOR, HTTP/2, client-certificate authentication, authorization/RBAC,
+//!   admission webhooks, aggregated APIs, conversion webhooks (all served versions of a CRD
+//!   share storage, as with conversion strategy `None`).
+//! - Validation of built-in kinds beyond metadata (names, labels, ownerReferences), Secret
+//!   stringData, immutable ConfigMaps/Secrets; defaulting beyond replicas, Job parallelism /
+//!   completions / backoffLimit and Service type / cluster IP.
+//! - Consistent snapshots for paginated lists (later pages read the current state); a
+//!   resourceVersion on get/list is ignored (answers are always the latest state).
+//! - Pod graceful deletion (pods are deleted like any object), `pods/log`, `exec`, `proxy`,
+//!   `events` and `core/v1` events stored apart from `events.k8s.io` events.
+//! - Controllers of a real cluster other than garbage collection, namespace termination and
+//!   CRD establishment: see the workload simulator for Deployments, Jobs and Pods.
 
 mod api;
 mod builtin;

@@ -373,3 +373,24 @@ async fn a_continue_token_older_than_the_retained_history_is_410_expired() {
     assert_eq!(err.code, 410);
     assert_eq!(err.reason, "Expired");
 }
+
+#[tokio::test]
+async fn watches_on_custom_resources_end_when_their_crd_is_deleted() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let cp = control_plane();
+    let client = cp.client();
+    let ws = widgets(&client, "default").await;
+    let mut s = ws
+        .watch(&WatchParams::default().disable_bookmarks(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    Api::<CustomResourceDefinition>::all(client)
+        .delete("widgets.example.com", &DeleteParams::default())
+        .await
+        .unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(5), s.try_next())
+        .await
+        .expect("ends promptly");
+    assert!(end.unwrap().is_none());
+}

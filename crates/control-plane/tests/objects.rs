@@ -515,3 +515,40 @@ async fn dry_run_update_and_patch_return_the_result_without_storing_it() {
         created.metadata.resource_version
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_read_modify_write_loops_never_lose_an_update() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let c: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "counter"}, "data": {"n": "0"}}))
+            .unwrap();
+    cms.create(&PostParams::default(), &c).await.unwrap();
+    let writers = (0..8).map(|_| {
+        let cms = cms.clone();
+        tokio::spawn(async move {
+            let mut conflicts = 0;
+            for _ in 0..25 {
+                loop {
+                    let mut cur = cms.get("counter").await.unwrap();
+                    let n: u32 = cur.data.as_ref().unwrap()["n"].parse().unwrap();
+                    cur.data = Some([("n".to_string(), (n + 1).to_string())].into());
+                    match cms.replace("counter", &PostParams::default(), &cur).await {
+                        Ok(_) => break,
+                        Err(kube::Error::Api(s)) if s.code == 409 => conflicts += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            conflicts
+        })
+    });
+    let conflicts: u32 = futures::future::join_all(writers)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .sum();
+    let n = cms.get("counter").await.unwrap().data.unwrap()["n"].clone();
+    assert_eq!(n, "200");
+    let _ = conflicts;
+}
