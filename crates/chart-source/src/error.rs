@@ -1,0 +1,269 @@
+//! The crate's one error type, split into transient failures (retry with backoff) and
+//! failures only a spec or configuration change can fix.
+//!
+//! No variant ever carries a credential: URLs are stored without user info or query string
+//! (see [`redact_url`]), and registry/HTTP client errors are reduced to their kind and status.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything that can go wrong while resolving and fetching a chart.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The repository configuration itself is invalid (found by [`crate::ChartSource::new`]).
+    #[error("invalid chart repository configuration: {0}")]
+    Config(String),
+
+    /// The chart reference cannot be parsed.
+    #[error("invalid chart reference {reference:?}: {reason}")]
+    InvalidReference { reference: String, reason: String },
+
+    /// `ALIAS/NAME` with an alias the configuration does not define.
+    #[error(
+        "chart reference {reference:?} uses repository alias {alias:?}, which is not configured (configured: {known})"
+    )]
+    UnknownAlias {
+        reference: String,
+        alias: String,
+        known: String,
+    },
+
+    /// A direct `oci://` or `https://` reference to a repository that is not configured.
+    #[error(
+        "chart reference {reference:?} names a repository that is not configured; unlisted repositories are refused unless the chart repository configuration sets `allowUnlisted: true`"
+    )]
+    UnlistedRepository { reference: String },
+
+    /// A `file:` chart outside every configured local root (or with `..` in its path).
+    #[error("local chart {reference:?} is refused: {reason}")]
+    LocalChartRefused { reference: String, reason: String },
+
+    /// A `file:` chart that does not exist under the local roots.
+    #[error("local chart {reference:?} not found under the configured local chart roots")]
+    LocalChartNotFound { reference: String },
+
+    /// The `version` field is not a valid Helm version constraint.
+    #[error("invalid version constraint {constraint:?}: {reason}")]
+    InvalidConstraint { constraint: String, reason: String },
+
+    /// The repository does not have a chart of that name.
+    #[error("chart {chart:?} not found in repository {repository}")]
+    ChartNotFound { chart: String, repository: String },
+
+    /// The chart exists, but no version satisfies the constraint.
+    #[error(
+        "no version of chart {chart:?} in {repository} matches {constraint:?}; available: {available}"
+    )]
+    NoMatchingVersion {
+        chart: String,
+        repository: String,
+        constraint: String,
+        available: String,
+    },
+
+    /// The downloaded archive's sha256 differs from the one the index or manifest announced.
+    #[error(
+        "chart {chart:?} {version}: archive digest sha256:{actual} does not match the expected sha256:{expected}"
+    )]
+    DigestMismatch {
+        chart: String,
+        version: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// The archive contains something that could escape or abuse the cache.
+    #[error("unsafe chart archive for {chart:?}: {reason}")]
+    UnsafeArchive { chart: String, reason: String },
+
+    /// The archive is not a well-formed chart (layout, Chart.yaml, name or version).
+    #[error("invalid chart archive for {chart:?}: {reason}")]
+    InvalidArchive { chart: String, reason: String },
+
+    /// A configured limit was exceeded.
+    #[error("{what} exceeds the limit of {limit} (setting limits.{setting})")]
+    LimitExceeded {
+        what: String,
+        limit: u64,
+        setting: &'static str,
+    },
+
+    /// `index.yaml` could not be parsed.
+    #[error("invalid index.yaml from {repository}: {reason}")]
+    InvalidIndex { repository: String, reason: String },
+
+    /// The server refused our credentials (or asked for some): fix the configured Secret.
+    #[error("{url} refused access (HTTP {status}); check the repository's credentials")]
+    AccessDenied { url: String, status: u16 },
+
+    /// An HTTP status that is neither success nor an authentication problem.
+    #[error("{url} answered HTTP {status}")]
+    HttpStatus { url: String, status: u16 },
+
+    /// A connection, TLS or protocol failure talking to a repository.
+    #[error("fetching {url}: {kind} error")]
+    Network { url: String, kind: &'static str },
+
+    /// A fetch took longer than `limits.fetchTimeout`.
+    #[error("fetching {url} timed out after {}", humantime::format_duration(*.timeout))]
+    Timeout { url: String, timeout: Duration },
+
+    /// An OCI registry error that is not a plain "not found".
+    #[error("OCI registry {registry}: {message}")]
+    Registry {
+        registry: String,
+        message: String,
+        transient: bool,
+    },
+
+    /// Reading or writing the on-disk cache failed.
+    #[error("chart cache {path}: {source}")]
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Whether retrying later (with backoff) may succeed without any change of spec or
+    /// configuration: network failures, timeouts, 5xx/429 answers, cache I/O.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Network { .. } | Error::Timeout { .. } | Error::Cache { .. } => true,
+            Error::HttpStatus { status, .. } => is_transient_status(*status),
+            Error::Registry { transient, .. } => *transient,
+            Error::Config(_)
+            | Error::InvalidReference { .. }
+            | Error::UnknownAlias { .. }
+            | Error::UnlistedRepository { .. }
+            | Error::LocalChartRefused { .. }
+            | Error::LocalChartNotFound { .. }
+            | Error::InvalidConstraint { .. }
+            | Error::ChartNotFound { .. }
+            | Error::NoMatchingVersion { .. }
+            | Error::DigestMismatch { .. }
+            | Error::UnsafeArchive { .. }
+            | Error::InvalidArchive { .. }
+            | Error::LimitExceeded { .. }
+            | Error::InvalidIndex { .. }
+            | Error::AccessDenied { .. } => false,
+        }
+    }
+
+    /// A bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "config",
+            Error::InvalidReference { .. } => "invalid_reference",
+            Error::UnknownAlias { .. } => "unknown_alias",
+            Error::UnlistedRepository { .. } => "unlisted_repository",
+            Error::LocalChartRefused { .. } => "local_chart_refused",
+            Error::LocalChartNotFound { .. } => "local_chart_not_found",
+            Error::InvalidConstraint { .. } => "invalid_constraint",
+            Error::ChartNotFound { .. } => "chart_not_found",
+            Error::NoMatchingVersion { .. } => "no_matching_version",
+            Error::DigestMismatch { .. } => "digest_mismatch",
+            Error::UnsafeArchive { .. } => "unsafe_archive",
+            Error::InvalidArchive { .. } => "invalid_archive",
+            Error::LimitExceeded { .. } => "limit_exceeded",
+            Error::InvalidIndex { .. } => "invalid_index",
+            Error::AccessDenied { .. } => "access_denied",
+            Error::HttpStatus { .. } => "http_status",
+            Error::Network { .. } => "network",
+            Error::Timeout { .. } => "timeout",
+            Error::Registry { .. } => "registry",
+            Error::Cache { .. } => "cache",
+        }
+    }
+
+    pub(crate) fn cache(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Cache {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Classifies a `reqwest` error without its message (which may echo the URL with a query).
+    pub(crate) fn from_reqwest(url: &str, error: &reqwest::Error) -> Self {
+        if let Some(status) = error.status() {
+            return Error::from_status(url, status.as_u16());
+        }
+        let kind = if error.is_timeout() {
+            "timeout"
+        } else if error.is_connect() {
+            "connection"
+        } else if error.is_body() || error.is_decode() {
+            "response body"
+        } else if error.is_redirect() {
+            "redirect"
+        } else if error.is_request() {
+            "request"
+        } else {
+            "transport"
+        };
+        Error::Network {
+            url: redact_url(url),
+            kind,
+        }
+    }
+
+    pub(crate) fn from_status(url: &str, status: u16) -> Self {
+        let url = redact_url(url);
+        if status == 401 || status == 403 {
+            Error::AccessDenied { url, status }
+        } else {
+            Error::HttpStatus { url, status }
+        }
+    }
+}
+
+/// 5xx, 408 (request timeout) and 429 (too many requests) are worth retrying.
+fn is_transient_status(status: u16) -> bool {
+    status >= 500 || status == 408 || status == 429
+}
+
+/// A URL as it may appear in errors and logs: no user info, query or fragment (signed archive
+/// URLs carry tokens in the query).
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.to_string()
+        }
+        Err(_) => {
+            // Not a URL we can parse: keep only what precedes any query or user info.
+            let cut = url.split(['?', '#']).next().unwrap_or_default();
+            match cut.rsplit_once('@') {
+                Some((_, host)) => host.to_owned(),
+                None => cut.to_owned(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacted_urls_lose_user_info_and_query() {
+        assert_eq!(
+            redact_url("https://user:secret@charts.example.com/a.tgz?sig=abc#x"),
+            "https://charts.example.com/a.tgz"
+        );
+        assert_eq!(redact_url("not a url?token=1"), "not a url");
+    }
+
+    #[test]
+    fn server_errors_are_transient_and_client_errors_are_not() {
+        assert!(Error::from_status("http://h/x", 503).is_transient());
+        assert!(Error::from_status("http://h/x", 429).is_transient());
+        assert!(!Error::from_status("http://h/x", 404).is_transient());
+        let denied = Error::from_status("http://h/x", 401);
+        assert!(!denied.is_transient());
+        assert_eq!(denied.metric_label(), "access_denied");
+    }
+}

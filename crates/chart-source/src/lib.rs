@@ -1,0 +1,893 @@
+//! Helm chart sources for the HelmRelease operator (SPEC §2.2): resolve a chart reference and
+//! version constraint against the configured repositories and produce a verified, unpacked
+//! chart directory from a digest-addressed on-disk cache, ready for `helm template`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), upstart_chart_source::Error> {
+//! use upstart_chart_source::{ChartSource, RepositoryConfig};
+//! let config = RepositoryConfig::from_yaml("repositories: {upstart-charts: {url: https://charts.example.com}}")?;
+//! let source = ChartSource::new(config, Default::default(), "/var/cache/upstart/charts")?;
+//! let chart = source.fetch("upstart-charts/postgres", Some("^0.1")).await?;
+//! println!("{} {} {} at {}", chart.name, chart.version, chart.digest, chart.path.display());
+//! # Ok(()) }
+//! ```
+//!
+//! # Chart references
+//! - `ALIAS/NAME`: chart `NAME` from the repository configured as `ALIAS`.
+//! - `oci://HOST[:PORT]/PATH/NAME`, `https://HOST/PATH/NAME` (the repository URL plus `/NAME`;
+//!   `http://` too): a repository named directly. Accepted when it is the URL of a configured
+//!   repository (its settings and credentials then apply) or when `allowUnlisted` is true;
+//!   refused otherwise.
+//! - `file:PATH`: a chart directory or `.tgz` under one of `localRoots` (a relative `PATH` is
+//!   looked up in each root in order; `..` and symlinks leaving the roots are refused).
+//!
+//! # Versions
+//! Exact (`1.2.3`) or a range in Helm's constraint syntax (`^0.1`, `~1.2`, `>=1.2 <2`,
+//! `1.2.x`, `1.2 - 1.4`, `^1 || ^2`), evaluated exactly as Helm's Masterminds/semver does (see
+//! [`Constraint`]); none means the newest stable (non-prerelease) version. The resolved
+//! version and the archive's `sha256:` digest are returned for status.
+//!
+//! # Configuration (YAML, e.g. from a ConfigMap)
+//! ```yaml
+//! repositories:                      # by alias
+//!   upstart-charts:
+//!     url: https://charts.example.com  # HTTP repository serving index.yaml
+//!     credentialsSecret: charts-auth   # optional: a Secret in the operator's namespace
+//!     caBundle: |                      # optional: extra trusted CA certificates (PEM)
+//!       -----BEGIN CERTIFICATE-----
+//!       ...
+//!   registry:
+//!     url: oci://registry.example.com/charts
+//!     kind: oci                        # optional: http | oci, default from the URL scheme
+//!     plainHttp: false                 # OCI only: plain HTTP (local registries)
+//! allowUnlisted: false               # accept direct oci:// and https:// references to other repositories
+//! unlistedPlainHttp: false           # plain HTTP for unlisted OCI registries (development)
+//! localRoots: []                     # directories file: charts may come from
+//! indexTtl: 5m                       # re-read index.yaml at most this often (conditionally)
+//! limits:
+//!   maxIndexBytes: 67108864          # 64 MiB
+//!   maxArchiveBytes: 20971520        # 20 MiB
+//!   maxUnpackedBytes: 104857600      # 100 MiB
+//!   maxFiles: 10000                  # entries per archive
+//!   fetchTimeout: 60s                # per index, manifest or archive fetch
+//! ```
+//! A credentials Secret may hold `username` + `password` (basic auth), `token` (bearer),
+//! `.dockerconfigjson` (OCI; the `auths` entry for the registry host is used) and `ca.crt`
+//! (PEM). The operator reads it and passes [`Credentials::from_secret_data`] under the
+//! repository's alias; this crate never talks to Kubernetes. Credentials are sent only to the
+//! repository's own origin and never appear in errors or logs.
+//!
+//! # Cache
+//! `CACHE/archives/sha256/<hex>.tgz` holds verified archives and `CACHE/charts/sha256/<hex>/`
+//! the chart unpacked from each, written atomically (temporary name, then rename). An HTTP
+//! chart whose index digest is cached and an OCI tag whose chart layer digest is cached are not
+//! downloaded again; concurrent fetches of one chart download it once. The cache directory
+//! belongs to one process. Archives are unpacked only when safe: one top-level directory named
+//! like the chart holding its `Chart.yaml`, no absolute paths, `..`, device files, or links
+//! leaving the chart, within the size and count limits.
+
+mod archive;
+mod cache;
+mod config;
+mod constraint;
+mod error;
+mod http;
+mod oci;
+mod reference;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use config::{BasicAuth, Credentials, Limits, Repository, RepositoryConfig, RepositoryKind};
+pub use constraint::{Constraint, parse_version};
+pub use error::{Error, redact_url};
+pub use oci::CHART_LAYER_MEDIA_TYPE;
+
+use crate::cache::{Cache, is_sha256_hex, sha256_hex};
+use crate::http::{HttpRepo, IndexEntry};
+use crate::oci::{Failure, OciRepo};
+use crate::reference::ChartRef;
+
+/// A chart ready to render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedChart {
+    /// The unpacked chart directory (holding `Chart.yaml`) in the cache.
+    pub path: PathBuf,
+    /// The chart's name.
+    pub name: String,
+    /// The resolved version (as `Chart.yaml` has it).
+    pub version: String,
+    /// The archive's digest, `sha256:<hex>`.
+    pub digest: String,
+}
+
+/// Resolves and fetches charts. Cheap to clone; share one per process.
+#[derive(Clone, Debug)]
+pub struct ChartSource {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone, Debug)]
+enum Repo {
+    Http(Arc<HttpRepo>),
+    Oci(Arc<OciRepo>),
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: RepositoryConfig,
+    repos: BTreeMap<String, Repo>,
+    /// Direct references to repositories that are not configured, kept so their indexes are
+    /// cached like the configured ones'.
+    unlisted: Mutex<HashMap<String, Repo>>,
+    /// `(archive URL) -> hex` for index entries without a digest, so they are not downloaded
+    /// on every fetch (a published chart version is immutable).
+    undigested: Mutex<HashMap<String, String>>,
+    local_roots: Vec<PathBuf>,
+    cache: Cache,
+}
+
+fn config_error(message: impl Into<String>) -> Error {
+    Error::Config(message.into())
+}
+
+fn valid_alias(alias: &str) -> bool {
+    !alias.is_empty()
+        && alias
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Splits `oci://HOST[:PORT][/PATH]` into host and path.
+fn split_oci_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("oci://")?.trim_end_matches('/');
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if host.is_empty() || path.split('/').any(|s| s == "." || s == "..") {
+        return None;
+    }
+    if !path.is_empty() && path.split('/').any(str::is_empty) {
+        return None;
+    }
+    Some((host.to_owned(), path.to_owned()))
+}
+
+impl ChartSource {
+    /// Checks the configuration and opens the cache in `cache_dir`. `credentials` are keyed by
+    /// repository alias (the operator resolves each repository's `credentialsSecret`).
+    pub fn new(
+        config: RepositoryConfig,
+        credentials: HashMap<String, Credentials>,
+        cache_dir: impl Into<PathBuf>,
+    ) -> Result<Self, Error> {
+        // reqwest is built without a default crypto provider; use ring, as kube does. Another
+        // provider installed earlier by the process is kept.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        for alias in credentials.keys() {
+            if !config.repositories.contains_key(alias) {
+                return Err(config_error(format!(
+                    "credentials given for {alias:?}, which is not a configured repository"
+                )));
+            }
+        }
+        let mut repos = BTreeMap::new();
+        for (alias, repository) in &config.repositories {
+            if !valid_alias(alias) {
+                return Err(config_error(format!(
+                    "repository alias {alias:?} must be letters, digits, '-', '_' or '.'"
+                )));
+            }
+            let repo = build_repo(alias, repository, credentials.get(alias), &config)?;
+            repos.insert(alias.clone(), repo);
+        }
+        let mut local_roots = Vec::new();
+        for root in &config.local_roots {
+            let real = root
+                .canonicalize()
+                .map_err(|e| config_error(format!("local chart root {}: {e}", root.display())))?;
+            local_roots.push(real);
+        }
+        let cache = Cache::new(cache_dir.into())?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                repos,
+                unlisted: Mutex::new(HashMap::new()),
+                undigested: Mutex::new(HashMap::new()),
+                local_roots,
+                cache,
+            }),
+        })
+    }
+
+    /// Resolves `chart` (see the crate docs for the forms) and `version` (exact, a range, or
+    /// `None` for the newest stable), and returns the unpacked chart from the cache, fetching
+    /// it first when needed.
+    #[tracing::instrument(skip(self), fields(chart = %chart, version = ?version))]
+    pub async fn fetch(&self, chart: &str, version: Option<&str>) -> Result<FetchedChart, Error> {
+        let requested = version.map(str::trim).filter(|v| !v.is_empty());
+        let constraint = match requested {
+            Some(text) => Constraint::parse(text).map_err(|e| Error::InvalidConstraint {
+                constraint: text.to_owned(),
+                reason: e.0,
+            })?,
+            None => Constraint::any_stable(),
+        };
+        let wanted = Wanted {
+            requested,
+            constraint: &constraint,
+        };
+        match reference::parse(chart)? {
+            ChartRef::Alias { alias, name } => {
+                let Some(repo) = self.inner.repos.get(&alias) else {
+                    return Err(Error::UnknownAlias {
+                        reference: chart.to_owned(),
+                        alias,
+                        known: self.known_aliases(),
+                    });
+                };
+                self.fetch_from(repo, &name, &wanted).await
+            }
+            ChartRef::Oci {
+                registry,
+                namespace,
+                name,
+            } => {
+                let repo = self.oci_repo(chart, &registry, &namespace)?;
+                self.fetch_from(&repo, &name, &wanted).await
+            }
+            ChartRef::Http { repo_url, name } => {
+                let repo = self.http_repo(chart, &repo_url)?;
+                self.fetch_from(&repo, &name, &wanted).await
+            }
+            ChartRef::File { path } => self.fetch_local(chart, &path, &wanted).await,
+        }
+    }
+
+    fn known_aliases(&self) -> String {
+        if self.inner.repos.is_empty() {
+            return "none".into();
+        }
+        self.inner
+            .repos
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The configured repository at `registry/namespace`, or an unlisted one when allowed.
+    fn oci_repo(&self, reference: &str, registry: &str, namespace: &str) -> Result<Repo, Error> {
+        for (alias, repository) in &self.inner.config.repositories {
+            if let Some((host, path)) = split_oci_url(&repository.url)
+                && host == registry
+                && path == namespace
+                && let Some(repo) = self.inner.repos.get(alias)
+            {
+                return Ok(repo.clone());
+            }
+        }
+        if !self.inner.config.allow_unlisted {
+            return Err(Error::UnlistedRepository {
+                reference: reference.to_owned(),
+            });
+        }
+        let key = format!("oci://{registry}/{namespace}");
+        let mut unlisted = self
+            .inner
+            .unlisted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(repo) = unlisted.get(&key) {
+            return Ok(repo.clone());
+        }
+        let repo = Repo::Oci(Arc::new(OciRepo::new(
+            registry,
+            namespace,
+            self.inner.config.unlisted_plain_http,
+            None,
+            &[],
+            &self.inner.config.limits,
+        )?));
+        unlisted.insert(key, repo.clone());
+        Ok(repo)
+    }
+
+    /// The configured HTTP repository at `repo_url`, or an unlisted one when allowed.
+    fn http_repo(&self, reference: &str, repo_url: &str) -> Result<Repo, Error> {
+        let wanted = repo_url.trim_end_matches('/');
+        for (alias, repository) in &self.inner.config.repositories {
+            if repository.url.trim_end_matches('/') == wanted
+                && let Some(repo @ Repo::Http(_)) = self.inner.repos.get(alias)
+            {
+                return Ok(repo.clone());
+            }
+        }
+        if !self.inner.config.allow_unlisted {
+            return Err(Error::UnlistedRepository {
+                reference: reference.to_owned(),
+            });
+        }
+        let mut unlisted = self
+            .inner
+            .unlisted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(repo) = unlisted.get(wanted) {
+            return Ok(repo.clone());
+        }
+        let config = &self.inner.config;
+        let repo = Repo::Http(Arc::new(HttpRepo::new(
+            wanted,
+            None,
+            &[],
+            config.index_ttl,
+            &config.limits,
+        )?));
+        unlisted.insert(wanted.to_owned(), repo.clone());
+        Ok(repo)
+    }
+
+    async fn fetch_from(
+        &self,
+        repo: &Repo,
+        name: &str,
+        wanted: &Wanted<'_>,
+    ) -> Result<FetchedChart, Error> {
+        match repo {
+            Repo::Http(repo) => self.fetch_http(repo, name, wanted).await,
+            Repo::Oci(repo) => self.fetch_oci(repo, name, wanted).await,
+        }
+    }
+
+    async fn fetch_http(
+        &self,
+        repo: &HttpRepo,
+        name: &str,
+        wanted: &Wanted<'_>,
+    ) -> Result<FetchedChart, Error> {
+        let index = repo.index().await?;
+        let Some(entries) = index.entries.get(name) else {
+            return Err(Error::ChartNotFound {
+                chart: name.to_owned(),
+                repository: repo.display.clone(),
+            });
+        };
+        let versions: Vec<String> = entries.iter().map(|e| e.version.clone()).collect();
+        let chosen = select_version(name, &repo.display, &versions, wanted)?;
+        let entry: IndexEntry = entries[chosen].clone();
+        let expected = match entry
+            .digest
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
+            None => None,
+            Some(digest) => {
+                let hex = digest
+                    .strip_prefix("sha256:")
+                    .unwrap_or(digest)
+                    .to_ascii_lowercase();
+                if !is_sha256_hex(&hex) {
+                    return Err(Error::InvalidIndex {
+                        repository: repo.display.clone(),
+                        reason: format!("chart {name:?} {}: digest is not a sha256", entry.version),
+                    });
+                }
+                Some(hex)
+            }
+        };
+        let memo_key = format!("{}|{name}|{}", repo.display, entry.version);
+        let hex = match expected {
+            Some(hex) => Some(hex),
+            None => self
+                .inner
+                .undigested
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&memo_key)
+                .cloned(),
+        };
+        if let Some(hex) = &hex {
+            if let Some(found) = self.cached(hex, name, &entry.version).await? {
+                return Ok(found);
+            }
+            let _guard = self.inner.cache.lock(hex).await;
+            if let Some(found) = self.cached(hex, name, &entry.version).await? {
+                return Ok(found);
+            }
+            if let Some(archive) = self.inner.cache.cached_archive(hex).await? {
+                return self.store(hex, archive, name, &entry.version).await;
+            }
+            let archive = repo.download(name, &entry).await?;
+            let actual = sha256_hex(&archive);
+            if entry.digest.is_some() && &actual != hex {
+                return Err(Error::DigestMismatch {
+                    chart: name.to_owned(),
+                    version: entry.version.clone(),
+                    expected: hex.clone(),
+                    actual,
+                });
+            }
+            return self.store(&actual, archive, name, &entry.version).await;
+        }
+        let _guard = self.inner.cache.lock(&memo_key).await;
+        let archive = repo.download(name, &entry).await?;
+        let actual = sha256_hex(&archive);
+        let fetched = match self.cached(&actual, name, &entry.version).await? {
+            Some(found) => found,
+            None => self.store(&actual, archive, name, &entry.version).await?,
+        };
+        self.inner
+            .undigested
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(memo_key, actual);
+        Ok(fetched)
+    }
+
+    async fn fetch_oci(
+        &self,
+        repo: &OciRepo,
+        name: &str,
+        wanted: &Wanted<'_>,
+    ) -> Result<FetchedChart, Error> {
+        let not_found = || Error::ChartNotFound {
+            chart: name.to_owned(),
+            repository: repo.display.clone(),
+        };
+        // An exact version is its own tag: no need to list tags (Helm does the same).
+        let version = match (wanted.requested, wanted.constraint.exact()) {
+            (Some(requested), Some(_)) => requested.trim_start_matches('=').trim().to_owned(),
+            _ => {
+                let tags = repo.tags(name).await.map_err(|f| match f {
+                    Failure::NotFound => not_found(),
+                    Failure::Other(e) => e,
+                })?;
+                let versions: Vec<String> = tags.iter().map(|t| oci::version_for_tag(t)).collect();
+                let chosen = select_version(name, &repo.display, &versions, wanted)?;
+                versions[chosen].clone()
+            }
+        };
+        let tag = oci::tag_for_version(&version);
+        let layer = match repo.chart_layer(name, &tag).await {
+            Ok(layer) => layer,
+            Err(Failure::Other(e)) => return Err(e),
+            Err(Failure::NotFound) => {
+                // Say what exists, as for a range that matches nothing.
+                return Err(match repo.tags(name).await {
+                    Ok(tags) => Error::NoMatchingVersion {
+                        chart: name.to_owned(),
+                        repository: repo.display.clone(),
+                        constraint: version,
+                        available: list_versions(tags.iter().map(|t| oci::version_for_tag(t))),
+                    },
+                    Err(_) => not_found(),
+                });
+            }
+        };
+        let Some(hex) = layer
+            .digest
+            .strip_prefix("sha256:")
+            .filter(|h| is_sha256_hex(h))
+            .map(str::to_owned)
+        else {
+            return Err(Error::Registry {
+                registry: repo.display.clone(),
+                message: format!("chart layer of {name}:{tag} does not have a sha256 digest"),
+                transient: false,
+            });
+        };
+        if let Some(found) = self.cached(&hex, name, &version).await? {
+            return Ok(found);
+        }
+        let _guard = self.inner.cache.lock(&hex).await;
+        if let Some(found) = self.cached(&hex, name, &version).await? {
+            return Ok(found);
+        }
+        if let Some(archive) = self.inner.cache.cached_archive(&hex).await? {
+            return self.store(&hex, archive, name, &version).await;
+        }
+        let archive = repo.pull_layer(name, &tag, &layer).await?;
+        let actual = sha256_hex(&archive);
+        if actual != hex {
+            return Err(Error::DigestMismatch {
+                chart: name.to_owned(),
+                version,
+                expected: hex,
+                actual,
+            });
+        }
+        tracing::debug!(chart = name, version = %version, digest = %hex, "chart layer downloaded");
+        self.store(&hex, archive, name, &version).await
+    }
+
+    async fn fetch_local(
+        &self,
+        reference: &str,
+        path: &str,
+        wanted: &Wanted<'_>,
+    ) -> Result<FetchedChart, Error> {
+        let refused = |reason: &str| Error::LocalChartRefused {
+            reference: reference.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if self.inner.local_roots.is_empty() {
+            return Err(refused("no local chart roots are configured (localRoots)"));
+        }
+        let relative = Path::new(path);
+        if relative.components().any(|c| c == Component::ParentDir) {
+            return Err(refused("`..` is not allowed in local chart paths"));
+        }
+        let candidates: Vec<PathBuf> = if relative.is_absolute() {
+            vec![relative.to_path_buf()]
+        } else {
+            self.inner
+                .local_roots
+                .iter()
+                .map(|r| r.join(relative))
+                .collect()
+        };
+        let mut found = None;
+        for candidate in candidates {
+            if let Ok(real) = candidate.canonicalize() {
+                if !self
+                    .inner
+                    .local_roots
+                    .iter()
+                    .any(|root| real.starts_with(root))
+                {
+                    return Err(refused(
+                        "the path is outside every local chart root (localRoots)",
+                    ));
+                }
+                found = Some(real);
+                break;
+            }
+        }
+        let Some(real) = found else {
+            return Err(Error::LocalChartNotFound {
+                reference: reference.to_owned(),
+            });
+        };
+        let limits = self.inner.config.limits.clone();
+        let reference_owned = reference.to_owned();
+        let (name, archive) =
+            tokio::task::spawn_blocking(move || read_local(&reference_owned, &real, &limits))
+                .await
+                .map_err(|e| Error::cache("local chart", std::io::Error::other(e)))??;
+        let hex = sha256_hex(&archive);
+        let fetched = match self.cached_any_version(&hex, &name).await? {
+            Some(found) => found,
+            None => {
+                let _guard = self.inner.cache.lock(&hex).await;
+                match self.cached_any_version(&hex, &name).await? {
+                    Some(found) => found,
+                    None => {
+                        let (path, meta) = self
+                            .inner
+                            .cache
+                            .store(&hex, archive, &name, &self.inner.config.limits)
+                            .await?;
+                        FetchedChart {
+                            path,
+                            name: meta.name,
+                            version: meta.version,
+                            digest: format!("sha256:{hex}"),
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(requested) = wanted.requested {
+            let matches = requested == fetched.version
+                || parse_version(&fetched.version).is_some_and(|v| wanted.constraint.matches(&v));
+            if !matches {
+                return Err(Error::NoMatchingVersion {
+                    chart: fetched.name,
+                    repository: reference.to_owned(),
+                    constraint: requested.to_owned(),
+                    available: fetched.version,
+                });
+            }
+        }
+        Ok(fetched)
+    }
+
+    async fn cached_any_version(
+        &self,
+        hex: &str,
+        name: &str,
+    ) -> Result<Option<FetchedChart>, Error> {
+        Ok(self
+            .inner
+            .cache
+            .cached_chart(hex, name)
+            .await?
+            .filter(|(_, meta)| meta.name == name)
+            .map(|(path, meta)| FetchedChart {
+                path,
+                name: meta.name,
+                version: meta.version,
+                digest: format!("sha256:{hex}"),
+            }))
+    }
+
+    /// The cached chart for `hex`, checked against the expected name and version.
+    async fn cached(
+        &self,
+        hex: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<FetchedChart>, Error> {
+        match self.inner.cache.cached_chart(hex, name).await? {
+            None => Ok(None),
+            Some((path, meta)) => checked(path, meta, hex, name, version).map(Some),
+        }
+    }
+
+    async fn store(
+        &self,
+        hex: &str,
+        archive: Vec<u8>,
+        name: &str,
+        version: &str,
+    ) -> Result<FetchedChart, Error> {
+        let (path, meta) = self
+            .inner
+            .cache
+            .store(hex, archive, name, &self.inner.config.limits)
+            .await?;
+        checked(path, meta, hex, name, version)
+    }
+}
+
+/// What the caller asked for.
+struct Wanted<'a> {
+    requested: Option<&'a str>,
+    constraint: &'a Constraint,
+}
+
+fn checked(
+    path: PathBuf,
+    meta: archive::ChartMeta,
+    hex: &str,
+    name: &str,
+    version: &str,
+) -> Result<FetchedChart, Error> {
+    if meta.name != name {
+        return Err(Error::InvalidArchive {
+            chart: name.to_owned(),
+            reason: format!("Chart.yaml names the chart {:?}", meta.name),
+        });
+    }
+    let same = meta.version == version
+        || matches!((parse_version(&meta.version), parse_version(version)), (Some(a), Some(b)) if a == b);
+    if !same {
+        return Err(Error::InvalidArchive {
+            chart: name.to_owned(),
+            reason: format!(
+                "Chart.yaml says version {:?}, the repository says {version:?}",
+                meta.version
+            ),
+        });
+    }
+    Ok(FetchedChart {
+        path,
+        name: meta.name,
+        version: meta.version,
+        digest: format!("sha256:{hex}"),
+    })
+}
+
+/// Reads a local chart: a directory is packaged (deterministically, honouring `.helmignore`,
+/// by the same code as the local chart repository), a `.tgz` is read as is.
+fn read_local(reference: &str, path: &Path, limits: &Limits) -> Result<(String, Vec<u8>), Error> {
+    if path.is_dir() {
+        let packaged =
+            upstart_chart_repo::package_chart(path).map_err(|e| Error::InvalidArchive {
+                chart: reference.to_owned(),
+                reason: e.to_string(),
+            })?;
+        return Ok((packaged.name, packaged.archive));
+    }
+    let size = path.metadata().map_err(|e| Error::cache(path, e))?.len();
+    if size > limits.max_archive_bytes {
+        return Err(Error::LimitExceeded {
+            what: format!("chart archive {reference:?} ({size} bytes)"),
+            limit: limits.max_archive_bytes,
+            setting: "maxArchiveBytes",
+        });
+    }
+    let archive = std::fs::read(path).map_err(|e| Error::cache(path, e))?;
+    let name = archive::top_level_name(&archive).ok_or_else(|| Error::InvalidArchive {
+        chart: reference.to_owned(),
+        reason: "not a chart archive (no top-level directory named like a chart)".into(),
+    })?;
+    Ok((name, archive))
+}
+
+fn build_repo(
+    alias: &str,
+    repository: &Repository,
+    credentials: Option<&Credentials>,
+    config: &RepositoryConfig,
+) -> Result<Repo, Error> {
+    let url = repository.url.trim();
+    let inferred = if url.starts_with("oci://") {
+        RepositoryKind::Oci
+    } else if url.starts_with("https://") || url.starts_with("http://") {
+        RepositoryKind::Http
+    } else {
+        return Err(config_error(format!(
+            "repository {alias:?}: url must start with oci://, https:// or http://"
+        )));
+    };
+    if repository.kind.is_some_and(|k| k != inferred) {
+        return Err(config_error(format!(
+            "repository {alias:?}: kind does not match the url scheme"
+        )));
+    }
+    let mut ca_bundles: Vec<&str> = Vec::new();
+    if let Some(pem) = &repository.ca_bundle {
+        ca_bundles.push(pem);
+    }
+    if let Some(pem) = credentials.and_then(|c| c.ca_bundle.as_deref()) {
+        ca_bundles.push(pem);
+    }
+    let in_repo = |e: Error| match e {
+        Error::Config(message) => config_error(format!("repository {alias:?}: {message}")),
+        other => other,
+    };
+    match inferred {
+        RepositoryKind::Oci => {
+            let Some((host, path)) = split_oci_url(url) else {
+                return Err(config_error(format!(
+                    "repository {alias:?}: expected oci://HOST[:PORT][/PATH]"
+                )));
+            };
+            let repo = OciRepo::new(
+                &host,
+                &path,
+                repository.plain_http,
+                credentials,
+                &ca_bundles,
+                &config.limits,
+            )
+            .map_err(in_repo)?;
+            Ok(Repo::Oci(Arc::new(repo)))
+        }
+        RepositoryKind::Http => {
+            if repository.plain_http {
+                return Err(config_error(format!(
+                    "repository {alias:?}: plainHttp applies to oci:// repositories; use an http:// url"
+                )));
+            }
+            let repo = HttpRepo::new(
+                url,
+                credentials,
+                &ca_bundles,
+                config.index_ttl,
+                &config.limits,
+            )
+            .map_err(in_repo)?;
+            Ok(Repo::Http(Arc::new(repo)))
+        }
+    }
+}
+
+/// Picks the version to use: an exact string match first (as Helm does), else the highest
+/// version satisfying the constraint.
+fn select_version(
+    chart: &str,
+    repository: &str,
+    versions: &[String],
+    wanted: &Wanted<'_>,
+) -> Result<usize, Error> {
+    if let Some(requested) = wanted.requested
+        && let Some(i) = versions.iter().position(|v| v == requested)
+    {
+        return Ok(i);
+    }
+    let best = versions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| parse_version(text).map(|v| (i, v)))
+        .filter(|(_, v)| wanted.constraint.matches(v))
+        .max_by(|(_, a), (_, b)| a.cmp_precedence(b));
+    match best {
+        Some((i, _)) => Ok(i),
+        None => Err(Error::NoMatchingVersion {
+            chart: chart.to_owned(),
+            repository: repository.to_owned(),
+            constraint: wanted
+                .requested
+                .map_or_else(|| "newest stable".to_owned(), str::to_owned),
+            available: list_versions(versions.iter().cloned()),
+        }),
+    }
+}
+
+/// Versions newest first, at most 20 of them, for error messages.
+fn list_versions(versions: impl Iterator<Item = String>) -> String {
+    let mut parsed: Vec<(Option<semver::Version>, String)> =
+        versions.map(|v| (parse_version(&v), v)).collect();
+    parsed.sort_by(|(a, _), (b, _)| match (a, b) {
+        (Some(a), Some(b)) => b.cmp_precedence(a),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    if parsed.is_empty() {
+        return "none".into();
+    }
+    let total = parsed.len();
+    let mut shown: Vec<String> = parsed.into_iter().take(20).map(|(_, v)| v).collect();
+    if total > 20 {
+        shown.push(format!("and {} more", total - 20));
+    }
+    shown.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+    use super::*;
+
+    fn pick(versions: &[&str], requested: Option<&str>) -> Result<String, Error> {
+        let versions: Vec<String> = versions.iter().map(|v| (*v).to_owned()).collect();
+        let constraint =
+            requested.map_or_else(Constraint::any_stable, |r| Constraint::parse(r).unwrap());
+        let wanted = Wanted {
+            requested,
+            constraint: &constraint,
+        };
+        select_version("c", "repo", &versions, &wanted).map(|i| versions[i].clone())
+    }
+
+    #[test]
+    fn no_version_picks_the_newest_stable() {
+        assert_eq!(
+            pick(&["0.1.0", "0.10.0", "0.2.0", "1.0.0-rc.1"], None).unwrap(),
+            "0.10.0"
+        );
+    }
+
+    #[test]
+    fn ranges_pick_the_highest_match() {
+        let versions = ["0.1.0", "0.1.3", "0.2.0", "1.0.0", "1.2.5", "2.0.0"];
+        assert_eq!(pick(&versions, Some("^0.1")).unwrap(), "0.1.3");
+        assert_eq!(pick(&versions, Some(">=1.2 <2")).unwrap(), "1.2.5");
+        assert_eq!(pick(&versions, Some("1.2.5")).unwrap(), "1.2.5");
+        assert_eq!(pick(&versions, Some("~0.2")).unwrap(), "0.2.0");
+    }
+
+    #[test]
+    fn an_exact_string_wins_even_when_not_semver() {
+        assert_eq!(pick(&["latest", "1.0.0"], Some("1.0.0")).unwrap(), "1.0.0");
+        assert_eq!(pick(&["v2", "1.0.0"], Some("v2")).unwrap(), "v2");
+    }
+
+    #[test]
+    fn no_match_lists_the_available_versions_newest_first() {
+        let error = pick(&["0.1.0", "0.2.0", "junk"], Some("^3")).unwrap_err();
+        assert!(!error.is_transient());
+        let text = error.to_string();
+        assert!(text.contains("available: 0.2.0, 0.1.0, junk"), "{text}");
+    }
+
+    #[test]
+    fn oci_urls_split_into_host_and_path() {
+        assert_eq!(
+            split_oci_url("oci://127.0.0.1:5000/charts/"),
+            Some(("127.0.0.1:5000".into(), "charts".into()))
+        );
+        assert_eq!(
+            split_oci_url("oci://host"),
+            Some(("host".into(), String::new()))
+        );
+        assert_eq!(split_oci_url("oci://host/../x"), None);
+        assert_eq!(split_oci_url("https://host"), None);
+    }
+}

@@ -1,0 +1,257 @@
+//! Parsing the `chart` field of a HelmRelease into the kind of source it names (pure).
+
+use crate::Error;
+
+/// What a chart reference points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ChartRef {
+    /// `ALIAS/NAME`: a configured repository.
+    Alias { alias: String, name: String },
+    /// `oci://HOST[:PORT]/PATH/NAME`: `base` is `oci://HOST[:PORT]/PATH` (or just the host).
+    Oci {
+        registry: String,
+        namespace: String,
+        name: String,
+    },
+    /// `https://HOST/PATH/NAME`: `repo_url` is `https://HOST/PATH`.
+    Http { repo_url: String, name: String },
+    /// `file:PATH`
+    File { path: String },
+}
+
+/// Chart names are one path segment of letters, digits, `-`, `_` and `.`, never `.` or `..`.
+pub(crate) fn valid_chart_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.len() <= 250
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn invalid(reference: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidReference {
+        reference: reference.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn check_name(reference: &str, name: &str) -> Result<(), Error> {
+    if name.contains(':') || name.contains('@') {
+        return Err(invalid(
+            reference,
+            "a tag or digest in the reference is not supported; put the version in `version`",
+        ));
+    }
+    if !valid_chart_name(name) {
+        return Err(invalid(
+            reference,
+            format!(
+                "{name:?} is not a chart name (one path segment of letters, digits, '-', '_', '.')"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a chart reference. Only syntax is checked here; whether the repository is allowed is
+/// decided by the caller against the configuration.
+pub(crate) fn parse(reference: &str) -> Result<ChartRef, Error> {
+    let trimmed = reference.trim();
+    if trimmed.is_empty() {
+        return Err(invalid(reference, "the chart reference is empty"));
+    }
+    if let Some(path) = trimmed.strip_prefix("file:") {
+        let path = path.strip_prefix("//").unwrap_or(path);
+        if path.is_empty() {
+            return Err(invalid(reference, "`file:` needs a path"));
+        }
+        return Ok(ChartRef::File {
+            path: path.to_owned(),
+        });
+    }
+    if let Some(rest) = trimmed.strip_prefix("oci://") {
+        let segments: Vec<&str> = rest.split('/').collect();
+        if segments.len() < 2 || segments.iter().any(|s| s.is_empty()) {
+            return Err(invalid(
+                reference,
+                "expected oci://HOST[:PORT]/PATH/NAME with no empty path segment",
+            ));
+        }
+        let registry = segments[0];
+        check_host(reference, registry)?;
+        let name = segments[segments.len() - 1];
+        check_name(reference, name)?;
+        let namespace = segments[1..segments.len() - 1].join("/");
+        if segments.iter().any(|s| *s == "." || *s == "..") {
+            return Err(invalid(
+                reference,
+                "`.` and `..` are not allowed in the path",
+            ));
+        }
+        return Ok(ChartRef::Oci {
+            registry: registry.to_owned(),
+            namespace,
+            name: name.to_owned(),
+        });
+    }
+    if trimmed.starts_with("https://") || trimmed.starts_with("http://") {
+        let url = reqwest::Url::parse(trimmed)
+            .map_err(|e| invalid(reference, format!("not a URL: {e}")))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid(
+                &crate::error::redact_url(trimmed),
+                "credentials in the URL are refused; configure the repository with a credentials Secret",
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid(
+                &crate::error::redact_url(trimmed),
+                "a query or fragment is not allowed",
+            ));
+        }
+        let Some((repo, name)) = trimmed.trim_end_matches('/').rsplit_once('/') else {
+            return Err(invalid(reference, "expected REPOSITORY_URL/NAME"));
+        };
+        if repo.ends_with('/') || repo.ends_with(':') {
+            return Err(invalid(reference, "expected REPOSITORY_URL/NAME"));
+        }
+        check_name(reference, name)?;
+        return Ok(ChartRef::Http {
+            repo_url: repo.to_owned(),
+            name: name.to_owned(),
+        });
+    }
+    if trimmed.contains("://") {
+        return Err(invalid(
+            reference,
+            "only oci://, https://, http:// and file: references are supported",
+        ));
+    }
+    let Some((alias, name)) = trimmed.split_once('/') else {
+        return Err(invalid(
+            reference,
+            "expected ALIAS/NAME, oci://HOST/PATH/NAME, https://HOST/PATH/NAME or file:PATH",
+        ));
+    };
+    if alias.is_empty() {
+        return Err(invalid(reference, "the repository alias is empty"));
+    }
+    check_name(reference, name)?;
+    Ok(ChartRef::Alias {
+        alias: alias.to_owned(),
+        name: name.to_owned(),
+    })
+}
+
+fn check_host(reference: &str, host: &str) -> Result<(), Error> {
+    let ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            reference,
+            format!("{host:?} is not a registry host"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+    use super::*;
+
+    #[test]
+    fn alias_references_split_into_alias_and_name() {
+        assert_eq!(
+            parse("upstart-charts/postgres").unwrap(),
+            ChartRef::Alias {
+                alias: "upstart-charts".into(),
+                name: "postgres".into()
+            }
+        );
+    }
+
+    #[test]
+    fn oci_references_split_into_registry_namespace_and_name() {
+        assert_eq!(
+            parse("oci://127.0.0.1:5000/team/charts/redis").unwrap(),
+            ChartRef::Oci {
+                registry: "127.0.0.1:5000".into(),
+                namespace: "team/charts".into(),
+                name: "redis".into()
+            }
+        );
+        assert_eq!(
+            parse("oci://registry.example.com/redis").unwrap(),
+            ChartRef::Oci {
+                registry: "registry.example.com".into(),
+                namespace: String::new(),
+                name: "redis".into()
+            }
+        );
+    }
+
+    #[test]
+    fn https_references_are_a_repository_url_plus_name() {
+        assert_eq!(
+            parse("https://charts.example.com/stable/redis").unwrap(),
+            ChartRef::Http {
+                repo_url: "https://charts.example.com/stable".into(),
+                name: "redis".into()
+            }
+        );
+    }
+
+    #[test]
+    fn file_references_keep_their_path() {
+        assert_eq!(
+            parse("file:charts/postgres").unwrap(),
+            ChartRef::File {
+                path: "charts/postgres".into()
+            }
+        );
+    }
+
+    #[test]
+    fn chart_names_with_path_segments_or_tags_are_refused() {
+        for bad in [
+            "alias/a/b",
+            "alias/..",
+            "alias/",
+            "/name",
+            "oci://host/charts/name:1.0.0",
+            "oci://host//name",
+            "oci://host/../name",
+            "https://user:pw@host/charts/x",
+            "https://host/charts/x?token=1",
+            "ftp://host/x",
+            "noslash",
+            "",
+        ] {
+            let error = parse(bad).expect_err(bad);
+            assert_eq!(error.metric_label(), "invalid_reference", "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn refused_url_credentials_do_not_appear_in_the_error() {
+        let error = parse("https://user:hunter2@host/charts/x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("credentials in the URL are refused"),
+            "{error}"
+        );
+        assert!(!error.contains("hunter2"), "{error}");
+        let error = parse("https://host/charts/x?token=hunter2")
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+}
