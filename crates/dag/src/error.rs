@@ -4,7 +4,27 @@
 //! No variant holds an output value, a values document or any other user data beyond names,
 //! keys, paths and the expression text itself (which is spec, not data).
 
-use std::fmt::Write as _;
+use std::fmt;
+
+/// Where an expression is: the JSON path of its string, its text and its column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// JSON path of the string holding the expression (`spec.values.global.env.URL`).
+    pub path: String,
+    /// The expression text, between `<<` and `>>`, trimmed.
+    pub expression: String,
+    /// 1-based character column of `<<` in the string.
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        write!(f, "<< {} >> at column {}", self.expression, self.column)
+    }
+}
 
 /// Everything that can go wrong while ordering releases, collecting outputs, merging values or
 /// substituting expressions.
@@ -113,27 +133,19 @@ pub enum Error {
     },
 
     /// An expression that does not parse, or is not one path or helper call.
-    #[error("{}: syntax error: {reason}", at(.path, .expression, *.column))]
+    #[error("{}: syntax error: {reason}", .at)]
     ExpressionSyntax {
-        /// JSON path of the string holding the expression.
-        path: String,
-        /// The expression text, between `<<` and `>>`.
-        expression: String,
-        /// 1-based character column of `<<` in the string.
-        column: usize,
+        /// Where the expression is.
+        at: Box<Location>,
         /// What is wrong.
         reason: String,
     },
 
     /// An expression whose first name is neither a declared dependency nor a built-in root.
-    #[error("{}: unknown name {root} (known: {})", at(.path, .expression, *.column), list(.known))]
+    #[error("{}: unknown name {root} (known: {})", .at, list(.known))]
     UnknownRoot {
-        /// JSON path of the string.
-        path: String,
-        /// The expression text.
-        expression: String,
-        /// 1-based column of `<<`.
-        column: usize,
+        /// Where the expression is.
+        at: Box<Location>,
         /// The unknown first name.
         root: String,
         /// The names that would be accepted.
@@ -142,27 +154,19 @@ pub enum Error {
 
     /// An expression that names a known root in a shape that has no value (`postgres.PORT`,
     /// `environment.foo`), or calls an unknown helper.
-    #[error("{}: {reason}", at(.path, .expression, *.column))]
+    #[error("{}: {reason}", .at)]
     InvalidReference {
-        /// JSON path of the string.
-        path: String,
-        /// The expression text.
-        expression: String,
-        /// 1-based column of `<<`.
-        column: usize,
+        /// Where the expression is.
+        at: Box<Location>,
         /// What is wrong, naming the accepted shapes.
         reason: String,
     },
 
     /// An `environment.variables.KEY` that the environment does not define.
-    #[error("{}: environment variable {name} is not defined (defined: {})", at(.path, .expression, *.column), list(.defined))]
+    #[error("{}: environment variable {name} is not defined (defined: {})", .at, list(.defined))]
     UnknownVariable {
-        /// JSON path of the string.
-        path: String,
-        /// The expression text.
-        expression: String,
-        /// 1-based column of `<<`.
-        column: usize,
+        /// Where the expression is.
+        at: Box<Location>,
         /// The variable.
         name: String,
         /// The variables that exist.
@@ -170,14 +174,10 @@ pub enum Error {
     },
 
     /// Output keys the expression needs that the dependency does not publish (yet): a wait.
-    #[error("{}: {} of {alias} {} missing (it has: {})", at(.path, .expression, *.column), missing_keys(.missing), if .missing.len() == 1 { "is" } else { "are" }, list(.present))]
+    #[error("{}: {} of {alias} {} missing (it has: {})", .at, missing_keys(.missing), if .missing.len() == 1 { "is" } else { "are" }, list(.present))]
     MissingOutput {
-        /// JSON path of the string.
-        path: String,
-        /// The expression text.
-        expression: String,
-        /// 1-based column of `<<`.
-        column: usize,
+        /// Where the expression is.
+        at: Box<Location>,
         /// The dependency alias.
         alias: String,
         /// The keys that are missing.
@@ -187,14 +187,10 @@ pub enum Error {
     },
 
     /// A helper failed on the data it was given (e.g. `b64dec` of text that is not base64).
-    #[error("{}: {reason}", at(.path, .expression, *.column))]
+    #[error("{}: {reason}", .at)]
     Evaluation {
-        /// JSON path of the string.
-        path: String,
-        /// The expression text.
-        expression: String,
-        /// 1-based column of `<<`.
-        column: usize,
+        /// Where the expression is.
+        at: Box<Location>,
         /// What failed; never the data.
         reason: String,
     },
@@ -228,6 +224,19 @@ impl Error {
         )
     }
 
+    /// Where the expression is, for expression errors.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            Error::ExpressionSyntax { at, .. }
+            | Error::UnknownRoot { at, .. }
+            | Error::InvalidReference { at, .. }
+            | Error::UnknownVariable { at, .. }
+            | Error::MissingOutput { at, .. }
+            | Error::Evaluation { at, .. } => Some(at),
+            _ => None,
+        }
+    }
+
     /// A short, bounded label for metrics and condition reasons.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -255,15 +264,6 @@ fn kind_hint(kind: &Option<&'static str>) -> String {
     kind.map(|k| format!(" (kind {k})")).unwrap_or_default()
 }
 
-fn at(path: &str, expression: &str, column: usize) -> String {
-    let mut out = String::with_capacity(path.len() + expression.len() + 24);
-    if !path.is_empty() {
-        let _ = write!(out, "{path}: ");
-    }
-    let _ = write!(out, "<< {expression} >> at column {column}");
-    out
-}
-
 fn list(names: &[String]) -> String {
     if names.is_empty() {
         "nothing".to_owned()
@@ -277,5 +277,28 @@ fn missing_keys(keys: &[String]) -> String {
         format!("output key {}", keys[0])
     } else {
         format!("output keys {}", keys.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_stays_small_enough_to_return_by_value() {
+        // Callers wrap it in their own error enums; clippy flags results over 128 bytes.
+        assert!(
+            std::mem::size_of::<Error>() < 128,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
+    }
+
+    #[test]
+    fn the_engine_and_errors_can_be_shared_across_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Error>();
+        shared::<crate::Expressions>();
+        shared::<crate::DependencyGraph>();
     }
 }

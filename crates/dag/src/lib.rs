@@ -3,17 +3,13 @@
 //! `<< dep.outputs.KEY >>` expressions. No I/O: every function works on plain data, so the three
 //! operators and the CLI share one tested implementation.
 
-// `Error` carries names, keys and paths as plain fields so callers can match on them; it is only
-// built on the failure path, where its size costs nothing that matters.
-#![allow(clippy::result_large_err)]
-
 mod error;
 pub mod expressions;
 pub mod graph;
 pub mod outputs;
 pub mod values;
 
-pub use error::Error;
+pub use error::{Error, Location};
 pub use expressions::{
     EnvironmentInfo, ExpressionContext, Expressions, OfflineContext, OfflineReport, OutputRef,
     ReleaseInfo, ServiceInfo, check_aliases,

@@ -5,28 +5,32 @@
 //! dependency alias (`ALIAS.outputs.KEY`), `environment.name`, `environment.namespace`,
 //! `environment.variables.KEY`, `service.name`, `release.name`, `release.namespace`.
 //!
-//! Each distinct expression is parsed once per document, and its references are checked before
-//! anything is rendered, so that errors are classified by this crate (a spec error, or a wait
-//! for missing output keys) rather than by parsing Handlebars' messages. An expression that is
-//! a single reference is answered by a direct lookup; everything else is rendered by
-//! Handlebars. Both give the same text (a property test holds them to it).
+//! Each distinct expression is parsed by Handlebars once per document, and its references are
+//! checked before anything is evaluated, so that errors are classified by this crate (a spec
+//! error, or a wait for missing output keys) rather than by parsing Handlebars' messages.
+//! Evaluation then walks the parsed expression directly (references, literals and the helper
+//! functions the registry uses), which is several times faster than a Handlebars render per
+//! expression; the Handlebars render of the same template is kept as the reference behaviour,
+//! and a property test holds the two to the same text.
 
 mod helpers;
 mod scan;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
 use handlebars::template::{HelperTemplate, Parameter, TemplateElement};
 use handlebars::{
-    Handlebars, Path, PathSeg, RenderContext, RenderErrorReason, Renderable, StringOutput, Template,
+    Handlebars, JsonRender, Path, PathSeg, RenderContext, RenderError, RenderErrorReason,
+    Renderable, StringOutput, Template,
 };
 use serde_json::{Map, Value};
 use upstart_api::v1alpha1::Dependency;
 
-use crate::{Error, Outputs};
+use crate::{Error, Location, Outputs};
 use scan::{Piece, ScanError, column, scan};
 
 /// The built-in roots; a dependency may not use them as its alias.
@@ -243,12 +247,21 @@ enum Reference {
 
 /// A parsed and checked expression.
 struct Compiled {
-    /// Rendered by Handlebars; `None` when `direct` answers it.
-    template: Option<Template>,
-    /// The whole expression is this one reference.
-    direct: Option<Reference>,
+    /// The Handlebars template (`{{EXPR}}`): the reference behaviour.
+    template: Template,
+    /// The same expression as a tree this crate evaluates directly, when it has that shape.
+    direct: Option<Node>,
     /// Every reference, and whether it is optional (under `default`'s first argument).
     references: Vec<(Reference, bool)>,
+}
+
+/// An expression as a tree of values and helper calls.
+#[derive(Clone, Debug)]
+enum Node {
+    /// A literal, already rendered as Handlebars renders it.
+    Literal(String),
+    Reference(Reference),
+    Helper(&'static str, Vec<Node>),
 }
 
 /// Why an expression is rejected, before its location is attached.
@@ -307,17 +320,14 @@ impl<'a> Roots<'a> {
             }
         };
         let mut references = Vec::new();
-        self.helper(helper, false, &mut references)?;
-        let direct = match (&helper.name, helper.params.is_empty()) {
-            (Parameter::Path(_), true) => references.first().map(|(r, _)| r.clone()),
-            _ => None,
+        let node = self.helper(helper, false, &mut references)?;
+        // `{{(sub expr)}}` renders through Handlebars' name lookup; leave that shape to it.
+        let direct = match &helper.name {
+            Parameter::Subexpression(_) => None,
+            _ => Some(node),
         };
         Ok(Compiled {
-            template: if direct.is_some() {
-                None
-            } else {
-                Some(template)
-            },
+            template,
             direct,
             references,
         })
@@ -328,7 +338,7 @@ impl<'a> Roots<'a> {
         helper: &HelperTemplate,
         optional: bool,
         references: &mut Vec<(Reference, bool)>,
-    ) -> Result<(), Problem> {
+    ) -> Result<Node, Problem> {
         if !helper.hash.is_empty() {
             return Err(Problem::Invalid(
                 "helpers take no named (key=value) arguments".to_owned(),
@@ -342,7 +352,7 @@ impl<'a> Roots<'a> {
                 "an expression is one path or one helper call".to_owned(),
             ));
         };
-        let Some(&(_, arity)) = helpers::HELPERS.iter().find(|(n, _)| n == name) else {
+        let Some(&(helper_name, arity)) = helpers::HELPERS.iter().find(|(n, _)| n == name) else {
             return Err(Problem::Invalid(format!(
                 "unknown helper {name} (helpers: {})",
                 helpers::HELPERS
@@ -360,11 +370,12 @@ impl<'a> Roots<'a> {
             };
             return Err(Problem::Invalid(format!("{name} takes {usage}")));
         }
+        let mut arguments = Vec::with_capacity(arity);
         for (i, parameter) in helper.params.iter().enumerate() {
             let optional = optional || (name == "default" && i == 0);
-            self.parameter(parameter, optional, references)?;
+            arguments.push(self.parameter(parameter, optional, references)?);
         }
-        Ok(())
+        Ok(Node::Helper(helper_name, arguments))
     }
 
     fn parameter(
@@ -372,12 +383,13 @@ impl<'a> Roots<'a> {
         parameter: &Parameter,
         optional: bool,
         references: &mut Vec<(Reference, bool)>,
-    ) -> Result<(), Problem> {
+    ) -> Result<Node, Problem> {
         match parameter {
-            Parameter::Literal(_) => Ok(()),
+            Parameter::Literal(value) => Ok(Node::Literal(value.render())),
             Parameter::Path(path) => {
-                references.push((self.reference(path)?, optional));
-                Ok(())
+                let reference = self.reference(path)?;
+                references.push((reference.clone(), optional));
+                Ok(Node::Reference(reference))
             }
             Parameter::Subexpression(sub) => match sub.as_element() {
                 TemplateElement::Expression(helper) => self.helper(helper, optional, references),
@@ -761,9 +773,11 @@ impl<'e> Run<'e> {
                         .map(|e| e.variables.keys().cloned().collect())
                         .unwrap_or_default();
                     return Err(Error::UnknownVariable {
-                        path: (site.path)(),
-                        expression: expression.to_owned(),
-                        column: column(),
+                        at: Box::new(Location {
+                            path: (site.path)(),
+                            expression: expression.to_owned(),
+                            column: column(),
+                        }),
                         name: name.clone(),
                         defined,
                     });
@@ -786,33 +800,39 @@ impl<'e> Run<'e> {
                 .map(Outputs::key_names)
                 .unwrap_or_default();
             return Err(Error::MissingOutput {
-                path: (site.path)(),
-                expression: expression.to_owned(),
-                column: column(),
+                at: Box::new(Location {
+                    path: (site.path)(),
+                    expression: expression.to_owned(),
+                    column: column(),
+                }),
                 alias: alias.to_owned(),
                 missing: keys,
                 present,
             });
         }
         if self.fast_path
-            && let Some(reference) = &compiled.direct
-            && let Some(value) = resolver.lookup(reference)
+            && let Some(node) = &compiled.direct
         {
-            out.push_str(value);
-            return Ok(());
+            let failed = |reason: String| Error::Evaluation {
+                at: Box::new(Location {
+                    path: (site.path)(),
+                    expression: expression.to_owned(),
+                    column: column(),
+                }),
+                reason,
+            };
+            return match evaluate(node, resolver) {
+                Ok(Some(value)) => {
+                    out.push_str(&value);
+                    Ok(())
+                }
+                // Unreachable: every reference outside `default` was found above, and `default`
+                // always has its fallback. Handlebars' strict mode would fail the same way.
+                Ok(None) => Err(failed("the expression has no value".to_owned())),
+                Err(error) => Err(failed(render_reason(&error))),
+            };
         }
-        let template = match (&compiled.template, &compiled.direct) {
-            (Some(template), _) => template,
-            // Only reached with the fast path off (tests comparing both): compile the same text.
-            (None, _) => {
-                let template =
-                    Template::compile(&format!("{{{{{expression}}}}}")).map_err(|e| {
-                        located(&Problem::Syntax(e.reason().to_string()), site, column())
-                    })?;
-                return self.render(&template, out, resolver, site, column());
-            }
-        };
-        self.render(template, out, resolver, site, column())
+        self.render(&compiled.template, out, resolver, site, column())
     }
 
     fn render(
@@ -836,14 +856,12 @@ impl<'e> Run<'e> {
                 Ok(())
             }
             Err(error) => Err(Error::Evaluation {
-                path: (site.path)(),
-                expression: site.expression.to_owned(),
-                column,
-                reason: match error.reason() {
-                    RenderErrorReason::Other(reason) => reason.clone(),
-                    // Handlebars' own reasons name paths and helpers, never values.
-                    other => other.to_string(),
-                },
+                at: Box::new(Location {
+                    path: (site.path)(),
+                    expression: site.expression.to_owned(),
+                    column,
+                }),
+                reason: render_reason(&error),
             }),
         }
     }
@@ -886,36 +904,73 @@ impl<'e> Run<'e> {
     }
 }
 
+/// The value of an expression tree, as the Handlebars helpers compute it: `None` is "missing".
+fn evaluate<'a>(
+    node: &'a Node,
+    resolver: &'a Resolver<'_>,
+) -> Result<Option<Cow<'a, str>>, RenderError> {
+    Ok(match node {
+        Node::Literal(text) => Some(Cow::Borrowed(text.as_str())),
+        Node::Reference(reference) => resolver.lookup(reference).map(Cow::Borrowed),
+        Node::Helper("default", arguments) => match arguments.as_slice() {
+            // Both arguments are evaluated, as Handlebars does: a failing fallback fails.
+            [value, fallback] => {
+                let (value, fallback) = (evaluate(value, resolver)?, evaluate(fallback, resolver)?);
+                match value {
+                    Some(value) if !value.is_empty() => Some(value),
+                    _ => fallback,
+                }
+            }
+            _ => None,
+        },
+        Node::Helper(name, arguments) => match arguments.first() {
+            Some(argument) => match evaluate(argument, resolver)? {
+                Some(input) => Some(Cow::Owned(helpers::apply(name, &input)?)),
+                None => None,
+            },
+            None => None,
+        },
+    })
+}
+
+/// A render failure's reason: our helpers' own message, or Handlebars' (which names paths and
+/// helpers, never values).
+fn render_reason(error: &RenderError) -> String {
+    match error.reason() {
+        RenderErrorReason::Other(reason) => reason.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn scan_error(error: &ScanError<'_>, s: &str, path: &str) -> Error {
     Error::ExpressionSyntax {
-        path: path.to_owned(),
-        expression: error.text.to_owned(),
-        column: column(s, error.offset),
+        at: Box::new(Location {
+            path: path.to_owned(),
+            expression: error.text.to_owned(),
+            column: column(s, error.offset),
+        }),
         reason: error.reason.to_owned(),
     }
 }
 
 fn located(problem: &Problem, site: &Site<'_>, column: usize) -> Error {
-    let path = (site.path)();
-    let expression = site.expression.to_owned();
+    let at = Box::new(Location {
+        path: (site.path)(),
+        expression: site.expression.to_owned(),
+        column,
+    });
     match problem {
         Problem::Syntax(reason) => Error::ExpressionSyntax {
-            path,
-            expression,
-            column,
+            at,
             reason: reason.clone(),
         },
         Problem::UnknownRoot { root, known } => Error::UnknownRoot {
-            path,
-            expression,
-            column,
+            at,
             root: root.clone(),
             known: known.clone(),
         },
         Problem::Invalid(reason) => Error::InvalidReference {
-            path,
-            expression,
-            column,
+            at,
             reason: reason.clone(),
         },
     }

@@ -265,10 +265,10 @@ fn syntax_errors_are_spec_errors_with_a_position() {
     ] {
         let err = one(bad).unwrap_err();
         assert!(err.is_spec_error(), "{bad}: {err:?}");
-        let Error::ExpressionSyntax { column, path, .. } = &err else {
+        let Error::ExpressionSyntax { at, .. } = &err else {
             panic!("{bad}: {err:?}")
         };
-        assert_eq!((*column, path.as_str()), (3, "spec.values.v"), "{bad}");
+        assert_eq!((at.column, at.path.as_str()), (3, "spec.values.v"), "{bad}");
     }
 }
 
@@ -351,15 +351,17 @@ fn spec_errors_win_over_waits_anywhere_in_the_document() {
 fn error_paths_name_list_indexes_and_quote_unusual_keys() {
     let err = substitute(json!({"env": [{"value": "<< postgres.outputs.X >>"}], "a.b": {"c d": "<< nope.outputs.X >>"}}))
         .unwrap_err();
-    let Error::UnknownRoot { path, .. } = &err else {
-        panic!("{err:?}")
-    };
-    assert_eq!(path, r#"spec.values["a.b"]["c d"]"#);
+    assert!(matches!(err, Error::UnknownRoot { .. }), "{err:?}");
+    assert_eq!(
+        err.location().map(|l| l.path.as_str()),
+        Some(r#"spec.values["a.b"]["c d"]"#)
+    );
     let err = substitute(json!({"env": [{"value": "<< postgres.outputs.X >>"}]})).unwrap_err();
-    let Error::MissingOutput { path, .. } = &err else {
-        panic!("{err:?}")
-    };
-    assert_eq!(path, "spec.values.env[0].value");
+    assert!(err.is_wait(), "{err:?}");
+    assert_eq!(
+        err.location().map(|l| l.path.as_str()),
+        Some("spec.values.env[0].value")
+    );
 }
 
 #[test]
@@ -535,7 +537,68 @@ fn document_for(ctx: &ExpressionContext, picks: &[(usize, String)]) -> Value {
     Value::Object(map)
 }
 
+/// A random expression over the context: references (present or missing), literals, and
+/// nested helper calls.
+fn expression_in(ctx: &ExpressionContext) -> BoxedStrategy<String> {
+    let mut references: Vec<String> = ctx
+        .dependencies
+        .iter()
+        .flat_map(|(alias, outputs)| outputs.keys().map(move |k| format!("{alias}.outputs.{k}")))
+        .chain([
+            "environment.variables.v".to_owned(),
+            "release.name".to_owned(),
+        ])
+        .collect();
+    let first_alias = ctx.dependencies.keys().next().cloned().unwrap_or_default();
+    references.push(format!("{first_alias}.outputs.NOT_PUBLISHED"));
+    let leaf = prop_oneof![
+        3 => prop::sample::select(references),
+        1 => prop::sample::select(vec![
+            "\"lit\"", "\"\"", "42", "1.50", "null", "true", "\"YXBw\"", "\"a b&c/<d>\"", "'single'",
+        ])
+        .prop_map(str::to_owned),
+    ];
+    let helpers = vec![
+        "upper",
+        "lower",
+        "trim",
+        "quote",
+        "b64enc",
+        "b64dec",
+        "urlencode",
+    ];
+    let tree = leaf.prop_recursive(3, 12, 2, move |inner| {
+        prop_oneof![
+            (prop::sample::select(helpers.clone()), inner.clone())
+                .prop_map(|(h, x)| format!("({h} {x})")),
+            (inner.clone(), inner).prop_map(|(a, b)| format!("(default {a} {b})")),
+        ]
+    });
+    tree.prop_map(|e| {
+        e.strip_prefix('(')
+            .and_then(|e| e.strip_suffix(')'))
+            .map_or(e.clone(), str::to_owned)
+    })
+    .boxed()
+}
+
 proptest! {
+    #[test]
+    fn direct_evaluation_and_handlebars_agree_on_any_expression(
+        (ctx, expressions) in random_context().prop_flat_map(|ctx| {
+            let expressions = prop::collection::vec(expression_in(&ctx), 1..6);
+            (Just(ctx), expressions)
+        }),
+    ) {
+        let engine = Expressions::new();
+        for expression in &expressions {
+            let document = json!({ "v": format!("x << {expression} >> y") });
+            let direct = engine.substitute(document.clone(), "", &ctx);
+            let rendered = substitute_without_fast_path(&engine, document, &ctx);
+            prop_assert_eq!(direct, rendered, "{}", expression);
+        }
+    }
+
     #[test]
     fn fast_path_and_handlebars_give_the_same_text(
         ctx in random_context(),
