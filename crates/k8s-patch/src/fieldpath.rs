@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -16,16 +17,17 @@ use crate::Error;
 /// One step of a [`Path`].
 ///
 /// The variant order is the order structured-merge-diff sorts path elements in (field names,
-/// then keys, then values, then indexes), so sets iterate in the apiserver's order.
+/// then keys, then values, then indexes), so sets iterate in the apiserver's order. Contents are
+/// shared (`Arc`) because paths are cloned into sets all the time.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PathElement {
     /// A field of a map, `f:<name>`.
-    Field(String),
+    Field(Arc<str>),
     /// An item of an associative list, `k:{...}`: (key name, key value as compact JSON),
     /// sorted by key name.
-    Key(Vec<(String, String)>),
+    Key(Arc<[(String, String)]>),
     /// An item of a set, `v:<value as compact JSON>`.
-    Value(String),
+    Value(Arc<str>),
     /// An item of an atomic list by position, `i:<index>`.
     Index(usize),
 }
@@ -51,7 +53,7 @@ impl PathElement {
         let invalid = || Error::InvalidFieldsV1(format!("unknown path element {key:?}"));
         let (kind, rest) = key.split_once(':').ok_or_else(invalid)?;
         match kind {
-            "f" => Ok(PathElement::Field(rest.to_owned())),
+            "f" => Ok(PathElement::Field(rest.into())),
             "k" => {
                 let Ok(Value::Object(map)) = serde_json::from_str::<Value>(rest) else {
                     return Err(invalid());
@@ -62,7 +64,7 @@ impl PathElement {
             }
             "v" => {
                 let value: Value = serde_json::from_str(rest).map_err(|_| invalid())?;
-                Ok(PathElement::Value(compact(&value)))
+                Ok(PathElement::Value(compact(&value).into()))
             }
             "i" => rest.parse().map(PathElement::Index).map_err(|_| invalid()),
             _ => Err(invalid()),
@@ -121,9 +123,15 @@ impl Path {
         Path(
             names
                 .iter()
-                .map(|n| PathElement::Field((*n).to_owned()))
+                .map(|n| PathElement::Field((*n).into()))
                 .collect(),
         )
+    }
+}
+
+impl std::borrow::Borrow<[PathElement]> for Path {
+    fn borrow(&self) -> &[PathElement] {
+        &self.0
     }
 }
 
@@ -153,6 +161,10 @@ impl FieldSet {
 
     /// Whether the set holds `path` itself (not merely paths under it).
     pub fn contains(&self, path: &Path) -> bool {
+        self.0.contains(path)
+    }
+
+    pub(crate) fn contains_slice(&self, path: &[PathElement]) -> bool {
         self.0.contains(path)
     }
 
@@ -315,8 +327,8 @@ mod tests {
     fn paths_display_as_in_apiserver_conflict_messages() {
         let path = Path::fields(&["spec", "template"])
             .child(PathElement::key(vec![("name".to_owned(), &json!("app"))]))
-            .child(PathElement::Field("image".to_owned()))
-            .child(PathElement::Value("\"x\"".to_owned()));
+            .child(PathElement::Field("image".into()))
+            .child(PathElement::Value("\"x\"".into()));
         assert_eq!(
             path.to_string(),
             r#".spec.template[name="app"].image[="x"]"#

@@ -7,6 +7,8 @@
 //! `x-kubernetes-list-map-keys`, `x-kubernetes-map-type`); their `metadata` follows the built-in
 //! `ObjectMeta` rules, since the apiserver augments every CRD schema with it.
 
+use std::rc::Rc;
+
 use serde_json::Value;
 
 /// How server-side apply treats a list.
@@ -59,9 +61,36 @@ pub struct Semantics {
 /// Where a walk is in the object, in terms the rules are looked up by.
 #[derive(Clone, Debug)]
 pub(crate) struct Cursor<'s> {
-    /// Field names from the root, with `[]` for "an item of the list".
-    names: Vec<String>,
+    /// Field names from the root, with `[]` for "an item of the list", innermost first: a
+    /// shared linked list, so that a child cursor costs one allocation whatever the depth.
+    names: Option<Rc<Name>>,
+    depth: usize,
     pos: Pos<'s>,
+}
+
+#[derive(Debug)]
+struct Name {
+    name: Box<str>,
+    parent: Option<Rc<Name>>,
+}
+
+impl Cursor<'_> {
+    /// The names from the innermost outwards.
+    fn names_rev(&self) -> impl Iterator<Item = &str> {
+        std::iter::successors(self.names.as_deref(), |n| n.parent.as_deref()).map(|n| &*n.name)
+    }
+
+    fn is_root(&self) -> bool {
+        self.depth == 0
+    }
+
+    fn child(&self, name: &str) -> (Option<Rc<Name>>, usize) {
+        let node = Name {
+            name: name.into(),
+            parent: self.names.clone(),
+        };
+        (Some(Rc::new(node)), self.depth + 1)
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -227,20 +256,21 @@ const BUILTIN_ATOMIC_MAPS: &[&str] = &[
     "^metadata.ownerReferences.[]",
 ];
 
-fn pattern_matches(pattern: &str, names: &[String]) -> bool {
+fn pattern_matches(pattern: &str, cur: &Cursor<'_>) -> bool {
     let (anchored, pattern) = match pattern.strip_prefix('^') {
         Some(rest) => (true, rest),
         None => (false, pattern),
     };
-    let segments: Vec<&str> = pattern.split('.').collect();
-    if segments.len() > names.len() || (anchored && segments.len() != names.len()) {
-        return false;
+    // Matched from the end without allocating: this runs for every node of every walk.
+    let mut count = 0;
+    let mut remaining = cur.names_rev();
+    for segment in pattern.rsplit('.') {
+        match remaining.next() {
+            Some(name) if segment.split('|').any(|alt| alt == name) => count += 1,
+            _ => return false,
+        }
     }
-    let tail = &names[names.len() - segments.len()..];
-    segments
-        .iter()
-        .zip(tail)
-        .all(|(segment, name)| segment.split('|').any(|alt| alt == name))
+    !anchored || count == cur.depth
 }
 
 impl Default for Semantics {
@@ -270,7 +300,8 @@ impl Semantics {
 
     pub(crate) fn root(&self) -> Cursor<'_> {
         Cursor {
-            names: Vec::new(),
+            names: None,
+            depth: 0,
             pos: match &self.crd_schema {
                 Some(schema) => Pos::Schema(schema),
                 None => Pos::Builtin,
@@ -280,10 +311,9 @@ impl Semantics {
 
     /// The cursor of field `name` of the map at `cur`.
     pub(crate) fn field<'s>(&'s self, cur: &Cursor<'s>, name: &str) -> Cursor<'s> {
-        let mut names = cur.names.clone();
-        names.push(name.to_owned());
+        let (names, depth) = cur.child(name);
         let pos = match cur.pos {
-            Pos::Schema(_) if cur.names.is_empty() && name == "metadata" => Pos::Builtin,
+            Pos::Schema(_) if cur.is_root() && name == "metadata" => Pos::Builtin,
             Pos::Schema(schema) => {
                 if let Some(property) = schema.get("properties").and_then(|p| p.get(name)) {
                     Pos::Schema(property)
@@ -297,18 +327,17 @@ impl Semantics {
             }
             other => other,
         };
-        Cursor { names, pos }
+        Cursor { names, depth, pos }
     }
 
     /// The cursor of an item of the list at `cur`.
     pub(crate) fn item<'s>(&'s self, cur: &Cursor<'s>) -> Cursor<'s> {
-        let mut names = cur.names.clone();
-        names.push("[]".to_owned());
+        let (names, depth) = cur.child("[]");
         let pos = match cur.pos {
             Pos::Schema(schema) => schema.get("items").map_or(Pos::Deduced, Pos::Schema),
             other => other,
         };
-        Cursor { names, pos }
+        Cursor { names, depth, pos }
     }
 
     /// Whether `name` is a declared field (a struct field) of the map at `cur`, as opposed to a
@@ -316,7 +345,7 @@ impl Semantics {
     pub(crate) fn is_declared_field(&self, cur: &Cursor<'_>, name: &str) -> bool {
         match cur.pos {
             Pos::Builtin => true,
-            Pos::Schema(_) if cur.names.is_empty() => {
+            Pos::Schema(_) if cur.is_root() => {
                 matches!(name, "apiVersion" | "kind" | "metadata") || self.has_property(cur, name)
             }
             Pos::Schema(_) => self.has_property(cur, name),
@@ -334,7 +363,7 @@ impl Semantics {
         match cur.pos {
             Pos::Builtin => BUILTIN_LISTS
                 .iter()
-                .find(|l| pattern_matches(l.pattern, &cur.names))
+                .find(|l| pattern_matches(l.pattern, cur))
                 .map_or(ListType::Atomic, |l| match l.apply {
                     Apply::Set => ListType::Set,
                     Apply::Map(keys) => ListType::Map(
@@ -377,9 +406,7 @@ impl Semantics {
     /// The apply map type of the map at `cur`.
     pub(crate) fn map_type(&self, cur: &Cursor<'_>) -> MapType {
         let atomic = match cur.pos {
-            Pos::Builtin => BUILTIN_ATOMIC_MAPS
-                .iter()
-                .any(|p| pattern_matches(p, &cur.names)),
+            Pos::Builtin => BUILTIN_ATOMIC_MAPS.iter().any(|p| pattern_matches(p, cur)),
             Pos::Schema(schema) => {
                 schema.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic")
             }
@@ -397,7 +424,7 @@ impl Semantics {
         match cur.pos {
             Pos::Builtin => BUILTIN_LISTS
                 .iter()
-                .find(|l| pattern_matches(l.pattern, &cur.names))
+                .find(|l| pattern_matches(l.pattern, cur))
                 .map_or(StrategicList::Replace, |l| match l.strategic {
                     Strategic::Primitives => StrategicList::MergePrimitives,
                     Strategic::Key(key) => StrategicList::MergeByKey(key.to_owned()),

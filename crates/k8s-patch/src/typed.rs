@@ -22,7 +22,7 @@ pub(crate) fn item_element(
                 "a list of type set holds a non-scalar item".to_owned(),
             )),
             scalar => Ok(PathElement::Value(
-                serde_json::to_string(scalar).unwrap_or_default(),
+                serde_json::to_string(scalar).unwrap_or_default().into(),
             )),
         },
         ListType::Map(keys) => {
@@ -57,7 +57,7 @@ pub(crate) fn to_field_set(value: &Value, sem: &Semantics) -> Result<FieldSet, E
         value: &Value,
         sem: &Semantics,
         cur: &Cursor<'_>,
-        path: &Path,
+        path: &mut Path,
         out: &mut FieldSet,
     ) -> Result<(), Error> {
         match value {
@@ -67,13 +67,13 @@ pub(crate) fn to_field_set(value: &Value, sem: &Semantics) -> Result<FieldSet, E
                     return Ok(());
                 }
                 for (key, child) in map {
-                    let child_path = path.child(PathElement::Field(key.clone()));
-                    let child_cur = sem.field(cur, key);
-                    walk(child, sem, &child_cur, &child_path, out)?;
+                    path.0.push(PathElement::Field(key.as_str().into()));
+                    walk(child, sem, &sem.field(cur, key), path, out)?;
                     let empty_map = child.as_object().is_some_and(Map::is_empty);
                     if child.is_null() || empty_map || !sem.is_declared_field(cur, key) {
-                        out.insert(child_path);
+                        out.insert(path.clone());
                     }
+                    path.0.pop();
                 }
             }
             Value::Array(items) => {
@@ -91,9 +91,10 @@ pub(crate) fn to_field_set(value: &Value, sem: &Semantics) -> Result<FieldSet, E
                             "duplicate entries for key {element} in list {path}"
                         )));
                     }
-                    let item_path = path.child(element);
-                    walk(item, sem, &item_cur, &item_path, out)?;
-                    out.insert(item_path);
+                    path.0.push(element);
+                    walk(item, sem, &item_cur, path, out)?;
+                    out.insert(path.clone());
+                    path.0.pop();
                 }
             }
             _ => out.insert(path.clone()),
@@ -101,7 +102,7 @@ pub(crate) fn to_field_set(value: &Value, sem: &Semantics) -> Result<FieldSet, E
         Ok(())
     }
     let mut out = FieldSet::new();
-    walk(value, sem, &sem.root(), &Path::default(), &mut out)?;
+    walk(value, sem, &sem.root(), &mut Path::default(), &mut out)?;
     Ok(out)
 }
 
@@ -154,7 +155,7 @@ pub(crate) fn compare(lhs: &Value, rhs: &Value, sem: &Semantics) -> Result<Compa
         rhs: Option<&Value>,
         sem: &Semantics,
         cur: &Cursor<'_>,
-        path: &Path,
+        path: &mut Path,
         out: &mut Comparison,
     ) -> Result<(), Error> {
         let root = path.0.is_empty();
@@ -169,14 +170,16 @@ pub(crate) fn compare(lhs: &Value, rhs: &Value, sem: &Semantics) -> Result<Compa
                     let keys: BTreeSet<&String> =
                         l.into_iter().chain(r).flat_map(Map::keys).collect();
                     for key in keys {
+                        path.0.push(PathElement::Field(key.as_str().into()));
                         walk(
                             l.and_then(|m| m.get(key)),
                             r.and_then(|m| m.get(key)),
                             sem,
                             &sem.field(cur, key),
-                            &path.child(PathElement::Field(key.clone())),
+                            path,
                             out,
                         )?;
+                        path.0.pop();
                     }
                     true
                 }
@@ -200,14 +203,16 @@ pub(crate) fn compare(lhs: &Value, rhs: &Value, sem: &Semantics) -> Result<Compa
                         l_map.keys().chain(r_items.keys()).collect();
                     let item_cur = sem.item(cur);
                     for element in elements {
+                        path.0.push(element.clone());
                         walk(
                             l_map.get(element).copied(),
                             r_items.get(element).copied(),
                             sem,
                             &item_cur,
-                            &path.child(element.clone()),
+                            path,
                             out,
                         )?;
+                        path.0.pop();
                     }
                     true
                 }
@@ -233,7 +238,7 @@ pub(crate) fn compare(lhs: &Value, rhs: &Value, sem: &Semantics) -> Result<Compa
         Some(rhs),
         sem,
         &sem.root(),
-        &Path::default(),
+        &mut Path::default(),
         &mut out,
     )?;
     Ok(out)
@@ -272,13 +277,20 @@ pub(crate) fn merge(live: &Value, config: &Value, sem: &Semantics) -> Result<Val
             (Value::Object(l), Value::Object(r))
                 if root || sem.map_type(cur) == MapType::Granular =>
             {
-                let mut out = l.clone();
-                for (key, r_child) in r {
-                    let merged = match l.get(key) {
-                        Some(l_child) => walk(l_child, r_child, sem, &sem.field(cur, key), false)?,
-                        None => r_child.clone(),
+                // Built key by key rather than by cloning `l` and overwriting, which would copy
+                // every merged subtree once per level.
+                let mut out = Map::new();
+                for (key, l_child) in l {
+                    let merged = match r.get(key) {
+                        Some(r_child) => walk(l_child, r_child, sem, &sem.field(cur, key), false)?,
+                        None => l_child.clone(),
                     };
                     out.insert(key.clone(), merged);
+                }
+                for (key, r_child) in r {
+                    if !l.contains_key(key) {
+                        out.insert(key.clone(), r_child.clone());
+                    }
                 }
                 Ok(Value::Object(out))
             }
@@ -377,7 +389,7 @@ pub(crate) fn remove_items(value: &Value, set: &FieldSet, sem: &Semantics) -> Re
             Value::Object(map) if path.0.is_empty() || sem.map_type(cur) == MapType::Granular => {
                 let mut out = Map::new();
                 for (key, child) in map {
-                    let child_path = path.child(PathElement::Field(key.clone()));
+                    let child_path = path.child(PathElement::Field(key.as_str().into()));
                     if set.contains(&child_path) {
                         continue;
                     }
@@ -432,16 +444,23 @@ pub(crate) fn ensure_named_fields(set: &FieldSet, sem: &Semantics) -> FieldSet {
     let mut out = set.clone();
     for path in set.iter() {
         let mut cur = sem.root();
-        for (depth, element) in path.0.iter().enumerate() {
-            let is_last = depth + 1 == path.0.len();
+        let last = path.0.len().saturating_sub(1);
+        for (depth, element) in path.0.iter().enumerate().take(last) {
             match element {
                 PathElement::Field(name) => {
-                    if !is_last && sem.is_declared_field(&cur, name) {
-                        out.insert(Path(path.0[..=depth].to_vec()));
+                    let prefix = &path.0[..=depth];
+                    if !out.contains_slice(prefix) && sem.is_declared_field(&cur, name.as_ref()) {
+                        out.insert(Path(prefix.to_vec()));
                     }
-                    cur = sem.field(&cur, name);
+                    if depth + 1 < last {
+                        cur = sem.field(&cur, name.as_ref());
+                    }
                 }
-                _ => cur = sem.item(&cur),
+                _ => {
+                    if depth + 1 < last {
+                        cur = sem.item(&cur);
+                    }
+                }
             }
         }
     }
