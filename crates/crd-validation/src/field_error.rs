@@ -100,7 +100,8 @@ pub struct FieldError {
 /// (for Secret and ConfigMap data) or shortened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RenderOptions {
-    /// Replace every bad value with `<redacted>`, and drop details that may quote it.
+    /// Replace every bad value with `<redacted>`, also where a detail quotes it (format
+    /// errors do). Text a CEL `messageExpression` builds is not inspected.
     pub redact: bool,
     /// Shorten rendered values longer than this many characters, ending them with
     /// `...(truncated)`. `None` prints values whole, as the apiserver does.

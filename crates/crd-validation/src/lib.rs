@@ -4,7 +4,15 @@
 //! A write to the apiserver goes through [`CompiledSchema::admit`]: unknown fields are pruned,
 //! defaults applied, then the object is validated (OpenAPI schema checks, list-type
 //! uniqueness, then `x-kubernetes-validations` CEL rules, with transition rules on update
-//! only). Compile a schema once with [`CompiledSchema::new`] and validate many objects with it.
+//! only). Compile a schema once with [`CompiledSchema::new`] (or every version of a CRD with
+//! [`CompiledCrd::new`]) and validate many objects with it. [`check_structural`] reports why
+//! the apiserver would refuse the CRD's schema itself.
+//!
+//! Messages are those of the oldest Kubernetes this project supports
+//! (1.[`DEFAULT_KUBERNETES_MINOR`]); [`CompiledSchema::for_kubernetes_minor`] gives later ones.
+//! Paths follow the apiserver, including its mix: OpenAPI errors name map entries
+//! `spec.map.key` (as kube-openapi does), list-type and CEL errors `spec.map[key]` (as
+//! `field.Path` does); the root is `<nil>`.
 //!
 //! ```
 //! use serde_json::json;
