@@ -137,8 +137,7 @@ impl Simulated for Job {
 struct Context {
     client: Client,
     options: Options,
-    /// When each object's current generation was first seen, by (kind, uid).
-    first_seen: Mutex<HashMap<(String, String), (i64, Instant)>>,
+    first_seen: Mutex<FirstSeen>,
 }
 
 impl Context {
@@ -147,18 +146,51 @@ impl Context {
             format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
         });
         let generation = obj.meta().generation.unwrap_or(0);
-        let now = Instant::now();
-        let mut seen = self
-            .first_seen
+        self.first_seen
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let entry = seen
-            .entry((K::kind(&()).into_owned(), uid))
-            .or_insert((generation, now));
-        if entry.0 != generation {
-            *entry = (generation, now);
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .observe((K::kind(&()).into_owned(), uid), generation, Instant::now())
+    }
+}
+
+/// When each object's current generation was first seen, by (kind, uid).
+///
+/// Deleted objects are never reported, so entries not looked at for [`FirstSeen::FORGET_AFTER`]
+/// are dropped once there are many. Forgetting a live object is harmless: a ready object stays
+/// ready for its generation whatever the elapsed time says, and one still waiting after that
+/// long only starts its delay again.
+#[derive(Default)]
+struct FirstSeen {
+    entries: HashMap<(String, String), Seen>,
+}
+
+struct Seen {
+    generation: i64,
+    first: Instant,
+    last: Instant,
+}
+
+impl FirstSeen {
+    const FORGET_AFTER: Duration = Duration::from_secs(600);
+    const PRUNE_ABOVE: usize = 10_000;
+
+    /// Time since `generation` of `key` was first observed (zero the first time).
+    fn observe(&mut self, key: (String, String), generation: i64, now: Instant) -> Duration {
+        if self.entries.len() >= Self::PRUNE_ABOVE {
+            self.entries
+                .retain(|_, seen| now.duration_since(seen.last) < Self::FORGET_AFTER);
         }
-        now.duration_since(entry.1)
+        let seen = self.entries.entry(key).or_insert(Seen {
+            generation,
+            first: now,
+            last: now,
+        });
+        if seen.generation != generation {
+            seen.generation = generation;
+            seen.first = now;
+        }
+        seen.last = now;
+        now.duration_since(seen.first)
     }
 }
 
@@ -317,7 +349,7 @@ impl Simulator {
         let ctx = Arc::new(Context {
             client: self.client,
             options: self.options,
-            first_seen: Mutex::new(HashMap::new()),
+            first_seen: Mutex::new(FirstSeen::default()),
         });
         let mut running = RunningSimulator {
             stops: Vec::new(),
@@ -376,5 +408,50 @@ impl Drop for RunningSimulator {
         for stop in self.stops.drain(..) {
             let _ = stop.send(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(uid: &str) -> (String, String) {
+        ("Deployment".to_owned(), uid.to_owned())
+    }
+
+    #[test]
+    fn elapsed_counts_from_the_first_sight_of_a_generation() {
+        let mut seen = FirstSeen::default();
+        let t0 = Instant::now();
+        assert_eq!(seen.observe(key("a"), 1, t0), Duration::ZERO);
+        let t1 = t0 + Duration::from_secs(3);
+        assert_eq!(seen.observe(key("a"), 1, t1), Duration::from_secs(3));
+        // A new generation starts the clock again.
+        assert_eq!(seen.observe(key("a"), 2, t1), Duration::ZERO);
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!(seen.observe(key("a"), 2, t2), Duration::from_secs(1));
+        assert_eq!(seen.observe(key("b"), 2, t2), Duration::ZERO);
+    }
+
+    #[test]
+    fn many_entries_forget_the_ones_not_seen_for_long() {
+        let mut seen = FirstSeen::default();
+        let t0 = Instant::now();
+        for i in 0..FirstSeen::PRUNE_ABOVE {
+            seen.observe(key(&i.to_string()), 1, t0);
+        }
+        let later = t0 + FirstSeen::FORGET_AFTER;
+        seen.observe(key("0"), 1, later - Duration::from_secs(1));
+        seen.observe(key("new"), 1, later);
+        assert_eq!(
+            seen.entries.len(),
+            2,
+            "only the recently seen entries remain"
+        );
+        assert_eq!(
+            seen.observe(key("0"), 1, later),
+            FirstSeen::FORGET_AFTER,
+            "a kept entry keeps its first sight"
+        );
     }
 }
