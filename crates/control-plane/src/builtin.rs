@@ -90,9 +90,53 @@ pub fn prepare(t: &ResourceType, obj: &mut Value, old: Option<&Value>, next_ip: 
     }
 }
 
-/// Checks of an update that depend on the kind: immutable ConfigMaps and Secrets.
+/// Checks of an update that depend on the kind: immutable ConfigMaps and Secrets, and the
+/// immutable fields of workloads that controllers meet when they change a spec (selectors,
+/// Job templates, most of a StatefulSet's spec). Values in messages are JSON where the
+/// apiserver prints Go structs.
 pub fn validate_update(t: &ResourceType, new: &Value, old: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
+    let immutable = |causes: &mut Vec<Cause>, field: &str, path: &[&str]| {
+        let get = |o: &Value| path.iter().fold(o.clone(), |cur, seg| cur[*seg].clone());
+        let (n, o) = (get(new), get(old));
+        if n != o {
+            causes.push(Cause::invalid(field, &n, "field is immutable"));
+        }
+    };
+    match (t.group.as_str(), t.plural.as_str()) {
+        ("apps", "deployments" | "replicasets" | "daemonsets") => {
+            immutable(&mut causes, "spec.selector", &["spec", "selector"]);
+        }
+        ("apps", "statefulsets") => {
+            const MUTABLE: &[&str] = &[
+                "replicas",
+                "ordinals",
+                "template",
+                "updateStrategy",
+                "revisionHistoryLimit",
+                "persistentVolumeClaimRetentionPolicy",
+                "minReadySeconds",
+            ];
+            let fixed = |o: &Value| -> Value {
+                let mut spec = o["spec"].clone();
+                if let Some(m) = spec.as_object_mut() {
+                    m.retain(|k, _| !MUTABLE.contains(&k.as_str()));
+                }
+                spec
+            };
+            if fixed(new) != fixed(old) {
+                causes.push(Cause::forbidden(
+                    "spec",
+                    "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+                ));
+            }
+        }
+        ("batch", "jobs") => {
+            immutable(&mut causes, "spec.selector", &["spec", "selector"]);
+            immutable(&mut causes, "spec.template", &["spec", "template"]);
+        }
+        _ => {}
+    }
     if t.group.is_empty()
         && matches!(t.plural.as_str(), "configmaps" | "secrets")
         && old["immutable"] == json!(true)

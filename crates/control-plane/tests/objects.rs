@@ -552,3 +552,37 @@ async fn concurrent_read_modify_write_loops_never_lose_an_update() {
     assert_eq!(n, "200");
     let _ = conflicts;
 }
+
+#[tokio::test]
+async fn a_job_template_cannot_change_after_creation() {
+    use k8s_openapi::api::batch::v1::Job;
+    let cp = control_plane();
+    let jobs: Api<Job> = Api::default_namespaced(cp.client());
+    let j: Job = serde_json::from_value(json!({
+        "metadata": {"name": "migrate"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "app:1"}]}}}
+    }))
+    .unwrap();
+    jobs.create(&PostParams::default(), &j).await.unwrap();
+    let err = api_error(
+        jobs.patch(
+            "migrate",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "m", "image": "app:2"}]}}}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message
+            .starts_with("Job.batch \"migrate\" is invalid: spec.template: Invalid value:"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.ends_with("field is immutable"),
+        "{}",
+        err.message
+    );
+}
