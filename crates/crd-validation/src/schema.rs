@@ -30,6 +30,9 @@ pub(crate) struct CelRule {
     /// kube-cel's compiled form of a copy of the node holding only this rule, so that kube-cel
     /// converts the value exactly as it would for the whole schema but evaluates one rule.
     pub compiled: Result<kube_cel::CompiledSchema, String>,
+    /// For `optionalOldSelf` rules, the form run when there is no old value: `oldSelf` is
+    /// `optional.none()` there, and `optional.of(oldSelf)` in `compiled`, as in the apiserver.
+    pub compiled_without_old: Option<Result<kube_cel::CompiledSchema, String>>,
 }
 
 impl std::fmt::Debug for CelRule {
@@ -128,6 +131,68 @@ fn strip_rules(schema: &Value) -> Value {
     }
 }
 
+/// Compiles `rule` (a raw `x-kubernetes-validations` entry) alone on a copy of its node.
+fn compile_one(stripped: &Value, rule: Value) -> (bool, Result<kube_cel::CompiledSchema, String>) {
+    let mut single = stripped.clone();
+    if let Value::Object(map) = &mut single {
+        map.insert("x-kubernetes-validations".into(), Value::Array(vec![rule]));
+    }
+    let compiled = kube_cel::compile_schema(&single);
+    match compiled.validations.first() {
+        Some(Ok(result)) => (result.is_transition_rule, Ok(compiled)),
+        Some(Err(e)) => (false, Err(e.to_string())),
+        None => (false, Err("rule is not an object".to_string())),
+    }
+}
+
+/// Replaces the identifier `oldSelf` (outside string literals and not as a field name) with
+/// `replacement`.
+pub(crate) fn replace_old_self(expr: &str, replacement: &str) -> String {
+    const NAME: &str = "oldSelf";
+    let bytes = expr.as_bytes();
+    let mut out = String::with_capacity(expr.len());
+    let mut i = 0;
+    let mut quote: Option<u8> = None;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if let Some(q) = quote {
+            if c == b'\\' {
+                // Keep the escaped character, whatever it is.
+                let end = (i + 2).min(bytes.len());
+                out.push_str(&expr[i..end]);
+                i = end;
+                continue;
+            }
+            if c == q {
+                quote = None;
+            }
+            out.push(c as char);
+            i += 1;
+            continue;
+        }
+        if c == b'\'' || c == b'"' {
+            quote = Some(c);
+            out.push(c as char);
+            i += 1;
+            continue;
+        }
+        let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        if expr[i..].starts_with(NAME)
+            && (i == 0 || !(is_ident(bytes[i - 1]) || bytes[i - 1] == b'.'))
+            && bytes.get(i + NAME.len()).is_none_or(|b| !is_ident(*b))
+        {
+            out.push_str(replacement);
+            i += NAME.len();
+            continue;
+        }
+        // Copy one whole UTF-8 character.
+        let len = expr[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&expr[i..i + len]);
+        i += len;
+    }
+    out
+}
+
 fn compile_rules(schema: &Value) -> Vec<CelRule> {
     let Some(rules) = schema
         .get("x-kubernetes-validations")
@@ -141,18 +206,31 @@ fn compile_rules(schema: &Value) -> Vec<CelRule> {
         .enumerate()
         .map(|(index, raw)| {
             let text = |k: &str| raw.get(k).and_then(Value::as_str).map(str::to_string);
-            let mut single = stripped.clone();
-            if let Value::Object(map) = &mut single {
-                map.insert(
-                    "x-kubernetes-validations".into(),
-                    Value::Array(vec![raw.clone()]),
-                );
-            }
-            let compiled = kube_cel::compile_schema(&single);
-            let (is_transition, compiled) = match compiled.validations.first() {
-                Some(Ok(result)) => (result.is_transition_rule, Ok(compiled)),
-                Some(Err(e)) => (false, Err(e.to_string())),
-                None => (false, Err("rule is not an object".to_string())),
+            let optional_old_self = raw
+                .get("optionalOldSelf")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let (is_transition, compiled, compiled_without_old) = if optional_old_self {
+                // kube-cel binds a missing oldSelf to null; the apiserver binds an optional.
+                let variant = |replacement: &str| {
+                    let mut rule = raw.clone();
+                    if let Value::Object(map) = &mut rule {
+                        map.remove("optionalOldSelf");
+                        for key in ["rule", "messageExpression"] {
+                            if let Some(Value::String(expr)) = map.get_mut(key) {
+                                *expr = replace_old_self(expr, replacement);
+                            }
+                        }
+                    }
+                    rule
+                };
+                let (is_transition, with_old) =
+                    compile_one(&stripped, variant("optional.of(oldSelf)"));
+                let (_, without_old) = compile_one(&stripped, variant("optional.none()"));
+                (is_transition, with_old, Some(without_old))
+            } else {
+                let (is_transition, compiled) = compile_one(&stripped, raw.clone());
+                (is_transition, compiled, None)
             };
             CelRule {
                 index,
@@ -162,6 +240,7 @@ fn compile_rules(schema: &Value) -> Vec<CelRule> {
                 field_path: text("fieldPath"),
                 is_transition,
                 compiled,
+                compiled_without_old,
             }
         })
         .collect()
@@ -265,5 +344,26 @@ impl Node {
     /// The type name CEL errors print as the bad value (`sts.Type` in the apiserver).
     pub(crate) fn type_name(&self) -> &str {
         self.type_.as_deref().unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_old_self;
+
+    #[test]
+    fn old_self_is_replaced_only_as_an_identifier() {
+        assert_eq!(
+            replace_old_self("!oldSelf.hasValue() || self == oldSelf.value()", "X"),
+            "!X.hasValue() || self == X.value()"
+        );
+        assert_eq!(
+            replace_old_self("self.oldSelf == 'oldSelf' && myoldSelf == oldSelfish", "X"),
+            "self.oldSelf == 'oldSelf' && myoldSelf == oldSelfish"
+        );
+        assert_eq!(
+            replace_old_self(r#""a\"oldSelf" + oldSelf"#, "X"),
+            r#""a\"oldSelf" + X"#
+        );
     }
 }

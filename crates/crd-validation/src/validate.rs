@@ -791,7 +791,11 @@ fn run_rules(
             continue;
         }
         let error_path = rule_path(node, path, rule.field_path.as_deref());
-        let compiled = match &rule.compiled {
+        let chosen = match (&rule.compiled_without_old, old) {
+            (Some(without_old), None) => without_old,
+            _ => &rule.compiled,
+        };
+        let compiled = match chosen {
             Ok(c) => c,
             Err(e) => {
                 passes.cel_errors.push(FieldError::invalid(

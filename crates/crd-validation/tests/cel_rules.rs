@@ -411,3 +411,36 @@ fn a_rule_reading_a_missing_field_reports_the_evaluation_error() {
         [r#"spec: Invalid value: "object": no such key: a evaluating rule: a must be x"#]
     );
 }
+
+#[test]
+fn optional_old_self_rules_run_on_create_with_an_absent_old_self() {
+    let schema = CompiledSchema::new(&json!({
+        "type": "object",
+        "properties": {"spec": {"type": "object", "properties": {"a": {
+            "type": "string",
+            "x-kubernetes-validations": [{
+                "rule": "oldSelf.hasValue() ? self == oldSelf.value() : self.startsWith('x')",
+                "optionalOldSelf": true,
+                "message": "a must start with x and never change"
+            }]
+        }}}}
+    }));
+    let error = [r#"spec.a: Invalid value: "string": a must start with x and never change"#];
+    assert!(messages(&schema, &json!({"spec": {"a": "x1"}}), None).is_empty());
+    assert_eq!(messages(&schema, &json!({"spec": {"a": "y"}}), None), error);
+    let old = json!({"spec": {"a": "x1"}});
+    assert!(messages(&schema, &json!({"spec": {"a": "x1"}}), Some(&old)).is_empty());
+    assert_eq!(
+        messages(&schema, &json!({"spec": {"a": "x2"}}), Some(&old)),
+        error
+    );
+    // Added on update: no old value at this field, so oldSelf is absent again.
+    assert!(
+        messages(
+            &schema,
+            &json!({"spec": {"a": "x3"}}),
+            Some(&json!({"spec": {}}))
+        )
+        .is_empty()
+    );
+}
