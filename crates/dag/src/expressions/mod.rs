@@ -28,7 +28,7 @@ use handlebars::{
     Renderable, StringOutput, Template,
 };
 use serde_json::{Map, Value};
-use upstart_api::v1alpha1::Dependency;
+use upstart_api::v1alpha1::{Dependency, HelmReleaseSpec};
 
 use crate::{Error, Location, Outputs};
 use scan::{Piece, ScanError, column, scan};
@@ -229,6 +229,28 @@ impl Expressions {
         walk(values, &mut segments, &mut |s, segments| {
             run.check_string(s, segments, &mut report)
         });
+        report
+    }
+
+    /// The offline check of one release spec (`upstart validate`, catalog validation): its
+    /// dependency aliases, then the expressions of its inline `values` (path `spec.values`)
+    /// against those aliases. `valuesFrom` documents are not available offline and are not
+    /// checked. `release` names the release in alias errors.
+    pub fn check_release_offline(
+        &self,
+        release: &str,
+        spec: &HelmReleaseSpec,
+        environment: bool,
+        service: bool,
+    ) -> OfflineReport {
+        let context = OfflineContext::from_dependencies(&spec.dependencies, environment, service);
+        let mut report = match &spec.values {
+            Some(values) => self.check_offline(values, "spec.values", &context),
+            None => OfflineReport::default(),
+        };
+        let mut errors = check_aliases(release, &spec.dependencies);
+        errors.append(&mut report.errors);
+        report.errors = errors;
         report
     }
 }

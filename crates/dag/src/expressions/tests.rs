@@ -459,6 +459,38 @@ fn reserved_and_duplicate_aliases_are_reported() {
     );
 }
 
+#[test]
+fn a_release_spec_is_checked_offline_for_aliases_and_expressions() {
+    let spec = HelmReleaseSpec {
+        chart: "c/app".to_owned(),
+        dependencies: vec![
+            Dependency {
+                name: "example-postgres".to_owned(),
+                kind: None,
+                alias: Some("db".to_owned()),
+            },
+            Dependency {
+                name: "service".to_owned(),
+                kind: None,
+                alias: None,
+            },
+        ],
+        values: Some(
+            json!({"url": "<< db.outputs.URL >>", "bad": "<< example-postgres.outputs.URL >>"}),
+        ),
+        ..Default::default()
+    };
+    let report = Expressions::new().check_release_offline("svc/app", &spec, true, true);
+    let messages: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert!(
+        messages[0].contains("svc/app: dependency alias service is reserved"),
+        "{messages:#?}"
+    );
+    assert!(messages[1].starts_with("spec.values.bad: << example-postgres.outputs.URL >> at column 1: unknown name example-postgres"), "{messages:#?}");
+    assert_eq!(report.consumes.len(), 1);
+}
+
 // ---- properties ----
 
 /// Output values: any text, including markers and braces.
