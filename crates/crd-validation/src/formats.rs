@@ -191,6 +191,34 @@ mod tests {
     }
 
     #[test]
+    fn every_checked_format_accepts_a_good_value_and_refuses_a_bad_one() {
+        let cases = [
+            ("uuid", "123e4567-e89b-12d3-a456-426614174000"),
+            ("uuid3", "123e4567-e89b-32d3-a456-426614174000"),
+            ("uuid4", "123e4567-e89b-42d3-a456-426614174000"),
+            ("uuid5", "123e4567-e89b-52d3-a456-426614174000"),
+            ("ipv4", "10.0.0.1"),
+            ("ipv6", "::1"),
+            ("cidr", "10.0.0.0/8"),
+            ("hostname", "example.com"),
+            ("mac", "00:11:22:33:44:55"),
+            ("duration", "1h30m"),
+            ("hexcolor", "#fff"),
+            ("rgbcolor", "rgb(1, 2, 3)"),
+            ("ssn", "123-45-6789"),
+            ("bsonobjectid", "507f1f77bcf86cd799439011"),
+            ("date", "2024-02-29"),
+        ];
+        for (format, good) in cases {
+            assert!(is_valid(format, good), "{format} should accept {good}");
+            assert!(
+                !is_valid(format, "not valid!"),
+                "{format} should refuse junk"
+            );
+        }
+    }
+
+    #[test]
     fn byte_format_requires_standard_base64() {
         assert!(is_valid("byte", "aGVsbG8="));
         assert!(!is_valid("byte", "not base64!"));
