@@ -491,7 +491,7 @@ fn apply_with(
         }
         let remove =
             ensure_named_fields(&last_set, sem).difference(&ensure_named_fields(&all_owned, sem));
-        remove_items(&merged, &remove, sem)?
+        remove_items(&merged, &remove, &all_owned, sem)?
     };
 
     let mut comparison = compare(&live_obj, &merged, sem)?;

@@ -150,6 +150,79 @@ pub(crate) fn compare(lhs: &Value, rhs: &Value, sem: &Semantics) -> Result<Compa
             _ => {}
         }
     }
+    /// Compares the children of two maps or two lists (either may be absent). Returns false when
+    /// the node is a leaf instead (atomic, or empty on both sides).
+    fn children(
+        lhs: Option<&Value>,
+        rhs: Option<&Value>,
+        sem: &Semantics,
+        cur: &Cursor<'_>,
+        path: &mut Path,
+        out: &mut Comparison,
+    ) -> Result<bool, Error> {
+        let is_map = matches!(lhs.or(rhs), Some(Value::Object(_)));
+        if is_map {
+            let l = lhs.and_then(Value::as_object);
+            let r = rhs.and_then(Value::as_object);
+            let both_empty = l.is_none_or(Map::is_empty) && r.is_none_or(Map::is_empty);
+            if (!path.0.is_empty() && sem.map_type(cur) == MapType::Atomic) || both_empty {
+                return Ok(false);
+            }
+            let keys: BTreeSet<&String> = l.into_iter().chain(r).flat_map(Map::keys).collect();
+            for key in keys {
+                path.0.push(PathElement::Field(key.as_str().into()));
+                walk(
+                    l.and_then(|m| m.get(key)),
+                    r.and_then(|m| m.get(key)),
+                    sem,
+                    &sem.field(cur, key),
+                    path,
+                    out,
+                )?;
+                path.0.pop();
+            }
+        } else {
+            let l = lhs.and_then(Value::as_array).map(Vec::as_slice);
+            let r = rhs.and_then(Value::as_array).map(Vec::as_slice);
+            let list_type = sem.list_type(cur);
+            let both_empty = l.is_none_or(<[Value]>::is_empty) && r.is_none_or(<[Value]>::is_empty);
+            if list_type == ListType::Atomic || both_empty {
+                return Ok(false);
+            }
+            let l_map: BTreeMap<PathElement, &Value> =
+                index_items(&list_type, l.unwrap_or_default())?
+                    .into_iter()
+                    .collect();
+            let r_map: BTreeMap<PathElement, &Value> =
+                index_items(&list_type, r.unwrap_or_default())?
+                    .into_iter()
+                    .collect();
+            let elements: BTreeSet<&PathElement> = l_map.keys().chain(r_map.keys()).collect();
+            let item_cur = sem.item(cur);
+            for element in elements {
+                path.0.push(element.clone());
+                walk(
+                    l_map.get(element).copied(),
+                    r_map.get(element).copied(),
+                    sem,
+                    &item_cur,
+                    path,
+                    out,
+                )?;
+                path.0.pop();
+            }
+        }
+        Ok(true)
+    }
+    fn is_container(value: Option<&Value>) -> bool {
+        matches!(value, Some(Value::Object(_) | Value::Array(_)))
+    }
+    fn same_kind(lhs: &Value, rhs: &Value) -> bool {
+        matches!(
+            (lhs, rhs),
+            (Value::Object(_), Value::Object(_)) | (Value::Array(_), Value::Array(_))
+        ) || (!is_container(Some(lhs)) && !is_container(Some(rhs)))
+    }
     fn walk(
         lhs: Option<&Value>,
         rhs: Option<&Value>,
@@ -158,77 +231,33 @@ pub(crate) fn compare(lhs: &Value, rhs: &Value, sem: &Semantics) -> Result<Compa
         path: &mut Path,
         out: &mut Comparison,
     ) -> Result<(), Error> {
-        let root = path.0.is_empty();
-        let non_leaf = match (lhs, rhs) {
-            (Some(Value::Object(_)) | None, Some(Value::Object(_)) | None) => {
-                let l = lhs.and_then(Value::as_object);
-                let r = rhs.and_then(Value::as_object);
-                let both_empty = l.is_none_or(Map::is_empty) && r.is_none_or(Map::is_empty);
-                if (!root && sem.map_type(cur) == MapType::Atomic) || both_empty {
-                    false
-                } else {
-                    let keys: BTreeSet<&String> =
-                        l.into_iter().chain(r).flat_map(Map::keys).collect();
-                    for key in keys {
-                        path.0.push(PathElement::Field(key.as_str().into()));
-                        walk(
-                            l.and_then(|m| m.get(key)),
-                            r.and_then(|m| m.get(key)),
-                            sem,
-                            &sem.field(cur, key),
-                            path,
-                            out,
-                        )?;
-                        path.0.pop();
+        match (lhs, rhs) {
+            (Some(l), Some(r)) if !same_kind(l, r) => {
+                // A change of kind (a map replaced by a scalar, ...): as structured-merge-diff,
+                // each side's children are compared against nothing, and the node itself is a
+                // modified leaf.
+                if is_container(lhs) {
+                    children(lhs, None, sem, cur, path, out)?;
+                }
+                if is_container(rhs) {
+                    children(None, rhs, sem, cur, path, out)?;
+                }
+                leaf(lhs, rhs, path, out);
+            }
+            _ if is_container(lhs) || is_container(rhs) => {
+                if children(lhs, rhs, sem, cur, path, out)? {
+                    if !path.0.is_empty() {
+                        match (lhs, rhs) {
+                            (None, Some(_)) => out.added.insert(path.clone()),
+                            (Some(_), None) => out.removed.insert(path.clone()),
+                            _ => {}
+                        }
                     }
-                    true
-                }
-            }
-            (Some(Value::Array(_)) | None, Some(Value::Array(_)) | None) => {
-                let l = lhs.and_then(Value::as_array).map(Vec::as_slice);
-                let r = rhs.and_then(Value::as_array).map(Vec::as_slice);
-                let list_type = sem.list_type(cur);
-                let both_empty =
-                    l.is_none_or(<[Value]>::is_empty) && r.is_none_or(<[Value]>::is_empty);
-                if list_type == ListType::Atomic || both_empty {
-                    false
                 } else {
-                    let l_items = index_items(&list_type, l.unwrap_or_default())?;
-                    let r_items: BTreeMap<PathElement, &Value> =
-                        index_items(&list_type, r.unwrap_or_default())?
-                            .into_iter()
-                            .collect();
-                    let l_map: BTreeMap<PathElement, &Value> = l_items.into_iter().collect();
-                    let elements: BTreeSet<&PathElement> =
-                        l_map.keys().chain(r_items.keys()).collect();
-                    let item_cur = sem.item(cur);
-                    for element in elements {
-                        path.0.push(element.clone());
-                        walk(
-                            l_map.get(element).copied(),
-                            r_items.get(element).copied(),
-                            sem,
-                            &item_cur,
-                            path,
-                            out,
-                        )?;
-                        path.0.pop();
-                    }
-                    true
+                    leaf(lhs, rhs, path, out);
                 }
             }
-            _ => false,
-        };
-        if non_leaf {
-            if !root {
-                match (lhs, rhs) {
-                    (None, Some(_)) => out.added.insert(path.clone()),
-                    (Some(_), None) => out.removed.insert(path.clone()),
-                    _ => {}
-                }
-            }
-        } else {
-            leaf(lhs, rhs, path, out);
+            _ => leaf(lhs, rhs, path, out),
         }
         Ok(())
     }
@@ -377,10 +406,16 @@ pub(crate) fn merge(live: &Value, config: &Value, sem: &Semantics) -> Result<Val
 
 /// Removes the subtrees at the paths of `set` from `value` (structured-merge-diff
 /// `RemoveItems`). Atomic lists and maps are never entered.
-pub(crate) fn remove_items(value: &Value, set: &FieldSet, sem: &Semantics) -> Result<Value, Error> {
+pub(crate) fn remove_items(
+    value: &Value,
+    set: &FieldSet,
+    owned: &FieldSet,
+    sem: &Semantics,
+) -> Result<Value, Error> {
     fn walk(
         value: &Value,
         set: &FieldSet,
+        owned: &FieldSet,
         sem: &Semantics,
         cur: &Cursor<'_>,
         path: &Path,
@@ -397,14 +432,17 @@ pub(crate) fn remove_items(value: &Value, set: &FieldSet, sem: &Semantics) -> Re
                         out.insert(key.clone(), child.clone());
                         continue;
                     }
-                    let pruned = walk(child, set, sem, &sem.field(cur, key), &child_path)?;
+                    let pruned = walk(child, set, owned, sem, &sem.field(cur, key), &child_path)?;
                     // structured-merge-diff turns a map or list emptied by removal into null,
-                    // which the apiserver then drops: the field disappears.
-                    let emptied = match &pruned {
+                    // which the apiserver then drops: the field disappears, unless someone owns
+                    // it as such (applied `{}`), in which case it stays, empty.
+                    let is_empty = |v: &Value| match v {
                         Value::Object(m) => m.is_empty(),
                         Value::Array(a) => a.is_empty(),
                         _ => false,
                     };
+                    let emptied =
+                        is_empty(&pruned) && !is_empty(child) && !owned.contains(&child_path);
                     if !emptied {
                         out.insert(key.clone(), pruned);
                     }
@@ -424,7 +462,7 @@ pub(crate) fn remove_items(value: &Value, set: &FieldSet, sem: &Semantics) -> Re
                         continue;
                     }
                     out.push(if set.has_children_of(&item_path) {
-                        walk(item, set, sem, &item_cur, &item_path)?
+                        walk(item, set, owned, sem, &item_cur, &item_path)?
                     } else {
                         item.clone()
                     });
@@ -434,7 +472,7 @@ pub(crate) fn remove_items(value: &Value, set: &FieldSet, sem: &Semantics) -> Re
             _ => Ok(value.clone()),
         }
     }
-    walk(value, set, sem, &sem.root(), &Path::default())
+    walk(value, set, owned, sem, &sem.root(), &Path::default())
 }
 
 /// The set plus every ancestor reached through a declared (struct) field, as
@@ -552,7 +590,7 @@ mod tests {
         .into_iter()
         .collect();
         assert_eq!(
-            remove_items(&obj, &set, &sem).unwrap(),
+            remove_items(&obj, &set, &FieldSet::new(), &sem).unwrap(),
             json!({"metadata": {"finalizers": ["b"]}, "spec": {"z": 2}})
         );
     }

@@ -113,3 +113,127 @@ proptest! {
         }
     }
 }
+
+/// One write in a random history: an apply (possibly forced) or an update that edits the live
+/// object directly.
+#[derive(Clone, Debug)]
+enum Write {
+    Apply {
+        manager: usize,
+        config: Value,
+        force: bool,
+    },
+    Update {
+        manager: usize,
+        replicas: i64,
+        label: Option<String>,
+    },
+}
+
+fn write() -> impl Strategy<Value = Write> {
+    prop_oneof![
+        (0usize..3, configuration(), any::<bool>()).prop_map(|(manager, config, force)| {
+            Write::Apply {
+                manager,
+                config,
+                force,
+            }
+        }),
+        (0usize..3, 0i64..4, prop::option::of("[a-c]")).prop_map(|(manager, replicas, label)| {
+            Write::Update {
+                manager,
+                replicas,
+                label,
+            }
+        }),
+    ]
+}
+
+/// Whether `path` names something present in `object`.
+fn exists(object: &Value, path: &upstart_k8s_patch::Path) -> bool {
+    use upstart_k8s_patch::PathElement;
+    let mut node = object;
+    for element in &path.0 {
+        let next = match element {
+            PathElement::Field(name) => node.get(&**name),
+            PathElement::Key(pairs) => node.as_array().and_then(|items| {
+                items.iter().find(|item| {
+                    pairs.iter().all(|(k, v)| {
+                        item.get(k) == Some(&serde_json::from_str::<Value>(v).unwrap())
+                    })
+                })
+            }),
+            PathElement::Value(v) => node.as_array().and_then(|items| {
+                let v: Value = serde_json::from_str(v).unwrap();
+                items.iter().find(|item| **item == v)
+            }),
+            PathElement::Index(i) => node.get(*i),
+        };
+        match next {
+            Some(next) => node = next,
+            None => return false,
+        }
+    }
+    true
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn ownership_only_names_present_fields_and_reapplies_are_no_ops(
+        history in prop::collection::vec(write(), 1..8)
+    ) {
+        use upstart_k8s_patch::{UpdateParams, managed_fields, record_update};
+        let sem = Semantics::builtin();
+        let managers = ["alpha", "beta", "gamma"];
+        let mut live: Option<Value> = None;
+        let mut last_applied: Vec<Option<Value>> = vec![None; 3];
+        for (step, write) in history.into_iter().enumerate() {
+            let now = format!("2024-01-01T00:00:{step:02}Z");
+            match write {
+                Write::Apply { manager, config, force } => {
+                    let params = ApplyParams { manager: managers[manager], force, scope: WriteScope::WholeObject, now: &now };
+                    match apply(live.as_ref(), &config, &params, &sem) {
+                        Ok(new) => {
+                            live = Some(new);
+                            last_applied[manager] = Some(config);
+                        }
+                        Err(upstart_k8s_patch::Error::Conflict(conflicts)) => {
+                            prop_assert!(!force);
+                            prop_assert!(!conflicts.0.is_empty());
+                        }
+                        Err(other) => prop_assert!(false, "unexpected error {other}"),
+                    }
+                }
+                Write::Update { manager, replicas, label } => {
+                    let Some(old) = live.clone() else { continue };
+                    let mut new = old.clone();
+                    new["spec"]["replicas"] = json!(replicas);
+                    if let Some(label) = label {
+                        new["metadata"]["labels"][label] = json!("edited");
+                    }
+                    let params = UpdateParams { manager: managers[manager], api_version: "apps/v1", scope: WriteScope::WholeObject, now: &now };
+                    record_update(Some(&old), &mut new, &params, &sem).unwrap();
+                    live = Some(new);
+                }
+            }
+            let object = live.clone().unwrap_or(Value::Null);
+            for entry in managed_fields(&object).unwrap() {
+                for path in entry.fields.iter() {
+                    prop_assert!(exists(&object, path), "{} owns absent {}", entry.manager, path);
+                }
+            }
+        }
+        // Whoever applied last can apply the same configuration again without changing anything.
+        if let Some(object) = &live {
+            for (manager, config) in last_applied.iter().enumerate() {
+                let Some(config) = config else { continue };
+                let params = ApplyParams { manager: managers[manager], force: true, scope: WriteScope::WholeObject, now: "2024-01-02T00:00:00Z" };
+                let once = apply(Some(object), config, &params, &sem).unwrap();
+                let twice = apply(Some(&once), config, &params, &sem).unwrap();
+                prop_assert_eq!(twice, once);
+            }
+        }
+    }
+}
