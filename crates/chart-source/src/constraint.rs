@@ -431,7 +431,11 @@ mod tests {
         );
         // Unlike npm, Masterminds lets the group's permission cover every comparator, and
         // 2.0.0-rc.1 sorts below 2.0.0.
-        check(">=1.0.0-0 <2.0.0", &["1.5.0-rc.1", "2.0.0-rc.1"], &["2.0.0"]);
+        check(
+            ">=1.0.0-0 <2.0.0",
+            &["1.5.0-rc.1", "2.0.0-rc.1"],
+            &["2.0.0"],
+        );
         check(
             "1.2.3-beta.2",
             &["1.2.3-beta.2"],

@@ -1,0 +1,292 @@
+//! OCI registries: a real registry (CNCF distribution, Debian's `docker-registry`, installed by
+//! `scripts/bootstrap-tools`), charts pushed with the real `helm push`, fetched by alias and by
+//! direct reference. The registry's access log tells how often the chart layer was downloaded.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{config, packaged, sha256_hex, source};
+use upstart_chart_source::Error;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// helm from `UPSTART_HELM`, else `.tools/bin/helm` of the workspace, else PATH.
+fn helm() -> PathBuf {
+    if let Some(path) = std::env::var_os("UPSTART_HELM") {
+        return PathBuf::from(path);
+    }
+    let local = workspace_root().join(".tools/bin/helm");
+    if local.is_file() {
+        return local;
+    }
+    on_path("helm").unwrap_or_else(|| {
+        panic!(
+            "helm is needed for the OCI tests: set UPSTART_HELM, or run scripts/bootstrap-tools \
+             (it installs .tools/bin/helm), or put helm on PATH"
+        )
+    })
+}
+
+fn docker_registry() -> PathBuf {
+    let system = PathBuf::from("/usr/bin/docker-registry");
+    if system.is_file() {
+        return system;
+    }
+    on_path("docker-registry").unwrap_or_else(|| {
+        panic!(
+            "docker-registry (CNCF distribution) is needed for the OCI tests: run \
+             scripts/bootstrap-tools as root (it runs `apt-get install -y docker-registry`), or \
+             install Debian's docker-registry package yourself"
+        )
+    })
+}
+
+/// A registry process on a free loopback port; killed when dropped.
+struct Registry {
+    child: Child,
+    port: u16,
+    access_log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Registry {
+    fn start() -> Self {
+        let binary = docker_registry();
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+                 http:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("storage").display()
+            ),
+        )
+        .unwrap();
+        // The access log (combined format) goes to stdout.
+        let access_log = dir.path().join("access.log");
+        let child = Command::new(&binary)
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::fs::File::create(&access_log).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("registry.log")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        let mut registry = Self {
+            child,
+            port,
+            access_log,
+            _dir: dir,
+        };
+        registry.wait_until_ready();
+        registry
+    }
+
+    fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let log = std::fs::read_to_string(self._dir.path().join("registry.log"))
+                    .unwrap_or_default();
+                panic!("docker-registry exited with {status}: {log}");
+            }
+            if self.answers_v2() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not answer /v2/ within 20s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn answers_v2(&self) -> bool {
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let request = format!("GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n", self.port);
+        if stream.write_all(request.as_bytes()).is_err() {
+            return false;
+        }
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200")
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Packages `name` at `version`, pushes it with `helm push --plain-http` into
+    /// `oci://HOST/charts` and returns the archive's hex sha256.
+    fn push(&self, name: &str, version: &str) -> String {
+        let chart = packaged(name, version);
+        let work = tempfile::tempdir().unwrap();
+        let file = work.path().join(chart.file_name());
+        std::fs::write(&file, &chart.archive).unwrap();
+        let output = Command::new(helm())
+            .arg("push")
+            .arg(&file)
+            .arg(format!("oci://{}/charts", self.host()))
+            .arg("--plain-http")
+            .env("HELM_CACHE_HOME", work.path().join("cache"))
+            .env("HELM_CONFIG_HOME", work.path().join("config"))
+            .env("HELM_DATA_HOME", work.path().join("data"))
+            .env("HELM_REGISTRY_CONFIG", work.path().join("registry.json"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "helm push failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        chart.digest
+    }
+
+    /// How many times a blob with this digest was downloaded (GET, status 200).
+    fn blob_downloads(&self, hex: &str) -> usize {
+        let log = std::fs::read_to_string(&self.access_log).unwrap();
+        let needle = format!("/blobs/sha256:{hex} HTTP/1.1\" 200");
+        log.lines()
+            .filter(|line| line.contains("\"GET ") && line.contains(&needle))
+            .count()
+    }
+}
+
+fn alias_yaml(registry: &Registry) -> String {
+    format!(
+        "repositories: {{reg: {{url: \"oci://{}/charts\", plainHttp: true}}}}",
+        registry.host()
+    )
+}
+
+#[tokio::test]
+async fn oci_chart_pushed_with_helm_is_fetched_by_alias_and_direct_reference_and_downloaded_once() {
+    let registry = Registry::start();
+    let digest_010 = registry.push("tiny", "0.1.0");
+    let digest_020 = registry.push("tiny", "0.2.0");
+    registry.push("tiny", "0.3.0-rc.1");
+    let s = source(config(&alias_yaml(&registry)));
+
+    // No version: the newest stable tag.
+    let chart = s.source.fetch("reg/tiny", None).await.unwrap();
+    assert_eq!(
+        (chart.name.as_str(), chart.version.as_str()),
+        ("tiny", "0.2.0")
+    );
+    assert_eq!(chart.digest, format!("sha256:{digest_020}"));
+    assert!(chart.path.join("templates/cm.yaml").is_file());
+    assert_eq!(registry.blob_downloads(&digest_020), 1);
+
+    // The same tag again, by range, by exact version and by direct reference: the manifest
+    // is resolved, but the cached layer is not downloaded again.
+    let again = s.source.fetch("reg/tiny", Some("^0.2")).await.unwrap();
+    assert_eq!(again, chart);
+    let exact = s.source.fetch("reg/tiny", Some("0.2.0")).await.unwrap();
+    assert_eq!(exact, chart);
+    let direct = format!("oci://{}/charts/tiny", registry.host());
+    let direct_chart = s.source.fetch(&direct, Some("0.2.0")).await.unwrap();
+    assert_eq!(direct_chart, chart);
+    assert_eq!(registry.blob_downloads(&digest_020), 1);
+
+    let older = s.source.fetch("reg/tiny", Some("~0.1")).await.unwrap();
+    assert_eq!(older.version, "0.1.0");
+    assert_eq!(older.digest, format!("sha256:{digest_010}"));
+    let pre = s.source.fetch("reg/tiny", Some(">=0.3.0-0")).await.unwrap();
+    assert_eq!(pre.version, "0.3.0-rc.1");
+
+    // Concurrent fetches of a not yet cached tag download it once.
+    let fresh = source(config(&alias_yaml(&registry)));
+    let fetches = (0..6).map(|_| {
+        let source = fresh.source.clone();
+        tokio::spawn(async move { source.fetch("reg/tiny", Some("0.1.0")).await })
+    });
+    for result in futures::future::join_all(fetches).await {
+        assert_eq!(result.unwrap().unwrap().version, "0.1.0");
+    }
+    assert_eq!(registry.blob_downloads(&digest_010), 2);
+}
+
+#[tokio::test]
+async fn unlisted_oci_reference_needs_allow_unlisted() {
+    let registry = Registry::start();
+    let digest = registry.push("tiny", "1.0.0");
+    let direct = format!("oci://{}/charts/tiny", registry.host());
+
+    let s = source(config("{}"));
+    let error = s.source.fetch(&direct, None).await.unwrap_err();
+    assert!(matches!(error, Error::UnlistedRepository { .. }), "{error}");
+    assert!(error.to_string().contains("allowUnlisted"), "{error}");
+    assert_eq!(registry.blob_downloads(&digest), 0);
+
+    let s = source(config("allowUnlisted: true\nunlistedPlainHttp: true"));
+    let chart = s.source.fetch(&direct, None).await.unwrap();
+    assert_eq!(chart.version, "1.0.0");
+    assert_eq!(chart.digest, format!("sha256:{digest}"));
+    assert_eq!(
+        sha256_hex(
+            &std::fs::read(
+                s.cache
+                    .path()
+                    .join(format!("cache/archives/sha256/{digest}.tgz"))
+            )
+            .unwrap()
+        ),
+        digest
+    );
+}
+
+#[tokio::test]
+async fn missing_oci_chart_and_unmatched_versions_are_spec_errors() {
+    let registry = Registry::start();
+    registry.push("tiny", "1.0.0");
+    registry.push("tiny", "1.1.0");
+    let s = source(config(&alias_yaml(&registry)));
+
+    let error = s.source.fetch("reg/absent", None).await.unwrap_err();
+    assert!(matches!(error, Error::ChartNotFound { .. }), "{error}");
+    assert!(!error.is_transient());
+
+    let error = s.source.fetch("reg/tiny", Some("^2")).await.unwrap_err();
+    assert!(matches!(error, Error::NoMatchingVersion { .. }), "{error}");
+    assert!(
+        error.to_string().contains("available: 1.1.0, 1.0.0"),
+        "{error}"
+    );
+
+    let error = s.source.fetch("reg/tiny", Some("9.9.9")).await.unwrap_err();
+    assert!(matches!(error, Error::NoMatchingVersion { .. }), "{error}");
+    assert!(error.to_string().contains("1.1.0, 1.0.0"), "{error}");
+    assert!(!error.is_transient());
+}
