@@ -159,12 +159,13 @@ fn exists(object: &Value, path: &upstart_k8s_patch::Path) -> bool {
             PathElement::Key(pairs) => node.as_array().and_then(|items| {
                 items.iter().find(|item| {
                     pairs.iter().all(|(k, v)| {
-                        item.get(k) == Some(&serde_json::from_str::<Value>(v).unwrap())
+                        item.get(k)
+                            == Some(&serde_json::from_str::<Value>(v).expect("keys hold JSON"))
                     })
                 })
             }),
             PathElement::Value(v) => node.as_array().and_then(|items| {
-                let v: Value = serde_json::from_str(v).unwrap();
+                let v: Value = serde_json::from_str(v).expect("values hold JSON");
                 items.iter().find(|item| **item == v)
             }),
             PathElement::Index(i) => node.get(*i),
