@@ -501,6 +501,14 @@ impl DependencyGraph {
         }
     }
 
+    /// The direct dependencies of `node` (for a service, its releases) that are not ready: what
+    /// it waits for right now. Sorted.
+    pub fn waiting_for(&self, node: &NodeId, is_ready: impl Fn(&NodeId) -> bool) -> Vec<NodeId> {
+        let mut out = self.depends_on(node);
+        out.retain(|n| !is_ready(n));
+        out
+    }
+
     /// The unready nodes holding `node` back, nearest first: the unready ancestors that are not
     /// themselves waiting for another unready node (the ones being worked on, or waiting for a
     /// dependency name that resolves to nothing). When every unready ancestor waits for another

@@ -406,6 +406,20 @@ fn blocking_names_the_unready_ancestors_that_are_not_waiting_themselves() {
 }
 
 #[test]
+fn waiting_for_names_only_the_unready_direct_dependencies() {
+    let graph = blocking_fixture();
+    let ready: HashSet<NodeId> = [r("db")].into();
+    assert_eq!(
+        graph.waiting_for(&r("api"), |n| ready.contains(n)),
+        vec![r("cache")]
+    );
+    assert_eq!(
+        graph.waiting_for(&r("web"), |n| ready.contains(n)),
+        vec![r("api")]
+    );
+}
+
+#[test]
 fn blocking_inside_a_cycle_names_the_direct_dependencies() {
     let mut input = GraphInput::new();
     input.add_release("a", &[dep("b")]);
