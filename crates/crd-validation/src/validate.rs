@@ -62,6 +62,7 @@ fn root_has_rules(node: &Node) -> bool {
         || node.properties.values().any(root_has_rules)
         || node.items.as_deref().is_some_and(root_has_rules)
         || matches!(&node.additional, Additional::Schema(s) if root_has_rules(s))
+        || node.all_of.iter().any(root_has_rules)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -599,6 +600,11 @@ fn structural(
     }
     let unchanged = correlation.unchanged(value);
     run_rules(node, value, correlation.old(), unchanged, path, passes);
+    // Rules may also sit in allOf branches; the apiserver runs those without ratcheting them
+    // on the value itself.
+    for branch in &node.all_of {
+        run_rules(branch, value, correlation.old(), false, path, passes);
+    }
     let old = correlation.old();
     match value {
         Value::Object(map) => {

@@ -444,3 +444,21 @@ fn optional_old_self_rules_run_on_create_with_an_absent_old_self() {
         .is_empty()
     );
 }
+
+#[test]
+fn rules_in_all_of_branches_are_evaluated() {
+    let schema = CompiledSchema::new(&json!({
+        "type": "object",
+        "properties": {"spec": {
+            "type": "object",
+            "properties": {"a": {"type": "integer"}},
+            "allOf": [{"x-kubernetes-validations": [{"rule": "self.a > 1", "message": "a must exceed 1"}]}]
+        }}
+    }));
+    assert!(messages(&schema, &json!({"spec": {"a": 2}}), None).is_empty());
+    // The branch declares no type, so the apiserver shows an empty one.
+    assert_eq!(
+        messages(&schema, &json!({"spec": {"a": 1}}), None),
+        [r#"spec: Invalid value: "": a must exceed 1"#]
+    );
+}
