@@ -127,3 +127,37 @@ async fn custom_resources_are_served_once_their_crd_is_created() {
         1
     );
 }
+
+#[tokio::test]
+async fn kube_runtime_event_recorder_publishes_and_updates_a_series() {
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let cp = control_plane();
+    let client = cp.client();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let target = cms
+        .create(&PostParams::default(), &config_map("subject", json!({})))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "test-ctrl".into(),
+            instance: None,
+        },
+    );
+    let reference = kube::Resource::object_ref(&target, &());
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Synced".into(),
+        note: Some("synced".into()),
+        action: "Sync".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &reference).await.unwrap();
+    recorder.publish(&ev, &reference).await.unwrap();
+    let events: Api<K8sEvent> = Api::namespaced(client, "default");
+    let list = events.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items[0].reason.as_deref(), Some("Synced"));
+}

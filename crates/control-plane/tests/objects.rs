@@ -586,3 +586,30 @@ async fn a_job_template_cannot_change_after_creation() {
         err.message
     );
 }
+
+#[tokio::test]
+async fn json_patch_test_for_null_passes_on_a_missing_path_and_fails_on_a_mismatch() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    cms.create(&PostParams::default(), &cm("t")).await.unwrap();
+    let add: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": null},
+        {"op": "add", "path": "/metadata/finalizers", "value": ["a.io/x"]}
+    ]))
+    .unwrap();
+    let out = cms
+        .patch(
+            "t",
+            &PatchParams::default(),
+            &Patch::Json::<()>(add.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.metadata.finalizers, Some(vec!["a.io/x".to_string()]));
+    let err = api_error(
+        cms.patch("t", &PatchParams::default(), &Patch::Json::<()>(add))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+}
