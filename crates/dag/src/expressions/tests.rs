@@ -682,6 +682,23 @@ proptest! {
     }
 
     #[test]
+    fn any_secret_key_can_be_read_with_brackets_and_plain_keys_without(
+        key in "[-._a-zA-Z0-9]{1,16}",
+        value in "[ -~]{0,16}",
+    ) {
+        let mut ctx = random_context_fixed();
+        ctx.dependencies.insert("dep".to_owned(), outputs(&[(&key, &value)]));
+        let engine = Expressions::new();
+        let out = engine.substitute(json!({"v": format!("<< dep.outputs.[{key}] >>")}), "", &ctx).unwrap();
+        prop_assert_eq!(out["v"].as_str(), Some(value.as_str()));
+        // Without brackets, a key without dots (and not a Handlebars keyword) reads the same.
+        if !key.contains('.') && !["this", "true", "false", "null"].contains(&key.as_str()) {
+            let out = engine.substitute(json!({"v": format!("<< dep.outputs.{key} >>")}), "", &ctx).unwrap();
+            prop_assert_eq!(out["v"].as_str(), Some(value.as_str()));
+        }
+    }
+
+    #[test]
     fn strings_without_markers_are_unchanged(text in "[^<]{0,40}") {
         let out = Expressions::new().substitute(json!({"v": text.clone()}), "", &random_context_fixed()).unwrap();
         prop_assert_eq!(out["v"].as_str(), Some(text.as_str()));
