@@ -2,7 +2,11 @@
 //!
 //! Built-in kinds use a table keyed by field path (below), written from the Go type markers of
 //! Kubernetes 1.33 (`+listType`, `+listMapKey`, `+mapType`, `+structType`, and the
-//! `patchStrategy` / `patchMergeKey` tags that strategic merge patch reads). Custom resources
+//! `patchStrategy` / `patchMergeKey` tags that strategic merge patch reads; where a list has no
+//! `+listType`, the apiserver's schema conversion makes a list with a merge key associative by
+//! that key and a `merge` list of scalars a set, and the table does the same). Lists and maps
+//! the table does not name are atomic lists and granular maps; callers can add rules with
+//! [`Semantics::with_list_type`] and [`Semantics::with_map_type`]. Custom resources
 //! read the same information from their CRD's `openAPIV3Schema` (`x-kubernetes-list-type`,
 //! `x-kubernetes-list-map-keys`, `x-kubernetes-map-type`); their `metadata` follows the built-in
 //! `ObjectMeta` rules, since the apiserver augments every CRD schema with it.
@@ -56,6 +60,8 @@ pub enum StrategicList {
 #[derive(Clone, Debug)]
 pub struct Semantics {
     crd_schema: Option<Value>,
+    list_overrides: Vec<(String, ListType)>,
+    map_overrides: Vec<(String, MapType)>,
 }
 
 /// Where a walk is in the object, in terms the rules are looked up by.
@@ -282,14 +288,37 @@ impl Default for Semantics {
 impl Semantics {
     /// Rules for built-in kinds (the table in this module).
     pub fn builtin() -> Self {
-        Semantics { crd_schema: None }
+        Semantics {
+            crd_schema: None,
+            list_overrides: Vec::new(),
+            map_overrides: Vec::new(),
+        }
     }
 
     /// Rules for a custom resource, from its CRD version's `schema.openAPIV3Schema`.
     pub fn from_crd_schema(open_api_v3_schema: &Value) -> Self {
         Semantics {
             crd_schema: Some(open_api_v3_schema.clone()),
+            list_overrides: Vec::new(),
+            map_overrides: Vec::new(),
         }
+    }
+
+    /// These rules, with the apply list type of the lists matching `pattern` set to `list_type`
+    /// (taking precedence over the table or schema). A pattern is a dotted field path matched
+    /// against the end of the path, with `[]` for list items, a leading `^` to anchor it at the
+    /// root and `a|b` for alternatives: `^spec.rules`, `spec.template.spec.readinessGates`,
+    /// `containers|initContainers.[].resizePolicy`.
+    pub fn with_list_type(mut self, pattern: &str, list_type: ListType) -> Self {
+        self.list_overrides.push((pattern.to_owned(), list_type));
+        self
+    }
+
+    /// These rules, with the apply map type of the maps matching `pattern` set to `map_type`
+    /// (patterns as in [`Semantics::with_list_type`]).
+    pub fn with_map_type(mut self, pattern: &str, map_type: MapType) -> Self {
+        self.map_overrides.push((pattern.to_owned(), map_type));
+        self
     }
 
     /// Whether strategic merge patch is available. The apiserver answers 415 Unsupported Media
@@ -360,6 +389,13 @@ impl Semantics {
 
     /// The apply list type of the list at `cur`.
     pub(crate) fn list_type(&self, cur: &Cursor<'_>) -> ListType {
+        if let Some((_, list_type)) = self
+            .list_overrides
+            .iter()
+            .find(|(pattern, _)| pattern_matches(pattern, cur))
+        {
+            return list_type.clone();
+        }
         match cur.pos {
             Pos::Builtin => BUILTIN_LISTS
                 .iter()
@@ -405,6 +441,13 @@ impl Semantics {
 
     /// The apply map type of the map at `cur`.
     pub(crate) fn map_type(&self, cur: &Cursor<'_>) -> MapType {
+        if let Some((_, map_type)) = self
+            .map_overrides
+            .iter()
+            .find(|(pattern, _)| pattern_matches(pattern, cur))
+        {
+            return *map_type;
+        }
         let atomic = match cur.pos {
             Pos::Builtin => BUILTIN_ATOMIC_MAPS.iter().any(|p| pattern_matches(p, cur)),
             Pos::Schema(schema) => {
@@ -543,6 +586,17 @@ mod tests {
         assert_eq!(sem.map_type_at("spec.selector"), MapType::Atomic);
         assert_eq!(sem.map_type_at("spec.template"), MapType::Granular);
         assert_eq!(sem.map_type_at("metadata.labels"), MapType::Granular);
+    }
+
+    #[test]
+    fn overrides_take_precedence_over_the_table() {
+        let sem = Semantics::builtin()
+            .with_list_type("^spec.rules", ListType::Set)
+            .with_map_type("spec.template", MapType::Atomic);
+        assert_eq!(sem.list_type_at("spec.rules"), ListType::Set);
+        assert_eq!(sem.list_type_at("rules"), ListType::Atomic);
+        assert_eq!(sem.map_type_at("spec.template"), MapType::Atomic);
+        assert_eq!(sem.map_type_at("spec.selector"), MapType::Atomic);
     }
 
     #[test]
