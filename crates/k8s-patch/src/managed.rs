@@ -519,9 +519,12 @@ fn apply_with(
     }
 
     let merged = without_null_fields(&merged);
-    let object_changed = merged != live_obj;
+    // The apiserver stamps the applier's entry on every apply, then puts the old timestamps back
+    // when nothing but timestamps changed: the time moves when the object or the applier's
+    // fields change.
+    let unchanged = merged == live_obj && last_set == me.fields;
     let time = match last_time {
-        Some(time) if !object_changed => Some(time),
+        Some(time) if unchanged => Some(time),
         _ => Some(params.now.to_owned()),
     };
     entries.push(ManagedFieldsEntry { time, ..me });

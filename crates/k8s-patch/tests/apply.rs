@@ -704,3 +704,26 @@ fn a_null_in_the_configuration_unsets_the_field_and_owns_it() {
     let again = apply_as(Some(&result), &config_map(json!({"a": null})), "second", T2);
     assert_eq!(again, result);
 }
+
+#[test]
+fn an_apply_that_only_changes_ownership_moves_the_managers_time() {
+    let live = apply_as(None, &config_map(json!({"a": "1"})), "other", T0);
+    let live = apply_as(Some(&live), &config_map(json!({"b": "2"})), "tool", T0);
+    // "tool" now also applies "a" with the value it already has: shared ownership, same object.
+    let result = apply_as(
+        Some(&live),
+        &config_map(json!({"a": "1", "b": "2"})),
+        "tool",
+        T1,
+    );
+    assert_eq!(
+        without_managed_fields(&result),
+        without_managed_fields(&live)
+    );
+    let tool = managed_fields(&result)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.manager == "tool")
+        .unwrap();
+    assert_eq!(tool.time.as_deref(), Some(T1));
+}
