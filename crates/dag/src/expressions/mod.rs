@@ -497,6 +497,10 @@ fn syntax_reason(reason: &str) -> String {
         .map(str::trim)
         .find(|l| !l.is_empty())
         .unwrap_or("invalid expression");
+    // A long list of grammar rules the parser expected says nothing useful to a YAML author.
+    if first.matches(", ").count() > 3 {
+        return "not a valid path or helper call".to_owned();
+    }
     format!("not a valid path or helper call ({first})")
 }
 
