@@ -64,18 +64,23 @@ impl std::fmt::Debug for HttpRepo {
     }
 }
 
+/// The certificates of a PEM bundle; an error when it holds none or is not PEM.
+pub(crate) fn parse_ca_bundle(pem: &str) -> Result<Vec<reqwest::Certificate>, Error> {
+    let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+        .map_err(|_| Error::Config("a CA bundle is not valid PEM".into()))?;
+    if certificates.is_empty() {
+        return Err(Error::Config("a CA bundle holds no certificate".into()));
+    }
+    Ok(certificates)
+}
+
 /// Builds a reqwest client trusting the system roots plus `ca_bundles` (PEM).
 pub(crate) fn client(ca_bundles: &[&str], limits: &Limits) -> Result<reqwest::Client, Error> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(limits.fetch_timeout)
         .user_agent(concat!("upstart-chart-source/", env!("CARGO_PKG_VERSION")));
     for pem in ca_bundles {
-        let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-            .map_err(|_| Error::Config("a CA bundle is not valid PEM".into()))?;
-        if certificates.is_empty() {
-            return Err(Error::Config("a CA bundle holds no certificate".into()));
-        }
-        builder = builder.tls_certs_merge(certificates);
+        builder = builder.tls_certs_merge(parse_ca_bundle(pem)?);
     }
     builder
         .build()

@@ -64,6 +64,10 @@ impl OciRepo {
         } else {
             format!("oci://{registry}/{namespace}")
         };
+        // oci-client parses certificates lazily and would accept garbage: check them here.
+        for pem in ca_bundles {
+            crate::http::parse_ca_bundle(pem)?;
+        }
         let config = ClientConfig {
             protocol: if plain_http {
                 ClientProtocol::Http

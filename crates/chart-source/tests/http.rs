@@ -363,3 +363,53 @@ async fn index_and_archive_size_limits_are_enforced() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn credentials_are_not_sent_to_archive_urls_on_another_origin() {
+    let chart = packaged("tiny", "1.0.0");
+    let mut elsewhere = FakeState::default();
+    elsewhere.add(&chart, None);
+    let elsewhere = FakeRepo::start(elsewhere).await;
+
+    let mut state = FakeState::default();
+    state.entries.push((
+        "tiny".into(),
+        "1.0.0".into(),
+        format!("{}/{}", elsewhere.url, chart.file_name()),
+        Some(chart.digest.clone()),
+    ));
+    state.required_authorization = Some("Bearer tok-secret".into());
+    let repo = FakeRepo::start(state).await;
+    let yaml = format!(
+        "repositories: {{charts: {{url: \"{}\", credentialsSecret: charts-token}}}}",
+        repo.url
+    );
+    let mut data = std::collections::BTreeMap::new();
+    data.insert("token".to_owned(), b"tok-secret".to_vec());
+    let s = source_with(
+        config(&yaml),
+        HashMap::from([("charts".to_owned(), Credentials::from_secret_data(&data))]),
+    );
+    let fetched = s.source.fetch("charts/tiny", None).await.unwrap();
+    assert_eq!(fetched.digest, format!("sha256:{}", chart.digest));
+    assert_eq!(repo.counts.get().0, 1);
+    assert_eq!(
+        elsewhere.state.lock().unwrap().seen_authorization,
+        vec![None]
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_chart_directory_is_unpacked_again_from_the_cached_archive() {
+    let mut state = FakeState::default();
+    let chart = packaged("tiny", "1.0.0");
+    state.add(&chart, Some(chart.digest.clone()));
+    let repo = FakeRepo::start(state).await;
+    let s = source(alias_config(&repo.url));
+    let first = s.source.fetch("charts/tiny", None).await.unwrap();
+    std::fs::remove_dir_all(&first.path).unwrap();
+    let second = s.source.fetch("charts/tiny", None).await.unwrap();
+    assert_eq!(second, first);
+    assert!(second.path.join("Chart.yaml").is_file());
+    assert_eq!(repo.counts.get().2, 1);
+}

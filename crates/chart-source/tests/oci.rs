@@ -72,8 +72,20 @@ impl Drop for Registry {
     }
 }
 
+/// `robot:hunter2` in htpasswd form (bcrypt, cost 4 so every request stays fast).
+const HTPASSWD: &str = "robot:$2b$04$dOCUmxWrQJs1yWkqVz67X.rqevP2xIH1eXi.3iHs5PsWCz/bG0MhC\n";
+
 impl Registry {
     fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A registry requiring basic authentication as `robot` / `hunter2`.
+    fn start_with_auth() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(auth: bool) -> Self {
         let binary = docker_registry();
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -82,15 +94,20 @@ impl Registry {
             .unwrap()
             .port();
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("storage").display()
-            ),
-        )
-        .unwrap();
+        let mut text = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("storage").display()
+        );
+        if auth {
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, HTPASSWD).unwrap();
+            text.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
         // The access log (combined format) goes to stdout.
         let access_log = dir.path().join("access.log");
         let child = Command::new(&binary)
@@ -139,7 +156,11 @@ impl Registry {
         }
         let mut reply = String::new();
         let _ = stream.read_to_string(&mut reply);
-        reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200")
+        // 401 is an answer too: a registry with authentication is up.
+        ["200", "401"].iter().any(|code| {
+            reply.starts_with(&format!("HTTP/1.0 {code}"))
+                || reply.starts_with(&format!("HTTP/1.1 {code}"))
+        })
     }
 
     fn host(&self) -> String {
@@ -149,15 +170,24 @@ impl Registry {
     /// Packages `name` at `version`, pushes it with `helm push --plain-http` into
     /// `oci://HOST/charts` and returns the archive's hex sha256.
     fn push(&self, name: &str, version: &str) -> String {
+        self.push_as(name, version, None)
+    }
+
+    fn push_as(&self, name: &str, version: &str, login: Option<(&str, &str)>) -> String {
         let chart = packaged(name, version);
         let work = tempfile::tempdir().unwrap();
         let file = work.path().join(chart.file_name());
         std::fs::write(&file, &chart.archive).unwrap();
-        let output = Command::new(helm())
+        let mut command = Command::new(helm());
+        command
             .arg("push")
             .arg(&file)
             .arg(format!("oci://{}/charts", self.host()))
-            .arg("--plain-http")
+            .arg("--plain-http");
+        if let Some((username, password)) = login {
+            command.args(["--username", username, "--password", password]);
+        }
+        let output = command
             .env("HELM_CACHE_HOME", work.path().join("cache"))
             .env("HELM_CONFIG_HOME", work.path().join("config"))
             .env("HELM_DATA_HOME", work.path().join("data"))
@@ -289,4 +319,65 @@ async fn missing_oci_chart_and_unmatched_versions_are_spec_errors() {
     assert!(matches!(error, Error::NoMatchingVersion { .. }), "{error}");
     assert!(error.to_string().contains("1.1.0, 1.0.0"), "{error}");
     assert!(!error.is_transient());
+}
+
+#[tokio::test]
+async fn registry_credentials_from_basic_auth_or_docker_config_are_used_and_never_shown() {
+    let registry = Registry::start_with_auth();
+    let digest = registry.push_as("tiny", "1.0.0", Some(("robot", "hunter2")));
+    let yaml = format!(
+        "repositories: {{reg: {{url: \"oci://{}/charts\", plainHttp: true, credentialsSecret: reg-auth}}}}",
+        registry.host()
+    );
+    let with = |credentials: upstart_chart_source::Credentials| {
+        common::source_with(
+            config(&yaml),
+            std::collections::HashMap::from([("reg".to_owned(), credentials)]),
+        )
+    };
+
+    let anonymous = source(config(&yaml));
+    let error = anonymous.source.fetch("reg/tiny", None).await.unwrap_err();
+    assert!(matches!(error, Error::AccessDenied { .. }), "{error}");
+    assert!(!error.is_transient());
+
+    let wrong = with(upstart_chart_source::Credentials {
+        basic: Some(upstart_chart_source::BasicAuth {
+            username: "robot".into(),
+            password: "not-hunter2-but-secret".into(),
+        }),
+        ..Default::default()
+    });
+    let error = wrong.source.fetch("reg/tiny", None).await.unwrap_err();
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains("not-hunter2-but-secret"), "{shown}");
+    assert!(!error.is_transient(), "{error}");
+
+    let basic = with(upstart_chart_source::Credentials {
+        basic: Some(upstart_chart_source::BasicAuth {
+            username: "robot".into(),
+            password: "hunter2".into(),
+        }),
+        ..Default::default()
+    });
+    let chart = basic.source.fetch("reg/tiny", None).await.unwrap();
+    assert_eq!(chart.digest, format!("sha256:{digest}"));
+
+    // A kubernetes.io/dockerconfigjson Secret: auth is base64("robot:hunter2").
+    let mut data = std::collections::BTreeMap::new();
+    data.insert(
+        ".dockerconfigjson".to_owned(),
+        format!(
+            "{{\"auths\":{{\"{}\":{{\"auth\":\"cm9ib3Q6aHVudGVyMg==\"}}}}}}",
+            registry.host()
+        )
+        .into_bytes(),
+    );
+    let docker = with(upstart_chart_source::Credentials::from_secret_data(&data));
+    let chart = docker
+        .source
+        .fetch("reg/tiny", Some("1.0.0"))
+        .await
+        .unwrap();
+    assert_eq!(chart.version, "1.0.0");
 }
