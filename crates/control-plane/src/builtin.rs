@@ -276,6 +276,135 @@ fn validate_labels(obj: &Value) -> Vec<Cause> {
     causes
 }
 
+/// Deserialises through the k8s-openapi type of the kind and back: what the typed decoder of
+/// the apiserver keeps. `None` when the kind has no type here or the body does not fit it (the
+/// body is then stored as sent).
+fn typed_round_trip(t: &ResourceType, obj: &Value) -> Option<Value> {
+    use k8s_openapi::api as k;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as ext;
+    macro_rules! via {
+        ($ty:ty) => {
+            serde_json::from_value::<$ty>(obj.clone())
+                .ok()
+                .and_then(|o| serde_json::to_value(o).ok())
+        };
+    }
+    match (t.group.as_str(), t.plural.as_str()) {
+        ("", "pods") => via!(k::core::v1::Pod),
+        ("", "services") => via!(k::core::v1::Service),
+        ("", "configmaps") => via!(k::core::v1::ConfigMap),
+        ("", "secrets") => via!(k::core::v1::Secret),
+        ("", "serviceaccounts") => via!(k::core::v1::ServiceAccount),
+        ("", "persistentvolumeclaims") => via!(k::core::v1::PersistentVolumeClaim),
+        ("", "namespaces") => via!(k::core::v1::Namespace),
+        ("apps", "deployments") => via!(k::apps::v1::Deployment),
+        ("apps", "statefulsets") => via!(k::apps::v1::StatefulSet),
+        ("apps", "daemonsets") => via!(k::apps::v1::DaemonSet),
+        ("apps", "replicasets") => via!(k::apps::v1::ReplicaSet),
+        ("batch", "jobs") => via!(k::batch::v1::Job),
+        ("batch", "cronjobs") => via!(k::batch::v1::CronJob),
+        ("networking.k8s.io", "ingresses") => via!(k::networking::v1::Ingress),
+        ("networking.k8s.io", "networkpolicies") => via!(k::networking::v1::NetworkPolicy),
+        ("rbac.authorization.k8s.io", "roles") => via!(k::rbac::v1::Role),
+        ("rbac.authorization.k8s.io", "rolebindings") => via!(k::rbac::v1::RoleBinding),
+        ("rbac.authorization.k8s.io", "clusterroles") => via!(k::rbac::v1::ClusterRole),
+        ("rbac.authorization.k8s.io", "clusterrolebindings") => {
+            via!(k::rbac::v1::ClusterRoleBinding)
+        }
+        ("policy", "poddisruptionbudgets") => via!(k::policy::v1::PodDisruptionBudget),
+        ("coordination.k8s.io", "leases") => via!(k::coordination::v1::Lease),
+        ("autoscaling", "horizontalpodautoscalers") => {
+            via!(k::autoscaling::v2::HorizontalPodAutoscaler)
+        }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            via!(ext::CustomResourceDefinition)
+        }
+        _ => None,
+    }
+}
+
+/// Fields of a built-in object its type does not declare, as the apiserver reports them
+/// (`spec.template.spec.containers[0].imagePullPolicyy`). Null values do not count: they
+/// decode as unset.
+fn unknown_paths(original: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
+    match (original, typed) {
+        (Value::Object(o), Value::Object(t)) => {
+            for (k, v) in o {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match t.get(k) {
+                    Some(tv) => unknown_paths(v, tv, &p, out),
+                    None if !v.is_null() && !is_free_form(&p) => out.push(p),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(o), Value::Array(t)) => {
+            for (i, (ov, tv)) in o.iter().zip(t).enumerate() {
+                unknown_paths(ov, tv, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Parts of built-in objects that hold arbitrary JSON, where nothing is unknown.
+fn is_free_form(path: &str) -> bool {
+    path.starts_with("metadata.managedFields")
+        || path.contains("openAPIV3Schema")
+        || path.starts_with("status.")
+}
+
+/// Removes the fields of a built-in object that its type does not declare and returns their
+/// paths; the caller warns or refuses per `fieldValidation`.
+pub fn prune_unknown(t: &ResourceType, obj: &mut Value) -> Vec<String> {
+    let Some(typed) = typed_round_trip(t, obj) else {
+        return Vec::new();
+    };
+    let mut paths = Vec::new();
+    unknown_paths(obj, &typed, "", &mut paths);
+    for p in &paths {
+        remove_path(obj, p);
+    }
+    paths
+}
+
+fn remove_path(obj: &mut Value, path: &str) {
+    let mut segments: Vec<(String, Option<usize>)> = Vec::new();
+    for part in path.split('.') {
+        match part.split_once('[') {
+            Some((name, rest)) => {
+                segments.push((name.to_string(), None));
+                for idx in rest.split('[') {
+                    let n = idx.trim_end_matches(']').parse().ok();
+                    segments.push((String::new(), n));
+                }
+            }
+            None => segments.push((part.to_string(), None)),
+        }
+    }
+    let Some((last, parents)) = segments.split_last() else {
+        return;
+    };
+    let mut cur = obj;
+    for (name, idx) in parents {
+        let next = match idx {
+            Some(i) => cur.get_mut(*i),
+            None => cur.get_mut(name.as_str()),
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return,
+        }
+    }
+    if let Some(m) = cur.as_object_mut() {
+        m.remove(&last.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,5 +430,34 @@ mod tests {
                 .message
                 .contains("Only one reference can have Controller set to true")
         );
+    }
+
+    #[test]
+    fn unknown_fields_of_built_in_kinds_are_found_and_removed() {
+        let t = crate::registry::Registry::with_builtins()
+            .lookup("apps", "v1", "deployments")
+            .cloned()
+            .unwrap();
+        let mut d = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "x", "labels": {"a": "b"}},
+            "spec": {"replicas": 1, "bogus": true, "selector": {"matchLabels": {"a": "b"}},
+                     "template": {"spec": {"containers": [{"name": "c", "image": "i", "imagePullPolicyy": "x"}]}}}
+        });
+        let pruned = prune_unknown(&t, &mut d);
+        assert_eq!(
+            pruned,
+            [
+                "spec.bogus",
+                "spec.template.spec.containers[0].imagePullPolicyy"
+            ]
+        );
+        assert!(d["spec"].get("bogus").is_none());
+        assert!(
+            d["spec"]["template"]["spec"]["containers"][0]
+                .get("imagePullPolicyy")
+                .is_none()
+        );
+        assert_eq!(d["metadata"]["labels"]["a"], "b");
     }
 }

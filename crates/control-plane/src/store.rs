@@ -454,23 +454,7 @@ impl Store {
             return Ok(());
         };
         let admission = schema.admit(obj, old);
-        if !admission.pruned.is_empty() {
-            let unknown: Vec<String> = admission
-                .pruned
-                .iter()
-                .map(|p| format!("unknown field {p:?}"))
-                .collect();
-            match opts.field_validation {
-                FieldValidation::Strict => {
-                    return Err(ApiError::bad_request(format!(
-                        "strict decoding error: {}",
-                        unknown.join(", ")
-                    )));
-                }
-                FieldValidation::Warn => warnings.extend(unknown),
-                FieldValidation::Ignore => {}
-            }
-        }
+        unknown_fields(&admission.pruned, opts, warnings)?;
         if !admission.errors.is_empty() {
             let qualified = format!("{}.{}", t.kind, t.group);
             let name = meta::name(obj).to_string();
@@ -545,7 +529,9 @@ impl Store {
             return Err(ApiError::already_exists(subject(t, &name)));
         }
         let mut warnings = Vec::new();
-        if !t.builtin {
+        if t.builtin {
+            unknown_fields(&builtin::prune_unknown(t, &mut obj), opts, &mut warnings)?;
+        } else {
             self.validate_custom(t, &mut obj, None, opts, &mut warnings)?;
         }
         if t.has_status
@@ -743,7 +729,9 @@ impl Store {
             }
             n
         };
-        if !t.builtin {
+        if t.builtin {
+            unknown_fields(&builtin::prune_unknown(t, &mut new), opts, &mut warnings)?;
+        } else {
             self.validate_custom(t, &mut new, Some(old), opts, &mut warnings)?;
         }
         // Metadata the client cannot change.
@@ -1431,6 +1419,28 @@ impl Store {
                 }
             }
         }
+    }
+}
+
+/// `fieldValidation` applied to the unknown fields a write carried (already removed).
+fn unknown_fields(paths: &[String], opts: &WriteOpts, warnings: &mut Vec<String>) -> ApiResult<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let unknown: Vec<String> = paths
+        .iter()
+        .map(|p| format!("unknown field {p:?}"))
+        .collect();
+    match opts.field_validation {
+        FieldValidation::Strict => Err(ApiError::bad_request(format!(
+            "strict decoding error: {}",
+            unknown.join(", ")
+        ))),
+        FieldValidation::Warn => {
+            warnings.extend(unknown);
+            Ok(())
+        }
+        FieldValidation::Ignore => Ok(()),
     }
 }
 

@@ -613,3 +613,55 @@ async fn json_patch_test_for_null_passes_on_a_missing_path_and_fails_on_a_mismat
     );
     assert_eq!(err.code, 422);
 }
+
+#[tokio::test]
+async fn unknown_fields_of_built_in_kinds_are_dropped_with_a_warning_or_refused_when_strict() {
+    let cp = control_plane();
+    let body = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "typo"},
+        "spec": {"replicas": 1, "replica": 2, "selector": {"matchLabels": {"a": "b"}},
+                 "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}
+    });
+    let req = |strict: bool| {
+        let q = if strict {
+            "?fieldValidation=Strict"
+        } else {
+            ""
+        };
+        http::Request::post(format!("/apis/apps/v1/namespaces/default/deployments{q}"))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap()
+    };
+    let err = api_error(
+        cp.client()
+            .request::<serde_json::Value>(req(true))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 400);
+    assert_eq!(
+        err.message,
+        "strict decoding error: unknown field \"spec.replica\""
+    );
+    let resp = cp
+        .client()
+        .send(req(false).map(kube::client::Body::from))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let warning = resp
+        .headers()
+        .get("warning")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(warning, "299 - \"unknown field \\\"spec.replica\\\"\"");
+    let stored = Api::<Deployment>::default_namespaced(cp.client())
+        .get("typo")
+        .await
+        .unwrap();
+    assert_eq!(stored.spec.unwrap().replicas, Some(1));
+}
