@@ -100,6 +100,12 @@ pub enum Error {
     #[error("{url} answered HTTP {status}")]
     HttpStatus { url: String, status: u16 },
 
+    /// The server's TLS certificate is not trusted: configure the repository's `caBundle`.
+    #[error(
+        "the TLS certificate of {url} is not trusted; configure the repository's caBundle (or ca.crt in its credentials Secret)"
+    )]
+    UntrustedCertificate { url: String },
+
     /// A connection, TLS or protocol failure talking to a repository.
     #[error("fetching {url}: {kind} error")]
     Network { url: String, kind: &'static str },
@@ -146,7 +152,8 @@ impl Error {
             | Error::InvalidArchive { .. }
             | Error::LimitExceeded { .. }
             | Error::InvalidIndex { .. }
-            | Error::AccessDenied { .. } => false,
+            | Error::AccessDenied { .. }
+            | Error::UntrustedCertificate { .. } => false,
         }
     }
 
@@ -169,6 +176,7 @@ impl Error {
             Error::InvalidIndex { .. } => "invalid_index",
             Error::AccessDenied { .. } => "access_denied",
             Error::HttpStatus { .. } => "http_status",
+            Error::UntrustedCertificate { .. } => "untrusted_certificate",
             Error::Network { .. } => "network",
             Error::Timeout { .. } => "timeout",
             Error::Registry { .. } => "registry",
@@ -187,6 +195,11 @@ impl Error {
     pub(crate) fn from_reqwest(url: &str, error: &reqwest::Error) -> Self {
         if let Some(status) = error.status() {
             return Error::from_status(url, status.as_u16());
+        }
+        if is_certificate_error(error) {
+            return Error::UntrustedCertificate {
+                url: redact_url(url),
+            };
         }
         let kind = if error.is_timeout() {
             "timeout"
@@ -215,6 +228,28 @@ impl Error {
             Error::HttpStatus { url, status }
         }
     }
+}
+
+/// Whether a rustls certificate verification failure is somewhere in the error's chain. `io::Error`
+/// hides its payload from `source()`, so each level is also looked into through `get_ref`.
+fn is_certificate_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            );
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && is_certificate_error(inner)
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// 5xx, 408 (request timeout) and 429 (too many requests) are worth retrying.
