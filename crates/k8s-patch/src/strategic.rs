@@ -4,7 +4,8 @@
 //! lists of scalars marked `patchStrategy: merge` merge as sets (see the table in
 //! [`crate::semantics`]), and that the patch may carry directives: `$patch: replace | merge |
 //! delete` on a map or as a list item, `$retainKeys`, `$deleteFromPrimitiveList/<field>` and
-//! `$setElementOrder/<field>`.
+//! `$setElementOrder/<field>`. Merged lists are ordered as the apiserver orders them (see
+//! `normalize_order`).
 
 use serde_json::{Map, Value};
 
@@ -104,9 +105,16 @@ fn merge_map(
             let order = order
                 .as_array()
                 .ok_or_else(|| Error::InvalidPatch(format!("{key} must be a list")))?;
-            let strategy = sem.strategic_list(&sem.field(cur, field));
+            let key = match sem.strategic_list(&sem.field(cur, field)) {
+                StrategicList::MergeByKey(key) => Some(key),
+                _ => None,
+            };
+            let server: &[Value] = match original.get(field) {
+                Some(Value::Array(items)) => items,
+                _ => &[],
+            };
             if let Some(Value::Array(items)) = result.get_mut(field) {
-                reorder(items, order, &strategy);
+                *items = normalize_order(std::mem::take(items), order, server, key.as_deref());
             }
         }
     }
@@ -144,7 +152,7 @@ fn merge_list(
                     result.push(item.clone());
                 }
             }
-            Ok(result)
+            Ok(normalize_order(result, patch, original, None))
         }
         StrategicList::MergeByKey(merge_key) => {
             let item_cur = sem.item(cur);
@@ -181,27 +189,54 @@ fn merge_list(
                     (None, None) => {}
                 }
             }
-            Ok(result)
+            let order: Vec<Value> = patch
+                .iter()
+                .filter(|item| item.get(PATCH).is_none())
+                .cloned()
+                .collect();
+            Ok(normalize_order(result, &order, original, Some(&merge_key)))
         }
     }
 }
 
-/// Orders `items` as `order` lists them; items it does not list keep their relative order
-/// after those it does.
-fn reorder(items: &mut Vec<Value>, order: &[Value], strategy: &StrategicList) {
-    let rank = |item: &Value| {
-        order.iter().position(|o| match strategy {
-            StrategicList::MergeByKey(key) => o.get(key).is_some() && o.get(key) == item.get(key),
-            _ => o == item,
-        })
+/// Orders a merged list as the apiserver does (`normalizeElementOrder`): the items the patch
+/// (or its `$setElementOrder`) names, in that order, interleaved with the items only the server
+/// had, in their old order; a server-only item goes before a named item when it came before it
+/// in the old list. An item new to the server therefore lands before the server-only items that
+/// follow it in the patch, which is why a new container or env var often appears first.
+fn normalize_order(
+    merged: Vec<Value>,
+    order: &[Value],
+    server: &[Value],
+    key: Option<&str>,
+) -> Vec<Value> {
+    let same = |a: &Value, b: &Value| match key {
+        Some(key) => a.get(key).is_some() && a.get(key) == b.get(key),
+        None => a == b,
     };
-    let mut ranked: Vec<(usize, usize, Value)> = items
-        .drain(..)
-        .enumerate()
-        .map(|(i, item)| (rank(&item).unwrap_or(usize::MAX), i, item))
-        .collect();
-    ranked.sort_by_key(|(rank, index, _)| (*rank, *index));
-    items.extend(ranked.into_iter().map(|(_, _, item)| item));
+    let index_in = |list: &[Value], item: &Value| list.iter().position(|x| same(x, item));
+    let (mut named, mut server_only): (Vec<Value>, Vec<Value>) = merged
+        .into_iter()
+        .partition(|item| index_in(order, item).is_some());
+    named.sort_by_key(|item| index_in(order, item));
+    server_only.sort_by_key(|item| index_in(server, item).unwrap_or(usize::MAX));
+    let mut out = Vec::with_capacity(named.len() + server_only.len());
+    let mut left = server_only.into_iter().peekable();
+    let mut right = named.into_iter().peekable();
+    loop {
+        let take_left = match (left.peek(), right.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(l), Some(r)) => matches!(
+                (index_in(server, l), index_in(server, r)),
+                (Some(li), Some(ri)) if li < ri
+            ),
+        };
+        let next = if take_left { left.next() } else { right.next() };
+        out.extend(next);
+    }
+    out
 }
 
 /// A patch value as it is stored: directives and null fields removed.

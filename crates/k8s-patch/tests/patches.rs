@@ -245,3 +245,29 @@ fn strategic_merge_of_a_custom_resource_is_unsupported_media_type() {
     assert_eq!(err.status_code(), 415);
     assert_eq!(err.reason(), "UnsupportedMediaType");
 }
+
+#[test]
+fn strategic_merge_puts_a_new_keyed_item_before_the_servers_items_as_the_apiserver_does() {
+    let original = pod(json!([{"name": "a"}, {"name": "b"}]));
+    let patched = smp(original, json!({"spec": {"containers": [{"name": "c"}]}}));
+    assert_eq!(
+        patched["spec"]["containers"],
+        json!([{"name": "c"}, {"name": "a"}, {"name": "b"}])
+    );
+}
+
+#[test]
+fn strategic_merge_keeps_the_patch_order_for_the_items_it_names() {
+    let original = pod(json!([{"name": "a"}, {"name": "b"}, {"name": "c"}]));
+    let patched = smp(
+        original,
+        json!({"spec": {"containers": [{"name": "c", "image": "x"}, {"name": "a", "image": "y"}]}}),
+    );
+    let names: Vec<&str> = patched["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["b", "c", "a"]);
+}
