@@ -502,4 +502,74 @@ mod tests {
         assert_eq!(parse_version("latest"), None);
         assert_eq!(parse_version(""), None);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn stable() -> impl Strategy<Value = Version> {
+            (0u64..4, 0u64..4, 0u64..4).prop_map(|(a, b, c)| Version::new(a, b, c))
+        }
+
+        fn any_version() -> impl Strategy<Value = Version> {
+            (
+                stable(),
+                proptest::option::of(proptest::sample::select(vec![
+                    "alpha", "beta.1", "rc.2", "0",
+                ])),
+            )
+                .prop_map(|(mut v, pre)| {
+                    if let Some(pre) = pre {
+                        v.pre = Prerelease::new(pre).unwrap();
+                    }
+                    v
+                })
+        }
+
+        fn same(a: &str, b: &str, v: &Version) -> Result<(), TestCaseError> {
+            let (ca, cb) = (Constraint::parse(a).unwrap(), Constraint::parse(b).unwrap());
+            prop_assert_eq!(ca.matches(v), cb.matches(v), "`{}` vs `{}` on {}", a, b, v);
+            Ok(())
+        }
+
+        proptest! {
+            #[test]
+            fn shorthands_equal_their_explicit_ranges(c in stable(), v in any_version()) {
+                let (x, y) = (c.major, c.minor);
+                if x > 0 {
+                    same(&format!("^{c}"), &format!(">={c} <{}.0.0", x + 1), &v)?;
+                } else if y > 0 {
+                    same(&format!("^{c}"), &format!(">={c} <0.{}.0", y + 1), &v)?;
+                } else {
+                    same(&format!("^{c}"), &format!("={c}"), &v)?;
+                }
+                // `~0.0.0` is Masterminds' special case for "anything".
+                if c != Version::new(0, 0, 0) {
+                    same(&format!("~{c}"), &format!(">={c} <{x}.{}.0", y + 1), &v)?;
+                }
+                same(&format!("{x}.{y}.x"), &format!(">={x}.{y}.0 <{x}.{}.0", y + 1), &v)?;
+                same(&format!("{x}.{y}"), &format!(">={x}.{y}.0 <{x}.{}.0", y + 1), &v)?;
+                same(&format!("{x}.x"), &format!(">={x}.0.0 <{}.0.0", x + 1), &v)?;
+                same(&format!(">{x}.{y}"), &format!(">={x}.{}.0", y + 1), &v)?;
+                same(&format!("<={x}.{y}"), &format!("<{x}.{}.0", y + 1), &v)?;
+                same(&format!("{c} - {x}.{y}"), &format!(">={c} <{x}.{}.0", y + 1), &v)?;
+            }
+
+            #[test]
+            fn or_is_either_and_not_equal_is_the_complement(a in stable(), b in stable(), v in stable()) {
+                let either = Constraint::parse(&format!("{a} || {b}")).unwrap();
+                prop_assert_eq!(either.matches(&v), v == a || v == b);
+                let not = Constraint::parse(&format!("!={a}")).unwrap();
+                prop_assert_eq!(not.matches(&v), v != a);
+            }
+
+            #[test]
+            fn prereleases_never_match_constraints_without_one(c in stable(), v in any_version()) {
+                prop_assume!(!v.pre.is_empty());
+                for text in [format!("^{c}"), format!("~{c}"), format!(">={c}"), format!("<={c}"), format!("!={c}"), "*".to_owned()] {
+                    prop_assert!(!Constraint::parse(&text).unwrap().matches(&v), "`{}` matched {}", text, v);
+                }
+            }
+        }
+    }
 }
