@@ -25,6 +25,8 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     ca_pem: String,
     token: String,
+    client_cert_pem: String,
+    client_key_pem: String,
     namespace: String,
 }
 
@@ -59,6 +61,20 @@ impl Endpoint {
         )
     }
 
+    /// A kubeconfig that authenticates with a client certificate (signed by the same CA, for
+    /// user `upstart-admin` in group `system:masters`) instead of the bearer token.
+    pub fn kubeconfig_yaml_with_client_certificate(&self) -> String {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: {NAME}\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: {NAME}\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: {NAME}\n  context:\n    cluster: {NAME}\n    user: {NAME}\n    namespace: {}\ncurrent-context: {NAME}\npreferences: {{}}\n",
+            self.url,
+            b64(&self.ca_pem),
+            b64(&self.client_cert_pem),
+            b64(&self.client_key_pem),
+            self.namespace
+        )
+    }
+
     /// Writes [`Self::kubeconfig_yaml`] to `path` (owner-readable only on Unix: it holds a token).
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), Error> {
         std::fs::write(path, self.kubeconfig_yaml())?;
@@ -83,6 +99,9 @@ impl Endpoint {
 
 struct Certs {
     ca_pem: String,
+    ca_der: pki_types::CertificateDer<'static>,
+    client_cert_pem: String,
+    client_key_pem: String,
     chain: Vec<pki_types::CertificateDer<'static>>,
     key: pki_types::PrivateKeyDer<'static>,
 }
@@ -110,8 +129,23 @@ fn generate_certs() -> Result<Certs, Error> {
         .push(DnType::CommonName, "upstart-local-apiserver");
     leaf_params.is_ca = IsCa::ExplicitNoCa;
     let leaf = leaf_params.signed_by(&leaf_key, &issuer)?;
+
+    let client_key = KeyPair::generate()?;
+    let mut client_params = CertificateParams::new(Vec::<String>::new())?;
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, "upstart-admin");
+    client_params
+        .distinguished_name
+        .push(DnType::OrganizationName, "system:masters");
+    client_params.is_ca = IsCa::ExplicitNoCa;
+    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client_params.signed_by(&client_key, &issuer)?;
     Ok(Certs {
         ca_pem: ca_cert.pem(),
+        ca_der: ca_cert.der().clone(),
+        client_cert_pem: client_cert.pem(),
+        client_key_pem: client_key.serialize_pem(),
         chain: vec![leaf.der().clone(), ca_cert.der().clone()],
         key: pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
     })
@@ -124,9 +158,20 @@ pub async fn serve(
 ) -> Result<Endpoint, Error> {
     let certs = generate_certs()?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certs.ca_der.clone())?;
+    // Client certificates are optional: a request is authenticated by a certificate from our
+    // CA or by the bearer token.
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| Error::Client(e.to_string()))?;
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
+        .with_client_cert_verifier(verifier)
         .with_single_cert(certs.chain, certs.key)?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(tls));
@@ -138,6 +183,8 @@ pub async fn serve(
         addr: local,
         ca_pem: certs.ca_pem,
         token: token.clone(),
+        client_cert_pem: certs.client_cert_pem,
+        client_key_pem: certs.client_key_pem,
         namespace: namespace.to_string(),
     };
     let mut shutdown = shared.shutdown.subscribe();
@@ -157,12 +204,19 @@ pub async fn serve(
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
+                // rustls verified any certificate presented against our CA.
+                let client_cert = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .is_some_and(|c| !c.is_empty());
                 let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let shared = shared.clone();
-                    let authorised = req
-                        .headers()
-                        .get(http::header::AUTHORIZATION)
-                        .is_some_and(|v| v.as_bytes() == expected.as_bytes());
+                    let authorised = client_cert
+                        || req
+                            .headers()
+                            .get(http::header::AUTHORIZATION)
+                            .is_some_and(|v| v.as_bytes() == expected.as_bytes());
                     async move {
                         if !authorised {
                             return Ok::<_, std::convert::Infallible>(api::error_response(

@@ -3,8 +3,10 @@
 //! It keeps objects in memory with the apiserver semantics controllers depend on, so that
 //! operators can be tested against real API behaviour without a cluster. Two ways in:
 //! [`ControlPlane::client`] gives a `kube::Client` that talks to it without sockets, and
-//! [`ControlPlane::serve_https`] serves it on loopback with a generated CA and a bearer token,
-//! with a kubeconfig for `kubectl` ([`Endpoint::kubeconfig_yaml`], [`Endpoint::write_kubeconfig`]).
+//! [`ControlPlane::serve_https`] serves it on loopback with a generated CA, authenticating a
+//! bearer token or a client certificate from that CA, with a kubeconfig for `kubectl`
+//! ([`Endpoint::kubeconfig_yaml`], [`Endpoint::write_kubeconfig`],
+//! [`Endpoint::kubeconfig_yaml_with_client_certificate`]).
 //! [`ControlPlane::faults`] injects failures, delays and dropped watches.
 //!
 //! ```no_run
@@ -38,7 +40,10 @@
 //!   resourceVersion), merge / JSON / strategic merge patch (415 for custom resources),
 //!   server-side apply with managedFields, conflicts and `force`; status and scale
 //!   subresources; `dryRun=All`; `fieldValidation` for custom resources; schema validation,
-//!   pruning and defaulting of custom resources; name, label and ownerReference validation.
+//!   pruning and defaulting of custom resources; unknown fields of built-in kinds dropped
+//!   (warning) or refused (`Strict`) using their k8s-openapi types; name, label and
+//!   ownerReference validation; immutable fields of workloads (selectors, Job template,
+//!   StatefulSet spec) and of immutable ConfigMaps/Secrets.
 //! - Deletion: finalizers and `deletionTimestamp`, propagation (Background, Foreground with
 //!   `blockOwnerDeletion`, Orphan), ownerReference garbage collection, deletecollection,
 //!   namespace termination (content removed, creation refused with 403), CRD deletion removing
@@ -47,12 +52,12 @@
 //! # What it knowingly does not do
 //!
 //! - Protobuf bodies (answered 415: imperative `kubectl create <kind>` commands fail; `kubectl
-//!   apply` works), CBOR, HTTP/2, client-certificate authentication, authorization/RBAC,
+//!   apply` works), CBOR, HTTP/2, authorization/RBAC,
 //!   admission webhooks, aggregated APIs, conversion webhooks (all served versions of a CRD
 //!   share storage, as with conversion strategy `None`).
-//! - Validation of built-in kinds beyond metadata (names, labels, ownerReferences), Secret
-//!   stringData, immutable ConfigMaps/Secrets; defaulting beyond replicas, Job parallelism /
-//!   completions / backoffLimit and Service type / cluster IP.
+//! - Validation of built-in kinds beyond the above (required fields, enums, formats are not
+//!   checked); defaulting beyond Secret type / stringData, replicas, Job parallelism /
+//!   completions / backoffLimit and Service type / ports / cluster IP.
 //! - Consistent snapshots for paginated lists (later pages read the current state); a
 //!   resourceVersion on get/list is ignored (answers are always the latest state).
 //! - Pod graceful deletion (pods are deleted like any object), `pods/log`, `exec`, `proxy`,

@@ -95,3 +95,23 @@ async fn the_kubeconfig_file_is_written_owner_readable_only() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_client_certificate_from_the_ca_authenticates_without_a_token() {
+    let cp = common::control_plane();
+    let endpoint = cp
+        .serve_https("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let kubeconfig = endpoint.kubeconfig_yaml_with_client_certificate();
+    assert!(!kubeconfig.contains(endpoint.token()));
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::from_yaml(&kubeconfig).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    cms.list(&ListParams::default()).await.unwrap();
+}
