@@ -11,9 +11,18 @@
 //! - [`record_update`]: the `Update` ownership a create, update or patch records.
 //! - [`Semantics`]: list and map merge rules, built in or from a CRD's `openAPIV3Schema`.
 //!
+//! The apply and update algorithms follow structured-merge-diff (`merge/update.go`,
+//! `typed/{merge,compare,remove,tofieldset}.go`) and the apiserver's field manager wrappers
+//! (server-set metadata never owned, `before-first-apply`, status reset fields, timestamps kept
+//! when only timestamps would change, entry order, the conflict message). The caller must
+//! route every write through [`apply`] or [`record_update`]: an object without managedFields
+//! hands all its fields to `before-first-apply` on its first apply, as the apiserver does.
+//!
 //! Not modelled: conversion between apiVersions (entries of all versions are compared on the
-//! same object), the cap of ten updaters merged into `ancient-changes`, and the
-//! `kubectl.kubernetes.io/last-applied-configuration` interplay.
+//! same object), the cap of ten updaters merged into `ancient-changes`, the
+//! `kubectl.kubernetes.io/last-applied-configuration` interplay, and the Go zero values that
+//! make a built-in create record no `.` for non-pointer structs (this crate records one, which
+//! changes nothing but the look of `fieldsV1`).
 
 mod fieldpath;
 mod json;
