@@ -203,7 +203,7 @@ impl ChartSource {
     /// Resolves `chart` (see the crate docs for the forms) and `version` (exact, a range, or
     /// `None` for the newest stable), and returns the unpacked chart from the cache, fetching
     /// it first when needed.
-    #[tracing::instrument(skip(self), fields(chart = %chart, version = ?version))]
+    #[tracing::instrument(skip_all, fields(chart = %redact_url(chart), version = ?version))]
     pub async fn fetch(&self, chart: &str, version: Option<&str>) -> Result<FetchedChart, Error> {
         let requested = version.map(str::trim).filter(|v| !v.is_empty());
         let constraint = match requested {

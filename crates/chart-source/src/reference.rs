@@ -30,9 +30,10 @@ pub(crate) fn valid_chart_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// The reference is echoed without user info or query, in case someone put a credential there.
 fn invalid(reference: &str, reason: impl Into<String>) -> Error {
     Error::InvalidReference {
-        reference: reference.to_owned(),
+        reference: crate::error::redact_url(reference),
         reason: reason.into(),
     }
 }
