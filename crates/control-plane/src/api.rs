@@ -395,6 +395,19 @@ async fn resource_request(
     }
     let watch = q.flag("watch");
     let verb = verb_of(req.method(), rp.name.is_some(), watch)?;
+    if t.namespaced && rp.namespace.is_none() {
+        // Only list and watch exist across namespaces.
+        match verb {
+            Verb::List | Verb::Watch => {}
+            Verb::Create | Verb::DeleteCollection => {
+                return Err(ApiError::method_not_allowed(format!(
+                    "the server does not allow this method on the requested resource ({})",
+                    verb.as_str()
+                )));
+            }
+            _ => return Err(ApiError::page_not_found()),
+        }
+    }
     let ns = rp.namespace.clone().unwrap_or_default();
     let name = rp.name.clone().unwrap_or_default();
     let decision = shared.faults.decide(&RequestInfo {

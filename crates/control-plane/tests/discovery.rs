@@ -229,3 +229,26 @@ async fn a_crd_with_a_non_structural_schema_is_invalid() {
         err.message
     );
 }
+
+#[tokio::test]
+async fn namespaced_resources_are_only_listed_across_namespaces() {
+    let cp = control_plane();
+    let client = cp.client();
+    let list = get_json(&client, "/api/v1/configmaps", None).await;
+    assert_eq!(list["kind"], "ConfigMapList");
+    let post = http::Request::post("/api/v1/configmaps")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(br#"{"metadata":{"name":"x","namespace":"default"}}"#.to_vec())
+        .unwrap();
+    assert_eq!(
+        api_error(client.request::<Value>(post).await.unwrap_err()).code,
+        405
+    );
+    let get = http::Request::get("/api/v1/configmaps/x")
+        .body(Vec::new())
+        .unwrap();
+    assert_eq!(
+        api_error(client.request::<Value>(get).await.unwrap_err()).code,
+        404
+    );
+}
