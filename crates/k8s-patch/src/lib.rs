@@ -14,13 +14,13 @@
 //! The apply and update algorithms follow structured-merge-diff (`merge/update.go`,
 //! `typed/{merge,compare,remove,tofieldset}.go`) and the apiserver's field manager wrappers
 //! (server-set metadata never owned, `before-first-apply`, status reset fields, timestamps kept
-//! when only timestamps would change, entry order, the conflict message). The caller must
+//! when only timestamps would change, at most ten updaters before `ancient-changes`, entry
+//! order, the conflict message). The caller must
 //! route every write through [`apply`] or [`record_update`]: an object without managedFields
 //! hands all its fields to `before-first-apply` on its first apply, as the apiserver does.
 //!
 //! Not modelled: conversion between apiVersions (entries of all versions are compared on the
-//! same object), the cap of ten updaters merged into `ancient-changes`, the
-//! `kubectl.kubernetes.io/last-applied-configuration` interplay, and the Go zero values that
+//! same object), the `kubectl.kubernetes.io/last-applied-configuration` interplay, and the Go zero values that
 //! make a built-in create record no `.` for non-pointer structs (this crate records one, which
 //! changes nothing but the look of `fieldsV1`).
 
@@ -34,8 +34,8 @@ mod typed;
 pub use fieldpath::{FieldSet, Path, PathElement};
 pub use json::{apply_json_patch, create_merge_patch, merge_patch};
 pub use managed::{
-    ApplyParams, BEFORE_FIRST_APPLY, Conflict, Conflicts, ManagedFieldsEntry, Operation,
-    UpdateParams, WriteScope, apply, managed_fields, record_update,
+    ANCIENT_CHANGES, ApplyParams, BEFORE_FIRST_APPLY, Conflict, Conflicts, ManagedFieldsEntry,
+    Operation, UpdateParams, WriteScope, apply, managed_fields, record_update,
 };
 pub use semantics::{ListMapKey, ListType, MapType, Semantics, StrategicList};
 pub use strategic::strategic_merge;

@@ -212,6 +212,67 @@ fn sort_entries(entries: &mut [ManagedFieldsEntry]) {
     });
 }
 
+/// The most `Update` entries an object keeps, as the apiserver's field manager.
+const MAX_UPDATE_MANAGERS: usize = 10;
+
+/// The manager the oldest updates are folded into beyond [`MAX_UPDATE_MANAGERS`].
+pub const ANCIENT_CHANGES: &str = "ancient-changes";
+
+/// Folds the oldest `Update` entries into one `ancient-changes` entry per apiVersion while there
+/// are more than ten, as the apiserver's `capManagersManager` does.
+fn cap_updaters(entries: &mut Vec<ManagedFieldsEntry>) {
+    let count = |entries: &[ManagedFieldsEntry]| {
+        entries
+            .iter()
+            .filter(|e| e.operation == Operation::Update)
+            .count()
+    };
+    if count(entries) <= MAX_UPDATE_MANAGERS {
+        return;
+    }
+    let mut oldest: Vec<ManagedFieldsEntry> = Vec::new();
+    let mut rest: Vec<ManagedFieldsEntry> = Vec::new();
+    for entry in entries.drain(..) {
+        if entry.operation == Operation::Update && entry.manager != ANCIENT_CHANGES {
+            oldest.push(entry);
+        } else {
+            rest.push(entry);
+        }
+    }
+    oldest.sort_by(|a, b| {
+        a.time
+            .as_deref()
+            .unwrap_or("")
+            .cmp(b.time.as_deref().unwrap_or(""))
+            .then_with(|| a.manager.cmp(&b.manager))
+    });
+    let mut oldest = oldest.into_iter();
+    while count(&rest) + oldest.len() > MAX_UPDATE_MANAGERS {
+        let Some(entry) = oldest.next() else { break };
+        let bucket = rest.iter_mut().find(|e| {
+            e.manager == ANCIENT_CHANGES
+                && e.operation == Operation::Update
+                && e.api_version == entry.api_version
+                && e.subresource.is_none()
+        });
+        match bucket {
+            Some(bucket) => {
+                bucket.fields = bucket.fields.union(&entry.fields);
+                if entry.time > bucket.time {
+                    bucket.time = entry.time;
+                }
+            }
+            None => rest.push(ManagedFieldsEntry {
+                manager: ANCIENT_CHANGES.to_owned(),
+                subresource: None,
+                ..entry
+            }),
+        }
+    }
+    rest.extend(oldest);
+    *entries = rest;
+}
+
 /// Writes `entries` into `object.metadata.managedFields`, keeping `original` verbatim when the
 /// entries did not change so that a no-op write leaves the object byte-identical.
 fn store_managed_fields(
@@ -221,6 +282,8 @@ fn store_managed_fields(
     original: Option<&Value>,
 ) {
     entries.retain(|e| !e.fields.is_empty());
+    cap_updaters(&mut entries);
+    sort_entries(&mut entries);
     let encoded = if entries.as_slice() == before && original.is_some() {
         original.cloned()
     } else if entries.is_empty() {

@@ -727,3 +727,36 @@ fn an_apply_that_only_changes_ownership_moves_the_managers_time() {
         .unwrap();
     assert_eq!(tool.time.as_deref(), Some(T1));
 }
+
+#[test]
+fn more_than_ten_updaters_fold_the_oldest_into_ancient_changes() {
+    let mut live = update_as(None, config_map(json!({"k0": "v"})), "writer-0", "v1");
+    for i in 1..12 {
+        let mut next = live.clone();
+        next["data"][format!("k{i}")] = json!("v");
+        let params = UpdateParams {
+            manager: &format!("writer-{i}"),
+            api_version: "v1",
+            scope: WriteScope::WholeObject,
+            now: &format!("2024-01-01T00:00:{i:02}Z"),
+        };
+        record_update(Some(&live), &mut next, &params, &Semantics::builtin()).unwrap();
+        live = next;
+    }
+    let entries = managed_fields(&live).unwrap();
+    assert_eq!(entries.len(), 10);
+    let ancient = entries
+        .iter()
+        .find(|e| e.manager == "ancient-changes")
+        .unwrap();
+    assert_eq!(
+        ancient.fields.to_fields_v1(),
+        json!({"f:data": {".": {}, "f:k0": {}, "f:k1": {}, "f:k2": {}}})
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.manager != "writer-0" && e.manager != "writer-2")
+    );
+    assert!(entries.iter().any(|e| e.manager == "writer-11"));
+}
