@@ -413,3 +413,29 @@ async fn a_deleted_chart_directory_is_unpacked_again_from_the_cached_archive() {
     assert!(second.path.join("Chart.yaml").is_file());
     assert_eq!(repo.counts.get().2, 1);
 }
+
+#[tokio::test]
+async fn fetched_chart_directory_renders_with_helm_template() {
+    let (repo, _root) = chart_repo().await;
+    let s = source(alias_config(repo.url()));
+    let chart = s.source.fetch("charts/tiny", None).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(common::helm())
+        .args(["template", "my-release"])
+        .arg(&chart.path)
+        .env("HELM_CACHE_HOME", home.path().join("cache"))
+        .env("HELM_CONFIG_HOME", home.path().join("config"))
+        .env("HELM_DATA_HOME", home.path().join("data"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("kind: ConfigMap") && stdout.contains("name: my-release"),
+        "{stdout}"
+    );
+}

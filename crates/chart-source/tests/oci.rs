@@ -7,41 +7,12 @@
 mod common;
 
 use std::io::{Read as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{config, packaged, sha256_hex, source};
+use common::{config, helm, on_path, packaged, sha256_hex, source};
 use upstart_chart_source::Error;
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    })
-}
-
-/// helm from `UPSTART_HELM`, else `.tools/bin/helm` of the workspace, else PATH.
-fn helm() -> PathBuf {
-    if let Some(path) = std::env::var_os("UPSTART_HELM") {
-        return PathBuf::from(path);
-    }
-    let local = workspace_root().join(".tools/bin/helm");
-    if local.is_file() {
-        return local;
-    }
-    on_path("helm").unwrap_or_else(|| {
-        panic!(
-            "helm is needed for the OCI tests: set UPSTART_HELM, or run scripts/bootstrap-tools \
-             (it installs .tools/bin/helm), or put helm on PATH"
-        )
-    })
-}
 
 fn docker_registry() -> PathBuf {
     let system = PathBuf::from("/usr/bin/docker-registry");
