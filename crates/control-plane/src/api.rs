@@ -595,6 +595,9 @@ fn scale_request(
             let mut store = shared.lock();
             let current = store.get_scale(t, ns, name)?;
             let mut patched = crate::patching::apply_patch(kind, &current, req.body(), t)?;
+            if !patched["metadata"].is_object() {
+                return Err(ApiError::bad_request("the patched Scale is not an object"));
+            }
             // The patch acts on the Scale as read; its resourceVersion is not a precondition.
             patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
             Ok(json_response(

@@ -62,7 +62,7 @@ pub fn prepare(t: &ResourceType, obj: &mut Value, old: Option<&Value>, next_ip: 
                 spec["sessionAffinity"] = json!("None");
             }
             if let Some(ports) = spec["ports"].as_array_mut() {
-                for p in ports {
+                for p in ports.iter_mut().filter(|p| p.is_object()) {
                     if p["protocol"].is_null() {
                         p["protocol"] = json!("TCP");
                     }

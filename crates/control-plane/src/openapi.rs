@@ -89,7 +89,9 @@ pub fn group_version(registry: &Registry, group: &str, version: &str) -> Option<
             .unwrap_or_else(
                 || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
             );
-        schema["x-kubernetes-group-version-kind"] = json!([gvk]);
+        if schema.is_object() {
+            schema["x-kubernetes-group-version-kind"] = json!([gvk]);
+        }
         schemas.insert(schema_name, schema);
     }
     if !any {

@@ -1126,6 +1126,9 @@ impl Store {
             m.insert("deletionGracePeriodSeconds".into(), json!(0));
         }
         if is_ns {
+            if !new["status"].is_object() {
+                new["status"] = json!({});
+            }
             new["status"]["phase"] = json!("Terminating");
         }
         if dry_run {
