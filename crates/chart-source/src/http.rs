@@ -311,3 +311,20 @@ async fn read_limited(
     }
     Ok(body)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+    use super::*;
+
+    #[test]
+    fn unquoted_numeric_versions_keep_their_text() {
+        let index: Index = serde_yaml_ng::from_str(
+            "apiVersion: v1\nentries:\n  a:\n  - version: 1.10\n    urls: [a.tgz]\n    created: 2024-01-01T00:00:00Z\n    maintainers: [{name: x}]\n",
+        )
+        .unwrap();
+        assert_eq!(index.entries["a"][0].version, "1.10");
+        assert!(index.entries["a"][0].digest.is_none());
+    }
+}
