@@ -254,3 +254,67 @@ async fn unknown_fields_are_pruned_with_a_warning_or_refused_in_strict_mode() {
         "strict decoding error: unknown field \"spec.bogus\""
     );
 }
+
+fn deployment(containers: serde_json::Value) -> serde_json::Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": containers}}}
+    })
+}
+
+#[tokio::test]
+async fn apply_merges_containers_by_name_between_managers() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let cp = control_plane();
+    let deploys: Api<Deployment> = Api::default_namespaced(cp.client());
+    deploys
+        .patch(
+            "web",
+            &PatchParams::apply("a"),
+            &Patch::Apply(deployment(json!([{"name": "app", "image": "app:1"}]))),
+        )
+        .await
+        .unwrap();
+    let out = deploys
+        .patch(
+            "web",
+            &PatchParams::apply("b"),
+            &Patch::Apply(deployment(json!([{"name": "sidecar", "image": "proxy:1"}]))),
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = out
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(names, ["app", "sidecar"]);
+}
+
+#[tokio::test]
+async fn strategic_merge_patch_merges_containers_by_name() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let cp = control_plane();
+    let deploys: Api<Deployment> = Api::default_namespaced(cp.client());
+    let d: Deployment = serde_json::from_value(deployment(json!([
+        {"name": "app", "image": "app:1"}, {"name": "sidecar", "image": "proxy:1"}
+    ])))
+    .unwrap();
+    deploys.create(&PostParams::default(), &d).await.unwrap();
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "proxy:2"}]}}}});
+    let out = deploys
+        .patch("web", &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+        .unwrap();
+    let containers = out.spec.unwrap().template.spec.unwrap().containers;
+    assert_eq!(containers.len(), 2);
+    assert_eq!(containers[0].image.as_deref(), Some("app:1"));
+    assert_eq!(containers[1].image.as_deref(), Some("proxy:2"));
+}
