@@ -128,6 +128,11 @@ enum Write {
         replicas: i64,
         label: Option<String>,
     },
+    Status {
+        manager: usize,
+        ready: i64,
+        apply: bool,
+    },
 }
 
 fn write() -> impl Strategy<Value = Write> {
@@ -145,6 +150,11 @@ fn write() -> impl Strategy<Value = Write> {
                 replicas,
                 label,
             }
+        }),
+        (0usize..3, 0i64..3, any::<bool>()).prop_map(|(manager, ready, apply)| Write::Status {
+            manager,
+            ready,
+            apply,
         }),
     ]
 }
@@ -194,9 +204,11 @@ proptest! {
             let now = format!("2024-01-01T00:00:{step:02}Z");
             match write {
                 Write::Apply { manager, config, force } => {
-                    let params = ApplyParams { manager: managers[manager], force, scope: WriteScope::WholeObject, now: &now };
+                    let params = ApplyParams { manager: managers[manager], force, scope: WriteScope::MainResource, now: &now };
                     match apply(live.as_ref(), &config, &params, &sem) {
                         Ok(new) => {
+                            let status = |o: Option<&Value>| o.and_then(|o| o.get("status")).cloned();
+                            prop_assert_eq!(status(Some(&new)), status(live.as_ref()));
                             live = Some(new);
                             last_applied[manager] = Some(config);
                         }
@@ -214,15 +226,35 @@ proptest! {
                     if let Some(label) = label {
                         new["metadata"]["labels"][label] = json!("edited");
                     }
-                    let params = UpdateParams { manager: managers[manager], api_version: "apps/v1", scope: WriteScope::WholeObject, now: &now };
+                    let params = UpdateParams { manager: managers[manager], api_version: "apps/v1", scope: WriteScope::MainResource, now: &now };
                     record_update(Some(&old), &mut new, &params, &sem).unwrap();
+                    live = Some(new);
+                }
+                Write::Status { manager, ready, apply: by_apply } => {
+                    let Some(old) = live.clone() else { continue };
+                    let new = if by_apply {
+                        let config = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                                            "metadata": {"name": "web"}, "status": {"readyReplicas": ready}});
+                        let params = ApplyParams { manager: managers[manager], force: true, scope: WriteScope::StatusSubresource, now: &now };
+                        apply(Some(&old), &config, &params, &sem).unwrap()
+                    } else {
+                        let mut new = old.clone();
+                        new["status"] = json!({"readyReplicas": ready});
+                        let params = UpdateParams { manager: managers[manager], api_version: "apps/v1", scope: WriteScope::StatusSubresource, now: &now };
+                        record_update(Some(&old), &mut new, &params, &sem).unwrap();
+                        new
+                    };
+                    prop_assert_eq!(&new["spec"], &old["spec"]);
                     live = Some(new);
                 }
             }
             let object = live.clone().unwrap_or(Value::Null);
             for entry in managed_fields(&object).unwrap() {
+                let status_entry = entry.subresource.as_deref() == Some("status");
                 for path in entry.fields.iter() {
                     prop_assert!(exists(&object, path), "{} owns absent {}", entry.manager, path);
+                    let under_status = path.to_string().starts_with(".status");
+                    prop_assert_eq!(under_status, status_entry, "{} owns {}", entry.manager, path);
                 }
             }
         }
@@ -230,7 +262,7 @@ proptest! {
         if let Some(object) = &live {
             for (manager, config) in last_applied.iter().enumerate() {
                 let Some(config) = config else { continue };
-                let params = ApplyParams { manager: managers[manager], force: true, scope: WriteScope::WholeObject, now: "2024-01-02T00:00:00Z" };
+                let params = ApplyParams { manager: managers[manager], force: true, scope: WriteScope::MainResource, now: "2024-01-02T00:00:00Z" };
                 let once = apply(Some(object), config, &params, &sem).unwrap();
                 let twice = apply(Some(&once), config, &params, &sem).unwrap();
                 prop_assert_eq!(twice, once);
