@@ -1,0 +1,141 @@
+//! The crate's one error type. Messages name objects (`Deployment/web`) and reasons, never a
+//! value from the values document or a rendered manifest.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while rendering and planning a release.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The helm binary could not be run at all (startup error).
+    #[error("helm binary {path} cannot be run: {reason}")]
+    HelmUnavailable { path: PathBuf, reason: String },
+
+    /// The helm binary runs but is not Helm v3.14+ or v4.
+    #[error("helm binary {path} is {version}; Helm v3.14 or newer (v3 or v4) is required")]
+    HelmVersionUnsupported { path: PathBuf, version: String },
+
+    /// The chart directory handed to the renderer does not exist.
+    #[error("chart directory {path} does not exist")]
+    ChartMissing { path: PathBuf },
+
+    /// Starting or talking to the helm process failed.
+    #[error("running helm failed: {0}")]
+    HelmIo(#[source] std::io::Error),
+
+    /// `helm template` exited non-zero; `stderr` has been scrubbed of values.
+    #[error("helm template failed ({status}): {stderr}")]
+    HelmFailed { status: String, stderr: String },
+
+    /// `helm template` ran longer than allowed and was killed.
+    #[error("helm template did not finish within {seconds}s and was killed")]
+    HelmTimeout { seconds: u64 },
+
+    /// `helm template` wrote more than allowed and was killed.
+    #[error("helm template output exceeds the limit of {limit} bytes")]
+    RenderTooLarge { limit: usize },
+
+    /// Helm wrote something that is not UTF-8.
+    #[error("helm template output is not UTF-8")]
+    RenderNotUtf8,
+
+    /// The values document could not be serialised for helm.
+    #[error("values document cannot be serialised: {0}")]
+    Values(String),
+
+    /// The rendered manifest is larger than the configured limit.
+    #[error("rendered manifest is {size} bytes, over the limit of {limit}")]
+    ManifestTooLarge { size: usize, limit: usize },
+
+    /// The rendered manifest has more documents than the configured limit.
+    #[error("rendered manifest has more than {limit} documents")]
+    TooManyDocuments { limit: usize },
+
+    /// A rendered document is not valid YAML (or exceeds the alias-expansion limit).
+    #[error("{source_file}: invalid YAML: {detail}")]
+    InvalidYaml { source_file: String, detail: String },
+
+    /// A rendered document is not a Kubernetes object.
+    #[error("{object}: {reason}")]
+    InvalidObject { object: String, reason: String },
+
+    /// The same object is rendered twice.
+    #[error("{object} is rendered more than once")]
+    DuplicateObject { object: String },
+
+    /// A namespaced object names a namespace other than the release's.
+    #[error(
+        "{object} names namespace {namespace:?}; objects of this release must be in namespace {release_namespace:?}"
+    )]
+    ForeignNamespace {
+        object: String,
+        namespace: String,
+        release_namespace: String,
+    },
+
+    /// A cluster-scoped object whose kind is not on the allow-list.
+    #[error(
+        "{object} is cluster-scoped and {kind} is not on the allow-list of cluster-scoped kinds"
+    )]
+    ClusterScopedNotAllowed { object: String, kind: String },
+
+    /// Discovery does not know the kind and the render does not define it.
+    #[error("{object}: the cluster does not serve {api_version} {kind}")]
+    UnknownKind {
+        object: String,
+        api_version: String,
+        kind: String,
+    },
+
+    /// A live object belongs to another release: never taken over.
+    #[error("{object} already exists and belongs to release {owner}")]
+    Conflict { object: String, owner: String },
+}
+
+impl Error {
+    /// A short, bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::HelmUnavailable { .. } => "helm_unavailable",
+            Error::HelmVersionUnsupported { .. } => "helm_version",
+            Error::ChartMissing { .. } => "chart_missing",
+            Error::HelmIo(_) => "helm_io",
+            Error::HelmFailed { .. } => "helm_failed",
+            Error::HelmTimeout { .. } => "helm_timeout",
+            Error::RenderTooLarge { .. } => "render_too_large",
+            Error::RenderNotUtf8 => "render_not_utf8",
+            Error::Values(_) => "values",
+            Error::ManifestTooLarge { .. } => "manifest_too_large",
+            Error::TooManyDocuments { .. } => "too_many_documents",
+            Error::InvalidYaml { .. } => "invalid_yaml",
+            Error::InvalidObject { .. } => "invalid_object",
+            Error::DuplicateObject { .. } => "duplicate_object",
+            Error::ForeignNamespace { .. } => "foreign_namespace",
+            Error::ClusterScopedNotAllowed { .. } => "cluster_scoped_not_allowed",
+            Error::UnknownKind { .. } => "unknown_kind",
+            Error::Conflict { .. } => "conflict",
+        }
+    }
+
+    /// Whether only a change of the release (its spec, chart or values) can fix this, so the
+    /// operator should set a condition and stop retrying until the spec changes. Everything
+    /// else may heal by itself (a CRD installed later, a conflicting object removed, a
+    /// transient process failure) and is retried with backoff.
+    pub fn needs_spec_change(&self) -> bool {
+        matches!(
+            self,
+            Error::HelmFailed { .. }
+                | Error::RenderTooLarge { .. }
+                | Error::RenderNotUtf8
+                | Error::ManifestTooLarge { .. }
+                | Error::TooManyDocuments { .. }
+                | Error::InvalidYaml { .. }
+                | Error::InvalidObject { .. }
+                | Error::DuplicateObject { .. }
+                | Error::ForeignNamespace { .. }
+                | Error::ClusterScopedNotAllowed { .. }
+        )
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,707 @@
+//! Rendered YAML to an install plan: Helm hooks separated and ordered, the rest in Helm's install
+//! order, objects confined to the release namespace and labelled, inventory, prune set and
+//! ownership conflicts (SPEC §2.5, §7).
+//!
+//! Everything here is pure. What the cluster knows (which kinds are namespaced, the labels of a
+//! live object) is handed in by the caller.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde_json::{Map, Value};
+use upstart_api::v1alpha1::InventoryEntry;
+
+use crate::digest::json_digest;
+use crate::{Error, Result};
+
+/// Label naming the tool that manages an object.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`] on every object this operator applies.
+pub const MANAGED_BY_VALUE: &str = "upstart";
+/// Label naming the release (`<namespace>.<name>`) an object belongs to.
+pub const RELEASE_LABEL: &str = "upstartoperators.upstart.com/release";
+
+/// Annotation marking an object as a Helm hook, with a comma-separated list of events.
+pub const HOOK_ANNOTATION: &str = "helm.sh/hook";
+/// Annotation ordering hooks of one event (an integer; ascending; unparsable means 0, as Helm).
+pub const HOOK_WEIGHT_ANNOTATION: &str = "helm.sh/hook-weight";
+/// Annotation listing when a hook object is deleted.
+pub const HOOK_DELETE_POLICY_ANNOTATION: &str = "helm.sh/hook-delete-policy";
+
+/// Helm's `InstallOrder`, copied exactly from helm `pkg/release/v1/util/kind_sorter.go` (v4).
+/// SPEC §2.5 puts CRDs and Namespaces before all of it (see [`install_order_key`]).
+pub const HELM_INSTALL_ORDER: [&str; 38] = [
+    "PriorityClass",
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+];
+
+/// Limits on the rendered manifest (SPEC §7): a hostile chart cannot exhaust memory.
+/// Alias expansion is bounded by serde_yaml_ng itself (it refuses documents whose aliases
+/// replay more than a fixed multiple of the document's own events), on top of these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest rendered manifest accepted, in bytes.
+    pub max_bytes: usize,
+    /// Most documents accepted in one render.
+    pub max_documents: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 16 * 1024 * 1024,
+            max_documents: 5_000,
+        }
+    }
+}
+
+/// The cluster-scoped kinds a release may create. An entry is either `Kind` (any API group)
+/// or `group/Kind` (`apiextensions.k8s.io/CustomResourceDefinition`); the core group is written
+/// as the bare kind (`Namespace`, `PersistentVolume`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterScopedAllowList {
+    entries: BTreeSet<String>,
+}
+
+impl ClusterScopedAllowList {
+    pub fn new<I, S>(entries: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ClusterScopedAllowList {
+            entries: entries.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// Whether objects of this apiVersion and kind may be created.
+    pub fn allows(&self, api_version: &str, kind: &str) -> bool {
+        let group = api_group(api_version);
+        self.entries.contains(kind) || self.entries.contains(&format!("{group}/{kind}"))
+    }
+}
+
+/// The API group of an apiVersion (`apps/v1` -> `apps`, `v1` -> ``).
+pub fn api_group(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(group, _)| group)
+}
+
+/// Who the release is: where its objects go and what they may be.
+pub struct ReleaseScope<'a> {
+    /// The release's namespace (the HelmRelease's namespace).
+    pub namespace: &'a str,
+    /// The HelmRelease's `metadata.name` (the label value is `<namespace>.<name>`).
+    pub name: &'a str,
+    /// Cluster-scoped kinds that may be created.
+    pub cluster_scoped_allow_list: &'a ClusterScopedAllowList,
+    /// From discovery: `Some(true)` when (apiVersion, kind) is namespaced, `Some(false)` when
+    /// cluster-scoped, `None` when the cluster does not serve it.
+    pub is_namespaced: &'a dyn Fn(&str, &str) -> Option<bool>,
+}
+
+impl ReleaseScope<'_> {
+    /// The value of [`RELEASE_LABEL`] for this release.
+    pub fn release_label_value(&self) -> String {
+        upstart_api::names::release_label_value(self.namespace, self.name)
+    }
+}
+
+/// One rendered object, namespaced and labelled, ready to be applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ManifestObject {
+    /// apiVersion, kind, namespace (None for cluster-scoped) and name.
+    pub entry: InventoryEntry,
+    /// The full object as it is to be applied.
+    pub object: Value,
+    /// The chart file it came from (`mychart/templates/web.yaml`), from Helm's `# Source:`.
+    pub source: Option<String>,
+}
+
+impl ManifestObject {
+    /// `Kind/name`, the way errors and conditions name an object.
+    pub fn display_name(&self) -> String {
+        display_name(&self.entry)
+    }
+}
+
+/// `Kind/name` of an inventory entry.
+pub fn display_name(entry: &InventoryEntry) -> String {
+    format!("{}/{}", entry.kind, entry.name)
+}
+
+/// The hook events the operator runs. `test` hooks are recognised and dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HookEvent {
+    PreInstall,
+    PostInstall,
+    PreUpgrade,
+    PostUpgrade,
+    PreDelete,
+    PostDelete,
+}
+
+impl HookEvent {
+    pub const ALL: [HookEvent; 6] = [
+        HookEvent::PreInstall,
+        HookEvent::PostInstall,
+        HookEvent::PreUpgrade,
+        HookEvent::PostUpgrade,
+        HookEvent::PreDelete,
+        HookEvent::PostDelete,
+    ];
+
+    /// The annotation spelling (`pre-install`), also used in status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookEvent::PreInstall => "pre-install",
+            HookEvent::PostInstall => "post-install",
+            HookEvent::PreUpgrade => "pre-upgrade",
+            HookEvent::PostUpgrade => "post-upgrade",
+            HookEvent::PreDelete => "pre-delete",
+            HookEvent::PostDelete => "post-delete",
+        }
+    }
+
+    fn parse(s: &str) -> Option<HookEvent> {
+        HookEvent::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+/// When a hook object is deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HookDeletePolicy {
+    /// Delete the previous object before creating the hook again (Helm's default).
+    BeforeHookCreation,
+    /// Delete the object once the hook succeeded.
+    HookSucceeded,
+    /// Delete the object once the hook failed.
+    HookFailed,
+}
+
+impl HookDeletePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookDeletePolicy::BeforeHookCreation => "before-hook-creation",
+            HookDeletePolicy::HookSucceeded => "hook-succeeded",
+            HookDeletePolicy::HookFailed => "hook-failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<HookDeletePolicy> {
+        [
+            HookDeletePolicy::BeforeHookCreation,
+            HookDeletePolicy::HookSucceeded,
+            HookDeletePolicy::HookFailed,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
+}
+
+/// A Helm hook: an object applied at an event, not part of the inventory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hook {
+    pub object: ManifestObject,
+    /// The events it runs at (never empty).
+    pub events: BTreeSet<HookEvent>,
+    /// `helm.sh/hook-weight`; lower runs first.
+    pub weight: i32,
+    /// `helm.sh/hook-delete-policy`; `before-hook-creation` when none is given.
+    pub delete_policies: BTreeSet<HookDeletePolicy>,
+}
+
+impl Hook {
+    pub fn has_policy(&self, policy: HookDeletePolicy) -> bool {
+        self.delete_policies.contains(&policy)
+    }
+}
+
+/// A render, checked and ordered: what to apply, in which order, and the hooks around it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The release's objects in install order (CRDs, Namespaces, then Helm's order by kind,
+    /// unknown kinds last, alphabetically by kind; equal kinds keep their rendered order).
+    pub resources: Vec<ManifestObject>,
+    /// Every hook, ordered as Helm runs them: weight, then name, then install order by kind.
+    pub hooks: Vec<Hook>,
+}
+
+impl Plan {
+    /// The inventory of this render (resources only, not hooks), sorted so status is stable.
+    pub fn inventory(&self) -> Vec<InventoryEntry> {
+        let mut entries: Vec<InventoryEntry> =
+            self.resources.iter().map(|o| o.entry.clone()).collect();
+        entries.sort();
+        entries
+    }
+
+    /// The hooks of one event, in the order they must run.
+    pub fn hooks_for(&self, event: HookEvent) -> Vec<&Hook> {
+        self.hooks
+            .iter()
+            .filter(|h| h.events.contains(&event))
+            .collect()
+    }
+
+    /// A digest of everything this plan applies (objects after namespacing and labelling, and
+    /// hooks), for status `appliedDigest`.
+    pub fn digest(&self) -> String {
+        let objects = self
+            .resources
+            .iter()
+            .chain(self.hooks.iter().map(|h| &h.object))
+            .map(|o| o.object.clone())
+            .collect();
+        json_digest(&Value::Array(objects))
+    }
+}
+
+/// Parses a rendered manifest and builds the plan, or refuses the whole render: nothing of a
+/// refused render is to be applied.
+pub fn plan(manifest: &str, scope: &ReleaseScope<'_>, limits: &Limits) -> Result<Plan> {
+    let documents = parse_documents(manifest, limits)?;
+    let crd_scopes = crd_scopes(&documents);
+    let release_label = scope.release_label_value();
+
+    let mut seen = HashSet::new();
+    let mut resources = Vec::new();
+    let mut hooks = Vec::new();
+    for doc in documents {
+        let object = confine(doc, scope, &crd_scopes, &release_label)?;
+        if !seen.insert(object.entry.clone()) {
+            return Err(Error::DuplicateObject {
+                object: object.display_name(),
+            });
+        }
+        match hook_annotation(&object.object) {
+            None => resources.push(object),
+            Some(annotation) => {
+                if let Some(hook) = hook(object, &annotation) {
+                    hooks.push(hook);
+                }
+            }
+        }
+    }
+
+    resources.sort_by_key(|o| install_order_key(&o.entry.kind));
+    hooks.sort_by(|a, b| {
+        a.weight
+            .cmp(&b.weight)
+            .then_with(|| a.object.entry.name.cmp(&b.object.entry.name))
+            .then_with(|| {
+                install_order_key(&a.object.entry.kind)
+                    .cmp(&install_order_key(&b.object.entry.kind))
+            })
+    });
+    Ok(Plan { resources, hooks })
+}
+
+/// One rendered document before checks.
+#[derive(Clone, Debug)]
+pub struct RawDocument {
+    pub object: Value,
+    pub source: Option<String>,
+}
+
+/// Splits and parses a multi-document manifest within the limits; empty documents are skipped
+/// and `kind: List` documents are flattened into their items.
+pub fn parse_documents(manifest: &str, limits: &Limits) -> Result<Vec<RawDocument>> {
+    if manifest.len() > limits.max_bytes {
+        return Err(Error::ManifestTooLarge {
+            size: manifest.len(),
+            limit: limits.max_bytes,
+        });
+    }
+    let mut out = Vec::new();
+    for (index, text) in split_documents(manifest).into_iter().enumerate() {
+        let source = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# Source: "))
+            .map(|s| s.trim().to_owned());
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            continue;
+        }
+        let name = source
+            .clone()
+            .unwrap_or_else(|| format!("document {}", index + 1));
+        let value: Value = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(&name, &e))?;
+        match value {
+            Value::Null => {}
+            Value::Object(ref map) if is_list(map) => {
+                if let Some(Value::Array(items)) = map.get("items") {
+                    for item in items {
+                        out.push(RawDocument {
+                            object: item.clone(),
+                            source: source.clone(),
+                        });
+                    }
+                }
+            }
+            other => out.push(RawDocument {
+                object: other,
+                source: source.clone(),
+            }),
+        }
+        if out.len() > limits.max_documents {
+            return Err(Error::TooManyDocuments {
+                limit: limits.max_documents,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn is_list(map: &Map<String, Value>) -> bool {
+    map.get("apiVersion").and_then(Value::as_str) == Some("v1")
+        && map.get("kind").and_then(Value::as_str) == Some("List")
+}
+
+/// Splits at `---` lines, as YAML (and Helm's `SplitManifests`) does.
+fn split_documents(text: &str) -> Vec<&str> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let content = line.trim_end();
+        let marker =
+            content == "---" || content.starts_with("--- ") || content.starts_with("---\t");
+        if marker {
+            docs.push(&text[start..offset]);
+            // Content after `--- ` on the marker line belongs to the new document.
+            start = offset + 3;
+        }
+        offset += line.len();
+    }
+    docs.push(&text[start..]);
+    docs
+}
+
+/// A YAML error without the parser's message when it might quote document content (type
+/// errors quote the offending value); syntax errors only carry a position.
+fn yaml_error(source_file: &str, error: &serde_yaml_ng::Error) -> Error {
+    let message = error.to_string();
+    let quotes_content = message.contains(['`', '"', '\'']);
+    let mut detail = if quotes_content {
+        "the document does not parse as a Kubernetes object".to_owned()
+    } else {
+        message
+    };
+    if let Some(location) = error.location()
+        && !detail.contains(" at line ")
+    {
+        detail.push_str(&format!(
+            " at line {} column {}",
+            location.line(),
+            location.column()
+        ));
+    }
+    Error::InvalidYaml {
+        source_file: source_file.to_owned(),
+        detail,
+    }
+}
+
+/// (group, version, kind) -> namespaced, from CRDs in the render itself, so a chart may ship a
+/// CRD and instances of it in one release.
+fn crd_scopes(documents: &[RawDocument]) -> HashMap<(String, String, String), bool> {
+    let mut scopes = HashMap::new();
+    for doc in documents {
+        let o = &doc.object;
+        if o.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition")
+            || api_group(o.get("apiVersion").and_then(Value::as_str).unwrap_or(""))
+                != "apiextensions.k8s.io"
+        {
+            continue;
+        }
+        let spec = o.get("spec");
+        let text = |pointer: &str| {
+            spec.and_then(|s| s.pointer(pointer))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let (Some(group), Some(kind)) = (text("/group"), text("/names/kind")) else {
+            continue;
+        };
+        let namespaced = text("/scope").as_deref() != Some("Cluster");
+        let versions = spec
+            .and_then(|s| s.get("versions"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.get("name").and_then(Value::as_str));
+        for version in versions {
+            scopes.insert(
+                (group.clone(), version.to_owned(), kind.clone()),
+                namespaced,
+            );
+        }
+    }
+    scopes
+}
+
+/// Checks one object's identity and namespace, and labels it.
+fn confine(
+    doc: RawDocument,
+    scope: &ReleaseScope<'_>,
+    crd_scopes: &HashMap<(String, String, String), bool>,
+    release_label: &str,
+) -> Result<ManifestObject> {
+    let RawDocument { mut object, source } = doc;
+    let where_ = || source.clone().unwrap_or_else(|| "rendered document".into());
+    let Value::Object(map) = &mut object else {
+        return Err(Error::InvalidObject {
+            object: where_(),
+            reason: "a document is not a mapping".into(),
+        });
+    };
+    let text = |map: &Map<String, Value>, key: &str| {
+        map.get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let kind = text(map, "kind").ok_or_else(|| Error::InvalidObject {
+        object: where_(),
+        reason: "a document has no kind".into(),
+    })?;
+    let api_version = text(map, "apiVersion").ok_or_else(|| Error::InvalidObject {
+        object: format!("{kind} in {}", where_()),
+        reason: "no apiVersion".into(),
+    })?;
+    let metadata = map
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(metadata) = metadata else {
+        return Err(Error::InvalidObject {
+            object: format!("{kind} in {}", where_()),
+            reason: "metadata is not a mapping".into(),
+        });
+    };
+    let name = text(metadata, "name").ok_or_else(|| Error::InvalidObject {
+        object: format!("{kind} in {}", where_()),
+        reason: "metadata.name is required (generateName is not supported)".into(),
+    })?;
+    let display = format!("{kind}/{name}");
+
+    let namespaced = (scope.is_namespaced)(&api_version, &kind).or_else(|| {
+        let (group, version) = match api_version.rsplit_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version.as_str()),
+        };
+        crd_scopes
+            .get(&(group.to_owned(), version.to_owned(), kind.clone()))
+            .copied()
+    });
+    let namespace = match namespaced {
+        None => {
+            return Err(Error::UnknownKind {
+                object: display,
+                api_version,
+                kind,
+            });
+        }
+        Some(true) => {
+            match text(metadata, "namespace") {
+                Some(ns) if ns != scope.namespace => {
+                    return Err(Error::ForeignNamespace {
+                        object: display,
+                        namespace: ns,
+                        release_namespace: scope.namespace.to_owned(),
+                    });
+                }
+                _ => {}
+            }
+            metadata.insert("namespace".into(), Value::String(scope.namespace.into()));
+            Some(scope.namespace.to_owned())
+        }
+        Some(false) => {
+            if !scope.cluster_scoped_allow_list.allows(&api_version, &kind) {
+                return Err(Error::ClusterScopedNotAllowed {
+                    object: display,
+                    kind,
+                });
+            }
+            // A namespace on a cluster-scoped object means nothing to the API server; dropping
+            // it keeps the inventory entry exact.
+            metadata.remove("namespace");
+            None
+        }
+    };
+
+    let labels = metadata
+        .entry("labels")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !labels.is_object() {
+        *labels = Value::Object(Map::new());
+    }
+    if let Value::Object(labels) = labels {
+        labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into());
+        labels.insert(RELEASE_LABEL.into(), release_label.into());
+    }
+
+    Ok(ManifestObject {
+        entry: InventoryEntry {
+            api_version,
+            kind,
+            namespace,
+            name,
+        },
+        object,
+        source,
+    })
+}
+
+fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
+}
+
+fn hook_annotation(object: &Value) -> Option<String> {
+    annotation(object, HOOK_ANNOTATION).map(str::to_owned)
+}
+
+fn annotation_list(value: &str) -> impl Iterator<Item = String> + '_ {
+    value
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+}
+
+/// A hook from an annotated object; `None` when it runs at no event the operator runs (`test`
+/// hooks, unknown events): such objects are not applied at all, as in Helm.
+fn hook(object: ManifestObject, events: &str) -> Option<Hook> {
+    let events: BTreeSet<HookEvent> = annotation_list(events)
+        .filter_map(|e| HookEvent::parse(&e))
+        .collect();
+    if events.is_empty() {
+        return None;
+    }
+    let weight = annotation(&object.object, HOOK_WEIGHT_ANNOTATION)
+        .and_then(|w| w.trim().parse::<i32>().ok())
+        .unwrap_or(0);
+    let mut delete_policies: BTreeSet<HookDeletePolicy> =
+        annotation(&object.object, HOOK_DELETE_POLICY_ANNOTATION)
+            .map(|p| {
+                annotation_list(p)
+                    .filter_map(|p| HookDeletePolicy::parse(&p))
+                    .collect()
+            })
+            .unwrap_or_default();
+    if delete_policies.is_empty() {
+        delete_policies.insert(HookDeletePolicy::BeforeHookCreation);
+    }
+    Some(Hook {
+        object,
+        events,
+        weight,
+        delete_policies,
+    })
+}
+
+/// The sort key of a kind in install order: CRDs, then Namespaces, then Helm's `InstallOrder`,
+/// then unknown kinds alphabetically.
+pub fn install_order_key(kind: &str) -> (u8, usize, String) {
+    match kind {
+        "CustomResourceDefinition" => (0, 0, String::new()),
+        "Namespace" => (1, 0, String::new()),
+        _ => match HELM_INSTALL_ORDER.iter().position(|k| *k == kind) {
+            Some(index) => (2, index, String::new()),
+            None => (3, 0, kind.to_owned()),
+        },
+    }
+}
+
+/// Entries in uninstall order: exactly the reverse of install order (so custom resources go
+/// before their CRDs and webhooks are removed first).
+pub fn uninstall_order(entries: &[InventoryEntry]) -> Vec<InventoryEntry> {
+    let mut sorted = entries.to_vec();
+    sorted.sort_by_key(|e| install_order_key(&e.kind));
+    sorted.reverse();
+    sorted
+}
+
+/// What to delete after a successful apply: in the old inventory and not in the new one, in
+/// uninstall order.
+pub fn prune_set(old: &[InventoryEntry], new: &[InventoryEntry]) -> Vec<InventoryEntry> {
+    let keep: HashSet<&InventoryEntry> = new.iter().collect();
+    let gone: Vec<InventoryEntry> = old.iter().filter(|e| !keep.contains(e)).cloned().collect();
+    uninstall_order(&gone)
+}
+
+/// Who a live object belongs to, from its labels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// Labelled for this release.
+    Ours,
+    /// No release label: the object may be adopted.
+    Unlabelled,
+    /// Labelled for another release (`<namespace>.<name>`): a conflict.
+    OtherRelease(String),
+}
+
+/// Reads the release label of a live object.
+pub fn ownership(live_labels: Option<&BTreeMap<String, String>>, release_label: &str) -> Ownership {
+    match live_labels.and_then(|l| l.get(RELEASE_LABEL)) {
+        None => Ownership::Unlabelled,
+        Some(owner) if owner == release_label => Ownership::Ours,
+        Some(owner) => Ownership::OtherRelease(owner.clone()),
+    }
+}
+
+/// Refuses to touch a live object that belongs to another release.
+pub fn check_conflict(
+    entry: &InventoryEntry,
+    live_labels: Option<&BTreeMap<String, String>>,
+    release_label: &str,
+) -> Result<()> {
+    match ownership(live_labels, release_label) {
+        Ownership::OtherRelease(owner) => Err(Error::Conflict {
+            object: display_name(entry),
+            owner,
+        }),
+        Ownership::Ours | Ownership::Unlabelled => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,545 @@
+//! Renders a chart with the real `helm template` (Helm v3.14+ or v4), caching renders by their
+//! inputs, bounding the subprocess in time and output, and scrubbing values out of its errors
+//! (SPEC §2.3, §2.4, §7).
+//!
+//! Values reach helm on its stdin (`--values -`): they never touch the disk and never appear on
+//! a command line. Helm runs with an empty environment and a private home, so it reads no user
+//! configuration and no kubeconfig: it never talks to a cluster or a repository.
+//!
+//! Known difference from `helm install`: the `lookup` template function sees nothing (it returns
+//! an empty map), because rendering is offline.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+use crate::digest::{FieldDigest, json_digest};
+use crate::{Error, Result};
+
+/// How the renderer runs helm.
+#[derive(Clone, Debug)]
+pub struct RendererConfig {
+    /// The helm binary.
+    pub helm_path: PathBuf,
+    /// Longest a render may take; the process is killed after it.
+    pub timeout: Duration,
+    /// Largest manifest accepted from helm; the process is killed when it writes more.
+    pub max_output_bytes: usize,
+    /// How much of helm's stderr is kept for an error message.
+    pub max_stderr_bytes: usize,
+    /// How many renders are kept in memory.
+    pub cache_entries: usize,
+    /// Where helm's private, empty home directory is created (default: the system temp dir;
+    /// point it at a writable volume when the root filesystem is read-only).
+    pub work_dir: Option<PathBuf>,
+    /// Shortest string value of the values document that is scrubbed from helm's errors.
+    pub min_scrub_len: usize,
+}
+
+impl RendererConfig {
+    pub fn new(helm_path: impl Into<PathBuf>) -> Self {
+        RendererConfig {
+            helm_path: helm_path.into(),
+            timeout: Duration::from_secs(60),
+            max_output_bytes: 16 * 1024 * 1024,
+            max_stderr_bytes: 64 * 1024,
+            cache_entries: 256,
+            work_dir: None,
+            min_scrub_len: 4,
+        }
+    }
+}
+
+/// What the cluster serves, from discovery: `.Capabilities` in templates.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `v1.33.2`; empty leaves helm's built-in default.
+    pub kube_version: String,
+    /// Every served `group/version` (`apps/v1`, `v1`) and `group/version/Kind`
+    /// (`apps/v1/Deployment`), for `.Capabilities.APIVersions.Has`.
+    pub api_versions: BTreeSet<String>,
+}
+
+/// One render.
+#[derive(Clone, Debug)]
+pub struct RenderRequest<'a> {
+    /// The unpacked chart directory (from the chart cache).
+    pub chart_dir: &'a Path,
+    /// The chart archive's digest (identifies the chart content for the cache).
+    pub chart_digest: &'a str,
+    /// `.Release.Name`.
+    pub release_name: &'a str,
+    /// `.Release.Namespace`.
+    pub namespace: &'a str,
+    /// The final, substituted values document.
+    pub values: &'a Value,
+    pub capabilities: &'a Capabilities,
+    /// `.Release.IsUpgrade` (else `.Release.IsInstall`).
+    pub is_upgrade: bool,
+}
+
+/// A rendered manifest (multi-document YAML, hooks and CRDs included).
+#[derive(Clone, Debug)]
+pub struct Rendered {
+    pub manifest: String,
+    /// The cache key: a digest of every render input.
+    pub key: String,
+}
+
+/// Renders charts with helm. Cheap to share (`Arc<Renderer>`); renders run concurrently.
+pub struct Renderer {
+    config: RendererConfig,
+    version: String,
+    home: tempfile::TempDir,
+    cache: Mutex<Cache>,
+    invocations: AtomicU64,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("helm", &self.config.helm_path)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Renderer {
+    /// A renderer with default limits; fails clearly when the binary is missing or too old.
+    pub async fn new(helm_path: impl Into<PathBuf>) -> Result<Self> {
+        Self::with_config(RendererConfig::new(helm_path)).await
+    }
+
+    /// A renderer; runs `helm version` to check the binary is Helm v3.14+ or v4.
+    pub async fn with_config(config: RendererConfig) -> Result<Self> {
+        let unavailable = |reason: String| Error::HelmUnavailable {
+            path: config.helm_path.clone(),
+            reason,
+        };
+        let home = match &config.work_dir {
+            Some(dir) => tempfile::Builder::new()
+                .prefix("helm-home-")
+                .tempdir_in(dir),
+            None => tempfile::Builder::new().prefix("helm-home-").tempdir(),
+        }
+        .map_err(|e| unavailable(format!("cannot create helm's private home: {e}")))?;
+        let mut cmd = helm_command(&config.helm_path, home.path());
+        cmd.args(["version", "--template", "{{.Version}}"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+            .await
+            .map_err(|_| unavailable("`helm version` did not answer within 30s".into()))?
+            .map_err(|e| unavailable(e.to_string()))?;
+        if !output.status.success() {
+            return Err(unavailable(format!(
+                "`helm version` failed ({})",
+                output.status
+            )));
+        }
+        let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        if !supported_version(&version) {
+            return Err(Error::HelmVersionUnsupported {
+                path: config.helm_path.clone(),
+                version,
+            });
+        }
+        Ok(Renderer {
+            version,
+            home,
+            cache: Mutex::new(Cache::new(config.cache_entries)),
+            invocations: AtomicU64::new(0),
+            config,
+        })
+    }
+
+    /// The helm version found at startup (`v4.3.1`).
+    pub fn helm_version(&self) -> &str {
+        &self.version
+    }
+
+    /// How many `helm template` processes this renderer has started.
+    pub fn invocations(&self) -> u64 {
+        self.invocations.load(Ordering::Relaxed)
+    }
+
+    /// The cache key of a render: a digest of chart digest, values digest, release name,
+    /// namespace, kube version, API versions, install/upgrade and the helm version.
+    pub fn cache_key(&self, request: &RenderRequest<'_>) -> String {
+        FieldDigest::new()
+            .field("helm", &self.version)
+            .field("chart", request.chart_digest)
+            .field("values", &json_digest(request.values))
+            .field("release", request.release_name)
+            .field("namespace", request.namespace)
+            .field("kubeVersion", &request.capabilities.kube_version)
+            .list(
+                "apiVersions",
+                request.capabilities.api_versions.iter().map(String::as_str),
+            )
+            .field("upgrade", if request.is_upgrade { "1" } else { "0" })
+            .finish()
+    }
+
+    /// Renders, or returns the cached render of the same inputs without starting helm.
+    #[tracing::instrument(skip_all, fields(release = request.release_name, namespace = request.namespace))]
+    pub async fn render(&self, request: &RenderRequest<'_>) -> Result<Arc<Rendered>> {
+        let key = self.cache_key(request);
+        if let Some(hit) = self.cache_lock().get(&key) {
+            tracing::debug!("render cache hit");
+            return Ok(hit);
+        }
+        let manifest = self.run_template(request).await?;
+        let rendered = Arc::new(Rendered {
+            manifest,
+            key: key.clone(),
+        });
+        self.cache_lock().insert(key, rendered.clone());
+        Ok(rendered)
+    }
+
+    fn cache_lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        // A panic while holding the lock cannot leave the cache inconsistent (every operation
+        // is a single map/deque update), so a poisoned lock is still usable.
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn run_template(&self, request: &RenderRequest<'_>) -> Result<String> {
+        let chart_dir = std::path::absolute(request.chart_dir).map_err(Error::HelmIo)?;
+        if !chart_dir.is_dir() {
+            return Err(Error::ChartMissing { path: chart_dir });
+        }
+        let values =
+            serde_json::to_vec(request.values).map_err(|e| Error::Values(e.to_string()))?;
+
+        let mut cmd = helm_command(&self.config.helm_path, self.home.path());
+        cmd.arg("template")
+            .args(["--namespace", request.namespace])
+            .arg("--include-crds")
+            .arg("--skip-tests")
+            // JSON is YAML: the values document goes through stdin, never a file or argv.
+            .args(["--values", "-"]);
+        if !request.capabilities.kube_version.is_empty() {
+            cmd.args(["--kube-version", &request.capabilities.kube_version]);
+        }
+        for api_version in &request.capabilities.api_versions {
+            cmd.args(["--api-versions", api_version]);
+        }
+        if request.is_upgrade {
+            cmd.arg("--is-upgrade");
+        }
+        cmd.arg("--")
+            .arg(request.release_name)
+            .arg(&chart_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+
+        self.invocations.fetch_add(1, Ordering::Relaxed);
+        let mut child = cmd.spawn().map_err(Error::HelmIo)?;
+        let (Some(mut stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(Error::HelmIo(std::io::Error::other(
+                "helm's standard streams are not available",
+            )));
+        };
+        let max_out = self.config.max_output_bytes;
+        let max_err = self.config.max_stderr_bytes;
+        let run = async {
+            let write = async {
+                // Helm may exit before reading everything (a bad flag, a bad chart); its exit
+                // status and stderr say why, so a broken pipe here is not the error to report.
+                let _ = stdin.write_all(&values).await;
+                drop(stdin);
+                Ok::<(), Error>(())
+            };
+            let (out, (err, err_truncated), ()) = tokio::try_join!(
+                read_stdout(stdout, max_out),
+                read_stderr(stderr, max_err),
+                write
+            )?;
+            let status = child.wait().await.map_err(Error::HelmIo)?;
+            Ok::<_, Error>((status, out, err, err_truncated))
+        };
+        let outcome = tokio::time::timeout(self.config.timeout, run).await;
+        let (status, out, err, err_truncated) = match outcome {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => {
+                let _ = child.kill().await;
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = child.kill().await;
+                return Err(Error::HelmTimeout {
+                    seconds: self.config.timeout.as_secs(),
+                });
+            }
+        };
+        if !status.success() {
+            let scrubber = Scrubber::new(request.values, self.config.min_scrub_len);
+            let mut text = String::from_utf8_lossy(&err).into_owned();
+            if err_truncated {
+                // The cut may fall inside a value, which a scrub could then miss: drop the
+                // partial last line.
+                text.truncate(text.rfind('\n').unwrap_or(0));
+                text.push_str("\n[stderr truncated]");
+            }
+            return Err(Error::HelmFailed {
+                status: status.to_string(),
+                stderr: scrubber.scrub(text.trim()),
+            });
+        }
+        String::from_utf8(out).map_err(|_| Error::RenderNotUtf8)
+    }
+}
+
+/// A helm command with an empty environment and a private home: no user configuration, no
+/// kubeconfig, no plugins, no repositories.
+fn helm_command(helm: &Path, home: &Path) -> Command {
+    let mut cmd = Command::new(helm);
+    cmd.env_clear()
+        .env("HOME", home)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .env("KUBECONFIG", home.join("no-kubeconfig"))
+        .env("HELM_DEBUG", "false")
+        .current_dir(home);
+    cmd
+}
+
+/// Helm v3.14 or newer within v3, or any v4.
+fn supported_version(version: &str) -> bool {
+    let numbers: Vec<u64> = version
+        .trim_start_matches('v')
+        .split(['.', '-', '+'])
+        .take(2)
+        .map_while(|n| n.parse().ok())
+        .collect();
+    match numbers.as_slice() {
+        [3, minor] => *minor >= 14,
+        [4, _] => true,
+        _ => false,
+    }
+}
+
+async fn read_stdout(mut stream: impl AsyncRead + Unpin, limit: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = stream.read(&mut buf).await.map_err(Error::HelmIo)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        if out.len() + n > limit {
+            return Err(Error::RenderTooLarge { limit });
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Reads all of stderr (so helm never blocks on it) and keeps the first `limit` bytes.
+async fn read_stderr(mut stream: impl AsyncRead + Unpin, limit: usize) -> Result<(Vec<u8>, bool)> {
+    let mut out = Vec::new();
+    let mut truncated = false;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buf).await.map_err(Error::HelmIo)?;
+        if n == 0 {
+            return Ok((out, truncated));
+        }
+        let room = limit.saturating_sub(out.len());
+        if n > room {
+            truncated = true;
+        }
+        out.extend_from_slice(&buf[..n.min(room)]);
+    }
+}
+
+/// Removes the values document's strings from text (helm errors often quote them).
+#[derive(Clone, Debug)]
+pub struct Scrubber {
+    /// Longest first, so a value containing another is replaced whole.
+    needles: Vec<String>,
+}
+
+/// What a scrubbed value is replaced with.
+pub const REDACTED: &str = "[redacted]";
+
+impl Scrubber {
+    /// Every string in `values` at least `min_len` characters long, with its base64 forms and
+    /// its escaped (JSON / Go `%q`) form.
+    pub fn new(values: &Value, min_len: usize) -> Self {
+        let mut strings = BTreeSet::new();
+        collect_strings(values, min_len.max(1), &mut strings);
+        let mut needles = BTreeSet::new();
+        for s in strings {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+            needles.insert(b64.trim_end_matches('=').to_owned());
+            needles.insert(b64);
+            needles.insert(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s.as_bytes()));
+            if let Ok(quoted) = serde_json::to_string(&s) {
+                let escaped = &quoted[1..quoted.len() - 1];
+                if escaped != s {
+                    needles.insert(escaped.to_owned());
+                }
+            }
+            needles.insert(s);
+        }
+        let mut needles: Vec<String> = needles.into_iter().collect();
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        Scrubber { needles }
+    }
+
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for needle in &self.needles {
+            if out.contains(needle.as_str()) {
+                out = out.replace(needle.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+}
+
+fn collect_strings(value: &Value, min_len: usize, out: &mut BTreeSet<String>) {
+    match value {
+        Value::String(s) if s.chars().count() >= min_len => {
+            out.insert(s.clone());
+            // Multi-line values are often echoed line by line.
+            for line in s.lines() {
+                if line.chars().count() >= min_len {
+                    out.insert(line.to_owned());
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, min_len, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_strings(v, min_len, out)),
+        _ => {}
+    }
+}
+
+/// A small LRU of renders.
+struct Cache {
+    capacity: usize,
+    map: HashMap<String, Arc<Rendered>>,
+    order: VecDeque<String>,
+}
+
+impl Cache {
+    fn new(capacity: usize) -> Self {
+        Cache {
+            capacity,
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn get(&mut self, key: &str) -> Option<Arc<Rendered>> {
+        let hit = self.map.get(key)?.clone();
+        if let Some(pos) = self.order.iter().position(|k| k == key) {
+            let k = self.order.remove(pos);
+            self.order.extend(k);
+        }
+        Some(hit)
+    }
+
+    fn insert(&mut self, key: String, rendered: Arc<Rendered>) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.map.insert(key.clone(), rendered).is_none() {
+            self.order.push_back(key);
+        }
+        while self.map.len() > self.capacity {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn helm_3_14_and_later_and_helm_4_are_supported() {
+        assert!(supported_version("v3.14.0"));
+        assert!(supported_version("v3.17.3"));
+        assert!(supported_version("v4.3.1"));
+        assert!(supported_version("v4.0.0-rc.1"));
+    }
+
+    #[test]
+    fn helm_before_3_14_and_other_majors_are_refused() {
+        assert!(!supported_version("v3.13.3"));
+        assert!(!supported_version("v2.17.0"));
+        assert!(!supported_version("v5.0.0"));
+        assert!(!supported_version("garbage"));
+        assert!(!supported_version(""));
+    }
+
+    #[test]
+    fn scrubbing_replaces_values_and_their_base64() {
+        let values = json!({"db": {"password": "s3cr3t-pa55"}, "list": ["tokenvalue"], "n": 12345});
+        let s = Scrubber::new(&values, 4);
+        let b64 = base64::engine::general_purpose::STANDARD.encode("s3cr3t-pa55");
+        let text = format!("error: s3cr3t-pa55 and {b64} and tokenvalue and 12345");
+        let out = s.scrub(&text);
+        assert!(!out.contains("s3cr3t-pa55"));
+        assert!(!out.contains(&b64));
+        assert!(!out.contains("tokenvalue"));
+        assert_eq!(out.matches(REDACTED).count(), 3);
+    }
+
+    #[test]
+    fn scrubbing_leaves_short_strings_alone() {
+        let s = Scrubber::new(&json!({"a": "on", "b": "abc"}), 4);
+        assert_eq!(s.scrub("on abc"), "on abc");
+    }
+
+    #[test]
+    fn scrubbing_catches_escaped_and_line_by_line_echoes() {
+        let s = Scrubber::new(&json!({"cert": "line-one\nline-two \"q\""}), 4);
+        let out = s.scrub(r#"bad: "line-one\nline-two \"q\"" or line-one"#);
+        assert!(!out.contains("line-one"), "{out}");
+        assert!(!out.contains("line-two"), "{out}");
+    }
+
+    #[test]
+    fn the_cache_evicts_the_least_recently_used_render() {
+        let r = |k: &str| {
+            Arc::new(Rendered {
+                manifest: String::new(),
+                key: k.into(),
+            })
+        };
+        let mut c = Cache::new(2);
+        c.insert("a".into(), r("a"));
+        c.insert("b".into(), r("b"));
+        assert!(c.get("a").is_some());
+        c.insert("c".into(), r("c"));
+        assert!(c.get("a").is_some());
+        assert!(c.get("b").is_none());
+        assert!(c.get("c").is_some());
+    }
+}
