@@ -279,6 +279,9 @@ fn group_list(store: &Store) -> Value {
 
 /// Sets the `apiVersion` a client asked for (all versions share storage, conversion `None`).
 fn present(obj: &Value, t: &ResourceType, version: &str) -> Value {
+    if let Some(c) = t.converter() {
+        return c.outgoing(obj);
+    }
     let mut o = obj.clone();
     o["apiVersion"] = json!(t.api_version(version));
     o
@@ -322,6 +325,7 @@ fn list_query(q: &Query, t: &ResourceType, namespace: Option<&str>) -> ApiResult
             .get("continue")
             .filter(|c| !c.is_empty())
             .map(str::to_string),
+        conversion: t.converter(),
     })
 }
 
@@ -792,7 +796,7 @@ fn start_watch(
         "apiVersion": t.api_version(&version),
         "metadata": {"resourceVersion": ""},
     });
-    let watched = t.key();
+    let watched = t.storage_key();
     let crd_name = (!t.builtin).then(|| format!("{}.{}", t.plural, t.group));
     let render = move |ty: EventType, obj: &Value| -> Bytes {
         let obj = present(obj, &t, &version);

@@ -48,6 +48,8 @@
 //!   `blockOwnerDeletion`, Orphan), ownerReference garbage collection, deletecollection,
 //!   namespace termination (content removed, creation refused with 403), CRD deletion removing
 //!   its custom resources.
+//! - core/v1 Events served from the events.k8s.io/v1 storage (converted both ways), so
+//!   `kubectl get events` shows what kube-runtime's recorder publishes.
 //!
 //! # What it knowingly does not do
 //!
@@ -61,12 +63,13 @@
 //! - Consistent snapshots for paginated lists (later pages read the current state); a
 //!   resourceVersion on get/list is ignored (answers are always the latest state).
 //! - Pod graceful deletion (pods are deleted like any object), `pods/log`, `exec`, `proxy`,
-//!   `events` and `core/v1` events stored apart from `events.k8s.io` events.
+//!   `attach`, `port-forward`, `eviction`, `binding` and `ephemeralcontainers` subresources.
 //! - Controllers of a real cluster other than garbage collection, namespace termination and
 //!   CRD establishment: see the workload simulator for Deployments, Jobs and Pods.
 
 mod api;
 mod builtin;
+mod convert;
 mod error;
 mod faults;
 mod https;

@@ -39,6 +39,8 @@ pub struct ResourceType {
     pub field_selectors: Vec<String>,
     /// For custom resources: the CRD per served version (schema, printer columns).
     pub crd_versions: BTreeMap<String, Arc<CrdVersion>>,
+    /// Objects live in another type's storage, converted on the way in and out.
+    pub conversion: Option<(ResKey, crate::convert::Conversion)>,
 }
 
 /// JSON paths (`.spec.replicas`) of a scale subresource.
@@ -78,6 +80,18 @@ impl ResourceType {
             group: self.group.clone(),
             plural: self.plural.clone(),
         }
+    }
+
+    /// Where the objects are stored: the type's own key unless it is served by conversion.
+    pub fn storage_key(&self) -> ResKey {
+        match &self.conversion {
+            Some((key, _)) => key.clone(),
+            None => self.key(),
+        }
+    }
+
+    pub fn converter(&self) -> Option<crate::convert::Conversion> {
+        self.conversion.as_ref().map(|(_, c)| *c)
     }
 
     pub fn api_version(&self, version: &str) -> String {
@@ -599,6 +613,15 @@ impl Registry {
                 builtin: true,
                 field_selectors: bt.fields.iter().map(|s| s.to_string()).collect(),
                 crd_versions: BTreeMap::new(),
+                conversion: (bt.group.is_empty() && bt.plural == "events").then(|| {
+                    (
+                        ResKey {
+                            group: "events.k8s.io".into(),
+                            plural: "events".into(),
+                        },
+                        crate::convert::Conversion::CoreEvent,
+                    )
+                }),
             };
             r.types.insert(t.key(), Arc::new(t));
         }
@@ -850,5 +873,6 @@ pub fn type_from_crd(crd: &Value) -> Result<ResourceType, String> {
         builtin: false,
         field_selectors,
         crd_versions,
+        conversion: None,
     })
 }

@@ -105,10 +105,19 @@ pub struct ListQuery {
     pub fields: FieldSelector,
     pub limit: Option<usize>,
     pub continue_token: Option<String>,
+    /// Selectors apply to the served form of objects stored in another form.
+    pub conversion: Option<crate::convert::Conversion>,
 }
 
 impl ListQuery {
     pub fn matches(&self, obj: &Value) -> bool {
+        if let Some(c) = self.conversion {
+            return self.matches_served(&c.outgoing(obj));
+        }
+        self.matches_served(obj)
+    }
+
+    fn matches_served(&self, obj: &Value) -> bool {
         self.namespace
             .as_deref()
             .is_none_or(|ns| meta::namespace(obj) == ns)
@@ -218,7 +227,7 @@ impl Store {
     }
 
     pub fn get(&self, t: &ResourceType, ns: &str, name: &str) -> ApiResult<Arc<Value>> {
-        self.lookup(&t.key(), &Self::ns_of(t, ns), name)
+        self.lookup(&t.storage_key(), &Self::ns_of(t, ns), name)
             .cloned()
             .ok_or_else(|| ApiError::not_found(subject(t, name)))
     }
@@ -289,7 +298,7 @@ impl Store {
         let mut items = Vec::new();
         let mut next = None;
         let mut remaining = 0usize;
-        if let Some(bucket) = self.bucket(&t.key()) {
+        if let Some(bucket) = self.bucket(&t.storage_key()) {
             let iter = bucket.iter().filter(|(k, _)| match &start {
                 Some(s) => *k > s,
                 None => true,
@@ -329,7 +338,7 @@ impl Store {
         q: &ListQuery,
         since: Option<u64>,
     ) -> ApiResult<WatchStart> {
-        let key = t.key();
+        let key = t.storage_key();
         let rx = self.tx.subscribe();
         let mut initial = Vec::new();
         match since {
@@ -430,6 +439,9 @@ impl Store {
         } else {
             m.remove("namespace");
         }
+        if let Some(c) = t.converter() {
+            *obj = c.incoming(obj);
+        }
         Ok(())
     }
 
@@ -500,7 +512,7 @@ impl Store {
                     // Retry on the unlikely collision, as the apiserver's name generator does.
                     for _ in 0..8 {
                         name = meta::generate_name(prefix);
-                        if self.lookup(&t.key(), &ns, &name).is_none() {
+                        if self.lookup(&t.storage_key(), &ns, &name).is_none() {
                             break;
                         }
                     }
@@ -525,7 +537,7 @@ impl Store {
             return Err(ApiError::invalid(&t.kind, &t.group, &name, causes));
         }
         self.check_namespace_for_create(t, &ns, &name)?;
-        if self.lookup(&t.key(), &ns, &name).is_some() {
+        if self.lookup(&t.storage_key(), &ns, &name).is_some() {
             return Err(ApiError::already_exists(subject(t, &name)));
         }
         let mut warnings = Vec::new();
@@ -571,7 +583,7 @@ impl Store {
                 warnings,
             });
         }
-        let stored = self.commit(&t.key(), EventType::Added, obj);
+        let stored = self.commit(&t.storage_key(), EventType::Added, obj);
         self.after_write(t, &stored);
         self.process_deletions();
         Ok(WriteResult {
@@ -637,7 +649,7 @@ impl Store {
                 Ok(ct) => {
                     let taken_by_builtin = self
                         .registry
-                        .get(&ct.key())
+                        .get(&ct.storage_key())
                         .is_some_and(|existing| existing.builtin);
                     if !taken_by_builtin {
                         self.registry.insert(ct);
@@ -822,7 +834,7 @@ impl Store {
                 warnings,
             });
         }
-        let key = t.key();
+        let key = t.storage_key();
         let ns_held = t.group.is_empty()
             && t.plural == "namespaces"
             && new["spec"]["finalizers"]
@@ -877,7 +889,7 @@ impl Store {
                     "the name of the object ({body_name}) does not match the name on the URL ({name})"
                 )));
             }
-            let current = self.lookup(&t.key(), &ns, name).cloned();
+            let current = self.lookup(&t.storage_key(), &ns, name).cloned();
             let opts = &WriteOpts {
                 applied: true,
                 ..opts.clone()
@@ -930,7 +942,12 @@ impl Store {
             ));
         }
         let old = self.get(t, &ns, name)?;
-        let mut patched = patching::apply_patch(kind, &old, body, t)?;
+        // A patch is written against the served form of the object.
+        let view = match t.converter() {
+            Some(c) => Arc::new(c.outgoing(&old)),
+            None => old.clone(),
+        };
+        let mut patched = patching::apply_patch(kind, &view, body, t)?;
         self.normalise_body(t, &ns, &mut patched)?;
         if meta::name(&patched) != name {
             return Err(ApiError::bad_request(format!(
@@ -977,7 +994,7 @@ impl Store {
         } else {
             EventType::Modified
         };
-        let stored = self.commit(&t.key(), kind, new);
+        let stored = self.commit(&t.storage_key(), kind, new);
         self.process_deletions();
         Ok(WriteResult {
             object: (*stored).clone(),
@@ -1108,7 +1125,7 @@ impl Store {
             if dry_run {
                 return DeleteOutcome::Gone(new);
             }
-            let gone = self.commit(&t.key(), EventType::Deleted, new);
+            let gone = self.commit(&t.storage_key(), EventType::Deleted, new);
             return DeleteOutcome::Gone((*gone).clone());
         }
         if meta::is_deleting(old) && finalizers == meta::finalizers(old) {
@@ -1134,7 +1151,7 @@ impl Store {
         if dry_run {
             return DeleteOutcome::Pending(new);
         }
-        let stored = self.commit(&t.key(), EventType::Modified, new);
+        let stored = self.commit(&t.storage_key(), EventType::Modified, new);
         DeleteOutcome::Pending((*stored).clone())
     }
 
@@ -1146,7 +1163,7 @@ impl Store {
         opts: &DeleteOpts,
     ) -> ApiResult<Vec<Value>> {
         let targets: Vec<Arc<Value>> = self
-            .bucket(&t.key())
+            .bucket(&t.storage_key())
             .map(|b| b.values().filter(|o| q.matches(o)).cloned().collect())
             .unwrap_or_default();
         let mut out = Vec::new();
@@ -1272,7 +1289,7 @@ impl Store {
             let Ok(ct) = type_from_crd(&crd) else {
                 continue;
             };
-            let key = ct.key();
+            let key = ct.storage_key();
             let instances: Vec<Arc<Value>> = self
                 .bucket(&key)
                 .map(|b| b.values().cloned().collect())

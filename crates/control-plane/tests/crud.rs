@@ -160,4 +160,44 @@ async fn kube_runtime_event_recorder_publishes_and_updates_a_series() {
     let list = events.list(&ListParams::default()).await.unwrap();
     assert_eq!(list.items.len(), 1);
     assert_eq!(list.items[0].reason.as_deref(), Some("Synced"));
+
+    // core/v1 Events are the same objects, converted, as in the apiserver.
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(cp.client(), "default");
+    let selected = core
+        .list(&ListParams::default().fields("involvedObject.name=subject"))
+        .await
+        .unwrap();
+    assert_eq!(selected.items.len(), 1);
+    assert_eq!(selected.items[0].message.as_deref(), Some("synced"));
+    assert_eq!(
+        selected.items[0].involved_object.kind.as_deref(),
+        Some("ConfigMap")
+    );
+}
+
+#[tokio::test]
+async fn core_events_written_through_v1_are_served_by_events_k8s_io() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+    let cp = control_plane();
+    let core: Api<CoreEvent> = Api::namespaced(cp.client(), "default");
+    let ev: CoreEvent = serde_json::from_value(json!({
+        "metadata": {"name": "e1"},
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+        "reason": "Pulled", "message": "image pulled", "type": "Normal", "count": 1
+    }))
+    .unwrap();
+    core.create(&PostParams::default(), &ev).await.unwrap();
+    core.patch(
+        "e1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"count": 2})),
+    )
+    .await
+    .unwrap();
+    let events: Api<K8sEvent> = Api::namespaced(cp.client(), "default");
+    let stored = events.get("e1").await.unwrap();
+    assert_eq!(stored.note.as_deref(), Some("image pulled"));
+    assert_eq!(stored.regarding.unwrap().name.as_deref(), Some("p"));
+    assert_eq!(stored.deprecated_count, Some(2));
 }
