@@ -15,14 +15,15 @@
 //! `typed/{merge,compare,remove,tofieldset}.go`) and the apiserver's field manager wrappers
 //! (server-set metadata never owned, `before-first-apply`, status reset fields, timestamps kept
 //! when only timestamps would change, at most ten updaters before `ancient-changes`, entry
-//! order, the conflict message). The caller must
+//! order, the conflict message, and the `kubectl` manager's interplay with client-side apply's
+//! last-applied annotation). The caller must
 //! route every write through [`apply`] or [`record_update`]: an object without managedFields
 //! hands all its fields to `before-first-apply` on its first apply, as the apiserver does.
 //!
 //! Not modelled: conversion between apiVersions (entries of all versions are compared on the
-//! same object), the `kubectl.kubernetes.io/last-applied-configuration` interplay, and the Go zero values that
-//! make a built-in create record no `.` for non-pointer structs (this crate records one, which
-//! changes nothing but the look of `fieldsV1`).
+//! same object), and the Go zero values that make a built-in create record no `.` for
+//! non-pointer structs (this crate records one, which changes nothing but the look of
+//! `fieldsV1`).
 
 mod fieldpath;
 mod json;
@@ -34,8 +35,8 @@ mod typed;
 pub use fieldpath::{FieldSet, Path, PathElement};
 pub use json::{apply_json_patch, create_merge_patch, merge_patch};
 pub use managed::{
-    ANCIENT_CHANGES, ApplyParams, BEFORE_FIRST_APPLY, Conflict, Conflicts, ManagedFieldsEntry,
-    Operation, UpdateParams, WriteScope, apply, managed_fields, record_update,
+    ANCIENT_CHANGES, ApplyParams, BEFORE_FIRST_APPLY, Conflict, Conflicts, LAST_APPLIED_ANNOTATION,
+    ManagedFieldsEntry, Operation, UpdateParams, WriteScope, apply, managed_fields, record_update,
 };
 pub use semantics::{ListMapKey, ListType, MapType, Semantics, StrategicList};
 pub use strategic::strategic_merge;

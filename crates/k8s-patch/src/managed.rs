@@ -359,6 +359,7 @@ pub struct Conflict {
     /// `.spec.template.spec.containers[name="app"].image`.
     pub field: String,
     identifier: String,
+    path: Path,
 }
 
 impl Conflict {
@@ -452,7 +453,92 @@ pub fn apply(
     params: &ApplyParams<'_>,
     sem: &Semantics,
 ) -> Result<Value, Error> {
-    apply_with(live, applied, params, sem, true)
+    let result = apply_with(live, applied, params, sem, true);
+    if params.manager != KUBECTL {
+        return result;
+    }
+    // `kubectl apply --server-side` after client-side `kubectl apply`: as the apiserver's
+    // lastAppliedManager, conflicts on fields whose live value is still the one recorded in the
+    // last-applied annotation are not conflicts, and the annotation follows the new
+    // configuration (lastAppliedUpdater), so that going back to client-side apply works.
+    let result = match result {
+        Err(Error::Conflict(conflicts)) if !params.force => {
+            match live.and_then(|live| allowed_by_last_applied(live, sem)) {
+                Some(allowed) => {
+                    let remaining: Vec<Conflict> = conflicts
+                        .0
+                        .into_iter()
+                        .filter(|c| !allowed.contains(&c.path))
+                        .collect();
+                    if remaining.is_empty() {
+                        let forced = ApplyParams {
+                            force: true,
+                            ..*params
+                        };
+                        apply_with(live, applied, &forced, sem, true)
+                    } else {
+                        Err(Error::Conflict(Conflicts(remaining)))
+                    }
+                }
+                None => Err(Error::Conflict(conflicts)),
+            }
+        }
+        other => other,
+    };
+    result.map(|mut object| {
+        sync_last_applied(&mut object, applied);
+        object
+    })
+}
+
+/// The field manager whose applies interoperate with client-side `kubectl apply`.
+const KUBECTL: &str = "kubectl";
+
+/// The annotation client-side `kubectl apply` keeps its last configuration in.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+fn last_applied(object: &Value) -> Option<&str> {
+    object
+        .get("metadata")?
+        .get("annotations")?
+        .get(LAST_APPLIED_ANNOTATION)?
+        .as_str()
+        .filter(|s| !s.is_empty())
+}
+
+/// The fields of the last-applied configuration whose live value has not changed since.
+fn allowed_by_last_applied(live: &Value, sem: &Semantics) -> Option<FieldSet> {
+    let last: Value = serde_json::from_str(last_applied(live)?).ok()?;
+    let fields = to_field_set(&last, sem).ok()?;
+    let changed = compare(&last, &without_managed_fields(live), sem).ok()?;
+    Some(fields.difference(&changed.modified))
+}
+
+/// Rewrites the last-applied annotation, when the object has one, to the applied configuration
+/// (without the annotation itself), encoded as the apiserver encodes it.
+fn sync_last_applied(object: &mut Value, applied: &Value) {
+    if last_applied(object).is_none() {
+        return;
+    }
+    let mut config = applied.clone();
+    if let Some(annotations) = config
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+    }
+    let Ok(mut encoded) = serde_json::to_string(&config) else {
+        return;
+    };
+    encoded.push('\n');
+    if let Some(annotations) = object
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+        .and_then(Value::as_object_mut)
+    {
+        annotations.insert(LAST_APPLIED_ANNOTATION.to_owned(), Value::String(encoded));
+    }
 }
 
 /// [`apply`], with the shortcut for unchanged re-applies switchable so that tests can check it
@@ -568,6 +654,7 @@ fn apply_with(
                 manager_description: entry.describe(),
                 field: path.to_string(),
                 identifier: entry.identifier(),
+                path,
             });
         }
     }

@@ -760,3 +760,72 @@ fn more_than_ten_updaters_fold_the_oldest_into_ancient_changes() {
     );
     assert!(entries.iter().any(|e| e.manager == "writer-11"));
 }
+
+/// A ConfigMap as client-side `kubectl apply` leaves it: the last-applied annotation, and the
+/// fields owned by `kubectl-client-side-apply` through an update.
+fn client_side_applied(data: Value) -> Value {
+    let config = config_map(data.clone());
+    let mut object = config.clone();
+    object["metadata"]["annotations"] = json!({
+        "kubectl.kubernetes.io/last-applied-configuration":
+            format!("{}\n", serde_json::to_string(&config).unwrap())
+    });
+    update_as(None, object, "kubectl-client-side-apply", "v1")
+}
+
+#[test]
+fn kubectl_server_side_apply_takes_over_fields_still_as_client_side_apply_left_them() {
+    let live = client_side_applied(json!({"k": "v"}));
+    let result = apply_as(Some(&live), &config_map(json!({"k": "new"})), "kubectl", T1);
+    assert_eq!(result["data"], json!({"k": "new"}));
+    assert_eq!(
+        fields_of(&result, "kubectl"),
+        json!({"f:data": {"f:k": {}}})
+    );
+    let annotation =
+        result["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .unwrap();
+    assert_eq!(
+        annotation,
+        format!(
+            "{}\n",
+            serde_json::to_string(&config_map(json!({"k": "new"}))).unwrap()
+        )
+    );
+}
+
+#[test]
+fn other_managers_still_conflict_with_client_side_apply() {
+    let live = client_side_applied(json!({"k": "v"}));
+    let err = apply(
+        Some(&live),
+        &config_map(json!({"k": "new"})),
+        &params("tool", T1),
+        &Semantics::builtin(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using v1: .data.k"#
+    );
+}
+
+#[test]
+fn kubectl_conflicts_on_fields_changed_since_the_last_client_side_apply() {
+    let live = client_side_applied(json!({"k": "v", "j": "v"}));
+    let mut edited = live.clone();
+    edited["data"]["k"] = json!("edited");
+    let live = update_as(Some(&live), edited, "kubectl-client-side-apply", "v1");
+    let err = apply(
+        Some(&live),
+        &config_map(json!({"k": "new", "j": "new"})),
+        &params("kubectl", T1),
+        &Semantics::builtin(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using v1: .data.k"#
+    );
+}
