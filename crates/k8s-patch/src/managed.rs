@@ -215,7 +215,7 @@ fn sort_entries(entries: &mut [ManagedFieldsEntry]) {
 /// The most `Update` entries an object keeps, as the apiserver's field manager.
 const MAX_UPDATE_MANAGERS: usize = 10;
 
-/// The manager the oldest updates are folded into beyond [`MAX_UPDATE_MANAGERS`].
+/// The manager the oldest updates are folded into when an object has more than ten updaters.
 pub const ANCIENT_CHANGES: &str = "ancient-changes";
 
 /// Folds the oldest `Update` entries into one `ancient-changes` entry per apiVersion while there

@@ -768,7 +768,7 @@ fn client_side_applied(data: Value) -> Value {
     let mut object = config.clone();
     object["metadata"]["annotations"] = json!({
         "kubectl.kubernetes.io/last-applied-configuration":
-            format!("{}\n", serde_json::to_string(&config).unwrap())
+            format!("{}\n", serde_json::to_string(&config).expect("a Value serialises"))
     });
     update_as(None, object, "kubectl-client-side-apply", "v1")
 }
