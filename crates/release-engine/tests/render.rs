@@ -1,0 +1,490 @@
+//! Rendering with the real helm binary on tiny charts written to a temp dir, then planning the
+//! result. The helm binary is `$UPSTART_HELM`, else `.tools/bin/helm` at the workspace root
+//! (installed by `scripts/bootstrap-tools`), else `helm` on PATH; without one these tests fail.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use upstart_release_engine::Error;
+use upstart_release_engine::manifests::{
+    ClusterScopedAllowList, HookDeletePolicy, HookEvent, Limits, ReleaseScope, plan,
+};
+use upstart_release_engine::render::{
+    Capabilities, REDACTED, RenderRequest, Renderer, RendererConfig,
+};
+
+fn helm() -> PathBuf {
+    if let Some(path) = std::env::var_os("UPSTART_HELM") {
+        return PathBuf::from(path);
+    }
+    let pinned = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/bin/helm");
+    if pinned.is_file() {
+        return pinned;
+    }
+    if let Some(found) = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("helm"))
+        .find(|p| p.is_file())
+    {
+        return found;
+    }
+    panic!(
+        "helm not found: set UPSTART_HELM, run scripts/bootstrap-tools (installs .tools/bin/helm), \
+         or put helm (v3.14+ or v4) on PATH"
+    );
+}
+
+async fn renderer() -> Renderer {
+    Renderer::new(helm()).await.expect("helm is usable")
+}
+
+fn write(root: &Path, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        let path = root.join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+}
+
+const CHART_YAML: &str = "apiVersion: v2\nname: app\nversion: 0.1.0\n";
+
+/// A chart with a Deployment, a ConfigMap, a Service without namespace, a weighted post-install
+/// hook Job and a CRD in `crds/`.
+fn app_chart(dir: &Path) -> PathBuf {
+    let chart = dir.join("app");
+    write(
+        &chart,
+        &[
+            ("Chart.yaml", CHART_YAML),
+            ("values.yaml", "replicas: 1\ngreeting: hello\n"),
+            (
+                "crds/widgets.yaml",
+                "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {kind: Widget, plural: widgets, singular: widget}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema: {openAPIV3Schema: {type: object}}\n",
+            ),
+            (
+                "templates/deployment.yaml",
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n  labels: {app.kubernetes.io/managed-by: {{ .Release.Service }}}\nspec:\n  replicas: {{ .Values.replicas }}\n  selector: {matchLabels: {app: {{ .Release.Name }}}}\n  template:\n    metadata: {labels: {app: {{ .Release.Name }}}}\n    spec:\n      containers:\n      - name: app\n        image: nginx\n",
+            ),
+            (
+                "templates/configmap.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\n  namespace: {{ .Release.Namespace }}\ndata:\n  greeting: {{ .Values.greeting | quote }}\n  install: {{ .Release.IsInstall | quote }}\n",
+            ),
+            (
+                "templates/service.yaml",
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n  selector: {app: {{ .Release.Name }}}\n  ports: [{port: 80}]\n",
+            ),
+            (
+                "templates/hook.yaml",
+                "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {{ .Release.Name }}-seed\n  annotations:\n    \"helm.sh/hook\": post-install\n    \"helm.sh/hook-weight\": \"5\"\n    \"helm.sh/hook-delete-policy\": hook-succeeded\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: seed, image: busybox}]\n",
+            ),
+            (
+                "templates/tests/test.yaml",
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-test\n  annotations: {\"helm.sh/hook\": test}\nspec:\n  containers: [{name: t, image: busybox}]\n",
+            ),
+        ],
+    );
+    chart
+}
+
+fn capabilities() -> Capabilities {
+    Capabilities {
+        kube_version: "v1.33.2".into(),
+        api_versions: ["v1", "apps/v1", "batch/v1", "apps/v1/Deployment"]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+    }
+}
+
+fn request<'a>(
+    chart: &'a Path,
+    values: &'a Value,
+    capabilities: &'a Capabilities,
+) -> RenderRequest<'a> {
+    RenderRequest {
+        chart_dir: chart,
+        chart_digest: "sha256:0000",
+        release_name: "web",
+        namespace: "pr-1234",
+        values,
+        capabilities,
+        is_upgrade: false,
+    }
+}
+
+fn discovery(api_version: &str, kind: &str) -> Option<bool> {
+    match (api_version, kind) {
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => Some(false),
+        ("v1" | "apps/v1" | "batch/v1", _) => Some(true),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_chart_renders_and_plans_in_install_order_with_hooks_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = app_chart(dir.path());
+    let renderer = renderer().await;
+    let values = json!({"greeting": "hi there"});
+    let caps = capabilities();
+    let rendered = renderer
+        .render(&request(&chart, &values, &caps))
+        .await
+        .expect("renders");
+
+    let allow = ClusterScopedAllowList::new(["apiextensions.k8s.io/CustomResourceDefinition"]);
+    let scope = ReleaseScope {
+        namespace: "pr-1234",
+        name: "example-web",
+        cluster_scoped_allow_list: &allow,
+        is_namespaced: &discovery,
+    };
+    let plan = plan(&rendered.manifest, &scope, &Limits::default()).expect("plans");
+    let order: Vec<String> = plan.resources.iter().map(|o| o.display_name()).collect();
+    assert_eq!(
+        order,
+        [
+            "CustomResourceDefinition/widgets.example.com",
+            "ConfigMap/web-config",
+            "Service/web",
+            "Deployment/web",
+        ]
+    );
+    let service = &plan.resources[2];
+    assert_eq!(service.entry.namespace.as_deref(), Some("pr-1234"));
+    assert_eq!(
+        service.source.as_deref(),
+        Some("app/templates/service.yaml")
+    );
+    let config = &plan.resources[1].object;
+    assert_eq!(config["data"]["greeting"], "hi there");
+    assert_eq!(config["data"]["install"], "true");
+    let deployment = &plan.resources[3].object;
+    assert_eq!(
+        deployment["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "upstart"
+    );
+    assert_eq!(
+        deployment["metadata"]["labels"]["upstartoperators.upstart.com/release"],
+        "pr-1234.example-web"
+    );
+
+    // The test hook is not rendered (--skip-tests) and would be dropped anyway.
+    assert_eq!(plan.hooks.len(), 1);
+    let hook = plan.hooks_for(HookEvent::PostInstall)[0];
+    assert_eq!(hook.object.display_name(), "Job/web-seed");
+    assert_eq!(hook.weight, 5);
+    assert!(hook.has_policy(HookDeletePolicy::HookSucceeded));
+    assert_eq!(plan.inventory().len(), 4);
+}
+
+#[tokio::test]
+async fn capabilities_reach_the_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("caps");
+    write(
+        &chart,
+        &[
+            (
+                "Chart.yaml",
+                "apiVersion: v2\nname: caps\nversion: 0.1.0\nkubeVersion: \">=1.30.0-0\"\n",
+            ),
+            (
+                "templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: caps\ndata:\n  kube: {{ .Capabilities.KubeVersion.Version | quote }}\n  minor: {{ .Capabilities.KubeVersion.Minor | quote }}\n  widgets: {{ .Capabilities.APIVersions.Has \"example.com/v1/Widget\" | quote }}\n  group: {{ .Capabilities.APIVersions.Has \"example.com/v1\" | quote }}\n  upgrade: {{ .Release.IsUpgrade | quote }}\n  lookup: {{ lookup \"v1\" \"Namespace\" \"\" \"default\" | toJson | quote }}\n",
+            ),
+        ],
+    );
+    let renderer = renderer().await;
+    let values = json!({});
+    let mut caps = capabilities();
+    let render = |caps: Capabilities, is_upgrade: bool| {
+        let renderer = &renderer;
+        let chart = chart.clone();
+        let values = values.clone();
+        async move {
+            let req = RenderRequest {
+                is_upgrade,
+                ..request(&chart, &values, &caps)
+            };
+            let rendered = renderer.render(&req).await.expect("renders");
+            let doc: Value = serde_yaml_ng::from_str(&rendered.manifest).unwrap();
+            doc["data"].clone()
+        }
+    };
+
+    let data = render(caps.clone(), false).await;
+    assert_eq!(data["kube"], "v1.33.2");
+    assert_eq!(data["minor"], "33");
+    assert_eq!(data["widgets"], "false");
+    assert_eq!(data["upgrade"], "false");
+    // Known difference from `helm install`: lookup sees nothing.
+    assert_eq!(data["lookup"], "{}");
+
+    caps.api_versions.insert("example.com/v1".into());
+    caps.api_versions.insert("example.com/v1/Widget".into());
+    caps.kube_version = "v1.34.1".into();
+    let data = render(caps.clone(), true).await;
+    assert_eq!(data["kube"], "v1.34.1");
+    assert_eq!(data["widgets"], "true");
+    assert_eq!(data["group"], "true");
+    assert_eq!(data["upgrade"], "true");
+
+    // The chart's kubeVersion constraint is checked against the cluster's version.
+    caps.kube_version = "v1.29.0".into();
+    let req = request(&chart, &values, &caps);
+    let err = renderer
+        .render(&req)
+        .await
+        .expect_err("kubeVersion refused");
+    assert!(matches!(err, Error::HelmFailed { .. }), "{err}");
+    assert!(err.to_string().contains("kubeVersion"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unchanged_release_costs_no_subprocess() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = app_chart(dir.path());
+    let renderer = renderer().await;
+    let caps = capabilities();
+    let values = json!({"greeting": "one"});
+    let first = renderer
+        .render(&request(&chart, &values, &caps))
+        .await
+        .unwrap();
+    assert_eq!(renderer.invocations(), 1);
+    // Same inputs, values with keys in another order: served from the cache.
+    let same: Value = serde_json::from_str(r#"{"greeting":"one"}"#).unwrap();
+    let again = renderer
+        .render(&request(&chart, &same, &caps))
+        .await
+        .unwrap();
+    assert_eq!(renderer.invocations(), 1);
+    assert_eq!(first.manifest, again.manifest);
+
+    let other = json!({"greeting": "two"});
+    renderer
+        .render(&request(&chart, &other, &caps))
+        .await
+        .unwrap();
+    assert_eq!(renderer.invocations(), 2, "new values render again");
+
+    let mut newer = caps.clone();
+    newer.kube_version = "v1.34.0".into();
+    renderer
+        .render(&request(&chart, &values, &newer))
+        .await
+        .unwrap();
+    assert_eq!(
+        renderer.invocations(),
+        3,
+        "a new kube version renders again"
+    );
+
+    let moved = RenderRequest {
+        namespace: "pr-9",
+        ..request(&chart, &values, &caps)
+    };
+    renderer.render(&moved).await.unwrap();
+    let new_chart = RenderRequest {
+        chart_digest: "sha256:1111",
+        ..request(&chart, &values, &caps)
+    };
+    renderer.render(&new_chart).await.unwrap();
+    assert_eq!(
+        renderer.invocations(),
+        5,
+        "namespace and chart digest are part of the key"
+    );
+
+    renderer
+        .render(&request(&chart, &values, &caps))
+        .await
+        .unwrap();
+    assert_eq!(renderer.invocations(), 5);
+}
+
+#[tokio::test]
+async fn a_failing_template_that_echoes_a_secret_is_scrubbed() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("leaky");
+    write(
+        &chart,
+        &[
+            (
+                "Chart.yaml",
+                "apiVersion: v2\nname: leaky\nversion: 0.1.0\n",
+            ),
+            (
+                "templates/fail.yaml",
+                "{{ fail (printf \"bad password %s (b64 %s) for %s\" .Values.db.password (b64enc .Values.db.password) .Values.db.user) }}\n",
+            ),
+        ],
+    );
+    let renderer = renderer().await;
+    let values = json!({"db": {"password": "correct-horse-battery", "user": "admin"}});
+    let caps = capabilities();
+    let err = renderer
+        .render(&request(&chart, &values, &caps))
+        .await
+        .expect_err("the template fails");
+    let text = err.to_string();
+    let b64 = base64::engine::general_purpose::STANDARD.encode("correct-horse-battery");
+    assert!(matches!(err, Error::HelmFailed { .. }), "{text}");
+    assert!(!text.contains("correct-horse-battery"), "{text}");
+    assert!(!text.contains(&b64), "{text}");
+    assert!(!text.contains("admin"), "{text}");
+    assert!(text.contains(REDACTED), "{text}");
+    assert!(text.contains("leaky/templates/fail.yaml"), "{text}");
+    assert!(err.needs_spec_change());
+}
+
+#[tokio::test]
+async fn values_never_reach_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let chart = app_chart(dir.path());
+    let config = RendererConfig {
+        work_dir: Some(work.path().to_owned()),
+        ..RendererConfig::new(helm())
+    };
+    let renderer = Renderer::with_config(config).await.unwrap();
+    let values = json!({"greeting": "never-on-disk-4242"});
+    let caps = capabilities();
+    let rendered = renderer
+        .render(&request(&chart, &values, &caps))
+        .await
+        .unwrap();
+    assert!(rendered.manifest.contains("never-on-disk-4242"));
+    let mut stack = vec![work.path().to_owned(), dir.path().to_owned()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let content = fs::read(&path).unwrap_or_default();
+            let found = content
+                .windows(b"never-on-disk-4242".len())
+                .any(|w| w == b"never-on-disk-4242");
+            assert!(!found, "value written to {}", path.display());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_render_over_the_output_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("big");
+    write(
+        &chart,
+        &[
+            ("Chart.yaml", "apiVersion: v2\nname: big\nversion: 0.1.0\n"),
+            (
+                "templates/cm.yaml",
+                "{{- range until 2000 }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{{ . }}\ndata:\n  filler: {{ repeat 100 \"x\" | quote }}\n{{- end }}\n",
+            ),
+        ],
+    );
+    let config = RendererConfig {
+        max_output_bytes: 64 * 1024,
+        ..RendererConfig::new(helm())
+    };
+    let renderer = Renderer::with_config(config).await.unwrap();
+    let values = json!({});
+    let caps = capabilities();
+    let err = renderer
+        .render(&request(&chart, &values, &caps))
+        .await
+        .expect_err("too large");
+    assert!(
+        matches!(err, Error::RenderTooLarge { limit: 65536 }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_chart_directory_is_a_clear_error() {
+    let renderer = renderer().await;
+    let values = json!({});
+    let caps = capabilities();
+    let missing = Path::new("/nonexistent/chart");
+    let err = renderer
+        .render(&request(missing, &values, &caps))
+        .await
+        .expect_err("missing");
+    assert!(matches!(err, Error::ChartMissing { .. }), "{err}");
+    assert_eq!(renderer.invocations(), 0);
+}
+
+#[tokio::test]
+async fn a_missing_helm_binary_is_a_clear_startup_error() {
+    let err = Renderer::new("/nonexistent/bin/helm")
+        .await
+        .expect_err("no helm");
+    assert!(matches!(err, Error::HelmUnavailable { .. }));
+    assert!(err.to_string().contains("/nonexistent/bin/helm"), "{err}");
+}
+
+/// A stand-in helm that answers `version` with `version` and runs `template_body` for the rest.
+fn fake_helm(dir: &Path, version: &str, template_body: &str) -> PathBuf {
+    let path = dir.join("helm");
+    fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = version ]; then printf '%s' '{version}'; exit 0; fi\n{template_body}\n"
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_helm_older_than_3_14_is_refused_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = fake_helm(dir.path(), "v3.13.3", "exit 1");
+    let err = Renderer::new(old).await.expect_err("too old");
+    assert!(matches!(err, Error::HelmVersionUnsupported { .. }));
+    assert!(err.to_string().contains("v3.13.3"), "{err}");
+}
+
+#[tokio::test]
+async fn a_render_that_hangs_is_killed_at_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let hanging = fake_helm(dir.path(), "v4.0.0", "exec /bin/sleep 30");
+    let chart = app_chart(dir.path());
+    let config = RendererConfig {
+        timeout: Duration::from_millis(500),
+        ..RendererConfig::new(hanging)
+    };
+    let renderer = Renderer::with_config(config).await.unwrap();
+    let values = json!({});
+    let caps = capabilities();
+    let start = Instant::now();
+    let err = renderer
+        .render(&request(&chart, &values, &caps))
+        .await
+        .expect_err("times out");
+    assert!(matches!(err, Error::HelmTimeout { .. }), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn the_real_helm_reports_its_version() {
+    let renderer = renderer().await;
+    let version = renderer.helm_version();
+    assert!(
+        version.starts_with("v3.") || version.starts_with("v4."),
+        "{version}"
+    );
+}
