@@ -50,6 +50,10 @@ pub fn prepare(t: &ResourceType, obj: &mut Value, old: Option<&Value>, next_ip: 
                 obj["spec"]["backoffLimit"] = json!(6);
             }
         }
+        // A new pod starts Pending, as the pod strategy sets it.
+        ("", "pods") if old.is_none() => {
+            obj["status"] = json!({"phase": "Pending"});
+        }
         ("", "services") => {
             if !obj["spec"].is_object() {
                 obj["spec"] = json!({});

@@ -69,10 +69,20 @@ fn columns(t: &ResourceType, version: &str) -> Vec<Column> {
         ("", "configmaps") => &[("Data", "integer", "#data")],
         ("", "secrets") => &[("Type", "string", ".type"), ("Data", "integer", "#data")],
         ("", "namespaces") => &[("Status", "string", ".status.phase")],
-        ("", "pods") => &[("Status", "string", ".status.phase")],
+        ("", "pods") => &[
+            ("Ready", "string", "#pod-ready"),
+            ("Status", "string", ".status.phase"),
+            ("Restarts", "integer", "#restarts"),
+        ],
         ("", "services") => &[
             ("Type", "string", ".spec.type"),
             ("Cluster-IP", "string", ".spec.clusterIP"),
+            ("Port(s)", "string", "#ports"),
+        ],
+        ("batch", "cronjobs") => &[
+            ("Schedule", "string", ".spec.schedule"),
+            ("Suspend", "boolean", ".spec.suspend"),
+            ("Last Schedule", "date", ".status.lastScheduleTime"),
         ],
         ("apps", "deployments") | ("apps", "statefulsets") => &[
             ("Ready", "string", "#ready"),
@@ -82,6 +92,20 @@ fn columns(t: &ResourceType, version: &str) -> Vec<Column> {
         ("batch", "jobs") => &[("Succeeded", "integer", ".status.succeeded")],
         _ => &[],
     };
+    if t.plural == "events" {
+        // kubectl's event columns; the name goes last, at low priority.
+        let mut cols = vec![
+            col("Last Seen", "date", Some("#last-seen")),
+            col("Type", "string", Some(".type")),
+            col("Reason", "string", Some(".reason")),
+            col("Object", "string", Some("#event-object")),
+            col("Message", "string", Some("#event-message")),
+        ];
+        let mut name = out.remove(0);
+        name.priority = 1;
+        cols.push(name);
+        return cols;
+    }
     for (name, ty, path) in extra {
         out.push(col(name, ty, Some(path)));
     }
@@ -152,6 +176,60 @@ fn cell(o: &Value, c: &Column, now: i64) -> Value {
             o["status"]["readyReplicas"].as_i64().unwrap_or(0),
             o["spec"]["replicas"].as_i64().unwrap_or(1)
         )),
+        "#pod-ready" => {
+            let statuses = o["status"]["containerStatuses"].as_array();
+            let ready = statuses.map_or(0, |s| s.iter().filter(|c| c["ready"] == true).count());
+            let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
+            json!(format!("{ready}/{total}"))
+        }
+        "#restarts" => json!(o["status"]["containerStatuses"].as_array().map_or(0, |s| {
+            s.iter()
+                .filter_map(|c| c["restartCount"].as_i64())
+                .sum::<i64>()
+        })),
+        "#ports" => {
+            let ports: Vec<String> = o["spec"]["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    let proto = p["protocol"].as_str().unwrap_or("TCP");
+                    match p["nodePort"].as_i64() {
+                        Some(n) => format!("{}:{n}/{proto}", p["port"]),
+                        None => format!("{}/{proto}", p["port"]),
+                    }
+                })
+                .collect();
+            if ports.is_empty() {
+                Value::Null
+            } else {
+                json!(ports.join(","))
+            }
+        }
+        "#last-seen" => {
+            let seen = ["lastTimestamp", "deprecatedLastTimestamp", "eventTime"]
+                .iter()
+                .find_map(|f| o[*f].as_str().map(str::to_string))
+                .or_else(|| o["series"]["lastObservedTime"].as_str().map(str::to_string));
+            seen.map_or(Value::Null, Value::String)
+        }
+        "#event-object" => {
+            let r = if o["involvedObject"].is_object() {
+                &o["involvedObject"]
+            } else {
+                &o["regarding"]
+            };
+            json!(format!(
+                "{}/{}",
+                r["kind"].as_str().unwrap_or("").to_ascii_lowercase(),
+                r["name"].as_str().unwrap_or("")
+            ))
+        }
+        "#event-message" => o
+            .get("message")
+            .or_else(|| o.get("note"))
+            .cloned()
+            .unwrap_or(Value::Null),
         p => json_path(o, p).unwrap_or(Value::Null),
     };
     // Missing values are null cells, which kubectl prints as <none>.

@@ -252,3 +252,26 @@ async fn namespaced_resources_are_only_listed_across_namespaces() {
         404
     );
 }
+
+#[tokio::test]
+async fn table_output_for_pods_shows_ready_status_and_restarts() {
+    use k8s_openapi::api::core::v1::Pod;
+    let cp = control_plane();
+    let client = cp.client();
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let p: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+    )
+    .unwrap();
+    pods.create(&PostParams::default(), &p).await.unwrap();
+    let table = get_json(&client, "/api/v1/namespaces/default/pods", Some(TABLE)).await;
+    let cols: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(cols, ["Name", "Ready", "Status", "Restarts", "Age"]);
+    assert_eq!(table["rows"][0]["cells"][1], "0/1");
+    assert_eq!(table["rows"][0]["cells"][2], "Pending");
+}
