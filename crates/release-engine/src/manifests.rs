@@ -141,8 +141,9 @@ impl ReleaseScope<'_> {
     }
 }
 
-/// One rendered object, namespaced and labelled, ready to be applied.
-#[derive(Clone, Debug, PartialEq)]
+/// One rendered object, namespaced and labelled, ready to be applied. Its `Debug` shows the
+/// identity only: the object may carry values (Secret data), and debug output ends up in logs.
+#[derive(Clone, PartialEq)]
 pub struct ManifestObject {
     /// apiVersion, kind, namespace (None for cluster-scoped) and name.
     pub entry: InventoryEntry,
@@ -150,6 +151,15 @@ pub struct ManifestObject {
     pub object: Value,
     /// The chart file it came from (`mychart/templates/web.yaml`), from Helm's `# Source:`.
     pub source: Option<String>,
+}
+
+impl std::fmt::Debug for ManifestObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManifestObject")
+            .field("entry", &self.entry)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ManifestObject {
@@ -194,6 +204,16 @@ impl HookEvent {
             HookEvent::PostUpgrade => "post-upgrade",
             HookEvent::PreDelete => "pre-delete",
             HookEvent::PostDelete => "post-delete",
+        }
+    }
+
+    /// The events around an apply: (`pre-install`, `post-install`) for a first install,
+    /// (`pre-upgrade`, `post-upgrade`) for an upgrade.
+    pub fn around_apply(is_upgrade: bool) -> (HookEvent, HookEvent) {
+        if is_upgrade {
+            (HookEvent::PreUpgrade, HookEvent::PostUpgrade)
+        } else {
+            (HookEvent::PreInstall, HookEvent::PostInstall)
         }
     }
 
@@ -245,9 +265,54 @@ pub struct Hook {
     pub delete_policies: BTreeSet<HookDeletePolicy>,
 }
 
+/// How a hook ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookOutcome {
+    Succeeded,
+    Failed,
+}
+
 impl Hook {
     pub fn has_policy(&self, policy: HookDeletePolicy) -> bool {
         self.delete_policies.contains(&policy)
+    }
+
+    /// Whether a previous object of this hook is deleted (and its deletion awaited) before it is
+    /// created again.
+    pub fn delete_before_creation(&self) -> bool {
+        self.has_policy(HookDeletePolicy::BeforeHookCreation)
+    }
+
+    /// Whether the object is deleted once the hook has ended this way.
+    pub fn delete_after(&self, outcome: HookOutcome) -> bool {
+        match outcome {
+            HookOutcome::Succeeded => self.has_policy(HookDeletePolicy::HookSucceeded),
+            HookOutcome::Failed => self.has_policy(HookDeletePolicy::HookFailed),
+        }
+    }
+
+    /// `Kind/name` of the hook object (as in status `hooks[].object`).
+    pub fn display_name(&self) -> String {
+        self.object.display_name()
+    }
+}
+
+/// How a hook has ended, from its live object: `None` while it is still running. As in Helm,
+/// a Job runs until `Complete` (or `Failed`), a Pod until phase `Succeeded` (or `Failed`; a
+/// running, Ready Pod has not ended), and every other kind has done its work once it exists.
+pub fn hook_outcome(live: &Value) -> Option<HookOutcome> {
+    match live.get("kind").and_then(Value::as_str) {
+        Some("Job") => match crate::health::assess(live) {
+            crate::health::Health::Healthy => Some(HookOutcome::Succeeded),
+            crate::health::Health::Failed(_) => Some(HookOutcome::Failed),
+            crate::health::Health::Progressing(_) => None,
+        },
+        Some("Pod") => match live.pointer("/status/phase").and_then(Value::as_str) {
+            Some("Succeeded") => Some(HookOutcome::Succeeded),
+            Some("Failed") => Some(HookOutcome::Failed),
+            _ => None,
+        },
+        _ => Some(HookOutcome::Succeeded),
     }
 }
 
@@ -331,8 +396,8 @@ pub fn plan(manifest: &str, scope: &ReleaseScope<'_>, limits: &Limits) -> Result
     Ok(Plan { resources, hooks })
 }
 
-/// One rendered document before checks.
-#[derive(Clone, Debug)]
+/// One rendered document before checks (no `Debug`: it may hold values).
+#[derive(Clone)]
 pub struct RawDocument {
     pub object: Value,
     pub source: Option<String>,

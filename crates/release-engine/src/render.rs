@@ -68,8 +68,8 @@ pub struct Capabilities {
     pub api_versions: BTreeSet<String>,
 }
 
-/// One render.
-#[derive(Clone, Debug)]
+/// One render. Its `Debug` leaves the values out.
+#[derive(Clone)]
 pub struct RenderRequest<'a> {
     /// The unpacked chart directory (from the chart cache).
     pub chart_dir: &'a Path,
@@ -86,12 +86,36 @@ pub struct RenderRequest<'a> {
     pub is_upgrade: bool,
 }
 
-/// A rendered manifest (multi-document YAML, hooks and CRDs included).
-#[derive(Clone, Debug)]
+/// A rendered manifest (multi-document YAML, hooks and CRDs included). It holds values (a
+/// Secret's data, an env var): its `Debug` shows only the size and key, so it is safe to log.
+#[derive(Clone)]
 pub struct Rendered {
     pub manifest: String,
     /// The cache key: a digest of every render input.
     pub key: String,
+}
+
+impl std::fmt::Debug for RenderRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderRequest")
+            .field("chart_dir", &self.chart_dir)
+            .field("chart_digest", &self.chart_digest)
+            .field("release_name", &self.release_name)
+            .field("namespace", &self.namespace)
+            .field("values", &json_digest(self.values))
+            .field("capabilities", &self.capabilities)
+            .field("is_upgrade", &self.is_upgrade)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rendered")
+            .field("manifest_bytes", &self.manifest.len())
+            .field("key", &self.key)
+            .finish()
+    }
 }
 
 /// Renders charts with helm. Cheap to share (`Arc<Renderer>`); renders run concurrently.
@@ -300,11 +324,22 @@ impl Renderer {
             }
             return Err(Error::HelmFailed {
                 status: status.to_string(),
-                stderr: scrubber.scrub(text.trim()),
+                stderr: shorten(scrubber.scrub(text.trim()), MAX_ERROR_CHARS),
             });
         }
         String::from_utf8(out).map_err(|_| Error::RenderNotUtf8)
     }
+}
+
+/// The longest helm error kept (after scrubbing), so it fits a condition message.
+const MAX_ERROR_CHARS: usize = 4096;
+
+fn shorten(mut text: String, max_chars: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(cut);
+        text.push_str(" [truncated]");
+    }
+    text
 }
 
 /// A helm command with an empty environment and a private home: no user configuration, no
@@ -370,8 +405,9 @@ async fn read_stderr(mut stream: impl AsyncRead + Unpin, limit: usize) -> Result
     }
 }
 
-/// Removes the values document's strings from text (helm errors often quote them).
-#[derive(Clone, Debug)]
+/// Removes the values document's strings from text (helm errors often quote them). It holds
+/// the values it removes, so it has no `Debug`.
+#[derive(Clone)]
 pub struct Scrubber {
     /// Longest first, so a value containing another is replaced whole.
     needles: Vec<String>,
@@ -523,6 +559,33 @@ mod tests {
         let out = s.scrub(r#"bad: "line-one\nline-two \"q\"" or line-one"#);
         assert!(!out.contains("line-one"), "{out}");
         assert!(!out.contains("line-two"), "{out}");
+    }
+
+    #[test]
+    fn long_errors_are_shortened_on_a_character_boundary() {
+        assert_eq!(shorten("ééé".into(), 2), "éé [truncated]");
+        assert_eq!(shorten("short".into(), 10), "short");
+    }
+
+    #[test]
+    fn debug_output_of_requests_and_renders_shows_no_values() {
+        let values = json!({"password": "hunter2-secret"});
+        let caps = Capabilities::default();
+        let req = RenderRequest {
+            chart_dir: Path::new("/charts/app"),
+            chart_digest: "sha256:00",
+            release_name: "web",
+            namespace: "ns",
+            values: &values,
+            capabilities: &caps,
+            is_upgrade: false,
+        };
+        assert!(!format!("{req:?}").contains("hunter2"));
+        let rendered = Rendered {
+            manifest: "data: {password: hunter2-secret}".into(),
+            key: "k".into(),
+        };
+        assert!(!format!("{rendered:?}").contains("hunter2"));
     }
 
     #[test]

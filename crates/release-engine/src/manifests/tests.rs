@@ -614,3 +614,94 @@ fn the_inventory_is_sorted_for_a_stable_status() {
 fn json(s: &str) -> Value {
     Value::String(s.into())
 }
+
+#[test]
+fn install_runs_install_hooks_and_upgrade_runs_upgrade_hooks() {
+    assert_eq!(
+        HookEvent::around_apply(false),
+        (HookEvent::PreInstall, HookEvent::PostInstall)
+    );
+    assert_eq!(
+        HookEvent::around_apply(true),
+        (HookEvent::PreUpgrade, HookEvent::PostUpgrade)
+    );
+}
+
+#[test]
+fn hook_objects_are_deleted_after_the_outcomes_their_policy_names() {
+    let p = ok(&[
+        hook_doc("Job", "default", "post-install", ""),
+        hook_doc(
+            "Job",
+            "on-success",
+            "post-install",
+            "    helm.sh/hook-delete-policy: hook-succeeded,before-hook-creation\n",
+        ),
+        hook_doc(
+            "Job",
+            "on-failure",
+            "post-install",
+            "    helm.sh/hook-delete-policy: hook-failed\n",
+        ),
+    ]
+    .concat());
+    let by_name = |n: &str| p.hooks.iter().find(|h| h.object.entry.name == n).unwrap();
+    let default = by_name("default");
+    assert!(default.delete_before_creation());
+    assert!(!default.delete_after(HookOutcome::Succeeded));
+    assert!(!default.delete_after(HookOutcome::Failed));
+    let on_success = by_name("on-success");
+    assert!(on_success.delete_before_creation());
+    assert!(on_success.delete_after(HookOutcome::Succeeded));
+    assert!(!on_success.delete_after(HookOutcome::Failed));
+    let on_failure = by_name("on-failure");
+    assert!(!on_failure.delete_before_creation());
+    assert!(on_failure.delete_after(HookOutcome::Failed));
+    assert_eq!(on_failure.display_name(), "Job/on-failure");
+}
+
+#[test]
+fn a_hook_job_has_ended_only_when_complete_or_failed() {
+    let running = serde_json::json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "seed"}, "status": {"active": 1}});
+    assert_eq!(hook_outcome(&running), None);
+    let complete = serde_json::json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "seed"},
+        "status": {"conditions": [{"type": "Complete", "status": "True"}]}});
+    assert_eq!(hook_outcome(&complete), Some(HookOutcome::Succeeded));
+    let failed = serde_json::json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "seed"},
+        "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}});
+    assert_eq!(hook_outcome(&failed), Some(HookOutcome::Failed));
+}
+
+#[test]
+fn a_hook_pod_has_ended_only_when_it_succeeded_or_failed_not_when_ready() {
+    let pod = |phase: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": "True"}]}})
+    };
+    assert_eq!(hook_outcome(&pod("Running")), None);
+    assert_eq!(
+        hook_outcome(&pod("Succeeded")),
+        Some(HookOutcome::Succeeded)
+    );
+    assert_eq!(hook_outcome(&pod("Failed")), Some(HookOutcome::Failed));
+}
+
+#[test]
+fn other_hook_kinds_have_done_their_work_once_they_exist() {
+    let cm =
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+    assert_eq!(hook_outcome(&cm), Some(HookOutcome::Succeeded));
+}
+
+#[test]
+fn debug_output_of_planned_objects_shows_identity_not_data() {
+    let p = ok(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  password: hunter2-secret\n",
+    );
+    let text = format!("{p:?}");
+    assert!(text.contains("Secret"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
