@@ -1,0 +1,87 @@
+//! Events published through the recorder land in `events.k8s.io/v1` with the controller as
+//! reporter.
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Resource};
+use upstart_control_plane::{ControlPlane, Options};
+use upstart_operator_runtime::{CommonArgs, EventType, OperatorContext};
+
+#[tokio::test]
+async fn normal_and_warning_events_are_attached_to_the_object_under_the_controllers_name()
+-> anyhow::Result<()> {
+    let cp = ControlPlane::start(Options::default());
+    let client = cp.client();
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some("app".into());
+    let cm = configmaps.create(&PostParams::default(), &cm).await?;
+
+    let ctx = OperatorContext::new(
+        "helmrelease-operator",
+        client.clone(),
+        CommonArgs::default(),
+    );
+    let recorder = ctx.recorder("helmrelease");
+    let reference = cm.object_ref(&());
+    recorder
+        .normal(
+            &reference,
+            "Installed",
+            "Install",
+            Some("release app installed"),
+        )
+        .await;
+    recorder
+        .publish(
+            &reference,
+            EventType::Warning,
+            &"R".repeat(300),
+            "Apply",
+            Some(&"x".repeat(5000)),
+        )
+        .await?;
+
+    let events: Api<Event> = Api::namespaced(client, "default");
+    let list = events.list(&ListParams::default()).await?;
+    assert_eq!(list.items.len(), 2);
+    let installed = list
+        .items
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("Installed"))
+        .ok_or_else(|| anyhow::anyhow!("no Installed event"))?;
+    assert_eq!(installed.type_.as_deref(), Some("Normal"));
+    assert_eq!(
+        installed.reporting_controller.as_deref(),
+        Some("helmrelease")
+    );
+    assert_eq!(
+        installed.reporting_instance.as_deref(),
+        Some(ctx.identity())
+    );
+    assert_eq!(installed.note.as_deref(), Some("release app installed"));
+    let regarding = installed
+        .regarding
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no regarding"))?;
+    assert_eq!(regarding.name.as_deref(), Some("app"));
+    assert_eq!(regarding.kind.as_deref(), Some("ConfigMap"));
+
+    let warning = list
+        .items
+        .iter()
+        .find(|e| e.type_.as_deref() == Some("Warning"))
+        .ok_or_else(|| anyhow::anyhow!("no Warning event"))?;
+    assert_eq!(
+        warning.reason.as_deref().map(str::len),
+        Some(128),
+        "cut to the API limit"
+    );
+    assert_eq!(
+        warning.note.as_deref().map(str::len),
+        Some(1024),
+        "cut to the API limit"
+    );
+    Ok(())
+}
