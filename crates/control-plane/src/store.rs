@@ -408,6 +408,14 @@ impl Store {
                 "the body of the request must be a JSON object",
             ));
         }
+        if let Some(problem) = metadata_type_problem(obj) {
+            // The apiserver's decoder refuses these before anything else looks at the object.
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: {problem}",
+                kind = t.kind,
+                version = t.preferred_version(),
+            )));
+        }
         if let Some(k) = obj["kind"].as_str()
             && !k.is_empty()
             && k != t.kind
@@ -531,20 +539,21 @@ impl Store {
                 }
             }
         }
+        // The apiserver's order: namespace admission, validation, then storage (AlreadyExists).
+        self.check_namespace_for_create(t, &ns, &name)?;
         let mut causes = meta::validate_name(&t.plural, &t.group, &name);
         causes.extend(builtin::validate_metadata(&obj));
         if !causes.is_empty() {
             return Err(ApiError::invalid(&t.kind, &t.group, &name, causes));
-        }
-        self.check_namespace_for_create(t, &ns, &name)?;
-        if self.lookup(&t.storage_key(), &ns, &name).is_some() {
-            return Err(ApiError::already_exists(subject(t, &name)));
         }
         let mut warnings = Vec::new();
         if t.builtin {
             unknown_fields(&builtin::prune_unknown(t, &mut obj), opts, &mut warnings)?;
         } else {
             self.validate_custom(t, &mut obj, None, opts, &mut warnings)?;
+        }
+        if self.lookup(&t.storage_key(), &ns, &name).is_some() {
+            return Err(ApiError::already_exists(subject(t, &name)));
         }
         if t.has_status
             && let Some(m) = obj.as_object_mut()
@@ -600,6 +609,9 @@ impl Store {
                 let name = meta::name(obj).to_string();
                 let m = meta::metadata_mut(obj);
                 let labels = m.entry("labels").or_insert_with(|| json!({}));
+                if !labels.is_object() {
+                    *labels = json!({});
+                }
                 labels["kubernetes.io/metadata.name"] = json!(name);
                 obj["spec"] = json!({"finalizers": ["kubernetes"]});
                 obj["status"] = json!({"phase": "Active"});
@@ -1440,6 +1452,44 @@ impl Store {
             }
         }
     }
+}
+
+/// Why `metadata` does not decode as ObjectMeta, if it does not.
+fn metadata_type_problem(obj: &Value) -> Option<String> {
+    let m = match obj.get("metadata") {
+        None | Some(Value::Null) => return None,
+        Some(Value::Object(m)) => m,
+        Some(_) => return Some("metadata must be an object".into()),
+    };
+    for key in ["labels", "annotations"] {
+        match m.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(map)) if map.values().all(Value::is_string) => {}
+            Some(_) => return Some(format!("metadata.{key} must be a map of strings")),
+        }
+    }
+    match m.get("finalizers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
+        Some(_) => return Some("metadata.finalizers must be a list of strings".into()),
+    }
+    match m.get("ownerReferences") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(a)) if a.iter().all(Value::is_object) => {}
+        Some(_) => return Some("metadata.ownerReferences must be a list of objects".into()),
+    }
+    for key in [
+        "name",
+        "namespace",
+        "generateName",
+        "resourceVersion",
+        "uid",
+    ] {
+        if m.get(key).is_some_and(|v| !v.is_string() && !v.is_null()) {
+            return Some(format!("metadata.{key} must be a string"));
+        }
+    }
+    None
 }
 
 /// `fieldValidation` applied to the unknown fields a write carried (already removed).

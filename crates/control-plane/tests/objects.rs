@@ -665,3 +665,23 @@ async fn unknown_fields_of_built_in_kinds_are_dropped_with_a_warning_or_refused_
         .unwrap();
     assert_eq!(stored.spec.unwrap().replicas, Some(1));
 }
+
+#[tokio::test]
+async fn bodies_whose_metadata_does_not_decode_are_bad_requests() {
+    let cp = control_plane();
+    let req = http::Request::post("/api/v1/namespaces/default/configmaps")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(br#"{"metadata":{"name":"x","labels":"app=web"}}"#.to_vec())
+        .unwrap();
+    let err = api_error(
+        cp.client()
+            .request::<serde_json::Value>(req)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 400);
+    assert_eq!(
+        err.message,
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: metadata.labels must be a map of strings"
+    );
+}
