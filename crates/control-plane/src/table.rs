@@ -21,6 +21,8 @@ struct Column {
     description: String,
     priority: i64,
     json_path: Option<String>,
+    /// Built-in printers show 0 for unset counters; CRD printer columns show <none>.
+    zero_when_missing: bool,
 }
 
 fn col(name: &str, ty: &str, path: Option<&str>) -> Column {
@@ -35,6 +37,7 @@ fn col(name: &str, ty: &str, path: Option<&str>) -> Column {
         description: String::new(),
         priority: 0,
         json_path: path.map(str::to_string),
+        zero_when_missing: ty == "integer",
     }
 }
 
@@ -57,6 +60,7 @@ fn columns(t: &ResourceType, version: &str) -> Vec<Column> {
                 description: c["description"].as_str().unwrap_or("").to_string(),
                 priority: c["priority"].as_i64().unwrap_or(0),
                 json_path: c["jsonPath"].as_str().map(str::to_string),
+                zero_when_missing: false,
             });
         }
         return out;
@@ -234,7 +238,11 @@ fn cell(o: &Value, c: &Column, now: i64) -> Value {
     };
     // Missing values are null cells, which kubectl prints as <none>.
     if v.is_null() {
-        return Value::Null;
+        return if c.zero_when_missing {
+            json!(0)
+        } else {
+            Value::Null
+        };
     }
     if c.ty == "date" {
         return match v.as_str().and_then(meta::parse_time) {
