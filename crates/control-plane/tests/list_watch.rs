@@ -394,3 +394,76 @@ async fn watches_on_custom_resources_end_when_their_crd_is_deleted() {
         .expect("ends promptly");
     assert!(end.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn resuming_from_a_bookmark_misses_no_event() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut s = cms
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    cms.create(&PostParams::default(), &cm("before", json!({})))
+        .await
+        .unwrap();
+    let bookmark_rv = loop {
+        if let WatchEvent::Bookmark(b) = next_event(&mut s).await {
+            break b.metadata.resource_version;
+        }
+    };
+    drop(s);
+    cms.create(&PostParams::default(), &cm("after", json!({})))
+        .await
+        .unwrap();
+    let mut resumed = cms
+        .watch(&WatchParams::default().disable_bookmarks(), &bookmark_rv)
+        .await
+        .unwrap()
+        .boxed();
+    match next_event(&mut resumed).await {
+        WatchEvent::Added(o) => assert_eq!(o.name_any(), "after"),
+        other => panic!("expected ADDED after, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn crd_selectable_fields_can_be_used_in_field_selectors() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let cp = control_plane();
+    let client = cp.client();
+    let mut crd = serde_json::to_value(widget_crd()).unwrap();
+    crd["spec"]["versions"][0]["selectableFields"] = json!([{"jsonPath": ".spec.colour"}]);
+    let crd: CustomResourceDefinition = serde_json::from_value(crd).unwrap();
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &crd)
+        .await
+        .unwrap();
+    let ws: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client, "default", &widget_resource());
+    let mut red = widget("red", 1);
+    red.data["spec"]["colour"] = json!("red");
+    ws.create(&PostParams::default(), &red).await.unwrap();
+    ws.create(&PostParams::default(), &widget("blue", 1))
+        .await
+        .unwrap();
+    let reds = ws
+        .list(&ListParams::default().fields("spec.colour=red"))
+        .await
+        .unwrap();
+    let names: Vec<String> = reds.items.iter().map(|o| o.name_any()).collect();
+    assert_eq!(names, ["red"]);
+    let err = api_error(
+        ws.list(&ListParams::default().fields("spec.size=1"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 400);
+}
