@@ -42,6 +42,9 @@ pub struct RendererConfig {
     pub work_dir: Option<PathBuf>,
     /// Shortest string value of the values document that is scrubbed from helm's errors.
     pub min_scrub_len: usize,
+    /// Most helm processes running at once (each is CPU-bound for its duration); further
+    /// renders wait their turn. Cache hits never wait.
+    pub max_concurrent: usize,
 }
 
 impl RendererConfig {
@@ -54,6 +57,7 @@ impl RendererConfig {
             cache_entries: 256,
             work_dir: None,
             min_scrub_len: 4,
+            max_concurrent: 4,
         }
     }
 }
@@ -125,6 +129,7 @@ pub struct Renderer {
     home: tempfile::TempDir,
     cache: Mutex<Cache>,
     invocations: AtomicU64,
+    permits: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -183,6 +188,7 @@ impl Renderer {
             home,
             cache: Mutex::new(Cache::new(config.cache_entries)),
             invocations: AtomicU64::new(0),
+            permits: tokio::sync::Semaphore::new(config.max_concurrent.max(1)),
             config,
         })
     }
@@ -223,7 +229,19 @@ impl Renderer {
             tracing::debug!("render cache hit");
             return Ok(hit);
         }
-        let manifest = self.run_template(request).await?;
+        let manifest = {
+            // The semaphore is never closed, so acquiring only fails if that invariant breaks.
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|e| Error::HelmIo(std::io::Error::other(e)))?;
+            // Another task may have rendered the same inputs while this one waited.
+            if let Some(hit) = self.cache_lock().get(&key) {
+                return Ok(hit);
+            }
+            self.run_template(request).await?
+        };
         let rendered = Arc::new(Rendered {
             manifest,
             key: key.clone(),

@@ -488,3 +488,25 @@ async fn the_real_helm_reports_its_version() {
         "{version}"
     );
 }
+
+#[tokio::test]
+async fn renders_waiting_for_a_helm_slot_reuse_a_render_finished_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = app_chart(dir.path());
+    let config = RendererConfig {
+        max_concurrent: 1,
+        ..RendererConfig::new(helm())
+    };
+    let renderer = Renderer::with_config(config).await.unwrap();
+    let values = json!({"greeting": "same"});
+    let caps = capabilities();
+    let req = request(&chart, &values, &caps);
+    let (a, b, c) = tokio::join!(
+        renderer.render(&req),
+        renderer.render(&req),
+        renderer.render(&req)
+    );
+    assert_eq!(a.unwrap().manifest, b.unwrap().manifest);
+    c.unwrap();
+    assert_eq!(renderer.invocations(), 1);
+}
