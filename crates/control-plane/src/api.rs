@@ -431,15 +431,38 @@ async fn resource_request(
     if rp.sub.as_deref() == Some("scale") {
         return scale_request(shared, req, q, &t, verb, &ns, &name);
     }
-    if matches!(verb, Verb::Create | Verb::Update)
+    let decoded;
+    let req = if matches!(verb, Verb::Create | Verb::Update)
         && header_str(req, header::CONTENT_TYPE).starts_with("application/vnd.kubernetes.protobuf")
     {
-        return Err(ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (this local control plane does not decode protobuf)",
-        ));
-    }
+        let supported = t.group.is_empty()
+            && matches!(
+                t.kind.as_str(),
+                "Namespace" | "ConfigMap" | "Secret" | "ServiceAccount"
+            );
+        let json = supported
+            .then(|| crate::protobuf::decode(req.body(), &t.kind))
+            .flatten()
+            .ok_or_else(|| {
+                ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (this local control plane decodes protobuf only for Namespaces, ConfigMaps, Secrets and ServiceAccounts)",
+                )
+            })?;
+        let mut r = Request::new(Bytes::from(serde_json::to_vec(&json).unwrap_or_default()));
+        *r.method_mut() = req.method().clone();
+        *r.uri_mut() = req.uri().clone();
+        *r.headers_mut() = req.headers().clone();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        decoded = r;
+        &decoded
+    } else {
+        req
+    };
     match verb {
         Verb::Get => {
             let obj = shared.lock().get(&t, &ns, &name)?;

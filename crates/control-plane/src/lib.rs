@@ -53,8 +53,9 @@
 //!
 //! # What it knowingly does not do
 //!
-//! - Protobuf bodies (answered 415: imperative `kubectl create <kind>` commands fail; `kubectl
-//!   apply` works), CBOR, HTTP/2, authorization/RBAC,
+//! - Protobuf bodies except Namespaces, ConfigMaps, Secrets and ServiceAccounts (others are
+//!   answered 415, so e.g. `kubectl create deployment` fails while `kubectl apply` works),
+//!   protobuf or CBOR answers (always JSON), HTTP/2, authorization/RBAC,
 //!   admission webhooks, aggregated APIs, conversion webhooks (all served versions of a CRD
 //!   share storage, as with conversion strategy `None`).
 //! - Validation of built-in kinds beyond the above (required fields, enums, formats are not
@@ -76,6 +77,7 @@ mod https;
 mod meta;
 mod openapi;
 mod patching;
+mod protobuf;
 mod registry;
 mod selectors;
 mod store;

@@ -146,6 +146,29 @@ async fn kubectl_works_against_the_https_endpoint() {
         namespaces.contains("NAME") && namespaces.contains("default"),
         "{namespaces}"
     );
+    // Imperative creation sends protobuf bodies.
+    k.ok(&["create", "namespace", "imperative"]).await;
+    k.ok(&[
+        "-n",
+        "imperative",
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=a=b",
+    ])
+    .await;
+    let data = k
+        .ok(&[
+            "-n",
+            "imperative",
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "jsonpath={.data.a}",
+        ])
+        .await;
+    assert_eq!(data, "b");
 
     // 2. apply --server-side of a CRD, then of a custom resource, twice.
     let crd = k.file("crd.yaml", CRD);

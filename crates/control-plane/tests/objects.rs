@@ -455,9 +455,9 @@ async fn the_scale_subresource_reads_and_writes_spec_replicas() {
 }
 
 #[tokio::test]
-async fn protobuf_request_bodies_are_refused_with_415() {
+async fn protobuf_bodies_of_kinds_without_a_decoder_are_refused_with_415() {
     let cp = control_plane();
-    let req = http::Request::post("/api/v1/namespaces/default/configmaps")
+    let req = http::Request::post("/apis/apps/v1/namespaces/default/deployments")
         .header(
             http::header::CONTENT_TYPE,
             "application/vnd.kubernetes.protobuf",
