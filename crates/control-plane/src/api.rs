@@ -810,6 +810,8 @@ fn start_watch(
     let mut closer = shared.faults.watch_closer();
     closer.mark_unchanged();
     let mut shutdown = shared.shutdown.subscribe();
+    // After shutdown a watch opens and ends at once (`changed` would wait for a new change).
+    let already_shut_down = *shutdown.borrow_and_update();
     let interval = shared.settings.bookmark_interval;
     let t = t.clone();
     let version = version.to_string();
@@ -844,6 +846,9 @@ fn start_watch(
             }
             watch_line("BOOKMARK", &b)
         };
+        if already_shut_down {
+            return;
+        }
         for (ty, obj) in &start.initial {
             if tx.send(render(*ty, obj)).await.is_err() {
                 return;

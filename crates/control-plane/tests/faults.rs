@@ -117,3 +117,30 @@ async fn cleared_faults_stop_applying() {
     cp.faults().clear();
     cms.list(&ListParams::default()).await.unwrap();
 }
+
+#[tokio::test]
+async fn shutdown_ends_open_watches_and_later_ones() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let mut open = cms
+        .watch(&WatchParams::default().disable_bookmarks(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    cp.shutdown();
+    let end = tokio::time::timeout(Duration::from_secs(5), open.try_next())
+        .await
+        .expect("ended");
+    assert!(end.unwrap().is_none());
+    let mut later = cms
+        .watch(&WatchParams::default().disable_bookmarks(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let end = tokio::time::timeout(Duration::from_secs(5), later.try_next())
+        .await
+        .expect("ended");
+    assert!(end.unwrap().is_none());
+    // Requests other than watches still work in process.
+    cms.list(&ListParams::default()).await.unwrap();
+}
