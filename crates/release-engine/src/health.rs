@@ -19,6 +19,8 @@
 //! - Pod: phase `Succeeded` or `Ready=True` is healthy; phase `Failed` is a failure.
 //! - PersistentVolumeClaim: phase `Bound`; `Lost` is a failure.
 //! - Service of type LoadBalancer: has at least one `status.loadBalancer.ingress`.
+//! - CustomResourceDefinition: `Established=True` (its kind is served, so instances of it can
+//!   be applied); `NamesAccepted=False` is a failure (a name clash no retry fixes).
 //! - Anything with a `Ready` condition: that condition (`Stalled=True`, the kstatus convention,
 //!   is a failure), counted only when it was written for the current generation (the
 //!   condition's `observedGeneration`, or `status.observedGeneration`, when present).
@@ -90,6 +92,7 @@ pub fn assess(object: &Value) -> Health {
         ("apps/v1", "StatefulSet") => stateful_set(object, &id),
         ("apps/v1", "DaemonSet") => daemon_set(object, &id),
         ("batch/v1", "Job") => job(object, &id),
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => crd(object, &id),
         ("v1", "Pod") => pod(object, &id),
         ("v1", "PersistentVolumeClaim") => pvc(object, &id),
         ("v1", "Service") if str_at(object, "/spec/type") == Some("LoadBalancer") => {
@@ -250,6 +253,18 @@ fn job(o: &Value, id: &str) -> Health {
     let completions = int_at(o, "/spec/completions").unwrap_or(1);
     let succeeded = count(o, "/status/succeeded");
     Health::Progressing(format!("{id} {succeeded}/{completions} completed"))
+}
+
+fn crd(o: &Value, id: &str) -> Health {
+    if condition_is(o, "NamesAccepted", "False") {
+        let reason = condition_reason(o, "NamesAccepted").unwrap_or("NamesNotAccepted");
+        return Health::Failed(format!("{id} names not accepted: {reason}"));
+    }
+    if condition_is(o, "Established", "True") {
+        Health::Healthy
+    } else {
+        Health::Progressing(format!("{id} not yet established"))
+    }
 }
 
 fn pod(o: &Value, id: &str) -> Health {

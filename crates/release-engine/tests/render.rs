@@ -510,3 +510,10 @@ async fn renders_waiting_for_a_helm_slot_reuse_a_render_finished_meanwhile() {
     c.unwrap();
     assert_eq!(renderer.invocations(), 1);
 }
+
+#[test]
+fn a_renderer_can_be_shared_between_reconcile_tasks() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<Renderer>();
+    shared::<std::sync::Arc<upstart_release_engine::render::Rendered>>();
+}

@@ -578,3 +578,34 @@ fn typed_objects_can_be_assessed_through_json() {
     let value = serde_json::to_value(&d).unwrap();
     assert_eq!(assess(&value), progressing("Deployment/web 1/2 available"));
 }
+
+fn crd(conditions: Value) -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com", "generation": 1},
+        "status": {"conditions": conditions}})
+}
+
+#[test]
+fn a_crd_is_healthy_once_established_so_its_instances_can_be_applied() {
+    let established = json!([
+        {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts"},
+        {"type": "Established", "status": "True", "reason": "InitialNamesAccepted"}]);
+    assert_eq!(assess(&crd(established)), Health::Healthy);
+    let pending = json!([{"type": "NamesAccepted", "status": "True", "reason": "NoConflicts"},
+        {"type": "Established", "status": "False", "reason": "Installing"}]);
+    assert_eq!(
+        assess(&crd(pending)),
+        progressing("CustomResourceDefinition/widgets.example.com not yet established")
+    );
+    assert!(matches!(assess(&crd(json!([]))), Health::Progressing(_)));
+}
+
+#[test]
+fn a_crd_whose_names_clash_has_failed() {
+    let clash = json!([{"type": "NamesAccepted", "status": "False", "reason": "ListKindConflict"},
+        {"type": "Established", "status": "False", "reason": "NotAccepted"}]);
+    assert_eq!(
+        assess(&crd(clash)),
+        failed("CustomResourceDefinition/widgets.example.com names not accepted: ListKindConflict")
+    );
+}
