@@ -143,6 +143,19 @@ fn render(chart: &str, release: &str, namespace: &str, values: &Value) -> Vec<Va
             }
         })
         .collect();
+    // What the simulator requires of each manifest before it creates it.
+    for object in &created {
+        for field in [
+            &object["apiVersion"],
+            &object["kind"],
+            &object["metadata"]["name"],
+        ] {
+            assert!(
+                field.as_str().is_some_and(|s| !s.is_empty()),
+                "{chart}: an on-complete manifest lacks apiVersion, kind or metadata.name"
+            );
+        }
+    }
     objects.extend(created);
     objects
 }
