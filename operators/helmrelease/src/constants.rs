@@ -1,0 +1,22 @@
+//! Names the HelmRelease operator writes: field manager, finalizer, condition reasons.
+
+/// Server-side apply field manager for status and for every applied object (SPEC §2.5).
+pub const FIELD_MANAGER: &str = "upstart-helmrelease";
+/// Finalizer that runs the teardown of a release (SPEC §2.8).
+pub const FINALIZER: &str = "upstartoperators.upstart.com/helmrelease";
+/// Name of the controller in metrics and logs.
+pub const CONTROLLER: &str = "helmrelease";
+
+/// Condition reasons (bounded: they are also metric labels).
+pub mod reasons {
+    pub const SUSPENDED: &str = "Suspended";
+    pub const DEPENDENCIES_NOT_READY: &str = "DependenciesNotReady";
+    pub const DEPENDENCIES_READY: &str = "DependenciesReady";
+    pub const MISSING_OUTPUTS: &str = "MissingOutputs";
+    pub const APPLYING: &str = "Applying";
+    pub const PROGRESSING: &str = "Progressing";
+    pub const HEALTH_CHECK_FAILED: &str = "HealthCheckFailed";
+    pub const OUTPUTS_NOT_PUBLISHED: &str = "OutputsNotPublished";
+    pub const SUCCEEDED: &str = "Succeeded";
+    pub const RECONCILED: &str = "Reconciled";
+}

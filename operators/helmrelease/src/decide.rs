@@ -1,0 +1,431 @@
+//! The "what next" function of a reconcile: what was observed in, the one next step out.
+//! Pure, so every rule of SPEC §2.6 is tested without an API server.
+
+use upstart_release_engine::health::Health;
+
+/// Everything a reconcile observed about one release, as plain data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// `spec.suspend`.
+    pub suspended: bool,
+    /// Every declared dependency, in spec order.
+    pub dependencies: Vec<DependencyObservation>,
+    /// The values document, once every dependency is Ready.
+    pub values: ValuesState,
+    /// `status.appliedDigest`: what the last successful apply was made from.
+    pub applied_digest: Option<String>,
+    /// Inventory objects that no longer exist (deleted by hand: drift), as `Kind/name`.
+    pub inventory_missing: Vec<String>,
+    /// `spec.wait`: Ready requires healthy workloads.
+    pub wait: bool,
+    /// Combined health of the inventory.
+    pub health: Health,
+    /// The release has been waiting for health longer than `spec.timeout`.
+    pub health_timed_out: bool,
+    /// Non-optional `outputsFrom` entries that do not hold what they must yet (descriptions,
+    /// never values).
+    pub published_missing: Vec<String>,
+}
+
+/// One declared dependency as found in the namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DependencyObservation {
+    /// The name as written in the spec.
+    pub name: String,
+    pub state: DependencyState,
+}
+
+/// What a dependency is right now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DependencyState {
+    /// Ready for its own current generation.
+    Ready,
+    /// Exists but is not Ready; the message is its own (names and reasons only).
+    NotReady { message: String },
+    /// Nothing of that name (and kind) exists in the namespace yet: a wait.
+    Missing,
+    /// Both a HelmRelease and an UpstartService have that name and no `kind` says which: only a
+    /// spec change can fix it.
+    Ambiguous,
+}
+
+/// The values document of the release.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValuesState {
+    /// Not evaluated (dependencies are not Ready yet).
+    NotObserved,
+    /// Merged and substituted; `digest` covers everything the render depends on.
+    Resolved { digest: String },
+    /// Only a spec change can fix it (expression syntax, unknown root, a values document that
+    /// is not a map...).
+    SpecError { reason: String, message: String },
+    /// Something it reads does not exist yet (an output key, a valuesFrom object).
+    Wait { reason: String, message: String },
+}
+
+/// The one next step of a reconcile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// `spec.suspend`: touch nothing.
+    Suspended,
+    /// Values not evaluated yet.
+    Pending,
+    /// Some dependency is missing or not Ready.
+    WaitForDependencies { message: String },
+    /// Retrying cannot help; wait for a spec change.
+    SpecError { reason: String, message: String },
+    /// Values read something that does not exist yet.
+    WaitForOutputs { reason: String, message: String },
+    /// Render and apply: the inputs changed, or applied objects went missing.
+    Apply {
+        is_upgrade: bool,
+        drift: Vec<String>,
+    },
+    /// Applied; workloads not healthy yet.
+    WaitHealthy { message: String },
+    /// Workloads failed, or did not become healthy within the timeout.
+    Failed { message: String },
+    /// Healthy, but its own outputs are not all published yet.
+    WaitForPublishedOutputs { message: String },
+    /// Nothing to do.
+    Ready,
+}
+
+/// The next step for what was observed (SPEC §2.6, in its order).
+pub fn decide(observation: &Observation) -> Decision {
+    if observation.suspended {
+        return Decision::Suspended;
+    }
+    let ambiguous: Vec<&str> = observation
+        .dependencies
+        .iter()
+        .filter(|d| d.state == DependencyState::Ambiguous)
+        .map(|d| d.name.as_str())
+        .collect();
+    if !ambiguous.is_empty() {
+        return Decision::SpecError {
+            reason: "AmbiguousDependency".to_owned(),
+            message: format!(
+                "dependency {} names both a HelmRelease and an UpstartService: set its kind",
+                ambiguous.join(", ")
+            ),
+        };
+    }
+    let waiting: Vec<String> = observation
+        .dependencies
+        .iter()
+        .filter_map(|d| match &d.state {
+            DependencyState::Ready | DependencyState::Ambiguous => None,
+            DependencyState::Missing => Some(format!("{}: does not exist", d.name)),
+            DependencyState::NotReady { message } => Some(format!("{}: {message}", d.name)),
+        })
+        .collect();
+    if !waiting.is_empty() {
+        return Decision::WaitForDependencies {
+            message: format!("waiting for {}", waiting.join("; ")),
+        };
+    }
+    let digest = match &observation.values {
+        ValuesState::NotObserved => return Decision::Pending,
+        ValuesState::SpecError { reason, message } => {
+            return Decision::SpecError {
+                reason: reason.clone(),
+                message: message.clone(),
+            };
+        }
+        ValuesState::Wait { reason, message } => {
+            return Decision::WaitForOutputs {
+                reason: reason.clone(),
+                message: message.clone(),
+            };
+        }
+        ValuesState::Resolved { digest } => digest,
+    };
+    if observation.applied_digest.as_deref() != Some(digest.as_str())
+        || !observation.inventory_missing.is_empty()
+    {
+        return Decision::Apply {
+            is_upgrade: observation.applied_digest.is_some(),
+            drift: observation.inventory_missing.clone(),
+        };
+    }
+    if observation.wait {
+        match &observation.health {
+            Health::Failed(message) => {
+                return Decision::Failed {
+                    message: message.clone(),
+                };
+            }
+            Health::Progressing(message) if observation.health_timed_out => {
+                return Decision::Failed {
+                    message: format!("not healthy within the timeout: {message}"),
+                };
+            }
+            Health::Progressing(message) => {
+                return Decision::WaitHealthy {
+                    message: message.clone(),
+                };
+            }
+            Health::Healthy => {}
+        }
+    }
+    if !observation.published_missing.is_empty() {
+        return Decision::WaitForPublishedOutputs {
+            message: format!(
+                "waiting for outputs: {}",
+                observation.published_missing.join("; ")
+            ),
+        };
+    }
+    Decision::Ready
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready_observation() -> Observation {
+        Observation {
+            suspended: false,
+            dependencies: vec![DependencyObservation {
+                name: "postgres".into(),
+                state: DependencyState::Ready,
+            }],
+            values: ValuesState::Resolved {
+                digest: "sha256:a".into(),
+            },
+            applied_digest: Some("sha256:a".into()),
+            inventory_missing: vec![],
+            wait: true,
+            health: Health::Healthy,
+            health_timed_out: false,
+            published_missing: vec![],
+        }
+    }
+
+    fn dependency(name: &str, state: DependencyState) -> DependencyObservation {
+        DependencyObservation {
+            name: name.into(),
+            state,
+        }
+    }
+
+    #[test]
+    fn applied_healthy_release_with_its_outputs_is_ready() {
+        assert_eq!(decide(&ready_observation()), Decision::Ready);
+    }
+
+    #[test]
+    fn suspended_release_does_nothing_whatever_else_is_true() {
+        let mut o = ready_observation();
+        o.suspended = true;
+        o.applied_digest = None;
+        o.dependencies[0].state = DependencyState::Ambiguous;
+        assert_eq!(decide(&o), Decision::Suspended);
+    }
+
+    #[test]
+    fn ambiguous_dependency_is_a_spec_error_even_when_others_are_missing() {
+        let mut o = ready_observation();
+        o.dependencies = vec![
+            dependency("redis", DependencyState::Missing),
+            dependency("db", DependencyState::Ambiguous),
+        ];
+        match decide(&o) {
+            Decision::SpecError { reason, message } => {
+                assert_eq!(reason, "AmbiguousDependency");
+                assert!(message.contains("db"), "{message}");
+            }
+            other => panic!("expected a spec error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_dependency_is_a_wait_naming_it() {
+        let mut o = ready_observation();
+        o.dependencies[0].state = DependencyState::Missing;
+        assert_eq!(
+            decide(&o),
+            Decision::WaitForDependencies {
+                message: "waiting for postgres: does not exist".into()
+            }
+        );
+    }
+
+    #[test]
+    fn dependency_not_ready_is_a_wait_quoting_its_reason() {
+        let mut o = ready_observation();
+        o.dependencies.push(dependency(
+            "redis",
+            DependencyState::NotReady {
+                message: "Deployment/redis 0/1 available".into(),
+            },
+        ));
+        assert_eq!(
+            decide(&o),
+            Decision::WaitForDependencies {
+                message: "waiting for redis: Deployment/redis 0/1 available".into()
+            }
+        );
+    }
+
+    #[test]
+    fn every_waiting_dependency_is_named() {
+        let mut o = ready_observation();
+        o.dependencies = vec![
+            dependency("a", DependencyState::Missing),
+            dependency("b", DependencyState::Ready),
+            dependency(
+                "c",
+                DependencyState::NotReady {
+                    message: "Installing".into(),
+                },
+            ),
+        ];
+        assert_eq!(
+            decide(&o),
+            Decision::WaitForDependencies {
+                message: "waiting for a: does not exist; c: Installing".into()
+            }
+        );
+    }
+
+    #[test]
+    fn release_without_dependencies_goes_straight_to_its_values() {
+        let mut o = ready_observation();
+        o.dependencies.clear();
+        o.applied_digest = None;
+        assert_eq!(
+            decide(&o),
+            Decision::Apply {
+                is_upgrade: false,
+                drift: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn unevaluated_values_leave_the_release_pending() {
+        let mut o = ready_observation();
+        o.values = ValuesState::NotObserved;
+        assert_eq!(decide(&o), Decision::Pending);
+    }
+
+    #[test]
+    fn expression_spec_error_stops_the_release() {
+        let mut o = ready_observation();
+        o.values = ValuesState::SpecError {
+            reason: "ExpressionSyntax".into(),
+            message: "spec.values.url: bad".into(),
+        };
+        assert!(
+            matches!(decide(&o), Decision::SpecError { reason, .. } if reason == "ExpressionSyntax")
+        );
+    }
+
+    #[test]
+    fn missing_output_key_is_a_wait_not_a_failure() {
+        let mut o = ready_observation();
+        o.values = ValuesState::Wait {
+            reason: "MissingOutput".into(),
+            message: "postgres.outputs.PASSWORD is missing".into(),
+        };
+        assert!(
+            matches!(decide(&o), Decision::WaitForOutputs { reason, .. } if reason == "MissingOutput")
+        );
+    }
+
+    #[test]
+    fn never_applied_release_is_installed() {
+        let mut o = ready_observation();
+        o.applied_digest = None;
+        o.health = Health::Progressing("Deployment/app does not exist".into());
+        assert_eq!(
+            decide(&o),
+            Decision::Apply {
+                is_upgrade: false,
+                drift: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn changed_inputs_are_applied_as_an_upgrade() {
+        let mut o = ready_observation();
+        o.values = ValuesState::Resolved {
+            digest: "sha256:b".into(),
+        };
+        assert_eq!(
+            decide(&o),
+            Decision::Apply {
+                is_upgrade: true,
+                drift: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn object_deleted_by_hand_is_put_back() {
+        let mut o = ready_observation();
+        o.inventory_missing = vec!["ConfigMap/settings".into()];
+        assert_eq!(
+            decide(&o),
+            Decision::Apply {
+                is_upgrade: true,
+                drift: vec!["ConfigMap/settings".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn applied_release_waits_for_progressing_workloads() {
+        let mut o = ready_observation();
+        o.health = Health::Progressing("Deployment/app 0/1 available".into());
+        assert_eq!(
+            decide(&o),
+            Decision::WaitHealthy {
+                message: "Deployment/app 0/1 available".into()
+            }
+        );
+    }
+
+    #[test]
+    fn failed_workload_fails_the_release() {
+        let mut o = ready_observation();
+        o.health = Health::Failed("Job/migrate failed".into());
+        assert_eq!(
+            decide(&o),
+            Decision::Failed {
+                message: "Job/migrate failed".into()
+            }
+        );
+    }
+
+    #[test]
+    fn workload_still_progressing_after_the_timeout_fails_the_release() {
+        let mut o = ready_observation();
+        o.health = Health::Progressing("Deployment/app 0/1 available".into());
+        o.health_timed_out = true;
+        assert!(matches!(decide(&o), Decision::Failed { message } if message.contains("timeout")));
+    }
+
+    #[test]
+    fn without_wait_an_applied_release_is_ready_whatever_its_health() {
+        let mut o = ready_observation();
+        o.wait = false;
+        o.health = Health::Failed("Job/migrate failed".into());
+        assert_eq!(decide(&o), Decision::Ready);
+    }
+
+    #[test]
+    fn healthy_release_waits_for_its_own_outputs() {
+        let mut o = ready_observation();
+        o.published_missing = vec!["Secret/postgres does not exist".into()];
+        assert_eq!(
+            decide(&o),
+            Decision::WaitForPublishedOutputs {
+                message: "waiting for outputs: Secret/postgres does not exist".into()
+            }
+        );
+    }
+}

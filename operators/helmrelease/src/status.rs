@@ -1,0 +1,413 @@
+//! The status a decision leads to: phase, conditions (Ready, DependenciesReady, Reconciling,
+//! Stalled) and timings. Pure: the same old status and decision give the same status, so a
+//! no-op reconcile writes nothing (SPEC §1).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use upstart_api::conditions::{
+    ConditionUpdate, DEPENDENCIES_READY, READY, RECONCILING, STALLED, set_condition,
+};
+use upstart_api::v1alpha1::{HelmReleasePhase, HelmReleaseStatus, ReleaseTimings};
+
+use crate::constants::reasons;
+use crate::decide::Decision;
+
+/// The phase a decision puts the release in. `old` tells an install from an upgrade while the
+/// release waits for health.
+pub fn phase(decision: &Decision, old: Option<HelmReleasePhase>) -> HelmReleasePhase {
+    match decision {
+        Decision::Suspended => HelmReleasePhase::Suspended,
+        Decision::Pending => HelmReleasePhase::Pending,
+        Decision::WaitForDependencies { .. } | Decision::WaitForOutputs { .. } => {
+            HelmReleasePhase::WaitingForDependencies
+        }
+        Decision::SpecError { .. } | Decision::Failed { .. } => HelmReleasePhase::Failed,
+        Decision::Apply { is_upgrade, .. } => {
+            if *is_upgrade {
+                HelmReleasePhase::Upgrading
+            } else {
+                HelmReleasePhase::Installing
+            }
+        }
+        Decision::WaitHealthy { .. } | Decision::WaitForPublishedOutputs { .. } => match old {
+            Some(HelmReleasePhase::Installing) => HelmReleasePhase::Installing,
+            _ => HelmReleasePhase::Upgrading,
+        },
+        Decision::Ready => HelmReleasePhase::Ready,
+    }
+}
+
+/// The status after `decision` for `generation`, starting from `old`. Fields the decision does
+/// not speak about (inventory, digests, version) are kept: the caller sets them after an apply.
+pub fn next_status(
+    old: Option<&HelmReleaseStatus>,
+    decision: &Decision,
+    generation: Option<i64>,
+    now: &Time,
+) -> HelmReleaseStatus {
+    let mut status = old.cloned().unwrap_or_default();
+    let new_generation = status.observed_generation != generation;
+    status.phase = Some(phase(decision, status.phase));
+    status.observed_generation = generation;
+    status.failures = None;
+
+    let mut conditions = std::mem::take(&mut status.conditions);
+    for update in condition_updates(decision) {
+        conditions = set_condition(&conditions, update, generation, now);
+    }
+    status.conditions = conditions;
+
+    let mut timings = status.timings.take().unwrap_or_default();
+    if new_generation {
+        // Timings describe this generation: a spec change starts the clock again.
+        timings = ReleaseTimings {
+            created_at: timings.created_at,
+            ..ReleaseTimings::default()
+        };
+    }
+    timings.created_at.get_or_insert_with(|| now.clone());
+    if matches!(decision, Decision::Apply { .. }) {
+        timings.started_at.get_or_insert_with(|| now.clone());
+    }
+    if *decision == Decision::Ready {
+        timings.ready_at.get_or_insert_with(|| now.clone());
+    }
+    status.timings = Some(timings);
+    status
+}
+
+/// The status after a transient failure (fetch, render, apply): Ready=False naming the failure,
+/// one more consecutive failure counted for backoff. `message` must hold no value.
+pub fn failure_status(
+    old: Option<&HelmReleaseStatus>,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> HelmReleaseStatus {
+    let mut status = old.cloned().unwrap_or_default();
+    let failures = status.failures.unwrap_or(0).saturating_add(1);
+    status.phase = Some(HelmReleasePhase::Failed);
+    status.observed_generation = generation;
+    let mut conditions = std::mem::take(&mut status.conditions);
+    for update in [
+        ConditionUpdate::new(READY, false, reason, message),
+        ConditionUpdate::new(RECONCILING, true, reason, "retrying with backoff"),
+        ConditionUpdate::new(STALLED, false, reason, ""),
+    ] {
+        conditions = set_condition(&conditions, update, generation, now);
+    }
+    status.conditions = conditions;
+    status.failures = Some(failures);
+    status
+}
+
+fn condition_updates(decision: &Decision) -> Vec<ConditionUpdate<'_>> {
+    let ready = |reason, message: &str| ConditionUpdate::new(READY, false, reason, message);
+    let reconciling =
+        |status, reason, message: &str| ConditionUpdate::new(RECONCILING, status, reason, message);
+    let not_stalled = ConditionUpdate::new(STALLED, false, reasons::RECONCILED, "");
+    let dependencies_ready = ConditionUpdate::new(
+        DEPENDENCIES_READY,
+        true,
+        reasons::DEPENDENCIES_READY,
+        "every dependency is Ready",
+    );
+    match decision {
+        Decision::Suspended => vec![
+            ready(reasons::SUSPENDED, "reconciliation is suspended"),
+            reconciling(false, reasons::SUSPENDED, "reconciliation is suspended"),
+            not_stalled,
+        ],
+        Decision::Pending => vec![
+            ready(reasons::PROGRESSING, "evaluating values"),
+            reconciling(true, reasons::PROGRESSING, "evaluating values"),
+            not_stalled,
+        ],
+        Decision::WaitForDependencies { message } => vec![
+            ConditionUpdate::new(
+                DEPENDENCIES_READY,
+                false,
+                reasons::DEPENDENCIES_NOT_READY,
+                message.as_str(),
+            ),
+            ready(reasons::DEPENDENCIES_NOT_READY, message),
+            reconciling(true, reasons::DEPENDENCIES_NOT_READY, message),
+            not_stalled,
+        ],
+        Decision::SpecError { reason, message } => {
+            let mut updates = vec![
+                ready(reason, message),
+                reconciling(false, reason, "waiting for a spec change"),
+                ConditionUpdate::new(STALLED, true, reason, message.as_str()),
+            ];
+            if reason == "AmbiguousDependency" {
+                updates.push(ConditionUpdate::new(
+                    DEPENDENCIES_READY,
+                    false,
+                    reason,
+                    message.as_str(),
+                ));
+            }
+            updates
+        }
+        Decision::WaitForOutputs { reason, message } => vec![
+            ConditionUpdate::new(
+                DEPENDENCIES_READY,
+                false,
+                reasons::MISSING_OUTPUTS,
+                message.as_str(),
+            ),
+            ready(reason, message),
+            reconciling(true, reason, message),
+            not_stalled,
+        ],
+        Decision::Apply { .. } => vec![
+            dependencies_ready,
+            ready(reasons::APPLYING, "applied; waiting for workloads"),
+            reconciling(true, reasons::APPLYING, "applied; waiting for workloads"),
+            not_stalled,
+        ],
+        Decision::WaitHealthy { message } => vec![
+            dependencies_ready,
+            ready(reasons::PROGRESSING, message),
+            reconciling(true, reasons::PROGRESSING, message),
+            not_stalled,
+        ],
+        Decision::Failed { message } => vec![
+            dependencies_ready,
+            ready(reasons::HEALTH_CHECK_FAILED, message),
+            reconciling(false, reasons::HEALTH_CHECK_FAILED, message),
+            not_stalled,
+        ],
+        Decision::WaitForPublishedOutputs { message } => vec![
+            dependencies_ready,
+            ready(reasons::OUTPUTS_NOT_PUBLISHED, message),
+            reconciling(true, reasons::OUTPUTS_NOT_PUBLISHED, message),
+            not_stalled,
+        ],
+        Decision::Ready => vec![
+            dependencies_ready,
+            ConditionUpdate::new(READY, true, reasons::SUCCEEDED, "applied and healthy"),
+            reconciling(false, reasons::SUCCEEDED, "applied and healthy"),
+            not_stalled,
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+    use upstart_api::conditions::{find, is_ready_for_generation};
+
+    use super::*;
+
+    fn at(seconds: i64) -> Time {
+        Time(Timestamp::from_second(seconds).expect("valid timestamp"))
+    }
+
+    fn status_of(condition: &HelmReleaseStatus, type_: &str) -> String {
+        find(&condition.conditions, type_)
+            .map(|c| c.status.clone())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn ready_decision_sets_every_condition_and_the_ready_phase() {
+        let status = next_status(None, &Decision::Ready, Some(3), &at(10));
+        assert_eq!(status.phase, Some(HelmReleasePhase::Ready));
+        assert_eq!(status.observed_generation, Some(3));
+        assert!(is_ready_for_generation(&status.conditions, Some(3)));
+        assert_eq!(status_of(&status, DEPENDENCIES_READY), "True");
+        assert_eq!(status_of(&status, RECONCILING), "False");
+        assert_eq!(status_of(&status, STALLED), "False");
+        assert_eq!(status.timings.and_then(|t| t.ready_at), Some(at(10)));
+    }
+
+    #[test]
+    fn repeating_a_decision_changes_nothing_in_status() {
+        for decision in every_decision() {
+            let first = next_status(None, &decision, Some(1), &at(10));
+            let second = next_status(Some(&first), &decision, Some(1), &at(20));
+            assert_eq!(first, second, "{decision:?}");
+        }
+    }
+
+    #[test]
+    fn ready_is_always_present() {
+        for decision in every_decision() {
+            let status = next_status(None, &decision, Some(1), &at(10));
+            assert!(find(&status.conditions, READY).is_some(), "{decision:?}");
+        }
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_ready_flips() {
+        let waiting = Decision::WaitHealthy {
+            message: "Deployment/app 0/1 available".into(),
+        };
+        let first = next_status(None, &waiting, Some(1), &at(10));
+        let other_wait = Decision::WaitHealthy {
+            message: "Deployment/app 0/2 available".into(),
+        };
+        let second = next_status(Some(&first), &other_wait, Some(1), &at(20));
+        let ready_time = |s: &HelmReleaseStatus| {
+            find(&s.conditions, READY).map(|c| c.last_transition_time.clone())
+        };
+        assert_eq!(ready_time(&second), Some(at(10)));
+        let ready = next_status(Some(&second), &Decision::Ready, Some(1), &at(30));
+        assert_eq!(ready_time(&ready), Some(at(30)));
+    }
+
+    #[test]
+    fn waiting_for_dependencies_names_them_in_two_conditions() {
+        let decision = Decision::WaitForDependencies {
+            message: "waiting for postgres: does not exist".into(),
+        };
+        let status = next_status(None, &decision, Some(1), &at(10));
+        assert_eq!(status.phase, Some(HelmReleasePhase::WaitingForDependencies));
+        for type_ in [READY, DEPENDENCIES_READY] {
+            let condition = find(&status.conditions, type_).expect("condition present");
+            assert_eq!(condition.status, "False");
+            assert_eq!(condition.reason, reasons::DEPENDENCIES_NOT_READY);
+            assert!(condition.message.contains("postgres"));
+        }
+        assert_eq!(status_of(&status, RECONCILING), "True");
+    }
+
+    #[test]
+    fn spec_error_stalls_the_release_and_stops_reconciling() {
+        let decision = Decision::SpecError {
+            reason: "ExpressionSyntax".into(),
+            message: "spec.values.url: unexpected end".into(),
+        };
+        let status = next_status(None, &decision, Some(1), &at(10));
+        assert_eq!(status.phase, Some(HelmReleasePhase::Failed));
+        assert_eq!(status_of(&status, STALLED), "True");
+        assert_eq!(status_of(&status, RECONCILING), "False");
+        assert_eq!(
+            find(&status.conditions, READY).map(|c| c.reason.as_str()),
+            Some("ExpressionSyntax")
+        );
+    }
+
+    #[test]
+    fn ambiguous_dependency_also_marks_dependencies_not_ready() {
+        let decision = Decision::SpecError {
+            reason: "AmbiguousDependency".into(),
+            message: "dependency db names both".into(),
+        };
+        let status = next_status(None, &decision, Some(1), &at(10));
+        assert_eq!(status_of(&status, DEPENDENCIES_READY), "False");
+    }
+
+    #[test]
+    fn apply_is_installing_first_and_upgrading_after() {
+        let install = Decision::Apply {
+            is_upgrade: false,
+            drift: vec![],
+        };
+        let status = next_status(None, &install, Some(1), &at(10));
+        assert_eq!(status.phase, Some(HelmReleasePhase::Installing));
+        assert_eq!(
+            status.timings.as_ref().and_then(|t| t.started_at.clone()),
+            Some(at(10))
+        );
+        let waiting = Decision::WaitHealthy {
+            message: "Deployment/app 0/1 available".into(),
+        };
+        let status = next_status(Some(&status), &waiting, Some(1), &at(20));
+        assert_eq!(status.phase, Some(HelmReleasePhase::Installing));
+
+        let upgrade = Decision::Apply {
+            is_upgrade: true,
+            drift: vec![],
+        };
+        let status = next_status(Some(&status), &upgrade, Some(1), &at(30));
+        assert_eq!(status.phase, Some(HelmReleasePhase::Upgrading));
+        let status = next_status(Some(&status), &waiting, Some(1), &at(40));
+        assert_eq!(status.phase, Some(HelmReleasePhase::Upgrading));
+    }
+
+    #[test]
+    fn new_generation_restarts_the_timings_but_keeps_creation() {
+        let ready = next_status(None, &Decision::Ready, Some(1), &at(10));
+        let apply = Decision::Apply {
+            is_upgrade: true,
+            drift: vec![],
+        };
+        let status = next_status(Some(&ready), &apply, Some(2), &at(20));
+        let timings = status.timings.expect("timings");
+        assert_eq!(timings.created_at, Some(at(10)));
+        assert_eq!(timings.started_at, Some(at(20)));
+        assert_eq!(timings.ready_at, None);
+    }
+
+    #[test]
+    fn ready_from_an_older_generation_does_not_count() {
+        let ready = next_status(None, &Decision::Ready, Some(1), &at(10));
+        assert!(!is_ready_for_generation(&ready.conditions, Some(2)));
+    }
+
+    #[test]
+    fn transient_failures_are_counted_and_cleared_by_progress() {
+        let first = failure_status(
+            None,
+            "ChartFetch",
+            "repository unreachable",
+            Some(1),
+            &at(10),
+        );
+        let second = failure_status(
+            Some(&first),
+            "ChartFetch",
+            "repository unreachable",
+            Some(1),
+            &at(20),
+        );
+        assert_eq!(second.failures, Some(2));
+        assert_eq!(second.phase, Some(HelmReleasePhase::Failed));
+        assert_eq!(status_of(&second, STALLED), "False");
+        let recovered = next_status(Some(&second), &Decision::Ready, Some(1), &at(30));
+        assert_eq!(recovered.failures, None);
+    }
+
+    #[test]
+    fn suspended_release_is_not_ready_and_not_reconciling() {
+        let status = next_status(None, &Decision::Suspended, Some(1), &at(10));
+        assert_eq!(status.phase, Some(HelmReleasePhase::Suspended));
+        assert_eq!(status_of(&status, READY), "False");
+        assert_eq!(status_of(&status, RECONCILING), "False");
+    }
+
+    fn every_decision() -> Vec<Decision> {
+        vec![
+            Decision::Suspended,
+            Decision::Pending,
+            Decision::WaitForDependencies {
+                message: "m".into(),
+            },
+            Decision::SpecError {
+                reason: "R".into(),
+                message: "m".into(),
+            },
+            Decision::WaitForOutputs {
+                reason: "MissingOutput".into(),
+                message: "m".into(),
+            },
+            Decision::Apply {
+                is_upgrade: false,
+                drift: vec![],
+            },
+            Decision::WaitHealthy {
+                message: "m".into(),
+            },
+            Decision::Failed {
+                message: "m".into(),
+            },
+            Decision::WaitForPublishedOutputs {
+                message: "m".into(),
+            },
+            Decision::Ready,
+        ]
+    }
+}
