@@ -10,7 +10,11 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use kube::runtime::reflector::Store;
+use futures::{Stream, StreamExt};
+use kube::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
 use crate::{Error, Metrics, Shutdown};
@@ -20,7 +24,7 @@ use crate::{Error, Metrics, Shutdown};
 ///
 /// Each controller [`register`](Readiness::register)s itself before it starts (so `/readyz`
 /// never answers ready before a controller has even begun) and flips its [`ReadyFlag`] once its
-/// reflector stores are ready, for example with [`ReadyFlag::set_ready_when_synced`].
+/// watch caches hold their initial lists, with [`ReadyFlag::watch`] or [`ReadyFlag::track`].
 ///
 /// An instance waiting for the leader election Lease is *standby* and reports ready: it is
 /// healthy and must not hold up a rolling update of the Deployment, it simply does no work yet.
@@ -141,23 +145,56 @@ impl ReadyFlag {
             .insert(self.name.clone(), false);
     }
 
-    /// Waits until every store has received its first full list, then reports the controller
-    /// ready. Spawn it next to the controller:
-    /// `tokio::spawn(flag.set_ready_when_synced(vec![controller.store()]))`. Stores of
-    /// different kinds can be awaited one after the other before calling
-    /// [`set_ready`](ReadyFlag::set_ready) by hand.
-    pub async fn set_ready_when_synced<K>(self, stores: Vec<Store<K>>)
+    /// Passes a watcher event stream through and reports the controller ready at its first
+    /// `InitDone` (the initial list is complete). Place it after `.reflect(writer)`, so that
+    /// the store holds the listed objects by the time the flag flips.
+    ///
+    /// Readiness follows the event stream rather than `Store::wait_until_ready`: in kube-runtime
+    /// 5 a store's readiness wakes only the task that polled it last, and the `Controller`
+    /// itself waits on its store, so a second waiter may never be woken, or may take the
+    /// Controller's wake-up.
+    pub fn track<S, K, E>(self, stream: S) -> impl Stream<Item = Result<watcher::Event<K>, E>>
     where
-        K: kube::Resource + Clone + 'static,
-        K::DynamicType: Eq + std::hash::Hash + Clone,
+        S: Stream<Item = Result<watcher::Event<K>, E>>,
     {
-        for store in stores {
-            if store.wait_until_ready().await.is_err() {
-                // The writer went away: the controller stopped before its caches synced.
-                return;
+        stream.inspect(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                self.set_ready();
             }
-        }
-        self.set_ready();
+        })
+    }
+
+    /// The primary watch of a controller, reporting this flag ready once its initial list is in
+    /// the store: a reader and a trigger stream for `Controller::for_stream`.
+    ///
+    /// ```no_run
+    /// # use k8s_openapi::api::core::v1::ConfigMap;
+    /// # use kube::runtime::Controller;
+    /// # fn demo(ctx: upstart_operator_runtime::OperatorContext) {
+    /// let ready = ctx.readiness.register("configmaps");
+    /// let (store, trigger) = ready.watch(ctx.api::<ConfigMap>(), ctx.watcher_config());
+    /// let controller = Controller::for_stream(trigger, store);
+    /// # let _ = controller; }
+    /// ```
+    ///
+    /// The watch retries with kube-runtime's default backoff.
+    pub fn watch<K>(
+        self,
+        api: Api<K>,
+        config: watcher::Config,
+    ) -> (
+        Store<K>,
+        impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    )
+    where
+        K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let (store, writer) = reflector::store();
+        let stream = self
+            .track(watcher(api, config).default_backoff().reflect(writer))
+            .applied_objects();
+        (store, stream)
     }
 }
 
@@ -308,19 +345,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_flag_turns_ready_once_the_store_has_its_first_list() {
+    async fn the_flag_turns_ready_once_the_initial_list_is_done() {
         use k8s_openapi::api::core::v1::ConfigMap;
-        use kube::runtime::watcher;
 
         let readiness = Readiness::new();
         let flag = readiness.register("configmaps");
-        let (store, mut writer) = kube::runtime::reflector::store::<ConfigMap>();
-        let task = tokio::spawn(flag.set_ready_when_synced(vec![store]));
-        tokio::task::yield_now().await;
-        assert!(!readiness.is_ready());
-        writer.apply_watcher_event(&watcher::Event::Init);
-        writer.apply_watcher_event(&watcher::Event::InitDone);
-        task.await.expect("task");
+        let events = futures::stream::iter([
+            Ok::<_, std::convert::Infallible>(watcher::Event::<ConfigMap>::Init),
+            Ok(watcher::Event::InitApply(ConfigMap::default())),
+            Ok(watcher::Event::InitDone),
+        ]);
+        let mut tracked = Box::pin(flag.track(events));
+        tracked.next().await;
+        tracked.next().await;
+        assert!(!readiness.is_ready(), "not before InitDone");
+        tracked.next().await;
         assert!(readiness.is_ready());
     }
 }

@@ -66,11 +66,12 @@
 //! async fn operate(ctx: OperatorContext, shutdown: Shutdown) -> Result<(), Error> {
 //!     // Register before starting, so /readyz never reports ready before the caches synced.
 //!     let ready = ctx.readiness.register(CONTROLLER);
-//!     let controller = Controller::new(ctx.api::<ConfigMap>(), ctx.watcher_config())
+//!     // The primary watch (--namespace, --label-selector shard), flipping `ready` once listed.
+//!     let (store, trigger) = ready.watch(ctx.api::<ConfigMap>(), ctx.watcher_config());
+//!     let controller = Controller::for_stream(trigger, store)
 //!         .with_config(ctx.controller_config())
 //!         // Stop taking work on SIGTERM or lost leadership; in-flight reconciles finish.
 //!         .graceful_shutdown_on(shutdown.wait());
-//!     tokio::spawn(ready.set_ready_when_synced(vec![controller.store()]));
 //!     let context = Arc::new(Context {
 //!         metrics: ctx.metrics.controller(CONTROLLER),
 //!         recorder: ctx.recorder(CONTROLLER),
