@@ -185,6 +185,9 @@ pub async fn client_from_args(args: &CommonArgs) -> Result<kube::Client, Error> 
 ///    election, when the leadership is lost; it should stop taking work and return;
 /// 4. the Lease is released, then the health server stops.
 ///
+/// Under leader election, the gauge `upstart_leader` (1 while leading) is added to the
+/// context's metrics.
+///
 /// Returns `Ok(())` when the work ended well (or `shutdown` fired before the leadership was
 /// won), the work's error as [`Error::Operator`], or [`Error::LeadershipLost`].
 pub async fn run<F, Fut, E>(
@@ -208,6 +211,13 @@ where
         None => None,
     };
     let readiness = ctx.readiness.clone();
+    let leader_gauge = match &elector {
+        Some(_) => Some(ctx.metrics.register(prometheus::IntGauge::new(
+            "upstart_leader",
+            "1 while this instance holds the leader election Lease, 0 otherwise.",
+        )?)?),
+        None => None,
+    };
     let server = match options.health_addr {
         Some(addr) => {
             Some(HealthServer::start(addr, ctx.metrics.clone(), readiness.clone()).await?)
@@ -220,9 +230,15 @@ where
             let outcome = elector
                 .run_while_leader(shutdown, |token| {
                     readiness.set_standby(false);
+                    if let Some(gauge) = &leader_gauge {
+                        gauge.set(1);
+                    }
                     work(ctx, token.shutdown().clone())
                 })
                 .await;
+            if let Some(gauge) = &leader_gauge {
+                gauge.set(0);
+            }
             match outcome {
                 Ok(None) => Ok(()),
                 Ok(Some(result)) => result.map_err(operator_error),

@@ -174,6 +174,7 @@ async fn run_serves_health_while_standby_then_runs_the_work_once_leading() -> an
     assert_eq!(status, 200);
     assert!(body.contains("standby"), "{body}");
     assert_eq!(get(port, "/healthz").await?.0, 200);
+    assert!(get(port, "/metrics").await?.1.contains("upstart_leader 0"));
 
     // A stops and releases; B leads, is not ready until its controller synced.
     shutdown_a.trigger();
@@ -184,6 +185,7 @@ async fn run_serves_health_while_standby_then_runs_the_work_once_leading() -> an
     assert!(body.contains("example"), "{body}");
     flag.set_ready();
     assert_eq!(get(port, "/readyz").await?.0, 200);
+    assert!(get(port, "/metrics").await?.1.contains("upstart_leader 1"));
     assert!(readiness_b.is_ready());
 
     shutdown_b.trigger();
