@@ -30,8 +30,8 @@ use crate::logging::LogFormat;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct CommonArgs {
-    /// Kubeconfig file to use; without it the in-cluster configuration is used, else the
-    /// default kubeconfig (`KUBECONFIG`, `~/.kube/config`).
+    /// Kubeconfig file to use; without it `KUBECONFIG`, else the in-cluster configuration,
+    /// else `~/.kube/config`.
     #[arg(long, env = "UPSTART_KUBECONFIG", value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
 

@@ -148,8 +148,8 @@ impl RunOptions {
     }
 }
 
-/// Builds the Kubernetes client: from `--kubeconfig` when given, else the in-cluster
-/// configuration, else the default kubeconfig.
+/// Builds the Kubernetes client: from `--kubeconfig` when given, else `KUBECONFIG`, else the
+/// in-cluster configuration, else `~/.kube/config`.
 pub async fn client_from_args(args: &CommonArgs) -> Result<kube::Client, Error> {
     // kube is built with rustls on ring; make ring the process default so that no other
     // dependency's provider choice can make TLS set-up ambiguous.
@@ -171,7 +171,15 @@ pub async fn client_from_args(args: &CommonArgs) -> Result<kube::Client, Error> 
                 source,
             })?
         }
-        None => kube::Config::infer().await.map_err(Error::InferConfig)?,
+        // controller-runtime's order: `KUBECONFIG`, then in-cluster, then `~/.kube/config`
+        // (kube's `infer` alone would prefer a stray `~/.kube/config` inside a pod).
+        None => match std::env::var_os("KUBECONFIG") {
+            None => match kube::Config::incluster() {
+                Ok(config) => config,
+                Err(_) => kube::Config::infer().await.map_err(Error::InferConfig)?,
+            },
+            Some(_) => kube::Config::infer().await.map_err(Error::InferConfig)?,
+        },
     };
     kube::Client::try_from(config).map_err(Error::Client)
 }
