@@ -169,6 +169,29 @@ mod tests {
     }
 
     #[test]
+    fn delay_grows_monotonically_and_stays_within_the_cap_for_any_settings() {
+        let durations =
+            [0, 1, 7, 100, 1_000, 30_000, 300_000, u64::MAX / 4].map(Duration::from_millis);
+        for base in durations {
+            for cap in durations {
+                let mut previous = Duration::ZERO;
+                for failures in 0..80 {
+                    let delay = backoff_delay(base, cap, failures);
+                    assert!(delay <= cap, "{base:?} {cap:?} {failures}");
+                    assert!(delay >= previous, "{base:?} {cap:?} {failures}");
+                    if let Some(exact) = base.checked_mul(1 << failures.min(31))
+                        && failures < 31
+                        && exact <= cap
+                    {
+                        assert_eq!(delay, exact);
+                    }
+                    previous = delay;
+                }
+            }
+        }
+    }
+
+    #[test]
     fn delay_never_overflows_for_huge_failure_counts() {
         let cap = Duration::from_secs(300);
         assert_eq!(backoff_delay(S, cap, 31), cap);

@@ -42,3 +42,37 @@ async fn a_missing_kubeconfig_is_an_error_naming_the_file() {
         Ok(_) => panic!("a client from a missing file"),
     }
 }
+
+#[tokio::test]
+async fn the_lease_defaults_to_the_operator_name_in_the_clients_namespace() {
+    let cp = ControlPlane::start(Options::default());
+    let ctx = upstart_operator_runtime::OperatorContext::new(
+        "helmrelease-operator",
+        cp.client(),
+        CommonArgs::default(),
+    );
+    let lease = ctx.lease_config();
+    assert_eq!(lease.name, "helmrelease-operator");
+    assert_eq!(lease.identity, ctx.identity());
+    assert_eq!(lease.lease_duration, std::time::Duration::from_secs(15));
+    let in_a_pod = std::env::var_os("POD_NAMESPACE").is_some()
+        || std::path::Path::new("/var/run/secrets/kubernetes.io/serviceaccount/namespace").exists();
+    if !in_a_pod {
+        assert_eq!(lease.namespace, "default");
+    }
+
+    let ctx = upstart_operator_runtime::OperatorContext::new(
+        "helmrelease-operator",
+        cp.client(),
+        CommonArgs {
+            leader_election_namespace: Some("upstart-system".into()),
+            lease_name: Some("hr-shard-a".into()),
+            ..CommonArgs::default()
+        },
+    );
+    let lease = ctx.lease_config();
+    assert_eq!(
+        (lease.namespace.as_str(), lease.name.as_str()),
+        ("upstart-system", "hr-shard-a")
+    );
+}
