@@ -6,17 +6,59 @@ pub enum Error {
     /// The Kubernetes API refused or failed a request.
     #[error("{action}: {source}")]
     Kube {
-        action: &'static str,
+        action: String,
         #[source]
         source: kube::Error,
     },
+    /// Discovery of the served APIs failed.
+    #[error("discovering the cluster's APIs: {0}")]
+    Discovery(#[source] kube::Error),
+    /// The release object has no namespace.
+    #[error("HelmRelease has no namespace")]
+    NotNamespaced,
+    /// The chart could not be fetched.
+    #[error("fetching the chart: {0}")]
+    ChartFetch(#[source] upstart_chart_source::Error),
+    /// Rendering or planning the manifests failed.
+    #[error("{0}")]
+    Render(#[source] upstart_release_engine::Error),
+    /// A rendered object's kind is not served by the cluster (yet).
+    #[error("{api_version} {kind} is not served by the cluster")]
+    UnknownKind { api_version: String, kind: String },
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// Startup configuration is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 impl Error {
     /// A short, bounded label for metrics and condition reasons.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Error::Kube { .. } => "kube",
+            Error::Kube { .. } => "Kube",
+            Error::Discovery(_) => "Discovery",
+            Error::NotNamespaced => "NotNamespaced",
+            Error::ChartFetch(_) => "ChartFetch",
+            Error::Render(_) => "Render",
+            Error::UnknownKind { .. } => "UnknownKind",
+            Error::Finalizer(_) => "Finalizer",
+            Error::Config(_) => "Config",
         }
+    }
+
+    /// Only a spec change can fix this: set Stalled and stop retrying.
+    pub fn needs_spec_change(&self) -> bool {
+        match self {
+            Error::ChartFetch(e) => !e.is_transient(),
+            Error::Render(e) => e.needs_spec_change(),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn kube(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+        let action = action.into();
+        move |source| Error::Kube { action, source }
     }
 }

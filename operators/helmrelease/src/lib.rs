@@ -5,9 +5,11 @@
 //! [`status`] turns that decision into the status to write. The kube-facing code stays thin.
 
 pub mod constants;
+pub mod controller;
 pub mod decide;
 mod error;
 pub mod status;
+pub mod wakeups;
 
 pub use decide::{
     Decision, DependencyObservation, DependencyState, Observation, ValuesState, decide,

@@ -1,0 +1,876 @@
+//! The kube-facing side of the operator: observe a release and its surroundings, act on the
+//! decision of [`crate::decide`], write the status of [`crate::status`]. Thin on purpose.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+use tokio::sync::RwLock;
+use tracing::{info, instrument, warn};
+use upstart_api::conditions::{READY, find, is_ready_for_generation};
+use upstart_api::v1alpha1::{
+    DependencyKind, HelmRelease, HelmReleaseStatus, InventoryEntry, UpstartService,
+};
+use upstart_chart_source::{ChartSource, Credentials, RepositoryConfig};
+use upstart_dag::{
+    ExpressionContext, Expressions, Objects, Outputs, ReleaseInfo, collect_release_outputs,
+    collect_service_outputs, release_values,
+};
+use upstart_release_engine::catalog::ApiCatalog;
+use upstart_release_engine::digest::{FieldDigest, canonical_json};
+use upstart_release_engine::health::{self, Health};
+use upstart_release_engine::manifests::{
+    self, ClusterScopedAllowList, Limits, RELEASE_LABEL, ReleaseScope,
+};
+use upstart_release_engine::render::{RenderRequest, Renderer};
+
+use crate::Error;
+use crate::constants::{FIELD_MANAGER, FINALIZER};
+use crate::decide::{
+    Decision, DependencyObservation, DependencyState, Observation, ValuesState, decide,
+};
+use crate::status::{failure_status, next_status};
+use crate::wakeups::{self, DataKind};
+
+/// Largest `valuesFrom` document read (SPEC §7: hostile inputs have size limits).
+pub const MAX_VALUES_DOCUMENT_BYTES: usize = 1024 * 1024;
+/// How soon a release waiting for its workloads is looked at again if no watch event came.
+const HEALTH_RECHECK: Duration = Duration::from_secs(30);
+
+/// What the operator is configured with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The helm binary (SPEC §2.4).
+    pub helm_path: PathBuf,
+    /// Chart repositories (SPEC §2.2).
+    pub repositories: RepositoryConfig,
+    /// Credentials by repository alias, read from the operator's own namespace.
+    pub credentials: HashMap<String, Credentials>,
+    /// Chart archive cache.
+    pub cache_dir: PathBuf,
+    /// Cluster-scoped kinds a chart may create.
+    pub cluster_scoped_allow_list: ClusterScopedAllowList,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    client: Client,
+    renderer: Renderer,
+    charts: ChartSource,
+    expressions: Expressions,
+    discovered: RwLock<Discovered>,
+    allow_list: ClusterScopedAllowList,
+    limits: Limits,
+    releases: Store<HelmRelease>,
+}
+
+/// What discovery found: the catalog for rendering and planning, and how to reach each kind.
+struct Discovered {
+    catalog: ApiCatalog,
+    resources: HashMap<(String, String), (ApiResource, ApiCapabilities)>,
+}
+
+impl Context {
+    /// Builds the shared context: helm is checked here, so a missing helm fails startup.
+    pub async fn new(
+        client: Client,
+        config: Config,
+        releases: Store<HelmRelease>,
+    ) -> Result<Self, Error> {
+        let renderer = Renderer::new(&config.helm_path)
+            .await
+            .map_err(Error::Render)?;
+        let charts = ChartSource::new(config.repositories, config.credentials, &config.cache_dir)
+            .map_err(Error::ChartFetch)?;
+        let discovered = discover(&client).await?;
+        Ok(Context {
+            client,
+            renderer,
+            charts,
+            expressions: Expressions::new(),
+            discovered: RwLock::new(discovered),
+            allow_list: config.cluster_scoped_allow_list,
+            limits: Limits::default(),
+            releases,
+        })
+    }
+
+    /// How to reach `kind` of `api_version`; rediscovers once when it is unknown (a CRD the
+    /// chart just installed).
+    async fn resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<(ApiResource, ApiCapabilities), Error> {
+        let key = (api_version.to_owned(), kind.to_owned());
+        if let Some(found) = self.discovered.read().await.resources.get(&key) {
+            return Ok(found.clone());
+        }
+        let fresh = discover(&self.client).await?;
+        let mut discovered = self.discovered.write().await;
+        *discovered = fresh;
+        discovered
+            .resources
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| Error::UnknownKind {
+                api_version: api_version.to_owned(),
+                kind: kind.to_owned(),
+            })
+    }
+
+    async fn dynamic_api(
+        &self,
+        entry: &InventoryEntry,
+        namespace: &str,
+    ) -> Result<Api<DynamicObject>, Error> {
+        let (resource, capabilities) = self.resource(&entry.api_version, &entry.kind).await?;
+        Ok(if capabilities.scope == Scope::Namespaced {
+            Api::namespaced_with(
+                self.client.clone(),
+                entry.namespace.as_deref().unwrap_or(namespace),
+                &resource,
+            )
+        } else {
+            Api::all_with(self.client.clone(), &resource)
+        })
+    }
+}
+
+async fn discover(client: &Client) -> Result<Discovered, Error> {
+    let version = client.apiserver_version().await.map_err(Error::Discovery)?;
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .map_err(Error::Discovery)?;
+    let mut catalog = ApiCatalog::new(version.git_version);
+    let mut resources = HashMap::new();
+    for group in discovery.groups() {
+        for version in group.versions() {
+            for (resource, capabilities) in group.versioned_resources(version) {
+                catalog.add(
+                    &resource.api_version,
+                    &resource.kind,
+                    capabilities.scope == Scope::Namespaced,
+                );
+                resources.insert(
+                    (resource.api_version.clone(), resource.kind.clone()),
+                    (resource, capabilities),
+                );
+            }
+        }
+    }
+    Ok(Discovered { catalog, resources })
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    config: Config,
+    watcher_config: watcher::Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), Error> {
+    let releases: Api<HelmRelease> = Api::all(client.clone());
+    let controller = Controller::new(releases.clone(), watcher_config.clone());
+    let store = controller.store();
+    let context = Arc::new(Context::new(client.clone(), config, store.clone()).await?);
+    let owned = watcher::Config::default().labels(RELEASE_LABEL);
+
+    let by_release = store.clone();
+    let by_service = store.clone();
+    let by_secret = store.clone();
+    let by_config_map = store.clone();
+    controller
+        .watches(releases, watcher_config.clone(), move |changed| {
+            wakeups::dependents_of_release(&by_release.state(), &changed)
+        })
+        .watches(
+            Api::<UpstartService>::all(client.clone()),
+            watcher_config.clone(),
+            move |service| {
+                service
+                    .namespace()
+                    .map(|ns| {
+                        wakeups::dependents(
+                            &by_service.state(),
+                            &ns,
+                            &service.name_any(),
+                            DependencyKind::UpstartService,
+                        )
+                    })
+                    .unwrap_or_default()
+            },
+        )
+        .watches(
+            Api::<Secret>::all(client.clone()),
+            watcher::Config::default(),
+            move |s| {
+                s.namespace()
+                    .map(|ns| {
+                        wakeups::readers_of_data(
+                            &by_secret.state(),
+                            &ns,
+                            DataKind::Secret,
+                            &s.name_any(),
+                        )
+                    })
+                    .unwrap_or_default()
+            },
+        )
+        .watches(
+            Api::<ConfigMap>::all(client.clone()),
+            watcher::Config::default(),
+            move |c| {
+                c.namespace()
+                    .map(|ns| {
+                        wakeups::readers_of_data(
+                            &by_config_map.state(),
+                            &ns,
+                            DataKind::ConfigMap,
+                            &c.name_any(),
+                        )
+                    })
+                    .unwrap_or_default()
+            },
+        )
+        .watches(Api::<Deployment>::all(client.clone()), owned.clone(), |o| {
+            wakeups::release_of_labels(o.namespace().as_deref(), o.labels())
+        })
+        .watches(
+            Api::<StatefulSet>::all(client.clone()),
+            owned.clone(),
+            |o| wakeups::release_of_labels(o.namespace().as_deref(), o.labels()),
+        )
+        .watches(Api::<DaemonSet>::all(client.clone()), owned.clone(), |o| {
+            wakeups::release_of_labels(o.namespace().as_deref(), o.labels())
+        })
+        .watches(Api::<Job>::all(client), owned, |o| {
+            wakeups::release_of_labels(o.namespace().as_deref(), o.labels())
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!(%error, "reconcile failed");
+            }
+        })
+        .await;
+    Ok(())
+}
+
+/// One reconcile: the finalizer decides between applying and tearing down.
+#[instrument(skip_all, fields(namespace = hr.namespace(), name = hr.name_any()))]
+pub async fn reconcile(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = hr.namespace().ok_or(Error::NotNamespaced)?;
+    let api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, hr, |event| async {
+        match event {
+            FinalizerEvent::Apply(hr) => apply(&hr, &ctx, &namespace).await,
+            FinalizerEvent::Cleanup(hr) => cleanup(&hr, &ctx, &namespace).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+fn error_policy(_hr: Arc<HelmRelease>, error: &Error, _ctx: Arc<Context>) -> Action {
+    // Bounded: the retry count lives in status.failures; a fixed delay keeps this simple until
+    // the shared runtime's backoff is wired in.
+    warn!(reason = error.metric_label(), "reconcile error; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// What observe found, plus what the apply step needs and the decision does not.
+struct Observed {
+    observation: Observation,
+    values: Option<Value>,
+    digest: Option<String>,
+    published_keys: Vec<String>,
+}
+
+async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Action, Error> {
+    let observed = observe(hr, ctx, namespace).await?;
+    let decision = decide(&observed.observation);
+    let now = Time(Timestamp::now());
+    let generation = hr.metadata.generation;
+    let old = hr.status.as_ref();
+    let api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), namespace);
+
+    if let Decision::Apply { is_upgrade, drift } = &decision {
+        if !drift.is_empty() {
+            info!(
+                objects = drift.join(", "),
+                "putting back objects deleted by hand"
+            );
+        }
+        let values = observed.values.clone().unwrap_or(Value::Null);
+        match apply_release(hr, ctx, namespace, &values, *is_upgrade).await {
+            Ok(applied) => {
+                let mut status = next_status(old, &decision, generation, &now);
+                status.applied_digest = observed.digest.clone();
+                status.inventory = applied.inventory;
+                status.version = Some(applied.version);
+                status.chart_digest = Some(applied.chart_digest);
+                status.outputs = observed.published_keys.clone();
+                write_status(&api, hr, status).await?;
+                // The status write wakes the release again; this is only the safety net.
+                return Ok(Action::requeue(Duration::from_secs(1)));
+            }
+            Err(error) if error.needs_spec_change() => {
+                let decision = Decision::SpecError {
+                    reason: error.metric_label().to_owned(),
+                    message: error.to_string(),
+                };
+                let status = next_status(old, &decision, generation, &now);
+                write_status(&api, hr, status).await?;
+                return Ok(Action::requeue(hr.spec.interval()));
+            }
+            Err(error) => {
+                let status = failure_status(
+                    old,
+                    error.metric_label(),
+                    &error.to_string(),
+                    generation,
+                    &now,
+                );
+                write_status(&api, hr, status).await?;
+                return Err(error);
+            }
+        }
+    }
+
+    let mut status = next_status(old, &decision, generation, &now);
+    status.outputs = observed.published_keys;
+    write_status(&api, hr, status).await?;
+    Ok(match decision {
+        Decision::Suspended | Decision::SpecError { .. } => Action::await_change(),
+        Decision::WaitHealthy { .. } | Decision::WaitForPublishedOutputs { .. } => {
+            Action::requeue(HEALTH_RECHECK)
+        }
+        Decision::Failed { .. } => Action::requeue(HEALTH_RECHECK),
+        Decision::Pending
+        | Decision::WaitForDependencies { .. }
+        | Decision::WaitForOutputs { .. }
+        | Decision::Apply { .. }
+        | Decision::Ready => Action::requeue(hr.spec.interval()),
+    })
+}
+
+/// Writes status with server-side apply, only when it changed (no self-triggered loops).
+async fn write_status(
+    api: &Api<HelmRelease>,
+    hr: &HelmRelease,
+    status: HelmReleaseStatus,
+) -> Result<(), Error> {
+    if hr.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": HelmRelease::api_version(&()),
+        "kind": HelmRelease::kind(&()),
+        "metadata": {"name": hr.name_any()},
+        "status": status,
+    });
+    api.patch_status(
+        &hr.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube("writing status"))?;
+    Ok(())
+}
+
+async fn observe(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Observed, Error> {
+    let mut dependencies = Vec::new();
+    let mut expression_context = ExpressionContext {
+        release: ReleaseInfo {
+            name: hr.name_any(),
+            namespace: namespace.to_owned(),
+        },
+        ..ExpressionContext::default()
+    };
+    for dependency in &hr.spec.dependencies {
+        let (state, outputs) =
+            observe_dependency(ctx, namespace, &dependency.name, dependency.kind).await?;
+        expression_context
+            .dependencies
+            .insert(dependency.alias().to_owned(), outputs);
+        dependencies.push(DependencyObservation {
+            name: dependency.name.clone(),
+            state,
+        });
+    }
+    let all_ready = dependencies
+        .iter()
+        .all(|d| d.state == DependencyState::Ready);
+
+    let (values_state, values, digest) = if all_ready {
+        match resolve_values(hr, ctx, namespace, &expression_context).await? {
+            Ok(values) => {
+                let digest = FieldDigest::new()
+                    .field("chart", &hr.spec.chart)
+                    .field("version", hr.spec.version.as_deref().unwrap_or(""))
+                    .field("releaseName", release_name(hr).as_str())
+                    .field("namespace", namespace)
+                    .field("values", &canonical_json(&values))
+                    .finish();
+                (
+                    ValuesState::Resolved {
+                        digest: digest.clone(),
+                    },
+                    Some(values),
+                    Some(digest),
+                )
+            }
+            Err(state) => (state, None, None),
+        }
+    } else {
+        (ValuesState::NotObserved, None, None)
+    };
+
+    let status = hr.status.clone().unwrap_or_default();
+    let mut healths = Vec::new();
+    let mut inventory_missing = Vec::new();
+    for entry in &status.inventory {
+        let api = match ctx.dynamic_api(entry, namespace).await {
+            Ok(api) => api,
+            Err(Error::UnknownKind { .. }) => {
+                inventory_missing.push(manifests::display_name(entry));
+                healths.push(Health::missing(entry));
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        match api
+            .get_opt(&entry.name)
+            .await
+            .map_err(Error::kube("reading an applied object"))?
+        {
+            Some(live) => {
+                let live = serde_json::to_value(&live).unwrap_or(Value::Null);
+                healths.push(health::assess(&live));
+            }
+            None => {
+                inventory_missing.push(manifests::display_name(entry));
+                healths.push(Health::missing(entry));
+            }
+        }
+    }
+    let health = health::combine(healths);
+
+    let own = objects_for(ctx, namespace, &hr.spec.outputs_from).await?;
+    let (published_missing, published_keys) =
+        match collect_release_outputs(&hr.spec.outputs_from, &own) {
+            Ok(collected) => (
+                collected.missing.iter().map(ToString::to_string).collect(),
+                collected.outputs.key_names(),
+            ),
+            Err(error) => (vec![error.to_string()], Vec::new()),
+        };
+
+    let health_timed_out = !health.is_healthy()
+        && status
+            .timings
+            .as_ref()
+            .and_then(|t| t.started_at.as_ref())
+            .is_some_and(|started| {
+                let waited = Timestamp::now().duration_since(started.0);
+                waited.unsigned_abs() > hr.spec.timeout()
+            });
+
+    Ok(Observed {
+        observation: Observation {
+            suspended: hr.spec.suspend,
+            dependencies,
+            values: values_state,
+            applied_digest: status.applied_digest.clone(),
+            inventory_missing,
+            wait: hr.spec.wait(),
+            health,
+            health_timed_out,
+            published_missing,
+        },
+        values,
+        digest,
+        published_keys,
+    })
+}
+
+fn release_name(hr: &HelmRelease) -> String {
+    hr.spec
+        .release_name
+        .clone()
+        .unwrap_or_else(|| hr.name_any())
+}
+
+/// A dependency's state and, once Ready, the outputs it publishes.
+async fn observe_dependency(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    kind: Option<DependencyKind>,
+) -> Result<(DependencyState, Outputs), Error> {
+    let releases: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), namespace);
+    let services: Api<UpstartService> = Api::namespaced(ctx.client.clone(), namespace);
+    let release = match kind {
+        Some(DependencyKind::UpstartService) => None,
+        _ => releases
+            .get_opt(name)
+            .await
+            .map_err(Error::kube("reading a dependency"))?,
+    };
+    let service = match kind {
+        Some(DependencyKind::HelmRelease) => None,
+        _ => services
+            .get_opt(name)
+            .await
+            .map_err(Error::kube("reading a dependency"))?,
+    };
+    match (release, service) {
+        (Some(_), Some(_)) => Ok((DependencyState::Ambiguous, Outputs::new())),
+        (None, None) => Ok((DependencyState::Missing, Outputs::new())),
+        (Some(release), None) => {
+            let conditions = release
+                .status
+                .as_ref()
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default();
+            if !is_ready_for_generation(conditions, release.metadata.generation) {
+                return Ok((not_ready(conditions), Outputs::new()));
+            }
+            let objects = objects_for(ctx, namespace, &release.spec.outputs_from).await?;
+            match collect_release_outputs(&release.spec.outputs_from, &objects) {
+                Ok(collected) => Ok((DependencyState::Ready, collected.outputs)),
+                Err(error) => Ok((
+                    DependencyState::NotReady {
+                        message: error.to_string(),
+                    },
+                    Outputs::new(),
+                )),
+            }
+        }
+        (None, Some(service)) => {
+            let conditions = service
+                .status
+                .as_ref()
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default();
+            if !is_ready_for_generation(conditions, service.metadata.generation) {
+                return Ok((not_ready(conditions), Outputs::new()));
+            }
+            let uid = service.metadata.uid.clone().unwrap_or_default();
+            let children: Vec<HelmRelease> = ctx
+                .releases
+                .state()
+                .iter()
+                .filter(|r| r.namespace().as_deref() == Some(namespace))
+                .filter(|r| r.owner_references().iter().any(|o| o.uid == uid))
+                .map(|r| (**r).clone())
+                .collect();
+            let mut sources = Vec::new();
+            for child in &children {
+                sources.extend(child.spec.outputs_from.iter().cloned());
+            }
+            let objects = objects_for(ctx, namespace, &sources).await?;
+            let entries: Vec<(String, &[upstart_api::v1alpha1::OutputSource])> = children
+                .iter()
+                .map(|c| (c.name_any(), c.spec.outputs_from.as_slice()))
+                .collect();
+            match collect_service_outputs(entries.iter().map(|(k, s)| (k.as_str(), *s)), &objects) {
+                Ok(collected) => Ok((DependencyState::Ready, collected.outputs)),
+                Err(error) => Ok((
+                    DependencyState::NotReady {
+                        message: error.to_string(),
+                    },
+                    Outputs::new(),
+                )),
+            }
+        }
+    }
+}
+
+fn not_ready(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> DependencyState {
+    let message = match find(conditions, READY) {
+        Some(c) if c.status == "True" => "not yet reconciled for its current generation".to_owned(),
+        Some(c) if !c.message.is_empty() => c.message.clone(),
+        Some(c) => c.reason.clone(),
+        None => "not reconciled yet".to_owned(),
+    };
+    DependencyState::NotReady { message }
+}
+
+/// The Secrets and ConfigMaps the given output sources name, as they are now.
+async fn objects_for(
+    ctx: &Context,
+    namespace: &str,
+    sources: &[upstart_api::v1alpha1::OutputSource],
+) -> Result<Objects, Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut objects = Objects::new();
+    for source in sources {
+        if let Some(reference) = &source.secret_ref
+            && let Some(secret) = secrets
+                .get_opt(&reference.name)
+                .await
+                .map_err(Error::kube("reading an output Secret"))?
+        {
+            objects = objects.with_secret(secret);
+        }
+        if let Some(reference) = &source.config_map_ref
+            && let Some(config_map) = config_maps
+                .get_opt(&reference.name)
+                .await
+                .map_err(Error::kube("reading an output ConfigMap"))?
+        {
+            objects = objects.with_config_map(config_map);
+        }
+    }
+    Ok(objects)
+}
+
+/// The final values (SPEC §2.3), or why there are none yet.
+async fn resolve_values(
+    hr: &HelmRelease,
+    ctx: &Context,
+    namespace: &str,
+    context: &ExpressionContext,
+) -> Result<Result<Value, ValuesState>, Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut documents = Vec::new();
+    for source in &hr.spec.values_from {
+        let (origin, reference, text) = if let Some(reference) = &source.secret_ref {
+            let text = secrets
+                .get_opt(&reference.name)
+                .await
+                .map_err(Error::kube("reading a valuesFrom Secret"))?
+                .and_then(|s| s.data?.get(reference.key()).map(|b| b.0.clone()));
+            (format!("Secret/{}", reference.name), reference, text)
+        } else if let Some(reference) = &source.config_map_ref {
+            let text = config_maps
+                .get_opt(&reference.name)
+                .await
+                .map_err(Error::kube("reading a valuesFrom ConfigMap"))?
+                .and_then(|c| c.data?.get(reference.key()).map(|s| s.clone().into_bytes()));
+            (format!("ConfigMap/{}", reference.name), reference, text)
+        } else {
+            continue;
+        };
+        let origin = format!("{origin} key {}", reference.key());
+        let Some(text) = text else {
+            if reference.optional {
+                continue;
+            }
+            return Ok(Err(ValuesState::Wait {
+                reason: "ValuesSourceMissing".to_owned(),
+                message: format!("{origin} does not exist"),
+            }));
+        };
+        match parse_values_document(&text) {
+            Ok(document) => documents.push((origin, document)),
+            Err(why) => {
+                return Ok(Err(ValuesState::SpecError {
+                    reason: "InvalidValuesDocument".to_owned(),
+                    message: format!("{origin}: {why}"),
+                }));
+            }
+        }
+    }
+    let merged = match release_values(documents, hr.spec.values.as_ref()) {
+        Ok(merged) => merged,
+        Err(error) => {
+            return Ok(Err(ValuesState::SpecError {
+                reason: error.reason().to_owned(),
+                message: error.to_string(),
+            }));
+        }
+    };
+    Ok(
+        match ctx.expressions.substitute(merged, "spec.values", context) {
+            Ok(values) => Ok(values),
+            Err(error) if error.is_wait() => Err(ValuesState::Wait {
+                reason: error.reason().to_owned(),
+                message: error.to_string(),
+            }),
+            Err(error) => Err(ValuesState::SpecError {
+                reason: error.reason().to_owned(),
+                message: error.to_string(),
+            }),
+        },
+    )
+}
+
+/// Parses one `valuesFrom` document with a size limit. The reason never quotes the content.
+pub fn parse_values_document(bytes: &[u8]) -> Result<Value, String> {
+    if bytes.len() > MAX_VALUES_DOCUMENT_BYTES {
+        return Err(format!(
+            "document is {} bytes, more than the limit of {MAX_VALUES_DOCUMENT_BYTES}",
+            bytes.len()
+        ));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| "document is not UTF-8".to_owned())?;
+    serde_yaml_ng::from_str::<Value>(text).map_err(|e| match e.location() {
+        Some(at) => format!("invalid YAML at line {}, column {}", at.line(), at.column()),
+        None => "invalid YAML".to_owned(),
+    })
+}
+
+struct Applied {
+    inventory: Vec<InventoryEntry>,
+    version: String,
+    chart_digest: String,
+}
+
+/// Fetch, render, plan, apply in order, prune (SPEC §2.4, §2.5).
+async fn apply_release(
+    hr: &HelmRelease,
+    ctx: &Context,
+    namespace: &str,
+    values: &Value,
+    is_upgrade: bool,
+) -> Result<Applied, Error> {
+    let chart = ctx
+        .charts
+        .fetch(&hr.spec.chart, hr.spec.version.as_deref())
+        .await
+        .map_err(Error::ChartFetch)?;
+    let release_name = release_name(hr);
+    let capabilities = ctx.discovered.read().await.catalog.capabilities();
+    let rendered = ctx
+        .renderer
+        .render(&RenderRequest {
+            chart_dir: &chart.path,
+            chart_digest: &chart.digest,
+            release_name: &release_name,
+            namespace,
+            values,
+            capabilities: &capabilities,
+            is_upgrade,
+        })
+        .await
+        .map_err(Error::Render)?;
+    let name = hr.name_any();
+    let plan = {
+        let discovered = ctx.discovered.read().await;
+        let is_namespaced =
+            |api_version: &str, kind: &str| discovered.catalog.is_namespaced(api_version, kind);
+        let scope = ReleaseScope {
+            namespace,
+            name: &name,
+            cluster_scoped_allow_list: &ctx.allow_list,
+            is_namespaced: &is_namespaced,
+        };
+        manifests::plan(&rendered.manifest, &scope, &ctx.limits).map_err(Error::Render)?
+    };
+    let release_label = upstart_api::names::release_label_value(namespace, &name);
+    for object in &plan.resources {
+        let api = ctx.dynamic_api(&object.entry, namespace).await?;
+        let live = api
+            .get_opt(&object.entry.name)
+            .await
+            .map_err(Error::kube(format!("reading {}", object.display_name())))?;
+        manifests::check_conflict(
+            &object.entry,
+            live.as_ref().map(|l| l.labels()),
+            &release_label,
+        )
+        .map_err(Error::Render)?;
+        api.patch(
+            &object.entry.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&object.object),
+        )
+        .await
+        .map_err(Error::kube(format!("applying {}", object.display_name())))?;
+    }
+    let inventory = plan.inventory();
+    let old = hr
+        .status
+        .as_ref()
+        .map(|s| s.inventory.as_slice())
+        .unwrap_or_default();
+    for entry in manifests::prune_set(old, &inventory) {
+        delete_entry(ctx, namespace, &entry).await?;
+    }
+    Ok(Applied {
+        inventory,
+        version: chart.version,
+        chart_digest: chart.digest,
+    })
+}
+
+async fn delete_entry(ctx: &Context, namespace: &str, entry: &InventoryEntry) -> Result<(), Error> {
+    let api = match ctx.dynamic_api(entry, namespace).await {
+        Ok(api) => api,
+        // A kind no longer served has nothing left to delete.
+        Err(Error::UnknownKind { .. }) => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    match api.delete(&entry.name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(source) => Err(Error::Kube {
+            action: format!("deleting {}", manifests::display_name(entry)),
+            source,
+        }),
+    }
+}
+
+/// Deletion (SPEC §2.8): the inventory in reverse install order.
+async fn cleanup(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Action, Error> {
+    let inventory = hr
+        .status
+        .as_ref()
+        .map(|s| s.inventory.as_slice())
+        .unwrap_or_default();
+    for entry in manifests::uninstall_order(inventory) {
+        delete_entry(ctx, namespace, &entry).await?;
+    }
+    info!(objects = inventory.len(), "release deleted");
+    Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_document_too_large_is_refused_without_quoting_it() {
+        let big = vec![b'a'; MAX_VALUES_DOCUMENT_BYTES + 1];
+        let error = parse_values_document(&big).expect_err("too large");
+        assert!(error.contains("limit"));
+        assert!(!error.contains("aaa"));
+    }
+
+    #[test]
+    fn invalid_values_document_names_the_position_not_the_content() {
+        let error = parse_values_document(b"password: hunter2\n  : [").expect_err("invalid");
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(error.contains("line"), "{error}");
+    }
+
+    #[test]
+    fn values_document_is_parsed_as_yaml() {
+        let value = parse_values_document(b"a:\n  b: 1\n").expect("valid");
+        assert_eq!(value, json!({"a": {"b": 1}}));
+    }
+}

@@ -1,0 +1,400 @@
+//! The controller against the local control plane: charts from a local HTTP chart repository,
+//! workloads made ready by the simulator, helm from `$UPSTART_HELM`, else `.tools/bin/helm`
+//! at the workspace root, else PATH (a missing helm fails these tests).
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use upstart_api::conditions::is_ready_for_generation;
+use upstart_api::v1alpha1::{HelmRelease, HelmReleasePhase};
+use upstart_chart_repo::{ChartRepo, RunningRepo};
+use upstart_chart_source::RepositoryConfig;
+use upstart_control_plane::ControlPlane;
+use upstart_helmrelease_operator::controller::{self, Config};
+use upstart_release_engine::manifests::{ClusterScopedAllowList, RELEASE_LABEL};
+use upstart_workload_simulator::{RunningSimulator, Simulator};
+
+const WAIT: Duration = Duration::from_secs(60);
+const NS: &str = "default";
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn helm() -> PathBuf {
+    if let Some(path) = std::env::var_os("UPSTART_HELM") {
+        return PathBuf::from(path);
+    }
+    let local = workspace_root().join(".tools/bin/helm");
+    if local.is_file() {
+        return local;
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("helm"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "helm is needed for this test: set UPSTART_HELM, or install .tools/bin/helm, \
+                 or put helm on PATH"
+            )
+        })
+}
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// `app`: a ConfigMap holding `.Values.message` and a Deployment whose env has `.Values.password`.
+/// `producer`: a Secret publishing `.Values.password` as `PASSWORD`.
+fn charts(root: &Path) {
+    write(
+        root,
+        "app/Chart.yaml",
+        "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+    );
+    write(
+        root,
+        "app/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n  message: {{ .Values.message | default \"none\" | quote }}\n",
+    );
+    write(
+        root,
+        "app/templates/deployment.yaml",
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+  annotations:
+    simulator.upstart.dev/ready-after: 200ms
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      containers:
+        - name: app
+          image: example/app:1
+          env:
+            - name: PASSWORD
+              value: {{ .Values.password | default "" | quote }}
+"#,
+    );
+    write(
+        root,
+        "producer/Chart.yaml",
+        "apiVersion: v2\nname: producer\nversion: 0.1.0\n",
+    );
+    write(
+        root,
+        "producer/templates/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-creds\ndata:\n  PASSWORD: {{ .Values.password | b64enc | quote }}\n",
+    );
+}
+
+struct Harness {
+    _cp: ControlPlane,
+    client: Client,
+    _sim: RunningSimulator,
+    _repo: RunningRepo,
+    _dirs: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        // RUST_LOG=upstart_helmrelease_operator=debug shows the controller's logs on failure.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let cp = ControlPlane::start(upstart_control_plane::Options::default());
+        let client = cp.client();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in upstart_api::crd::crds() {
+            crds.create(&PostParams::default(), &crd).await.unwrap();
+        }
+        let sim = Simulator::new(client.clone(), Default::default()).spawn();
+        let dirs = tempfile::tempdir().unwrap();
+        let chart_root = dirs.path().join("charts");
+        charts(&chart_root);
+        let repo = ChartRepo::from_dir(&chart_root)
+            .unwrap()
+            .serve("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let repositories = RepositoryConfig::from_yaml(&format!(
+            "repositories: {{test: {{url: \"{}\"}}}}",
+            repo.url()
+        ))
+        .unwrap();
+        let config = Config {
+            helm_path: helm(),
+            repositories,
+            credentials: Default::default(),
+            cache_dir: dirs.path().join("cache"),
+            cluster_scoped_allow_list: ClusterScopedAllowList::default(),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let run_client = client.clone();
+        let task = tokio::spawn(async move {
+            controller::run(run_client, config, watcher::Config::default(), async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Harness {
+            _cp: cp,
+            client,
+            _sim: sim,
+            _repo: repo,
+            _dirs: dirs,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    fn releases(&self) -> Api<HelmRelease> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    async fn create(&self, name: &str, spec: serde_json::Value) {
+        let release: HelmRelease = serde_json::from_value(json!({
+            "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+            "kind": "HelmRelease",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": spec
+        }))
+        .unwrap();
+        self.releases()
+            .create(&PostParams::default(), &release)
+            .await
+            .unwrap();
+    }
+
+    async fn ready(&self, name: &str) -> HelmRelease {
+        let api = self.releases();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let release = api.get_opt(name).await.unwrap();
+            if let Some(release) = &release
+                && let Some(status) = &release.status
+                && is_ready_for_generation(&status.conditions, release.metadata.generation)
+            {
+                return release.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not become Ready; last seen: {:#?}",
+                release.map(|r| r.status)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("controller stops on shutdown")
+                .unwrap();
+        }
+    }
+}
+
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn env_password(deployment: &Deployment) -> Option<String> {
+    deployment.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == "PASSWORD")?
+        .value
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_is_installed_to_ready_and_reapplied_when_its_values_change() {
+    let h = Harness::start().await;
+    h.create(
+        "web",
+        json!({"chart": "test/app", "version": "0.1.0", "values": {"message": "hello"}}),
+    )
+    .await;
+
+    let release = h.ready("web").await;
+    let status = release.status.unwrap();
+    assert_eq!(status.phase, Some(HelmReleasePhase::Ready));
+    assert_eq!(status.version.as_deref(), Some("0.1.0"));
+    assert!(status.chart_digest.unwrap().starts_with("sha256:"));
+    let mut kinds: Vec<String> = status
+        .inventory
+        .iter()
+        .map(|e| format!("{}/{}", e.kind, e.name))
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["ConfigMap/web-settings", "Deployment/web"]);
+
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    let settings = config_maps.get("web-settings").await.unwrap();
+    assert_eq!(settings.data.as_ref().unwrap()["message"], "hello");
+    assert_eq!(settings.labels()[RELEASE_LABEL], "default.web");
+
+    h.releases()
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"values": {"message": "changed"}}})),
+        )
+        .await
+        .unwrap();
+    let release = h.ready("web").await;
+    assert_eq!(release.status.unwrap().phase, Some(HelmReleasePhase::Ready));
+    let settings = config_maps.get("web-settings").await.unwrap();
+    assert_eq!(settings.data.unwrap()["message"], "changed");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_release_writes_nothing_more_to_its_status() {
+    let h = Harness::start().await;
+    h.create("quiet", json!({"chart": "test/app", "version": "0.1.0"}))
+        .await;
+    let ready = h.ready("quiet").await;
+    // Several reconciles happen in this time (status writes, workload events); none may
+    // change status again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = h.releases().get("quiet").await.unwrap();
+    assert_eq!(later.status, ready.status);
+    assert_eq!(later.resource_version(), ready.resource_version());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependent_waits_then_receives_its_dependency_output_in_its_values() {
+    let h = Harness::start().await;
+    h.create(
+        "app",
+        json!({
+            "chart": "test/app",
+            "version": "0.1.0",
+            "dependencies": [{"name": "db"}],
+            "values": {"password": "<< db.outputs.PASSWORD >>"}
+        }),
+    )
+    .await;
+    let api = h.releases();
+    eventually("app waiting for db", || async {
+        let release = api.get("app").await.ok()?;
+        let status = release.status?;
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "DependenciesReady")?;
+        (status.phase == Some(HelmReleasePhase::WaitingForDependencies)
+            && ready.message.contains("db: does not exist"))
+        .then_some(())
+    })
+    .await;
+
+    h.create(
+        "db",
+        json!({
+            "chart": "test/producer",
+            "version": "0.1.0",
+            "values": {"password": "s3cret"},
+            "outputsFrom": [{"secretRef": {"name": "db-creds"}}]
+        }),
+    )
+    .await;
+    h.ready("db").await;
+    h.ready("app").await;
+    let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
+    let deployment = deployments.get("app").await.unwrap();
+    assert_eq!(env_password(&deployment).as_deref(), Some("s3cret"));
+
+    // A rotated output reaches the dependent (SPEC §2.7).
+    api.patch(
+        "db",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"values": {"password": "rotated"}}})),
+    )
+    .await
+    .unwrap();
+    eventually("rotated password in the dependent", || async {
+        let deployment = deployments.get("app").await.ok()?;
+        (env_password(&deployment).as_deref() == Some("rotated")).then_some(())
+    })
+    .await;
+    let app = api.get("app").await.unwrap();
+    let status = serde_json::to_string(&app.status).unwrap();
+    assert!(
+        !status.contains("rotated") && !status.contains("s3cret"),
+        "status holds no value"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_release_removes_what_it_applied() {
+    let h = Harness::start().await;
+    h.create("gone", json!({"chart": "test/app", "version": "0.1.0"}))
+        .await;
+    h.ready("gone").await;
+    h.releases()
+        .delete("gone", &DeleteParams::default())
+        .await
+        .unwrap();
+    let api = h.releases();
+    eventually("the release to disappear", || async {
+        api.get_opt("gone").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
+    assert!(
+        config_maps
+            .get_opt("gone-settings")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(deployments.get_opt("gone").await.unwrap().is_none());
+    h.stop().await;
+}
