@@ -16,7 +16,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -24,7 +24,8 @@ use tokio::sync::RwLock;
 use tracing::{info, instrument, warn};
 use upstart_api::conditions::{READY, find, is_ready_for_generation};
 use upstart_api::v1alpha1::{
-    DependencyKind, HelmRelease, HelmReleaseStatus, InventoryEntry, UpstartService,
+    DependencyKind, HelmRelease, HelmReleasePhase, HelmReleaseStatus, InventoryEntry,
+    UpstartService,
 };
 use upstart_chart_source::{ChartSource, Credentials, RepositoryConfig};
 use upstart_dag::{
@@ -40,7 +41,11 @@ use upstart_release_engine::manifests::{
 use upstart_release_engine::render::{RenderRequest, Renderer};
 
 use crate::Error;
-use crate::constants::{FIELD_MANAGER, FINALIZER};
+use upstart_operator_runtime::{
+    ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, Shutdown,
+};
+
+use crate::constants::{CONTROLLER, FIELD_MANAGER, FINALIZER};
 use crate::decide::{
     Decision, DependencyObservation, DependencyState, Observation, ValuesState, decide,
 };
@@ -70,6 +75,9 @@ pub struct Config {
 /// Shared by every reconcile.
 pub struct Context {
     client: Client,
+    metrics: ControllerMetrics,
+    recorder: EventRecorder,
+    backoff: FailureBackoff<ObjectRef<HelmRelease>>,
     renderer: Renderer,
     charts: ChartSource,
     expressions: Expressions,
@@ -88,10 +96,11 @@ struct Discovered {
 impl Context {
     /// Builds the shared context: helm is checked here, so a missing helm fails startup.
     pub async fn new(
-        client: Client,
+        op: &OperatorContext,
         config: Config,
         releases: Store<HelmRelease>,
     ) -> Result<Self, Error> {
+        let client = op.client.clone();
         let renderer = Renderer::new(&config.helm_path)
             .await
             .map_err(Error::Render)?;
@@ -100,6 +109,9 @@ impl Context {
         let discovered = discover(&client).await?;
         Ok(Context {
             client,
+            metrics: op.metrics.controller(CONTROLLER),
+            recorder: op.recorder(CONTROLLER),
+            backoff: FailureBackoff::default(),
             renderer,
             charts,
             expressions: Expressions::new(),
@@ -178,77 +190,68 @@ async fn discover(client: &Client) -> Result<Discovered, Error> {
     Ok(Discovered { catalog, resources })
 }
 
-/// Runs the controller until `shutdown` resolves.
-pub async fn run(
-    client: Client,
-    config: Config,
-    watcher_config: watcher::Config,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> Result<(), Error> {
-    let releases: Api<HelmRelease> = Api::all(client.clone());
-    let controller = Controller::new(releases.clone(), watcher_config.clone());
-    let store = controller.store();
-    let context = Arc::new(Context::new(client.clone(), config, store.clone()).await?);
+/// Runs the controller until `shutdown` fires: the work handed to the shared runtime
+/// (`upstart_operator_runtime::run`), in the binary and in process alike.
+pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Result<(), Error> {
+    let client = op.client.clone();
+    // Registered before the watch starts, so /readyz never reports ready before the cache.
+    let ready = op.readiness.register(CONTROLLER);
+    let releases: Api<HelmRelease> = op.api();
+    let (store, trigger) = ready.watch(releases.clone(), op.watcher_config());
+    let controller =
+        Controller::for_stream(trigger, store.clone()).with_config(op.controller_config());
+    let context = Arc::new(Context::new(&op, config, store.clone()).await?);
     let owned = watcher::Config::default().labels(RELEASE_LABEL);
+    let all = watcher::Config::default();
 
     let by_release = store.clone();
     let by_service = store.clone();
     let by_secret = store.clone();
     let by_config_map = store.clone();
     controller
-        .watches(releases, watcher_config.clone(), move |changed| {
+        .watches(releases, all.clone(), move |changed| {
             wakeups::dependents_of_release(&by_release.state(), &changed)
         })
-        .watches(
-            Api::<UpstartService>::all(client.clone()),
-            watcher_config.clone(),
-            move |service| {
-                service
-                    .namespace()
-                    .map(|ns| {
-                        wakeups::dependents(
-                            &by_service.state(),
-                            &ns,
-                            &service.name_any(),
-                            DependencyKind::UpstartService,
-                        )
-                    })
-                    .unwrap_or_default()
-            },
-        )
+        .watches(op.api::<UpstartService>(), all.clone(), move |service| {
+            service
+                .namespace()
+                .map(|ns| {
+                    wakeups::dependents(
+                        &by_service.state(),
+                        &ns,
+                        &service.name_any(),
+                        DependencyKind::UpstartService,
+                    )
+                })
+                .unwrap_or_default()
+        })
         .watches(
             Api::<Secret>::all(client.clone()),
             watcher::Config::default(),
             move |s| {
-                s.namespace()
-                    .map(|ns| {
-                        wakeups::readers_of_data(
-                            &by_secret.state(),
-                            &ns,
-                            DataKind::Secret,
-                            &s.name_any(),
-                        )
-                    })
-                    .unwrap_or_default()
+                wakeups::woken_by_data(
+                    &by_secret.state(),
+                    s.namespace().as_deref(),
+                    s.labels(),
+                    DataKind::Secret,
+                    &s.name_any(),
+                )
             },
         )
         .watches(
             Api::<ConfigMap>::all(client.clone()),
             watcher::Config::default(),
             move |c| {
-                c.namespace()
-                    .map(|ns| {
-                        wakeups::readers_of_data(
-                            &by_config_map.state(),
-                            &ns,
-                            DataKind::ConfigMap,
-                            &c.name_any(),
-                        )
-                    })
-                    .unwrap_or_default()
+                wakeups::woken_by_data(
+                    &by_config_map.state(),
+                    c.namespace().as_deref(),
+                    c.labels(),
+                    DataKind::ConfigMap,
+                    &c.name_any(),
+                )
             },
         )
-        .watches(Api::<Deployment>::all(client.clone()), owned.clone(), |o| {
+        .watches(op.api::<Deployment>(), owned.clone(), |o| {
             wakeups::release_of_labels(o.namespace().as_deref(), o.labels())
         })
         .watches(
@@ -256,13 +259,14 @@ pub async fn run(
             owned.clone(),
             |o| wakeups::release_of_labels(o.namespace().as_deref(), o.labels()),
         )
-        .watches(Api::<DaemonSet>::all(client.clone()), owned.clone(), |o| {
+        .watches(op.api::<DaemonSet>(), owned.clone(), |o| {
             wakeups::release_of_labels(o.namespace().as_deref(), o.labels())
         })
-        .watches(Api::<Job>::all(client), owned, |o| {
+        .watches(op.api::<Job>(), owned, |o| {
             wakeups::release_of_labels(o.namespace().as_deref(), o.labels())
         })
-        .graceful_shutdown_on(shutdown)
+        // Stop taking work on SIGTERM or lost leadership; in-flight reconciles finish.
+        .graceful_shutdown_on(shutdown.wait())
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {
@@ -276,23 +280,29 @@ pub async fn run(
 /// One reconcile: the finalizer decides between applying and tearing down.
 #[instrument(skip_all, fields(namespace = hr.namespace(), name = hr.name_any()))]
 pub async fn reconcile(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.count_and_measure();
+    let key = ObjectRef::from_obj(hr.as_ref());
     let namespace = hr.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), &namespace);
-    finalizer(&api, FINALIZER, hr, |event| async {
+    let action = finalizer(&api, FINALIZER, hr, |event| async {
         match event {
             FinalizerEvent::Apply(hr) => apply(&hr, &ctx, &namespace).await,
             FinalizerEvent::Cleanup(hr) => cleanup(&hr, &ctx, &namespace).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer(Box::new(e)))?;
+    ctx.backoff.on_success(&key);
+    Ok(action)
 }
 
-fn error_policy(_hr: Arc<HelmRelease>, error: &Error, _ctx: Arc<Context>) -> Action {
-    // Bounded: the retry count lives in status.failures; a fixed delay keeps this simple until
-    // the shared runtime's backoff is wired in.
-    warn!(reason = error.metric_label(), "reconcile error; retrying");
-    Action::requeue(Duration::from_secs(5))
+fn error_policy(hr: Arc<HelmRelease>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.set_failure(error);
+    warn!(
+        reason = error.metric_label(),
+        "reconcile failed; retrying with backoff"
+    );
+    Action::requeue(ctx.backoff.on_failure(ObjectRef::from_obj(hr.as_ref())))
 }
 
 /// What observe found, plus what the apply step needs and the decision does not.
@@ -317,6 +327,10 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
                 objects = drift.join(", "),
                 "putting back objects deleted by hand"
             );
+            let note = format!("putting back {}", drift.join(", "));
+            ctx.recorder
+                .warning(&hr.object_ref(&()), "DriftCorrected", "Apply", Some(&note))
+                .await;
         }
         let values = observed.values.clone().unwrap_or(Value::Null);
         match apply_release(hr, ctx, namespace, &values, *is_upgrade).await {
@@ -327,17 +341,17 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
                 status.version = Some(applied.version);
                 status.chart_digest = Some(applied.chart_digest);
                 status.outputs = observed.published_keys.clone();
-                write_status(&api, hr, status).await?;
+                write_status(ctx, &api, hr, status).await?;
                 // The status write wakes the release again; this is only the safety net.
                 return Ok(Action::requeue(Duration::from_secs(1)));
             }
             Err(error) if error.needs_spec_change() => {
                 let decision = Decision::SpecError {
-                    reason: error.metric_label().to_owned(),
+                    reason: error.reason().to_owned(),
                     message: error.to_string(),
                 };
                 let status = next_status(old, &decision, generation, &now);
-                write_status(&api, hr, status).await?;
+                write_status(ctx, &api, hr, status).await?;
                 return Ok(Action::requeue(hr.spec.interval()));
             }
             Err(error) => {
@@ -348,7 +362,7 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
                     generation,
                     &now,
                 );
-                write_status(&api, hr, status).await?;
+                write_status(ctx, &api, hr, status).await?;
                 return Err(error);
             }
         }
@@ -356,7 +370,7 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
 
     let mut status = next_status(old, &decision, generation, &now);
     status.outputs = observed.published_keys;
-    write_status(&api, hr, status).await?;
+    write_status(ctx, &api, hr, status).await?;
     Ok(match decision {
         Decision::Suspended | Decision::SpecError { .. } => Action::await_change(),
         Decision::WaitHealthy { .. } | Decision::WaitForPublishedOutputs { .. } => {
@@ -371,14 +385,32 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
     })
 }
 
-/// Writes status with server-side apply, only when it changed (no self-triggered loops).
+/// Writes status with server-side apply, only when it changed (no self-triggered loops), and
+/// announces a phase change with an Event (names and reasons only).
 async fn write_status(
+    ctx: &Context,
     api: &Api<HelmRelease>,
     hr: &HelmRelease,
     status: HelmReleaseStatus,
 ) -> Result<(), Error> {
     if hr.status.as_ref() == Some(&status) {
         return Ok(());
+    }
+    let old_phase = hr.status.as_ref().and_then(|s| s.phase);
+    if status.phase != old_phase
+        && let Some(phase) = status.phase
+    {
+        let note = find(&status.conditions, READY).map(|c| c.message.clone());
+        let regarding = hr.object_ref(&());
+        if phase == HelmReleasePhase::Failed {
+            ctx.recorder
+                .warning(&regarding, phase.as_str(), "Reconcile", note.as_deref())
+                .await;
+        } else {
+            ctx.recorder
+                .normal(&regarding, phase.as_str(), "Reconcile", note.as_deref())
+                .await;
+        }
     }
     let patch = json!({
         "apiVersion": HelmRelease::api_version(&()),

@@ -34,17 +34,35 @@ pub enum Error {
 }
 
 impl Error {
-    /// A short, bounded label for metrics and condition reasons.
+    /// A bounded `PascalCase` reason for conditions and Events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube { .. } => "KubernetesApiError",
+            Error::Discovery(_) => "DiscoveryFailed",
+            Error::NotNamespaced => "NotNamespaced",
+            Error::ChartFetch(_) => "ChartFetchFailed",
+            Error::Render(_) => "RenderFailed",
+            Error::UnknownKind { .. } => "UnknownKind",
+            Error::Finalizer(_) => "FinalizerFailed",
+            Error::Config(_) => "InvalidConfiguration",
+        }
+    }
+
+    /// A short, bounded `snake_case` label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Error::Kube { .. } => "Kube",
-            Error::Discovery(_) => "Discovery",
-            Error::NotNamespaced => "NotNamespaced",
-            Error::ChartFetch(_) => "ChartFetch",
-            Error::Render(_) => "Render",
-            Error::UnknownKind { .. } => "UnknownKind",
-            Error::Finalizer(_) => "Finalizer",
-            Error::Config(_) => "Config",
+            Error::Kube { .. } => "kube",
+            Error::Discovery(_) => "discovery",
+            Error::NotNamespaced => "not_namespaced",
+            Error::ChartFetch(_) => "chart_fetch",
+            Error::Render(e) => e.metric_label(),
+            Error::UnknownKind { .. } => "unknown_kind",
+            Error::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),
+                _ => "finalizer",
+            },
+            Error::Config(_) => "config",
         }
     }
 
@@ -60,5 +78,11 @@ impl Error {
     pub(crate) fn kube(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
         let action = action.into();
         move |source| Error::Kube { action, source }
+    }
+}
+
+impl upstart_operator_runtime::MetricLabel for Error {
+    fn metric_label(&self) -> &'static str {
+        Error::metric_label(self)
     }
 }

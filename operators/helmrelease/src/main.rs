@@ -1,6 +1,111 @@
-//! The `upstart-helmrelease-operator` binary (SPEC §6).
+//! The `upstart-helmrelease-operator` binary (SPEC §6): flags, repository configuration and
+//! credentials, then the controller under the shared runtime (logging, metrics and health
+//! server, leader election, graceful shutdown).
 
-fn main() {
-    eprintln!("upstart-helmrelease-operator: the controller is not wired into a binary yet");
-    std::process::exit(2);
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use clap::Parser;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use upstart_chart_source::{Credentials, RepositoryConfig};
+use upstart_helmrelease_operator::Error;
+use upstart_helmrelease_operator::controller::{self, Config};
+use upstart_operator_runtime::{CommonArgs, OperatorContext, Shutdown, run_operator};
+use upstart_release_engine::manifests::ClusterScopedAllowList;
+
+#[derive(Parser)]
+#[command(name = "upstart-helmrelease-operator", version, about)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The helm binary used for `helm template` (a missing helm is a startup error).
+    #[arg(long, env = "UPSTART_HELM_PATH", default_value = "helm")]
+    helm_path: PathBuf,
+    /// YAML file with the chart repositories (SPEC §2.2); none: no repository is configured.
+    #[arg(long, env = "UPSTART_REPOSITORY_CONFIG", value_name = "PATH")]
+    repository_config: Option<PathBuf>,
+    /// Namespace of the repository credential Secrets (the operator's own namespace).
+    #[arg(
+        long,
+        env = "UPSTART_CREDENTIALS_NAMESPACE",
+        default_value = "upstart-system"
+    )]
+    credentials_namespace: String,
+    /// Chart cache directory (a writable volume: the root filesystem is read-only).
+    #[arg(
+        long,
+        env = "UPSTART_CACHE_DIR",
+        default_value = "/var/cache/upstart/charts"
+    )]
+    cache_dir: PathBuf,
+    /// Cluster-scoped kinds a chart may create: `Kind` or `group/Kind` (repeatable).
+    #[arg(
+        long = "allow-cluster-scoped",
+        env = "UPSTART_ALLOW_CLUSTER_SCOPED",
+        value_delimiter = ','
+    )]
+    allow_cluster_scoped: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), upstart_operator_runtime::Error> {
+    let cli = Cli::parse();
+    let common = cli.common.clone();
+    run_operator(
+        common,
+        "upstart-helmrelease-operator",
+        move |op, shutdown| operate(op, shutdown, cli),
+    )
+    .await
+}
+
+async fn operate(op: OperatorContext, shutdown: Shutdown, cli: Cli) -> Result<(), Error> {
+    let repositories = match &cli.repository_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+            RepositoryConfig::from_yaml(&text).map_err(Error::ChartFetch)?
+        }
+        None => RepositoryConfig::default(),
+    };
+    let credentials = load_credentials(&op, &cli.credentials_namespace, &repositories).await?;
+    let config = Config {
+        helm_path: cli.helm_path,
+        repositories,
+        credentials,
+        cache_dir: cli.cache_dir,
+        cluster_scoped_allow_list: ClusterScopedAllowList::new(cli.allow_cluster_scoped),
+    };
+    controller::run(op, config, shutdown).await
+}
+
+/// Reads each repository's credentials Secret from the operator's own namespace, never from a
+/// tenant namespace (SPEC §2.2).
+async fn load_credentials(
+    op: &OperatorContext,
+    namespace: &str,
+    repositories: &RepositoryConfig,
+) -> Result<HashMap<String, Credentials>, Error> {
+    let secrets: Api<Secret> = Api::namespaced(op.client.clone(), namespace);
+    let mut credentials = HashMap::new();
+    for (alias, repository) in &repositories.repositories {
+        let Some(name) = &repository.credentials_secret else {
+            continue;
+        };
+        let secret = secrets.get(name).await.map_err(|source| Error::Kube {
+            action: format!(
+                "reading the credentials Secret {namespace}/{name} of repository {alias}"
+            ),
+            source,
+        })?;
+        let data = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, value)| (key, value.0))
+            .collect();
+        credentials.insert(alias.clone(), Credentials::from_secret_data(&data));
+    }
+    Ok(credentials)
 }

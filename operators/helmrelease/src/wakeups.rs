@@ -94,6 +94,27 @@ pub fn readers_of_data(
     woken
 }
 
+/// Releases woken when a Secret or ConfigMap changes: its readers (see [`readers_of_data`])
+/// and, when it was applied by a release, that release (drift).
+pub fn woken_by_data(
+    releases: &[Arc<HelmRelease>],
+    namespace: Option<&str>,
+    labels: &std::collections::BTreeMap<String, String>,
+    kind: DataKind,
+    name: &str,
+) -> Vec<ObjectRef<HelmRelease>> {
+    let Some(namespace) = namespace else {
+        return Vec::new();
+    };
+    let mut woken = readers_of_data(releases, namespace, kind, name);
+    if let Some(owner) = release_of_labels(Some(namespace), labels)
+        && !woken.contains(&owner)
+    {
+        woken.push(owner);
+    }
+    woken
+}
+
 /// The release an applied object belongs to, from its release label (`<namespace>.<name>`).
 pub fn release_of_labels(
     namespace: Option<&str>,
@@ -232,6 +253,25 @@ mod tests {
         )];
         let woken = readers_of_data(&releases, "pr-1", DataKind::ConfigMap, "shared");
         assert_eq!(names(&woken), ["app"]);
+    }
+
+    #[test]
+    fn applied_config_map_wakes_the_release_that_applied_it_once() {
+        let releases = vec![release(
+            "app",
+            json!({"valuesFrom": [{"configMapRef": {"name": "app-settings"}}]}),
+        )];
+        let labels = [(RELEASE_LABEL.to_owned(), "pr-1.app".to_owned())].into();
+        let woken = woken_by_data(
+            &releases,
+            Some("pr-1"),
+            &labels,
+            DataKind::ConfigMap,
+            "app-settings",
+        );
+        assert_eq!(names(&woken), ["app"]);
+        let unlabelled = woken_by_data(&[], Some("pr-1"), &labels, DataKind::ConfigMap, "x");
+        assert_eq!(names(&unlabelled), ["app"]);
     }
 
     #[test]

@@ -12,7 +12,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use upstart_api::conditions::is_ready_for_generation;
@@ -21,6 +20,7 @@ use upstart_chart_repo::{ChartRepo, RunningRepo};
 use upstart_chart_source::RepositoryConfig;
 use upstart_control_plane::ControlPlane;
 use upstart_helmrelease_operator::controller::{self, Config};
+use upstart_operator_runtime::{CommonArgs, OperatorContext, RunOptions, Shutdown};
 use upstart_release_engine::manifests::{ClusterScopedAllowList, RELEASE_LABEL};
 use upstart_workload_simulator::{RunningSimulator, Simulator};
 
@@ -115,7 +115,7 @@ struct Harness {
     _sim: RunningSimulator,
     _repo: RunningRepo,
     _dirs: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: Shutdown,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -153,12 +153,20 @@ impl Harness {
             cache_dir: dirs.path().join("cache"),
             cluster_scoped_allow_list: ClusterScopedAllowList::default(),
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let run_client = client.clone();
+        let op = OperatorContext::new(
+            "helmrelease-operator",
+            client.clone(),
+            CommonArgs::default(),
+        );
+        let shutdown = Shutdown::new();
+        let stop = shutdown.clone();
         let task = tokio::spawn(async move {
-            controller::run(run_client, config, watcher::Config::default(), async move {
-                let _ = stopped.await;
-            })
+            upstart_operator_runtime::run(
+                op,
+                RunOptions::in_process(),
+                shutdown,
+                |op, shutdown| controller::run(op, config, shutdown),
+            )
             .await
             .unwrap();
         });
@@ -168,7 +176,7 @@ impl Harness {
             _sim: sim,
             _repo: repo,
             _dirs: dirs,
-            stop: Some(stop),
+            stop,
             task: Some(task),
         }
     }
@@ -212,9 +220,7 @@ impl Harness {
     }
 
     async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop.trigger();
         if let Some(task) = self.task.take() {
             tokio::time::timeout(Duration::from_secs(10), task)
                 .await
@@ -396,5 +402,28 @@ async fn deleting_a_release_removes_what_it_applied() {
             .is_none()
     );
     assert!(deployments.get_opt("gone").await.unwrap().is_none());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_deleted_by_hand_is_put_back() {
+    let h = Harness::start().await;
+    h.create(
+        "drift",
+        json!({"chart": "test/app", "version": "0.1.0", "values": {"message": "kept"}}),
+    )
+    .await;
+    h.ready("drift").await;
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    config_maps
+        .delete("drift-settings", &DeleteParams::default())
+        .await
+        .unwrap();
+    // The deletion event wakes the release (its release label), well before the interval.
+    eventually("the ConfigMap to be put back", || async {
+        let settings = config_maps.get_opt("drift-settings").await.unwrap()?;
+        (settings.data?.get("message")? == "kept").then_some(())
+    })
+    .await;
     h.stop().await;
 }
