@@ -1,18 +1,18 @@
 //! `upstart dev`: a local control plane with the workload simulator, the chart repository
 //! and the operators, with the given files applied.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use upstart_chart_repo::{ChartRepo, RunningRepo};
-use upstart_control_plane::ControlPlane;
-use upstart_workload_simulator::Simulator;
+use upstart_local_cluster::{
+    LocalCluster, LocalClusterOptions, Manifest, OperatorSet, apply_manifests, read_files,
+    wait_ready,
+};
 
-use crate::apply::{apply_all, wait_ready};
 use crate::error::Error;
-use crate::manifests::{apply_order, read_files};
-use crate::operators::{self, CHARTS_ALIAS, ChartRepository, OperatorContext};
+
+/// The field manager of everything `upstart dev` applies.
+const FIELD_MANAGER: &str = "upstart-dev";
 
 /// Arguments of `upstart dev`.
 #[derive(Debug, clap::Args)]
@@ -25,8 +25,8 @@ pub struct DevArgs {
     #[arg(long, default_value = ".upstart/kubeconfig")]
     pub kubeconfig: PathBuf,
 
-    /// Do not start the Upstart operators (this build has none yet; they plug in at one place
-    /// in the CLI, `operators::start`).
+    /// Do not start the Upstart operators (this build has none yet; they plug in at one place,
+    /// `upstart_local_cluster::OperatorSet::all`).
     #[arg(long)]
     pub no_operators: bool,
 
@@ -35,7 +35,9 @@ pub struct DevArgs {
     pub port: u16,
 
     /// Exit once every applied object that has a Ready condition is Ready=True (at once when
-    /// none has one); exit non-zero if that takes longer than --ready-timeout.
+    /// none has one); exit non-zero if that takes longer than --ready-timeout. Upstart objects
+    /// are waited for until their operator reports a Ready condition, unless that operator is
+    /// not running.
     #[arg(long)]
     pub exit_when_ready: bool,
 
@@ -55,58 +57,33 @@ pub struct DevArgs {
 /// Runs `upstart dev` until it is interrupted (or, with `--exit-when-ready`, until ready).
 pub async fn run(args: DevArgs) -> Result<(), Error> {
     // Read everything first, so a typo fails before anything starts.
-    let manifests = apply_order(read_files(&args.files)?);
+    let manifests = read_files(&args.files)?;
     let mut shutdown = Box::pin(shutdown_signal()?);
 
-    let control_plane = ControlPlane::start(upstart_control_plane::Options::default());
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
-    let endpoint = control_plane
-        .serve_https(addr)
-        .await
-        .map_err(|source| Error::ControlPlane {
-            addr,
-            source: Box::new(source),
-        })?;
-    write_kubeconfig(&endpoint, &args.kubeconfig)?;
-    tracing::info!(url = %endpoint.url, kubeconfig = %args.kubeconfig.display(), "control plane serving");
-
-    let client = control_plane.client();
-    let simulator = Simulator::new(
-        client.clone(),
-        upstart_workload_simulator::Options {
-            ready_after: args.workload_delay,
-            fail: false,
-        },
-    )
-    .spawn();
-
-    let charts = serve_charts(&args.charts).await?;
-    let chart_repositories: Vec<ChartRepository> = charts
-        .iter()
-        .map(|repo| ChartRepository {
-            alias: CHARTS_ALIAS.to_owned(),
-            url: repo.url.clone(),
-        })
-        .collect();
-
-    let running_operators = if args.no_operators {
+    let operators = if args.no_operators {
         tracing::info!("--no-operators: not starting the operators");
-        None
+        OperatorSet::none()
     } else {
-        Some(operators::start(&OperatorContext {
-            client: client.clone(),
-            chart_repositories,
-        }))
+        OperatorSet::all()
     };
+    let cluster = LocalCluster::start(LocalClusterOptions {
+        https_port: Some(args.port),
+        kubeconfig_path: Some(args.kubeconfig.clone()),
+        charts_dir: Some(args.charts.clone()),
+        workload_delay: args.workload_delay,
+        fail_workloads: false,
+        operators,
+    })
+    .await?;
 
     // stdout carries only what a user copies: how to reach the control plane and the charts.
     println!("export KUBECONFIG={}", absolute(&args.kubeconfig).display());
-    if let Some(repo) = &charts {
-        println!("# chart repository {CHARTS_ALIAS}: {}", repo.url);
+    for repo in cluster.chart_repositories() {
+        println!("# chart repository {}: {}", repo.alias, repo.url);
     }
 
     let outcome = tokio::select! {
-        result = apply_and_wait(&client, manifests, &args) => result,
+        result = apply_and_wait(&cluster, manifests, &args) => result,
         () = &mut shutdown => {
             tracing::info!("interrupted");
             // A script waiting for readiness must not mistake an interruption for success.
@@ -119,62 +96,20 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
     }
 
     tracing::info!("shutting down");
-    if let Some(running) = running_operators {
-        running.shutdown().await;
-    }
-    simulator.shutdown().await;
-    if let Some(repo) = charts {
-        repo.shutdown().await;
-    }
-    control_plane.shutdown();
+    cluster.shutdown().await;
     outcome
 }
 
 async fn apply_and_wait(
-    client: &kube::Client,
-    manifests: Vec<crate::manifests::Manifest>,
+    cluster: &LocalCluster,
+    manifests: Vec<Manifest>,
     args: &DevArgs,
 ) -> Result<(), Error> {
-    let applied = apply_all(client, manifests).await?;
+    let applied = apply_manifests(cluster.client(), manifests, FIELD_MANAGER, "default").await?;
     if args.exit_when_ready {
-        wait_ready(&applied, args.ready_timeout).await?;
+        wait_ready(&applied, &cluster.reported_kinds(), args.ready_timeout).await?;
     }
     Ok(())
-}
-
-fn write_kubeconfig(endpoint: &upstart_control_plane::Endpoint, path: &Path) -> Result<(), Error> {
-    let fail = |message: String| Error::Kubeconfig {
-        path: path.to_path_buf(),
-        message,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-    }
-    endpoint
-        .write_kubeconfig(path)
-        .map_err(|e| fail(e.to_string()))
-}
-
-async fn serve_charts(dir: &Path) -> Result<Option<RunningRepo>, Error> {
-    if !dir.is_dir() {
-        tracing::warn!(
-            dir = %dir.display(),
-            "no chart directory: the {CHARTS_ALIAS} repository is not served"
-        );
-        return Ok(None);
-    }
-    let fail = |source| Error::ChartRepo {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let repo = ChartRepo::from_dir(dir).map_err(fail)?.auto_reload(true);
-    let count = repo.charts().len();
-    let running = repo
-        .serve(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .await
-        .map_err(fail)?;
-    tracing::info!(alias = CHARTS_ALIAS, url = %running.url, charts = count, "chart repository serving");
-    Ok(Some(running))
 }
 
 fn absolute(path: &Path) -> PathBuf {

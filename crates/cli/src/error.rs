@@ -1,64 +1,11 @@
 //! The CLI's error type.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 /// Everything that can make an `upstart` command fail.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("reading {path}: {source}")]
-    ReadFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{source_name}: {message}")]
-    InvalidManifest {
-        source_name: String,
-        message: String,
-    },
-    #[error("starting the local control plane on {addr}: {source}")]
-    ControlPlane {
-        addr: std::net::SocketAddr,
-        source: Box<upstart_control_plane::Error>,
-    },
-    #[error("writing the kubeconfig {path}: {message}")]
-    Kubeconfig { path: PathBuf, message: String },
-    #[error("serving the charts in {path}: {source}")]
-    ChartRepo {
-        path: PathBuf,
-        source: upstart_chart_repo::Error,
-    },
-    #[error("{source_name}: {kind} is not served by the control plane ({api_version}): {source}")]
-    UnknownKind {
-        source_name: String,
-        api_version: String,
-        kind: String,
-        source: Box<kube::Error>,
-    },
-    #[error("{source_name}: applying {kind} {name}: {source}")]
-    Apply {
-        source_name: String,
-        kind: String,
-        name: String,
-        source: Box<kube::Error>,
-    },
-    #[error("CustomResourceDefinition {name} was not established within {timeout:?}")]
-    CrdNotEstablished { name: String, timeout: Duration },
-    #[error("reading {kind} {name}: {source}")]
-    Get {
-        kind: String,
-        name: String,
-        source: Box<kube::Error>,
-    },
-    #[error(
-        "timed out after {} waiting for Ready: {}",
-        humantime::format_duration(*timeout),
-        pending.join("; ")
-    )]
-    ReadyTimeout {
-        timeout: Duration,
-        pending: Vec<String>,
-    },
+    /// Starting the local cluster, reading or applying files, or waiting for them.
+    #[error(transparent)]
+    Cluster(#[from] upstart_local_cluster::Error),
     #[error("interrupted before every applied object was Ready")]
     Interrupted,
     #[error("installing the signal handler: {0}")]

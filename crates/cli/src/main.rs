@@ -1,11 +1,7 @@
 //! The `upstart` command-line tool.
 
-mod apply;
 mod dev;
 mod error;
-mod manifests;
-mod operators;
-mod ready;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;

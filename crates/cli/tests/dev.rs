@@ -201,6 +201,47 @@ fn exit_when_ready_fails_with_a_clear_message_on_timeout() {
 }
 
 #[test]
+fn exit_when_ready_does_not_wait_for_upstart_kinds_whose_operator_is_not_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let crd = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crds/upstartservices.upstartoperators.upstart.com.yaml");
+    let service = write(
+        tmp.path(),
+        "service.yaml",
+        "apiVersion: upstartoperators.upstart.com/v1alpha1
+kind: UpstartService
+metadata: {name: s}
+spec:
+  helmReleases:
+    web: {chart: upstart-charts/example-service}
+",
+    );
+    let mut command = upstart(tmp.path());
+    command
+        .args([
+            "--exit-when-ready",
+            "--ready-timeout",
+            "20s",
+            "--kubeconfig",
+            "k.yaml",
+        ])
+        .arg(&crd)
+        .arg(&service);
+    let started = Instant::now();
+    let out = run(command);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr:\n{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{stderr}");
+    assert!(
+        stderr.contains(
+            "no operator for UpstartService is running: not waiting for UpstartService default/s"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing to wait for"), "{stderr}");
+}
+
+#[test]
 fn invalid_file_fails_before_starting_anything() {
     let tmp = tempfile::tempdir().unwrap();
     let file = write(tmp.path(), "bad.yaml", "apiVersion: v1\nkind: ConfigMap\n");

@@ -1,6 +1,6 @@
 //! Reading manifest files (multi-document YAML, `kind: List`) and putting them in apply order.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -16,18 +16,22 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// `apiVersion` (`GROUP/VERSION`, or `VERSION` for the core group).
     pub fn api_version(&self) -> &str {
         self.object["apiVersion"].as_str().unwrap_or_default()
     }
 
+    /// `kind`.
     pub fn kind(&self) -> &str {
         self.object["kind"].as_str().unwrap_or_default()
     }
 
+    /// `metadata.name`.
     pub fn name(&self) -> &str {
         self.object["metadata"]["name"].as_str().unwrap_or_default()
     }
 
+    /// Whether this is an `apiextensions.k8s.io` CustomResourceDefinition.
     pub fn is_crd(&self) -> bool {
         self.kind() == "CustomResourceDefinition"
             && self.api_version().starts_with("apiextensions.k8s.io/")
@@ -44,25 +48,26 @@ impl Manifest {
     }
 }
 
-/// Reads every file, in order.
-pub fn read_files(files: &[PathBuf]) -> Result<Vec<Manifest>, Error> {
+/// Reads every file, in order (a file's objects in document order).
+pub fn read_files<P: AsRef<Path>>(files: &[P]) -> Result<Vec<Manifest>, Error> {
     let mut out = Vec::new();
     for file in files {
+        let file = file.as_ref();
         let text = std::fs::read_to_string(file).map_err(|source| Error::ReadFile {
-            path: file.clone(),
+            path: file.to_path_buf(),
             source,
         })?;
-        out.extend(parse(file, &text)?);
+        out.extend(parse(&file.display().to_string(), &text)?);
     }
     Ok(out)
 }
 
-/// Parses the YAML documents of one file. Empty documents are skipped and `kind: List`
-/// documents contribute their items.
-pub fn parse(file: &Path, text: &str) -> Result<Vec<Manifest>, Error> {
+/// Parses the YAML documents of one file (or any text; `origin` names it in messages). Empty
+/// documents are skipped and `kind: List` documents contribute their items.
+pub fn parse(origin: &str, text: &str) -> Result<Vec<Manifest>, Error> {
     let mut out = Vec::new();
     for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let source = format!("{}#{}", file.display(), i + 1);
+        let source = format!("{origin}#{}", i + 1);
         let value: Value =
             serde::Deserialize::deserialize(document).map_err(|e| Error::InvalidManifest {
                 source_name: source.clone(),
@@ -99,7 +104,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<Manifest>, Error> {
 }
 
 /// Apply order: CustomResourceDefinitions, then Namespaces, then everything else, each group
-/// in file order.
+/// in file order (a stable sort, so applying it twice changes nothing).
 pub fn apply_order(mut manifests: Vec<Manifest>) -> Vec<Manifest> {
     manifests.sort_by_key(Manifest::rank);
     manifests
@@ -137,7 +142,7 @@ items:
 
     #[test]
     fn documents_and_list_items_are_read_and_empty_documents_skipped() {
-        let ms = parse(Path::new("f.yaml"), FILE).unwrap();
+        let ms = parse("f.yaml", FILE).unwrap();
         assert_eq!(
             kinds(&ms),
             [
@@ -154,7 +159,7 @@ items:
 
     #[test]
     fn crds_come_first_then_namespaces_then_the_rest_in_file_order() {
-        let ms = apply_order(parse(Path::new("f.yaml"), FILE).unwrap());
+        let ms = apply_order(parse("f.yaml", FILE).unwrap());
         assert_eq!(
             kinds(&ms),
             [
@@ -169,14 +174,14 @@ items:
 
     #[test]
     fn object_without_name_is_refused_with_its_location() {
-        let err = parse(Path::new("f.yaml"), "apiVersion: v1\nkind: ConfigMap\n").unwrap_err();
+        let err = parse("f.yaml", "apiVersion: v1\nkind: ConfigMap\n").unwrap_err();
         assert!(err.to_string().contains("f.yaml#1"), "{err}");
     }
 
     #[test]
     fn invalid_yaml_is_refused_with_its_location() {
         let text = "{apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n---\n[unclosed\n";
-        let err = parse(Path::new("f.yaml"), text).unwrap_err();
+        let err = parse("f.yaml", text).unwrap_err();
         assert!(err.to_string().contains("f.yaml#2"), "{err}");
     }
 }

@@ -1,0 +1,84 @@
+//! The local cluster's error type.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything that can go wrong starting the local cluster, applying manifests or waiting for
+/// them.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{source_name}: {message}")]
+    InvalidManifest {
+        source_name: String,
+        message: String,
+    },
+    #[error("a kubeconfig ({path}) needs an HTTPS endpoint: set https_port")]
+    KubeconfigWithoutHttps { path: PathBuf },
+    #[error("starting the local control plane on {addr}: {source}")]
+    ControlPlane {
+        addr: std::net::SocketAddr,
+        source: Box<upstart_control_plane::Error>,
+    },
+    #[error("writing the kubeconfig {path}: {message}")]
+    Kubeconfig { path: PathBuf, message: String },
+    #[error("serving the charts in {path}: {source}")]
+    ChartRepo {
+        path: PathBuf,
+        source: upstart_chart_repo::Error,
+    },
+    #[error("{source_name}: {kind} is not served by the control plane ({api_version}): {source}")]
+    UnknownKind {
+        source_name: String,
+        api_version: String,
+        kind: String,
+        source: Box<kube::Error>,
+    },
+    #[error("{source_name}: applying {kind} {name}: {source}")]
+    Apply {
+        source_name: String,
+        kind: String,
+        name: String,
+        source: Box<kube::Error>,
+    },
+    #[error("CustomResourceDefinition {name} was not established within {timeout:?}")]
+    CrdNotEstablished { name: String, timeout: Duration },
+    #[error("reading {kind} {name}: {source}")]
+    Get {
+        kind: String,
+        name: String,
+        source: Box<kube::Error>,
+    },
+    #[error(
+        "timed out after {} waiting for Ready: {}",
+        humantime::format_duration(*timeout),
+        pending.join("; ")
+    )]
+    ReadyTimeout {
+        timeout: Duration,
+        pending: Vec<String>,
+    },
+}
+
+impl Error {
+    /// A short, bounded label for logs and metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::ReadFile { .. } => "read_file",
+            Error::InvalidManifest { .. } => "invalid_manifest",
+            Error::KubeconfigWithoutHttps { .. } => "kubeconfig_without_https",
+            Error::ControlPlane { .. } => "control_plane",
+            Error::Kubeconfig { .. } => "kubeconfig",
+            Error::ChartRepo { .. } => "chart_repo",
+            Error::UnknownKind { .. } => "unknown_kind",
+            Error::Apply { .. } => "apply",
+            Error::CrdNotEstablished { .. } => "crd_not_established",
+            Error::Get { .. } => "get",
+            Error::ReadyTimeout { .. } => "ready_timeout",
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The local cluster as `upstart dev` and the e2e tests use it: start-up options, applying
+//! files, waiting for Ready with and without an in-process operator, ordered shutdown.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking"
+)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::discovery::ApiResource;
+use kube::runtime::watcher;
+use upstart_local_cluster::{
+    CHARTS_ALIAS, Error, LocalCluster, LocalClusterOptions, Operator, OperatorContext, OperatorSet,
+    StopSignal, apply_files, apply_manifests, parse, wait_ready,
+};
+
+const MANAGER: &str = "local-cluster-test";
+
+fn workspace(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
+
+const SERVICE: &str = "
+apiVersion: upstartoperators.upstart.com/v1alpha1
+kind: UpstartService
+metadata: {name: s}
+spec:
+  helmReleases:
+    web: {chart: upstart-charts/example-service}
+";
+
+fn service_resource() -> ApiResource {
+    ApiResource {
+        group: "upstartoperators.upstart.com".into(),
+        version: "v1alpha1".into(),
+        api_version: "upstartoperators.upstart.com/v1alpha1".into(),
+        kind: "UpstartService".into(),
+        plural: "upstartservices".into(),
+    }
+}
+
+fn services(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &service_resource())
+}
+
+/// A stand-in for the UpstartService operator: marks every UpstartService Ready, and records
+/// that it was asked to stop.
+fn marking_operator(stopped: Arc<AtomicBool>) -> Operator {
+    Operator::new(
+        "test-marker",
+        &["UpstartService"],
+        move |ctx: OperatorContext, stop: StopSignal| {
+            let stopped = stopped.clone();
+            async move {
+                let all: Api<DynamicObject> =
+                    Api::all_with(ctx.client.clone(), &service_resource());
+                let mut events = watcher(all, watcher::Config::default()).boxed();
+                let mut stop = Box::pin(stop.requested());
+                loop {
+                    tokio::select! {
+                        () = &mut stop => break,
+                        event = events.next() => {
+                            let obj = match event {
+                                Some(Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj))) => obj,
+                                Some(Err(e)) => { eprintln!("test operator: watch: {e}"); tokio::time::sleep(Duration::from_millis(100)).await; continue }
+                                _ => continue,
+                            };
+                            let ns = obj.metadata.namespace.clone().unwrap_or_default();
+                            let name = obj.metadata.name.clone().unwrap_or_default();
+                            let status = serde_json::json!({
+                                "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+                                "kind": "UpstartService",
+                                "metadata": {"name": name},
+                                "status": {"conditions": [{
+                                    "type": "Ready", "status": "True", "reason": "Ready",
+                                    "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z",
+                                }]}
+                            });
+                            services(&ctx.client, &ns)
+                                .patch_status(&name, &PatchParams::apply("test-marker").force(), &Patch::Apply(status))
+                                .await
+                                .map_err(|e| { eprintln!("test operator: status: {e}"); e.to_string() })?;
+                        }
+                    }
+                }
+                stopped.store(true, Ordering::SeqCst);
+                Ok::<(), String>(())
+            }
+        },
+    )
+}
+
+#[tokio::test]
+async fn in_process_cluster_has_no_endpoint_and_a_kubeconfig_needs_one() {
+    let cluster = LocalCluster::start(LocalClusterOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(cluster.api_url(), None);
+    assert_eq!(cluster.kubeconfig_path(), None);
+    assert!(cluster.chart_repositories().is_empty());
+    cluster.shutdown().await;
+
+    let err = LocalCluster::start(LocalClusterOptions {
+        kubeconfig_path: Some("k.yaml".into()),
+        ..LocalClusterOptions::default()
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::KubeconfigWithoutHttps { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn https_endpoint_writes_a_kubeconfig_and_charts_are_served_as_upstart_charts() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("charts/tiny")).unwrap();
+    std::fs::write(
+        tmp.path().join("charts/tiny/Chart.yaml"),
+        "apiVersion: v2\nname: tiny\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    let kubeconfig = tmp.path().join("out/kubeconfig");
+    let cluster = LocalCluster::start(LocalClusterOptions {
+        https_port: Some(0),
+        kubeconfig_path: Some(kubeconfig.clone()),
+        charts_dir: Some(tmp.path().join("charts")),
+        ..LocalClusterOptions::default()
+    })
+    .await
+    .unwrap();
+    let url = cluster.api_url().unwrap().to_owned();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    assert_eq!(cluster.kubeconfig_path(), Some(kubeconfig.as_path()));
+    let text = std::fs::read_to_string(&kubeconfig).unwrap();
+    assert!(text.contains(&url), "{text}");
+    let repos = cluster.chart_repositories();
+    assert_eq!(repos.len(), 1);
+    assert_eq!(repos[0].alias, CHARTS_ALIAS);
+    assert!(repos[0].url.starts_with("http://127.0.0.1:"));
+    // The endpoint is a real HTTPS API server: a client built from it lists namespaces.
+    let remote = cluster.endpoint().unwrap().client().await.unwrap();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(remote);
+    let list = namespaces.list(&Default::default()).await.unwrap();
+    assert!(
+        list.items
+            .iter()
+            .any(|n| n.metadata.name.as_deref() == Some("default"))
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn files_are_applied_crds_first_into_the_default_namespace_given() {
+    let cluster = LocalCluster::start(LocalClusterOptions::default())
+        .await
+        .unwrap();
+    let ns = parse(
+        "ns",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n",
+    )
+    .unwrap();
+    apply_manifests(cluster.client(), ns, MANAGER, "default")
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let service = tmp.path().join("service.yaml");
+    std::fs::write(&service, SERVICE).unwrap();
+    let crd = workspace("crds/upstartservices.upstartoperators.upstart.com.yaml");
+    // The service comes first in the list; the CRD is still applied (and established) first.
+    let applied = apply_files(cluster.client(), &[&service, &crd], MANAGER, "team")
+        .await
+        .unwrap();
+    let described: Vec<String> = applied.iter().map(|a| a.describe()).collect();
+    assert_eq!(
+        described,
+        [
+            "CustomResourceDefinition upstartservices.upstartoperators.upstart.com",
+            "UpstartService team/s"
+        ]
+    );
+    assert_eq!(applied[1].group(), "upstartoperators.upstart.com");
+    let stored = applied[1].get().await.unwrap();
+    let managers: Vec<_> = stored
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert_eq!(managers, [MANAGER]);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn wait_ready_waits_for_the_operator_of_an_upstart_kind_to_report() {
+    let stopped = Arc::new(AtomicBool::new(false));
+    let cluster = LocalCluster::start(LocalClusterOptions {
+        operators: OperatorSet::none().with(marking_operator(stopped.clone())),
+        ..LocalClusterOptions::default()
+    })
+    .await
+    .unwrap();
+    assert!(cluster.reported_kinds().covers("UpstartService"));
+    let mut manifests = upstart_local_cluster::read_files(&[workspace(
+        "crds/upstartservices.upstartoperators.upstart.com.yaml",
+    )])
+    .unwrap();
+    manifests.extend(parse("service", SERVICE).unwrap());
+    let applied = apply_manifests(cluster.client(), manifests, MANAGER, "default")
+        .await
+        .unwrap();
+    wait_ready(&applied, &cluster.reported_kinds(), Duration::from_secs(20))
+        .await
+        .unwrap();
+    let service = applied[1].get().await.unwrap();
+    assert_eq!(
+        service.data["status"]["conditions"][0]["status"], "True",
+        "{service:?}"
+    );
+    cluster.shutdown().await;
+    assert!(
+        stopped.load(Ordering::SeqCst),
+        "the operator was asked to stop"
+    );
+}
+
+#[tokio::test]
+async fn wait_ready_times_out_while_a_running_operator_has_not_reported() {
+    // An operator that reports on UpstartService but never writes anything.
+    let silent = Operator::new(
+        "silent",
+        &["UpstartService"],
+        |_ctx: OperatorContext, stop: StopSignal| async move {
+            stop.requested().await;
+            Ok::<(), String>(())
+        },
+    );
+    let cluster = LocalCluster::start(LocalClusterOptions {
+        operators: OperatorSet::none().with(silent),
+        ..LocalClusterOptions::default()
+    })
+    .await
+    .unwrap();
+    let mut manifests = upstart_local_cluster::read_files(&[workspace(
+        "crds/upstartservices.upstartoperators.upstart.com.yaml",
+    )])
+    .unwrap();
+    manifests.extend(parse("service", SERVICE).unwrap());
+    let applied = apply_manifests(cluster.client(), manifests, MANAGER, "default")
+        .await
+        .unwrap();
+    let err = wait_ready(
+        &applied,
+        &cluster.reported_kinds(),
+        Duration::from_millis(500),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "timed out after 500ms waiting for Ready: UpstartService default/s has no Ready \
+         condition yet (its operator has not reported)"
+    );
+    // Without that operator, the same object is not waited for.
+    wait_ready(
+        &applied,
+        &OperatorSet::none().reported_kinds(),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    cluster.shutdown().await;
+}
