@@ -43,9 +43,6 @@ pub use operators::{
 };
 pub use ready::{Readiness, Verdict, readiness, verdict, wait_ready};
 
-/// How long the workload simulator may take to stop.
-const SIMULATOR_GRACE: Duration = Duration::from_secs(2);
-
 /// What to start.
 #[derive(Debug, Clone, Default)]
 pub struct LocalClusterOptions {
@@ -196,14 +193,7 @@ impl LocalCluster {
     /// control plane (open watches end and the HTTPS listener stops).
     pub async fn shutdown(self) {
         self.operators.shutdown().await;
-        // The simulator's controllers can miss a stop that arrives before they first ran
-        // (a cluster stopped right after it started): do not hang on them.
-        if tokio::time::timeout(SIMULATOR_GRACE, self.simulator.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!(grace = ?SIMULATOR_GRACE, "the workload simulator did not stop in time");
-        }
+        self.simulator.shutdown().await;
         if let Some(repo) = self.charts {
             repo.shutdown().await;
         }

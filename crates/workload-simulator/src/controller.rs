@@ -367,6 +367,9 @@ impl Simulator {
     }
 }
 
+/// How long [`RunningSimulator::shutdown`] lets the controllers finish before aborting them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+
 /// A running simulator. Dropping it stops the controllers, as [`RunningSimulator::shutdown`]
 /// does (without waiting for them).
 pub struct RunningSimulator {
@@ -392,13 +395,22 @@ impl RunningSimulator {
         self.tasks.push(tokio::spawn(controller));
     }
 
-    /// Stops every controller and waits for the ones at work to finish.
+    /// Stops every controller: each gets [`SHUTDOWN_GRACE`] to finish the status write it is
+    /// doing, then it is aborted.
+    ///
+    /// The bound matters: kube-runtime's controller waits for its cache to be filled before it
+    /// stops, and a stop that arrives before the first list completed ends the watch that would
+    /// fill it, so a graceful stop alone can hang forever. Aborting is safe here: the simulator's
+    /// only writes are idempotent status updates that the next run redoes.
     pub async fn shutdown(mut self) {
         for stop in self.stops.drain(..) {
             let _ = stop.send(());
         }
-        for task in self.tasks.drain(..) {
-            let _ = task.await;
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        for mut task in self.tasks.drain(..) {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+            }
         }
     }
 }

@@ -65,7 +65,7 @@ mod controller;
 pub mod settings;
 pub mod status;
 
-pub use controller::{RunningSimulator, Simulator};
+pub use controller::{RunningSimulator, SHUTDOWN_GRACE, Simulator};
 pub use settings::{FAIL, ON_COMPLETE, READY_AFTER, Settings};
 
 use std::time::Duration;

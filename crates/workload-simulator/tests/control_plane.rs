@@ -387,3 +387,10 @@ async fn other_workload_kinds_get_their_ready_status_through_the_api() {
     assert!(ip.is_loopback());
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_simulator_stopped_right_after_it_started_stops_promptly() {
+    let (_cp, _client, sim) = start(Options::default());
+    let stopped = tokio::time::timeout(Duration::from_secs(5), sim.shutdown()).await;
+    assert!(stopped.is_ok(), "shutdown hung");
+}
