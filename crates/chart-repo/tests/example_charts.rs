@@ -31,47 +31,15 @@ const NAMESPACE: &str = "pr-1234";
 /// The simulator annotation declaring what a Job creates when it completes.
 const ON_COMPLETE: &str = "simulator.upstart.dev/on-complete";
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn charts_dir() -> PathBuf {
-    workspace().join("charts")
-}
-
-fn find_helm() -> PathBuf {
-    if let Some(path) = std::env::var_os("UPSTART_HELM") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "UPSTART_HELM points to {}, which is not a file",
-            path.display()
-        );
-        return path;
-    }
-    let local = workspace().join(".tools/bin/helm");
-    if local.is_file() {
-        return local;
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join("helm");
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    panic!(
-        "helm not found: set UPSTART_HELM, run scripts/bootstrap-tools (installs .tools/bin/helm), \
-         or put helm on PATH"
-    );
+    upstart_test_support::workspace_root().join("charts")
 }
 
 /// Runs helm with its config, cache and data inside a fresh directory, so the user's
 /// repositories are neither read nor changed. Returns (success, stdout, stderr).
 fn run_helm(args: &[&str]) -> (bool, String, String) {
     let home = tempfile::tempdir().unwrap();
-    let output = Command::new(find_helm())
+    let output = Command::new(upstart_test_support::helm())
         .args(args)
         .env("HELM_CONFIG_HOME", home.path().join("config"))
         .env("HELM_CACHE_HOME", home.path().join("cache"))
@@ -255,7 +223,7 @@ fn release_use(origin: String, release_name: String, spec: &Value) -> ReleaseUse
 
 /// Every release declared by a file of UpstartServices, UpstartEnvironments and HelmReleases.
 fn release_uses(rel_path: &str) -> Vec<ReleaseUse> {
-    let document = yaml_file(&workspace().join(rel_path));
+    let document = yaml_file(&upstart_test_support::workspace_root().join(rel_path));
     let spec = &document["spec"];
     match document["kind"].as_str().unwrap() {
         "UpstartService" | "UpstartEnvironment" => spec["helmReleases"]

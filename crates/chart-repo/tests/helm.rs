@@ -5,31 +5,9 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use upstart_chart_repo::ChartRepo;
-
-fn find_helm() -> PathBuf {
-    if let Some(path) = std::env::var_os("UPSTART_HELM") {
-        return PathBuf::from(path);
-    }
-    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/bin/helm");
-    if local.is_file() {
-        return local;
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join("helm");
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    panic!(
-        "helm not found: set UPSTART_HELM, run scripts/bootstrap-tools (installs .tools/bin/helm), \
-         or put helm on PATH"
-    );
-}
 
 fn write(dir: &Path, rel: &str, text: &str) {
     let path = dir.join(rel);
@@ -40,7 +18,7 @@ fn write(dir: &Path, rel: &str, text: &str) {
 /// Runs helm with its config, cache and data kept inside `home`, so the user's repositories
 /// are neither read nor changed.
 async fn helm(home: &Path, args: &[&str]) -> String {
-    let output = tokio::process::Command::new(find_helm())
+    let output = tokio::process::Command::new(upstart_test_support::helm())
         .args(args)
         .env("HELM_CONFIG_HOME", home.join("config"))
         .env("HELM_CACHE_HOME", home.join("cache"))

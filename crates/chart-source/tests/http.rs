@@ -420,7 +420,7 @@ async fn fetched_chart_directory_renders_with_helm_template() {
     let s = source(alias_config(repo.url()));
     let chart = s.source.fetch("charts/tiny", None).await.unwrap();
     let home = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(common::helm())
+    let output = std::process::Command::new(upstart_test_support::helm())
         .args(["template", "my-release"])
         .arg(&chart.path)
         .env("HELM_CACHE_HOME", home.path().join("cache"))

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{config, helm, on_path, packaged, sha256_hex, source};
+use common::{config, on_path, packaged, sha256_hex, source};
 use upstart_chart_source::Error;
 
 fn docker_registry() -> PathBuf {
@@ -149,7 +149,7 @@ impl Registry {
         let work = tempfile::tempdir().unwrap();
         let file = work.path().join(chart.file_name());
         std::fs::write(&file, &chart.archive).unwrap();
-        let mut command = Command::new(helm());
+        let mut command = Command::new(upstart_test_support::helm());
         command
             .arg("push")
             .arg(&file)

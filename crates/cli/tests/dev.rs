@@ -254,29 +254,8 @@ fn invalid_file_fails_before_starting_anything() {
     assert!(!tmp.path().join("k.yaml").exists());
 }
 
-fn find_kubectl() -> PathBuf {
-    if let Some(path) = std::env::var_os("UPSTART_KUBECTL").filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
-    }
-    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/bin/kubectl");
-    if local.is_file() {
-        return local;
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            if dir.join("kubectl").is_file() {
-                return dir.join("kubectl");
-            }
-        }
-    }
-    panic!(
-        "kubectl not found: set UPSTART_KUBECTL, run scripts/bootstrap-tools (installs \
-         .tools/bin/kubectl), or put kubectl on PATH"
-    );
-}
-
 fn kubectl(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(find_kubectl())
+    let out = Command::new(upstart_test_support::kubectl())
         .current_dir(dir)
         .args(["--kubeconfig", "k.yaml", "--cache-dir", "kube-cache"])
         .args(args)

@@ -18,30 +18,6 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use upstart_control_plane::Endpoint;
 
-fn find_kubectl() -> PathBuf {
-    if let Ok(p) = std::env::var("UPSTART_KUBECTL")
-        && !p.is_empty()
-    {
-        return PathBuf::from(p);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let tools = root.join(".tools/bin/kubectl");
-    if tools.is_file() {
-        return tools;
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join("kubectl");
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    panic!(
-        "kubectl not found: set UPSTART_KUBECTL, run scripts/bootstrap-tools (installs .tools/bin/kubectl), or put kubectl on PATH"
-    );
-}
-
 struct Kubectl {
     bin: PathBuf,
     kubeconfig: PathBuf,
@@ -54,7 +30,7 @@ impl Kubectl {
         let kubeconfig = dir.join("kubeconfig");
         endpoint.write_kubeconfig(&kubeconfig).unwrap();
         Kubectl {
-            bin: find_kubectl(),
+            bin: upstart_test_support::kubectl(),
             kubeconfig,
             cache: dir.join("cache"),
             dir: dir.to_path_buf(),

@@ -18,30 +18,10 @@ use upstart_release_engine::render::{
     Capabilities, REDACTED, RenderRequest, Renderer, RendererConfig,
 };
 
-fn helm() -> PathBuf {
-    if let Some(path) = std::env::var_os("UPSTART_HELM") {
-        return PathBuf::from(path);
-    }
-    let pinned = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/bin/helm");
-    if pinned.is_file() {
-        return pinned;
-    }
-    if let Some(found) = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("helm"))
-        .find(|p| p.is_file())
-    {
-        return found;
-    }
-    panic!(
-        "helm not found: set UPSTART_HELM, run scripts/bootstrap-tools (installs .tools/bin/helm), \
-         or put helm (v3.14+ or v4) on PATH"
-    );
-}
-
 async fn renderer() -> Renderer {
-    Renderer::new(helm()).await.expect("helm is usable")
+    Renderer::new(upstart_test_support::helm())
+        .await
+        .expect("helm is usable")
 }
 
 fn write(root: &Path, files: &[(&str, &str)]) {
@@ -353,7 +333,7 @@ async fn values_never_reach_the_disk() {
     let chart = app_chart(dir.path());
     let config = RendererConfig {
         work_dir: Some(work.path().to_owned()),
-        ..RendererConfig::new(helm())
+        ..RendererConfig::new(upstart_test_support::helm())
     };
     let renderer = Renderer::with_config(config).await.unwrap();
     let values = json!({"greeting": "never-on-disk-4242"});
@@ -393,7 +373,7 @@ async fn a_render_over_the_output_limit_is_refused() {
     );
     let config = RendererConfig {
         max_output_bytes: 64 * 1024,
-        ..RendererConfig::new(helm())
+        ..RendererConfig::new(upstart_test_support::helm())
     };
     let renderer = Renderer::with_config(config).await.unwrap();
     let values = json!({});
@@ -495,7 +475,7 @@ async fn renders_waiting_for_a_helm_slot_reuse_a_render_finished_meanwhile() {
     let chart = app_chart(dir.path());
     let config = RendererConfig {
         max_concurrent: 1,
-        ..RendererConfig::new(helm())
+        ..RendererConfig::new(upstart_test_support::helm())
     };
     let renderer = Renderer::with_config(config).await.unwrap();
     let values = json!({"greeting": "same"});

@@ -17,32 +17,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use upstart_chart_source::{ChartSource, Credentials, RepositoryConfig};
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 pub fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(name))
             .find(|p| p.is_file())
-    })
-}
-
-/// helm from `UPSTART_HELM`, else `.tools/bin/helm` of the workspace, else PATH.
-pub fn helm() -> PathBuf {
-    if let Some(path) = std::env::var_os("UPSTART_HELM") {
-        return PathBuf::from(path);
-    }
-    let local = workspace_root().join(".tools/bin/helm");
-    if local.is_file() {
-        return local;
-    }
-    on_path("helm").unwrap_or_else(|| {
-        panic!(
-            "helm is needed for this test: set UPSTART_HELM, or run scripts/bootstrap-tools \
-             (it installs .tools/bin/helm), or put helm on PATH"
-        )
     })
 }
 
