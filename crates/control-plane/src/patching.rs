@@ -91,7 +91,7 @@ pub fn apply_patch(
     let patch = parse_json(body)?;
     match kind {
         PatchKind::Merge => Ok(kp::merge_patch(current, &patch)),
-        PatchKind::Json => apply_json_patch(current, &patch),
+        PatchKind::Json => kp::apply_json_patch(current, &patch).map_err(patch_error),
         PatchKind::Strategic => {
             if !t.builtin {
                 return Err(ApiError::unsupported_media_type(
@@ -104,28 +104,6 @@ pub fn apply_patch(
             "server-side apply goes through server_side_apply",
         )),
     }
-}
-
-/// RFC 6902 as kube-apiserver applies it: operations in order, all or nothing, and a `test`
-/// for `null` passes on a missing path (its json-patch library reads a missing value as null;
-/// kube-runtime's finalizer helper relies on that with `test /metadata/finalizers null`).
-fn apply_json_patch(current: &Value, patch: &Value) -> ApiResult<Value> {
-    let Some(ops) = patch.as_array() else {
-        return kp::apply_json_patch(current, patch).map_err(patch_error);
-    };
-    let mut doc = current.clone();
-    for op in ops {
-        let missing_null_test = op["op"] == "test"
-            && op["value"].is_null()
-            && op["path"]
-                .as_str()
-                .is_some_and(|p| doc.pointer(p).is_none());
-        if missing_null_test {
-            continue;
-        }
-        doc = kp::apply_json_patch(&doc, &Value::Array(vec![op.clone()])).map_err(patch_error)?;
-    }
-    Ok(doc)
 }
 
 /// Parses an apply body (YAML or JSON).

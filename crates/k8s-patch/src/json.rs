@@ -45,10 +45,23 @@ pub fn create_merge_patch(from: &Value, to: &Value) -> Value {
 ///
 /// Errors: [`Error::InvalidPatch`] (400) when `patch` is not a list of operations,
 /// [`Error::JsonPatchFailed`] (422) when an operation fails (a missing path, a failed `test`).
+///
+/// As in kube-apiserver, a `test` for `null` passes on a missing path: its JSON patch library
+/// reads a missing value as `null`, and clients rely on it (kube-runtime's finalizer helper
+/// sends `test /metadata/finalizers null` before adding the first finalizer).
 pub fn apply_json_patch(target: &Value, patch: &Value) -> Result<Value, Error> {
     let patch: json_patch::Patch =
         serde_json::from_value(patch.clone()).map_err(|e| Error::InvalidPatch(e.to_string()))?;
     let mut out = target.clone();
-    json_patch::patch(&mut out, &patch).map_err(|e| Error::JsonPatchFailed(e.to_string()))?;
+    for operation in patch.0 {
+        if let json_patch::PatchOperation::Test(test) = &operation
+            && test.value.is_null()
+            && out.pointer(test.path.as_str()).is_none()
+        {
+            continue;
+        }
+        json_patch::patch(&mut out, &[operation])
+            .map_err(|e| Error::JsonPatchFailed(e.to_string()))?;
+    }
     Ok(out)
 }

@@ -271,3 +271,21 @@ fn strategic_merge_keeps_the_patch_order_for_the_items_it_names() {
         .collect();
     assert_eq!(names, ["b", "c", "a"]);
 }
+
+#[test]
+fn json_patch_test_for_null_passes_on_a_missing_path_as_the_apiserver_does() {
+    let target = json!({"metadata": {"name": "x"}});
+    let patch = json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": null},
+        {"op": "add", "path": "/metadata/finalizers", "value": ["example.com/cleanup"]}
+    ]);
+    assert_eq!(
+        apply_json_patch(&target, &patch).unwrap(),
+        json!({"metadata": {"name": "x", "finalizers": ["example.com/cleanup"]}})
+    );
+    let present = json!({"metadata": {"name": "x", "finalizers": ["other"]}});
+    assert!(matches!(
+        apply_json_patch(&present, &patch),
+        Err(Error::JsonPatchFailed(_))
+    ));
+}
