@@ -24,7 +24,7 @@ use tokio::sync::RwLock;
 use tracing::{info, instrument, warn};
 use upstart_api::conditions::{READY, find, is_ready_for_generation};
 use upstart_api::v1alpha1::{
-    DependencyKind, HelmRelease, HelmReleasePhase, HelmReleaseStatus, InventoryEntry,
+    DependencyKind, HelmRelease, HelmReleasePhase, HelmReleaseStatus, HookStatus, InventoryEntry,
     UpstartService,
 };
 use upstart_chart_source::{ChartSource, Credentials, RepositoryConfig};
@@ -36,7 +36,7 @@ use upstart_release_engine::catalog::ApiCatalog;
 use upstart_release_engine::digest::{FieldDigest, canonical_json};
 use upstart_release_engine::health::{self, Health};
 use upstart_release_engine::manifests::{
-    self, ClusterScopedAllowList, Limits, RELEASE_LABEL, ReleaseScope,
+    self, ClusterScopedAllowList, HookEvent, HookOutcome, Limits, RELEASE_LABEL, ReleaseScope,
 };
 use upstart_release_engine::render::{RenderRequest, Renderer};
 
@@ -56,6 +56,8 @@ use crate::wakeups::{self, DataKind};
 pub const MAX_VALUES_DOCUMENT_BYTES: usize = 1024 * 1024;
 /// How soon a release waiting for its workloads is looked at again if no watch event came.
 const HEALTH_RECHECK: Duration = Duration::from_secs(30);
+/// How often a running hook is looked at.
+const HOOK_POLL: Duration = Duration::from_millis(250);
 
 /// What the operator is configured with.
 #[derive(Clone, Debug)]
@@ -340,6 +342,7 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
                 status.inventory = applied.inventory;
                 status.version = Some(applied.version);
                 status.chart_digest = Some(applied.chart_digest);
+                status.hooks = applied.hooks;
                 status.outputs = observed.published_keys.clone();
                 write_status(ctx, &api, hr, status).await?;
                 // The status write wakes the release again; this is only the safety net.
@@ -355,13 +358,8 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
                 return Ok(Action::requeue(hr.spec.interval()));
             }
             Err(error) => {
-                let status = failure_status(
-                    old,
-                    error.metric_label(),
-                    &error.to_string(),
-                    generation,
-                    &now,
-                );
+                let status =
+                    failure_status(old, error.reason(), &error.to_string(), generation, &now);
                 write_status(ctx, &api, hr, status).await?;
                 return Err(error);
             }
@@ -767,6 +765,7 @@ pub fn parse_values_document(bytes: &[u8]) -> Result<Value, String> {
 }
 
 struct Applied {
+    hooks: Vec<HookStatus>,
     inventory: Vec<InventoryEntry>,
     version: String,
     chart_digest: String,
@@ -814,25 +813,23 @@ async fn apply_release(
         manifests::plan(&rendered.manifest, &scope, &ctx.limits).map_err(Error::Render)?
     };
     let release_label = upstart_api::names::release_label_value(namespace, &name);
+    let mut hooks = Vec::new();
+    let (pre, post) = HookEvent::around_apply(is_upgrade);
+    if !hr.spec.disable_hooks {
+        run_hooks(ctx, hr, namespace, &plan, pre, &release_label, &mut hooks).await?;
+    }
     for object in &plan.resources {
-        let api = ctx.dynamic_api(&object.entry, namespace).await?;
-        let live = api
-            .get_opt(&object.entry.name)
-            .await
-            .map_err(Error::kube(format!("reading {}", object.display_name())))?;
-        manifests::check_conflict(
+        apply_object(
+            ctx,
+            namespace,
             &object.entry,
-            live.as_ref().map(|l| l.labels()),
+            &object.object,
             &release_label,
         )
-        .map_err(Error::Render)?;
-        api.patch(
-            &object.entry.name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&object.object),
-        )
-        .await
-        .map_err(Error::kube(format!("applying {}", object.display_name())))?;
+        .await?;
+    }
+    if !hr.spec.disable_hooks {
+        run_hooks(ctx, hr, namespace, &plan, post, &release_label, &mut hooks).await?;
     }
     let inventory = plan.inventory();
     let old = hr
@@ -847,7 +844,129 @@ async fn apply_release(
         inventory,
         version: chart.version,
         chart_digest: chart.digest,
+        hooks,
     })
+}
+
+/// Server-side applies one object after checking it is not another release's.
+async fn apply_object(
+    ctx: &Context,
+    namespace: &str,
+    entry: &InventoryEntry,
+    object: &Value,
+    release_label: &str,
+) -> Result<(), Error> {
+    let display = manifests::display_name(entry);
+    let api = ctx.dynamic_api(entry, namespace).await?;
+    let live = api
+        .get_opt(&entry.name)
+        .await
+        .map_err(Error::kube(format!("reading {display}")))?;
+    manifests::check_conflict(entry, live.as_ref().map(|l| l.labels()), release_label)
+        .map_err(Error::Render)?;
+    api.patch(
+        &entry.name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map_err(Error::kube(format!("applying {display}")))?;
+    Ok(())
+}
+
+/// Runs the hooks of one event in order (SPEC §2.5): delete the previous object when the
+/// policy says so, apply, wait for it to end, delete it by policy. A failed hook fails the
+/// apply. The wait polls within this reconcile, bounded by `spec.timeout`.
+async fn run_hooks(
+    ctx: &Context,
+    hr: &HelmRelease,
+    namespace: &str,
+    plan: &manifests::Plan,
+    event: HookEvent,
+    release_label: &str,
+    statuses: &mut Vec<HookStatus>,
+) -> Result<(), Error> {
+    for hook in plan.hooks_for(event) {
+        let entry = &hook.object.entry;
+        let display = hook.display_name();
+        if hook.delete_before_creation() {
+            delete_entry(ctx, namespace, entry).await?;
+            wait_gone(ctx, namespace, entry, hr.spec.timeout()).await?;
+        }
+        apply_object(ctx, namespace, entry, &hook.object.object, release_label).await?;
+        let api = ctx.dynamic_api(entry, namespace).await?;
+        let deadline = tokio::time::Instant::now() + hr.spec.timeout();
+        let outcome = loop {
+            let live = api
+                .get_opt(&entry.name)
+                .await
+                .map_err(Error::kube(format!("reading hook {display}")))?;
+            if let Some(live) = live
+                && let Some(outcome) =
+                    manifests::hook_outcome(&serde_json::to_value(&live).unwrap_or(Value::Null))
+            {
+                break outcome;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::HookTimeout {
+                    event: event.as_str(),
+                    object: display,
+                    seconds: hr.spec.timeout().as_secs(),
+                });
+            }
+            tokio::time::sleep(HOOK_POLL).await;
+        };
+        if hook.delete_after(outcome) {
+            delete_entry(ctx, namespace, entry).await?;
+        }
+        let phase = match outcome {
+            HookOutcome::Succeeded => "Succeeded",
+            HookOutcome::Failed => "Failed",
+        };
+        statuses.push(HookStatus {
+            event: event.as_str().to_owned(),
+            object: display.clone(),
+            phase: phase.to_owned(),
+        });
+        if outcome == HookOutcome::Failed {
+            return Err(Error::HookFailed {
+                event: event.as_str(),
+                object: display,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Waits until a deleted object is gone (a hook recreated too early would be refused).
+async fn wait_gone(
+    ctx: &Context,
+    namespace: &str,
+    entry: &InventoryEntry,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let api = match ctx.dynamic_api(entry, namespace).await {
+        Ok(api) => api,
+        Err(Error::UnknownKind { .. }) => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    while api
+        .get_opt(&entry.name)
+        .await
+        .map_err(Error::kube("waiting for a hook object to be deleted"))?
+        .is_some()
+    {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::HookTimeout {
+                event: "before-hook-creation",
+                object: manifests::display_name(entry),
+                seconds: timeout.as_secs(),
+            });
+        }
+        tokio::time::sleep(HOOK_POLL).await;
+    }
+    Ok(())
 }
 
 async fn delete_entry(ctx: &Context, namespace: &str, entry: &InventoryEntry) -> Result<(), Error> {

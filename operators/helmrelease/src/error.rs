@@ -25,6 +25,16 @@ pub enum Error {
     /// A rendered object's kind is not served by the cluster (yet).
     #[error("{api_version} {kind} is not served by the cluster")]
     UnknownKind { api_version: String, kind: String },
+    /// A hook ended in failure (SPEC §2.5: the release fails and is retried with backoff).
+    #[error("hook {object} ({event}) failed")]
+    HookFailed { event: &'static str, object: String },
+    /// A hook did not end within the release's timeout.
+    #[error("hook {object} ({event}) did not finish within {seconds}s")]
+    HookTimeout {
+        event: &'static str,
+        object: String,
+        seconds: u64,
+    },
     /// The finalizer machinery failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
@@ -43,6 +53,8 @@ impl Error {
             Error::ChartFetch(_) => "ChartFetchFailed",
             Error::Render(_) => "RenderFailed",
             Error::UnknownKind { .. } => "UnknownKind",
+            Error::HookFailed { .. } => "HookFailed",
+            Error::HookTimeout { .. } => "HookTimeout",
             Error::Finalizer(_) => "FinalizerFailed",
             Error::Config(_) => "InvalidConfiguration",
         }
@@ -57,6 +69,8 @@ impl Error {
             Error::ChartFetch(_) => "chart_fetch",
             Error::Render(e) => e.metric_label(),
             Error::UnknownKind { .. } => "unknown_kind",
+            Error::HookFailed { .. } => "hook_failed",
+            Error::HookTimeout { .. } => "hook_timeout",
             Error::Finalizer(e) => match e.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),

@@ -75,8 +75,10 @@ pub fn next_status(
     status
 }
 
-/// The status after a transient failure (fetch, render, apply): Ready=False naming the failure,
-/// one more consecutive failure counted for backoff. `message` must hold no value.
+/// The status after a transient failure (fetch, render, apply, hook): Ready=False naming the
+/// failure. The same failure again gives the same status: a counter here would change status
+/// on every retry and wake the release at once, defeating the backoff (which is kept in
+/// memory by the runtime instead). `message` must hold no value.
 pub fn failure_status(
     old: Option<&HelmReleaseStatus>,
     reason: &str,
@@ -85,7 +87,6 @@ pub fn failure_status(
     now: &Time,
 ) -> HelmReleaseStatus {
     let mut status = old.cloned().unwrap_or_default();
-    let failures = status.failures.unwrap_or(0).saturating_add(1);
     status.phase = Some(HelmReleasePhase::Failed);
     status.observed_generation = generation;
     let mut conditions = std::mem::take(&mut status.conditions);
@@ -97,7 +98,7 @@ pub fn failure_status(
         conditions = set_condition(&conditions, update, generation, now);
     }
     status.conditions = conditions;
-    status.failures = Some(failures);
+    status.failures = None;
     status
 }
 
@@ -349,26 +350,16 @@ mod tests {
     }
 
     #[test]
-    fn transient_failures_are_counted_and_cleared_by_progress() {
-        let first = failure_status(
-            None,
-            "ChartFetch",
-            "repository unreachable",
-            Some(1),
-            &at(10),
-        );
-        let second = failure_status(
-            Some(&first),
-            "ChartFetch",
-            "repository unreachable",
-            Some(1),
-            &at(20),
-        );
-        assert_eq!(second.failures, Some(2));
+    fn repeated_transient_failure_leaves_status_unchanged() {
+        let failed = |old| failure_status(old, "ChartFetch", "unreachable", Some(1), &at(10));
+        let first = failed(None);
+        let second = failure_status(Some(&first), "ChartFetch", "unreachable", Some(1), &at(20));
+        assert_eq!(first, second);
         assert_eq!(second.phase, Some(HelmReleasePhase::Failed));
         assert_eq!(status_of(&second, STALLED), "False");
+        assert_eq!(status_of(&second, RECONCILING), "True");
         let recovered = next_status(Some(&second), &Decision::Ready, Some(1), &at(30));
-        assert_eq!(recovered.failures, None);
+        assert_eq!(recovered.phase, Some(HelmReleasePhase::Ready));
     }
 
     #[test]

@@ -99,6 +99,48 @@ spec:
     );
     write(
         root,
+        "hooked/Chart.yaml",
+        "apiVersion: v2\nname: hooked\nversion: 0.1.0\n",
+    );
+    write(
+        root,
+        "hooked/templates/hooks.yaml",
+        r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ .Release.Name }}-migrate
+  annotations:
+    helm.sh/hook: pre-install,pre-upgrade
+    helm.sh/hook-delete-policy: hook-succeeded
+    simulator.upstart.dev/ready-after: 100ms
+    simulator.upstart.dev/fail: {{ .Values.failMigration | default false | quote }}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: migrate
+          image: example/migrate:1
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-marker
+  annotations:
+    helm.sh/hook: post-install
+data:
+  done: "yes"
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-settings
+data:
+  message: hooked
+"#,
+    );
+    write(
+        root,
         "producer/Chart.yaml",
         "apiVersion: v2\nname: producer\nversion: 0.1.0\n",
     );
@@ -425,5 +467,91 @@ async fn object_deleted_by_hand_is_put_back() {
         (settings.data?.get("message")? == "kept").then_some(())
     })
     .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_run_in_order_around_the_install_and_follow_their_delete_policy() {
+    let h = Harness::start().await;
+    h.create(
+        "hooked",
+        json!({"chart": "test/hooked", "version": "0.1.0"}),
+    )
+    .await;
+    let release = h.ready("hooked").await;
+    let status = release.status.unwrap();
+    let hooks: Vec<(String, String, String)> = status
+        .hooks
+        .iter()
+        .map(|h| (h.event.clone(), h.object.clone(), h.phase.clone()))
+        .collect();
+    assert_eq!(
+        hooks,
+        [
+            (
+                "pre-install".into(),
+                "Job/hooked-migrate".into(),
+                "Succeeded".into()
+            ),
+            (
+                "post-install".into(),
+                "ConfigMap/hooked-marker".into(),
+                "Succeeded".into()
+            ),
+        ]
+    );
+    let inventory: Vec<String> = status.inventory.iter().map(|e| e.name.clone()).collect();
+    assert_eq!(inventory, ["hooked-settings"], "hooks are not inventory");
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(h.client.clone(), NS);
+    assert!(
+        jobs.get_opt("hooked-migrate").await.unwrap().is_none(),
+        "hook-succeeded deletes the Job"
+    );
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    assert!(
+        config_maps
+            .get_opt("hooked-marker")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_pre_install_hook_fails_the_release_before_anything_is_applied() {
+    let h = Harness::start().await;
+    h.create(
+        "broken",
+        json!({"chart": "test/hooked", "version": "0.1.0", "values": {"failMigration": true}}),
+    )
+    .await;
+    let api = h.releases();
+    let condition = eventually("the release to fail on its hook", || async {
+        let release = api.get("broken").await.ok()?;
+        let status = release.status?;
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")?
+            .clone();
+        (status.phase == Some(HelmReleasePhase::Failed) && ready.reason == "HookFailed")
+            .then_some(ready)
+    })
+    .await;
+    assert_eq!(condition.status, "False");
+    assert!(
+        condition.message.contains("Job/broken-migrate"),
+        "{}",
+        condition.message
+    );
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    assert!(
+        config_maps
+            .get_opt("broken-settings")
+            .await
+            .unwrap()
+            .is_none()
+    );
     h.stop().await;
 }
