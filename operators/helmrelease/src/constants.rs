@@ -19,4 +19,5 @@ pub mod reasons {
     pub const OUTPUTS_NOT_PUBLISHED: &str = "OutputsNotPublished";
     pub const SUCCEEDED: &str = "Succeeded";
     pub const RECONCILED: &str = "Reconciled";
+    pub const DELETING: &str = "Deleting";
 }

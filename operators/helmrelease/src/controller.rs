@@ -49,7 +49,7 @@ use crate::constants::{CONTROLLER, FIELD_MANAGER, FINALIZER};
 use crate::decide::{
     Decision, DependencyObservation, DependencyState, Observation, ValuesState, decide,
 };
-use crate::status::{failure_status, next_status};
+use crate::status::{deleting_status, failure_status, next_status};
 use crate::wakeups::{self, DataKind};
 
 /// Largest `valuesFrom` document read (SPEC §7: hostile inputs have size limits).
@@ -72,6 +72,8 @@ pub struct Config {
     pub cache_dir: PathBuf,
     /// Cluster-scoped kinds a chart may create.
     pub cluster_scoped_allow_list: ClusterScopedAllowList,
+    /// How long a deleted release waits for its dependents to go first (SPEC §2.8).
+    pub teardown_timeout: Duration,
 }
 
 /// Shared by every reconcile.
@@ -85,6 +87,7 @@ pub struct Context {
     expressions: Expressions,
     discovered: RwLock<Discovered>,
     allow_list: ClusterScopedAllowList,
+    teardown_timeout: Duration,
     limits: Limits,
     releases: Store<HelmRelease>,
 }
@@ -119,6 +122,7 @@ impl Context {
             expressions: Expressions::new(),
             discovered: RwLock::new(discovered),
             allow_list: config.cluster_scoped_allow_list,
+            teardown_timeout: config.teardown_timeout,
             limits: Limits::default(),
             releases,
         })
@@ -286,6 +290,9 @@ pub async fn reconcile(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Result<Action
     let key = ObjectRef::from_obj(hr.as_ref());
     let namespace = hr.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), &namespace);
+    if let Some(action) = wait_for_dependents(&hr, &ctx, &api, &namespace).await? {
+        return Ok(action);
+    }
     let action = finalizer(&api, FINALIZER, hr, |event| async {
         match event {
             FinalizerEvent::Apply(hr) => apply(&hr, &ctx, &namespace).await,
@@ -984,6 +991,66 @@ async fn delete_entry(ctx: &Context, namespace: &str, entry: &InventoryEntry) ->
             source,
         }),
     }
+}
+
+/// Reverse-dependency teardown (SPEC §2.8): a deleted release whose dependents are still in the
+/// namespace waits for them (their deletion wakes it), up to the teardown timeout, after which
+/// it proceeds and says so in an Event. `None`: go ahead with the teardown.
+async fn wait_for_dependents(
+    hr: &HelmRelease,
+    ctx: &Context,
+    api: &Api<HelmRelease>,
+    namespace: &str,
+) -> Result<Option<Action>, Error> {
+    let Some(deleted_at) = &hr.metadata.deletion_timestamp else {
+        return Ok(None);
+    };
+    if !hr.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(None);
+    }
+    let dependents: Vec<String> = wakeups::dependents(
+        &ctx.releases.state(),
+        namespace,
+        &hr.name_any(),
+        DependencyKind::HelmRelease,
+    )
+    .into_iter()
+    .map(|r| r.name)
+    .collect();
+    if dependents.is_empty() {
+        return Ok(None);
+    }
+    let now = Timestamp::now();
+    let waited = now.duration_since(deleted_at.0).unsigned_abs();
+    if waited >= ctx.teardown_timeout {
+        let note = format!(
+            "teardown timeout reached; deleting although {} still depend on it",
+            dependents.join(", ")
+        );
+        ctx.recorder
+            .warning(
+                &hr.object_ref(&()),
+                "TeardownTimeout",
+                "Delete",
+                Some(&note),
+            )
+            .await;
+        return Ok(None);
+    }
+    let message = format!(
+        "waiting for dependents to be deleted first: {}",
+        dependents.join(", ")
+    );
+    let status = deleting_status(
+        hr.status.as_ref(),
+        &message,
+        hr.metadata.generation,
+        &Time(now),
+    );
+    write_status(ctx, api, hr, status).await?;
+    Ok(Some(Action::requeue(
+        ctx.teardown_timeout.saturating_sub(waited),
+    )))
 }
 
 /// Deletion (SPEC §2.8): the inventory in reverse install order.

@@ -15,7 +15,11 @@ use upstart_operator_runtime::{CommonArgs, OperatorContext, Shutdown, run_operat
 use upstart_release_engine::manifests::ClusterScopedAllowList;
 
 #[derive(Parser)]
-#[command(name = "upstart-helmrelease-operator", version, about)]
+#[command(
+    name = "upstart-helmrelease-operator",
+    version,
+    about = "Installs HelmReleases: Helm charts applied once their dependencies are Ready"
+)]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
@@ -76,6 +80,7 @@ async fn operate(op: OperatorContext, shutdown: Shutdown, cli: Cli) -> Result<()
         credentials,
         cache_dir: cli.cache_dir,
         cluster_scoped_allow_list: ClusterScopedAllowList::new(cli.allow_cluster_scoped),
+        teardown_timeout: cli.common.teardown_timeout,
     };
     controller::run(op, config, shutdown).await
 }

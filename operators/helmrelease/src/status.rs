@@ -102,6 +102,28 @@ pub fn failure_status(
     status
 }
 
+/// The status of a deleted release waiting for its teardown (dependents first).
+pub fn deleting_status(
+    old: Option<&HelmReleaseStatus>,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> HelmReleaseStatus {
+    let mut status = old.cloned().unwrap_or_default();
+    status.phase = Some(HelmReleasePhase::Deleting);
+    status.observed_generation = generation;
+    let mut conditions = std::mem::take(&mut status.conditions);
+    for update in [
+        ConditionUpdate::new(READY, false, reasons::DELETING, message),
+        ConditionUpdate::new(RECONCILING, true, reasons::DELETING, message),
+        ConditionUpdate::new(STALLED, false, reasons::DELETING, ""),
+    ] {
+        conditions = set_condition(&conditions, update, generation, now);
+    }
+    status.conditions = conditions;
+    status
+}
+
 fn condition_updates(decision: &Decision) -> Vec<ConditionUpdate<'_>> {
     let ready = |reason, message: &str| ConditionUpdate::new(READY, false, reason, message);
     let reconciling =
@@ -360,6 +382,28 @@ mod tests {
         assert_eq!(status_of(&second, RECONCILING), "True");
         let recovered = next_status(Some(&second), &Decision::Ready, Some(1), &at(30));
         assert_eq!(recovered.phase, Some(HelmReleasePhase::Ready));
+    }
+
+    #[test]
+    fn deleting_release_is_not_ready_and_names_what_it_waits_for() {
+        let ready = next_status(None, &Decision::Ready, Some(1), &at(10));
+        let status = deleting_status(
+            Some(&ready),
+            "waiting for dependents: app",
+            Some(1),
+            &at(20),
+        );
+        assert_eq!(status.phase, Some(HelmReleasePhase::Deleting));
+        let condition = find(&status.conditions, READY).expect("Ready");
+        assert_eq!(condition.status, "False");
+        assert!(condition.message.contains("app"));
+        let again = deleting_status(
+            Some(&status),
+            "waiting for dependents: app",
+            Some(1),
+            &at(30),
+        );
+        assert_eq!(status, again);
     }
 
     #[test]

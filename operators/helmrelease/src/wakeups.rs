@@ -35,8 +35,9 @@ pub fn dependents(
         .collect()
 }
 
-/// Releases woken when a HelmRelease changes: its dependents, and the dependents of the
-/// UpstartServices owning it (its outputs are theirs).
+/// Releases woken when a HelmRelease changes: its dependents, the dependents of the
+/// UpstartServices owning it (its outputs are theirs), and, once it is being deleted, its own
+/// dependencies (they may be waiting for it to go first).
 pub fn dependents_of_release(
     releases: &[Arc<HelmRelease>],
     changed: &HelmRelease,
@@ -57,6 +58,13 @@ pub fn dependents_of_release(
             &owner,
             DependencyKind::UpstartService,
         ));
+    }
+    if changed.metadata.deletion_timestamp.is_some() {
+        for dependency in &changed.spec.dependencies {
+            if dependency.kind != Some(DependencyKind::UpstartService) {
+                woken.push(ObjectRef::new(&dependency.name).within(&namespace));
+            }
+        }
     }
     woken
 }
@@ -179,6 +187,15 @@ mod tests {
             names(&dependents_of_release(&releases, &releases[0])),
             ["app"]
         );
+    }
+
+    #[test]
+    fn deleted_dependent_wakes_its_dependencies() {
+        let mut app = (*release("app", json!({"dependencies": [{"name": "db"}]}))).clone();
+        assert!(dependents_of_release(&[], &app).is_empty());
+        app.metadata.deletion_timestamp =
+            Some(serde_json::from_value(json!("2026-01-01T00:00:00Z")).expect("valid time"));
+        assert_eq!(names(&dependents_of_release(&[], &app)), ["db"]);
     }
 
     #[test]

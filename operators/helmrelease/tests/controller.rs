@@ -194,6 +194,7 @@ impl Harness {
             credentials: Default::default(),
             cache_dir: dirs.path().join("cache"),
             cluster_scoped_allow_list: ClusterScopedAllowList::default(),
+            teardown_timeout: Duration::from_secs(60),
         };
         let op = OperatorContext::new(
             "helmrelease-operator",
@@ -553,5 +554,46 @@ async fn failed_pre_install_hook_fails_the_release_before_anything_is_applied() 
             .unwrap()
             .is_none()
     );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_dependency_waits_for_its_dependents_to_go_first() {
+    let h = Harness::start().await;
+    h.create(
+        "db",
+        json!({"chart": "test/producer", "version": "0.1.0", "values": {"password": "p"},
+               "outputsFrom": [{"secretRef": {"name": "db-creds"}}]}),
+    )
+    .await;
+    h.create(
+        "app",
+        json!({"chart": "test/app", "version": "0.1.0", "dependencies": [{"name": "db"}]}),
+    )
+    .await;
+    h.ready("app").await;
+    let api = h.releases();
+    api.delete("db", &DeleteParams::default()).await.unwrap();
+    eventually("db waiting for app", || async {
+        let status = api.get("db").await.ok()?.status?;
+        let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+        (status.phase == Some(HelmReleasePhase::Deleting) && ready.message.contains("app"))
+            .then_some(())
+    })
+    .await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(h.client.clone(), NS);
+    assert!(
+        secrets.get_opt("db-creds").await.unwrap().is_some(),
+        "db keeps its objects"
+    );
+
+    api.delete("app", &DeleteParams::default()).await.unwrap();
+    eventually("both releases gone", || async {
+        let db = api.get_opt("db").await.unwrap();
+        let app = api.get_opt("app").await.unwrap();
+        (db.is_none() && app.is_none()).then_some(())
+    })
+    .await;
+    assert!(secrets.get_opt("db-creds").await.unwrap().is_none());
     h.stop().await;
 }
