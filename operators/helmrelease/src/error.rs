@@ -51,7 +51,14 @@ impl Error {
             Error::Discovery(_) => "DiscoveryFailed",
             Error::NotNamespaced => "NotNamespaced",
             Error::ChartFetch(_) => "ChartFetchFailed",
-            Error::Render(_) => "RenderFailed",
+            Error::Render(e) => match e {
+                upstart_release_engine::Error::Conflict { .. } => "OwnershipConflict",
+                upstart_release_engine::Error::ForeignNamespace { .. } => "ForeignNamespace",
+                upstart_release_engine::Error::ClusterScopedNotAllowed { .. } => {
+                    "ClusterScopedNotAllowed"
+                }
+                _ => "RenderFailed",
+            },
             Error::UnknownKind { .. } => "UnknownKind",
             Error::HookFailed { .. } => "HookFailed",
             Error::HookTimeout { .. } => "HookTimeout",

@@ -597,3 +597,95 @@ async fn deleted_dependency_waits_for_its_dependents_to_go_first() {
     assert!(secrets.get_opt("db-creds").await.unwrap().is_none());
     h.stop().await;
 }
+
+type Condition = k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+/// Waits until `name` has Ready=False with `reason`; its phase, Ready and all conditions.
+async fn ready_condition(
+    h: &Harness,
+    name: &str,
+    reason: &str,
+) -> (HelmReleasePhase, Condition, Vec<Condition>) {
+    let api = h.releases();
+    eventually(
+        &format!("{name} Ready=False with reason {reason}"),
+        || async {
+            let status = api.get(name).await.ok()?.status?;
+            let ready = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Ready")?
+                .clone();
+            let phase = status.phase?;
+            (ready.reason == reason).then(|| (phase, ready, status.conditions.clone()))
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expression_syntax_error_stalls_the_release_until_the_spec_changes() {
+    let h = Harness::start().await;
+    h.create(
+        "typo",
+        json!({"chart": "test/app", "version": "0.1.0", "values": {"message": "<< release.name"}}),
+    )
+    .await;
+    let (phase, ready, conditions) = ready_condition(&h, "typo", "ExpressionSyntax").await;
+    assert_eq!(phase, HelmReleasePhase::Failed);
+    assert_eq!(ready.status, "False");
+    let stalled = conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert_eq!(stalled.status, "True");
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    assert!(
+        config_maps
+            .get_opt("typo-settings")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    h.releases()
+        .patch(
+            "typo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"values": {"message": "<< release.name >>"}}})),
+        )
+        .await
+        .unwrap();
+    h.ready("typo").await;
+    let settings = config_maps.get("typo-settings").await.unwrap();
+    assert_eq!(settings.data.unwrap()["message"], "typo");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_of_another_release_is_never_taken_over() {
+    let h = Harness::start().await;
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    let theirs: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "mine-settings", "labels": {RELEASE_LABEL: "default.other"}},
+        "data": {"message": "theirs"}
+    }))
+    .unwrap();
+    config_maps
+        .create(&PostParams::default(), &theirs)
+        .await
+        .unwrap();
+    h.create(
+        "mine",
+        json!({"chart": "test/app", "version": "0.1.0", "values": {"message": "mine"}}),
+    )
+    .await;
+    let (phase, ready, _) = ready_condition(&h, "mine", "OwnershipConflict").await;
+    assert_eq!(phase, HelmReleasePhase::Failed);
+    assert!(
+        ready.message.contains("ConfigMap/mine-settings"),
+        "{}",
+        ready.message
+    );
+    assert!(ready.message.contains("default.other"), "{}", ready.message);
+    let settings = config_maps.get("mine-settings").await.unwrap();
+    assert_eq!(settings.data.unwrap()["message"], "theirs");
+    h.stop().await;
+}
