@@ -834,6 +834,10 @@ async fn apply_release(
             &release_label,
         )
         .await?;
+        if object.entry.kind == "CustomResourceDefinition" {
+            // Custom resources of the same render are refused until their CRD is served.
+            wait_established(ctx, namespace, &object.entry, hr.spec.timeout()).await?;
+        }
     }
     if !hr.spec.disable_hooks {
         run_hooks(ctx, hr, namespace, &plan, post, &release_label, &mut hooks).await?;
@@ -943,6 +947,42 @@ async fn run_hooks(
         }
     }
     Ok(())
+}
+
+/// Waits until an applied CRD is Established (its health), bounded by `timeout`.
+async fn wait_established(
+    ctx: &Context,
+    namespace: &str,
+    entry: &InventoryEntry,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let api = ctx.dynamic_api(entry, namespace).await?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let live = api
+            .get_opt(&entry.name)
+            .await
+            .map_err(Error::kube("reading an applied CustomResourceDefinition"))?;
+        let health = live
+            .map(|l| health::assess(&serde_json::to_value(&l).unwrap_or(Value::Null)))
+            .unwrap_or_else(|| Health::missing(entry));
+        match health {
+            Health::Healthy => return Ok(()),
+            Health::Failed(message) => {
+                return Err(Error::CrdNotEstablished {
+                    object: manifests::display_name(entry),
+                    message,
+                });
+            }
+            Health::Progressing(message) if tokio::time::Instant::now() >= deadline => {
+                return Err(Error::CrdNotEstablished {
+                    object: manifests::display_name(entry),
+                    message,
+                });
+            }
+            Health::Progressing(_) => tokio::time::sleep(HOOK_POLL).await,
+        }
+    }
 }
 
 /// Waits until a deleted object is gone (a hook recreated too early would be refused).

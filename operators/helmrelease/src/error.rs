@@ -35,6 +35,9 @@ pub enum Error {
         object: String,
         seconds: u64,
     },
+    /// An applied CRD did not become Established.
+    #[error("{object} is not Established: {message}")]
+    CrdNotEstablished { object: String, message: String },
     /// The finalizer machinery failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
@@ -62,6 +65,7 @@ impl Error {
             Error::UnknownKind { .. } => "UnknownKind",
             Error::HookFailed { .. } => "HookFailed",
             Error::HookTimeout { .. } => "HookTimeout",
+            Error::CrdNotEstablished { .. } => "CrdNotEstablished",
             Error::Finalizer(_) => "FinalizerFailed",
             Error::Config(_) => "InvalidConfiguration",
         }
@@ -78,6 +82,7 @@ impl Error {
             Error::UnknownKind { .. } => "unknown_kind",
             Error::HookFailed { .. } => "hook_failed",
             Error::HookTimeout { .. } => "hook_timeout",
+            Error::CrdNotEstablished { .. } => "crd_not_established",
             Error::Finalizer(e) => match e.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),

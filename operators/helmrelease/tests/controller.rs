@@ -141,6 +141,39 @@ data:
     );
     write(
         root,
+        "widgets/Chart.yaml",
+        "apiVersion: v2\nname: widgets\nversion: 0.1.0\n",
+    );
+    write(
+        root,
+        "widgets/templates/crd.yaml",
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  size: 3
+"#,
+    );
+    write(
+        root,
         "producer/Chart.yaml",
         "apiVersion: v2\nname: producer\nversion: 0.1.0\n",
     );
@@ -193,7 +226,9 @@ impl Harness {
             repositories,
             credentials: Default::default(),
             cache_dir: dirs.path().join("cache"),
-            cluster_scoped_allow_list: ClusterScopedAllowList::default(),
+            cluster_scoped_allow_list: ClusterScopedAllowList::new([
+                "apiextensions.k8s.io/CustomResourceDefinition",
+            ]),
             teardown_timeout: Duration::from_secs(60),
         };
         let op = OperatorContext::new(
@@ -687,5 +722,34 @@ async fn object_of_another_release_is_never_taken_over() {
     assert!(ready.message.contains("default.other"), "{}", ready.message);
     let settings = config_maps.get("mine-settings").await.unwrap();
     assert_eq!(settings.data.unwrap()["message"], "theirs");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_with_a_crd_and_its_custom_resource_installs_in_one_apply() {
+    let h = Harness::start().await;
+    h.create(
+        "widgets",
+        json!({"chart": "test/widgets", "version": "0.1.0"}),
+    )
+    .await;
+    let release = h.ready("widgets").await;
+    let kinds: Vec<String> = release
+        .status
+        .unwrap()
+        .inventory
+        .iter()
+        .map(|e| e.kind.clone())
+        .collect();
+    assert!(kinds.contains(&"Widget".to_owned()), "{kinds:?}");
+    let resource = kube::discovery::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+        "example.com",
+        "v1",
+        "Widget",
+    ));
+    let widgets: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(h.client.clone(), NS, &resource);
+    let widget = widgets.get("widgets").await.unwrap();
+    assert_eq!(widget.data["spec"]["size"], 3);
     h.stop().await;
 }
