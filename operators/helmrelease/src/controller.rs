@@ -771,21 +771,14 @@ pub fn parse_values_document(bytes: &[u8]) -> Result<Value, String> {
     })
 }
 
-struct Applied {
-    hooks: Vec<HookStatus>,
-    inventory: Vec<InventoryEntry>,
-    version: String,
-    chart_digest: String,
-}
-
-/// Fetch, render, plan, apply in order, prune (SPEC §2.4, §2.5).
-async fn apply_release(
+/// Fetches the chart, renders it with `values` and plans the result.
+async fn render_plan(
     hr: &HelmRelease,
     ctx: &Context,
     namespace: &str,
     values: &Value,
     is_upgrade: bool,
-) -> Result<Applied, Error> {
+) -> Result<(upstart_chart_source::FetchedChart, manifests::Plan), Error> {
     let chart = ctx
         .charts
         .fetch(&hr.spec.chart, hr.spec.version.as_deref())
@@ -819,6 +812,26 @@ async fn apply_release(
         };
         manifests::plan(&rendered.manifest, &scope, &ctx.limits).map_err(Error::Render)?
     };
+    Ok((chart, plan))
+}
+
+struct Applied {
+    hooks: Vec<HookStatus>,
+    inventory: Vec<InventoryEntry>,
+    version: String,
+    chart_digest: String,
+}
+
+/// Fetch, render, plan, apply in order, prune (SPEC §2.4, §2.5).
+async fn apply_release(
+    hr: &HelmRelease,
+    ctx: &Context,
+    namespace: &str,
+    values: &Value,
+    is_upgrade: bool,
+) -> Result<Applied, Error> {
+    let (chart, plan) = render_plan(hr, ctx, namespace, values, is_upgrade).await?;
+    let name = hr.name_any();
     let release_label = upstart_api::names::release_label_value(namespace, &name);
     let mut hooks = Vec::new();
     let (pre, post) = HookEvent::around_apply(is_upgrade);
@@ -1100,11 +1113,108 @@ async fn cleanup(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Act
         .as_ref()
         .map(|s| s.inventory.as_slice())
         .unwrap_or_default();
+    let plan = if hr.spec.disable_hooks || inventory.is_empty() {
+        None
+    } else {
+        delete_hook_plan(hr, ctx, namespace).await
+    };
+    let release_label = upstart_api::names::release_label_value(namespace, &hr.name_any());
+    let mut hooks = Vec::new();
+    if let Some(plan) = &plan {
+        run_delete_hooks(
+            ctx,
+            hr,
+            namespace,
+            plan,
+            HookEvent::PreDelete,
+            &release_label,
+            &mut hooks,
+        )
+        .await;
+    }
     for entry in manifests::uninstall_order(inventory) {
         delete_entry(ctx, namespace, &entry).await?;
     }
+    if let Some(plan) = &plan {
+        run_delete_hooks(
+            ctx,
+            hr,
+            namespace,
+            plan,
+            HookEvent::PostDelete,
+            &release_label,
+            &mut hooks,
+        )
+        .await;
+    }
     info!(objects = inventory.len(), "release deleted");
     Ok(Action::await_change())
+}
+
+/// The plan whose delete hooks run at deletion. Deletion never waits on what may never come
+/// back (SPEC §2.8): when the values, the chart or the render are unavailable, the hooks are
+/// skipped and an Event says so.
+async fn delete_hook_plan(
+    hr: &HelmRelease,
+    ctx: &Context,
+    namespace: &str,
+) -> Option<manifests::Plan> {
+    let skipped = |why: String| async move {
+        let note = format!("delete hooks skipped: {why}");
+        ctx.recorder
+            .warning(
+                &hr.object_ref(&()),
+                "DeleteHooksSkipped",
+                "Delete",
+                Some(&note),
+            )
+            .await;
+    };
+    let values = match observe(hr, ctx, namespace).await {
+        Ok(Observed {
+            values: Some(values),
+            ..
+        }) => values,
+        Ok(_) => {
+            skipped("the values cannot be resolved any more".to_owned()).await;
+            return None;
+        }
+        Err(error) => {
+            skipped(error.to_string()).await;
+            return None;
+        }
+    };
+    match render_plan(hr, ctx, namespace, &values, true).await {
+        Ok((_, plan))
+            if plan.hooks_for(HookEvent::PreDelete).is_empty()
+                && plan.hooks_for(HookEvent::PostDelete).is_empty() =>
+        {
+            None
+        }
+        Ok((_, plan)) => Some(plan),
+        Err(error) => {
+            skipped(error.to_string()).await;
+            None
+        }
+    }
+}
+
+/// Runs delete hooks; a failure is announced, never blocks the deletion.
+async fn run_delete_hooks(
+    ctx: &Context,
+    hr: &HelmRelease,
+    namespace: &str,
+    plan: &manifests::Plan,
+    event: HookEvent,
+    release_label: &str,
+    hooks: &mut Vec<HookStatus>,
+) {
+    if let Err(error) = run_hooks(ctx, hr, namespace, plan, event, release_label, hooks).await {
+        let note = format!("{error}; deleting anyway");
+        ctx.recorder
+            .warning(&hr.object_ref(&()), error.reason(), "Delete", Some(&note))
+            .await;
+    }
 }
 
 #[cfg(test)]

@@ -134,6 +134,15 @@ data:
 apiVersion: v1
 kind: ConfigMap
 metadata:
+  name: {{ .Release.Name }}-farewell
+  annotations:
+    helm.sh/hook: pre-delete
+data:
+  bye: "yes"
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
   name: {{ .Release.Name }}-settings
 data:
   message: hooked
@@ -751,5 +760,52 @@ async fn chart_with_a_crd_and_its_custom_resource_installs_in_one_apply() {
         Api::namespaced_with(h.client.clone(), NS, &resource);
     let widget = widgets.get("widgets").await.unwrap();
     assert_eq!(widget.data["spec"]["size"], 3);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_delete_hook_runs_when_the_release_is_deleted() {
+    let h = Harness::start().await;
+    h.create(
+        "leaving",
+        json!({"chart": "test/hooked", "version": "0.1.0"}),
+    )
+    .await;
+    h.ready("leaving").await;
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    assert!(
+        config_maps
+            .get_opt("leaving-farewell")
+            .await
+            .unwrap()
+            .is_none(),
+        "not at install"
+    );
+    let api = h.releases();
+    api.delete("leaving", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the release to disappear", || async {
+        api.get_opt("leaving")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        config_maps
+            .get_opt("leaving-farewell")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        config_maps
+            .get_opt("leaving-settings")
+            .await
+            .unwrap()
+            .is_none()
+    );
     h.stop().await;
 }
