@@ -49,6 +49,7 @@ use crate::constants::{CONTROLLER, FIELD_MANAGER, FINALIZER};
 use crate::decide::{
     Decision, DependencyObservation, DependencyState, Observation, ValuesState, decide,
 };
+use crate::metrics::ReleaseMetrics;
 use crate::status::{deleting_status, failure_status, next_status};
 use crate::wakeups::{self, DataKind};
 
@@ -80,6 +81,7 @@ pub struct Config {
 pub struct Context {
     client: Client,
     metrics: ControllerMetrics,
+    release_metrics: ReleaseMetrics,
     recorder: EventRecorder,
     backoff: FailureBackoff<ObjectRef<HelmRelease>>,
     renderer: Renderer,
@@ -115,6 +117,7 @@ impl Context {
         Ok(Context {
             client,
             metrics: op.metrics.controller(CONTROLLER),
+            release_metrics: ReleaseMetrics::register(&op.metrics)?,
             recorder: op.recorder(CONTROLLER),
             backoff: FailureBackoff::default(),
             renderer,
@@ -287,6 +290,8 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
 #[instrument(skip_all, fields(namespace = hr.namespace(), name = hr.name_any()))]
 pub async fn reconcile(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.count_and_measure();
+    ctx.release_metrics
+        .count_phases(ctx.releases.state().iter().map(|r| r.as_ref()));
     let key = ObjectRef::from_obj(hr.as_ref());
     let namespace = hr.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -336,6 +341,7 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
                 objects = drift.join(", "),
                 "putting back objects deleted by hand"
             );
+            ctx.release_metrics.drift_corrections.inc();
             let note = format!("putting back {}", drift.join(", "));
             ctx.recorder
                 .warning(&hr.object_ref(&()), "DriftCorrected", "Apply", Some(&note))
@@ -779,12 +785,17 @@ async fn render_plan(
     values: &Value,
     is_upgrade: bool,
 ) -> Result<(upstart_chart_source::FetchedChart, manifests::Plan), Error> {
+    let started = std::time::Instant::now();
     let chart = ctx
         .charts
         .fetch(&hr.spec.chart, hr.spec.version.as_deref())
         .await
         .map_err(Error::ChartFetch)?;
+    ctx.release_metrics
+        .chart_fetch_seconds
+        .observe(started.elapsed().as_secs_f64());
     let release_name = release_name(hr);
+    let started = std::time::Instant::now();
     let capabilities = ctx.discovered.read().await.catalog.capabilities();
     let rendered = ctx
         .renderer
@@ -799,6 +810,9 @@ async fn render_plan(
         })
         .await
         .map_err(Error::Render)?;
+    ctx.release_metrics
+        .render_seconds
+        .observe(started.elapsed().as_secs_f64());
     let name = hr.name_any();
     let plan = {
         let discovered = ctx.discovered.read().await;
@@ -863,6 +877,7 @@ async fn apply_release(
         .unwrap_or_default();
     for entry in manifests::prune_set(old, &inventory) {
         delete_entry(ctx, namespace, &entry).await?;
+        ctx.release_metrics.objects_pruned.inc();
     }
     Ok(Applied {
         inventory,
@@ -895,6 +910,7 @@ async fn apply_object(
     )
     .await
     .map_err(Error::kube(format!("applying {display}")))?;
+    ctx.release_metrics.objects_applied.inc();
     Ok(())
 }
 

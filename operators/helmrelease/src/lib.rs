@@ -8,6 +8,7 @@ pub mod constants;
 pub mod controller;
 pub mod decide;
 mod error;
+pub mod metrics;
 pub mod status;
 pub mod wakeups;
 

@@ -200,6 +200,7 @@ struct Harness {
     _repo: RunningRepo,
     _dirs: tempfile::TempDir,
     stop: Shutdown,
+    metrics: upstart_operator_runtime::Metrics,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -245,6 +246,7 @@ impl Harness {
             client.clone(),
             CommonArgs::default(),
         );
+        let metrics = op.metrics.clone();
         let shutdown = Shutdown::new();
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
@@ -264,6 +266,7 @@ impl Harness {
             _repo: repo,
             _dirs: dirs,
             stop,
+            metrics,
             task: Some(task),
         }
     }
@@ -510,6 +513,14 @@ async fn object_deleted_by_hand_is_put_back() {
     eventually("the ConfigMap to be put back", || async {
         let settings = config_maps.get_opt("drift-settings").await.unwrap()?;
         (settings.data?.get("message")? == "kept").then_some(())
+    })
+    .await;
+    eventually("drift and phase metrics", || async {
+        let text = h.metrics.encode().unwrap();
+        (text.contains("upstart_helmrelease_drift_corrections_total 1")
+            && text.contains("upstart_helmreleases{phase=\"Ready\"} 1")
+            && text.contains("upstart_helmrelease_render_duration_seconds_count"))
+        .then_some(())
     })
     .await;
     h.stop().await;
