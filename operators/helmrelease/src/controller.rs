@@ -91,6 +91,10 @@ pub struct Context {
     allow_list: ClusterScopedAllowList,
     teardown_timeout: Duration,
     limits: Limits,
+    /// When each release was last applied by this process: the interval re-apply clock. Kept
+    /// in memory on purpose: after a restart every release is re-applied once, which also
+    /// corrects drift that happened while the operator was down.
+    last_applied: std::sync::Mutex<HashMap<ObjectRef<HelmRelease>, std::time::Instant>>,
     releases: Store<HelmRelease>,
 }
 
@@ -126,6 +130,7 @@ impl Context {
             discovered: RwLock::new(discovered),
             allow_list: config.cluster_scoped_allow_list,
             teardown_timeout: config.teardown_timeout,
+            last_applied: std::sync::Mutex::default(),
             limits: Limits::default(),
             releases,
         })
@@ -153,6 +158,21 @@ impl Context {
                 api_version: api_version.to_owned(),
                 kind: kind.to_owned(),
             })
+    }
+
+    fn record_apply(&self, key: ObjectRef<HelmRelease>) {
+        self.last_applied
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(key, std::time::Instant::now());
+    }
+
+    fn reapply_due(&self, key: &ObjectRef<HelmRelease>, interval: Duration) -> bool {
+        self.last_applied
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(key)
+            .is_none_or(|at| at.elapsed() >= interval)
     }
 
     async fn dynamic_api(
@@ -335,7 +355,14 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
     let old = hr.status.as_ref();
     let api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), namespace);
 
-    if let Decision::Apply { is_upgrade, drift } = &decision {
+    let key = ObjectRef::from_obj(hr);
+    let apply_step = match &decision {
+        Decision::Apply { is_upgrade, drift } => Some((*is_upgrade, drift.as_slice(), true)),
+        // The same render again: no hooks (nothing was upgraded), status stays Ready.
+        Decision::Reapply => Some((true, [].as_slice(), false)),
+        _ => None,
+    };
+    if let Some((is_upgrade, drift, with_hooks)) = apply_step {
         if !drift.is_empty() {
             info!(
                 objects = drift.join(", "),
@@ -348,15 +375,22 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
                 .await;
         }
         let values = observed.values.clone().unwrap_or(Value::Null);
-        match apply_release(hr, ctx, namespace, &values, *is_upgrade).await {
+        match apply_release(hr, ctx, namespace, &values, is_upgrade, with_hooks).await {
             Ok(applied) => {
+                ctx.record_apply(key);
                 let mut status = next_status(old, &decision, generation, &now);
                 status.applied_digest = observed.digest.clone();
                 status.inventory = applied.inventory;
                 status.version = Some(applied.version);
                 status.chart_digest = Some(applied.chart_digest);
-                status.hooks = applied.hooks;
+                if with_hooks {
+                    status.hooks = applied.hooks;
+                }
                 status.outputs = observed.published_keys.clone();
+                if decision == Decision::Reapply {
+                    write_status(ctx, &api, hr, status).await?;
+                    return Ok(Action::requeue(hr.spec.interval()));
+                }
                 write_status(ctx, &api, hr, status).await?;
                 // The status write wakes the release again; this is only the safety net.
                 return Ok(Action::requeue(Duration::from_secs(1)));
@@ -392,6 +426,7 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
         | Decision::WaitForDependencies { .. }
         | Decision::WaitForOutputs { .. }
         | Decision::Apply { .. }
+        | Decision::Reapply
         | Decision::Ready => Action::requeue(hr.spec.interval()),
     })
 }
@@ -548,6 +583,7 @@ async fn observe(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Obs
             health,
             health_timed_out,
             published_missing,
+            reapply_due: ctx.reapply_due(&ObjectRef::from_obj(hr), hr.spec.interval()),
         },
         values,
         digest,
@@ -843,13 +879,15 @@ async fn apply_release(
     namespace: &str,
     values: &Value,
     is_upgrade: bool,
+    with_hooks: bool,
 ) -> Result<Applied, Error> {
     let (chart, plan) = render_plan(hr, ctx, namespace, values, is_upgrade).await?;
     let name = hr.name_any();
     let release_label = upstart_api::names::release_label_value(namespace, &name);
     let mut hooks = Vec::new();
     let (pre, post) = HookEvent::around_apply(is_upgrade);
-    if !hr.spec.disable_hooks {
+    let with_hooks = with_hooks && !hr.spec.disable_hooks;
+    if with_hooks {
         run_hooks(ctx, hr, namespace, &plan, pre, &release_label, &mut hooks).await?;
     }
     for object in &plan.resources {
@@ -866,7 +904,7 @@ async fn apply_release(
             wait_established(ctx, namespace, &object.entry, hr.spec.timeout()).await?;
         }
     }
-    if !hr.spec.disable_hooks {
+    if with_hooks {
         run_hooks(ctx, hr, namespace, &plan, post, &release_label, &mut hooks).await?;
     }
     let inventory = plan.inventory();
@@ -1163,6 +1201,10 @@ async fn cleanup(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Act
         )
         .await;
     }
+    ctx.last_applied
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .remove(&ObjectRef::from_obj(hr));
     info!(objects = inventory.len(), "release deleted");
     Ok(Action::await_change())
 }

@@ -25,6 +25,9 @@ pub struct Observation {
     /// Non-optional `outputsFrom` entries that do not hold what they must yet (descriptions,
     /// never values).
     pub published_missing: Vec<String>,
+    /// `spec.interval` has passed since the last apply: re-apply to correct drift of objects
+    /// changed by hand (SPEC §2.5).
+    pub reapply_due: bool,
 }
 
 /// One declared dependency as found in the namespace.
@@ -87,6 +90,8 @@ pub enum Decision {
     Failed { message: String },
     /// Healthy, but its own outputs are not all published yet.
     WaitForPublishedOutputs { message: String },
+    /// Ready, and the interval has passed: re-apply the same render (status stays Ready).
+    Reapply,
     /// Nothing to do.
     Ready,
 }
@@ -177,6 +182,9 @@ pub fn decide(observation: &Observation) -> Decision {
             ),
         };
     }
+    if observation.reapply_due {
+        return Decision::Reapply;
+    }
     Decision::Ready
 }
 
@@ -200,6 +208,7 @@ mod tests {
             health: Health::Healthy,
             health_timed_out: false,
             published_missing: vec![],
+            reapply_due: false,
         }
     }
 
@@ -415,6 +424,21 @@ mod tests {
         o.wait = false;
         o.health = Health::Failed("Job/migrate failed".into());
         assert_eq!(decide(&o), Decision::Ready);
+    }
+
+    #[test]
+    fn ready_release_is_reapplied_once_the_interval_has_passed() {
+        let mut o = ready_observation();
+        o.reapply_due = true;
+        assert_eq!(decide(&o), Decision::Reapply);
+    }
+
+    #[test]
+    fn release_still_progressing_is_not_reapplied_on_the_interval() {
+        let mut o = ready_observation();
+        o.reapply_due = true;
+        o.health = Health::Progressing("Deployment/app 0/1 available".into());
+        assert!(matches!(decide(&o), Decision::WaitHealthy { .. }));
     }
 
     #[test]

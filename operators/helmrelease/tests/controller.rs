@@ -820,3 +820,34 @@ async fn pre_delete_hook_runs_when_the_release_is_deleted() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_changed_by_hand_is_reverted_on_the_interval_without_leaving_ready() {
+    let h = Harness::start().await;
+    h.create(
+        "steady",
+        json!({"chart": "test/app", "version": "0.1.0", "interval": "1s", "values": {"message": "desired"}}),
+    )
+    .await;
+    let ready = h.ready("steady").await;
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    config_maps
+        .patch(
+            "steady-settings",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"message": "edited by hand"}})),
+        )
+        .await
+        .unwrap();
+    eventually("the edit to be reverted", || async {
+        let settings = config_maps.get("steady-settings").await.ok()?;
+        (settings.data?.get("message")? == "desired").then_some(())
+    })
+    .await;
+    let after = h.releases().get("steady").await.unwrap();
+    assert_eq!(
+        after.status, ready.status,
+        "a periodic re-apply leaves status as it was"
+    );
+    h.stop().await;
+}
