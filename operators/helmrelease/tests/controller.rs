@@ -851,3 +851,114 @@ async fn object_changed_by_hand_is_reverted_on_the_interval_without_leaving_read
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependency_on_a_service_waits_for_it_and_reads_its_external_outputs() {
+    let h = Harness::start().await;
+    let services: Api<upstart_api::v1alpha1::UpstartService> =
+        Api::namespaced(h.client.clone(), NS);
+    let service: upstart_api::v1alpha1::UpstartService = serde_json::from_value(json!({
+        "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+        "kind": "UpstartService",
+        "metadata": {"name": "svc", "namespace": NS},
+        "spec": {"helmReleases": {"db": {"chart": "test/producer"}}}
+    }))
+    .unwrap();
+    let service = services
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+    // Stands in for the UpstartService operator: its child release, owned by the service.
+    let child: HelmRelease = serde_json::from_value(json!({
+        "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+        "kind": "HelmRelease",
+        "metadata": {
+            "name": "svc-db",
+            "namespace": NS,
+            "ownerReferences": [{
+                "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+                "kind": "UpstartService",
+                "name": "svc",
+                "uid": service.metadata.uid.clone().unwrap()
+            }]
+        },
+        "spec": {
+            "chart": "test/producer",
+            "version": "0.1.0",
+            "values": {"password": "from-service"},
+            "outputsFrom": [{"secretRef": {"name": "svc-db-creds"}, "scope": "external"}]
+        }
+    }))
+    .unwrap();
+    h.releases()
+        .create(&PostParams::default(), &child)
+        .await
+        .unwrap();
+    h.create(
+        "consumer",
+        json!({
+            "chart": "test/app",
+            "version": "0.1.0",
+            "dependencies": [{"name": "svc"}],
+            "values": {"password": "<< svc.outputs.PASSWORD >>"}
+        }),
+    )
+    .await;
+    h.ready("svc-db").await;
+    let api = h.releases();
+    eventually("consumer waiting for the service", || async {
+        let status = api.get("consumer").await.ok()?.status?;
+        (status.phase == Some(HelmReleasePhase::WaitingForDependencies)).then_some(())
+    })
+    .await;
+
+    let generation = service.metadata.generation;
+    services
+        .patch_status(
+            "svc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"conditions": [{
+                "type": "Ready", "status": "True", "reason": "Ready", "message": "",
+                "observedGeneration": generation,
+                "lastTransitionTime": "2026-01-01T00:00:00Z"
+            }]}})),
+        )
+        .await
+        .unwrap();
+    h.ready("consumer").await;
+    let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
+    let deployment = deployments.get("consumer").await.unwrap();
+    assert_eq!(env_password(&deployment).as_deref(), Some("from-service"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn name_of_both_a_release_and_a_service_is_an_ambiguous_dependency() {
+    let h = Harness::start().await;
+    let services: Api<upstart_api::v1alpha1::UpstartService> =
+        Api::namespaced(h.client.clone(), NS);
+    let service = serde_json::from_value(json!({
+        "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+        "kind": "UpstartService",
+        "metadata": {"name": "shared", "namespace": NS},
+        "spec": {"helmReleases": {"db": {"chart": "test/producer"}}}
+    }))
+    .unwrap();
+    services
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+    h.create("shared", json!({"chart": "test/app", "version": "0.1.0"}))
+        .await;
+    h.create(
+        "user",
+        json!({"chart": "test/app", "version": "0.1.0", "dependencies": [{"name": "shared"}]}),
+    )
+    .await;
+    let (phase, ready, conditions) = ready_condition(&h, "user", "AmbiguousDependency").await;
+    assert_eq!(phase, HelmReleasePhase::Failed);
+    assert!(ready.message.contains("shared"), "{}", ready.message);
+    let stalled = conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert_eq!(stalled.status, "True");
+    h.stop().await;
+}
