@@ -167,12 +167,17 @@ impl Context {
             .insert(key, std::time::Instant::now());
     }
 
-    fn reapply_due(&self, key: &ObjectRef<HelmRelease>, interval: Duration) -> bool {
+    fn since_last_apply(&self, key: &ObjectRef<HelmRelease>) -> Option<Duration> {
         self.last_applied
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(key)
-            .is_none_or(|at| at.elapsed() >= interval)
+            .map(|at| at.elapsed())
+    }
+
+    fn reapply_due(&self, key: &ObjectRef<HelmRelease>, interval: Duration) -> bool {
+        self.since_last_apply(key)
+            .is_none_or(|elapsed| elapsed >= interval)
     }
 
     async fn dynamic_api(
@@ -345,6 +350,8 @@ struct Observed {
     values: Option<Value>,
     digest: Option<String>,
     published_keys: Vec<String>,
+    /// How long until the health timeout, when it is counting.
+    timeout_in: Option<Duration>,
 }
 
 async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Action, Error> {
@@ -414,13 +421,20 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
     }
 
     let mut status = next_status(old, &decision, generation, &now);
-    status.outputs = observed.published_keys;
+    status.outputs = observed.published_keys.clone();
     write_status(ctx, &api, hr, status).await?;
     Ok(match decision {
         Decision::Suspended | Decision::SpecError { .. } => Action::await_change(),
-        Decision::WaitHealthy { .. } | Decision::WaitForPublishedOutputs { .. } => {
-            Action::requeue(HEALTH_RECHECK)
-        }
+        // Workload changes wake the release; this only makes sure the timeout is noticed.
+        Decision::WaitHealthy { .. } => Action::requeue(
+            observed
+                .timeout_in
+                .map_or(HEALTH_RECHECK, |left| {
+                    left.saturating_add(Duration::from_millis(100))
+                })
+                .min(HEALTH_RECHECK),
+        ),
+        Decision::WaitForPublishedOutputs { .. } => Action::requeue(HEALTH_RECHECK),
         Decision::Failed { .. } => Action::requeue(HEALTH_RECHECK),
         Decision::Pending
         | Decision::WaitForDependencies { .. }
@@ -562,15 +576,17 @@ async fn observe(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Obs
             Err(error) => (vec![error.to_string()], Vec::new()),
         };
 
-    let health_timed_out = !health.is_healthy()
-        && status
+    // Measured from the last apply of this process (a drift correction restarts the clock),
+    // else from when this generation started applying (after a restart).
+    let since_apply = ctx.since_last_apply(&ObjectRef::from_obj(hr)).or_else(|| {
+        status
             .timings
             .as_ref()
             .and_then(|t| t.started_at.as_ref())
-            .is_some_and(|started| {
-                let waited = Timestamp::now().duration_since(started.0);
-                waited.unsigned_abs() > hr.spec.timeout()
-            });
+            .map(|started| Timestamp::now().duration_since(started.0).unsigned_abs())
+    });
+    let health_timed_out =
+        !health.is_healthy() && since_apply.is_some_and(|waited| waited > hr.spec.timeout());
 
     Ok(Observed {
         observation: Observation {
@@ -588,6 +604,7 @@ async fn observe(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Obs
         values,
         digest,
         published_keys,
+        timeout_in: since_apply.map(|waited| hr.spec.timeout().saturating_sub(waited)),
     })
 }
 

@@ -80,7 +80,7 @@ kind: Deployment
 metadata:
   name: {{ .Release.Name }}
   annotations:
-    simulator.upstart.dev/ready-after: 200ms
+    simulator.upstart.dev/ready-after: {{ .Values.readyAfter | default "200ms" }}
 spec:
   replicas: 1
   selector:
@@ -960,5 +960,24 @@ async fn name_of_both_a_release_and_a_service_is_an_ambiguous_dependency() {
     assert!(ready.message.contains("shared"), "{}", ready.message);
     let stalled = conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
     assert_eq!(stalled.status, "True");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_not_healthy_within_the_timeout_fails_the_release() {
+    let h = Harness::start().await;
+    h.create(
+        "slow",
+        json!({"chart": "test/app", "version": "0.1.0", "timeout": "1s", "values": {"readyAfter": "1h"}}),
+    )
+    .await;
+    let (phase, ready, _) = ready_condition(&h, "slow", "HealthCheckFailed").await;
+    assert_eq!(phase, HelmReleasePhase::Failed);
+    assert!(ready.message.contains("timeout"), "{}", ready.message);
+    assert!(
+        ready.message.contains("Deployment/slow"),
+        "{}",
+        ready.message
+    );
     h.stop().await;
 }
