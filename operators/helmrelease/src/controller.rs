@@ -320,6 +320,17 @@ pub async fn reconcile(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Result<Action
     let key = ObjectRef::from_obj(hr.as_ref());
     let namespace = hr.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), &namespace);
+    // Reconcile the newest object, not the cached one: a wake-up by a workload event can come
+    // before our own last status write reaches the cache, and a stale status would apply (and
+    // run hooks) a second time.
+    let Some(hr) = api
+        .get_opt(&hr.name_any())
+        .await
+        .map_err(Error::kube("reading the HelmRelease"))?
+    else {
+        return Ok(Action::await_change());
+    };
+    let hr = Arc::new(hr);
     if let Some(action) = wait_for_dependents(&hr, &ctx, &api, &namespace).await? {
         return Ok(action);
     }
@@ -370,6 +381,11 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
         _ => None,
     };
     if let Some((is_upgrade, drift, with_hooks)) = apply_step {
+        if let Some(waited) = handoff_latency(hr, ctx, namespace).await {
+            ctx.release_metrics
+                .dependency_handoff_seconds
+                .observe(waited.as_secs_f64());
+        }
         if !drift.is_empty() {
             info!(
                 objects = drift.join(", "),
@@ -443,6 +459,42 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
         | Decision::Reapply
         | Decision::Ready => Action::requeue(hr.spec.interval()),
     })
+}
+
+/// On the first apply of a generation: how long since the last of its HelmRelease dependencies
+/// became Ready (from their status timings in the cache).
+async fn handoff_latency(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Option<Duration> {
+    let first_apply = hr
+        .status
+        .as_ref()
+        .and_then(|s| s.timings.as_ref())
+        .and_then(|t| t.started_at.as_ref())
+        .is_none()
+        || hr.status.as_ref().and_then(|s| s.observed_generation) != hr.metadata.generation;
+    if !first_apply || hr.spec.dependencies.is_empty() {
+        return None;
+    }
+    // Read directly: the cache may not hold the dependency's newest status yet.
+    let api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut latest: Option<Time> = None;
+    for dependency in &hr.spec.dependencies {
+        if dependency.kind == Some(DependencyKind::UpstartService) {
+            continue;
+        }
+        let ready_at = api
+            .get_opt(&dependency.name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| r.status?.timings?.ready_at);
+        if let Some(ready_at) = ready_at
+            && latest.as_ref().is_none_or(|l| l.0 < ready_at.0)
+        {
+            latest = Some(ready_at);
+        }
+    }
+    let latest = latest?;
+    Some(Timestamp::now().duration_since(latest.0).unsigned_abs())
 }
 
 /// Writes status with server-side apply, only when it changed (no self-triggered loops), and

@@ -19,6 +19,7 @@ pub struct ReleaseMetrics {
     pub drift_corrections: IntCounter,
     pub chart_fetch_seconds: Histogram,
     pub render_seconds: Histogram,
+    pub dependency_handoff_seconds: Histogram,
 }
 
 impl ReleaseMetrics {
@@ -80,6 +81,15 @@ impl ReleaseMetrics {
                     histogram(
                         "upstart_helmrelease_render_duration_seconds",
                         "Time to render a chart (render cache hits included).",
+                    )
+                    .map_err(prometheus_error)?,
+                )
+                .map_err(register_error)?,
+            dependency_handoff_seconds: metrics
+                .register(
+                    histogram(
+                        "upstart_dependency_handoff_seconds",
+                        "From the last dependency becoming Ready to its dependent starting to apply.",
                     )
                     .map_err(prometheus_error)?,
                 )

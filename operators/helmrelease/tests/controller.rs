@@ -444,6 +444,11 @@ async fn dependent_waits_then_receives_its_dependency_output_in_its_values() {
     let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
     let deployment = deployments.get("app").await.unwrap();
     assert_eq!(env_password(&deployment).as_deref(), Some("s3cret"));
+    let text = h.metrics.encode().unwrap();
+    assert!(
+        text.contains("upstart_dependency_handoff_seconds_count 1"),
+        "hand-off measured once"
+    );
 
     // A rotated output reaches the dependent (SPEC §2.7).
     api.patch(
