@@ -1,8 +1,22 @@
 //! The HelmRelease operator (SPEC §2): installs a Helm chart in a namespace once its
 //! dependencies are Ready, with their outputs substituted into its values.
 //!
-//! The core is pure: [`decide`] turns what a reconcile observed into the one next step, and
-//! [`status`] turns that decision into the status to write. The kube-facing code stays thin.
+//! The core is pure: [`decide()`] turns what a reconcile observed into the one next step, and
+//! [`status`] turns that decision into the status to write; [`wakeups`] maps a change of a
+//! release, service, Secret, ConfigMap or applied workload to the releases it concerns. The
+//! kube-facing code ([`controller`]) stays thin:
+//!
+//! 1. read the newest object (never a possibly stale cache entry);
+//! 2. observe: dependencies (Ready for their generation, their outputs), `valuesFrom` +
+//!    `values` + expressions, the live inventory and its health, its own outputs;
+//! 3. decide; act on `Apply`/`Reapply`: fetch the chart, render, pre hooks, server-side apply
+//!    in plan order (CRDs awaited until Established), post hooks, prune;
+//! 4. write status with server-side apply on `/status`, only when it changed, with an Event on
+//!    every phase change.
+//!
+//! Deletion runs through the finalizer: a release whose dependents remain waits for them (up
+//! to the teardown timeout), then pre-delete hooks, the inventory in reverse order, post-delete
+//! hooks.
 
 pub mod constants;
 pub mod controller;

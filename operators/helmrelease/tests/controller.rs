@@ -986,3 +986,46 @@ async fn workload_not_healthy_within_the_timeout_fails_the_release() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspended_release_is_left_alone_until_resumed() {
+    let h = Harness::start().await;
+    h.create(
+        "paused",
+        json!({"chart": "test/app", "version": "0.1.0", "values": {"message": "one"}}),
+    )
+    .await;
+    h.ready("paused").await;
+    let api = h.releases();
+    api.patch(
+        "paused",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": true, "values": {"message": "two"}}})),
+    )
+    .await
+    .unwrap();
+    eventually("the release to be Suspended", || async {
+        let status = api.get("paused").await.ok()?.status?;
+        (status.phase == Some(HelmReleasePhase::Suspended)).then_some(())
+    })
+    .await;
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    let settings = config_maps.get("paused-settings").await.unwrap();
+    assert_eq!(
+        settings.data.unwrap()["message"],
+        "one",
+        "nothing applied while suspended"
+    );
+
+    api.patch(
+        "paused",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": false}})),
+    )
+    .await
+    .unwrap();
+    h.ready("paused").await;
+    let settings = config_maps.get("paused-settings").await.unwrap();
+    assert_eq!(settings.data.unwrap()["message"], "two");
+    h.stop().await;
+}
