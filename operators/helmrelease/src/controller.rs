@@ -1,5 +1,5 @@
 //! The kube-facing side of the operator: observe a release and its surroundings, act on the
-//! decision of [`crate::decide`], write the status of [`crate::status`]. Thin on purpose.
+//! decision of [`crate::decide()`], write the status of [`crate::status`]. Thin on purpose.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
