@@ -38,7 +38,7 @@ use upstart_release_engine::health::{self, Health};
 use upstart_release_engine::manifests::{
     self, ClusterScopedAllowList, HookEvent, HookOutcome, Limits, RELEASE_LABEL, ReleaseScope,
 };
-use upstart_release_engine::render::{RenderRequest, Renderer};
+use upstart_release_engine::render::{RenderRequest, Renderer, Scrubber};
 
 use crate::Error;
 use upstart_operator_runtime::{
@@ -57,6 +57,8 @@ use crate::wakeups::{self, DataKind};
 pub const MAX_VALUES_DOCUMENT_BYTES: usize = 1024 * 1024;
 /// How soon a release waiting for its workloads is looked at again if no watch event came.
 const HEALTH_RECHECK: Duration = Duration::from_secs(30);
+/// Value strings at least this long are scrubbed from failure messages (as the renderer does).
+const MIN_SCRUB_LEN: usize = 4;
 /// How often a running hook is looked at.
 const HOOK_POLL: Duration = Duration::from_millis(250);
 
@@ -303,8 +305,14 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
         .graceful_shutdown_on(shutdown.wait())
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
-            if let Err(error) = result {
-                warn!(%error, "reconcile failed");
+            match result {
+                Ok(_) => {}
+                // The message went, scrubbed, to the release's status; logs get the reason only,
+                // since a Kubernetes API error may quote an applied object.
+                Err(kube::runtime::controller::Error::ReconcilerFailed(error, object)) => {
+                    warn!(reason = error.metric_label(), %object, "reconcile failed");
+                }
+                Err(error) => warn!(%error, "controller error"),
             }
         })
         .await;
@@ -398,6 +406,8 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
                 .await;
         }
         let values = observed.values.clone().unwrap_or(Value::Null);
+        // Any failure message may quote what was applied: values never reach status or Events.
+        let scrubber = Scrubber::new(&values, MIN_SCRUB_LEN);
         match apply_release(hr, ctx, namespace, &values, is_upgrade, with_hooks).await {
             Ok(applied) => {
                 ctx.record_apply(key);
@@ -421,15 +431,15 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
             Err(error) if error.needs_spec_change() => {
                 let decision = Decision::SpecError {
                     reason: error.reason().to_owned(),
-                    message: error.to_string(),
+                    message: scrubber.scrub(&error.to_string()),
                 };
                 let status = next_status(old, &decision, generation, &now);
                 write_status(ctx, &api, hr, status).await?;
                 return Ok(Action::requeue(hr.spec.interval()));
             }
             Err(error) => {
-                let status =
-                    failure_status(old, error.reason(), &error.to_string(), generation, &now);
+                let message = scrubber.scrub(&error.to_string());
+                let status = failure_status(old, error.reason(), &message, generation, &now);
                 write_status(ctx, &api, hr, status).await?;
                 return Err(error);
             }
