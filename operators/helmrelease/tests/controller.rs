@@ -734,7 +734,7 @@ async fn object_of_another_release_is_never_taken_over() {
         .unwrap();
     h.create(
         "mine",
-        json!({"chart": "test/app", "version": "0.1.0", "values": {"message": "mine"}}),
+        json!({"chart": "test/app", "version": "0.1.0", "values": {"message": "my own message"}}),
     )
     .await;
     let (phase, ready, _) = ready_condition(&h, "mine", "OwnershipConflict").await;
