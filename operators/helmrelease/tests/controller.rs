@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -26,32 +26,6 @@ use upstart_workload_simulator::{RunningSimulator, Simulator};
 
 const WAIT: Duration = Duration::from_secs(60);
 const NS: &str = "default";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn helm() -> PathBuf {
-    if let Some(path) = std::env::var_os("UPSTART_HELM") {
-        return PathBuf::from(path);
-    }
-    let local = workspace_root().join(".tools/bin/helm");
-    if local.is_file() {
-        return local;
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join("helm"))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "helm is needed for this test: set UPSTART_HELM, or install .tools/bin/helm, \
-                 or put helm on PATH"
-            )
-        })
-}
 
 fn write(dir: &Path, rel: &str, text: &str) {
     let path = dir.join(rel);
@@ -232,7 +206,7 @@ impl Harness {
         ))
         .unwrap();
         let config = Config {
-            helm_path: helm(),
+            helm_path: upstart_test_support::helm(),
             repositories,
             credentials: Default::default(),
             cache_dir: dirs.path().join("cache"),
