@@ -19,13 +19,7 @@ use crate::{Error, Limits};
 
 /// Hex sha256 of `bytes`.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        use std::fmt::Write as _;
-        let _ = write!(hex, "{byte:02x}");
-    }
-    hex
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 /// Whether `hex` is a lowercase hex sha256 (so it can be used as a file name).
