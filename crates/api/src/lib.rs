@@ -4,6 +4,7 @@
 pub mod conditions;
 pub mod crd;
 pub mod duration;
+pub mod labels;
 pub mod names;
 pub mod v1alpha1;
 

@@ -1,0 +1,23 @@
+//! Labels and annotations the operators put on the objects they create, and read back: the
+//! one list, so that the operator that writes a label and the one that reads it agree.
+
+/// On a child HelmRelease of an UpstartService: the service's name.
+pub const SERVICE_LABEL: &str = "upstartoperators.upstart.com/service";
+
+/// On a child HelmRelease of an UpstartService: its key in `spec.helmReleases` (bounded with
+/// [`crate::names::bounded_label`]).
+pub const RELEASE_KEY_LABEL: &str = "upstartoperators.upstart.com/release-key";
+
+/// On the namespace of an UpstartEnvironment, and on the UpstartServices and environment-wide
+/// HelmReleases it creates: the environment's name. The HelmRelease operator reads it from the
+/// namespace to offer `environment.*` in expressions.
+pub const ENVIRONMENT_LABEL: &str = "upstartoperators.upstart.com/environment";
+
+/// `"true"` on an UpstartEnvironment suspends its expiry (SPEC §4).
+pub const KEEP_ANNOTATION: &str = "upstartoperators.upstart.com/keep";
+
+/// `app.kubernetes.io/managed-by`, set to [`MANAGED_BY_VALUE`] on everything the operators create.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+
+/// The value of [`MANAGED_BY_LABEL`].
+pub const MANAGED_BY_VALUE: &str = "upstart";
