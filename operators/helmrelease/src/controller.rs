@@ -62,7 +62,9 @@ const MIN_SCRUB_LEN: usize = 4;
 /// How often a running hook is looked at.
 const HOOK_POLL: Duration = Duration::from_millis(250);
 
-/// What the operator is configured with.
+/// What the operator is configured with. [`Config::default`] matches the binary's flags
+/// except for the cache directory, which goes under the system temporary directory so that an
+/// in-process operator (tests, `upstart dev`) runs without a writable `/var/cache`.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// The helm binary (SPEC §2.4).
@@ -77,6 +79,22 @@ pub struct Config {
     pub cluster_scoped_allow_list: ClusterScopedAllowList,
     /// How long a deleted release waits for its dependents to go first (SPEC §2.8).
     pub teardown_timeout: Duration,
+}
+
+/// The default teardown timeout (SPEC §2.8), as the binary's `--teardown-timeout`.
+pub const DEFAULT_TEARDOWN_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            helm_path: PathBuf::from("helm"),
+            repositories: RepositoryConfig::default(),
+            credentials: HashMap::new(),
+            cache_dir: std::env::temp_dir().join("upstart-helmrelease-charts"),
+            cluster_scoped_allow_list: ClusterScopedAllowList::default(),
+            teardown_timeout: DEFAULT_TEARDOWN_TIMEOUT,
+        }
+    }
 }
 
 /// Shared by every reconcile.
@@ -1357,6 +1375,22 @@ async fn run_delete_hooks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_config_matches_the_binary_defaults_with_a_temporary_cache() {
+        let config = Config::default();
+        assert_eq!(config.helm_path, PathBuf::from("helm"));
+        assert!(config.repositories.repositories.is_empty());
+        assert!(config.cache_dir.starts_with(std::env::temp_dir()));
+        assert_eq!(
+            config.teardown_timeout,
+            upstart_operator_runtime::CommonArgs::default().teardown_timeout
+        );
+        assert_eq!(
+            config.cluster_scoped_allow_list,
+            ClusterScopedAllowList::default()
+        );
+    }
 
     #[test]
     fn values_document_too_large_is_refused_without_quoting_it() {
