@@ -40,6 +40,7 @@ pub struct Shared {
     pub store: Mutex<Store>,
     pub settings: ApiSettings,
     pub faults: Faults,
+    pub requests: crate::requests::RequestCounter,
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
@@ -191,10 +192,19 @@ fn header_str(req: &Request<Bytes>, name: header::HeaderName) -> &str {
 }
 
 /// Handles one API request.
-pub async fn handle(shared: Arc<Shared>, req: Request<Bytes>) -> Response<ResponseBody> {
+pub async fn handle(
+    shared: Arc<Shared>,
+    way: crate::WayIn,
+    req: Request<Bytes>,
+) -> Response<ResponseBody> {
     let path = req.uri().path().to_string();
     let query = Query::parse(req.uri().query());
     let route = parse_route(&path);
+    let verb = match &route {
+        Route::Resource(rp) => verb_of(req.method(), rp.name.is_some(), query.flag("watch")).ok(),
+        _ => None,
+    };
+    shared.requests.record(way, verb);
     match route {
         Route::Version => json_response(200, &version_info(&shared.settings.git_version)),
         Route::Health => {

@@ -223,7 +223,7 @@ pub async fn serve(
                                 &ApiError::new(401, "Unauthorized", "Unauthorized"),
                             ));
                         }
-                        Ok(crate::serve(shared, req).await)
+                        Ok(crate::serve(shared, crate::WayIn::Https, req).await)
                     }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()

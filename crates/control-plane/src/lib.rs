@@ -7,7 +7,8 @@
 //! bearer token or a client certificate from that CA, with a kubeconfig for `kubectl`
 //! ([`Endpoint::kubeconfig_yaml`], [`Endpoint::write_kubeconfig`],
 //! [`Endpoint::kubeconfig_yaml_with_client_certificate`]).
-//! [`ControlPlane::faults`] injects failures, delays and dropped watches.
+//! [`ControlPlane::faults`] injects failures, delays and dropped watches;
+//! [`ControlPlane::request_counts`] tells how many requests were served, by way in and verb.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), upstart_control_plane::Error> {
@@ -79,6 +80,7 @@ mod openapi;
 mod patching;
 mod protobuf;
 mod registry;
+mod requests;
 mod selectors;
 mod store;
 mod table;
@@ -95,6 +97,7 @@ use http_body_util::BodyExt;
 pub use error::{ApiError, Error};
 pub use faults::{Fault, FaultAction, FaultId, Faults, Verb};
 pub use https::Endpoint;
+pub use requests::{RequestCounts, VerbCounts, WayIn};
 
 use api::{ApiSettings, ResponseBody, Shared};
 
@@ -150,6 +153,7 @@ impl ControlPlane {
                 bookmark_interval: options.bookmark_interval,
             },
             faults: Faults::default(),
+            requests: requests::RequestCounter::default(),
             shutdown: tokio::sync::watch::channel(false).0,
         });
         ControlPlane {
@@ -163,7 +167,7 @@ impl ControlPlane {
         let shared = self.shared.clone();
         let service = tower::service_fn(move |req: Request<kube::client::Body>| {
             let shared = shared.clone();
-            async move { Ok::<_, Infallible>(serve(shared, req).await) }
+            async move { Ok::<_, Infallible>(serve(shared, WayIn::InProcess, req).await) }
         });
         kube::Client::new(service, self.options.default_namespace.clone())
     }
@@ -178,6 +182,11 @@ impl ControlPlane {
         &self.shared.faults
     }
 
+    /// The requests served so far, by the way they came in and by verb.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.shared.requests.snapshot()
+    }
+
     /// The latest resourceVersion handed out.
     pub fn resource_version(&self) -> u64 {
         self.shared.lock().current_rv()
@@ -190,7 +199,7 @@ impl ControlPlane {
 }
 
 /// Collects a request body of any type and hands the request to the API layer.
-async fn serve<B>(shared: Arc<Shared>, req: Request<B>) -> Response<ResponseBody>
+async fn serve<B>(shared: Arc<Shared>, way: WayIn, req: Request<B>) -> Response<ResponseBody>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: std::fmt::Display,
@@ -204,5 +213,5 @@ where
             )));
         }
     };
-    api::handle(shared, Request::from_parts(parts, bytes)).await
+    api::handle(shared, way, Request::from_parts(parts, bytes)).await
 }
