@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
@@ -25,12 +25,12 @@ use tracing::{info, instrument, warn};
 use upstart_api::conditions::{READY, find, is_ready_for_generation};
 use upstart_api::v1alpha1::{
     DependencyKind, HelmRelease, HelmReleasePhase, HelmReleaseStatus, HookStatus, InventoryEntry,
-    UpstartService,
+    UpstartEnvironment, UpstartService,
 };
 use upstart_chart_source::{ChartSource, Credentials, RepositoryConfig};
 use upstart_dag::{
-    ExpressionContext, Expressions, Objects, Outputs, ReleaseInfo, collect_release_outputs,
-    collect_service_outputs, release_values,
+    EnvironmentInfo, ExpressionContext, Expressions, Objects, Outputs, ReleaseInfo,
+    collect_release_outputs, collect_service_outputs, release_values,
 };
 use upstart_release_engine::catalog::ApiCatalog;
 use upstart_release_engine::digest::{FieldDigest, canonical_json};
@@ -50,6 +50,7 @@ use crate::decide::{
     Decision, DependencyObservation, DependencyState, Observation, ValuesState, decide,
 };
 use crate::metrics::ReleaseMetrics;
+use crate::roots;
 use crate::status::{deleting_status, failure_status, next_status};
 use crate::wakeups::{self, DataKind};
 
@@ -262,6 +263,10 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     let by_service = store.clone();
     let by_secret = store.clone();
     let by_config_map = store.clone();
+    let by_environment = store.clone();
+    let by_namespace = store.clone();
+    let environment_changes = wakeups::ChangeFilter::default();
+    let namespace_changes = wakeups::ChangeFilter::default();
     controller
         .watches(releases, all.clone(), move |changed| {
             wakeups::dependents_of_release(&by_release.state(), &changed)
@@ -303,6 +308,34 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
                     DataKind::ConfigMap,
                     &c.name_any(),
                 )
+            },
+        )
+        .watches(
+            Api::<UpstartEnvironment>::all(client.clone()),
+            all.clone(),
+            move |environment| {
+                let read = (
+                    roots::environment_namespace(&environment),
+                    environment.spec.variables.clone(),
+                );
+                if environment_changes.changed(&environment.name_any(), read) {
+                    wakeups::releases_of_environment(&by_environment.state(), &environment)
+                } else {
+                    Vec::new()
+                }
+            },
+        )
+        .watches(
+            Api::<Namespace>::all(client.clone()),
+            all.clone(),
+            move |namespace| {
+                let name = namespace.name_any();
+                let label = roots::environment_of_namespace(namespace.labels()).map(str::to_owned);
+                if namespace_changes.changed(&name, label) {
+                    wakeups::releases_in_namespace(&by_namespace.state(), &name)
+                } else {
+                    Vec::new()
+                }
             },
         )
         .watches(op.api::<Deployment>(), owned.clone(), |o| {
@@ -357,7 +390,7 @@ pub async fn reconcile(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Result<Action
         return Ok(Action::await_change());
     };
     let hr = Arc::new(hr);
-    if let Some(action) = wait_for_dependents(&hr, &ctx, &api, &namespace).await? {
+    if let Some(action) = wait_for_dependents(&hr, &ctx, &api).await? {
         return Ok(action);
     }
     let action = finalizer(&api, FINALIZER, hr, |event| async {
@@ -591,6 +624,10 @@ async fn observe(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Obs
     let all_ready = dependencies
         .iter()
         .all(|d| d.state == DependencyState::Ready);
+    expression_context.service = roots::service_info(hr);
+    if all_ready {
+        expression_context.environment = observe_environment(ctx, namespace).await?;
+    }
 
     let (values_state, values, digest) = if all_ready {
         match resolve_values(hr, ctx, namespace, &expression_context).await? {
@@ -686,6 +723,32 @@ async fn observe(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Obs
         published_keys,
         timeout_in: since_apply.map(|waited| hr.spec.timeout().saturating_sub(waited)),
     })
+}
+
+/// `environment.*` (SPEC §5): the UpstartEnvironment named by the namespace's environment
+/// label, when it owns that namespace. Read directly, as dependencies are: a variables change
+/// wakes the release and must be seen by that very reconcile.
+async fn observe_environment(
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Option<EnvironmentInfo>, Error> {
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let Some(found) = namespaces
+        .get_opt(namespace)
+        .await
+        .map_err(Error::kube("reading the release's Namespace"))?
+    else {
+        return Ok(None);
+    };
+    let Some(name) = roots::environment_of_namespace(found.labels()) else {
+        return Ok(None);
+    };
+    let environments: Api<UpstartEnvironment> = Api::all(ctx.client.clone());
+    Ok(environments
+        .get_opt(name)
+        .await
+        .map_err(Error::kube("reading the namespace's UpstartEnvironment"))?
+        .and_then(|environment| roots::environment_info(&environment, namespace)))
 }
 
 fn release_name(hr: &HelmRelease) -> String {
@@ -1198,13 +1261,13 @@ async fn delete_entry(ctx: &Context, namespace: &str, entry: &InventoryEntry) ->
 }
 
 /// Reverse-dependency teardown (SPEC §2.8): a deleted release whose dependents are still in the
-/// namespace waits for them (their deletion wakes it), up to the teardown timeout, after which
-/// it proceeds and says so in an Event. `None`: go ahead with the teardown.
+/// namespace (releases depending on it or on an UpstartService owning it) waits for them
+/// (their deletion wakes it), up to the teardown timeout, after which it proceeds and says so
+/// in an Event. `None`: go ahead with the teardown.
 async fn wait_for_dependents(
     hr: &HelmRelease,
     ctx: &Context,
     api: &Api<HelmRelease>,
-    namespace: &str,
 ) -> Result<Option<Action>, Error> {
     let Some(deleted_at) = &hr.metadata.deletion_timestamp else {
         return Ok(None);
@@ -1212,15 +1275,20 @@ async fn wait_for_dependents(
     if !hr.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(None);
     }
-    let dependents: Vec<String> = wakeups::dependents(
-        &ctx.releases.state(),
-        namespace,
-        &hr.name_any(),
-        DependencyKind::HelmRelease,
-    )
-    .into_iter()
-    .map(|r| r.name)
-    .collect();
+    let candidates = wakeups::teardown_blockers(&ctx.releases.state(), hr);
+    // The cache may still hold a dependent whose deletion woke us: only what the API server
+    // still has holds the teardown, else the release would sleep until the safety requeue.
+    let mut dependents = Vec::new();
+    for candidate in candidates {
+        if api
+            .get_opt(&candidate.name)
+            .await
+            .map_err(Error::kube("reading a dependent release"))?
+            .is_some()
+        {
+            dependents.push(candidate.name);
+        }
+    }
     if dependents.is_empty() {
         return Ok(None);
     }

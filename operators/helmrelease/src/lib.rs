@@ -23,6 +23,7 @@ pub mod controller;
 pub mod decide;
 mod error;
 pub mod metrics;
+pub mod roots;
 pub mod status;
 pub mod wakeups;
 

@@ -1,12 +1,59 @@
 //! Which releases a change wakes (SPEC §2.6, §2.7; STYLE pattern 5): pure functions over the
 //! releases of the cache, so a dependent starts the moment its dependency or an output changes.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
-use upstart_api::v1alpha1::{DependencyKind, HelmRelease, OutputSource};
+use upstart_api::v1alpha1::{DependencyKind, HelmRelease, OutputSource, UpstartEnvironment};
 use upstart_release_engine::manifests::RELEASE_LABEL;
+
+use crate::roots;
+
+/// Releases woken when an UpstartEnvironment's variables change: every release of the
+/// namespace it owns (any of them may read `environment.*`).
+pub fn releases_of_environment(
+    releases: &[Arc<HelmRelease>],
+    environment: &UpstartEnvironment,
+) -> Vec<ObjectRef<HelmRelease>> {
+    releases_in_namespace(releases, &roots::environment_namespace(environment))
+}
+
+/// Every release of `namespace` (its environment label changed).
+pub fn releases_in_namespace(
+    releases: &[Arc<HelmRelease>],
+    namespace: &str,
+) -> Vec<ObjectRef<HelmRelease>> {
+    releases
+        .iter()
+        .filter(|r| r.namespace().as_deref() == Some(namespace))
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
+}
+
+/// Remembers, per object name, the last value of what releases read from it, so that a watch
+/// wakes releases only when that changed: an environment's status updates (every release that
+/// becomes Ready moves its counts) must not wake every release of its namespace.
+#[derive(Debug, Default)]
+pub struct ChangeFilter<V> {
+    seen: Mutex<HashMap<String, V>>,
+}
+
+impl<V: PartialEq> ChangeFilter<V> {
+    /// True when `name` is seen for the first time or `value` differs from the last one.
+    pub fn changed(&self, name: &str, value: V) -> bool {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if seen.get(name) == Some(&value) {
+            return false;
+        }
+        seen.insert(name.to_owned(), value);
+        true
+    }
+}
 
 /// A Secret or a ConfigMap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +98,7 @@ pub fn dependents_of_release(
         &changed.name_any(),
         DependencyKind::HelmRelease,
     );
-    for owner in service_owners(changed) {
+    for owner in roots::owning_services(changed) {
         woken.extend(dependents(
             releases,
             &namespace,
@@ -64,9 +111,52 @@ pub fn dependents_of_release(
             if dependency.kind != Some(DependencyKind::UpstartService) {
                 woken.push(ObjectRef::new(&dependency.name).within(&namespace));
             }
+            if dependency.kind != Some(DependencyKind::HelmRelease) {
+                woken.extend(children_of_service(releases, &namespace, &dependency.name));
+            }
         }
     }
     woken
+}
+
+/// The releases of `namespace` owned by the UpstartService `service`.
+pub fn children_of_service(
+    releases: &[Arc<HelmRelease>],
+    namespace: &str,
+    service: &str,
+) -> Vec<ObjectRef<HelmRelease>> {
+    releases
+        .iter()
+        .filter(|r| r.namespace().as_deref() == Some(namespace))
+        .filter(|r| roots::owning_services(r).iter().any(|s| s == service))
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
+}
+
+/// Releases that must go before `release` (SPEC §2.8, reverse-dependency teardown): those
+/// depending on it, and those depending on an UpstartService owning it (the service's
+/// outputs are its children's).
+pub fn teardown_blockers(
+    releases: &[Arc<HelmRelease>],
+    release: &HelmRelease,
+) -> Vec<ObjectRef<HelmRelease>> {
+    let Some(namespace) = release.namespace() else {
+        return Vec::new();
+    };
+    let name = release.name_any();
+    let mut blockers = dependents(releases, &namespace, &name, DependencyKind::HelmRelease);
+    for service in roots::owning_services(release) {
+        blockers.extend(dependents(
+            releases,
+            &namespace,
+            &service,
+            DependencyKind::UpstartService,
+        ));
+    }
+    blockers.retain(|b| b.name != name);
+    blockers.sort_by(|a, b| a.name.cmp(&b.name));
+    blockers.dedup();
+    blockers
 }
 
 /// Releases woken when a Secret or ConfigMap changes: those reading it through `valuesFrom`,
@@ -144,15 +234,6 @@ fn publishes(sources: &[OutputSource], kind: DataKind, name: &str) -> bool {
     })
 }
 
-fn service_owners(release: &HelmRelease) -> Vec<String> {
-    release
-        .owner_references()
-        .iter()
-        .filter(|o| o.kind == "UpstartService")
-        .map(|o| o.name.clone())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -196,6 +277,52 @@ mod tests {
         app.metadata.deletion_timestamp =
             Some(serde_json::from_value(json!("2026-01-01T00:00:00Z")).expect("valid time"));
         assert_eq!(names(&dependents_of_release(&[], &app)), ["db"]);
+    }
+
+    fn owned_by(name: &str, service: &str) -> Arc<HelmRelease> {
+        let mut child = (*release(name, json!({}))).clone();
+        child.metadata.owner_references = Some(vec![
+            serde_json::from_value(json!({
+                "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+                "kind": "UpstartService", "name": service, "uid": "u1"
+            }))
+            .expect("valid owner reference"),
+        ]);
+        Arc::new(child)
+    }
+
+    #[test]
+    fn deleted_dependent_of_a_service_wakes_the_service_children() {
+        let releases = vec![owned_by("svc-db", "svc"), release("other", json!({}))];
+        let mut app = (*release("app", json!({"dependencies": [{"name": "svc"}]}))).clone();
+        app.metadata.deletion_timestamp =
+            Some(serde_json::from_value(json!("2026-01-01T00:00:00Z")).expect("valid time"));
+        let woken = dependents_of_release(&releases, &app);
+        assert!(names(&woken).contains(&"svc-db"), "{woken:?}");
+        assert!(!names(&woken).contains(&"other"), "{woken:?}");
+    }
+
+    #[test]
+    fn release_of_a_service_is_held_by_dependents_of_the_service_and_its_own() {
+        let releases = vec![
+            owned_by("svc-db", "svc"),
+            release("by-service", json!({"dependencies": [{"name": "svc"}]})),
+            release(
+                "by-kind",
+                json!({"dependencies": [{"name": "svc", "kind": "UpstartService"}]}),
+            ),
+            release("direct", json!({"dependencies": [{"name": "svc-db"}]})),
+            release(
+                "release-named-svc",
+                json!({"dependencies": [{"name": "svc", "kind": "HelmRelease"}]}),
+            ),
+            release("unrelated", json!({})),
+        ];
+        assert_eq!(
+            names(&teardown_blockers(&releases, &releases[0])),
+            ["by-kind", "by-service", "direct"]
+        );
+        assert!(teardown_blockers(&releases, &releases[5]).is_empty());
     }
 
     #[test]
@@ -289,6 +416,41 @@ mod tests {
         assert_eq!(names(&woken), ["app"]);
         let unlabelled = woken_by_data(&[], Some("pr-1"), &labels, DataKind::ConfigMap, "x");
         assert_eq!(names(&unlabelled), ["app"]);
+    }
+
+    #[test]
+    fn environment_change_wakes_every_release_of_its_namespace() {
+        let mut elsewhere = (*release("web", json!({}))).clone();
+        elsewhere.metadata.namespace = Some("pr-2".into());
+        let releases = vec![
+            release("db", json!({})),
+            release("app", json!({"dependencies": [{"name": "db"}]})),
+            Arc::new(elsewhere),
+        ];
+        let environment: UpstartEnvironment = serde_json::from_value(json!({
+            "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+            "kind": "UpstartEnvironment",
+            "metadata": {"name": "pr-1"},
+            "spec": {"variables": {"BRANCH": "main"}}
+        }))
+        .expect("valid UpstartEnvironment");
+        assert_eq!(
+            names(&releases_of_environment(&releases, &environment)),
+            ["db", "app"]
+        );
+        assert_eq!(names(&releases_in_namespace(&releases, "pr-2")), ["web"]);
+    }
+
+    #[test]
+    fn change_filter_passes_the_first_sight_and_changes_only() {
+        let filter = ChangeFilter::default();
+        assert!(filter.changed("pr-1", 1));
+        assert!(
+            !filter.changed("pr-1", 1),
+            "a status update changes nothing read"
+        );
+        assert!(filter.changed("pr-1", 2));
+        assert!(filter.changed("pr-2", 2));
     }
 
     #[test]

@@ -1003,3 +1003,201 @@ async fn suspended_release_is_left_alone_until_resumed() {
     assert_eq!(settings.data.unwrap()["message"], "two");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_and_service_roots_reach_the_values_and_a_variables_change_reapplies() {
+    let h = Harness::start().await;
+    let ns = "pr-7";
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {
+                "name": ns,
+                "labels": {upstart_api::labels::ENVIRONMENT_LABEL: "pr-7"}
+            }}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let environments: Api<upstart_api::v1alpha1::UpstartEnvironment> = Api::all(h.client.clone());
+    environments
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+                "kind": "UpstartEnvironment",
+                "metadata": {"name": "pr-7"},
+                "spec": {"variables": {"BRANCH": "feature-1"}}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let services: Api<upstart_api::v1alpha1::UpstartService> =
+        Api::namespaced(h.client.clone(), ns);
+    let service = services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+                "kind": "UpstartService",
+                "metadata": {"name": "checkout", "namespace": ns},
+                "spec": {"helmReleases": {"web": {"chart": "test/app"}}}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let releases: Api<HelmRelease> = Api::namespaced(h.client.clone(), ns);
+    let release: HelmRelease = serde_json::from_value(json!({
+        "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+        "kind": "HelmRelease",
+        "metadata": {
+            "name": "checkout-web",
+            "namespace": ns,
+            "ownerReferences": [{
+                "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+                "kind": "UpstartService",
+                "name": "checkout",
+                "uid": service.metadata.uid.clone().unwrap()
+            }]
+        },
+        "spec": {
+            "chart": "test/app",
+            "version": "0.1.0",
+            "values": {"message": "<< environment.name >>/<< environment.namespace >>/<< environment.variables.BRANCH >>/<< service.name >>"}
+        }
+    }))
+    .unwrap();
+    releases
+        .create(&PostParams::default(), &release)
+        .await
+        .unwrap();
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), ns);
+    let message = || async {
+        let settings = config_maps
+            .get_opt("checkout-web-settings")
+            .await
+            .unwrap()?;
+        settings.data?.get("message").cloned()
+    };
+    eventually("the environment and service in the values", || async {
+        (message().await? == "pr-7/pr-7/feature-1/checkout").then_some(())
+    })
+    .await;
+
+    // The interval is 10 minutes: only the environment watch can bring this in time.
+    environments
+        .patch(
+            "pr-7",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"variables": {"BRANCH": "feature-2"}}})),
+        )
+        .await
+        .unwrap();
+    eventually("the changed variable in the values", || async {
+        (message().await? == "pr-7/pr-7/feature-2/checkout").then_some(())
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_root_outside_an_environment_namespace_is_a_spec_error() {
+    let h = Harness::start().await;
+    h.create(
+        "lonely",
+        json!({"chart": "test/app", "version": "0.1.0",
+               "values": {"message": "<< environment.variables.BRANCH >>"}}),
+    )
+    .await;
+    let (phase, ready, _) = ready_condition(&h, "lonely", "UnknownExpressionRoot").await;
+    assert_eq!(phase, HelmReleasePhase::Failed);
+    assert!(ready.message.contains("environment"), "{}", ready.message);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_of_a_service_waits_at_deletion_for_a_release_depending_on_the_service() {
+    let h = Harness::start().await;
+    let services: Api<upstart_api::v1alpha1::UpstartService> =
+        Api::namespaced(h.client.clone(), NS);
+    let service = services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+                "kind": "UpstartService",
+                "metadata": {"name": "svc", "namespace": NS},
+                "spec": {"helmReleases": {"db": {"chart": "test/producer"}}}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let child: HelmRelease = serde_json::from_value(json!({
+        "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+        "kind": "HelmRelease",
+        "metadata": {
+            "name": "svc-db",
+            "namespace": NS,
+            "ownerReferences": [{
+                "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+                "kind": "UpstartService",
+                "name": "svc",
+                "uid": service.metadata.uid.clone().unwrap()
+            }]
+        },
+        "spec": {
+            "chart": "test/producer",
+            "version": "0.1.0",
+            "values": {"password": "p"},
+            "outputsFrom": [{"secretRef": {"name": "svc-db-creds"}, "scope": "external"}]
+        }
+    }))
+    .unwrap();
+    let api = h.releases();
+    api.create(&PostParams::default(), &child).await.unwrap();
+    h.ready("svc-db").await;
+    // Depends on the service (no kind), not on its child: it waits for the service's Ready,
+    // which no operator writes here; being present is enough to hold the teardown.
+    h.create(
+        "user",
+        json!({"chart": "test/app", "version": "0.1.0", "dependencies": [{"name": "svc"}]}),
+    )
+    .await;
+    eventually("user waiting for the service", || async {
+        let status = api.get("user").await.ok()?.status?;
+        (status.phase == Some(HelmReleasePhase::WaitingForDependencies)).then_some(())
+    })
+    .await;
+
+    api.delete("svc-db", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("svc-db waiting for user", || async {
+        let status = api.get("svc-db").await.ok()?.status?;
+        let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+        (status.phase == Some(HelmReleasePhase::Deleting) && ready.message.contains("user"))
+            .then_some(())
+    })
+    .await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(h.client.clone(), NS);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        secrets.get_opt("svc-db-creds").await.unwrap().is_some(),
+        "svc-db keeps its objects while user is there"
+    );
+
+    api.delete("user", &DeleteParams::default()).await.unwrap();
+    // Well within the 60 s teardown timeout: the deletion of user wakes svc-db.
+    let started = Instant::now();
+    eventually("svc-db gone", || async {
+        api.get_opt("svc-db").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(secrets.get_opt("svc-db-creds").await.unwrap().is_none());
+    h.stop().await;
+}
