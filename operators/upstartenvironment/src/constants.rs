@@ -1,0 +1,32 @@
+//! Names the UpstartEnvironment operator writes: field manager, finalizer, condition types and
+//! reasons.
+
+/// Server-side apply field manager for status and for every object the operator applies.
+pub const FIELD_MANAGER: &str = "upstart-upstartenvironment";
+/// Finalizer that runs the teardown of an environment (SPEC §4).
+pub const FINALIZER: &str = "upstartoperators.upstart.com/upstartenvironment";
+/// Name of the controller in metrics, logs and Events.
+pub const CONTROLLER: &str = "upstartenvironment";
+/// Default catalog namespace (the `--catalog-namespace` flag's default).
+pub const DEFAULT_CATALOG_NAMESPACE: &str = "upstart-catalog";
+
+/// Condition type: the environment's namespace exists and belongs to it.
+pub const NAMESPACE_READY: &str = "NamespaceReady";
+
+/// Condition reasons and Event reasons (bounded: they are also metric labels).
+pub mod reasons {
+    pub const PROVISIONING: &str = "Provisioning";
+    pub const SUCCEEDED: &str = "Succeeded";
+    pub const DEGRADED: &str = "Degraded";
+    pub const FAILED: &str = "ReleaseFailed";
+    pub const RECONCILED: &str = "Reconciled";
+    pub const NAMESPACE_CREATED: &str = "NamespaceCreated";
+    pub const NAMESPACE_NOT_OWNED: &str = "NamespaceNotOwned";
+    pub const NAMESPACE_TERMINATING: &str = "NamespaceTerminating";
+    pub const TEMPLATE_NOT_FOUND: &str = "TemplateNotFound";
+    pub const UNKNOWN_OVERRIDE_KEY: &str = "UnknownOverrideKey";
+    pub const INVALID_OVERRIDE: &str = "InvalidOverride";
+    pub const EXPIRED: &str = "Expired";
+    pub const DELETING: &str = "Deleting";
+    pub const TEARDOWN_TIMEOUT: &str = "TeardownTimeout";
+}

@@ -1,0 +1,909 @@
+//! The kube-facing side of the operator: observe an environment, its namespace, services and
+//! releases; apply what [`crate::children`] builds; write the status of [`crate::status`];
+//! tear down in the order of [`crate::teardown`]. Thin on purpose.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tracing::{info, instrument, warn};
+use upstart_api::conditions::{READY, find, is_ready_for_generation};
+use upstart_api::labels::ENVIRONMENT_LABEL;
+use upstart_api::v1alpha1::{
+    HelmRelease, HelmReleasePhase, ServicePhase, UpstartEnvironment, UpstartEnvironmentStatus,
+    UpstartService, UpstartServiceSpec,
+};
+use upstart_dag::{DependencyGraph, NodeId, NodeKind};
+use upstart_operator_runtime::{
+    ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, Shutdown,
+};
+
+use crate::Error;
+use crate::children::{self, Desired, NamespaceState, is_owned_by, namespace_name};
+use crate::constants::{CONTROLLER, DEFAULT_CATALOG_NAMESPACE, FIELD_MANAGER, FINALIZER, reasons};
+use crate::expiry;
+use crate::metrics::{EnvironmentMetrics, phase_name};
+use crate::status::{self, Member, Observation, deleting_status, next_status};
+use crate::teardown::{environment_graph, next_level};
+use crate::wakeups;
+
+/// How often an environment is looked at when no watch event came: a safety net only.
+const RESYNC: Duration = Duration::from_secs(300);
+/// How soon a teardown (or a removal) in progress is looked at again if no watch event came.
+const TEARDOWN_RECHECK: Duration = Duration::from_secs(5);
+
+/// What the operator is configured with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The namespace holding the UpstartService catalog (templates).
+    pub catalog_namespace: String,
+    /// How long a teardown waits for each level to be gone before it proceeds anyway.
+    pub teardown_timeout: Duration,
+}
+
+impl Default for Config {
+    /// The defaults of the binary's flags.
+    fn default() -> Self {
+        Config {
+            catalog_namespace: DEFAULT_CATALOG_NAMESPACE.to_owned(),
+            teardown_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    client: Client,
+    metrics: ControllerMetrics,
+    environment_metrics: EnvironmentMetrics,
+    recorder: EventRecorder,
+    backoff: FailureBackoff<ObjectRef<UpstartEnvironment>>,
+    config: Config,
+    environments: Store<UpstartEnvironment>,
+}
+
+/// Runs the controller until `shutdown` fires: the work handed to the shared runtime
+/// (`upstart_operator_runtime::run`), in the binary and in process alike.
+pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Result<(), Error> {
+    let client = op.client.clone();
+    // Registered before the watch starts, so /readyz never reports ready before the cache.
+    let ready = op.readiness.register(CONTROLLER);
+    let environments: Api<UpstartEnvironment> = Api::all(client.clone());
+    let (store, trigger) = ready.watch(environments, op.watcher_config());
+    let controller =
+        Controller::for_stream(trigger, store.clone()).with_config(op.controller_config());
+    let context = Arc::new(Context {
+        client: client.clone(),
+        metrics: op.metrics.controller(CONTROLLER),
+        environment_metrics: EnvironmentMetrics::register(&op.metrics)?,
+        recorder: op.recorder(CONTROLLER),
+        backoff: FailureBackoff::default(),
+        config: config.clone(),
+        environments: store.clone(),
+    });
+    let by_service = store.clone();
+    let by_release = store.clone();
+    let catalog = config.catalog_namespace.clone();
+    controller
+        .watches(
+            Api::<UpstartService>::all(client.clone()),
+            watcher::Config::default(),
+            move |service| {
+                wakeups::woken_by_member(
+                    &by_service.state(),
+                    &catalog,
+                    service.namespace().as_deref(),
+                    &service.name_any(),
+                    service.labels(),
+                    true,
+                )
+            },
+        )
+        .watches(
+            Api::<HelmRelease>::all(client.clone()),
+            watcher::Config::default(),
+            move |release| {
+                wakeups::woken_by_member(
+                    &by_release.state(),
+                    "",
+                    release.namespace().as_deref(),
+                    &release.name_any(),
+                    release.labels(),
+                    false,
+                )
+            },
+        )
+        .watches(
+            Api::<Namespace>::all(client),
+            watcher::Config::default().labels(ENVIRONMENT_LABEL),
+            |namespace| {
+                wakeups::owners_of_namespace(namespace.owner_references(), namespace.labels())
+            },
+        )
+        // Stop taking work on SIGTERM or lost leadership; in-flight reconciles finish.
+        .graceful_shutdown_on(shutdown.wait())
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok(_) => {}
+                Err(kube::runtime::controller::Error::ReconcilerFailed(error, object)) => {
+                    warn!(reason = error.metric_label(), %object, %error, "reconcile failed");
+                }
+                Err(error) => warn!(%error, "controller error"),
+            }
+        })
+        .await;
+    Ok(())
+}
+
+/// One reconcile: tear down when deleted, otherwise make sure the finalizer is there and
+/// converge.
+#[instrument(skip_all, fields(name = env.name_any()))]
+pub async fn reconcile(env: Arc<UpstartEnvironment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.count_and_measure();
+    ctx.environment_metrics
+        .count_phases(ctx.environments.state().iter().map(|e| e.as_ref()));
+    let key = ObjectRef::from_obj(env.as_ref());
+    let api: Api<UpstartEnvironment> = Api::all(ctx.client.clone());
+    // Reconcile the newest object, not the cached one: a wake-up by a child can come before our
+    // own last status write reaches the cache.
+    let Some(env) = api
+        .get_opt(&env.name_any())
+        .await
+        .map_err(Error::kube("reading the UpstartEnvironment"))?
+    else {
+        return Ok(Action::await_change());
+    };
+    let has_finalizer = env.finalizers().iter().any(|f| f == FINALIZER);
+    let action = if env.metadata.deletion_timestamp.is_some() {
+        if has_finalizer {
+            teardown(&env, &ctx, &api).await?
+        } else {
+            Action::await_change()
+        }
+    } else {
+        let env = if has_finalizer {
+            env
+        } else {
+            add_finalizer(&api, &env).await?
+        };
+        converge(&env, &ctx, &api).await?
+    };
+    ctx.backoff.on_success(&key);
+    Ok(action)
+}
+
+fn error_policy(env: Arc<UpstartEnvironment>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.set_failure(error);
+    Action::requeue(ctx.backoff.on_failure(ObjectRef::from_obj(env.as_ref())))
+}
+
+/// Adds the finalizer, guarded by the resourceVersion (a conflict retries the reconcile).
+async fn add_finalizer(
+    api: &Api<UpstartEnvironment>,
+    env: &UpstartEnvironment,
+) -> Result<UpstartEnvironment, Error> {
+    let mut finalizers = env.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_owned());
+    set_finalizers(api, env, finalizers).await
+}
+
+async fn set_finalizers(
+    api: &Api<UpstartEnvironment>,
+    env: &UpstartEnvironment,
+    finalizers: Vec<String>,
+) -> Result<UpstartEnvironment, Error> {
+    let patch = json!({"metadata": {
+        "finalizers": finalizers,
+        "resourceVersion": env.resource_version(),
+    }});
+    api.patch(
+        &env.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::kube("updating the finalizers"))
+}
+
+/// The services and releases found in the environment's namespace.
+struct Members {
+    services: Vec<UpstartService>,
+    releases: Vec<HelmRelease>,
+}
+
+impl Members {
+    async fn list(ctx: &Context, namespace: &str) -> Result<Members, Error> {
+        let services: Api<UpstartService> = Api::namespaced(ctx.client.clone(), namespace);
+        let releases: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), namespace);
+        Ok(Members {
+            services: services
+                .list(&ListParams::default())
+                .await
+                .map_err(Error::kube("listing the UpstartServices"))?
+                .items,
+            releases: releases
+                .list(&ListParams::default())
+                .await
+                .map_err(Error::kube("listing the HelmReleases"))?
+                .items,
+        })
+    }
+
+    /// The services owned by the environment.
+    fn owned_services(&self, env_uid: &str) -> impl Iterator<Item = &UpstartService> {
+        self.services
+            .iter()
+            .filter(move |s| is_owned_by(&s.metadata, env_uid))
+    }
+
+    /// The releases owned by the environment (environment-wide ones).
+    fn owned_releases(&self, env_uid: &str) -> impl Iterator<Item = &HelmRelease> {
+        self.releases
+            .iter()
+            .filter(move |r| is_owned_by(&r.metadata, env_uid))
+    }
+
+    /// Every release of the environment: its own and its services' children, by the uid of
+    /// the service owning them.
+    fn environment_releases<'a>(
+        &'a self,
+        env_uid: &'a str,
+        services: &'a BTreeMap<String, String>,
+    ) -> impl Iterator<Item = &'a HelmRelease> {
+        self.releases.iter().filter(move |r| {
+            is_owned_by(&r.metadata, env_uid)
+                || r.owner_references()
+                    .iter()
+                    .any(|o| o.kind == "UpstartService" && services.get(&o.name) == Some(&o.uid))
+        })
+    }
+
+    /// The graph of the owned services and environment releases as they are now.
+    fn graph(&self, env_uid: &str) -> DependencyGraph {
+        let services: Vec<(String, UpstartServiceSpec)> = self
+            .owned_services(env_uid)
+            .map(|s| (s.name_any(), s.spec.clone()))
+            .collect();
+        let releases: Vec<(String, Vec<upstart_api::v1alpha1::Dependency>)> = self
+            .owned_releases(env_uid)
+            .map(|r| (r.name_any(), r.spec.dependencies.clone()))
+            .collect();
+        environment_graph(
+            services.iter().map(|(n, s)| (n.as_str(), s)),
+            releases.iter().map(|(n, d)| (n.as_str(), d.as_slice())),
+        )
+    }
+
+    /// Owned service name -> uid.
+    fn service_uids(&self, env_uid: &str) -> BTreeMap<String, String> {
+        self.owned_services(env_uid)
+            .map(|s| (s.name_any(), s.uid().unwrap_or_default()))
+            .collect()
+    }
+
+    /// Whether an object of this node exists (and is not already on its way out when
+    /// `deleting_counts` is false).
+    fn present(&self, env_uid: &str) -> BTreeSet<NodeId> {
+        let uids = self.service_uids(env_uid);
+        let mut present: BTreeSet<NodeId> = uids
+            .keys()
+            .map(|name| NodeId::service(name.clone()))
+            .collect();
+        present.extend(
+            self.environment_releases(env_uid, &uids)
+                .map(|r| NodeId::release(r.name_any())),
+        );
+        present
+    }
+
+    fn is_deleting(&self, node: &NodeId) -> bool {
+        match node.kind {
+            NodeKind::UpstartService => self
+                .services
+                .iter()
+                .any(|s| s.name_any() == node.name && s.metadata.deletion_timestamp.is_some()),
+            NodeKind::HelmRelease => self
+                .releases
+                .iter()
+                .any(|r| r.name_any() == node.name && r.metadata.deletion_timestamp.is_some()),
+        }
+    }
+}
+
+/// Converges a live environment: namespace, children, removals, status, expiry.
+async fn converge(
+    env: &UpstartEnvironment,
+    ctx: &Context,
+    api: &Api<UpstartEnvironment>,
+) -> Result<Action, Error> {
+    let uid = env.uid().ok_or(Error::MissingUid)?;
+    let namespace = namespace_name(env);
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let live = namespaces
+        .get_opt(&namespace)
+        .await
+        .map_err(Error::kube(format!("reading namespace {namespace}")))?;
+    let mut namespace_state = children::namespace_state(live.as_ref(), &uid);
+    if namespace_state == NamespaceState::Missing {
+        match namespaces
+            .create(&PostParams::default(), &children::build_namespace(env))
+            .await
+        {
+            Ok(_) => {
+                info!(%namespace, "namespace created");
+                namespace_state = NamespaceState::Owned;
+            }
+            // Someone else created it in between: the next reconcile classifies it.
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                return Ok(Action::requeue(Duration::from_millis(200)));
+            }
+            Err(source) => {
+                return Err(Error::Kube {
+                    action: format!("creating namespace {namespace}"),
+                    source,
+                });
+            }
+        }
+    } else if namespace_state == NamespaceState::Owned
+        && let Some(live) = &live
+        && live.labels().get(ENVIRONMENT_LABEL) != Some(&env.name_any())
+    {
+        // Labels removed by hand: the HelmRelease operator reads the environment from them.
+        apply(&namespaces, &namespace, &children::build_namespace(env)).await?;
+    }
+
+    let templates = if env.spec.services.iter().any(|s| s.template.is_some()) {
+        catalog(ctx).await?
+    } else {
+        BTreeMap::new()
+    };
+    let desired = children::desired(env, &templates);
+    let now = Timestamp::now();
+    let expires_at = expiry::expires_at(env);
+
+    let mut pending_removal = false;
+    let mut members = Members {
+        services: Vec::new(),
+        releases: Vec::new(),
+    };
+    if namespace_state == NamespaceState::Owned {
+        members = Members::list(ctx, &namespace).await?;
+        apply_children(ctx, &namespace, &desired, &mut members).await?;
+        pending_removal = remove_unwanted(ctx, env, &uid, &namespace, &desired, &members).await?;
+    }
+
+    let observation = observe(env, &uid, &namespace, namespace_state, &desired, &members);
+    let created = env
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+    let old = env.status.as_ref();
+    let status = next_status(
+        old,
+        &Observation {
+            // Recomputed from the spec every time: editing ttl moves it.
+            expires_at,
+            ..observation
+        },
+        created,
+        now,
+        || {
+            let timings = members
+                .environment_releases(&uid, &members.service_uids(&uid))
+                .filter_map(|r| Some((r.name_any(), r.status.as_ref()?.timings.clone()?)))
+                .collect();
+            status::critical_path(&members.graph(&uid), &timings, created)
+        },
+    );
+    if old.and_then(|s| s.ready_at.as_ref()).is_none()
+        && let Some(seconds) = status.time_to_ready_seconds
+    {
+        ctx.environment_metrics.time_to_ready.observe(seconds);
+        info!(seconds, "environment Ready");
+    }
+    write_status(ctx, api, env, status).await?;
+
+    if let Some(at) = expires_at {
+        let left = expiry::time_left(at, now);
+        if left.is_zero() {
+            return expire(ctx, api, env).await;
+        }
+        let next = if pending_removal {
+            TEARDOWN_RECHECK
+        } else {
+            RESYNC
+        };
+        // Requeue exactly at the expiry (a little after, so the clock has passed it).
+        return Ok(Action::requeue(
+            next.min(left.saturating_add(Duration::from_millis(50))),
+        ));
+    }
+    Ok(Action::requeue(if pending_removal {
+        TEARDOWN_RECHECK
+    } else {
+        RESYNC
+    }))
+}
+
+/// The catalog's templates by name.
+async fn catalog(ctx: &Context) -> Result<BTreeMap<String, UpstartServiceSpec>, Error> {
+    let api: Api<UpstartService> =
+        Api::namespaced(ctx.client.clone(), &ctx.config.catalog_namespace);
+    Ok(api
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::kube("listing the catalog templates"))?
+        .items
+        .into_iter()
+        .map(|s| (s.name_any(), s.spec))
+        .collect())
+}
+
+/// Server-side applies the wanted services and releases that differ from what is there, and
+/// puts the applied objects into `members` (their new generation decides readiness).
+async fn apply_children(
+    ctx: &Context,
+    namespace: &str,
+    desired: &Desired,
+    members: &mut Members,
+) -> Result<(), Error> {
+    let services: Api<UpstartService> = Api::namespaced(ctx.client.clone(), namespace);
+    for service in &desired.services {
+        let name = service.name_any();
+        let live = members.services.iter().position(|s| s.name_any() == name);
+        if let Some(i) = live
+            && up_to_date(&members.services[i].metadata, &service.metadata)
+            && members.services[i].spec == service.spec
+        {
+            continue;
+        }
+        let applied = apply(&services, &name, service).await?;
+        match live {
+            Some(i) => members.services[i] = applied,
+            None => members.services.push(applied),
+        }
+    }
+    let releases: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), namespace);
+    for release in &desired.releases {
+        let name = release.name_any();
+        let live = members.releases.iter().position(|r| r.name_any() == name);
+        if let Some(i) = live
+            && up_to_date(&members.releases[i].metadata, &release.metadata)
+            && members.releases[i].spec == release.spec
+        {
+            continue;
+        }
+        let applied = apply(&releases, &name, release).await?;
+        match live {
+            Some(i) => members.releases[i] = applied,
+            None => members.releases.push(applied),
+        }
+    }
+    Ok(())
+}
+
+/// Whether a live object has the labels and owner the desired one has.
+fn up_to_date(
+    live: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    desired: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> bool {
+    let labels_ok = desired.labels.iter().flatten().all(|(k, v)| {
+        live.labels
+            .as_ref()
+            .and_then(|l| l.get(k))
+            .is_some_and(|l| l == v)
+    });
+    let owners_ok = desired
+        .owner_references
+        .iter()
+        .flatten()
+        .all(|o| is_owned_by(live, &o.uid));
+    labels_ok && owners_ok && live.deletion_timestamp.is_none()
+}
+
+/// Server-side apply of a whole object under the operator's field manager.
+async fn apply<K>(api: &Api<K>, name: &str, object: &K) -> Result<K, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let mut value = serde_json::to_value(object).map_err(|source| Error::Serialize {
+        what: format!("{} {name}", K::kind(&())),
+        source,
+    })?;
+    value["apiVersion"] = json!(K::api_version(&()));
+    value["kind"] = json!(K::kind(&()));
+    if let Some(map) = value.as_object_mut() {
+        map.remove("status");
+    }
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&value),
+    )
+    .await
+    .map_err(Error::kube(format!("applying {} {name}", K::kind(&()))))
+}
+
+/// Deletes services and environment releases no longer wanted, dependents first. True while
+/// some are still on their way out.
+async fn remove_unwanted(
+    ctx: &Context,
+    env: &UpstartEnvironment,
+    uid: &str,
+    namespace: &str,
+    desired: &Desired,
+    members: &Members,
+) -> Result<bool, Error> {
+    let wanted_releases: BTreeSet<String> = desired.releases.iter().map(|r| r.name_any()).collect();
+    let doomed_services: BTreeSet<String> = members
+        .owned_services(uid)
+        .map(|s| s.name_any())
+        .filter(|name| !desired.kept_services.contains(name))
+        .collect();
+    let doomed_releases: BTreeSet<String> = members
+        .owned_releases(uid)
+        .map(|r| r.name_any())
+        .filter(|name| !wanted_releases.contains(name))
+        .collect();
+    if doomed_services.is_empty() && doomed_releases.is_empty() {
+        return Ok(false);
+    }
+    // A removed service's children go with it: they are part of its level in the graph.
+    let doomed_children: BTreeSet<String> = members
+        .releases
+        .iter()
+        .filter(|r| {
+            r.owner_references()
+                .iter()
+                .any(|o| o.kind == "UpstartService" && doomed_services.contains(&o.name))
+        })
+        .map(|r| r.name_any())
+        .collect();
+    let graph = members.graph(uid);
+    let level = next_level(
+        &graph,
+        |node| match node.kind {
+            NodeKind::UpstartService => doomed_services.contains(&node.name),
+            NodeKind::HelmRelease => {
+                doomed_releases.contains(&node.name) || doomed_children.contains(&node.name)
+            }
+        },
+        &members.present(uid),
+    );
+    if level.is_empty() {
+        return Ok(false);
+    }
+    delete_level(ctx, namespace, &level, members).await?;
+    info!(
+        environment = env.name_any(),
+        removed = names(&level),
+        "removing services and releases no longer in the spec"
+    );
+    Ok(true)
+}
+
+/// Deletes the objects of one teardown level that are not already on their way out.
+async fn delete_level(
+    ctx: &Context,
+    namespace: &str,
+    level: &[NodeId],
+    members: &Members,
+) -> Result<(), Error> {
+    let services: Api<UpstartService> = Api::namespaced(ctx.client.clone(), namespace);
+    let releases: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), namespace);
+    for node in level {
+        if members.is_deleting(node) {
+            continue;
+        }
+        let result = match node.kind {
+            NodeKind::UpstartService => services
+                .delete(&node.name, &DeleteParams::background())
+                .await
+                .map(|_| ()),
+            NodeKind::HelmRelease => releases
+                .delete(&node.name, &DeleteParams::background())
+                .await
+                .map(|_| ()),
+        };
+        match result {
+            Ok(()) => info!(object = %node, "deleted"),
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(source) => {
+                return Err(Error::Kube {
+                    action: format!("deleting {node}"),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn names(nodes: &[NodeId]) -> String {
+    nodes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The observation [`crate::status`] works from.
+fn observe(
+    env: &UpstartEnvironment,
+    uid: &str,
+    namespace: &str,
+    namespace_state: NamespaceState,
+    desired: &Desired,
+    members: &Members,
+) -> Observation {
+    let services: Vec<Member> = env
+        .spec
+        .services
+        .iter()
+        .filter(|s| s.enabled())
+        .map(|wanted| {
+            members
+                .owned_services(uid)
+                .find(|s| s.name_any() == wanted.name)
+                .map_or_else(|| Member::missing(&wanted.name), service_member)
+        })
+        .collect();
+    let uids = members.service_uids(uid);
+    // Children of services no longer wanted are on their way out: they do not count.
+    let kept: BTreeMap<String, String> = uids
+        .into_iter()
+        .filter(|(name, _)| desired.kept_services.contains(name))
+        .collect();
+    let wanted_releases: BTreeSet<String> = desired.releases.iter().map(|r| r.name_any()).collect();
+    let mut releases: BTreeMap<String, Member> = desired
+        .expected_releases()
+        .into_iter()
+        .map(|name| (name.clone(), Member::missing(name)))
+        .collect();
+    for release in members.environment_releases(uid, &kept) {
+        let name = release.name_any();
+        let own = is_owned_by(&release.metadata, uid);
+        if release.metadata.deletion_timestamp.is_some()
+            || (own && !wanted_releases.contains(&name))
+        {
+            continue;
+        }
+        releases.insert(name, release_member(release));
+    }
+    Observation {
+        generation: env.metadata.generation,
+        namespace: namespace.to_owned(),
+        namespace_state,
+        problems: desired.problems.clone(),
+        services,
+        releases: releases.into_values().collect(),
+        expires_at: None,
+    }
+}
+
+fn ready_message(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> String {
+    find(conditions, READY)
+        .map(|c| {
+            if c.message.is_empty() {
+                c.reason.clone()
+            } else {
+                c.message.clone()
+            }
+        })
+        .unwrap_or_default()
+}
+
+fn service_member(service: &UpstartService) -> Member {
+    let conditions = service
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let failed = service.status.as_ref().and_then(|s| s.phase) == Some(ServicePhase::Failed);
+    Member {
+        name: service.name_any(),
+        ready: is_ready_for_generation(conditions, service.metadata.generation),
+        failed: failed.then(|| ready_message(conditions)),
+    }
+}
+
+fn release_member(release: &HelmRelease) -> Member {
+    let conditions = release
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let failed = release.status.as_ref().and_then(|s| s.phase) == Some(HelmReleasePhase::Failed);
+    Member {
+        name: release.name_any(),
+        ready: is_ready_for_generation(conditions, release.metadata.generation),
+        failed: failed.then(|| ready_message(conditions)),
+    }
+}
+
+/// The ttl has passed: say so, count it, delete the environment (the finalizer tears it down).
+async fn expire(
+    ctx: &Context,
+    api: &Api<UpstartEnvironment>,
+    env: &UpstartEnvironment,
+) -> Result<Action, Error> {
+    let ttl = env.spec.ttl.as_deref().unwrap_or_default();
+    let note = format!("the ttl of {ttl} has passed; deleting the environment");
+    ctx.recorder
+        .normal(
+            &env.object_ref(&()),
+            reasons::EXPIRED,
+            "Delete",
+            Some(&note),
+        )
+        .await;
+    match api.delete(&env.name_any(), &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(source) => {
+            return Err(Error::Kube {
+                action: "deleting the expired UpstartEnvironment".to_owned(),
+                source,
+            });
+        }
+    }
+    ctx.environment_metrics.expired.inc();
+    info!("environment expired");
+    Ok(Action::await_change())
+}
+
+/// Deletion (SPEC §4): services and environment releases level by level, dependents first,
+/// each level awaited; then the namespace; then the finalizer. Bounded by the teardown
+/// timeout, after which it proceeds and says so in an Event.
+async fn teardown(
+    env: &UpstartEnvironment,
+    ctx: &Context,
+    api: &Api<UpstartEnvironment>,
+) -> Result<Action, Error> {
+    let uid = env.uid().ok_or(Error::MissingUid)?;
+    let namespace = namespace_name(env);
+    let now = Timestamp::now();
+    let deleted_at = env
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+    let waited: Duration = now
+        .duration_since(deleted_at)
+        .try_into()
+        .unwrap_or(Duration::ZERO);
+    let timed_out = waited >= ctx.config.teardown_timeout;
+    let left = ctx.config.teardown_timeout.saturating_sub(waited);
+    let recheck = TEARDOWN_RECHECK.min(left.saturating_add(Duration::from_millis(50)));
+
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let live = namespaces
+        .get_opt(&namespace)
+        .await
+        .map_err(Error::kube(format!("reading namespace {namespace}")))?;
+    let state = children::namespace_state(live.as_ref(), &uid);
+    if matches!(state, NamespaceState::Owned | NamespaceState::Terminating) {
+        let members = Members::list(ctx, &namespace).await?;
+        let level = next_level(&members.graph(&uid), |_| true, &members.present(&uid));
+        if !level.is_empty() && !timed_out {
+            delete_level(ctx, &namespace, &level, &members).await?;
+            let message = format!("deleting {} (dependents first)", names(&level));
+            write_status(
+                ctx,
+                api,
+                env,
+                deleting_status(env.status.as_ref(), &message, env.metadata.generation, now),
+            )
+            .await?;
+            return Ok(Action::requeue(recheck));
+        }
+        if !level.is_empty() {
+            let note = format!(
+                "teardown timeout reached; deleting the namespace although {} remain",
+                names(&level)
+            );
+            ctx.recorder
+                .warning(
+                    &env.object_ref(&()),
+                    reasons::TEARDOWN_TIMEOUT,
+                    "Delete",
+                    Some(&note),
+                )
+                .await;
+        }
+        if state == NamespaceState::Owned {
+            match namespaces
+                .delete(&namespace, &DeleteParams::background())
+                .await
+            {
+                Ok(_) => info!(%namespace, "namespace deleted"),
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(source) => {
+                    return Err(Error::Kube {
+                        action: format!("deleting namespace {namespace}"),
+                        source,
+                    });
+                }
+            }
+        }
+        if !timed_out {
+            let message = format!("deleting namespace {namespace}");
+            write_status(
+                ctx,
+                api,
+                env,
+                deleting_status(env.status.as_ref(), &message, env.metadata.generation, now),
+            )
+            .await?;
+            return Ok(Action::requeue(recheck));
+        }
+    }
+    // The namespace is gone, was never ours, or the timeout passed: done.
+    let finalizers: Vec<String> = env
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    set_finalizers(api, env, finalizers).await?;
+    info!("environment deleted");
+    Ok(Action::await_change())
+}
+
+/// Writes status with server-side apply, only when it changed (no self-triggered loops), and
+/// announces a phase change with an Event (names and reasons only).
+async fn write_status(
+    ctx: &Context,
+    api: &Api<UpstartEnvironment>,
+    env: &UpstartEnvironment,
+    status: UpstartEnvironmentStatus,
+) -> Result<(), Error> {
+    if env.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let old_phase = env.status.as_ref().and_then(|s| s.phase);
+    if status.phase != old_phase
+        && let Some(phase) = status.phase
+    {
+        let note = find(&status.conditions, READY).map(|c| c.message.clone());
+        let regarding = env.object_ref(&());
+        if phase == upstart_api::v1alpha1::EnvironmentPhase::Failed {
+            ctx.recorder
+                .warning(&regarding, phase_name(phase), "Reconcile", note.as_deref())
+                .await;
+        } else {
+            ctx.recorder
+                .normal(&regarding, phase_name(phase), "Reconcile", note.as_deref())
+                .await;
+        }
+    }
+    let patch = json!({
+        "apiVersion": UpstartEnvironment::api_version(&()),
+        "kind": UpstartEnvironment::kind(&()),
+        "metadata": {"name": env.name_any()},
+        "status": status,
+    });
+    api.patch_status(
+        &env.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube("writing status"))?;
+    Ok(())
+}
