@@ -1,0 +1,161 @@
+//! Validation of catalog templates (SPEC §3): the graph inside the service (cycles, keys that
+//! would share a child name or a `.Release.Name`) and every expression checked offline against
+//! the declared dependencies, with `environment.*` and `service.*` available. Dependencies on
+//! objects outside the service are not checked: the environment provides them. Pure.
+
+use std::collections::BTreeMap;
+
+use upstart_api::v1alpha1::UpstartServiceSpec;
+use upstart_dag::{DependencyGraph, Expressions, GraphInput, OfflineContext, check_aliases};
+
+use crate::plan::effective_release_name;
+
+/// Every problem of the template, as messages naming the release key and the problem; empty
+/// when it is valid.
+pub fn validate_template(
+    name: &str,
+    spec: &UpstartServiceSpec,
+    expressions: &Expressions,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut input = GraphInput::new();
+    input.add_service(name, spec);
+    let graph = DependencyGraph::build(&input);
+    for problem in graph.problems() {
+        // Names outside the service are the environment's to provide.
+        if !matches!(problem, upstart_dag::Error::UnknownDependency { .. }) {
+            problems.push(problem.to_string());
+        }
+    }
+    for cycle in graph.ordering().cycles {
+        problems.push(cycle.to_error().to_string());
+    }
+    let mut release_names: BTreeMap<String, &str> = BTreeMap::new();
+    for (key, release) in &spec.helm_releases {
+        let release_name = effective_release_name(key, release);
+        if let Some(first) = release_names.insert(release_name.clone(), key) {
+            problems.push(format!(
+                "release {key}: release name \"{release_name}\" is also used by release {first}"
+            ));
+        }
+        for error in check_aliases(&format!("release {key}"), &release.dependencies) {
+            problems.push(error.to_string());
+        }
+        if let Some(values) = &release.values {
+            let context = OfflineContext::from_dependencies(&release.dependencies, true, true);
+            let report = expressions.check_offline(
+                values,
+                &format!("spec.helmReleases.{key}.values"),
+                &context,
+            );
+            problems.extend(report.errors.iter().map(ToString::to_string));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn spec(releases: serde_json::Value) -> UpstartServiceSpec {
+        serde_json::from_value(json!({"helmReleases": releases})).expect("valid spec")
+    }
+
+    fn validate(releases: serde_json::Value) -> Vec<String> {
+        validate_template("example-service", &spec(releases), &Expressions::new())
+    }
+
+    #[test]
+    fn template_with_external_dependencies_and_declared_expressions_is_valid() {
+        let problems = validate(json!({
+            "postgres": {"chart": "c/postgres"},
+            "app": {
+                "chart": "c/app",
+                "dependencies": [
+                    {"name": "postgres"},
+                    {"name": "my-environment-name-launch-darkly", "kind": "HelmRelease"},
+                    {"name": "another-upstart-service"}
+                ],
+                "values": {"env": {
+                    "DB": "postgres://<< postgres.outputs.POSTGRES_USER >>@db",
+                    "LD": "<< my-environment-name-launch-darkly.outputs.KEY >>",
+                    "URL": "<< another-upstart-service.outputs.url >>",
+                    "BRANCH": "<< environment.variables.branch >>",
+                    "NAME": "<< service.name >>/<< release.name >>"
+                }}
+            }
+        }));
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn expression_on_an_undeclared_dependency_names_the_release_and_the_name() {
+        let problems = validate(json!({
+            "postgres": {"chart": "c/postgres"},
+            "app": {"chart": "c/app", "values": {"url": "<< postgres.outputs.URL >>"}}
+        }));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("spec.helmReleases.app.values.url"),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[0].contains("unknown name postgres"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn cycle_inside_the_template_is_invalid() {
+        let problems = validate(json!({
+            "a": {"chart": "c/a", "dependencies": [{"name": "b"}]},
+            "b": {"chart": "c/b", "dependencies": [{"name": "a"}]}
+        }));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("dependency cycle: "),
+            "{}",
+            problems[0]
+        );
+        assert!(problems[0].contains("example-service/a"));
+    }
+
+    #[test]
+    fn expression_syntax_error_and_duplicate_release_names_are_reported() {
+        let problems = validate(json!({
+            "db": {"chart": "c/a", "releaseName": "postgres"},
+            "postgres": {"chart": "c/b", "values": {"x": "<< postgres.outputs. >>"}}
+        }));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("release name \"postgres\"")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("spec.helmReleases.postgres.values.x")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn alias_hiding_a_built_in_root_is_invalid() {
+        let problems = validate(json!({
+            "environment": {"chart": "c/a"},
+            "app": {"chart": "c/b", "dependencies": [{"name": "environment"}]}
+        }));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("release app") && p.contains("reserved")),
+            "{problems:?}"
+        );
+    }
+}

@@ -1,0 +1,459 @@
+//! The kube-facing side of the operator: read the service and its namespace, apply the
+//! children of [`crate::plan()`], delete orphans, write the status of [`crate::status`]. Thin
+//! on purpose.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use prometheus::{IntGaugeVec, Opts};
+use serde_json::json;
+use tracing::{info, instrument, warn};
+use upstart_api::conditions::{READY, find, is_ready_for_generation};
+use upstart_api::v1alpha1::{
+    HelmRelease, OutputSource, ServicePhase, UpstartService, UpstartServiceStatus,
+};
+use upstart_dag::{Expressions, Objects, collect_service_outputs};
+use upstart_operator_runtime::{
+    ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, Shutdown,
+};
+
+use crate::Error;
+use crate::catalog::validate_template;
+use crate::children::{build_child, is_child_of, orphans};
+use crate::constants::{CONTROLLER, FIELD_MANAGER};
+use crate::plan::{Plan, plan};
+use crate::status::{ChildState, Observation, next_status, template_status};
+use crate::wakeups;
+
+/// The safety net: watch events are what wake a service; this only bounds how long a missed
+/// event could go unnoticed.
+const RESYNC: Duration = Duration::from_secs(300);
+
+/// Every phase, for the phase gauge.
+const PHASES: [ServicePhase; 7] = [
+    ServicePhase::Pending,
+    ServicePhase::Provisioning,
+    ServicePhase::Ready,
+    ServicePhase::Degraded,
+    ServicePhase::Failed,
+    ServicePhase::Deleting,
+    ServicePhase::Template,
+];
+
+/// What the operator is configured with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Services of this namespace are catalog templates: validated, never deployed (SPEC §3).
+    pub catalog_namespace: String,
+}
+
+impl Default for Config {
+    /// The defaults of the binary's flags.
+    fn default() -> Self {
+        Config {
+            catalog_namespace: upstart_operator_runtime::CommonArgs::default().catalog_namespace,
+        }
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    client: Client,
+    metrics: ControllerMetrics,
+    services_by_phase: IntGaugeVec,
+    recorder: EventRecorder,
+    backoff: FailureBackoff<ObjectRef<UpstartService>>,
+    expressions: Expressions,
+    catalog_namespace: String,
+    services: Store<UpstartService>,
+}
+
+/// Runs the controller until `shutdown` fires: the work handed to the shared runtime
+/// (`upstart_operator_runtime::run`), in the binary and in process alike.
+pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Result<(), Error> {
+    // Registered before the watch starts, so /readyz never reports ready before the cache.
+    let ready = op.readiness.register(CONTROLLER);
+    let services: Api<UpstartService> = op.api();
+    let (store, trigger) = ready.watch(services.clone(), op.watcher_config());
+    let services_by_phase = op
+        .metrics
+        .register(
+            IntGaugeVec::new(
+                Opts::new("upstart_upstartservices", "UpstartServices by phase."),
+                &["phase"],
+            )
+            .map_err(|e| Error::Config(e.to_string()))?,
+        )
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let context = Arc::new(Context {
+        client: op.client.clone(),
+        metrics: op.metrics.controller(CONTROLLER),
+        services_by_phase,
+        recorder: op.recorder(CONTROLLER),
+        backoff: FailureBackoff::default(),
+        expressions: Expressions::new(),
+        catalog_namespace: config.catalog_namespace,
+        services: store.clone(),
+    });
+    let by_release = store.clone();
+    let by_service = store.clone();
+    Controller::for_stream(trigger, store)
+        .with_config(op.controller_config())
+        .watches(
+            op.api::<HelmRelease>(),
+            watcher::Config::default(),
+            move |release| wakeups::woken_by_release(&by_release.state(), &release),
+        )
+        .watches(services, watcher::Config::default(), move |service| {
+            wakeups::woken_by_service(&by_service.state(), &service)
+        })
+        // Stop taking work on SIGTERM or lost leadership; in-flight reconciles finish.
+        .graceful_shutdown_on(shutdown.wait())
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok(_) => {}
+                Err(kube::runtime::controller::Error::ReconcilerFailed(error, object)) => {
+                    warn!(reason = error.metric_label(), %object, %error, "reconcile failed");
+                }
+                Err(error) => warn!(%error, "controller error"),
+            }
+        })
+        .await;
+    Ok(())
+}
+
+/// One reconcile: a template is validated; a deployed service gets its children applied,
+/// its orphans deleted and its status written.
+#[instrument(skip_all, fields(namespace = service.namespace(), name = service.name_any()))]
+pub async fn reconcile(service: Arc<UpstartService>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.count_and_measure();
+    count_phases(&ctx);
+    let key = ObjectRef::from_obj(service.as_ref());
+    let namespace = service.namespace().ok_or(Error::NotNamespaced)?;
+    let api: Api<UpstartService> = Api::namespaced(ctx.client.clone(), &namespace);
+    // The newest object, not the cached one: our own status write may not be in the cache yet.
+    let Some(service) = api
+        .get_opt(&service.name_any())
+        .await
+        .map_err(Error::kube("reading the UpstartService"))?
+    else {
+        return Ok(Action::await_change());
+    };
+    // Children are owned: the garbage collector deletes them, and each child's finalizer
+    // waits for its dependents (SPEC §2.8).
+    if service.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let now = Time(Timestamp::now());
+    let generation = service.metadata.generation;
+    if namespace == ctx.catalog_namespace {
+        let problems = validate_template(&service.name_any(), &service.spec, &ctx.expressions);
+        let status = template_status(
+            service.status.as_ref(),
+            &problems,
+            service.spec.helm_releases.len(),
+            generation,
+            &now,
+        );
+        write_status(&ctx, &api, &service, status).await?;
+        ctx.backoff.on_success(&key);
+        return Ok(Action::await_change());
+    }
+    if service.uid().is_none() {
+        return Err(Error::NoUid);
+    }
+
+    let services = api
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::kube("listing the UpstartServices of the namespace"))?
+        .items;
+    let releases_api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), &namespace);
+    let releases = releases_api
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::kube("listing the HelmReleases of the namespace"))?
+        .items;
+    let plan = plan(&service, &services, &releases);
+
+    let (children, apply_failures) =
+        apply_children(&releases_api, &service, &plan, &releases).await?;
+    for orphan in orphans(&service, &releases) {
+        info!(
+            child = orphan.name_any(),
+            "deleting the child of a removed release key"
+        );
+        match releases_api
+            .delete(&orphan.name_any(), &DeleteParams::background())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(source) => {
+                return Err(Error::Kube {
+                    action: format!("deleting HelmRelease {}", orphan.name_any()),
+                    source,
+                });
+            }
+        }
+        let note = format!(
+            "deleting {} (its release key was removed)",
+            orphan.name_any()
+        );
+        ctx.recorder
+            .normal(
+                &service.object_ref(&()),
+                "ReleaseRemoved",
+                "Delete",
+                Some(&note),
+            )
+            .await;
+    }
+
+    let exported_outputs = exported_outputs(&ctx, &namespace, &service).await?;
+    let observation = Observation {
+        plan: &plan,
+        children: children
+            .iter()
+            .map(|(key, child)| (key.clone(), child_state(child)))
+            .collect(),
+        apply_failures,
+        exported_outputs,
+    };
+    let status = next_status(service.status.as_ref(), &observation, generation, &now);
+    write_status(&ctx, &api, &service, status).await?;
+    ctx.backoff.on_success(&key);
+    Ok(Action::requeue(RESYNC))
+}
+
+fn error_policy(service: Arc<UpstartService>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.set_failure(error);
+    Action::requeue(
+        ctx.backoff
+            .on_failure(ObjectRef::from_obj(service.as_ref())),
+    )
+}
+
+fn count_phases(ctx: &Context) {
+    let mut counts = [0i64; PHASES.len()];
+    for service in ctx.services.state() {
+        if let Some(phase) = service.status.as_ref().and_then(|s| s.phase)
+            && let Some(index) = PHASES.iter().position(|p| *p == phase)
+        {
+            counts[index] += 1;
+        }
+    }
+    for (phase, count) in PHASES.iter().zip(counts) {
+        ctx.services_by_phase
+            .with_label_values(&[phase_name(*phase)])
+            .set(count);
+    }
+}
+
+fn phase_name(phase: ServicePhase) -> &'static str {
+    match phase {
+        ServicePhase::Pending => "Pending",
+        ServicePhase::Provisioning => "Provisioning",
+        ServicePhase::Ready => "Ready",
+        ServicePhase::Degraded => "Degraded",
+        ServicePhase::Failed => "Failed",
+        ServicePhase::Deleting => "Deleting",
+        ServicePhase::Template => "Template",
+    }
+}
+
+/// Applies every child that is not withheld, in install order, with server-side apply; a child
+/// already as planned is not sent again. Returns the children by key (as the API server
+/// returned them) and the keys whose child the API server refused.
+async fn apply_children(
+    api: &Api<HelmRelease>,
+    service: &UpstartService,
+    plan: &Plan,
+    releases: &[HelmRelease],
+) -> Result<(BTreeMap<String, HelmRelease>, BTreeMap<String, String>), Error> {
+    let mut children = BTreeMap::new();
+    let mut failures = BTreeMap::new();
+    for key in &plan.order {
+        let key_plan = &plan.keys[key];
+        let existing = releases
+            .iter()
+            .find(|r| r.name_any() == key_plan.child && is_child_of(r, service));
+        if key_plan.withheld.is_some() {
+            // Left as it is: nothing on a cycle or in a conflict is installed or changed.
+            if let Some(existing) = existing {
+                children.insert(key.clone(), existing.clone());
+            }
+            continue;
+        }
+        let desired = build_child(service, key, key_plan);
+        if let Some(existing) = existing
+            && is_as_desired(existing, &desired)
+        {
+            children.insert(key.clone(), existing.clone());
+            continue;
+        }
+        let applied = api
+            .patch(
+                &key_plan.child,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&desired),
+            )
+            .await;
+        match applied {
+            Ok(applied) => {
+                children.insert(key.clone(), applied);
+            }
+            // Refused for its content (validation): only a spec change helps; say so on the
+            // service rather than retrying.
+            Err(kube::Error::Api(status)) if status.code == 422 || status.code == 400 => {
+                failures.insert(key.clone(), status.message.clone());
+            }
+            Err(source) => {
+                return Err(Error::Kube {
+                    action: format!("applying HelmRelease {}", key_plan.child),
+                    source,
+                });
+            }
+        }
+    }
+    Ok((children, failures))
+}
+
+/// Whether the live child already has the planned spec, labels and owner.
+fn is_as_desired(live: &HelmRelease, desired: &HelmRelease) -> bool {
+    live.spec == desired.spec
+        && desired
+            .labels()
+            .iter()
+            .all(|(k, v)| live.labels().get(k) == Some(v))
+        && desired
+            .owner_references()
+            .iter()
+            .all(|o| live.owner_references().contains(o))
+        && live.metadata.deletion_timestamp.is_none()
+}
+
+fn child_state(child: &HelmRelease) -> ChildState {
+    let status = child.status.as_ref();
+    let conditions = status.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    ChildState {
+        phase: status.and_then(|s| s.phase).map(|p| p.as_str().to_owned()),
+        ready: is_ready_for_generation(conditions, child.metadata.generation)
+            && child.metadata.deletion_timestamp.is_none(),
+        message: find(conditions, READY)
+            .map(|c| c.message.clone())
+            .filter(|m| !m.is_empty()),
+    }
+}
+
+/// Names of the output keys the service exports: its releases' `scope: external` outputs, as
+/// far as their Secrets and ConfigMaps exist now. Only key names leave this function.
+async fn exported_outputs(
+    ctx: &Context,
+    namespace: &str,
+    service: &UpstartService,
+) -> Result<Vec<String>, Error> {
+    let external: Vec<(&str, Vec<OutputSource>)> = service
+        .spec
+        .helm_releases
+        .iter()
+        .map(|(key, spec)| {
+            let sources = spec
+                .outputs_from
+                .iter()
+                .filter(|s| !s.scope.is_internal())
+                .cloned()
+                .collect::<Vec<_>>();
+            (key.as_str(), sources)
+        })
+        .filter(|(_, sources)| !sources.is_empty())
+        .collect();
+    if external.is_empty() {
+        return Ok(Vec::new());
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut objects = Objects::new();
+    for source in external.iter().flat_map(|(_, s)| s) {
+        if let Some(reference) = &source.secret_ref
+            && let Some(secret) = secrets
+                .get_opt(&reference.name)
+                .await
+                .map_err(Error::kube("reading an exported Secret"))?
+        {
+            objects = objects.with_secret(secret);
+        }
+        if let Some(reference) = &source.config_map_ref
+            && let Some(config_map) = config_maps
+                .get_opt(&reference.name)
+                .await
+                .map_err(Error::kube("reading an exported ConfigMap"))?
+        {
+            objects = objects.with_config_map(config_map);
+        }
+    }
+    // A duplicate key between two releases is reported by the HelmRelease operator to the
+    // dependents; here it only means the names are not known.
+    Ok(collect_service_outputs(
+        external
+            .iter()
+            .map(|(key, sources)| (*key, sources.as_slice())),
+        &objects,
+    )
+    .map(|collected| collected.outputs.key_names())
+    .unwrap_or_default())
+}
+
+/// Writes status with server-side apply, only when it changed (no self-triggered loops), and
+/// announces a phase change with an Event (names and reasons only).
+async fn write_status(
+    ctx: &Context,
+    api: &Api<UpstartService>,
+    service: &UpstartService,
+    status: UpstartServiceStatus,
+) -> Result<(), Error> {
+    if service.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let old_phase = service.status.as_ref().and_then(|s| s.phase);
+    if status.phase != old_phase
+        && let Some(phase) = status.phase
+    {
+        let note = find(&status.conditions, READY).map(|c| c.message.clone());
+        let regarding = service.object_ref(&());
+        if phase == ServicePhase::Failed {
+            ctx.recorder
+                .warning(&regarding, phase_name(phase), "Reconcile", note.as_deref())
+                .await;
+        } else {
+            ctx.recorder
+                .normal(&regarding, phase_name(phase), "Reconcile", note.as_deref())
+                .await;
+        }
+    }
+    let patch = json!({
+        "apiVersion": UpstartService::api_version(&()),
+        "kind": UpstartService::kind(&()),
+        "metadata": {"name": service.name_any()},
+        "status": status,
+    });
+    api.patch_status(
+        &service.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube("writing status"))?;
+    Ok(())
+}

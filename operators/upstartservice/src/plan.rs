@@ -1,0 +1,711 @@
+//! What a service's children should be, decided from the namespace as plain data: every
+//! dependency name resolved to a concrete `{kind, name, as}` (SPEC §3), the namespace's graph
+//! checked for cycles, `.Release.Name` conflicts found, and the keys that must not be applied.
+//! Pure: the same service and namespace give the same plan.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use upstart_api::labels::SERVICE_LABEL;
+use upstart_api::names::{child_name, kebab_case};
+use upstart_api::v1alpha1::{
+    Dependency, DependencyKind, HelmRelease, HelmReleaseSpec, UpstartService,
+};
+use upstart_dag::{DependencyGraph, GraphInput, NodeId, NodeKind};
+
+use crate::constants::reasons;
+
+/// What is wrong with one release key, or with the service as a whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// A dependency name matches nothing in the namespace (yet): the child waits for it.
+    UnknownDependency { key: String, name: String },
+    /// A dependency name matches both an UpstartService and a HelmRelease, and has no kind.
+    AmbiguousDependency { key: String, name: String },
+    /// A dependency cycle through this service: nothing on it is installed.
+    Cycle { path: String },
+    /// Another release of the namespace, created first, already uses this `.Release.Name`.
+    ReleaseNameConflict {
+        key: String,
+        release_name: String,
+        mine: String,
+        other: String,
+    },
+    /// The child's object name is taken: by a HelmRelease this service does not manage, or by
+    /// another key of the same service (keys that are equal in kebab-case).
+    NameTaken {
+        key: String,
+        name: String,
+        by: String,
+    },
+}
+
+impl Problem {
+    /// The bounded condition reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Problem::UnknownDependency { .. } => reasons::UNKNOWN_DEPENDENCY,
+            Problem::AmbiguousDependency { .. } => reasons::AMBIGUOUS_DEPENDENCY,
+            Problem::Cycle { .. } => reasons::DEPENDENCY_CYCLE,
+            Problem::ReleaseNameConflict { .. } => reasons::RELEASE_NAME_CONFLICT,
+            Problem::NameTaken { .. } => reasons::NAME_CONFLICT,
+        }
+    }
+
+    /// Only a spec change (of this service or another object) can fix it; an unknown
+    /// dependency is a wait, since it may be created later.
+    pub fn is_spec_error(&self) -> bool {
+        !matches!(self, Problem::UnknownDependency { .. })
+    }
+
+    /// Whether it is about a dependency name (the `DependenciesResolved` condition).
+    pub fn is_resolution(&self) -> bool {
+        matches!(
+            self,
+            Problem::UnknownDependency { .. } | Problem::AmbiguousDependency { .. }
+        )
+    }
+
+    /// A sentence for conditions and Events: names only.
+    pub fn message(&self) -> String {
+        match self {
+            Problem::UnknownDependency { key, name } => format!(
+                "release {key}: dependency {name} matches no release key, UpstartService or HelmRelease in the namespace; waiting for it"
+            ),
+            Problem::AmbiguousDependency { key, name } => format!(
+                "release {key}: dependency {name} is ambiguous: an UpstartService and a HelmRelease are both named {name}; set its kind"
+            ),
+            Problem::Cycle { path } => format!("dependency cycle: {path}"),
+            Problem::ReleaseNameConflict {
+                release_name,
+                mine,
+                other,
+                ..
+            } => format!(
+                "release name \"{release_name}\" of {mine} is also used by {other}, which was created first"
+            ),
+            Problem::NameTaken { key, name, by } => {
+                format!("release {key}: HelmRelease {name} is already {by}")
+            }
+        }
+    }
+}
+
+/// The plan for one release key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyPlan {
+    /// The child HelmRelease's name.
+    pub child: String,
+    /// Its `.Release.Name`.
+    pub release_name: String,
+    /// Its spec: the key's spec with `releaseName` set and concrete dependencies.
+    pub spec: HelmReleaseSpec,
+    /// Sibling keys it depends on.
+    pub siblings: Vec<String>,
+    /// Why it must not be applied (a cycle, a name conflict); `None`: apply it.
+    pub withheld: Option<Problem>,
+}
+
+/// The plan for a whole service.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Per release key.
+    pub keys: BTreeMap<String, KeyPlan>,
+    /// Keys in install order (dependencies first; ties by key; keys on a cycle last).
+    pub order: Vec<String>,
+    /// Every problem, in a stable order: resolution per key, then cycles, then conflicts.
+    pub problems: Vec<Problem>,
+}
+
+impl Plan {
+    /// Problems only a spec change can fix.
+    pub fn spec_errors(&self) -> impl Iterator<Item = &Problem> {
+        self.problems.iter().filter(|p| p.is_spec_error())
+    }
+}
+
+/// Plans the children of `service` given everything of its namespace: the other
+/// UpstartServices and every HelmRelease (its own children included; they are recognised by
+/// their service label and stand for the service's keys).
+pub fn plan(
+    service: &UpstartService,
+    services: &[UpstartService],
+    releases: &[HelmRelease],
+) -> Plan {
+    let me = service.name_any();
+    let namespace = service.namespace();
+    let mut all: Vec<&UpstartService> = services
+        .iter()
+        .filter(|s| s.namespace() == namespace && s.name_any() != me)
+        .collect();
+    all.push(service);
+    all.sort_by_key(|s| s.name_any());
+    let service_names: BTreeSet<String> = all.iter().map(|s| s.name_any()).collect();
+    let standalone: Vec<&HelmRelease> = releases
+        .iter()
+        .filter(|r| r.namespace() == namespace)
+        .filter(|r| {
+            r.labels()
+                .get(SERVICE_LABEL)
+                .is_none_or(|owner| !service_names.contains(owner))
+        })
+        .collect();
+
+    let mut input = GraphInput::new();
+    for s in &all {
+        input.add_service(&s.name_any(), &s.spec);
+    }
+    for r in &standalone {
+        input.add_release(&r.name_any(), &r.spec.dependencies);
+    }
+    let graph = DependencyGraph::build(&input);
+    let ordering = graph.ordering();
+
+    let child_of_key: BTreeMap<String, String> = service
+        .spec
+        .helm_releases
+        .keys()
+        .map(|k| (k.clone(), child_name(&me, k)))
+        .collect();
+    let key_of_child: HashMap<&str, &str> = child_of_key
+        .iter()
+        .map(|(k, c)| (c.as_str(), k.as_str()))
+        .collect();
+
+    let mut problems = Vec::new();
+    let mut keys = BTreeMap::new();
+    for (key, spec) in &service.spec.helm_releases {
+        let child = child_of_key[key].clone();
+        let node = NodeId::release(child.clone());
+        let label = format!("{me}/{key}");
+        let owns_node = graph.label(&node) == Some(label.as_str());
+        let mut dependencies = Vec::with_capacity(spec.dependencies.len());
+        let mut siblings = Vec::new();
+        for dependency in &spec.dependencies {
+            let resolved = owns_node
+                .then(|| {
+                    graph
+                        .dependencies(&node)
+                        .iter()
+                        .find(|r| r.name == dependency.name && r.alias == dependency.alias())
+                })
+                .flatten();
+            match resolved {
+                Some(resolved) => {
+                    if let Some(sibling) = key_of_child.get(resolved.target.name.as_str())
+                        && resolved.target.kind == NodeKind::HelmRelease
+                    {
+                        siblings.push((*sibling).to_owned());
+                    }
+                    dependencies.push(Dependency {
+                        name: resolved.target.name.clone(),
+                        kind: Some(match resolved.target.kind {
+                            NodeKind::HelmRelease => DependencyKind::HelmRelease,
+                            NodeKind::UpstartService => DependencyKind::UpstartService,
+                        }),
+                        alias: Some(dependency.alias().to_owned()),
+                    });
+                }
+                None => {
+                    let ambiguous = graph.problems().iter().any(|p| {
+                        matches!(p, upstart_dag::Error::AmbiguousDependency { release, name }
+                            if *release == label && *name == dependency.name)
+                    });
+                    problems.push(if ambiguous {
+                        Problem::AmbiguousDependency {
+                            key: key.clone(),
+                            name: dependency.name.clone(),
+                        }
+                    } else {
+                        Problem::UnknownDependency {
+                            key: key.clone(),
+                            name: dependency.name.clone(),
+                        }
+                    });
+                    // Kept as written (kind-less unless given): the HelmRelease operator waits
+                    // for whichever appears, and this plan is redone when something does.
+                    dependencies.push(Dependency {
+                        name: dependency.name.clone(),
+                        kind: dependency.kind,
+                        alias: Some(dependency.alias().to_owned()),
+                    });
+                }
+            }
+        }
+        let release_name = effective_release_name(key, spec);
+        let withheld = (!owns_node).then(|| Problem::NameTaken {
+            key: key.clone(),
+            name: child.clone(),
+            by: format!(
+                "the child of release key {}",
+                graph
+                    .label(&node)
+                    .and_then(|l| l.strip_prefix(&format!("{me}/")))
+                    .unwrap_or("another")
+            ),
+        });
+        keys.insert(
+            key.clone(),
+            KeyPlan {
+                child,
+                release_name: release_name.clone(),
+                spec: HelmReleaseSpec {
+                    release_name: Some(release_name),
+                    dependencies,
+                    ..spec.clone()
+                },
+                siblings,
+                withheld,
+            },
+        );
+    }
+
+    // Cycles through this service or one of its releases.
+    let my_nodes: BTreeSet<NodeId> = child_of_key
+        .values()
+        .map(|c| NodeId::release(c.clone()))
+        .chain([NodeId::service(me.clone())])
+        .collect();
+    for cycle in &ordering.cycles {
+        if !cycle.members.iter().any(|m| my_nodes.contains(m)) {
+            continue;
+        }
+        let problem = Problem::Cycle {
+            path: cycle.to_string(),
+        };
+        for member in &cycle.members {
+            if member.kind == NodeKind::HelmRelease
+                && let Some(key) = key_of_child.get(member.name.as_str())
+                && let Some(plan) = keys.get_mut(*key)
+            {
+                plan.withheld.get_or_insert_with(|| problem.clone());
+            }
+        }
+        problems.push(problem);
+    }
+
+    // `.Release.Name` conflicts: the owner created first keeps the name.
+    let mut claims: Vec<Claim> = Vec::new();
+    for s in &all {
+        for (key, spec) in &s.spec.helm_releases {
+            claims.push(Claim {
+                release_name: effective_release_name(key, spec),
+                created: s.metadata.creation_timestamp.clone(),
+                owner: format!("{}/{key}", s.name_any()),
+                mine: (s.name_any() == me).then(|| key.clone()),
+            });
+        }
+    }
+    for r in &standalone {
+        claims.push(Claim {
+            release_name: r.spec.release_name.clone().unwrap_or_else(|| r.name_any()),
+            created: r.metadata.creation_timestamp.clone(),
+            owner: r.name_any(),
+            mine: None,
+        });
+    }
+    claims.sort_by(|a, b| {
+        a.release_name
+            .cmp(&b.release_name)
+            .then_with(|| {
+                a.created
+                    .as_ref()
+                    .map(|t| t.0)
+                    .cmp(&b.created.as_ref().map(|t| t.0))
+            })
+            .then_with(|| a.owner.cmp(&b.owner))
+    });
+    for group in claims.chunk_by(|a, b| a.release_name == b.release_name) {
+        let first = &group[0];
+        for later in &group[1..] {
+            let Some(key) = &later.mine else { continue };
+            let problem = Problem::ReleaseNameConflict {
+                key: key.clone(),
+                release_name: later.release_name.clone(),
+                mine: later.owner.clone(),
+                other: first.owner.clone(),
+            };
+            if let Some(plan) = keys.get_mut(key) {
+                plan.withheld.get_or_insert_with(|| problem.clone());
+            }
+            problems.push(problem);
+        }
+    }
+
+    // A HelmRelease of the child's name that this service does not manage is never taken over.
+    for plan in keys.values_mut() {
+        if plan.withheld.is_some() {
+            continue;
+        }
+        let foreign = releases.iter().find(|r| {
+            r.namespace() == namespace
+                && r.name_any() == plan.child
+                && r.labels().get(SERVICE_LABEL) != Some(&me)
+        });
+        if let Some(foreign) = foreign {
+            let key = key_of_child[plan.child.as_str()].to_owned();
+            let by = match foreign.labels().get(SERVICE_LABEL) {
+                Some(owner) => format!("managed by UpstartService {owner}"),
+                None => "in the namespace and not managed by this service".to_owned(),
+            };
+            let problem = Problem::NameTaken {
+                key,
+                name: plan.child.clone(),
+                by,
+            };
+            plan.withheld = Some(problem.clone());
+            problems.push(problem);
+        }
+    }
+    for plan in keys.values() {
+        if let Some(problem @ Problem::NameTaken { .. }) = &plan.withheld
+            && !problems.contains(problem)
+        {
+            problems.push(problem.clone());
+        }
+    }
+
+    let mut order: Vec<String> = ordering
+        .install_levels
+        .iter()
+        .flatten()
+        .filter(|n| n.kind == NodeKind::HelmRelease)
+        .filter_map(|n| key_of_child.get(n.name.as_str()).map(|k| (*k).to_owned()))
+        .collect();
+    for key in keys.keys() {
+        if !order.contains(key) {
+            order.push(key.clone());
+        }
+    }
+    Plan {
+        keys,
+        order,
+        problems,
+    }
+}
+
+/// `.Release.Name` of a service's release: `releaseName`, else the key in kebab-case.
+pub fn effective_release_name(key: &str, spec: &HelmReleaseSpec) -> String {
+    spec.release_name.clone().unwrap_or_else(|| kebab_case(key))
+}
+
+struct Claim {
+    release_name: String,
+    created: Option<Time>,
+    owner: String,
+    /// The key, when the claim is this service's.
+    mine: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    pub(crate) fn service(name: &str, created: i64, releases: Value) -> UpstartService {
+        serde_json::from_value(json!({
+            "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+            "kind": "UpstartService",
+            "metadata": {
+                "name": name, "namespace": "pr-1", "uid": format!("uid-{name}"),
+                "creationTimestamp": format!("2026-01-01T00:00:{created:02}Z"),
+            },
+            "spec": {"helmReleases": releases}
+        }))
+        .expect("valid UpstartService")
+    }
+
+    fn release(name: &str, created: i64, spec: Value) -> HelmRelease {
+        let mut object = json!({
+            "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+            "kind": "HelmRelease",
+            "metadata": {
+                "name": name, "namespace": "pr-1",
+                "creationTimestamp": format!("2026-01-01T00:00:{created:02}Z"),
+            },
+            "spec": {"chart": "charts/app"}
+        });
+        if let (Some(target), Some(extra)) = (object["spec"].as_object_mut(), spec.as_object()) {
+            target.extend(extra.clone());
+        }
+        serde_json::from_value(object).expect("valid HelmRelease")
+    }
+
+    fn deps(plan: &Plan, key: &str) -> Vec<Value> {
+        plan.keys[key]
+            .spec
+            .dependencies
+            .iter()
+            .map(|d| serde_json::to_value(d).expect("serialisable"))
+            .collect()
+    }
+
+    #[test]
+    fn sibling_dependency_becomes_the_sibling_child_keeping_the_written_name_as_alias() {
+        let svc = service(
+            "example-service",
+            0,
+            json!({
+                "postgres": {"chart": "c/postgres"},
+                "exampleService": {"chart": "c/app", "dependencies": [{"name": "postgres"}]}
+            }),
+        );
+        let plan = plan(&svc, &[], &[]);
+        assert_eq!(
+            deps(&plan, "exampleService"),
+            [json!({"name": "example-service-postgres", "kind": "HelmRelease", "as": "postgres"})]
+        );
+        assert_eq!(plan.keys["exampleService"].siblings, ["postgres"]);
+        assert_eq!(
+            plan.keys["exampleService"].child,
+            "example-service-example-service"
+        );
+        assert_eq!(plan.order, ["postgres", "exampleService"]);
+        assert!(plan.problems.is_empty());
+    }
+
+    #[test]
+    fn release_name_defaults_to_the_key_in_kebab_case_and_an_explicit_one_wins() {
+        let svc = service(
+            "svc",
+            0,
+            json!({
+                "exampleService": {"chart": "c/app"},
+                "db": {"chart": "c/postgres", "releaseName": "postgres"}
+            }),
+        );
+        let plan = plan(&svc, &[], &[]);
+        assert_eq!(plan.keys["exampleService"].release_name, "example-service");
+        assert_eq!(
+            plan.keys["exampleService"].spec.release_name.as_deref(),
+            Some("example-service")
+        );
+        assert_eq!(plan.keys["db"].release_name, "postgres");
+    }
+
+    #[test]
+    fn dependency_on_another_service_or_a_standalone_release_gets_its_kind() {
+        let svc = service(
+            "svc",
+            0,
+            json!({"app": {"chart": "c/app", "dependencies": [
+                {"name": "other"}, {"name": "launch-darkly", "as": "ld"}
+            ]}}),
+        );
+        let other = service("other", 1, json!({"web": {"chart": "c/app"}}));
+        let ld = release("launch-darkly", 2, json!({}));
+        let plan = plan(&svc, &[other], &[ld]);
+        assert_eq!(
+            deps(&plan, "app"),
+            [
+                json!({"name": "other", "kind": "UpstartService", "as": "other"}),
+                json!({"name": "launch-darkly", "kind": "HelmRelease", "as": "ld"}),
+            ]
+        );
+        assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+    }
+
+    #[test]
+    fn unknown_dependency_is_kept_without_kind_and_reported_as_a_wait() {
+        let svc = service(
+            "svc",
+            0,
+            json!({"app": {"chart": "c/app", "dependencies": [{"name": "later"}]}}),
+        );
+        let plan = plan(&svc, &[], &[]);
+        assert_eq!(
+            deps(&plan, "app"),
+            [json!({"name": "later", "as": "later"})]
+        );
+        assert_eq!(
+            plan.problems,
+            [Problem::UnknownDependency {
+                key: "app".into(),
+                name: "later".into()
+            }]
+        );
+        assert!(!plan.problems[0].is_spec_error());
+        assert!(plan.problems[0].message().contains("app"));
+        assert!(plan.problems[0].message().contains("later"));
+        assert!(
+            plan.keys["app"].withheld.is_none(),
+            "the child is created and waits"
+        );
+    }
+
+    #[test]
+    fn name_of_both_a_service_and_a_release_is_ambiguous_without_kind() {
+        let svc = service(
+            "svc",
+            0,
+            json!({"app": {"chart": "c/app", "dependencies": [{"name": "db"}]}}),
+        );
+        let other = service("db", 1, json!({"x": {"chart": "c/app"}}));
+        let db = release("db", 2, json!({}));
+        let plan = plan(
+            &svc,
+            std::slice::from_ref(&other),
+            std::slice::from_ref(&db),
+        );
+        assert!(
+            matches!(&plan.problems[..], [Problem::AmbiguousDependency { key, name }] if key == "app" && name == "db")
+        );
+        assert_eq!(deps(&plan, "app"), [json!({"name": "db", "as": "db"})]);
+
+        let with_kind = service(
+            "svc",
+            0,
+            json!({"app": {"chart": "c/app", "dependencies": [{"name": "db", "kind": "HelmRelease"}]}}),
+        );
+        let plan = super::plan(&with_kind, &[other], &[db]);
+        assert!(plan.problems.is_empty());
+        assert_eq!(
+            deps(&plan, "app"),
+            [json!({"name": "db", "kind": "HelmRelease", "as": "db"})]
+        );
+    }
+
+    #[test]
+    fn own_children_stand_for_the_keys_and_are_not_standalone_releases() {
+        let svc = service(
+            "svc",
+            0,
+            json!({"db": {"chart": "c/postgres"}, "app": {"chart": "c/app", "dependencies": [{"name": "db"}]}}),
+        );
+        let mut child = release("svc-db", 5, json!({"releaseName": "db"}));
+        child
+            .labels_mut()
+            .insert(SERVICE_LABEL.to_owned(), "svc".to_owned());
+        let plan = plan(&svc, &[], &[child]);
+        assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+    }
+
+    #[test]
+    fn cycle_across_two_services_is_reported_with_its_path_and_withholds_its_releases() {
+        let a = service(
+            "a",
+            0,
+            json!({"app": {"chart": "c/app", "dependencies": [{"name": "b"}]}, "free": {"chart": "c/app"}}),
+        );
+        let b = service(
+            "b",
+            1,
+            json!({"web": {"chart": "c/app", "dependencies": [{"name": "a"}]}}),
+        );
+        let plan_a = plan(&a, std::slice::from_ref(&b), &[]);
+        let cycle = plan_a
+            .problems
+            .iter()
+            .find_map(|p| match p {
+                Problem::Cycle { path } => Some(path.clone()),
+                _ => None,
+            })
+            .expect("a cycle");
+        for name in ["a/app", "b/web", " -> "] {
+            assert!(cycle.contains(name), "{cycle}");
+        }
+        let steps: Vec<&str> = cycle.split(" -> ").collect();
+        assert_eq!(steps.first(), steps.last(), "the path is closed: {cycle}");
+        assert!(matches!(
+            plan_a.keys["app"].withheld,
+            Some(Problem::Cycle { .. })
+        ));
+        assert!(plan_a.keys["free"].withheld.is_none());
+        let plan_b = plan(&b, &[a], &[]);
+        assert!(matches!(
+            plan_b.keys["web"].withheld,
+            Some(Problem::Cycle { .. })
+        ));
+        assert!(
+            plan_b.problems[0]
+                .message()
+                .starts_with("dependency cycle: ")
+        );
+    }
+
+    #[test]
+    fn release_name_conflict_is_lost_by_the_owner_created_later_and_names_both() {
+        let first = service(
+            "example-service",
+            0,
+            json!({"postgres": {"chart": "c/postgres"}}),
+        );
+        let second = service(
+            "other-service",
+            5,
+            json!({"postgres": {"chart": "c/postgres"}}),
+        );
+        let plan_first = plan(&first, std::slice::from_ref(&second), &[]);
+        assert!(plan_first.problems.is_empty());
+        assert!(plan_first.keys["postgres"].withheld.is_none());
+        let plan_second = plan(&second, &[first], &[]);
+        let problem = plan_second.keys["postgres"]
+            .withheld
+            .clone()
+            .expect("withheld");
+        assert_eq!(
+            problem.message(),
+            "release name \"postgres\" of other-service/postgres is also used by example-service/postgres, which was created first"
+        );
+        assert!(problem.is_spec_error());
+    }
+
+    #[test]
+    fn standalone_release_created_first_keeps_its_release_name() {
+        let svc = service("svc", 5, json!({"launchDarkly": {"chart": "c/ld"}}));
+        let ld = release("my-env-ld", 0, json!({"releaseName": "launch-darkly"}));
+        let plan = plan(&svc, &[], &[ld]);
+        assert!(matches!(
+            &plan.keys["launchDarkly"].withheld,
+            Some(Problem::ReleaseNameConflict { other, .. }) if other == "my-env-ld"
+        ));
+    }
+
+    #[test]
+    fn helm_release_of_the_child_name_not_managed_by_the_service_is_not_taken_over() {
+        let svc = service("svc", 0, json!({"db": {"chart": "c/postgres"}}));
+        let foreign = release("svc-db", 1, json!({"releaseName": "other"}));
+        let plan = plan(&svc, &[], &[foreign]);
+        assert!(matches!(
+            plan.keys["db"].withheld,
+            Some(Problem::NameTaken { .. })
+        ));
+        assert_eq!(plan.problems.len(), 1);
+    }
+
+    #[test]
+    fn keys_equal_in_kebab_case_cannot_both_have_a_child() {
+        let svc = service(
+            "svc",
+            0,
+            json!({"fooBar": {"chart": "c/a", "releaseName": "one"}, "foo-bar": {"chart": "c/a", "releaseName": "two"}}),
+        );
+        let plan = plan(&svc, &[], &[]);
+        let withheld: Vec<&String> = plan
+            .keys
+            .iter()
+            .filter(|(_, p)| p.withheld.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(withheld.len(), 1);
+        assert_eq!(plan.problems.len(), 1);
+    }
+
+    #[test]
+    fn services_of_other_namespaces_are_ignored() {
+        let svc = service(
+            "svc",
+            0,
+            json!({"app": {"chart": "c/app", "dependencies": [{"name": "elsewhere"}]}}),
+        );
+        let mut other = service("elsewhere", 0, json!({"x": {"chart": "c/a"}}));
+        other.metadata.namespace = Some("pr-2".into());
+        let plan = plan(&svc, &[other], &[]);
+        assert!(matches!(
+            &plan.problems[..],
+            [Problem::UnknownDependency { .. }]
+        ));
+    }
+}
