@@ -1,12 +1,99 @@
-//! The committed CRDs in `crds/` are exactly what the types generate, and a real API server
-//! would accept them.
+//! The committed CRDs in `crds/` and in the operators' chart, and the CRD reference in
+//! `docs/reference/`, are exactly what the types generate; a real API server would accept the
+//! CRDs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use upstart_api::crd;
 
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 fn crds_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crds")
+    workspace_root().join("crds")
+}
+
+/// The files under `dir`, by name.
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{} is readable: {e}", dir.display()))
+        .map(|entry| {
+            entry
+                .expect("readable entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Runs `crdgen` into a scratch root and compares everything it writes with the committed
+/// files: the chart's CRDs and the reference have the same single source as `crds/`.
+#[test]
+fn every_generated_artefact_is_committed_unchanged() {
+    let scratch =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("crdgen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_crdgen"))
+        .arg(&scratch)
+        .output()
+        .expect("crdgen runs");
+    assert!(
+        output.status.success(),
+        "crdgen failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut generated = Vec::new();
+    for dir in ["crds", "charts/upstart-operators/crds"] {
+        let names = file_names(&scratch.join(dir));
+        assert_eq!(
+            names,
+            file_names(&workspace_root().join(dir)),
+            "{dir}/ holds exactly the generated CRDs"
+        );
+        generated.extend(names.into_iter().map(|n| format!("{dir}/{n}")));
+    }
+    generated.push("docs/reference/crds.md".to_owned());
+    let mut stale = Vec::new();
+    for relative in &generated {
+        let fresh = std::fs::read_to_string(scratch.join(relative)).expect("crdgen wrote it");
+        match std::fs::read_to_string(workspace_root().join(relative)) {
+            Ok(committed) if committed == fresh => {}
+            Ok(_) => stale.push(format!("{relative} differs")),
+            Err(error) => stale.push(format!("{relative} unreadable: {error}")),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert!(
+        stale.is_empty(),
+        "generated files are stale; run `cargo run -p upstart-api --bin crdgen` and commit the result:\n{}",
+        stale.join("\n")
+    );
+}
+
+#[test]
+fn the_reference_documents_every_spec_field_of_every_kind() {
+    let reference = std::fs::read_to_string(workspace_root().join("docs/reference/crds.md"))
+        .expect("docs/reference/crds.md exists");
+    for generated in crd::crds() {
+        let kind = &generated.spec.names.kind;
+        assert!(reference.contains(&format!("## {kind}")), "{kind} section");
+        let schema = generated.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("schema");
+        let spec = &schema.properties.as_ref().expect("properties")["spec"];
+        for field in spec.properties.as_ref().expect("spec fields").keys() {
+            assert!(
+                reference.contains(&format!("| `spec.{field}`")),
+                "{kind}: spec.{field} is documented"
+            );
+        }
+    }
 }
 
 #[test]
@@ -30,21 +117,9 @@ fn committed_crds_match_what_the_types_generate() {
 
 #[test]
 fn crds_directory_holds_only_generated_crds() {
-    let expected: Vec<String> = crd::crds().iter().map(crd::file_name).collect();
-    let mut found: Vec<String> = std::fs::read_dir(crds_dir())
-        .expect("crds/ exists")
-        .map(|entry| {
-            entry
-                .expect("readable entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    found.sort();
-    let mut expected_sorted = expected.clone();
-    expected_sorted.sort();
-    assert_eq!(found, expected_sorted);
+    let mut expected: Vec<String> = crd::crds().iter().map(crd::file_name).collect();
+    expected.sort();
+    assert_eq!(file_names(&crds_dir()), expected);
 }
 
 #[test]
