@@ -157,6 +157,26 @@ spec:
     );
     write(
         root,
+        "relay/Chart.yaml",
+        "apiVersion: v2\nname: relay\nversion: 0.1.0\n",
+    );
+    write(
+        root,
+        "relay/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-out\ndata:\n  URL: {{ .Values.url | quote }}\n",
+    );
+    write(
+        root,
+        "foreign/Chart.yaml",
+        "apiVersion: v2\nname: foreign\nversion: 0.1.0\n",
+    );
+    write(
+        root,
+        "foreign/templates/objects.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-local\ndata: {a: b}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-elsewhere\n  namespace: kube-public\ndata: {a: b}\n",
+    );
+    write(
+        root,
         "producer/Chart.yaml",
         "apiVersion: v2\nname: producer\nversion: 0.1.0\n",
     );
@@ -172,19 +192,32 @@ struct Harness {
     client: Client,
     _sim: RunningSimulator,
     _repo: RunningRepo,
-    _dirs: tempfile::TempDir,
+    repo_url: String,
+    dirs: tempfile::TempDir,
+    operator: Option<Operator>,
+}
+
+/// One in-process operator: stopped gracefully by [`Harness::stop`], or killed mid-work by
+/// [`Harness::kill`] as a crash would.
+struct Operator {
     stop: Shutdown,
     metrics: upstart_operator_runtime::Metrics,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Harness {
+    /// A control plane, the workload simulator and the chart repository; an operator with
+    /// [`Harness::config`].
     async fn start() -> Harness {
+        let mut h = Harness::boot().await;
+        h.run_operator(h.config());
+        h
+    }
+
+    /// Everything but the operator.
+    async fn boot() -> Harness {
         // RUST_LOG=upstart_helmrelease_operator=debug shows the controller's logs on failure.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
+        logs::install();
         let cp = ControlPlane::start(upstart_control_plane::Options::default());
         let client = cp.client();
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -200,24 +233,41 @@ impl Harness {
             .serve("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
+        Harness {
+            _cp: cp,
+            client,
+            _sim: sim,
+            repo_url: repo.url().to_string(),
+            _repo: repo,
+            dirs,
+            operator: None,
+        }
+    }
+
+    /// The test configuration: repository `test` is the local chart repository.
+    fn config(&self) -> Config {
         let repositories = RepositoryConfig::from_yaml(&format!(
             "repositories: {{test: {{url: \"{}\"}}}}",
-            repo.url()
+            self.repo_url
         ))
         .unwrap();
-        let config = Config {
+        Config {
             helm_path: upstart_test_support::helm(),
             repositories,
-            credentials: Default::default(),
-            cache_dir: dirs.path().join("cache"),
+            cache_dir: self.dirs.path().join("cache"),
             cluster_scoped_allow_list: ClusterScopedAllowList::new([
                 "apiextensions.k8s.io/CustomResourceDefinition",
             ]),
             teardown_timeout: Duration::from_secs(60),
-        };
+            ..Config::default()
+        }
+    }
+
+    fn run_operator(&mut self, config: Config) {
+        assert!(self.operator.is_none(), "one operator at a time");
         let op = OperatorContext::new(
             "helmrelease-operator",
-            client.clone(),
+            self.client.clone(),
             CommonArgs::default(),
         );
         let metrics = op.metrics.clone();
@@ -233,16 +283,15 @@ impl Harness {
             .await
             .unwrap();
         });
-        Harness {
-            _cp: cp,
-            client,
-            _sim: sim,
-            _repo: repo,
-            _dirs: dirs,
+        self.operator = Some(Operator {
             stop,
             metrics,
-            task: Some(task),
-        }
+            task,
+        });
+    }
+
+    fn metrics(&self) -> &upstart_operator_runtime::Metrics {
+        &self.operator.as_ref().expect("an operator runs").metrics
     }
 
     fn releases(&self) -> Api<HelmRelease> {
@@ -284,13 +333,69 @@ impl Harness {
     }
 
     async fn stop(mut self) {
-        self.stop.trigger();
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), task)
+        if let Some(operator) = self.operator.take() {
+            operator.stop.trigger();
+            tokio::time::timeout(Duration::from_secs(10), operator.task)
                 .await
                 .expect("controller stops on shutdown")
                 .unwrap();
         }
+    }
+}
+
+/// Logs of every test of this binary: to the test output (filtered by `RUST_LOG`) and, at
+/// debug level for our crates, to a buffer the secret-scanning test reads.
+mod logs {
+    use std::io::Write;
+    use std::sync::{Mutex, Once};
+
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _};
+
+    static BUFFER: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+    static INSTALL: Once = Once::new();
+
+    struct BufferWriter;
+
+    impl Write for BufferWriter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            BUFFER
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    pub fn install() {
+        INSTALL.call_once(|| {
+            let to_test_output = tracing_subscriber::fmt::layer()
+                .with_test_writer()
+                .with_filter(EnvFilter::from_default_env());
+            let to_buffer = tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(|| BufferWriter)
+                .with_filter(EnvFilter::new(
+                    // What the operator's process logs; the fixtures (control plane, simulator,
+                    // chart repository) see values by design and are left out.
+                    "debug,upstart=trace,upstart_control_plane=warn,upstart_workload_simulator=warn,\
+                     upstart_chart_repo=warn,hyper=info,hyper_util=info,h2=info,rustls=info,tower=info",
+                ));
+            tracing_subscriber::registry()
+                .with(to_test_output)
+                .with(to_buffer)
+                .init();
+        });
+    }
+
+    /// Everything logged so far by this test binary.
+    pub fn captured() -> String {
+        String::from_utf8_lossy(&BUFFER.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
     }
 }
 
@@ -418,7 +523,7 @@ async fn dependent_waits_then_receives_its_dependency_output_in_its_values() {
     let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
     let deployment = deployments.get("app").await.unwrap();
     assert_eq!(env_password(&deployment).as_deref(), Some("s3cret"));
-    let text = h.metrics.encode().unwrap();
+    let text = h.metrics().encode().unwrap();
     assert!(
         text.contains("upstart_dependency_handoff_seconds_count 1"),
         "hand-off measured once"
@@ -495,7 +600,7 @@ async fn object_deleted_by_hand_is_put_back() {
     })
     .await;
     eventually("drift and phase metrics", || async {
-        let text = h.metrics.encode().unwrap();
+        let text = h.metrics().encode().unwrap();
         (text.contains("upstart_helmrelease_drift_corrections_total 1")
             && text.contains("upstart_helmreleases{phase=\"Ready\"} 1")
             && text.contains("upstart_helmrelease_render_duration_seconds_count"))
@@ -1199,5 +1304,269 @@ async fn release_of_a_service_waits_at_deletion_for_a_release_depending_on_the_s
     .await;
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(secrets.get_opt("svc-db-creds").await.unwrap().is_none());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_output_key_is_a_wait_naming_the_key_then_proceeds_when_it_appears() {
+    let h = Harness::start().await;
+    h.create(
+        "db",
+        json!({
+            "chart": "test/producer",
+            "version": "0.1.0",
+            "values": {"password": "pw-present-31"},
+            "outputsFrom": [
+                {"secretRef": {"name": "db-creds"}},
+                {"secretRef": {"name": "db-extra"}, "optional": true}
+            ]
+        }),
+    )
+    .await;
+    h.create(
+        "app",
+        json!({
+            "chart": "test/app",
+            "version": "0.1.0",
+            "dependencies": [{"name": "db"}],
+            "values": {"password": "<< db.outputs.USERNAME >>"}
+        }),
+    )
+    .await;
+    h.ready("db").await;
+    let api = h.releases();
+    let ready = eventually("app waiting for the USERNAME key", || async {
+        let status = api.get("app").await.ok()?.status?;
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")?
+            .clone();
+        (status.phase == Some(HelmReleasePhase::WaitingForDependencies)
+            && ready.reason == "MissingOutput")
+            .then_some(ready)
+    })
+    .await;
+    assert!(ready.message.contains("USERNAME"), "{}", ready.message);
+    assert!(
+        ready.message.contains("PASSWORD"),
+        "lists the keys that exist: {}",
+        ready.message
+    );
+    let status = serde_json::to_string(&api.get("app").await.unwrap().status).unwrap();
+    assert!(
+        !status.contains("pw-present-31"),
+        "no value in status: {status}"
+    );
+    let stalled = api
+        .get("app")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Stalled");
+    assert_ne!(
+        stalled.map(|c| c.status).as_deref(),
+        Some("True"),
+        "a wait, not a failure"
+    );
+
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(h.client.clone(), NS);
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "db-extra"},
+                "stringData": {"USERNAME": "admin-user"}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    h.ready("app").await;
+    let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
+    let deployment = deployments.get("app").await.unwrap();
+    assert_eq!(env_password(&deployment).as_deref(), Some("admin-user"));
+    h.stop().await;
+}
+
+/// `upstart_reconciles_total` of the HelmRelease controller.
+fn reconciles(h: &Harness) -> u64 {
+    let text = h.metrics().encode().unwrap();
+    text.lines()
+        .find(|l| l.starts_with("upstart_reconciles_total{controller=\"helmrelease\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeclared_alias_stalls_the_release_without_retries_until_the_spec_is_fixed() {
+    let h = Harness::start().await;
+    h.create(
+        "orphan",
+        json!({"chart": "test/app", "version": "0.1.0",
+               "values": {"message": "<< cache.outputs.HOST >>"}}),
+    )
+    .await;
+    let (phase, ready, conditions) = ready_condition(&h, "orphan", "UnknownExpressionRoot").await;
+    assert_eq!(phase, HelmReleasePhase::Failed);
+    assert!(ready.message.contains("cache"), "{}", ready.message);
+    let stalled = conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert_eq!(stalled.status, "True");
+
+    // Let the reconcile that wrote the status and its echo settle, then watch for retries.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = reconciles(&h);
+    let status_before = h.releases().get("orphan").await.unwrap();
+    assert!(before > 0);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(reconciles(&h), before, "no retries without a spec change");
+    let status_after = h.releases().get("orphan").await.unwrap();
+    assert_eq!(
+        status_after.resource_version(),
+        status_before.resource_version()
+    );
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    assert!(
+        config_maps
+            .get_opt("orphan-settings")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    h.releases()
+        .patch(
+            "orphan",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"values": {"message": "fixed"}}})),
+        )
+        .await
+        .unwrap();
+    h.ready("orphan").await;
+    let settings = config_maps.get("orphan-settings").await.unwrap();
+    assert_eq!(settings.data.unwrap()["message"], "fixed");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_in_another_namespace_is_refused_and_nothing_of_that_render_is_applied() {
+    let h = Harness::start().await;
+    h.create(
+        "outside",
+        json!({"chart": "test/foreign", "version": "0.1.0"}),
+    )
+    .await;
+    let (phase, ready, _) = ready_condition(&h, "outside", "ForeignNamespace").await;
+    assert_eq!(phase, HelmReleasePhase::Failed);
+    assert!(ready.message.contains("kube-public"), "{}", ready.message);
+    let here: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    let there: Api<ConfigMap> = Api::namespaced(h.client.clone(), "kube-public");
+    assert!(here.get_opt("outside-local").await.unwrap().is_none());
+    assert!(there.get_opt("outside-elsewhere").await.unwrap().is_none());
+    let status = h.releases().get("outside").await.unwrap().status.unwrap();
+    assert!(status.inventory.is_empty());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_values_of_a_chain_appear_in_no_status_event_or_log() {
+    const PASSWORD: &str = "chain-secret-7781";
+    let h = Harness::start().await;
+    h.create(
+        "db",
+        json!({
+            "chart": "test/producer",
+            "version": "0.1.0",
+            "values": {"password": PASSWORD},
+            "outputsFrom": [{"secretRef": {"name": "db-creds"}}]
+        }),
+    )
+    .await;
+    h.create(
+        "relay",
+        json!({
+            "chart": "test/relay",
+            "version": "0.1.0",
+            "dependencies": [{"name": "db"}],
+            "values": {"url": "postgres://app:<< db.outputs.PASSWORD >>@db:5432/app"},
+            "outputsFrom": [{"configMapRef": {"name": "relay-out"}}]
+        }),
+    )
+    .await;
+    h.create(
+        "app",
+        json!({
+            "chart": "test/app",
+            "version": "0.1.0",
+            "dependencies": [{"name": "relay", "as": "upstream"}],
+            "values": {"password": "<< upstream.outputs.URL >>", "message": "<< upstream.outputs.MISSING >>"}
+        }),
+    )
+    .await;
+    h.ready("relay").await;
+    // app first waits on a missing key (its message is built next to the values) ...
+    ready_condition(&h, "app", "MissingOutput").await;
+    // ... then is fixed and installed with the URL.
+    h.releases()
+        .patch(
+            "app",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"values": {"message": "plain"}}})),
+        )
+        .await
+        .unwrap();
+    h.ready("app").await;
+    let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
+    let url = env_password(&deployments.get("app").await.unwrap()).unwrap();
+    assert!(
+        url.contains(PASSWORD),
+        "the value did travel down the chain"
+    );
+
+    // As Secret data appears in JSON: base64.
+    let encoded =
+        serde_json::to_value(k8s_openapi::ByteString(PASSWORD.as_bytes().to_vec())).unwrap();
+    let encoded = encoded.as_str().unwrap().to_owned();
+    let leaks = |text: &str| text.contains(PASSWORD) || text.contains(&encoded);
+
+    let statuses: Vec<_> = h
+        .releases()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|r| (r.name_any(), r.status))
+        .collect();
+    assert_eq!(statuses.len(), 3);
+    let statuses = serde_json::to_string(&statuses).unwrap();
+    assert!(!leaks(&statuses), "a status holds a value: {statuses}");
+
+    let new_events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(h.client.clone(), NS);
+    let new_events = new_events.list(&Default::default()).await.unwrap().items;
+    let core_events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(h.client.clone(), NS);
+    let core_events = core_events.list(&Default::default()).await.unwrap().items;
+    assert!(
+        !new_events.is_empty() || !core_events.is_empty(),
+        "phase changes were announced"
+    );
+    let events = format!(
+        "{}{}",
+        serde_json::to_string(&new_events).unwrap(),
+        serde_json::to_string(&core_events).unwrap()
+    );
+    assert!(!leaks(&events), "an Event holds a value: {events}");
+
+    let logs = logs::captured();
+    assert!(
+        logs.contains("reconcile") && logs.contains("relay"),
+        "the capture holds this test's reconciles"
+    );
+    assert!(!leaks(&logs), "a log line holds a value");
     h.stop().await;
 }
