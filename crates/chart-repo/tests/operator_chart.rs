@@ -1,0 +1,903 @@
+//! The chart that installs the operators (`charts/upstart-operators`, SPEC §7, §8) lints, and
+//! what it renders is what the operators need and no more: hardened pods whose arguments parse
+//! as the operators' flags, least-privilege RBAC without wildcards, a repository configuration
+//! the HelmRelease operator accepts, monitoring objects built on the metric names the code
+//! registers, and the generated CRDs.
+//!
+//! helm is found through `UPSTART_HELM`, else `.tools/bin/helm` at the workspace root (installed
+//! by `scripts/bootstrap-tools`), else `PATH`; without it these tests fail and say so.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::Parser;
+use serde_yaml_ng::Value;
+use upstart_chart_source::{RepositoryConfig, RepositoryKind};
+use upstart_operator_runtime::CommonArgs;
+
+const RELEASE: &str = "upstart";
+const NAMESPACE: &str = "upstart-system";
+/// The Deployments, by operator binary (the container's command).
+const OPERATORS: [&str; 3] = [
+    "upstart-helmrelease-operator",
+    "upstart-service-operator",
+    "upstart-environment-operator",
+];
+
+fn chart_dir() -> PathBuf {
+    upstart_test_support::workspace_root().join("charts/upstart-operators")
+}
+
+/// Runs helm with its config, cache and data inside a fresh directory. Returns (success,
+/// stdout, stderr).
+fn run_helm(args: &[&str]) -> (bool, String, String) {
+    let home = tempfile::tempdir().unwrap();
+    let output = Command::new(upstart_test_support::helm())
+        .args(args)
+        .env("HELM_CONFIG_HOME", home.path().join("config"))
+        .env("HELM_CACHE_HOME", home.path().join("cache"))
+        .env("HELM_DATA_HOME", home.path().join("data"))
+        .output()
+        .expect("helm runs");
+    (
+        output.status.success(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Writes `values` (YAML text) to a file and returns helm's `--values` arguments for it.
+fn values_file(dir: &Path, values: &str) -> PathBuf {
+    let path = dir.join("values.yaml");
+    std::fs::write(&path, values).unwrap();
+    path
+}
+
+/// `helm template` of the chart in `namespace` with `values` (YAML text); the objects rendered.
+fn render_in(namespace: &str, values: &str) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = values_file(dir.path(), values);
+    let chart = chart_dir();
+    let (ok, stdout, stderr) = run_helm(&[
+        "template",
+        RELEASE,
+        chart.to_str().unwrap(),
+        "--namespace",
+        namespace,
+        "--values",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "helm template failed: {stderr}");
+    stdout
+        .split("\n---")
+        .map(|document| serde_yaml_ng::from_str::<Value>(document).unwrap())
+        .filter(|object| !object.is_null())
+        .collect()
+}
+
+fn render(values: &str) -> Vec<Value> {
+    render_in(NAMESPACE, values)
+}
+
+/// Every optional object switched on, with repositories and credentials configured.
+const EVERYTHING_ON: &str = r#"
+metrics:
+  serviceMonitor:
+    enabled: true
+    labels: {release: prometheus}
+dashboard:
+  enabled: true
+alerts:
+  enabled: true
+catalog:
+  create: true
+repositories:
+  upstart-charts:
+    url: https://charts.example.com
+    credentialsSecret: upstart-charts-auth
+  registry:
+    url: oci://registry.example.com/charts
+    kind: oci
+    plainHttp: true
+    credentialsSecret: registry-pull
+    caBundle: |
+      -----BEGIN CERTIFICATE-----
+      MIIB
+      -----END CERTIFICATE-----
+  public:
+    url: https://public.example.com/charts
+allowUnlisted: true
+indexTtl: 2m
+chartLimits:
+  maxIndexBytes: 67108864
+  maxArchiveBytes: 20971520
+  maxFiles: 5000
+  fetchTimeout: 30s
+operators:
+  helmRelease:
+    allowClusterScoped: [apiextensions.k8s.io/CustomResourceDefinition, ClusterRole]
+"#;
+
+fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_sequence()
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| i.as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn container(deployment: &Value) -> &Value {
+    &deployment["spec"]["template"]["spec"]["containers"][0]
+}
+
+/// The operator binary a Deployment runs.
+fn binary(deployment: &Value) -> String {
+    strings(&container(deployment)["command"])
+        .first()
+        .cloned()
+        .unwrap()
+}
+
+/// The flags of the UpstartService and UpstartEnvironment operators: the shared ones.
+#[derive(Parser, Debug)]
+struct OperatorCli {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// The HelmRelease operator's flags, as operators/helmrelease/src/main.rs declares them (that
+/// struct is private to the binary, so its extra flags are mirrored here).
+#[derive(Parser, Debug)]
+struct HelmReleaseCli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[arg(long, default_value = "helm")]
+    helm_path: PathBuf,
+    #[arg(long)]
+    repository_config: Option<PathBuf>,
+    #[arg(long, default_value = "upstart-system")]
+    credentials_namespace: String,
+    #[arg(long, default_value = "/var/cache/upstart/charts")]
+    cache_dir: PathBuf,
+    #[arg(long = "allow-cluster-scoped", value_delimiter = ',')]
+    allow_cluster_scoped: Vec<String>,
+}
+
+/// Parses a Deployment's arguments as its operator does; for the HelmRelease operator also
+/// returns its own flags.
+fn parse_args(deployment: &Value) -> (CommonArgs, Option<HelmReleaseCli>) {
+    let name = binary(deployment);
+    let argv = std::iter::once(name.clone()).chain(strings(&container(deployment)["args"]));
+    if name == "upstart-helmrelease-operator" {
+        let cli = HelmReleaseCli::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("{name}: arguments do not parse: {e}"));
+        (cli.common.clone(), Some(cli))
+    } else {
+        let cli = OperatorCli::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("{name}: arguments do not parse: {e}"));
+        (cli.common, None)
+    }
+}
+
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_operators_chart_passes_helm_lint_strict_with_defaults_and_with_everything_on() {
+    let chart = chart_dir();
+    let (ok, stdout, stderr) = run_helm(&["lint", "--strict", chart.to_str().unwrap()]);
+    assert!(ok, "helm lint --strict (defaults):\n{stdout}\n{stderr}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = values_file(dir.path(), EVERYTHING_ON);
+    let (ok, stdout, stderr) = run_helm(&[
+        "lint",
+        "--strict",
+        chart.to_str().unwrap(),
+        "--values",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        ok,
+        "helm lint --strict (everything on):\n{stdout}\n{stderr}"
+    );
+}
+
+#[test]
+fn the_chart_ships_exactly_the_crds_of_the_crds_directory() {
+    let root = upstart_test_support::workspace_root();
+    let canonical = root.join("crds");
+    let shipped = chart_dir().join("crds");
+    let names = file_names(&canonical);
+    assert_eq!(names.len(), 3, "crds/ holds the three CRDs");
+    assert_eq!(file_names(&shipped), names);
+    for name in names {
+        assert_eq!(
+            std::fs::read_to_string(shipped.join(&name)).unwrap(),
+            std::fs::read_to_string(canonical.join(&name)).unwrap(),
+            "charts/upstart-operators/crds/{name} differs from crds/{name}: run `cargo run -p upstart-api --bin crdgen`"
+        );
+    }
+}
+
+#[test]
+fn every_operator_runs_as_non_root_on_a_read_only_root_filesystem_without_capabilities() {
+    for values in ["{}", EVERYTHING_ON] {
+        let objects = render(values);
+        let deployments = of_kind(&objects, "Deployment");
+        let mut binaries: Vec<String> = deployments.iter().map(|d| binary(d)).collect();
+        binaries.sort();
+        let mut expected = OPERATORS.map(str::to_owned).to_vec();
+        expected.sort();
+        assert_eq!(binaries, expected);
+        for deployment in deployments {
+            let name = binary(deployment);
+            let pod = &deployment["spec"]["template"]["spec"];
+            let security = &container(deployment)["securityContext"];
+            assert_eq!(security["runAsNonRoot"], true, "{name}");
+            assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{name}");
+            assert!(
+                security["runAsUser"].as_u64().unwrap() > 0,
+                "{name} runs as a non-root uid"
+            );
+            assert_eq!(security["readOnlyRootFilesystem"], true, "{name}");
+            assert_eq!(security["allowPrivilegeEscalation"], false, "{name}");
+            assert_eq!(
+                strings(&security["capabilities"]["drop"]),
+                ["ALL"],
+                "{name}"
+            );
+            assert!(security["capabilities"]["add"].is_null(), "{name}");
+            assert_eq!(
+                security["seccompProfile"]["type"], "RuntimeDefault",
+                "{name}"
+            );
+            assert_eq!(
+                pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+                "{name}"
+            );
+            // The writable paths are emptyDirs: /tmp everywhere, the chart cache for helm.
+            let empty_dirs: BTreeSet<String> = pod["volumes"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .filter(|v| v["emptyDir"].is_mapping())
+                .map(|v| v["name"].as_str().unwrap().to_owned())
+                .collect();
+            let mounts: BTreeMap<String, String> = container(deployment)["volumeMounts"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    (
+                        m["mountPath"].as_str().unwrap().to_owned(),
+                        m["name"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+            assert!(empty_dirs.contains(&mounts["/tmp"]), "{name}: /tmp");
+            let (_, helm_release) = parse_args(deployment);
+            if let Some(cli) = helm_release {
+                let cache = cli.cache_dir.to_str().unwrap();
+                assert!(empty_dirs.contains(&mounts[cache]), "{name}: chart cache");
+            }
+            assert!(
+                container(deployment)["resources"]["requests"].is_mapping(),
+                "{name}: resources"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_deployment_passes_flags_its_operator_parses_with_leader_election_on() {
+    let objects = render("{}");
+    for deployment in of_kind(&objects, "Deployment") {
+        let name = binary(deployment);
+        let (common, helm_release) = parse_args(deployment);
+        assert!(
+            common.leader_elect,
+            "{name}: leader election is on by default"
+        );
+        assert_eq!(
+            common.leader_election_namespace.as_deref(),
+            Some(NAMESPACE),
+            "{name}: the Lease lives in the release namespace"
+        );
+        assert_eq!(common.lease_name.as_deref(), Some(name.as_str()));
+        assert_eq!(common.catalog_namespace, "upstart-catalog");
+        assert_eq!(common.namespace, None);
+        assert_eq!(common.label_selector, None);
+        assert_eq!(deployment["spec"]["replicas"], 1);
+        // Health and metrics are served where the probes and the Service look.
+        let port = common.metrics_addr.port();
+        let ports = container(deployment)["ports"].as_sequence().unwrap();
+        let metrics = ports.iter().find(|p| p["name"] == "metrics").unwrap();
+        assert_eq!(metrics["containerPort"].as_u64(), Some(u64::from(port)));
+        for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+            let get = &container(deployment)[probe]["httpGet"];
+            assert_eq!(get["path"], path, "{name} {probe}");
+            assert_eq!(get["port"], "metrics", "{name} {probe}");
+        }
+        let service = named(&objects, "Service", &format!("{name}-metrics"));
+        assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
+        assert_eq!(
+            service["spec"]["selector"],
+            deployment["spec"]["selector"]["matchLabels"]
+        );
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["serviceAccountName"],
+            name
+        );
+        if let Some(cli) = helm_release {
+            assert_eq!(cli.credentials_namespace, NAMESPACE);
+            let config = cli.repository_config.unwrap();
+            let mounts = container(deployment)["volumeMounts"].as_sequence().unwrap();
+            let mount = mounts.iter().find(|m| m["name"] == "repositories").unwrap();
+            assert_eq!(
+                config.parent().unwrap().to_str(),
+                mount["mountPath"].as_str()
+            );
+        }
+    }
+}
+
+#[test]
+fn sharding_and_tuning_values_reach_the_operators_flags() {
+    let objects = render(
+        r#"
+watchNamespace: team-a
+labelSelector: upstart.com/shard=a
+leaderElection: {namespace: leases}
+catalog: {namespace: my-catalog}
+teardownTimeout: 20m
+operators:
+  service:
+    labelSelector: upstart.com/shard=b
+    maxConcurrentReconciles: 3
+    replicas: 2
+  helmRelease:
+    allowClusterScoped: [apiextensions.k8s.io/CustomResourceDefinition, ClusterRole]
+"#,
+    );
+    for deployment in of_kind(&objects, "Deployment") {
+        let name = binary(deployment);
+        let (common, helm_release) = parse_args(deployment);
+        assert_eq!(common.namespace.as_deref(), Some("team-a"), "{name}");
+        let shard = if name == "upstart-service-operator" {
+            "upstart.com/shard=b"
+        } else {
+            "upstart.com/shard=a"
+        };
+        assert_eq!(common.label_selector.as_deref(), Some(shard), "{name}");
+        assert_eq!(common.leader_election_namespace.as_deref(), Some("leases"));
+        assert_eq!(common.catalog_namespace, "my-catalog");
+        assert_eq!(common.teardown_timeout.as_secs(), 20 * 60);
+        if name == "upstart-service-operator" {
+            assert_eq!(common.max_concurrent_reconciles, 3);
+            assert_eq!(deployment["spec"]["replicas"], 2);
+        }
+        if let Some(cli) = helm_release {
+            assert_eq!(
+                cli.allow_cluster_scoped,
+                [
+                    "apiextensions.k8s.io/CustomResourceDefinition",
+                    "ClusterRole"
+                ]
+            );
+        }
+    }
+    // The Lease Roles follow the Leases into their namespace.
+    for role in of_kind(&objects, "Role").into_iter().filter(|r| {
+        r["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("-leader-election")
+    }) {
+        assert_eq!(role["metadata"]["namespace"], "leases");
+    }
+    let off = render("leaderElection: {enabled: false}");
+    for deployment in of_kind(&off, "Deployment") {
+        assert!(!parse_args(deployment).0.leader_elect);
+    }
+    assert!(of_kind(&off, "Role").iter().all(|r| {
+        !r["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("-leader-election")
+    }));
+}
+
+/// Whether an RBAC rule covers `resource` of `group`.
+fn covers(rule: &Value, group: &str, resource: &str) -> bool {
+    strings(&rule["apiGroups"]).iter().any(|g| g == group)
+        && strings(&rule["resources"]).iter().any(|r| r == resource)
+}
+
+/// The verbs `role` grants on `resource` of `group`, across its rules (ignoring rules limited
+/// to some resourceNames).
+fn verbs(role: &Value, group: &str, resource: &str) -> BTreeSet<String> {
+    role["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|rule| rule["resourceNames"].is_null() && covers(rule, group, resource))
+        .flat_map(|rule| strings(&rule["verbs"]))
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+const GROUP: &str = "upstartoperators.upstart.com";
+
+#[test]
+fn no_cluster_role_grants_wildcards() {
+    for values in ["{}", EVERYTHING_ON] {
+        let objects = render(values);
+        let roles: Vec<&Value> = of_kind(&objects, "ClusterRole")
+            .into_iter()
+            .chain(of_kind(&objects, "Role"))
+            .collect();
+        assert_eq!(of_kind(&objects, "ClusterRole").len(), 3);
+        for role in roles {
+            let name = role["metadata"]["name"].as_str().unwrap();
+            for rule in role["rules"].as_sequence().unwrap() {
+                for field in ["verbs", "resources", "apiGroups", "nonResourceURLs"] {
+                    assert!(
+                        !strings(&rule[field]).iter().any(|v| v == "*"),
+                        "{name} grants a wildcard in {field}: {rule:?}"
+                    );
+                }
+                if !rule["nonResourceURLs"].is_null() {
+                    assert_eq!(strings(&rule["verbs"]), ["get"], "{name}");
+                }
+                // Secrets: never escalate, never bulk-delete, never `*`.
+                if covers(rule, "", "secrets") {
+                    let granted = set(&strings(&rule["verbs"])
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>());
+                    assert!(
+                        granted.is_subset(&set(&[
+                            "get", "list", "watch", "create", "update", "patch", "delete"
+                        ])),
+                        "{name}: secrets {granted:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn each_operator_gets_the_rights_of_its_own_controller_only() {
+    let objects = render(EVERYTHING_ON);
+    let cluster_role =
+        |binary: &str| named(&objects, "ClusterRole", &format!("{binary}:{NAMESPACE}"));
+    let read = set(&["get", "list", "watch"]);
+    let crud = set(&[
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ]);
+
+    let helm = cluster_role("upstart-helmrelease-operator");
+    assert!(
+        verbs(helm, GROUP, "helmreleases").is_superset(&set(&["get", "list", "watch", "patch"]))
+    );
+    assert!(verbs(helm, GROUP, "helmreleases/status").contains("patch"));
+    assert!(verbs(helm, GROUP, "helmreleases/finalizers").contains("update"));
+    assert!(!verbs(helm, GROUP, "helmreleases").contains("delete"));
+    assert_eq!(verbs(helm, GROUP, "upstartservices"), read);
+    assert_eq!(verbs(helm, GROUP, "upstartenvironments"), read);
+    assert!(verbs(helm, "", "secrets").is_superset(&read));
+    assert!(verbs(helm, "", "configmaps").is_superset(&read));
+    assert_eq!(
+        verbs(helm, "events.k8s.io", "events"),
+        set(&["create", "patch"])
+    );
+    assert!(
+        verbs(helm, "", "namespaces").is_empty(),
+        "no namespace rights"
+    );
+    // The default chart-object rights cover the workload kinds, and CRDs without delete.
+    for (group, resource) in [
+        ("apps", "deployments"),
+        ("apps", "statefulsets"),
+        ("batch", "jobs"),
+        ("", "services"),
+        ("networking.k8s.io", "ingresses"),
+        ("policy", "poddisruptionbudgets"),
+    ] {
+        assert_eq!(verbs(helm, group, resource), crud, "{group}/{resource}");
+    }
+    assert_eq!(
+        verbs(helm, "apiextensions.k8s.io", "customresourcedefinitions"),
+        set(&["get", "create", "patch"])
+    );
+    let discovery = helm["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| !r["nonResourceURLs"].is_null())
+        .unwrap();
+    assert!(strings(&discovery["nonResourceURLs"]).contains(&"/apis".to_owned()));
+
+    let service = cluster_role("upstart-service-operator");
+    assert!(verbs(service, GROUP, "upstartservices").is_superset(&read));
+    assert!(verbs(service, GROUP, "upstartservices/status").contains("patch"));
+    assert!(verbs(service, GROUP, "upstartservices/finalizers").contains("update"));
+    assert_eq!(verbs(service, GROUP, "helmreleases"), crud);
+    // Exported outputs are read by name, never listed or watched.
+    assert_eq!(verbs(service, "", "secrets"), set(&["get"]));
+    assert_eq!(verbs(service, "", "configmaps"), set(&["get"]));
+    assert!(verbs(service, "", "namespaces").is_empty());
+    assert!(verbs(service, GROUP, "upstartenvironments").is_empty());
+
+    let environment = cluster_role("upstart-environment-operator");
+    assert!(
+        verbs(environment, GROUP, "upstartenvironments")
+            .is_superset(&set(&["get", "list", "watch", "patch", "delete"]))
+    );
+    assert!(verbs(environment, GROUP, "upstartenvironments/status").contains("patch"));
+    assert!(verbs(environment, GROUP, "upstartenvironments/finalizers").contains("update"));
+    assert_eq!(verbs(environment, GROUP, "upstartservices"), crud);
+    assert_eq!(verbs(environment, GROUP, "helmreleases"), crud);
+    assert_eq!(
+        verbs(environment, "", "namespaces"),
+        set(&["get", "list", "watch", "create", "patch", "delete"])
+    );
+    assert!(verbs(environment, "", "secrets").is_empty());
+
+    // Each ClusterRole is bound to its own ServiceAccount only.
+    for binary in OPERATORS {
+        let binding = named(
+            &objects,
+            "ClusterRoleBinding",
+            &format!("{binary}:{NAMESPACE}"),
+        );
+        assert_eq!(binding["roleRef"]["name"], format!("{binary}:{NAMESPACE}"));
+        let subjects = binding["subjects"].as_sequence().unwrap();
+        assert_eq!(subjects.len(), 1);
+        assert_eq!(subjects[0]["name"], binary);
+        assert_eq!(subjects[0]["namespace"], NAMESPACE);
+        named(&objects, "ServiceAccount", binary);
+        // Its Lease only: create (which cannot be limited by name) and get/update by name.
+        let lease_role = named(&objects, "Role", &format!("{binary}-leader-election"));
+        assert_eq!(
+            verbs(lease_role, "coordination.k8s.io", "leases"),
+            set(&["create"])
+        );
+        let named_rule = lease_role["rules"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|r| !r["resourceNames"].is_null())
+            .unwrap();
+        assert_eq!(strings(&named_rule["resourceNames"]), [binary]);
+    }
+}
+
+#[test]
+fn credential_secrets_are_readable_by_name_in_the_operator_namespace_only() {
+    let objects = render(EVERYTHING_ON);
+    let role = named(&objects, "Role", "upstart-helmrelease-operator-credentials");
+    assert_eq!(role["metadata"]["namespace"], NAMESPACE);
+    let rules = role["rules"].as_sequence().unwrap();
+    assert_eq!(rules.len(), 1);
+    assert!(covers(&rules[0], "", "secrets"));
+    assert_eq!(strings(&rules[0]["verbs"]), ["get"]);
+    assert_eq!(
+        strings(&rules[0]["resourceNames"]),
+        ["registry-pull", "upstart-charts-auth"]
+    );
+    let binding = named(
+        &objects,
+        "RoleBinding",
+        "upstart-helmrelease-operator-credentials",
+    );
+    assert_eq!(
+        binding["subjects"][0]["name"],
+        "upstart-helmrelease-operator"
+    );
+    // Without credentials configured there is nothing to read.
+    let plain = render("{}");
+    assert!(of_kind(&plain, "Role").iter().all(|r| {
+        !r["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("-credentials")
+    }));
+    // The environment operator never reads Secrets; the service operator only gets the ones a
+    // service exports, by name (it can neither list nor watch them).
+    let secret_verbs = |binary: &str| -> BTreeSet<String> {
+        ["ClusterRole", "Role"]
+            .into_iter()
+            .flat_map(|kind| of_kind(&objects, kind))
+            .filter(|r| r["metadata"]["labels"]["app.kubernetes.io/name"] == binary)
+            .flat_map(|role| role["rules"].as_sequence().unwrap().iter())
+            .filter(|rule| covers(rule, "", "secrets"))
+            .flat_map(|rule| strings(&rule["verbs"]))
+            .collect()
+    };
+    assert!(secret_verbs("upstart-environment-operator").is_empty());
+    assert_eq!(secret_verbs("upstart-service-operator"), set(&["get"]));
+}
+
+fn repository_config(objects: &[Value]) -> RepositoryConfig {
+    let config_map = named(objects, "ConfigMap", "upstart-operators-repositories");
+    let text = config_map["data"]["repositories.yaml"].as_str().unwrap();
+    RepositoryConfig::from_yaml(text)
+        .unwrap_or_else(|e| panic!("the operator refuses the rendered configuration: {e}\n{text}"))
+}
+
+#[test]
+fn the_rendered_repository_configuration_is_what_the_helmrelease_operator_reads() {
+    assert_eq!(
+        repository_config(&render("{}")),
+        RepositoryConfig::default(),
+        "by default: no repository, unlisted ones refused"
+    );
+
+    let config = repository_config(&render(EVERYTHING_ON));
+    assert_eq!(
+        config.repositories.keys().collect::<Vec<_>>(),
+        ["public", "registry", "upstart-charts"]
+    );
+    let http = &config.repositories["upstart-charts"];
+    assert_eq!(http.url, "https://charts.example.com");
+    assert_eq!(
+        http.credentials_secret.as_deref(),
+        Some("upstart-charts-auth")
+    );
+    let oci = &config.repositories["registry"];
+    assert_eq!(oci.kind, Some(RepositoryKind::Oci));
+    assert!(oci.plain_http);
+    assert_eq!(oci.credentials_secret.as_deref(), Some("registry-pull"));
+    assert!(
+        oci.ca_bundle
+            .as_deref()
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----\nMIIB\n")
+    );
+    assert_eq!(config.repositories["public"].credentials_secret, None);
+    assert!(config.allow_unlisted);
+    assert_eq!(config.index_ttl.as_secs(), 120);
+    // Large integers survive helm (which reads numbers as floats).
+    assert_eq!(config.limits.max_index_bytes, 64 << 20);
+    assert_eq!(config.limits.max_archive_bytes, 20 << 20);
+    assert_eq!(config.limits.max_files, 5000);
+    assert_eq!(config.limits.fetch_timeout.as_secs(), 30);
+    assert_eq!(
+        config.limits.max_unpacked_bytes,
+        RepositoryConfig::default().limits.max_unpacked_bytes
+    );
+
+    // A change of configuration rolls the operator, which reads it at start.
+    let checksum = |objects: &[Value]| {
+        named(objects, "Deployment", "upstart-helmrelease-operator")["spec"]["template"]["metadata"]
+            ["annotations"]["checksum/repositories"]
+            .clone()
+    };
+    assert_ne!(checksum(&render("{}")), checksum(&render(EVERYTHING_ON)));
+}
+
+#[test]
+fn values_the_operator_would_refuse_are_refused_at_install() {
+    let dir = tempfile::tempdir().unwrap();
+    for (values, complaint) in [
+        (
+            "repositories: {x: {url: https://a.example.com, credentialSecret: s}}",
+            "credentialSecret",
+        ),
+        ("repositories: {x: {kind: oci}}", "url"),
+        ("chartLimits: {maxArchiveByte: 1}", "maxArchiveByte"),
+        ("logFormat: yaml", "logFormat"),
+        (
+            "operators: {helmRelease: {rbac: {managedResources: [{apiGroups: [''], resources: ['*'], verbs: [get]}]}}}",
+            "resources",
+        ),
+        (
+            "operators: {helmRelease: {rbac: {managedResources: [{apiGroups: [''], resources: [secrets], verbs: ['*']}]}}}",
+            "verbs",
+        ),
+    ] {
+        let file = values_file(dir.path(), values);
+        let chart = chart_dir();
+        let (ok, _, stderr) = run_helm(&[
+            "template",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "--values",
+            file.to_str().unwrap(),
+        ]);
+        assert!(!ok, "accepted: {values}");
+        assert!(stderr.contains(complaint), "{values}: {stderr}");
+    }
+}
+
+#[test]
+fn monitoring_objects_are_off_by_default() {
+    let objects = render("{}");
+    for kind in ["ServiceMonitor", "PrometheusRule", "Namespace"] {
+        assert!(
+            of_kind(&objects, kind).is_empty(),
+            "{kind} rendered by default"
+        );
+    }
+    assert!(
+        of_kind(&objects, "ConfigMap")
+            .iter()
+            .all(|c| c["metadata"]["labels"]["grafana_dashboard"].is_null())
+    );
+    assert_eq!(of_kind(&objects, "Service").len(), 3);
+}
+
+/// The metric names the operators register: the string literals `"upstart_…"` in their code.
+fn registered_metrics() -> BTreeSet<String> {
+    let root = upstart_test_support::workspace_root();
+    let mut names = BTreeSet::new();
+    let mut dirs = vec![root.join("crates/operator-runtime/src")];
+    for entry in std::fs::read_dir(root.join("operators")).unwrap() {
+        dirs.push(entry.unwrap().path().join("src"));
+    }
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for piece in text.split('"').skip(1).step_by(2) {
+                    if piece.starts_with("upstart_")
+                        && piece.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    {
+                        names.insert(piece.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The metric names a PromQL expression reads (`_bucket` series belong to their histogram).
+fn metrics_in(expr: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = expr;
+    while let Some(start) = rest.find("upstart_") {
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        names.insert(name.strip_suffix("_bucket").unwrap_or(name).to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[test]
+fn the_dashboard_and_the_alerts_read_metrics_the_operators_register() {
+    let objects = render(EVERYTHING_ON);
+    assert_eq!(of_kind(&objects, "ServiceMonitor").len(), 3);
+    for monitor in of_kind(&objects, "ServiceMonitor") {
+        assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+        assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+        let selected = &monitor["spec"]["selector"]["matchLabels"];
+        assert!(
+            of_kind(&objects, "Service")
+                .iter()
+                .any(|s| s["spec"]["selector"] == *selected),
+            "a ServiceMonitor selects a metrics Service"
+        );
+    }
+    named(&objects, "Namespace", "upstart-catalog");
+
+    let dashboard = of_kind(&objects, "ConfigMap")
+        .into_iter()
+        .find(|c| c["metadata"]["labels"]["grafana_dashboard"] == "1")
+        .expect("the dashboard ConfigMap carries the Grafana sidecar label");
+    let json: serde_json::Value = serde_json::from_str(
+        dashboard["data"]["upstart-operators.json"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let panels = json["panels"].as_array().unwrap();
+    let titles: BTreeSet<&str> = panels
+        .iter()
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    for wanted in [
+        "Reconciles per second",
+        "Reconcile errors by reason",
+        "Reconcile duration",
+        "HelmReleases by phase",
+        "Environments by phase",
+        "Environment time to ready",
+        "Dependency hand-off latency",
+    ] {
+        assert!(titles.contains(wanted), "panel {wanted}: {titles:?}");
+    }
+    let mut used = BTreeSet::new();
+    for panel in panels {
+        for target in panel["targets"].as_array().unwrap() {
+            used.extend(metrics_in(target["expr"].as_str().unwrap()));
+        }
+    }
+    let rule = of_kind(&objects, "PrometheusRule")[0];
+    let mut alerts = Vec::new();
+    for group in rule["spec"]["groups"].as_sequence().unwrap() {
+        for alert in group["rules"].as_sequence().unwrap() {
+            alerts.push(alert["alert"].as_str().unwrap().to_owned());
+            used.extend(metrics_in(alert["expr"].as_str().unwrap()));
+        }
+    }
+    assert!(alerts.contains(&"UpstartReconcileErrors".to_owned()));
+    assert!(alerts.contains(&"UpstartEnvironmentsStuckProvisioning".to_owned()));
+    for name in [
+        "upstart_reconciles_total",
+        "upstart_reconcile_errors_total",
+        "upstart_reconcile_duration_seconds",
+        "upstart_helmreleases",
+        "upstart_environments",
+        "upstart_environment_time_to_ready_seconds",
+        "upstart_dependency_handoff_seconds",
+    ] {
+        assert!(used.contains(name), "{name} is charted");
+    }
+    let registered = registered_metrics();
+    let unknown: Vec<&String> = used.difference(&registered).collect();
+    assert!(
+        unknown.is_empty(),
+        "the dashboard or the alerts read metrics no operator registers: {unknown:?}"
+    );
+}
+
+#[test]
+fn installations_in_two_namespaces_do_not_collide_on_cluster_scoped_names() {
+    let cluster_scoped = |objects: &[Value]| -> BTreeSet<String> {
+        objects
+            .iter()
+            .filter(|o| o["metadata"]["namespace"].is_null())
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let a = cluster_scoped(&render_in("shard-a", "{}"));
+    let b = cluster_scoped(&render_in("shard-b", "{}"));
+    assert_eq!(a.len(), 6, "three ClusterRoles and their bindings: {a:?}");
+    assert!(a.is_disjoint(&b), "{a:?} and {b:?} collide");
+}
