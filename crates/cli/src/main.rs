@@ -1,16 +1,35 @@
 //! The `upstart` command-line tool.
 
+mod cluster;
 mod dev;
+mod diagnostic;
 mod error;
+mod graph;
+mod model;
+mod plan;
+mod render;
+mod source;
+mod status;
+mod validate;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  upstart validate examples/services/*.yaml          check files offline (exit 1 on errors)
+  upstart plan examples/environment.yaml examples/services/*.yaml
+  upstart graph examples/services/*.yaml --format mermaid
+  upstart graph pr-1234 --format dot | dot -Tsvg > pr-1234.svg
+  upstart status pr-1234 --watch                     follow an environment until Ready
+  upstart dev examples/environment.yaml              local control plane with the operators
+  source <(upstart completions bash)                 shell completions";
 
 /// Upstart: ephemeral environments on Kubernetes.
 #[derive(Debug, Parser)]
-#[command(name = "upstart", version)]
+#[command(name = "upstart", version, after_help = EXAMPLES)]
 struct Cli {
     /// Log format: text on terminals and JSON otherwise by default. Levels come from
     /// RUST_LOG (default `info`).
@@ -34,6 +53,58 @@ enum Command {
     /// ./charts (as `upstart-charts`) and the operators, apply FILES, and keep running until
     /// Ctrl-C / SIGTERM. Prints how to point kubectl at it.
     Dev(dev::DevArgs),
+
+    /// Check UpstartService, HelmRelease and UpstartEnvironment files offline: schema (as the
+    /// API server would), dependencies, cycles, expressions, environment overrides.
+    #[command(after_help = "\
+Problems are printed as `FILE:LINE: error|warning: KIND/NAME release KEY: problem`.
+Exit status: 0 when there is no error (warnings allowed unless --strict), 1 otherwise.
+A dependency that is not among the files is a warning: it may exist in the cluster.
+
+Examples:
+  upstart validate examples/*.yaml examples/services/*.yaml
+  upstart validate --strict service.yaml")]
+    Validate(validate::ValidateArgs),
+
+    /// Show the install order of the files' releases (levels that install together), what
+    /// each waits for, the outputs it reads (`alias.outputs.KEY`) and what it publishes.
+    #[command(after_help = "\
+Examples:
+  upstart plan examples/services/*.yaml examples/launch-darkly.yaml
+  upstart plan examples/environment.yaml examples/services/*.yaml")]
+    Plan(plan::PlanArgs),
+
+    /// Draw the dependency graph of files, or of a live environment.
+    #[command(after_help = "\
+Arguments are files when they all exist; otherwise one argument names an UpstartEnvironment
+read from the cluster (--kubeconfig, $KUBECONFIG or ~/.kube/config), with each node's phase.
+
+Examples:
+  upstart graph examples/services/*.yaml
+  upstart graph examples/services/*.yaml --format dot | dot -Tsvg > graph.svg
+  upstart graph pr-1234 --format mermaid")]
+    Graph(graph::GraphArgs),
+
+    /// Show an environment's services and releases live: phase, what each waits for,
+    /// ready/total and time so far.
+    #[command(after_help = "\
+Examples:
+  upstart status pr-1234
+  upstart status pr-1234 --watch --timeout 15m      exit 0 once Ready, 1 on timeout
+  upstart status --namespace team-a                 services and releases without an environment")]
+    Status(status::StatusArgs),
+
+    /// Print a completion script for a shell.
+    #[command(after_help = "\
+Examples:
+  source <(upstart completions bash)
+  upstart completions zsh > ~/.zfunc/_upstart
+  upstart completions fish > ~/.config/fish/completions/upstart.fish")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn init_logs(format: LogFormat) {
@@ -57,6 +128,21 @@ fn init_logs(format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The offline commands answer on stdout/stderr themselves and need no runtime.
+    match &cli.command {
+        Command::Validate(args) => return exit(validate::run(args)),
+        Command::Plan(args) => return exit(plan::run(args)),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "upstart",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
     init_logs(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -67,15 +153,26 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Dev(args) => dev::run(args).await,
+            Command::Dev(args) => dev::run(args).await.map(|()| true),
+            Command::Graph(args) => graph::run(&args).await,
+            Command::Status(args) => status::run(&args).await.map(|()| true),
+            Command::Validate(_) | Command::Plan(_) | Command::Completions { .. } => Ok(true),
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(passed) => exit(passed),
         Err(error) => {
             tracing::error!(%error, "upstart failed");
             eprintln!("upstart: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn exit(passed: bool) -> ExitCode {
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
