@@ -69,6 +69,16 @@ pub fn orphans<'a>(service: &UpstartService, releases: &'a [HelmRelease]) -> Vec
         .collect()
 }
 
+/// Whether a child has never been applied (no applied render, no inventory): deleting it
+/// removes nothing that runs. A withheld key's child in that state is deleted, so nothing on a
+/// cycle or in a conflict even waits to be installed; one that runs is left alone.
+pub fn never_installed(release: &HelmRelease) -> bool {
+    release
+        .status
+        .as_ref()
+        .is_none_or(|s| s.applied_digest.is_none() && s.inventory.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -157,5 +167,18 @@ mod tests {
             .map(|r| r.name_any())
             .collect();
         assert_eq!(names, ["example-service-redis"]);
+    }
+
+    #[test]
+    fn child_without_an_applied_render_was_never_installed() {
+        let mut release = child("example-service-postgres", Some("u-1"));
+        assert!(never_installed(&release));
+        release.status = Some(
+            serde_json::from_value(json!({"phase": "WaitingForDependencies"})).expect("valid"),
+        );
+        assert!(never_installed(&release));
+        release.status =
+            Some(serde_json::from_value(json!({"appliedDigest": "sha256:a"})).expect("valid"));
+        assert!(!never_installed(&release));
     }
 }

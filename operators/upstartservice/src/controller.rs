@@ -29,7 +29,7 @@ use upstart_operator_runtime::{
 
 use crate::Error;
 use crate::catalog::validate_template;
-use crate::children::{build_child, is_child_of, orphans};
+use crate::children::{build_child, is_child_of, never_installed, orphans};
 use crate::constants::{CONTROLLER, FIELD_MANAGER};
 use crate::plan::{Plan, plan};
 use crate::status::{ChildState, Observation, next_status, template_status};
@@ -194,19 +194,7 @@ pub async fn reconcile(service: Arc<UpstartService>, ctx: Arc<Context>) -> Resul
             child = orphan.name_any(),
             "deleting the child of a removed release key"
         );
-        match releases_api
-            .delete(&orphan.name_any(), &DeleteParams::background())
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(source) => {
-                return Err(Error::Kube {
-                    action: format!("deleting HelmRelease {}", orphan.name_any()),
-                    source,
-                });
-            }
-        }
+        delete_child(&releases_api, &orphan.name_any()).await?;
         let note = format!(
             "deleting {} (its release key was removed)",
             orphan.name_any()
@@ -290,9 +278,18 @@ async fn apply_children(
             .iter()
             .find(|r| r.name_any() == key_plan.child && is_child_of(r, service));
         if key_plan.withheld.is_some() {
-            // Left as it is: nothing on a cycle or in a conflict is installed or changed.
+            // Nothing on a cycle or in a conflict is installed or changed: a child created
+            // before the problem appeared goes if it never ran, and is left as it is if it does.
             if let Some(existing) = existing {
-                children.insert(key.clone(), existing.clone());
+                if never_installed(existing) && existing.metadata.deletion_timestamp.is_none() {
+                    info!(
+                        child = existing.name_any(),
+                        "deleting a withheld child that never ran"
+                    );
+                    delete_child(api, &existing.name_any()).await?;
+                } else {
+                    children.insert(key.clone(), existing.clone());
+                }
             }
             continue;
         }
@@ -328,6 +325,17 @@ async fn apply_children(
         }
     }
     Ok((children, failures))
+}
+
+async fn delete_child(api: &Api<HelmRelease>, name: &str) -> Result<(), Error> {
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(source) => Err(Error::Kube {
+            action: format!("deleting HelmRelease {name}"),
+            source,
+        }),
+    }
 }
 
 /// Whether the live child already has the planned spec, labels and owner.

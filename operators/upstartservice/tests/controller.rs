@@ -1,0 +1,703 @@
+//! The UpstartService operator against the local control plane, with the real HelmRelease
+//! operator running beside it: charts from a local HTTP chart repository, workloads made ready
+//! by the simulator, helm from `$UPSTART_HELM`, else `.tools/bin/helm` at the workspace root,
+//! else PATH (a missing helm fails these tests).
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+use upstart_api::conditions::{READY, STALLED, VALID, find, is_ready_for_generation};
+use upstart_api::labels::{RELEASE_KEY_LABEL, SERVICE_LABEL};
+use upstart_api::v1alpha1::{HelmRelease, ServicePhase, UpstartService};
+use upstart_chart_repo::{ChartRepo, RunningRepo};
+use upstart_chart_source::RepositoryConfig;
+use upstart_control_plane::ControlPlane;
+use upstart_operator_runtime::{CommonArgs, OperatorContext, RunOptions, Shutdown};
+use upstart_service_operator::constants::DEPENDENCIES_RESOLVED;
+use upstart_workload_simulator::{RunningSimulator, Simulator};
+
+const WAIT: Duration = Duration::from_secs(90);
+const NS: &str = "default";
+const CATALOG: &str = "upstart-catalog";
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// `app`: a Deployment whose env is `.Values.env`, and, when `.Values.outputs` is set, a
+/// ConfigMap publishing it. `producer`: a Secret `<release>-creds` publishing `PASSWORD`.
+fn charts(root: &Path) {
+    write(
+        root,
+        "app/Chart.yaml",
+        "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+    );
+    write(
+        root,
+        "app/templates/deployment.yaml",
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+  annotations:
+    simulator.upstart.dev/ready-after: {{ .Values.readyAfter | default "200ms" }}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      containers:
+        - name: app
+          image: example/app:1
+          env:
+          {{- range $name, $value := .Values.env }}
+            - name: {{ $name }}
+              value: {{ $value | quote }}
+          {{- end }}
+"#,
+    );
+    write(
+        root,
+        "app/templates/outputs.yaml",
+        r#"{{- if .Values.outputs }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-outputs
+data:
+  {{- range $name, $value := .Values.outputs }}
+  {{ $name }}: {{ $value | quote }}
+  {{- end }}
+{{- end }}
+"#,
+    );
+    write(
+        root,
+        "producer/Chart.yaml",
+        "apiVersion: v2\nname: producer\nversion: 0.1.0\n",
+    );
+    write(
+        root,
+        "producer/templates/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-creds\ndata:\n  PASSWORD: {{ .Values.password | default \"changeme\" | b64enc | quote }}\n",
+    );
+}
+
+struct Running {
+    stop: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Harness {
+    _cp: ControlPlane,
+    client: Client,
+    _sim: RunningSimulator,
+    _repo: RunningRepo,
+    _dirs: tempfile::TempDir,
+    operators: Vec<Running>,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        // RUST_LOG=upstart_service_operator=debug shows the controllers' logs on failure.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let cp = ControlPlane::start(upstart_control_plane::Options::default());
+        let client = cp.client();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in upstart_api::crd::crds() {
+            crds.create(&PostParams::default(), &crd).await.unwrap();
+        }
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let catalog: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": CATALOG}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &catalog)
+            .await
+            .unwrap();
+        let sim = Simulator::new(client.clone(), Default::default()).spawn();
+        let dirs = tempfile::tempdir().unwrap();
+        let chart_root = dirs.path().join("charts");
+        charts(&chart_root);
+        let repo = ChartRepo::from_dir(&chart_root)
+            .unwrap()
+            .serve("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let repositories = RepositoryConfig::from_yaml(&format!(
+            "repositories: {{test: {{url: \"{}\"}}}}",
+            repo.url()
+        ))
+        .unwrap();
+        let release_config = upstart_helmrelease_operator::controller::Config {
+            helm_path: upstart_test_support::helm(),
+            repositories,
+            cache_dir: dirs.path().join("cache"),
+            teardown_timeout: Duration::from_secs(60),
+            ..Default::default()
+        };
+        let releases = spawn(
+            OperatorContext::new(
+                "helmrelease-operator",
+                client.clone(),
+                CommonArgs::default(),
+            ),
+            move |op, shutdown| {
+                upstart_helmrelease_operator::controller::run(op, release_config, shutdown)
+            },
+        );
+        let services = spawn(
+            OperatorContext::new("service-operator", client.clone(), CommonArgs::default()),
+            |op, shutdown| {
+                upstart_service_operator::controller::run(
+                    op,
+                    upstart_service_operator::controller::Config::default(),
+                    shutdown,
+                )
+            },
+        );
+        Harness {
+            _cp: cp,
+            client,
+            _sim: sim,
+            _repo: repo,
+            _dirs: dirs,
+            operators: vec![releases, services],
+        }
+    }
+
+    fn services(&self, namespace: &str) -> Api<UpstartService> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    fn releases(&self, namespace: &str) -> Api<HelmRelease> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    async fn create_service(&self, namespace: &str, name: &str, releases: Value) {
+        let service: UpstartService = serde_json::from_value(json!({
+            "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+            "kind": "UpstartService",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"helmReleases": releases}
+        }))
+        .unwrap();
+        self.services(namespace)
+            .create(&PostParams::default(), &service)
+            .await
+            .unwrap();
+    }
+
+    async fn create_release(&self, name: &str, spec: Value) {
+        let release: HelmRelease = serde_json::from_value(json!({
+            "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+            "kind": "HelmRelease",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": spec
+        }))
+        .unwrap();
+        self.releases(NS)
+            .create(&PostParams::default(), &release)
+            .await
+            .unwrap();
+    }
+
+    /// The service once `check` holds for its status, for its current generation.
+    async fn service_where(
+        &self,
+        namespace: &str,
+        name: &str,
+        what: &str,
+        check: impl Fn(&UpstartService) -> bool,
+    ) -> UpstartService {
+        let api = self.services(namespace);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let service = api.get_opt(name).await.unwrap();
+            if let Some(service) = &service
+                && service.status.as_ref().and_then(|s| s.observed_generation)
+                    == service.metadata.generation
+                && check(service)
+            {
+                return service.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: timed out waiting for {what}; last seen: {:#?}",
+                service.map(|s| s.status)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn ready_service(&self, namespace: &str, name: &str) -> UpstartService {
+        self.service_where(namespace, name, "Ready", |s| {
+            is_ready_for_generation(
+                &s.status.as_ref().unwrap().conditions,
+                s.metadata.generation,
+            )
+        })
+        .await
+    }
+
+    async fn stop(self) {
+        for operator in self.operators {
+            operator.stop.trigger();
+            tokio::time::timeout(Duration::from_secs(10), operator.task)
+                .await
+                .expect("controller stops on shutdown")
+                .unwrap();
+        }
+    }
+}
+
+fn spawn<F, Fut, E>(op: OperatorContext, work: F) -> Running
+where
+    F: FnOnce(OperatorContext, Shutdown) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let shutdown = Shutdown::new();
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        upstart_operator_runtime::run(op, RunOptions::in_process(), shutdown, work)
+            .await
+            .unwrap();
+    });
+    Running { stop, task }
+}
+
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn condition(service: &UpstartService, type_: &str) -> (String, String, String) {
+    let c = find(&service.status.as_ref().unwrap().conditions, type_)
+        .unwrap_or_else(|| panic!("{type_} condition present"));
+    (c.status.clone(), c.reason.clone(), c.message.clone())
+}
+
+fn env(deployment: &Deployment, name: &str) -> Option<String> {
+    deployment.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == name)?
+        .value
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_become_ready_in_dependency_order_and_the_service_reports_ready() {
+    let h = Harness::start().await;
+    h.create_service(
+        NS,
+        "shop",
+        json!({
+            "db": {
+                "chart": "test/producer", "version": "0.1.0",
+                "values": {"password": "s3cr3t-pw"},
+                "outputsFrom": [{"secretRef": {"name": "db-creds"}}]
+            },
+            "webFrontend": {
+                "chart": "test/app", "version": "0.1.0",
+                "dependencies": [{"name": "db"}],
+                "values": {
+                    "env": {"PASSWORD": "<< db.outputs.PASSWORD >>"},
+                    "outputs": {"url": "http://web-frontend"}
+                },
+                "outputsFrom": [{"configMapRef": {"name": "web-frontend-outputs"}, "scope": "external"}]
+            }
+        }),
+    )
+    .await;
+    let service = h.ready_service(NS, "shop").await;
+    let status = service.status.clone().unwrap();
+    assert_eq!(status.phase, Some(ServicePhase::Ready));
+    assert_eq!(status.releases.as_deref(), Some("2/2"));
+    assert_eq!(
+        (status.ready_releases, status.total_releases),
+        (Some(2), Some(2))
+    );
+    assert!(status.ready_at.is_some());
+    assert_eq!(status.blocked_by, None);
+    assert_eq!(status.exported_outputs, ["url"]);
+    assert_eq!(
+        status.release_statuses["webFrontend"].name,
+        "shop-web-frontend"
+    );
+    assert!(status.release_statuses.values().all(|r| r.ready));
+
+    // The children: labelled, owned, with the release name and concrete dependencies.
+    let web = h.releases(NS).get("shop-web-frontend").await.unwrap();
+    assert_eq!(web.labels()[SERVICE_LABEL], "shop");
+    assert_eq!(web.labels()[RELEASE_KEY_LABEL], "webFrontend");
+    assert_eq!(web.owner_references()[0].uid, service.uid().unwrap());
+    assert_eq!(web.spec.release_name.as_deref(), Some("web-frontend"));
+    assert_eq!(
+        serde_json::to_value(&web.spec.dependencies).unwrap(),
+        json!([{"name": "shop-db", "kind": "HelmRelease", "as": "db"}])
+    );
+    // Wired: the dependency's output reached the dependent's workload.
+    let deployment: Deployment = Api::namespaced(h.client.clone(), NS)
+        .get("web-frontend")
+        .await
+        .unwrap();
+    assert_eq!(env(&deployment, "PASSWORD").as_deref(), Some("s3cr3t-pw"));
+
+    // In dependency order: the dependent started applying only once its dependency was Ready.
+    let db = h.releases(NS).get("shop-db").await.unwrap();
+    let db_ready = db.status.unwrap().timings.unwrap().ready_at.unwrap();
+    let web_started = web.status.unwrap().timings.unwrap().started_at.unwrap();
+    assert!(
+        db_ready.0 <= web_started.0,
+        "{db_ready:?} > {web_started:?}"
+    );
+
+    // Nothing in status holds a value.
+    let text = serde_json::to_string(&status).unwrap();
+    assert!(!text.contains("s3cr3t-pw") && !text.contains("http://web-frontend"));
+
+    // Settled: another look changes nothing.
+    let version = service.resource_version();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let again = h.services(NS).get("shop").await.unwrap();
+    assert_eq!(
+        again.resource_version(),
+        version,
+        "a settled service is not rewritten"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_dependency_waits_is_reported_and_proceeds_once_it_is_created() {
+    let h = Harness::start().await;
+    h.create_service(
+        NS,
+        "late",
+        json!({"app": {
+            "chart": "test/app", "version": "0.1.0",
+            "dependencies": [{"name": "launch-darkly", "as": "ld"}],
+            "values": {"env": {"LD": "<< ld.outputs.url >>"}}
+        }}),
+    )
+    .await;
+    let waiting = h
+        .service_where(NS, "late", "an unresolved dependency", |s| {
+            find(
+                &s.status.as_ref().unwrap().conditions,
+                DEPENDENCIES_RESOLVED,
+            )
+            .is_some_and(|c| c.status == "False")
+        })
+        .await;
+    let (_, reason, message) = condition(&waiting, DEPENDENCIES_RESOLVED);
+    assert_eq!(reason, "UnknownDependency");
+    assert!(
+        message.contains("release app") && message.contains("launch-darkly"),
+        "{message}"
+    );
+    assert_eq!(
+        condition(&waiting, STALLED).0,
+        "False",
+        "a wait, not a stall"
+    );
+    // The child exists and waits, its dependency kept as written.
+    let child = eventually("the child to wait for its dependency", || async {
+        let child = h.releases(NS).get_opt("late-app").await.unwrap()?;
+        (child.status.as_ref()?.phase?.as_str() == "WaitingForDependencies").then_some(child)
+    })
+    .await;
+    assert_eq!(
+        serde_json::to_value(&child.spec.dependencies).unwrap(),
+        json!([{"name": "launch-darkly", "as": "ld"}])
+    );
+
+    h.create_release(
+        "launch-darkly",
+        json!({
+            "chart": "test/app", "version": "0.1.0",
+            "values": {"outputs": {"url": "https://ld.example"}},
+            "outputsFrom": [{"configMapRef": {"name": "launch-darkly-outputs"}}]
+        }),
+    )
+    .await;
+    let service = h.ready_service(NS, "late").await;
+    assert_eq!(condition(&service, DEPENDENCIES_RESOLVED).0, "True");
+    let child = h.releases(NS).get("late-app").await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&child.spec.dependencies).unwrap(),
+        json!([{"name": "launch-darkly", "kind": "HelmRelease", "as": "ld"}])
+    );
+    let deployment: Deployment = Api::namespaced(h.client.clone(), NS)
+        .get("app")
+        .await
+        .unwrap();
+    assert_eq!(
+        env(&deployment, "LD").as_deref(),
+        Some("https://ld.example")
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cycle_across_two_services_is_reported_with_its_path_and_nothing_in_it_is_installed() {
+    let h = Harness::start().await;
+    h.create_service(
+        NS,
+        "alpha",
+        json!({
+            "api": {"chart": "test/app", "version": "0.1.0", "dependencies": [{"name": "beta"}]},
+            "cache": {"chart": "test/app", "version": "0.1.0"}
+        }),
+    )
+    .await;
+    h.create_service(
+        NS,
+        "beta",
+        json!({"web": {"chart": "test/app", "version": "0.1.0", "dependencies": [{"name": "alpha"}]}}),
+    )
+    .await;
+    for name in ["alpha", "beta"] {
+        let service = h
+            .service_where(NS, name, "Stalled by the cycle", |s| {
+                find(&s.status.as_ref().unwrap().conditions, STALLED)
+                    .is_some_and(|c| c.status == "True")
+            })
+            .await;
+        let (ready, reason, message) = condition(&service, READY);
+        assert_eq!(
+            (ready.as_str(), reason.as_str()),
+            ("False", "DependencyCycle")
+        );
+        assert!(message.starts_with("dependency cycle: "), "{message}");
+        let path: Vec<&str> = message["dependency cycle: ".len()..]
+            .split(" -> ")
+            .collect();
+        assert_eq!(path.first(), path.last(), "a closed path: {message}");
+        for step in ["alpha/api", "beta", "beta/web", "alpha"] {
+            assert!(path.contains(&step), "{step} missing from {message}");
+        }
+        assert_eq!(service.status.unwrap().phase, Some(ServicePhase::Failed));
+    }
+    // The release outside the cycle is installed; nothing on the cycle is.
+    h.releases(NS).get("alpha-cache").await.unwrap();
+    eventually("the release outside the cycle to be Ready", || async {
+        let r = h.releases(NS).get("alpha-cache").await.unwrap();
+        is_ready_for_generation(&r.status?.conditions, r.metadata.generation).then_some(())
+    })
+    .await;
+    // A child created while its dependency did not exist yet (alpha before beta) goes once
+    // the cycle is known, since it never ran.
+    for child in ["alpha-api", "beta-web"] {
+        eventually(&format!("{child} not to exist"), || async {
+            h.releases(NS)
+                .get_opt(child)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    }
+    let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
+    let names: Vec<String> = deployments
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|d| d.name_any())
+        .collect();
+    assert_eq!(names, ["cache"]);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_name_conflict_between_two_services_names_both_owners() {
+    let h = Harness::start().await;
+    h.create_service(
+        NS,
+        "example-service",
+        json!({"postgres": {"chart": "test/producer", "version": "0.1.0"}}),
+    )
+    .await;
+    h.ready_service(NS, "example-service").await;
+    h.create_service(
+        NS,
+        "other-service",
+        json!({"postgres": {"chart": "test/producer", "version": "0.1.0"}}),
+    )
+    .await;
+    let loser = h
+        .service_where(NS, "other-service", "the conflict", |s| {
+            find(&s.status.as_ref().unwrap().conditions, READY)
+                .is_some_and(|c| c.reason == "ReleaseNameConflict")
+        })
+        .await;
+    let (ready, _, message) = condition(&loser, READY);
+    assert_eq!(ready, "False");
+    assert!(
+        message.contains(
+            "release name \"postgres\" of other-service/postgres is also used by example-service/postgres"
+        ),
+        "{message}"
+    );
+    assert_eq!(condition(&loser, STALLED).0, "True");
+    assert!(
+        h.releases(NS)
+            .get_opt("other-service-postgres")
+            .await
+            .unwrap()
+            .is_none(),
+        "the later owner's child is not created"
+    );
+    let winner = h.ready_service(NS, "example-service").await;
+    assert_eq!(winner.status.unwrap().phase, Some(ServicePhase::Ready));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_keys_tears_their_children_down_dependents_first() {
+    let h = Harness::start().await;
+    h.create_service(
+        NS,
+        "shop",
+        json!({
+            "db": {"chart": "test/producer", "version": "0.1.0", "outputsFrom": [{"secretRef": {"name": "db-creds"}}]},
+            "api": {"chart": "test/app", "version": "0.1.0", "dependencies": [{"name": "db"}]},
+            "cache": {"chart": "test/app", "version": "0.1.0"}
+        }),
+    )
+    .await;
+    h.ready_service(NS, "shop").await;
+    h.services(NS)
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"helmReleases": {"db": null, "api": null}}})),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (mut api_gone, mut db_gone) = (None, None);
+    while api_gone.is_none() || db_gone.is_none() {
+        assert!(
+            started.elapsed() < WAIT,
+            "the removed children were not deleted"
+        );
+        let now = started.elapsed();
+        if api_gone.is_none() && h.releases(NS).get_opt("shop-api").await.unwrap().is_none() {
+            api_gone = Some(now);
+        }
+        if db_gone.is_none() && h.releases(NS).get_opt("shop-db").await.unwrap().is_none() {
+            db_gone = Some(now);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        api_gone <= db_gone,
+        "the dependency went first: api {api_gone:?}, db {db_gone:?}"
+    );
+    let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
+    assert!(deployments.get_opt("api").await.unwrap().is_none());
+    let service = h.ready_service(NS, "shop").await;
+    let status = service.status.unwrap();
+    assert_eq!(status.releases.as_deref(), Some("1/1"));
+    assert_eq!(
+        status.release_statuses.keys().collect::<Vec<_>>(),
+        ["cache"]
+    );
+    h.releases(NS).get("shop-cache").await.unwrap();
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_templates_are_validated_and_never_deployed() {
+    let h = Harness::start().await;
+    h.create_service(
+        CATALOG,
+        "good",
+        json!({
+            "db": {"chart": "test/producer", "version": "0.1.0"},
+            "app": {
+                "chart": "test/app", "version": "0.1.0",
+                "dependencies": [{"name": "db"}, {"name": "my-env-launch-darkly", "kind": "HelmRelease"}],
+                "values": {"env": {
+                    "PASSWORD": "<< db.outputs.PASSWORD >>",
+                    "LD": "<< my-env-launch-darkly.outputs.KEY >>",
+                    "BRANCH": "<< environment.variables.branch >>"
+                }}
+            }
+        }),
+    )
+    .await;
+    h.create_service(
+        CATALOG,
+        "bad",
+        json!({
+            "db": {"chart": "test/producer", "version": "0.1.0"},
+            "app": {"chart": "test/app", "version": "0.1.0", "values": {"env": {"PASSWORD": "<< db.outputs.PASSWORD >>"}}}
+        }),
+    )
+    .await;
+    let good = h
+        .service_where(CATALOG, "good", "Valid", |s| {
+            find(&s.status.as_ref().unwrap().conditions, VALID).is_some()
+        })
+        .await;
+    assert_eq!(condition(&good, VALID).0, "True");
+    assert_eq!(good.status.unwrap().phase, Some(ServicePhase::Template));
+    let bad = h
+        .service_where(CATALOG, "bad", "Valid", |s| {
+            find(&s.status.as_ref().unwrap().conditions, VALID).is_some()
+        })
+        .await;
+    let (valid, reason, message) = condition(&bad, VALID);
+    assert_eq!(
+        (valid.as_str(), reason.as_str()),
+        ("False", "TemplateInvalid")
+    );
+    assert!(
+        message.contains("spec.helmReleases.app.values.env.PASSWORD")
+            && message.contains("unknown name db"),
+        "{message}"
+    );
+    assert_eq!(bad.status.unwrap().phase, Some(ServicePhase::Template));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let children = h
+        .releases(CATALOG)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(children.items.is_empty(), "templates are never deployed");
+    h.stop().await;
+}
