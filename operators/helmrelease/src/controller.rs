@@ -98,6 +98,37 @@ impl Default for Config {
     }
 }
 
+/// Reads each repository's credentials Secret from `namespace`, the operator's own, never
+/// from a tenant namespace (SPEC §2.2). The binary calls it at startup; in-process users may
+/// too, or fill [`Config::credentials`] themselves.
+pub async fn load_credentials(
+    client: &Client,
+    namespace: &str,
+    repositories: &RepositoryConfig,
+) -> Result<HashMap<String, Credentials>, Error> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let mut credentials = HashMap::new();
+    for (alias, repository) in &repositories.repositories {
+        let Some(name) = &repository.credentials_secret else {
+            continue;
+        };
+        let secret = secrets.get(name).await.map_err(|source| Error::Kube {
+            action: format!(
+                "reading the credentials Secret {namespace}/{name} of repository {alias}"
+            ),
+            source,
+        })?;
+        let data = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, value)| (key, value.0))
+            .collect();
+        credentials.insert(alias.clone(), Credentials::from_secret_data(&data));
+    }
+    Ok(credentials)
+}
+
 /// Shared by every reconcile.
 pub struct Context {
     client: Client,

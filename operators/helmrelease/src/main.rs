@@ -2,13 +2,10 @@
 //! credentials, then the controller under the shared runtime (logging, metrics and health
 //! server, leader election, graceful shutdown).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use clap::Parser;
-use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
-use upstart_chart_source::{Credentials, RepositoryConfig};
+use upstart_chart_source::RepositoryConfig;
 use upstart_helmrelease_operator::Error;
 use upstart_helmrelease_operator::controller::{self, Config};
 use upstart_operator_runtime::{CommonArgs, OperatorContext, Shutdown, run_operator};
@@ -73,7 +70,8 @@ async fn operate(op: OperatorContext, shutdown: Shutdown, cli: Cli) -> Result<()
         }
         None => RepositoryConfig::default(),
     };
-    let credentials = load_credentials(&op, &cli.credentials_namespace, &repositories).await?;
+    let credentials =
+        controller::load_credentials(&op.client, &cli.credentials_namespace, &repositories).await?;
     let config = Config {
         helm_path: cli.helm_path,
         repositories,
@@ -83,34 +81,4 @@ async fn operate(op: OperatorContext, shutdown: Shutdown, cli: Cli) -> Result<()
         teardown_timeout: cli.common.teardown_timeout,
     };
     controller::run(op, config, shutdown).await
-}
-
-/// Reads each repository's credentials Secret from the operator's own namespace, never from a
-/// tenant namespace (SPEC §2.2).
-async fn load_credentials(
-    op: &OperatorContext,
-    namespace: &str,
-    repositories: &RepositoryConfig,
-) -> Result<HashMap<String, Credentials>, Error> {
-    let secrets: Api<Secret> = Api::namespaced(op.client.clone(), namespace);
-    let mut credentials = HashMap::new();
-    for (alias, repository) in &repositories.repositories {
-        let Some(name) = &repository.credentials_secret else {
-            continue;
-        };
-        let secret = secrets.get(name).await.map_err(|source| Error::Kube {
-            action: format!(
-                "reading the credentials Secret {namespace}/{name} of repository {alias}"
-            ),
-            source,
-        })?;
-        let data = secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(key, value)| (key, value.0))
-            .collect();
-        credentials.insert(alias.clone(), Credentials::from_secret_data(&data));
-    }
-    Ok(credentials)
 }
