@@ -172,6 +172,33 @@ fn part_of_path(document: &Document, path: &str) -> Option<String> {
     }
 }
 
+/// The keys of the `helmReleases` map at `path` that the CRD's key rule refuses (the rule is
+/// `^[A-Za-z]([-A-Za-z0-9]*[A-Za-z0-9])?$`, at most 63 characters).
+fn invalid_release_keys(document: &serde_json::Value, path: &str) -> Vec<String> {
+    if !path.ends_with("helmReleases") {
+        return Vec::new();
+    }
+    let mut node = document;
+    for segment in parse_path(path) {
+        node = match segment {
+            Segment::Key(key) => &node[key.as_str()],
+            Segment::Index(i) => &node[i],
+        };
+    }
+    let valid = |key: &str| {
+        let bytes = key.as_bytes();
+        key.len() <= 63
+            && bytes.first().is_some_and(u8::is_ascii_alphabetic)
+            && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+    };
+    node.as_object()
+        .map(|map| map.keys().filter(|k| !valid(k)).cloned().collect())
+        .unwrap_or_default()
+}
+
 fn compiled_crds() -> HashMap<String, CompiledCrd> {
     upstart_api::crd::crds()
         .iter()
@@ -239,12 +266,23 @@ fn check_documents(documents: &[Document], out: &mut Vec<Diagnostic>) -> Vec<Obj
                     ));
                 }
                 for error in &admission.errors {
-                    out.push(at(
-                        document,
-                        &error.path,
-                        Severity::Error,
-                        error.to_string(),
-                    ));
+                    let bad_keys = invalid_release_keys(&document.value, &error.path);
+                    if bad_keys.is_empty() {
+                        out.push(at(
+                            document,
+                            &error.path,
+                            Severity::Error,
+                            error.to_string(),
+                        ));
+                    }
+                    // The API server names the map; name each offending key, at its line.
+                    for key in bad_keys {
+                        let path = format!("{}[{key}]", error.path);
+                        let mut diagnostic =
+                            at(document, &path, Severity::Error, error.to_string());
+                        diagnostic.part = Some(format!("release {key}"));
+                        out.push(diagnostic);
+                    }
                 }
                 admission.pruned.is_empty() && admission.errors.is_empty()
             }
@@ -695,10 +733,18 @@ fn check_outputs(
                 .graph
                 .label(&dependency.target)
                 .unwrap_or(&dependency.target.name);
-            let listed = if keys.is_empty() {
-                "none".to_owned()
+            let publishes = if keys.is_empty() {
+                match dependency.target.kind {
+                    NodeKind::HelmRelease => "publishes no outputs (no outputsFrom)".to_owned(),
+                    NodeKind::UpstartService => {
+                        "exports no outputs (no outputsFrom with scope: external)".to_owned()
+                    }
+                }
             } else {
-                keys.into_iter().collect::<Vec<_>>().join(", ")
+                format!(
+                    "publishes only the keys its outputsFrom list: {}",
+                    keys.into_iter().collect::<Vec<_>>().join(", ")
+                )
             };
             out.push(about_release(
                 workspace,
@@ -706,7 +752,7 @@ fn check_outputs(
                 &format!("{}.values", release.origin.path),
                 Severity::Warning,
                 format!(
-                    "reads {}.outputs.{}, but {target} publishes only the keys its outputsFrom list: {listed}",
+                    "reads {}.outputs.{}, but {target} {publishes}",
                     reference.alias, reference.key
                 ),
             ));
