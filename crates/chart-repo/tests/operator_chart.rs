@@ -901,3 +901,62 @@ fn installations_in_two_namespaces_do_not_collide_on_cluster_scoped_names() {
     assert_eq!(a.len(), 6, "three ClusterRoles and their bindings: {a:?}");
     assert!(a.is_disjoint(&b), "{a:?} and {b:?} collide");
 }
+
+/// Reads `object` as the Kubernetes type `K` and writes it back: a field the type does not
+/// know (a misspelt key) or a value of the wrong shape is lost or refused on the way, and the
+/// round trip differs.
+fn round_trips_as<K>(object: &Value) -> Result<(), String>
+where
+    K: k8s_openapi::serde::de::DeserializeOwned + k8s_openapi::serde::Serialize,
+{
+    let original: serde_json::Value = serde_json::to_value(object).map_err(|e| e.to_string())?;
+    let typed: K = serde_json::from_value(original.clone()).map_err(|e| e.to_string())?;
+    let again = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+    if again == original {
+        Ok(())
+    } else {
+        Err(format!(
+            "fields lost or changed:\n  rendered {original}\n  typed    {again}"
+        ))
+    }
+}
+
+#[test]
+fn every_built_in_object_the_chart_renders_is_a_valid_kubernetes_object() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+
+    let mut seen = BTreeSet::new();
+    for values in ["{}", EVERYTHING_ON] {
+        for object in render(values) {
+            let kind = object["kind"].as_str().unwrap().to_owned();
+            let checked = match kind.as_str() {
+                "Deployment" => round_trips_as::<Deployment>(&object),
+                "Service" => round_trips_as::<Service>(&object),
+                "ServiceAccount" => round_trips_as::<ServiceAccount>(&object),
+                "ConfigMap" => round_trips_as::<ConfigMap>(&object),
+                "Namespace" => round_trips_as::<Namespace>(&object),
+                "ClusterRole" => round_trips_as::<ClusterRole>(&object),
+                "ClusterRoleBinding" => round_trips_as::<ClusterRoleBinding>(&object),
+                "Role" => round_trips_as::<Role>(&object),
+                "RoleBinding" => round_trips_as::<RoleBinding>(&object),
+                // Prometheus Operator kinds: no types here; their shape is checked above.
+                "ServiceMonitor" | "PrometheusRule" => Ok(()),
+                other => Err(format!("unexpected kind {other}")),
+            };
+            if let Err(problem) = checked {
+                panic!(
+                    "{kind} {}: {problem}",
+                    object["metadata"]["name"].as_str().unwrap()
+                );
+            }
+            seen.insert(kind);
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        11,
+        "every kind the chart renders was checked: {seen:?}"
+    );
+}
