@@ -11,11 +11,6 @@ pub enum Error {
     Cluster(#[from] upstart_local_cluster::Error),
     #[error("reading the kubeconfig {path} (from UPSTART_E2E_KUBECONFIG): {message}")]
     Kubeconfig { path: PathBuf, message: String },
-    #[error("reading {path}: {source}")]
-    ReadDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("{action}: {source}")]
     Kube {
         action: String,

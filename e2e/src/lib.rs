@@ -24,10 +24,14 @@
 //!
 //! Every [`TestEnv`] gets a namespace of its own (`e2e-<test name>-<random>`): namespaced
 //! objects without a namespace are applied there. Locally every `TestEnv` also has a cluster of
-//! its own; on a real cluster the harness creates the namespace, and [`TestEnv::finish`] (or,
-//! failing that, dropping the `TestEnv`) deletes it together with the cluster-scoped objects the
-//! scenario applied (CustomResourceDefinitions excepted: deleting one would delete every object
-//! of its kind in the cluster).
+//! its own, with every built-in operator and `charts/` served as `upstart-charts`; on a real
+//! cluster the harness creates the namespace, and [`TestEnv::finish`] (or, failing that,
+//! dropping the `TestEnv`) deletes it together with the other objects the scenario applied
+//! outside it (cluster-scoped ones, catalog templates; CustomResourceDefinitions excepted:
+//! deleting one would delete every object of its kind in the cluster).
+//!
+//! Workloads become ready at once locally; [`TestEnv::start_with_workload_delay`] makes them
+//! slow (the workload simulator's delay), for scenarios about ordering and timing.
 
 mod error;
 mod objects;
@@ -48,7 +52,7 @@ use upstart_local_cluster::{
 };
 
 pub use error::Error;
-pub use objects::{ContainerEnv, ObjectTimes, Table};
+pub use objects::{ContainerEnv, ObjectTimes, ReleaseTimes, Table};
 pub use upstart_local_cluster;
 
 /// The environment variable naming a kubeconfig: when set (and not empty), scenarios run
@@ -60,6 +64,9 @@ pub const FIELD_MANAGER: &str = "upstart-e2e";
 
 /// The label on every namespace the harness creates (value `true`), to find leftovers.
 pub const NAMESPACE_LABEL: &str = "e2e.upstart.dev/test";
+
+/// On a real cluster, the catalog namespace its operators use, when not `upstart-catalog`.
+pub const CATALOG_NAMESPACE_ENV: &str = "UPSTART_E2E_CATALOG_NAMESPACE";
 
 /// How often [`TestEnv::wait_for`] checks its condition.
 const POLL: Duration = Duration::from_millis(200);
@@ -90,8 +97,9 @@ pub struct TestEnv {
     target: Target,
     step: AtomicUsize,
     step_title: Mutex<String>,
-    /// Cluster-scoped objects applied on a real cluster, deleted at the end.
-    cluster_scoped: Mutex<Vec<(ApiResource, String)>>,
+    /// Objects applied outside the test namespace (cluster-scoped ones, catalog templates),
+    /// deleted at the end on a real cluster: kind, namespace, name.
+    outside: Mutex<Vec<Outside>>,
     finished: bool,
 }
 
@@ -104,16 +112,37 @@ impl std::fmt::Debug for TestEnv {
     }
 }
 
+/// An object applied outside the test namespace: kind, namespace (`None`: cluster-scoped),
+/// name.
+type Outside = (ApiResource, Option<String>, String);
+
 impl TestEnv {
-    /// Starts an environment with the default local cluster (no HTTPS endpoint, no chart
-    /// repository, instant workloads, every built-in operator), or on the real cluster of
-    /// [`KUBECONFIG_ENV`].
+    /// Starts an environment with the default local cluster ([`TestEnv::local_options`]:
+    /// every built-in operator, `charts/` as `upstart-charts`, instant workloads, no HTTPS
+    /// endpoint), or on the real cluster of [`KUBECONFIG_ENV`].
     pub async fn start() -> Result<TestEnv, Error> {
+        TestEnv::start_with(TestEnv::local_options()).await
+    }
+
+    /// Like [`TestEnv::start`], with simulated workloads (Deployments, Jobs, …) taking `delay`
+    /// to become ready. On a real cluster the workloads take what they take.
+    pub async fn start_with_workload_delay(delay: Duration) -> Result<TestEnv, Error> {
         TestEnv::start_with(LocalClusterOptions {
-            operators: upstart_local_cluster::OperatorSet::all(),
-            ..LocalClusterOptions::default()
+            workload_delay: delay,
+            ..TestEnv::local_options()
         })
         .await
+    }
+
+    /// The default local cluster: every built-in operator
+    /// ([`upstart_local_cluster::OperatorSet::all`]), the workspace's `charts/` served as
+    /// `upstart-charts`, instant workloads. A base for [`TestEnv::start_with`].
+    pub fn local_options() -> LocalClusterOptions {
+        LocalClusterOptions {
+            operators: upstart_local_cluster::OperatorSet::all(),
+            charts_dir: Some(TestEnv::workspace_path("charts")),
+            ..LocalClusterOptions::default()
+        }
     }
 
     /// Like [`TestEnv::start`] with these local cluster options (ignored on a real cluster).
@@ -145,7 +174,7 @@ impl TestEnv {
             target,
             step: AtomicUsize::new(0),
             step_title: Mutex::new("0 (setup)".to_owned()),
-            cluster_scoped: Mutex::new(Vec::new()),
+            outside: Mutex::new(Vec::new()),
             finished: false,
         };
         let ns: Namespace = serde_json::from_value(serde_json::json!({
@@ -239,23 +268,50 @@ impl TestEnv {
     /// Applies every `.yaml`/`.yml` file under a folder of the workspace (recursively, in path
     /// order), as one batch.
     pub async fn apply_dir(&self, dir: impl AsRef<Path>) -> Result<Vec<Applied>, Error> {
-        let mut files = Vec::new();
-        collect_yaml(&TestEnv::workspace_path(dir), &mut files)?;
-        files.sort();
-        self.apply(read_files(&files)?).await
+        self.apply_files(&[dir]).await
+    }
+
+    /// The namespace of the catalog templates: the local cluster's (`upstart-catalog`), or on
+    /// a real cluster [`CATALOG_NAMESPACE_ENV`], default `upstart-catalog`.
+    pub fn catalog_namespace(&self) -> String {
+        match self.local() {
+            Some(cluster) => cluster.catalog_namespace().to_owned(),
+            None => std::env::var(CATALOG_NAMESPACE_ENV)
+                .ok()
+                .filter(|ns| !ns.is_empty())
+                .unwrap_or_else(|| "upstart-catalog".to_owned()),
+        }
+    }
+
+    /// Applies files or folders (relative to the workspace root, e.g. `examples/services`) as
+    /// catalog templates: namespaced objects without a namespace go to the catalog namespace.
+    /// On a real cluster they are deleted at the end, like every object applied outside the
+    /// test namespace, so two runs at once against one cluster must not share template names.
+    pub async fn apply_catalog<P: AsRef<Path>>(&self, paths: &[P]) -> Result<Vec<Applied>, Error> {
+        let files: Vec<PathBuf> = paths.iter().map(TestEnv::workspace_path).collect();
+        self.apply_into(read_files(&files)?, &self.catalog_namespace())
+            .await
     }
 
     async fn apply(
         &self,
         manifests: Vec<upstart_local_cluster::Manifest>,
     ) -> Result<Vec<Applied>, Error> {
-        let applied =
-            apply_manifests(&self.client, manifests, FIELD_MANAGER, &self.namespace).await?;
-        if let Ok(mut cleanup) = self.cluster_scoped.lock() {
+        self.apply_into(manifests, &self.namespace).await
+    }
+
+    async fn apply_into(
+        &self,
+        manifests: Vec<upstart_local_cluster::Manifest>,
+        namespace: &str,
+    ) -> Result<Vec<Applied>, Error> {
+        let applied = apply_manifests(&self.client, manifests, FIELD_MANAGER, namespace).await?;
+        if let Ok(mut cleanup) = self.outside.lock() {
             for a in &applied {
                 let shared = a.kind == "CustomResourceDefinition" || a.kind == "Namespace";
-                if a.namespace.is_none() && !shared {
-                    cleanup.push((a.resource().clone(), a.name.clone()));
+                let outside = a.namespace.as_deref() != Some(self.namespace.as_str());
+                if outside && !shared {
+                    cleanup.push((a.resource().clone(), a.namespace.clone(), a.name.clone()));
                 }
             }
         }
@@ -271,9 +327,48 @@ impl TestEnv {
         }
     }
 
-    /// Waits until the applied objects are Ready, as `upstart dev --exit-when-ready` does.
+    /// Waits until the applied objects are Ready, as `upstart dev --exit-when-ready` does
+    /// (locally, an in-process operator that fails ends the wait at once).
     pub async fn wait_ready(&self, applied: &[Applied], timeout: Duration) -> Result<(), Error> {
-        Ok(upstart_local_cluster::wait_ready(applied, &self.reported_kinds(), timeout).await?)
+        match self.local() {
+            Some(cluster) => Ok(cluster.wait_ready(applied, timeout).await?),
+            None => Ok(
+                upstart_local_cluster::wait_ready(applied, &self.reported_kinds(), timeout).await?,
+            ),
+        }
+    }
+
+    /// Waits until an object that was not applied by the scenario (one an operator creates:
+    /// an environment's UpstartServices, a service's HelmReleases) exists and is `Ready=True`
+    /// for its current generation; returns it. `namespace` `None`: the test namespace (ignored
+    /// for cluster-scoped kinds).
+    pub async fn wait_object_ready(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<DynamicObject, Error> {
+        let (api, _, _) = self
+            .dynamic_api_in(api_version, kind, namespace.unwrap_or(&self.namespace))
+            .await?;
+        let description = format!("{kind} {name} to be Ready");
+        self.wait_for(&description, timeout, || async {
+            let Some(object) = api
+                .get_opt(name)
+                .await
+                .map_err(Error::kube(format!("reading {kind} {name}")))?
+            else {
+                return Ok(Check::Waiting("not found".to_owned()));
+            };
+            let value = serde_json::to_value(&object).unwrap_or_default();
+            Ok(match upstart_local_cluster::readiness(&value) {
+                upstart_local_cluster::Readiness::Ready => Check::Done(object),
+                other => Check::Waiting(format!("{other:?}")),
+            })
+        })
+        .await
     }
 
     /// Checks `condition` every 200 ms until it is [`Check::Done`] and returns its value, or
@@ -333,11 +428,7 @@ impl TestEnv {
                 Ok(())
             }
             Target::Real { .. } => {
-                let cleanup = self
-                    .cluster_scoped
-                    .lock()
-                    .map(|c| c.clone())
-                    .unwrap_or_default();
+                let cleanup = self.outside.lock().map(|c| c.clone()).unwrap_or_default();
                 delete_test_objects(&self.client, &self.namespace, &cleanup).await
             }
         }
@@ -358,11 +449,7 @@ impl Drop for TestEnv {
         };
         let kubeconfig = kubeconfig.clone();
         let namespace = self.namespace.clone();
-        let cleanup = self
-            .cluster_scoped
-            .lock()
-            .map(|c| c.clone())
-            .unwrap_or_default();
+        let cleanup = self.outside.lock().map(|c| c.clone()).unwrap_or_default();
         let cleaner = std::thread::spawn(move || {
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -401,10 +488,13 @@ async fn real_client(kubeconfig: &Path) -> Result<Client, Error> {
 async fn delete_test_objects(
     client: &Client,
     namespace: &str,
-    cluster_scoped: &[(ApiResource, String)],
+    outside: &[Outside],
 ) -> Result<(), Error> {
-    for (resource, name) in cluster_scoped {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
+    for (resource, object_namespace, name) in outside {
+        let api: Api<DynamicObject> = match object_namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+            None => Api::all_with(client.clone(), resource),
+        };
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.is_not_found() => {}
@@ -420,30 +510,6 @@ async fn delete_test_objects(
         Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
         Err(e) => Err(Error::kube(format!("deleting namespace {namespace}"))(e)),
     }
-}
-
-fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
-    let entries = std::fs::read_dir(dir).map_err(|source| Error::ReadDir {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    for entry in entries {
-        let path = entry
-            .map_err(|source| Error::ReadDir {
-                path: dir.to_path_buf(),
-                source,
-            })?
-            .path();
-        if path.is_dir() {
-            collect_yaml(&path, out)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        ) {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// `e2e-<test name>-<8 hex>`: the test's name (libtest names each test's thread after it) for

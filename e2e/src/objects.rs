@@ -1,5 +1,6 @@
 //! Reading objects back in scenarios: by type or by kind and name, a Deployment's container
-//! environment, the timestamps that show install order, and server-side printed tables.
+//! environment, the timestamps that show install order (object times and HelmRelease
+//! timings), and server-side printed tables.
 
 use std::fmt::Debug;
 
@@ -12,6 +13,8 @@ use kube::discovery::{ApiResource, Scope};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+use upstart_api::v1alpha1::HelmRelease;
 
 use crate::{Error, TestEnv};
 
@@ -72,6 +75,41 @@ impl ObjectTimes {
     }
 }
 
+/// When a HelmRelease moved through its life, from its `status.timings` (the operator's clock,
+/// one-second precision like every Kubernetes time: compare with "not later than").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseTimes {
+    /// `namespace/name`.
+    pub release: String,
+    /// When it was first seen for its current generation.
+    pub created_at: Option<Timestamp>,
+    /// When its dependencies were all Ready and it started applying.
+    pub started_at: Option<Timestamp>,
+    /// When it became Ready.
+    pub ready_at: Option<Timestamp>,
+}
+
+impl ReleaseTimes {
+    /// The timings of `release`.
+    pub fn of(release: &HelmRelease) -> ReleaseTimes {
+        let timings = release.status.as_ref().and_then(|s| s.timings.as_ref());
+        let at = |t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+            t.and_then(|t| serde_json::to_value(t).ok())
+                .and_then(|v| v.as_str().and_then(|s| s.parse::<Timestamp>().ok()))
+        };
+        ReleaseTimes {
+            release: format!(
+                "{}/{}",
+                release.metadata.namespace.as_deref().unwrap_or_default(),
+                release.metadata.name.as_deref().unwrap_or_default()
+            ),
+            created_at: at(timings.and_then(|t| t.created_at.as_ref())),
+            started_at: at(timings.and_then(|t| t.started_at.as_ref())),
+            ready_at: at(timings.and_then(|t| t.ready_at.as_ref())),
+        }
+    }
+}
+
 /// A `meta.k8s.io/v1` Table, as `kubectl get` receives it: column names and rows of cells.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
@@ -122,14 +160,41 @@ impl TestEnv {
         K: Resource<Scope = NamespaceResourceScope> + DeserializeOwned + Clone + Debug,
         K::DynamicType: Default,
     {
-        Api::<K>::namespaced(self.client().clone(), self.namespace())
+        self.get_in(self.namespace(), name).await
+    }
+
+    /// A namespaced object of type `K` in `namespace` (an environment's namespace, say), if it
+    /// exists.
+    pub async fn get_in<K>(&self, namespace: &str, name: &str) -> Result<Option<K>, Error>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + DeserializeOwned + Clone + Debug,
+        K::DynamicType: Default,
+    {
+        Api::<K>::namespaced(self.client().clone(), namespace)
             .get_opt(name)
             .await
             .map_err(Error::kube(format!(
-                "reading {} {}/{name}",
-                K::kind(&K::DynamicType::default()),
-                self.namespace()
+                "reading {} {namespace}/{name}",
+                K::kind(&K::DynamicType::default())
             )))
+    }
+
+    /// Every namespaced object of type `K` in `namespace`, in name order.
+    pub async fn list_in<K>(&self, namespace: &str) -> Result<Vec<K>, Error>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + DeserializeOwned + Clone + Debug,
+        K::DynamicType: Default,
+    {
+        let mut items = Api::<K>::namespaced(self.client().clone(), namespace)
+            .list(&Default::default())
+            .await
+            .map_err(Error::kube(format!(
+                "listing {} in {namespace}",
+                K::kind(&K::DynamicType::default())
+            )))?
+            .items;
+        items.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+        Ok(items)
     }
 
     /// A cluster-scoped object of type `K`, if it exists.
@@ -153,6 +218,17 @@ impl TestEnv {
         api_version: &str,
         kind: &str,
     ) -> Result<(Api<DynamicObject>, ApiResource, Scope), Error> {
+        self.dynamic_api_in(api_version, kind, self.namespace())
+            .await
+    }
+
+    /// The API of a kind found through discovery: in `namespace` for namespaced kinds.
+    pub async fn dynamic_api_in(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+    ) -> Result<(Api<DynamicObject>, ApiResource, Scope), Error> {
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let (resource, caps) = kube::discovery::pinned_kind(self.client(), &gvk)
@@ -163,9 +239,7 @@ impl TestEnv {
                 source: Box::new(source),
             })?;
         let api = match caps.scope {
-            Scope::Namespaced => {
-                Api::namespaced_with(self.client().clone(), self.namespace(), &resource)
-            }
+            Scope::Namespaced => Api::namespaced_with(self.client().clone(), namespace, &resource),
             Scope::Cluster => Api::all_with(self.client().clone(), &resource),
         };
         Ok((api, resource, caps.scope))
@@ -192,9 +266,20 @@ impl TestEnv {
         name: &str,
         container: Option<&str>,
     ) -> Result<ContainerEnv, Error> {
-        let what = format!("Deployment {}/{name}", self.namespace());
+        self.deployment_env_in(self.namespace(), name, container)
+            .await
+    }
+
+    /// Like [`TestEnv::deployment_env`], for a Deployment of `namespace` (an environment's).
+    pub async fn deployment_env_in(
+        &self,
+        namespace: &str,
+        name: &str,
+        container: Option<&str>,
+    ) -> Result<ContainerEnv, Error> {
+        let what = format!("Deployment {namespace}/{name}");
         let deployment: Deployment = self
-            .get(name)
+            .get_in(namespace, name)
             .await?
             .ok_or_else(|| Error::NotFound { what: what.clone() })?;
         let containers = deployment
@@ -233,6 +318,22 @@ impl TestEnv {
             message: e.to_string(),
         })?;
         Ok(ObjectTimes::of(&format!("{kind} {name}"), &value))
+    }
+
+    /// The `status.timings` of HelmRelease `name` of `namespace` (`None`: the test namespace).
+    pub async fn release_times(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<ReleaseTimes, Error> {
+        let namespace = namespace.unwrap_or(self.namespace());
+        let release: HelmRelease =
+            self.get_in(namespace, name)
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    what: format!("HelmRelease {namespace}/{name}"),
+                })?;
+        Ok(ReleaseTimes::of(&release))
     }
 
     /// The objects of a kind (in the test namespace for namespaced kinds) as a Table, the way
@@ -289,6 +390,32 @@ mod tests {
         ]}});
         let t = ObjectTimes::of("X a", &o);
         assert_eq!((t.created, t.ready_since), (None, None));
+    }
+
+    #[test]
+    fn release_times_come_from_the_status_timings() {
+        let release: HelmRelease = serde_json::from_value(json!({
+            "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+            "kind": "HelmRelease",
+            "metadata": {"name": "r", "namespace": "ns"},
+            "spec": {"chart": "upstart-charts/x"},
+            "status": {"timings": {
+                "createdAt": "2026-01-02T03:04:05Z",
+                "readyAt": "2026-01-02T03:04:09Z"
+            }}
+        }))
+        .unwrap();
+        let times = ReleaseTimes::of(&release);
+        assert_eq!(times.release, "ns/r");
+        assert_eq!(
+            times.created_at,
+            Some("2026-01-02T03:04:05Z".parse().unwrap())
+        );
+        assert_eq!(times.started_at, None);
+        assert_eq!(
+            times.ready_at,
+            Some("2026-01-02T03:04:09Z".parse().unwrap())
+        );
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! `upstart dev`: a local control plane with the workload simulator, the chart repository
-//! and the operators, with the given files applied.
+//! and the operators, with the given files applied; optionally waits until they are Ready and
+//! prints the resulting tree and wiring.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use upstart_local_cluster::report::{self, Snapshot};
 use upstart_local_cluster::{
     LocalCluster, LocalClusterOptions, Manifest, OperatorSet, apply_manifests, read_files,
-    wait_ready,
 };
 
 use crate::error::Error;
@@ -17,18 +18,29 @@ const FIELD_MANAGER: &str = "upstart-dev";
 /// Arguments of `upstart dev`.
 #[derive(Debug, clap::Args)]
 pub struct DevArgs {
-    /// Manifest files to apply (multi-document YAML): CustomResourceDefinitions first, then
-    /// the rest, with server-side apply (field manager `upstart-dev`).
+    /// Manifest files to apply (multi-document YAML; a directory stands for its YAML files):
+    /// CustomResourceDefinitions first, then the rest, with server-side apply (field manager
+    /// `upstart-dev`). Namespaced objects without a namespace go to `default`.
     pub files: Vec<PathBuf>,
+
+    /// Catalog templates: files (or directories) applied, before FILES, into the catalog
+    /// namespace `upstart-catalog`, where UpstartEnvironments find the services they name.
+    #[arg(long, value_name = "PATH")]
+    pub catalog: Vec<PathBuf>,
 
     /// Where to write the kubeconfig for kubectl.
     #[arg(long, default_value = ".upstart/kubeconfig")]
     pub kubeconfig: PathBuf,
 
-    /// Do not start the Upstart operators (this build has none yet; they plug in at one place,
-    /// `upstart_local_cluster::OperatorSet::all`).
+    /// Do not start the Upstart operators: applied Upstart objects are stored and served, and
+    /// nothing reconciles them.
     #[arg(long)]
     pub no_operators: bool,
+
+    /// The helm binary the HelmRelease operator renders charts with (default: .tools/bin/helm
+    /// of this directory or a parent, as scripts/bootstrap-tools installs it, else PATH).
+    #[arg(long, env = "UPSTART_HELM", value_name = "PATH")]
+    pub helm: Option<PathBuf>,
 
     /// Port of the API server on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 6443)]
@@ -40,6 +52,13 @@ pub struct DevArgs {
     /// not running.
     #[arg(long)]
     pub exit_when_ready: bool,
+
+    /// Once the files are applied (and, with --exit-when-ready, Ready), print to stdout the
+    /// tree of environments, services and releases with their phases, and the resolved wiring:
+    /// the environment of the Deployments of every release that depends on others, with
+    /// values of names like *PASSWORD*, *KEY*, *TOKEN*, *SECRET* and URL passwords masked.
+    #[arg(long)]
+    pub print_wiring: bool,
 
     /// How long --exit-when-ready waits.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
@@ -57,6 +76,7 @@ pub struct DevArgs {
 /// Runs `upstart dev` until it is interrupted (or, with `--exit-when-ready`, until ready).
 pub async fn run(args: DevArgs) -> Result<(), Error> {
     // Read everything first, so a typo fails before anything starts.
+    let catalog = read_files(&args.catalog)?;
     let manifests = read_files(&args.files)?;
     let mut shutdown = Box::pin(shutdown_signal()?);
 
@@ -73,6 +93,7 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
         workload_delay: args.workload_delay,
         fail_workloads: false,
         operators,
+        helm_path: args.helm.clone(),
     })
     .await?;
 
@@ -83,7 +104,7 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
     }
 
     let outcome = tokio::select! {
-        result = apply_and_wait(&cluster, manifests, &args) => result,
+        result = apply_and_wait(&cluster, catalog, manifests, &args) => result,
         () = &mut shutdown => {
             tracing::info!("interrupted");
             // A script waiting for readiness must not mistake an interruption for success.
@@ -102,14 +123,37 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
 
 async fn apply_and_wait(
     cluster: &LocalCluster,
+    catalog: Vec<Manifest>,
     manifests: Vec<Manifest>,
     args: &DevArgs,
 ) -> Result<(), Error> {
-    let applied = apply_manifests(cluster.client(), manifests, FIELD_MANAGER, "default").await?;
+    let client = cluster.client();
+    if !catalog.is_empty() {
+        let namespace = cluster.catalog_namespace();
+        apply_manifests(client, catalog, FIELD_MANAGER, namespace).await?;
+    }
+    let applied = apply_manifests(client, manifests, FIELD_MANAGER, "default").await?;
     if args.exit_when_ready {
-        wait_ready(&applied, &cluster.reported_kinds(), args.ready_timeout).await?;
+        let started = std::time::Instant::now();
+        cluster.wait_ready(&applied, args.ready_timeout).await?;
+        tracing::info!(
+            elapsed = %humantime::format_duration(round_to_tenths(started.elapsed())),
+            "ready"
+        );
+    }
+    if args.print_wiring {
+        let snapshot = Snapshot::read(client).await?;
+        let catalog_namespace = cluster.catalog_namespace();
+        println!("\n# tree");
+        print!("{}", report::tree(&snapshot, catalog_namespace));
+        println!("\n# wiring");
+        print!("{}", report::wiring(&snapshot, catalog_namespace));
     }
     Ok(())
+}
+
+fn round_to_tenths(elapsed: Duration) -> Duration {
+    Duration::from_secs_f64((elapsed.as_secs_f64() * 10.0).round() / 10.0)
 }
 
 fn absolute(path: &Path) -> PathBuf {

@@ -54,6 +54,23 @@ pub enum Error {
         source: Box<kube::Error>,
     },
     #[error(
+        "no helm binary found for the HelmRelease operator: set UPSTART_HELM, run \
+         scripts/bootstrap-tools (it installs .tools/bin/helm), or put helm on PATH"
+    )]
+    HelmNotFound,
+    #[error("creating the cluster's scratch directory: {0}")]
+    WorkDir(std::io::Error),
+    #[error("operator {name}: {source}")]
+    Operator {
+        name: &'static str,
+        source: Box<upstart_operator_runtime::Error>,
+    },
+    #[error("operator {operator} stopped with an error while waiting for Ready: {message}")]
+    OperatorFailed {
+        operator: &'static str,
+        message: String,
+    },
+    #[error(
         "timed out after {} waiting for Ready: {}",
         humantime::format_duration(*timeout),
         pending.join("; ")
@@ -78,6 +95,10 @@ impl Error {
             Error::Apply { .. } => "apply",
             Error::CrdNotEstablished { .. } => "crd_not_established",
             Error::Get { .. } => "get",
+            Error::HelmNotFound => "helm_not_found",
+            Error::WorkDir(_) => "work_dir",
+            Error::Operator { .. } => "operator",
+            Error::OperatorFailed { .. } => "operator_failed",
             Error::ReadyTimeout { .. } => "ready_timeout",
         }
     }

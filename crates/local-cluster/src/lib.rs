@@ -25,6 +25,8 @@ mod error;
 mod manifests;
 mod operators;
 mod ready;
+pub mod report;
+mod tools;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -38,10 +40,15 @@ pub use apply::{Applied, apply_files, apply_manifests};
 pub use error::Error;
 pub use manifests::{Manifest, apply_order, parse, read_files};
 pub use operators::{
-    CHARTS_ALIAS, ChartRepository, Operator, OperatorContext, OperatorSet, ReportedKinds,
-    StopSignal,
+    CHARTS_ALIAS, ChartRepository, Operator, OperatorContext, OperatorFailure, OperatorSet,
+    ReportedKinds, StopSignal, run_in_process,
 };
 pub use ready::{Readiness, Verdict, readiness, verdict, wait_ready};
+pub use tools::{HELM_ENV, locate_helm};
+
+/// The field manager of what the cluster installs itself (the Upstart CRDs, the catalog
+/// namespace).
+pub const FIELD_MANAGER: &str = "upstart-local-cluster";
 
 /// What to start.
 #[derive(Debug, Clone, Default)]
@@ -61,6 +68,8 @@ pub struct LocalClusterOptions {
     pub fail_workloads: bool,
     /// The operators to run in process.
     pub operators: OperatorSet,
+    /// The `helm` binary of the HelmRelease operator. `None`: [`locate_helm`].
+    pub helm_path: Option<PathBuf>,
 }
 
 /// A running local cluster. Stop it with [`LocalCluster::shutdown`]; dropping it leaves its
@@ -75,6 +84,9 @@ pub struct LocalCluster {
     simulator: RunningSimulator,
     operators: operators::RunningOperators,
     reported_kinds: ReportedKinds,
+    catalog_namespace: String,
+    // Last: removed once everything that may write into it has stopped.
+    work_dir: tempfile::TempDir,
 }
 
 impl std::fmt::Debug for LocalCluster {
@@ -89,11 +101,17 @@ impl std::fmt::Debug for LocalCluster {
 
 impl LocalCluster {
     /// Starts, in this order: the control plane (and its HTTPS endpoint and kubeconfig when
-    /// asked), the workload simulator, the chart repository, the operators.
+    /// asked), the workload simulator, the Upstart CRDs and the catalog namespace (as the
+    /// operators' chart installs them on a real cluster), the chart repository, the operators.
     pub async fn start(options: LocalClusterOptions) -> Result<LocalCluster, Error> {
         if let (None, Some(path)) = (options.https_port, &options.kubeconfig_path) {
             return Err(Error::KubeconfigWithoutHttps { path: path.clone() });
         }
+        let work_dir = tempfile::Builder::new()
+            .prefix("upstart-local-cluster-")
+            .tempdir()
+            .map_err(Error::WorkDir)?;
+        let catalog_namespace = upstart_operator_runtime::CommonArgs::default().catalog_namespace;
         let control_plane = ControlPlane::start(upstart_control_plane::Options::default());
         let endpoint = match options.https_port {
             Some(port) => {
@@ -124,6 +142,8 @@ impl LocalCluster {
         )
         .spawn();
 
+        install_upstart_basics(&client, &catalog_namespace).await?;
+
         let charts = match &options.charts_dir {
             Some(dir) => serve_charts(dir).await?,
             None => None,
@@ -136,9 +156,13 @@ impl LocalCluster {
             })
             .collect();
 
+        let helm_path = options.helm_path.clone().or_else(locate_helm);
         let operators = options.operators.start(&OperatorContext {
             client: client.clone(),
             chart_repositories: chart_repositories.clone(),
+            helm_path,
+            work_dir: work_dir.path().to_path_buf(),
+            catalog_namespace: catalog_namespace.clone(),
         });
         Ok(LocalCluster {
             control_plane,
@@ -150,6 +174,8 @@ impl LocalCluster {
             simulator,
             operators,
             reported_kinds: options.operators.reported_kinds(),
+            catalog_namespace,
+            work_dir,
         })
     }
 
@@ -189,8 +215,35 @@ impl LocalCluster {
         self.reported_kinds.clone()
     }
 
+    /// The namespace of the catalog's UpstartService templates (`upstart-catalog`), created at
+    /// start.
+    pub fn catalog_namespace(&self) -> &str {
+        &self.catalog_namespace
+    }
+
+    /// Resolves with the first in-process operator that stopped with an error; never resolves
+    /// while they all run.
+    pub fn operator_failure(&self) -> impl std::future::Future<Output = OperatorFailure> + Send {
+        self.operators.failure()
+    }
+
+    /// [`wait_ready`] with this cluster's [`LocalCluster::reported_kinds`], ending early with
+    /// [`Error::OperatorFailed`] when an operator stops with an error meanwhile (its kinds
+    /// would never become Ready).
+    pub async fn wait_ready(&self, applied: &[Applied], timeout: Duration) -> Result<(), Error> {
+        let reported = self.reported_kinds();
+        tokio::select! {
+            result = wait_ready(applied, &reported, timeout) => result,
+            failure = self.operator_failure() => Err(Error::OperatorFailed {
+                operator: failure.operator,
+                message: failure.message,
+            }),
+        }
+    }
+
     /// Stops everything, in order: the operators, the simulator, the chart repository, the
-    /// control plane (open watches end and the HTTPS listener stops).
+    /// control plane (open watches end and the HTTPS listener stops), and removes the scratch
+    /// directory.
     pub async fn shutdown(self) {
         self.operators.shutdown().await;
         self.simulator.shutdown().await;
@@ -198,7 +251,41 @@ impl LocalCluster {
             repo.shutdown().await;
         }
         self.control_plane.shutdown();
+        if let Err(error) = self.work_dir.close() {
+            tracing::warn!(%error, "removing the cluster's scratch directory");
+        }
     }
+}
+
+/// Installs the Upstart CRDs (waiting until they are served) and the catalog namespace.
+async fn install_upstart_basics(
+    client: &kube::Client,
+    catalog_namespace: &str,
+) -> Result<(), Error> {
+    let mut manifests = Vec::new();
+    for crd in upstart_api::crd::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let mut object = serde_json::to_value(&crd).map_err(|e| Error::InvalidManifest {
+            source_name: format!("the built-in CRD {name}"),
+            message: e.to_string(),
+        })?;
+        object["apiVersion"] = "apiextensions.k8s.io/v1".into();
+        object["kind"] = "CustomResourceDefinition".into();
+        manifests.push(Manifest {
+            source: format!("built-in CRD {name}"),
+            object,
+        });
+    }
+    manifests.push(Manifest {
+        source: "the catalog namespace".to_owned(),
+        object: serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": catalog_namespace},
+        }),
+    });
+    apply_manifests(client, manifests, FIELD_MANAGER, "default").await?;
+    Ok(())
 }
 
 fn write_kubeconfig(endpoint: &Endpoint, path: &Path) -> Result<(), Error> {

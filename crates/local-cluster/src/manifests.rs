@@ -1,6 +1,6 @@
 //! Reading manifest files (multi-document YAML, `kind: List`) and putting them in apply order.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -48,18 +48,51 @@ impl Manifest {
     }
 }
 
-/// Reads every file, in order (a file's objects in document order).
+/// Reads every file, in order (a file's objects in document order). A directory stands for
+/// its `.yaml` and `.yml` files, recursively, in path order.
 pub fn read_files<P: AsRef<Path>>(files: &[P]) -> Result<Vec<Manifest>, Error> {
     let mut out = Vec::new();
-    for file in files {
-        let file = file.as_ref();
-        let text = std::fs::read_to_string(file).map_err(|source| Error::ReadFile {
-            path: file.to_path_buf(),
-            source,
-        })?;
-        out.extend(parse(&file.display().to_string(), &text)?);
+    for path in files {
+        let path = path.as_ref();
+        let expanded = if path.is_dir() {
+            yaml_files_in(path)?
+        } else {
+            vec![path.to_path_buf()]
+        };
+        for file in expanded {
+            let text = std::fs::read_to_string(&file).map_err(|source| Error::ReadFile {
+                path: file.clone(),
+                source,
+            })?;
+            out.extend(parse(&file.display().to_string(), &text)?);
+        }
     }
     Ok(out)
+}
+
+/// The `.yaml` and `.yml` files under `dir`, recursively, sorted by path.
+pub fn yaml_files_in(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let fail = |source| Error::ReadFile {
+            path: dir.clone(),
+            source,
+        };
+        for entry in std::fs::read_dir(&dir).map_err(fail)? {
+            let path = entry.map_err(fail)?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// Parses the YAML documents of one file (or any text; `origin` names it in messages). Empty
@@ -170,6 +203,20 @@ items:
                 "Secret"
             ]
         );
+    }
+
+    #[test]
+    fn a_directory_stands_for_its_yaml_files_in_path_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let doc =
+            |name: &str| format!("{{apiVersion: v1, kind: ConfigMap, metadata: {{name: {name}}}}}");
+        std::fs::create_dir_all(tmp.path().join("b")).unwrap();
+        std::fs::write(tmp.path().join("b/two.yml"), doc("two")).unwrap();
+        std::fs::write(tmp.path().join("a.yaml"), doc("one")).unwrap();
+        std::fs::write(tmp.path().join("notes.txt"), "not yaml").unwrap();
+        let ms = read_files(&[tmp.path()]).unwrap();
+        let names: Vec<&str> = ms.iter().map(Manifest::name).collect();
+        assert_eq!(names, ["one", "two"]);
     }
 
     #[test]

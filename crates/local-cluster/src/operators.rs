@@ -1,28 +1,29 @@
 //! The operators that run in process inside the local cluster: the one extension point where
 //! the Upstart operators plug into `upstart dev` and the e2e tests.
 //!
-//! # Adding an operator
+//! # The built-in operators
 //!
-//! This version contains no operator yet, so [`OperatorSet::all`] is empty. When an operator
-//! lands (HelmRelease, UpstartService, UpstartEnvironment), it gets one entry in
-//! [`OperatorSet::all`]:
+//! [`OperatorSet::all`] lists every operator of this version, each with the Upstart kinds whose
+//! `Ready` condition it writes. Each entry adapts the cluster's [`OperatorContext`] (client,
+//! chart repositories, helm, a scratch directory, the catalog namespace) into the operator
+//! crate's own `controller::Config`, and runs `controller::run` through the shared runtime
+//! (`upstart_operator_runtime::run` with `RunOptions::in_process()`: no health server, no
+//! leader election), with a shutdown fired by the cluster's [`StopSignal`]:
 //!
 //! ```text
-//! set.push(Operator::new(
-//!     "helmrelease",
-//!     &["HelmRelease"],
-//!     |ctx: OperatorContext, stop: StopSignal| async move {
-//!         // Adapt the context to the operator's own configuration (its chart repositories,
-//!         // a shutdown trigger fired by `stop.requested()`), then run its work until stopped.
-//!         helmrelease_operator::run_in_process(ctx.client, repositories(&ctx), stop).await
-//!     },
-//! ));
+//! Operator::new("helmrelease", &["HelmRelease"], |ctx: OperatorContext, stop: StopSignal| async move {
+//!     let config = controller::Config { helm_path: ctx.helm()?, ..controller::Config::default() };
+//!     run_in_process("upstart-helmrelease-operator", ctx, stop, |op, shutdown| {
+//!         controller::run(op, config, shutdown)
+//!     })
+//!     .await
+//! })
 //! ```
 //!
-//! This crate then depends on the operator crate, so an operator crate must not depend on
-//! this one (Cargo refuses cycles): it takes its own configuration, and the closure above
-//! translates [`OperatorContext`] into it. Both `upstart dev` and the e2e harness get the
-//! operator through [`OperatorSet::all`], so there is one list.
+//! This crate depends on the operator crates, so an operator crate must not depend on this one
+//! (Cargo refuses cycles): it takes its own configuration, and the closure translates
+//! [`OperatorContext`] into it. Both `upstart dev` and the e2e harness get the operators through
+//! [`OperatorSet::all`], so there is one list.
 //!
 //! The `kinds` an operator is registered with are the kinds of the Upstart group
 //! (`upstartoperators.upstart.com`) whose `Ready` condition it writes: waiting for readiness
@@ -32,18 +33,26 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use upstart_chart_source::{Repository, RepositoryConfig};
+use upstart_operator_runtime::{CommonArgs, RunOptions, Shutdown};
+
+use crate::error::Error;
 
 /// The alias under which the local chart repository is known to the operators.
 pub const CHARTS_ALIAS: &str = "upstart-charts";
 
 /// How long an operator may take to stop after it was asked to, before it is aborted.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// How long [`run_in_process`] lets an operator finish its in-flight work after a stop.
+const IN_PROCESS_STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// A Helm chart repository the operators may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,14 +70,125 @@ pub struct OperatorContext {
     pub client: kube::Client,
     /// The chart repositories, the local `upstart-charts` among them when it is served.
     pub chart_repositories: Vec<ChartRepository>,
+    /// The `helm` binary ([`crate::LocalClusterOptions::helm_path`], else
+    /// [`crate::locate_helm`]); `None` when none was found.
+    pub helm_path: Option<PathBuf>,
+    /// A scratch directory of the cluster's own (chart caches), removed when the cluster stops.
+    pub work_dir: PathBuf,
+    /// The namespace holding the catalog's UpstartService templates (created at start).
+    pub catalog_namespace: String,
 }
 
 impl fmt::Debug for OperatorContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OperatorContext")
             .field("chart_repositories", &self.chart_repositories)
+            .field("helm_path", &self.helm_path)
+            .field("work_dir", &self.work_dir)
+            .field("catalog_namespace", &self.catalog_namespace)
             .finish_non_exhaustive()
     }
+}
+
+impl OperatorContext {
+    /// The `helm` binary, or [`Error::HelmNotFound`].
+    pub fn helm(&self) -> Result<PathBuf, Error> {
+        self.helm_path.clone().ok_or(Error::HelmNotFound)
+    }
+
+    /// The chart repositories as the HelmRelease operator's repository configuration: each
+    /// alias to its URL, nothing else allowed.
+    pub fn repository_config(&self) -> RepositoryConfig {
+        RepositoryConfig {
+            repositories: self
+                .chart_repositories
+                .iter()
+                .map(|repo| {
+                    (
+                        repo.alias.clone(),
+                        Repository {
+                            url: repo.url.clone(),
+                            kind: None,
+                            plain_http: false,
+                            credentials_secret: None,
+                            ca_bundle: None,
+                        },
+                    )
+                })
+                .collect(),
+            ..RepositoryConfig::default()
+        }
+    }
+}
+
+/// Runs an operator's work (`controller::run`) the way its binary does, minus what only a pod
+/// needs: through `upstart_operator_runtime::run` with `RunOptions::in_process()` (no health
+/// server, no leader election), a fresh runtime context named `name` on the cluster's client,
+/// and a shutdown fired by `stop`.
+pub async fn run_in_process<F, Fut, E>(
+    name: &'static str,
+    ctx: OperatorContext,
+    stop: StopSignal,
+    work: F,
+) -> Result<(), Error>
+where
+    F: FnOnce(upstart_operator_runtime::OperatorContext, Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let args = CommonArgs {
+        catalog_namespace: ctx.catalog_namespace.clone(),
+        ..CommonArgs::default()
+    };
+    let op = upstart_operator_runtime::OperatorContext::new(name, ctx.client, args);
+    let shutdown = Shutdown::new();
+    let trigger = shutdown.clone();
+    let stopped = stop.clone();
+    let relay = tokio::spawn(async move {
+        stop.requested().await;
+        trigger.trigger();
+    });
+    let work = upstart_operator_runtime::run(op, RunOptions::in_process(), shutdown, work);
+    // A kube-runtime Controller told to stop before it first polled its watch waits for a
+    // store that never fills: past a short grace, the work is dropped (which ends it at once;
+    // nothing outlives the local cluster anyway).
+    let result = tokio::select! {
+        result = work => result,
+        () = async {
+            stopped.requested().await;
+            tokio::time::sleep(IN_PROCESS_STOP_GRACE).await;
+        } => {
+            tracing::debug!(operator = name, grace = ?IN_PROCESS_STOP_GRACE, "operator still busy after the stop: dropped");
+            Ok(())
+        }
+    };
+    relay.abort();
+    result.map_err(|source| Error::Operator {
+        name,
+        source: Box::new(source),
+    })
+}
+
+/// The HelmRelease operator (`upstart-helmrelease-operator`), reporting on `HelmRelease`: the
+/// local chart repositories, helm, and a chart cache in the cluster's scratch directory.
+fn helmrelease() -> Operator {
+    use upstart_helmrelease_operator::controller;
+    Operator::new(
+        "helmrelease",
+        &["HelmRelease"],
+        |ctx: OperatorContext, stop: StopSignal| async move {
+            let config = controller::Config {
+                helm_path: ctx.helm()?,
+                repositories: ctx.repository_config(),
+                cache_dir: ctx.work_dir.join("helmrelease-charts"),
+                ..controller::Config::default()
+            };
+            run_in_process("upstart-helmrelease-operator", ctx, stop, |op, shutdown| {
+                controller::run(op, config, shutdown)
+            })
+            .await
+        },
+    )
 }
 
 /// Tells a running operator that the cluster is shutting down. Cheap to clone.
@@ -142,6 +262,50 @@ impl Operator {
     }
 }
 
+/// The UpstartService operator (`upstart-service-operator`), reporting on `UpstartService`:
+/// creates each service's HelmReleases; services of the catalog namespace are templates.
+fn upstart_service() -> Operator {
+    use upstart_service_operator::controller;
+    Operator::new(
+        "upstartservice",
+        &["UpstartService"],
+        |ctx: OperatorContext, stop: StopSignal| async move {
+            #[allow(
+                clippy::needless_update,
+                reason = "settings the operator adds later keep their defaults"
+            )]
+            let config = controller::Config {
+                catalog_namespace: ctx.catalog_namespace.clone(),
+                ..controller::Config::default()
+            };
+            run_in_process("upstart-service-operator", ctx, stop, |op, shutdown| {
+                controller::run(op, config, shutdown)
+            })
+            .await
+        },
+    )
+}
+
+/// The UpstartEnvironment operator (`upstart-environment-operator`), reporting on
+/// `UpstartEnvironment`: a namespace per environment with its services from the catalog.
+fn upstart_environment() -> Operator {
+    use upstart_environment_operator::controller;
+    Operator::new(
+        "upstartenvironment",
+        &["UpstartEnvironment"],
+        |ctx: OperatorContext, stop: StopSignal| async move {
+            let config = controller::Config {
+                catalog_namespace: ctx.catalog_namespace.clone(),
+                ..controller::Config::default()
+            };
+            run_in_process("upstart-environment-operator", ctx, stop, |op, shutdown| {
+                controller::run(op, config, shutdown)
+            })
+            .await
+        },
+    )
+}
+
 /// Which operators the local cluster runs.
 #[derive(Debug, Clone, Default)]
 pub struct OperatorSet {
@@ -150,9 +314,12 @@ pub struct OperatorSet {
 
 impl OperatorSet {
     /// Every operator built into this version: the one list `upstart dev` and the e2e tests
-    /// share. Empty until the first operator lands (see the module documentation).
+    /// share (see the module documentation).
     pub fn all() -> Self {
         OperatorSet::none()
+            .with(helmrelease())
+            .with(upstart_service())
+            .with(upstart_environment())
     }
 
     /// No operator: custom resources are stored and served, and nothing reconciles them.
@@ -190,17 +357,34 @@ impl OperatorSet {
     /// Starts every operator as a task of the current Tokio runtime.
     pub(crate) fn start(&self, ctx: &OperatorContext) -> RunningOperators {
         let (stop, receiver) = watch::channel(false);
+        let (failed, failures) = watch::channel(None);
+        let failed = Arc::new(failed);
         let mut tasks = Vec::with_capacity(self.operators.len());
         for operator in &self.operators {
             let name = operator.name;
             let work = (operator.run)(ctx.clone(), StopSignal(receiver.clone()));
             tracing::info!(operator = name, kinds = ?operator.kinds, "operator starting");
+            let failed = failed.clone();
             tasks.push((
                 name,
                 tokio::spawn(async move {
                     match work.await {
                         Ok(()) => tracing::info!(operator = name, "operator stopped"),
-                        Err(error) => tracing::error!(operator = name, %error, "operator failed"),
+                        Err(message) => {
+                            tracing::error!(operator = name, error = %message, "operator failed");
+                            // The first failure is the one worth reporting.
+                            failed.send_if_modified(|first| {
+                                first
+                                    .is_none()
+                                    .then(|| {
+                                        *first = Some(OperatorFailure {
+                                            operator: name,
+                                            message,
+                                        });
+                                    })
+                                    .is_some()
+                            });
+                        }
                     }
                 }),
             ));
@@ -211,7 +395,11 @@ impl OperatorSet {
                  nothing reconciles them"
             );
         }
-        RunningOperators { stop, tasks }
+        RunningOperators {
+            stop,
+            tasks,
+            failures,
+        }
     }
 }
 
@@ -241,13 +429,42 @@ impl ReportedKinds {
     }
 }
 
+/// An in-process operator that ended with an error (it does not come back: the cluster keeps
+/// running without it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorFailure {
+    /// The operator's name.
+    pub operator: &'static str,
+    /// Its error.
+    pub message: String,
+}
+
 /// The operators that were started.
 pub(crate) struct RunningOperators {
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
+    failures: watch::Receiver<Option<OperatorFailure>>,
 }
 
 impl RunningOperators {
+    /// Resolves with the first operator failure (at once if one already happened); never
+    /// resolves while every operator runs.
+    pub(crate) fn failure(&self) -> impl Future<Output = OperatorFailure> + Send + 'static {
+        let mut failures = self.failures.clone();
+        async move {
+            // An error means every operator task ended without failing: nothing to report.
+            let first = failures
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|failure| failure.clone());
+            match first {
+                Some(failure) => failure,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
     /// Asks every operator to stop, waits up to [`STOP_GRACE`] for each, and aborts the rest.
     pub(crate) async fn shutdown(self) {
         self.stop.send_replace(true);

@@ -279,3 +279,139 @@ async fn wait_ready_times_out_while_a_running_operator_has_not_reported() {
     .unwrap();
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_upstart_crds_and_the_catalog_namespace_exist_from_the_start() {
+    let cluster = LocalCluster::start(LocalClusterOptions::default())
+        .await
+        .unwrap();
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(cluster.client().clone());
+    for crd in upstart_api::crd::crds() {
+        let name = crd.metadata.name.unwrap();
+        assert!(crds.get_opt(&name).await.unwrap().is_some(), "{name}");
+    }
+    assert_eq!(cluster.catalog_namespace(), "upstart-catalog");
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client().clone());
+    assert!(
+        namespaces
+            .get_opt("upstart-catalog")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Applying the same CRDs again (as `kubectl apply --server-side -f crds/` does) is fine.
+    apply_files(cluster.client(), &[workspace("crds")], MANAGER, "default")
+        .await
+        .unwrap();
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_example_helmrelease_becomes_ready_with_the_built_in_operators_and_charts() {
+    let cluster = LocalCluster::start(LocalClusterOptions {
+        charts_dir: Some(workspace("charts")),
+        operators: OperatorSet::all(),
+        helm_path: Some(upstart_test_support::helm()),
+        ..LocalClusterOptions::default()
+    })
+    .await
+    .unwrap();
+    assert!(cluster.reported_kinds().covers("HelmRelease"));
+    let applied = apply_files(
+        cluster.client(),
+        &[workspace("examples/launch-darkly.yaml")],
+        MANAGER,
+        "default",
+    )
+    .await
+    .unwrap();
+    cluster
+        .wait_ready(&applied, Duration::from_secs(60))
+        .await
+        .unwrap();
+    // The chart's Secret (the output the example service consumes) was installed.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(cluster.client().clone(), "default");
+    let secret = secrets.get("launch-darkly").await.unwrap();
+    assert!(
+        secret
+            .data
+            .unwrap_or_default()
+            .contains_key("LD_SDK_KEY_PRICING")
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_operator_ends_the_wait_for_ready_at_once() {
+    // The HelmRelease operator cannot start without helm.
+    let cluster = LocalCluster::start(LocalClusterOptions {
+        operators: OperatorSet::all(),
+        helm_path: Some(PathBuf::from("/nonexistent/helm")),
+        ..LocalClusterOptions::default()
+    })
+    .await
+    .unwrap();
+    let applied = apply_files(
+        cluster.client(),
+        &[workspace("examples/launch-darkly.yaml")],
+        MANAGER,
+        "default",
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = cluster
+        .wait_ready(&applied, Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::OperatorFailed {
+                operator: "helmrelease",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "{err}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_built_in_operators_stop_promptly() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let cluster = LocalCluster::start(LocalClusterOptions {
+        charts_dir: Some(workspace("charts")),
+        operators: OperatorSet::all(),
+        helm_path: Some(upstart_test_support::helm()),
+        ..LocalClusterOptions::default()
+    })
+    .await
+    .unwrap();
+    apply_manifests(
+        cluster.client(),
+        parse(
+            "cm",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+        )
+        .unwrap(),
+        MANAGER,
+        "default",
+    )
+    .await
+    .unwrap();
+    // Right away: the operators are still starting (helm checked, discovery, first lists).
+    let started = std::time::Instant::now();
+    cluster.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+}
