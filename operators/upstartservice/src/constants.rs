@@ -24,4 +24,5 @@ pub mod reasons {
     pub const TEMPLATE_VALID: &str = "TemplateValid";
     pub const TEMPLATE_INVALID: &str = "TemplateInvalid";
     pub const TEMPLATE: &str = "Template";
+    pub const DELETING: &str = "Deleting";
 }

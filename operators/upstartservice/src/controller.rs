@@ -32,7 +32,7 @@ use crate::catalog::validate_template;
 use crate::children::{build_child, is_child_of, never_installed, orphans};
 use crate::constants::{CONTROLLER, FIELD_MANAGER};
 use crate::plan::{Plan, plan};
-use crate::status::{ChildState, Observation, next_status, template_status};
+use crate::status::{ChildState, Observation, deleting_status, next_status, template_status};
 use crate::wakeups;
 
 /// The safety net: watch events are what wake a service; this only bounds how long a missed
@@ -150,13 +150,25 @@ pub async fn reconcile(service: Arc<UpstartService>, ctx: Arc<Context>) -> Resul
     else {
         return Ok(Action::await_change());
     };
-    // Children are owned: the garbage collector deletes them, and each child's finalizer
-    // waits for its dependents (SPEC §2.8).
-    if service.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
     let now = Time(Timestamp::now());
     let generation = service.metadata.generation;
+    // Children are owned: the garbage collector deletes them, and each child's finalizer
+    // waits for its dependents (SPEC §2.8). Only a foreground deletion leaves the service
+    // there meanwhile, to say so.
+    if service.metadata.deletion_timestamp.is_some() {
+        if namespace != ctx.catalog_namespace {
+            let status = deleting_status(service.status.as_ref(), generation, &now);
+            match write_status(&ctx, &api, &service, status).await {
+                // Gone meanwhile: nothing left to report on.
+                Err(Error::Kube {
+                    source: kube::Error::Api(status),
+                    ..
+                }) if status.code == 404 => {}
+                other => other?,
+            }
+        }
+        return Ok(Action::await_change());
+    }
     if namespace == ctx.catalog_namespace {
         let problems = validate_template(&service.name_any(), &service.spec, &ctx.expressions);
         let status = template_status(

@@ -321,6 +321,30 @@ pub fn template_status(
     }
 }
 
+/// The status of a service being deleted in the foreground: its children are going (each
+/// after its dependents, SPEC §2.8) and it waits for them.
+pub fn deleting_status(
+    old: Option<&UpstartServiceStatus>,
+    generation: Option<i64>,
+    now: &Time,
+) -> UpstartServiceStatus {
+    let mut status = old.cloned().unwrap_or_default();
+    let message = "deleting: its releases are torn down, dependents first";
+    let mut conditions = std::mem::take(&mut status.conditions);
+    for update in [
+        ConditionUpdate::new(READY, false, reasons::DELETING, message),
+        ConditionUpdate::new(RECONCILING, true, reasons::DELETING, message),
+        ConditionUpdate::new(STALLED, false, reasons::DELETING, ""),
+    ] {
+        conditions = set_condition(&conditions, update, generation, now);
+    }
+    status.conditions = conditions;
+    status.observed_generation = generation;
+    status.phase = Some(ServicePhase::Deleting);
+    status.ready_at = None;
+    status
+}
+
 fn count(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
@@ -655,6 +679,23 @@ mod tests {
         let (_, reason, message) = condition(&status, READY);
         assert_eq!(reason, reasons::APPLY_FAILED);
         assert!(message.contains("db: not applied"), "{message}");
+    }
+
+    #[test]
+    fn service_deleted_in_the_foreground_is_deleting_and_not_ready() {
+        let svc = service(json!({"db": {"chart": "c/postgres"}}));
+        let plan = plan(&svc, &[], &[]);
+        let observation = Observation {
+            plan: &plan,
+            children: BTreeMap::from([("db".to_owned(), ready_child())]),
+            ..Observation::new(&plan)
+        };
+        let ready = next_status(None, &observation, Some(1), &at(10));
+        let deleting = deleting_status(Some(&ready), Some(1), &at(20));
+        assert_eq!(deleting.phase, Some(ServicePhase::Deleting));
+        assert_eq!(condition(&deleting, READY).0, "False");
+        assert_eq!(deleting.ready_at, None);
+        assert_eq!(deleting, deleting_status(Some(&deleting), Some(1), &at(30)));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use upstart_api::conditions::{READY, STALLED, VALID, find, is_ready_for_generation};
@@ -637,6 +637,49 @@ async fn removing_keys_tears_their_children_down_dependents_first() {
         ["cache"]
     );
     h.releases(NS).get("shop-cache").await.unwrap();
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_service_removes_its_children_dependents_first() {
+    let h = Harness::start().await;
+    h.create_service(
+        NS,
+        "shop",
+        json!({
+            "db": {"chart": "test/producer", "version": "0.1.0", "outputsFrom": [{"secretRef": {"name": "db-creds"}}]},
+            "api": {"chart": "test/app", "version": "0.1.0", "dependencies": [{"name": "db"}]}
+        }),
+    )
+    .await;
+    h.ready_service(NS, "shop").await;
+    h.services(NS)
+        .delete("shop", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (mut api_gone, mut db_gone, mut service_gone) = (None, None, None);
+    while api_gone.is_none() || db_gone.is_none() || service_gone.is_none() {
+        assert!(started.elapsed() < WAIT, "the service was not deleted");
+        let now = started.elapsed();
+        if api_gone.is_none() && h.releases(NS).get_opt("shop-api").await.unwrap().is_none() {
+            api_gone = Some(now);
+        }
+        if db_gone.is_none() && h.releases(NS).get_opt("shop-db").await.unwrap().is_none() {
+            db_gone = Some(now);
+        }
+        if service_gone.is_none() && h.services(NS).get_opt("shop").await.unwrap().is_none() {
+            service_gone = Some(now);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(api_gone <= db_gone, "api {api_gone:?}, db {db_gone:?}");
+    assert!(
+        db_gone <= service_gone,
+        "a foreground deletion waits for the children: db {db_gone:?}, service {service_gone:?}"
+    );
+    let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
+    assert!(deployments.get_opt("api").await.unwrap().is_none());
     h.stop().await;
 }
 
