@@ -15,7 +15,8 @@ use crate::validate::{Checked, check_files, consumed, declared_keys};
 /// Arguments of `upstart plan`.
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
-    /// YAML files holding UpstartServices, HelmReleases and UpstartEnvironments.
+    /// YAML files holding UpstartServices, HelmReleases and UpstartEnvironments; a directory
+    /// stands for the YAML files under it.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }

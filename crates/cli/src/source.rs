@@ -6,7 +6,7 @@
 //! every key and item. When the two disagree on the number of documents (never seen in
 //! practice), positions fall back to the first line of the file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
@@ -74,14 +74,44 @@ impl Document {
     }
 }
 
-/// Reads and parses `files`. Unreadable files and YAML syntax errors become diagnostics; the
-/// documents that parsed are returned regardless, so one bad file does not hide the others'
-/// problems.
+/// `paths`, with each directory replaced by the `.yaml`/`.yml` files under it (sorted).
+pub fn expand(paths: &[impl AsRef<Path>]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for path in paths {
+        let path = path.as_ref();
+        if !path.is_dir() {
+            out.push(path.to_path_buf());
+            continue;
+        }
+        let mut found = Vec::new();
+        let mut stack = vec![path.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                    found.push(path);
+                }
+            }
+        }
+        found.sort();
+        out.append(&mut found);
+    }
+    out
+}
+
+/// Reads and parses `files` (a directory stands for its YAML files). Unreadable files and YAML
+/// syntax errors become diagnostics; the documents that parsed are returned regardless, so one
+/// bad file does not hide the others' problems.
 pub fn read_files<P: AsRef<Path>>(files: &[P]) -> (Vec<Document>, Vec<Diagnostic>) {
     let mut documents = Vec::new();
     let mut problems = Vec::new();
-    for file in files {
-        let file = file.as_ref();
+    for file in expand(files) {
+        let file = file.as_path();
         let name = file.display().to_string();
         match std::fs::read_to_string(file) {
             Ok(text) => match parse(&name, &text) {

@@ -683,7 +683,7 @@ impl Bars {
             }
         }
         let counted =
-            indicatif::ProgressStyle::with_template("{msg} {wide_bar:.green/dim} {pos}/{len}")
+            indicatif::ProgressStyle::with_template("{msg} [{bar:20.green/dim}] {pos}/{len}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                 .progress_chars("#>-");
         let spinning = indicatif::ProgressStyle::with_template("{msg} {spinner}")
@@ -692,6 +692,12 @@ impl Bars {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
         for (line, (text, counts, ready)) in self.lines.iter().zip(wanted) {
             match counts {
+                Some((_, 0)) => {
+                    line.set_style(still.clone());
+                    line.disable_steady_tick();
+                    line.set_message(format!("{text} 0/0"));
+                    continue;
+                }
                 Some((done, total)) => {
                     line.set_style(counted.clone());
                     line.set_length(u64::try_from(total).unwrap_or_default());

@@ -16,6 +16,8 @@
 //!    missing from the files (a warning: the operator reads them from the catalog).
 //! 7. Outputs: an expression reading a key its dependency does not publish, when the
 //!    dependency lists its keys (`outputsFrom[].keys`) — a warning.
+//! 8. Variables: in an environment's namespace, `environment.variables.KEY` must name one of
+//!    the environment's `variables` (elsewhere the environment is only known at install time).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -23,7 +25,8 @@ use std::path::PathBuf;
 use upstart_api::v1alpha1::{Dependency, EnvironmentService, HelmReleaseSpec, OutputScope};
 use upstart_crd_validation::CompiledCrd;
 use upstart_dag::{
-    Error as DagError, Expressions, NodeId, NodeKind, OfflineContext, OutputRef, check_aliases,
+    EnvironmentInfo, Error as DagError, ExpressionContext, Expressions, NodeId, NodeKind,
+    OfflineContext, OutputRef, Outputs, ReleaseInfo, ServiceInfo, check_aliases,
 };
 
 use crate::diagnostic::{Diagnostic, Severity};
@@ -34,13 +37,27 @@ use crate::source::{Document, Segment, parse_path, read_files};
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
     /// YAML files holding UpstartServices, HelmReleases and UpstartEnvironments (other kinds
-    /// are ignored).
+    /// are ignored); a directory stands for the YAML files under it.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 
     /// Fail on warnings too (for instance a dependency that is not among the files).
     #[arg(long)]
     pub strict: bool,
+
+    /// How to print problems: `text` (`FILE:LINE: error: ...`) or `github` (workflow
+    /// commands, shown as annotations on the pull request).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+/// How `upstart validate` prints problems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// `FILE:LINE: error: KIND/NAME release KEY: problem` on stderr.
+    Text,
+    /// GitHub Actions workflow commands (`::error file=...,line=...::...`) on stdout.
+    Github,
 }
 
 /// The files, checked: the workspace built from them and every problem found, sorted by file
@@ -76,7 +93,10 @@ pub fn check_files(files: &[PathBuf]) -> Checked {
 pub fn run(args: &ValidateArgs) -> bool {
     let checked = check_files(&args.files);
     for diagnostic in &checked.diagnostics {
-        anstream::eprintln!("{}", crate::render::diagnostic(diagnostic));
+        match args.format {
+            OutputFormat::Text => anstream::eprintln!("{}", crate::render::diagnostic(diagnostic)),
+            OutputFormat::Github => println!("{}", crate::render::github(diagnostic)),
+        }
     }
     let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = checked.diagnostics.len() - errors;
@@ -84,7 +104,7 @@ pub fn run(args: &ValidateArgs) -> bool {
     let failed = errors > 0 || (args.strict && warnings > 0);
     let summary = format!(
         "{} file(s), {objects} Upstart object(s): {errors} error(s), {warnings} warning(s)",
-        args.files.len()
+        crate::source::expand(&args.files).len()
     );
     if failed {
         anstream::eprintln!("{summary}");
@@ -106,6 +126,7 @@ pub fn check(documents: Vec<Document>) -> Checked {
     for scope in &workspace.scopes {
         check_graph(&workspace, scope, &mut out);
         check_outputs(&workspace, scope, &expressions, &mut out);
+        check_variables(&workspace, scope, &expressions, &mut out);
     }
     check_expressions(&workspace, &expressions, &mut out);
     check_environments(&workspace, &mut out);
@@ -755,6 +776,72 @@ fn check_outputs(
                     "reads {}.outputs.{}, but {target} {publishes}",
                     reference.alias, reference.key
                 ),
+            ));
+        }
+    }
+}
+
+/// `environment.variables.KEY` naming a variable the environment does not define, for the
+/// releases of an environment's namespace: substitution with the environment's variables and
+/// no output values reports it (and nothing else of interest: missing outputs are expected).
+fn check_variables(
+    workspace: &Workspace,
+    scope: &Scope,
+    expressions: &Expressions,
+    out: &mut Vec<Diagnostic>,
+) {
+    let Some(environment_doc) = scope.environment else {
+        return;
+    };
+    let Some(Spec::Environment(environment)) = workspace
+        .objects
+        .iter()
+        .find(|o| o.doc == environment_doc)
+        .map(|o| &o.spec)
+    else {
+        return;
+    };
+    let name = workspace.documents[environment_doc].name().to_owned();
+    let namespace = environment
+        .namespace
+        .clone()
+        .unwrap_or_else(|| name.clone());
+    for release in scope.releases.values() {
+        let Some(values) = &release.spec.values else {
+            continue;
+        };
+        let context = ExpressionContext {
+            dependencies: release
+                .spec
+                .dependencies
+                .iter()
+                .map(|d| (d.alias().to_owned(), Outputs::new()))
+                .collect(),
+            environment: Some(EnvironmentInfo {
+                name: name.clone(),
+                namespace: namespace.clone(),
+                variables: environment.variables.clone(),
+            }),
+            service: release
+                .service
+                .as_ref()
+                .map(|name| ServiceInfo { name: name.clone() }),
+            release: ReleaseInfo {
+                name: release.node.name.clone(),
+                namespace: namespace.clone(),
+            },
+        };
+        let path = format!("{}.values", release.origin.path);
+        if let Err(error @ DagError::UnknownVariable { .. }) =
+            expressions.substitute(values.clone(), &path, &context)
+        {
+            let at = error.location().map_or(path, |l| l.path.clone());
+            out.push(about_release(
+                workspace,
+                release,
+                &at,
+                Severity::Error,
+                format!("{error} (in UpstartEnvironment {name})"),
             ));
         }
     }

@@ -134,6 +134,19 @@ fn validate_refuses_each_broken_example_with_file_line_release_and_problem() {
 }
 
 #[test]
+fn validate_reads_the_yaml_files_of_a_directory() {
+    let out = upstart(&["validate", "examples/services"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("2 file(s), 2 Upstart object(s): 0 error(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = upstart(&["validate", "examples/broken"]);
+    assert!(!out.status.success());
+}
+
+#[test]
 fn validate_fails_on_a_missing_file_and_on_warnings_with_strict() {
     let out = upstart(&["validate", "examples/does-not-exist.yaml"]);
     assert!(!out.status.success());
@@ -153,6 +166,22 @@ fn validate_fails_on_a_missing_file_and_on_warnings_with_strict() {
     );
     let out = upstart(&["validate", "--strict", service]);
     assert!(!out.status.success(), "--strict fails on warnings");
+}
+
+#[test]
+fn validate_can_print_github_annotations() {
+    let out = upstart(&[
+        "validate",
+        "--format",
+        "github",
+        "examples/broken/cycle.yaml",
+    ]);
+    assert!(!out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("::error file=examples/broken/cycle.yaml,line=13,title=UpstartService/cyclic release api::dependency cycle: cyclic/api -> cyclic/worker -> cyclic/api"),
+        "{stdout}"
+    );
 }
 
 #[test]

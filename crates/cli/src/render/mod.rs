@@ -31,6 +31,34 @@ pub fn styled(style: Style, text: &str) -> String {
     format!("{style}{text}{style:#}")
 }
 
+/// A GitHub Actions workflow command: an annotation on the file and line.
+pub fn github(d: &Diagnostic) -> String {
+    fn data(s: &str) -> String {
+        s.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    }
+    fn property(s: &str) -> String {
+        data(s).replace(':', "%3A").replace(',', "%2C")
+    }
+    let level = match d.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    let mut properties = format!("file={}", property(&d.file));
+    if d.line > 0 {
+        properties.push_str(&format!(",line={}", d.line));
+    }
+    if let Some(object) = &d.object {
+        let title = match &d.part {
+            Some(part) => format!("{object} {part}"),
+            None => object.clone(),
+        };
+        properties.push_str(&format!(",title={}", property(&title)));
+    }
+    format!("::{level} {properties}::{}", data(&d.message))
+}
+
 /// A diagnostic with its severity coloured.
 pub fn diagnostic(d: &Diagnostic) -> String {
     let plain = d.to_string();
@@ -45,5 +73,26 @@ pub fn diagnostic(d: &Diagnostic) -> String {
             styled(style, word.trim_matches([':', ' ']))
         ),
         None => plain,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_github_annotation_escapes_its_properties_and_message() {
+        let d = Diagnostic {
+            file: "svc.yaml".into(),
+            line: 3,
+            severity: Severity::Warning,
+            object: Some("UpstartService/a".into()),
+            part: Some("release b".into()),
+            message: "50% done\nnext: x, y".into(),
+        };
+        assert_eq!(
+            github(&d),
+            "::warning file=svc.yaml,line=3,title=UpstartService/a release b::50%25 done%0Anext: x, y"
+        );
     }
 }
