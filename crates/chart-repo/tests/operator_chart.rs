@@ -787,6 +787,13 @@ fn registered_metrics() -> BTreeSet<String> {
     names
 }
 
+/// Parses `expr` as Prometheus would.
+fn assert_valid_promql(expr: &str, origin: &str) {
+    if let Err(error) = promql_parser::parser::parse(expr) {
+        panic!("{origin}: invalid PromQL {expr:?}: {error}");
+    }
+}
+
 /// The metric names a PromQL expression reads (`_bucket` series belong to their histogram).
 fn metrics_in(expr: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
@@ -849,15 +856,24 @@ fn the_dashboard_and_the_alerts_read_metrics_the_operators_register() {
     let mut used = BTreeSet::new();
     for panel in panels {
         for target in panel["targets"].as_array().unwrap() {
-            used.extend(metrics_in(target["expr"].as_str().unwrap()));
+            let expr = target["expr"].as_str().unwrap();
+            // Grafana replaces its variables before Prometheus sees the query.
+            let query = expr
+                .replace("$__rate_interval", "5m")
+                .replace("$namespace", "upstart-system");
+            assert_valid_promql(&query, panel["title"].as_str().unwrap());
+            used.extend(metrics_in(expr));
         }
     }
     let rule = of_kind(&objects, "PrometheusRule")[0];
     let mut alerts = Vec::new();
     for group in rule["spec"]["groups"].as_sequence().unwrap() {
         for alert in group["rules"].as_sequence().unwrap() {
-            alerts.push(alert["alert"].as_str().unwrap().to_owned());
-            used.extend(metrics_in(alert["expr"].as_str().unwrap()));
+            let name = alert["alert"].as_str().unwrap();
+            let expr = alert["expr"].as_str().unwrap();
+            assert_valid_promql(expr, name);
+            alerts.push(name.to_owned());
+            used.extend(metrics_in(expr));
         }
     }
     assert!(alerts.contains(&"UpstartReconcileErrors".to_owned()));
