@@ -4,6 +4,9 @@
 pub const FIELD_MANAGER: &str = "upstart-helmrelease";
 /// Finalizer that runs the teardown of a release (SPEC §2.8).
 pub const FINALIZER: &str = "upstartoperators.upstart.com/helmrelease";
+/// On a hook object: the applied digest of the run that created it, so that a pass after a
+/// restart recognises a hook it already ran ("retired" once it ended without success).
+pub const HOOK_RUN_ANNOTATION: &str = "upstartoperators.upstart.com/hook-run";
 /// Name of the controller in metrics and logs.
 pub const CONTROLLER: &str = "helmrelease";
 

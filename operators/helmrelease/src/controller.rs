@@ -45,13 +45,13 @@ use upstart_operator_runtime::{
     ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, Shutdown,
 };
 
-use crate::constants::{CONTROLLER, FIELD_MANAGER, FINALIZER};
+use crate::constants::{CONTROLLER, FIELD_MANAGER, FINALIZER, HOOK_RUN_ANNOTATION};
 use crate::decide::{
     Decision, DependencyObservation, DependencyState, Observation, ValuesState, decide,
 };
 use crate::metrics::ReleaseMetrics;
 use crate::roots;
-use crate::status::{deleting_status, failure_status, next_status};
+use crate::status::{applying_status, deleting_status, failure_status, next_status};
 use crate::wakeups::{self, DataKind};
 
 /// Largest `valuesFrom` document read (SPEC §7: hostile inputs have size limits).
@@ -60,8 +60,10 @@ pub const MAX_VALUES_DOCUMENT_BYTES: usize = 1024 * 1024;
 const HEALTH_RECHECK: Duration = Duration::from_secs(30);
 /// Value strings at least this long are scrubbed from failure messages (as the renderer does).
 const MIN_SCRUB_LEN: usize = 4;
-/// How often a running hook is looked at.
+/// How often a running delete hook is looked at.
 const HOOK_POLL: Duration = Duration::from_millis(250);
+/// How soon an apply waiting for a hook or a CRD is looked at again if no watch event came.
+const APPLY_RECHECK: Duration = Duration::from_millis(500);
 
 /// What the operator is configured with. [`Config::default`] matches the binary's flags
 /// except for the cache directory, which goes under the system temporary directory so that an
@@ -490,8 +492,26 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
         let values = observed.values.clone().unwrap_or(Value::Null);
         // Any failure message may quote what was applied: values never reach status or Events.
         let scrubber = Scrubber::new(&values, MIN_SCRUB_LEN);
-        match apply_release(hr, ctx, namespace, &values, is_upgrade, with_hooks).await {
-            Ok(applied) => {
+        // Hooks run when what is applied changed, not when deleted objects are put back.
+        let inputs_changed =
+            observed.digest.as_deref() != old.and_then(|s| s.applied_digest.as_deref());
+        let with_hooks = with_hooks && inputs_changed;
+        let run = observed.digest.clone().unwrap_or_default();
+        let progress =
+            apply_release(hr, ctx, namespace, &values, is_upgrade, with_hooks, &run).await;
+        match progress {
+            Ok(Progress::Waiting { message, hooks }) => {
+                let mut status = applying_status(old, &decision, &message, generation, &now);
+                if with_hooks {
+                    status.hooks = hooks;
+                }
+                status.outputs = observed.published_keys.clone();
+                write_status(ctx, &api, hr, status).await?;
+                // The watch on the awaited object starts the next pass; this is the safety
+                // net (and the pace of a CRD, whose Established condition is not watched).
+                return Ok(Action::requeue(APPLY_RECHECK));
+            }
+            Ok(Progress::Done(applied)) => {
                 ctx.record_apply(key);
                 let mut status = next_status(old, &decision, generation, &now);
                 status.applied_digest = observed.digest.clone();
@@ -507,6 +527,9 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
                     return Ok(Action::requeue(hr.spec.interval()));
                 }
                 write_status(ctx, &api, hr, status).await?;
+                for entry in &applied.succeeded_hooks {
+                    delete_entry(ctx, namespace, entry).await?;
+                }
                 // The status write wakes the release again; this is only the safety net.
                 return Ok(Action::requeue(Duration::from_secs(1)));
             }
@@ -1061,9 +1084,35 @@ struct Applied {
     inventory: Vec<InventoryEntry>,
     version: String,
     chart_digest: String,
+    /// Hooks that succeeded with the `hook-succeeded` policy: deleted once status records the
+    /// apply, so that a restart before that finds them and does not run them again.
+    succeeded_hooks: Vec<InventoryEntry>,
 }
 
-/// Fetch, render, plan, apply in order, prune (SPEC §2.4, §2.5).
+/// Where one pass of an apply got to. A pass never waits: a hook still running or a CRD not
+/// yet Established ends it, the watch on that object starts the next one.
+enum Progress {
+    Done(Applied),
+    Waiting {
+        message: String,
+        hooks: Vec<HookStatus>,
+    },
+}
+
+/// What a pass over the hooks of one event found.
+enum HookStep {
+    Done,
+    Waiting(String),
+}
+
+/// One pass of fetch, render, plan, pre hooks, apply in order, post hooks, prune (SPEC §2.4,
+/// §2.5). Every step is idempotent and its progress lives in the cluster (hook objects are
+/// marked with `run`, the digest being applied), so a pass after a restart carries on where the
+/// last one stopped: a hook that completed is not run again.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the inputs of one pass, each a different thing"
+)]
 async fn apply_release(
     hr: &HelmRelease,
     ctx: &Context,
@@ -1071,18 +1120,32 @@ async fn apply_release(
     values: &Value,
     is_upgrade: bool,
     with_hooks: bool,
-) -> Result<Applied, Error> {
+    run: &str,
+) -> Result<Progress, Error> {
     let (chart, plan) = render_plan(hr, ctx, namespace, values, is_upgrade).await?;
     let name = hr.name_any();
     let release_label = upstart_api::names::release_label_value(namespace, &name);
     let mut hooks = Vec::new();
+    let mut succeeded_hooks = Vec::new();
     let (pre, post) = HookEvent::around_apply(is_upgrade);
     let with_hooks = with_hooks && !hr.spec.disable_hooks;
-    if with_hooks {
-        run_hooks(ctx, hr, namespace, &plan, pre, &release_label, &mut hooks).await?;
+    let hook_pass = HookPass {
+        ctx,
+        hr,
+        namespace,
+        plan: &plan,
+        release_label: &release_label,
+        run,
+    };
+    if with_hooks
+        && let HookStep::Waiting(message) = hook_pass
+            .step(pre, &mut hooks, &mut succeeded_hooks)
+            .await?
+    {
+        return Ok(Progress::Waiting { message, hooks });
     }
     for object in &plan.resources {
-        apply_object(
+        let live = apply_object(
             ctx,
             namespace,
             &object.entry,
@@ -1090,13 +1153,19 @@ async fn apply_release(
             &release_label,
         )
         .await?;
-        if object.entry.kind == "CustomResourceDefinition" {
+        if object.entry.kind == "CustomResourceDefinition"
+            && let Some(message) = crd_not_established(&object.entry, &live, hr.spec.timeout())?
+        {
             // Custom resources of the same render are refused until their CRD is served.
-            wait_established(ctx, namespace, &object.entry, hr.spec.timeout()).await?;
+            return Ok(Progress::Waiting { message, hooks });
         }
     }
-    if with_hooks {
-        run_hooks(ctx, hr, namespace, &plan, post, &release_label, &mut hooks).await?;
+    if with_hooks
+        && let HookStep::Waiting(message) = hook_pass
+            .step(post, &mut hooks, &mut succeeded_hooks)
+            .await?
+    {
+        return Ok(Progress::Waiting { message, hooks });
     }
     let inventory = plan.inventory();
     let old = hr
@@ -1108,12 +1177,169 @@ async fn apply_release(
         delete_entry(ctx, namespace, &entry).await?;
         ctx.release_metrics.objects_pruned.inc();
     }
-    Ok(Applied {
+    Ok(Progress::Done(Applied {
         inventory,
         version: chart.version,
         chart_digest: chart.digest,
         hooks,
-    })
+        succeeded_hooks,
+    }))
+}
+
+/// A CRD that is not Established yet: what to say while waiting, or an error once the release's
+/// timeout has passed since the CRD was created.
+fn crd_not_established(
+    entry: &InventoryEntry,
+    live: &DynamicObject,
+    timeout: Duration,
+) -> Result<Option<String>, Error> {
+    let object = manifests::display_name(entry);
+    match health::assess(&serde_json::to_value(live).unwrap_or(Value::Null)) {
+        Health::Healthy => Ok(None),
+        Health::Failed(message) => Err(Error::CrdNotEstablished { object, message }),
+        Health::Progressing(message) if older_than(live, timeout) => {
+            Err(Error::CrdNotEstablished { object, message })
+        }
+        Health::Progressing(_) => Ok(Some(format!("waiting for {object} to be Established"))),
+    }
+}
+
+/// Whether `live` was created more than `age` ago.
+fn older_than(live: &DynamicObject, age: Duration) -> bool {
+    live.metadata
+        .creation_timestamp
+        .as_ref()
+        .is_some_and(|created| Timestamp::now().duration_since(created.0).unsigned_abs() > age)
+}
+
+/// The hooks of one apply run.
+struct HookPass<'a> {
+    ctx: &'a Context,
+    hr: &'a HelmRelease,
+    namespace: &'a str,
+    plan: &'a manifests::Plan,
+    release_label: &'a str,
+    run: &'a str,
+}
+
+impl HookPass<'_> {
+    /// Moves the hooks of `event` on, in order (SPEC §2.5): a hook object of this run is
+    /// looked at, never created twice; one left by an earlier run (or by a failed attempt) is
+    /// replaced; a hook still running ends the pass. A failed hook fails the apply.
+    async fn step(
+        &self,
+        event: HookEvent,
+        statuses: &mut Vec<HookStatus>,
+        succeeded: &mut Vec<InventoryEntry>,
+    ) -> Result<HookStep, Error> {
+        for hook in self.plan.hooks_for(event) {
+            let entry = &hook.object.entry;
+            let display = hook.display_name();
+            let api = self.ctx.dynamic_api(entry, self.namespace).await?;
+            let mut live = api
+                .get_opt(&entry.name)
+                .await
+                .map_err(Error::kube(format!("reading hook {display}")))?;
+            if let Some(stale) = &live
+                && stale
+                    .annotations()
+                    .get(HOOK_RUN_ANNOTATION)
+                    .map(String::as_str)
+                    != Some(self.run)
+            {
+                if stale.metadata.deletion_timestamp.is_none() {
+                    delete_entry(self.ctx, self.namespace, entry).await?;
+                }
+                live = api
+                    .get_opt(&entry.name)
+                    .await
+                    .map_err(Error::kube(format!("reading hook {display}")))?;
+                if live.is_some() {
+                    // Its deletion event starts the next pass.
+                    return Ok(HookStep::Waiting(format!(
+                        "replacing hook {display} left by an earlier run"
+                    )));
+                }
+            }
+            let live = match live {
+                Some(live) => live,
+                None => {
+                    let mut object = hook.object.object.clone();
+                    object["metadata"]["annotations"][HOOK_RUN_ANNOTATION] =
+                        Value::String(self.run.to_owned());
+                    apply_object(self.ctx, self.namespace, entry, &object, self.release_label)
+                        .await?
+                }
+            };
+            let outcome =
+                manifests::hook_outcome(&serde_json::to_value(&live).unwrap_or(Value::Null));
+            let phase = match outcome {
+                None => "Running",
+                Some(HookOutcome::Succeeded) => "Succeeded",
+                Some(HookOutcome::Failed) => "Failed",
+            };
+            statuses.push(HookStatus {
+                event: event.as_str().to_owned(),
+                object: display.clone(),
+                phase: phase.to_owned(),
+            });
+            match outcome {
+                None if older_than(&live, self.hr.spec.timeout()) => {
+                    self.retire(&api, entry, hook, HookOutcome::Failed).await?;
+                    return Err(Error::HookTimeout {
+                        event: event.as_str(),
+                        object: display,
+                        seconds: self.hr.spec.timeout().as_secs(),
+                    });
+                }
+                None => {
+                    return Ok(HookStep::Waiting(format!(
+                        "waiting for hook {display} ({})",
+                        event.as_str()
+                    )));
+                }
+                Some(HookOutcome::Succeeded) => {
+                    if hook.delete_after(HookOutcome::Succeeded) {
+                        succeeded.push(entry.clone());
+                    }
+                }
+                Some(HookOutcome::Failed) => {
+                    self.retire(&api, entry, hook, HookOutcome::Failed).await?;
+                    return Err(Error::HookFailed {
+                        event: event.as_str(),
+                        object: display,
+                    });
+                }
+            }
+        }
+        Ok(HookStep::Done)
+    }
+
+    /// A hook that ended without success: deleted when its policy says so, else kept for
+    /// inspection but no longer counted as this run's, so the retry runs it again.
+    async fn retire(
+        &self,
+        api: &Api<DynamicObject>,
+        entry: &InventoryEntry,
+        hook: &manifests::Hook,
+        outcome: HookOutcome,
+    ) -> Result<(), Error> {
+        if hook.delete_after(outcome) {
+            return delete_entry(self.ctx, self.namespace, entry).await;
+        }
+        let patch = json!({"metadata": {"annotations": {HOOK_RUN_ANNOTATION: "retired"}}});
+        match api
+            .patch(&entry.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(source) => Err(Error::Kube {
+                action: format!("marking hook {} as ended", manifests::display_name(entry)),
+                source,
+            }),
+        }
+    }
 }
 
 /// Server-side applies one object after checking it is not another release's.
@@ -1123,7 +1349,7 @@ async fn apply_object(
     entry: &InventoryEntry,
     object: &Value,
     release_label: &str,
-) -> Result<(), Error> {
+) -> Result<DynamicObject, Error> {
     let display = manifests::display_name(entry);
     let api = ctx.dynamic_api(entry, namespace).await?;
     let live = api
@@ -1132,21 +1358,23 @@ async fn apply_object(
         .map_err(Error::kube(format!("reading {display}")))?;
     manifests::check_conflict(entry, live.as_ref().map(|l| l.labels()), release_label)
         .map_err(Error::Render)?;
-    api.patch(
-        &entry.name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(object),
-    )
-    .await
-    .map_err(Error::kube(format!("applying {display}")))?;
+    let applied = api
+        .patch(
+            &entry.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(object),
+        )
+        .await
+        .map_err(Error::kube(format!("applying {display}")))?;
     ctx.release_metrics.objects_applied.inc();
-    Ok(())
+    Ok(applied)
 }
 
-/// Runs the hooks of one event in order (SPEC §2.5): delete the previous object when the
-/// policy says so, apply, wait for it to end, delete it by policy. A failed hook fails the
-/// apply. The wait polls within this reconcile, bounded by `spec.timeout`.
-async fn run_hooks(
+/// Runs the delete hooks of one event to their end, in order (SPEC §2.5, §2.8): delete the
+/// previous object when the policy says so, apply, wait for it to end, delete it by policy.
+/// Unlike install and upgrade hooks, the wait polls within this reconcile, bounded by
+/// `spec.timeout`: the finalizer is removed when the cleanup returns.
+async fn run_delete_hooks_to_end(
     ctx: &Context,
     hr: &HelmRelease,
     namespace: &str,
@@ -1205,42 +1433,6 @@ async fn run_hooks(
         }
     }
     Ok(())
-}
-
-/// Waits until an applied CRD is Established (its health), bounded by `timeout`.
-async fn wait_established(
-    ctx: &Context,
-    namespace: &str,
-    entry: &InventoryEntry,
-    timeout: Duration,
-) -> Result<(), Error> {
-    let api = ctx.dynamic_api(entry, namespace).await?;
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let live = api
-            .get_opt(&entry.name)
-            .await
-            .map_err(Error::kube("reading an applied CustomResourceDefinition"))?;
-        let health = live
-            .map(|l| health::assess(&serde_json::to_value(&l).unwrap_or(Value::Null)))
-            .unwrap_or_else(|| Health::missing(entry));
-        match health {
-            Health::Healthy => return Ok(()),
-            Health::Failed(message) => {
-                return Err(Error::CrdNotEstablished {
-                    object: manifests::display_name(entry),
-                    message,
-                });
-            }
-            Health::Progressing(message) if tokio::time::Instant::now() >= deadline => {
-                return Err(Error::CrdNotEstablished {
-                    object: manifests::display_name(entry),
-                    message,
-                });
-            }
-            Health::Progressing(_) => tokio::time::sleep(HOOK_POLL).await,
-        }
-    }
 }
 
 /// Waits until a deleted object is gone (a hook recreated too early would be refused).
@@ -1463,7 +1655,9 @@ async fn run_delete_hooks(
     release_label: &str,
     hooks: &mut Vec<HookStatus>,
 ) {
-    if let Err(error) = run_hooks(ctx, hr, namespace, plan, event, release_label, hooks).await {
+    if let Err(error) =
+        run_delete_hooks_to_end(ctx, hr, namespace, plan, event, release_label, hooks).await
+    {
         let note = format!("{error}; deleting anyway");
         ctx.recorder
             .warning(&hr.object_ref(&()), error.reason(), "Delete", Some(&note))

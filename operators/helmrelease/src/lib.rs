@@ -10,7 +10,10 @@
 //! 2. observe: dependencies (Ready for their generation, their outputs), `valuesFrom` +
 //!    `values` + expressions, the live inventory and its health, its own outputs;
 //! 3. decide; act on `Apply`/`Reapply`: fetch the chart, render, pre hooks, server-side apply
-//!    in plan order (CRDs awaited until Established), post hooks, prune;
+//!    in plan order, post hooks, prune. A pass never waits: a hook still running or a CRD not
+//!    yet Established ends it with status saying so, and the watch on that object starts the
+//!    next pass. Hook objects carry the digest of their run, so a pass after a restart carries
+//!    on and never runs a completed hook twice;
 //! 4. write status with server-side apply on `/status`, only when it changed, with an Event on
 //!    every phase change.
 //!

@@ -75,6 +75,27 @@ pub fn next_status(
     status
 }
 
+/// The status while an apply waits within its run (a hook still running, a CRD not yet
+/// Established): the phase of `decision`, Ready and Reconciling saying what it waits for.
+pub fn applying_status(
+    old: Option<&HelmReleaseStatus>,
+    decision: &Decision,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> HelmReleaseStatus {
+    let mut status = next_status(old, decision, generation, now);
+    let mut conditions = std::mem::take(&mut status.conditions);
+    for update in [
+        ConditionUpdate::new(READY, false, reasons::APPLYING, message),
+        ConditionUpdate::new(RECONCILING, true, reasons::APPLYING, message),
+    ] {
+        conditions = set_condition(&conditions, update, generation, now);
+    }
+    status.conditions = conditions;
+    status
+}
+
 /// The status after a transient failure (fetch, render, apply, hook): Ready=False naming the
 /// failure. The same failure again gives the same status: a counter here would change status
 /// on every retry and wake the release at once, defeating the backoff (which is kept in
@@ -244,6 +265,25 @@ mod tests {
         assert_eq!(status_of(&status, RECONCILING), "False");
         assert_eq!(status_of(&status, STALLED), "False");
         assert_eq!(status.timings.and_then(|t| t.ready_at), Some(at(10)));
+    }
+
+    #[test]
+    fn apply_waiting_for_a_hook_says_so_in_the_install_phase() {
+        let decision = Decision::Apply {
+            is_upgrade: false,
+            drift: vec![],
+        };
+        let message = "waiting for hook Job/migrate (pre-install)";
+        let status = applying_status(None, &decision, message, Some(1), &at(10));
+        assert_eq!(status.phase, Some(HelmReleasePhase::Installing));
+        let ready = find(&status.conditions, READY).expect("Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.message.as_str()),
+            ("False", message)
+        );
+        assert_eq!(status_of(&status, RECONCILING), "True");
+        let again = applying_status(Some(&status), &decision, message, Some(1), &at(20));
+        assert_eq!(again, status, "the same wait writes nothing");
     }
 
     #[test]

@@ -157,6 +157,52 @@ spec:
     );
     write(
         root,
+        "crashy/Chart.yaml",
+        "apiVersion: v2\nname: crashy\nversion: 0.1.0\n",
+    );
+    write(
+        root,
+        "crashy/templates/objects.yaml",
+        r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ .Release.Name }}-pre
+  annotations:
+    helm.sh/hook: pre-install
+    simulator.upstart.dev/ready-after: 100ms
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: pre
+          image: example/pre:1
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ .Release.Name }}-post
+  annotations:
+    helm.sh/hook: post-install
+    simulator.upstart.dev/ready-after: {{ .Values.postAfter | default "100ms" }}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: post
+          image: example/post:1
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-settings
+data:
+  message: crashy
+"#,
+    );
+    write(
+        root,
         "relay/Chart.yaml",
         "apiVersion: v2\nname: relay\nversion: 0.1.0\n",
     );
@@ -292,6 +338,13 @@ impl Harness {
 
     fn metrics(&self) -> &upstart_operator_runtime::Metrics {
         &self.operator.as_ref().expect("an operator runs").metrics
+    }
+
+    /// Aborts the operator where it stands, as a crash would: no graceful shutdown.
+    async fn kill(&mut self) {
+        let operator = self.operator.take().expect("an operator runs");
+        operator.task.abort();
+        let _ = operator.task.await;
     }
 
     fn releases(&self) -> Api<HelmRelease> {
@@ -1766,5 +1819,115 @@ async fn chart_from_an_oci_registry_with_credentials_from_the_operator_namespace
     assert_eq!(settings.data.unwrap()["message"], "pulled");
     let shown = serde_json::to_string(&h.releases().get("from-oci").await.unwrap()).unwrap();
     assert!(!shown.contains("hunter2"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_killed_during_a_hook_resumes_to_ready_without_running_a_hook_twice() {
+    let mut h = Harness::start().await;
+    // Both hooks keep the default policy (before-hook-creation): their Jobs stay, so their
+    // identity tells whether they were run again.
+    h.create(
+        "crashy",
+        json!({"chart": "test/crashy", "version": "0.1.0", "values": {"postAfter": "3s"}}),
+    )
+    .await;
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(h.client.clone(), NS);
+    let (pre, post) = eventually("the post-install hook running", || async {
+        let pre = jobs.get_opt("crashy-pre").await.unwrap()?;
+        let post = jobs.get_opt("crashy-post").await.unwrap()?;
+        Some((pre, post))
+    })
+    .await;
+    let completed = |job: &k8s_openapi::api::batch::v1::Job| {
+        job.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.type_ == "Complete" && c.status == "True")
+            })
+    };
+    assert!(
+        completed(&pre),
+        "pre-install ended before post-install started"
+    );
+    assert!(
+        !completed(&post),
+        "post-install still running when the operator dies"
+    );
+    let api = h.releases();
+    eventually("status showing the running hook", || async {
+        let status = api.get("crashy").await.ok()?.status?;
+        let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+        (status.phase == Some(HelmReleasePhase::Installing)
+            && ready.message.contains("Job/crashy-post"))
+        .then_some(())
+    })
+    .await;
+
+    h.kill().await;
+    let release = api.get("crashy").await.unwrap();
+    assert!(
+        release
+            .finalizers()
+            .iter()
+            .any(|f| f == "upstartoperators.upstart.com/helmrelease")
+    );
+
+    h.run_operator(h.config());
+    let release = h.ready("crashy").await;
+    assert!(
+        release
+            .finalizers()
+            .iter()
+            .any(|f| f == "upstartoperators.upstart.com/helmrelease"),
+        "finalizer intact"
+    );
+    let status = release.status.unwrap();
+    let hooks: Vec<(String, String)> = status
+        .hooks
+        .iter()
+        .map(|h| (h.object.clone(), h.phase.clone()))
+        .collect();
+    assert_eq!(
+        hooks,
+        [
+            ("Job/crashy-pre".to_owned(), "Succeeded".to_owned()),
+            ("Job/crashy-post".to_owned(), "Succeeded".to_owned())
+        ]
+    );
+    let pre_after = jobs.get("crashy-pre").await.unwrap();
+    let post_after = jobs.get("crashy-post").await.unwrap();
+    assert_eq!(pre_after.uid(), pre.uid(), "pre-install was not run again");
+    assert_eq!(
+        post_after.uid(),
+        post.uid(),
+        "post-install was waited for, not restarted"
+    );
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    assert!(
+        config_maps
+            .get_opt("crashy-settings")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // A new generation is a new run: its hooks do run again.
+    api.patch(
+        "crashy",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"values": {"postAfter": "100ms"}}})),
+    )
+    .await
+    .unwrap();
+    h.ready("crashy").await;
+    let post_upgrade = jobs.get("crashy-post").await.unwrap();
+    assert_eq!(
+        post_upgrade.uid(),
+        post.uid(),
+        "post-install is not an upgrade hook"
+    );
     h.stop().await;
 }
