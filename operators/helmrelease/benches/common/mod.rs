@@ -1,0 +1,720 @@
+//! What every HelmRelease benchmark shares: a local control plane served over HTTPS, the
+//! workload simulator (instant workloads), a local chart repository, and the operator binary
+//! started as its own process against them, so that its memory and CPU are its own. The bench
+//! process watches the releases in process and notes, per release, when it was first seen Ready
+//! and when its first object was first seen applied.
+
+#![allow(
+    dead_code,
+    reason = "each benchmark uses the part of this module it needs"
+)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, PostParams};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use upstart_api::conditions::is_ready_for_generation;
+use upstart_api::names::release_label_value;
+use upstart_api::v1alpha1::HelmRelease;
+use upstart_chart_repo::{ChartRepo, RunningRepo};
+use upstart_control_plane::{ControlPlane, Options, RequestCounts};
+use upstart_release_engine::manifests::RELEASE_LABEL;
+use upstart_workload_simulator::{RunningSimulator, Simulator};
+
+/// The operator binary of this package, built by cargo for the benchmark (release profile).
+pub const OPERATOR: &str = env!("CARGO_BIN_EXE_upstart-helmrelease-operator");
+
+pub type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// A `usize` from the environment (to shrink a benchmark for a quick run), else `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The benchmark chart: a ConfigMap (applied first, so its creation marks the start of the
+/// apply) and a Deployment the simulator makes ready at once.
+fn write_chart(root: &Path) -> BenchResult<()> {
+    let chart = root.join("bench");
+    std::fs::create_dir_all(chart.join("templates"))?;
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: bench\nversion: 0.1.0\n",
+    )?;
+    std::fs::write(
+        chart.join("templates/configmap.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n  message: {{ .Values.message | default \"none\" | quote }}\n",
+    )?;
+    std::fs::write(
+        chart.join("templates/deployment.yaml"),
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      containers:
+        - name: app
+          image: example/app:1
+"#,
+    )?;
+    Ok(())
+}
+
+/// A helm wrapper that logs each subcommand before running the real helm: the count of
+/// `template` lines is the count of render subprocesses the operator started.
+fn write_helm_wrapper(dir: &Path, log: &Path) -> BenchResult<PathBuf> {
+    let helm = upstart_test_support::helm();
+    let wrapper = dir.join("helm");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            helm.display()
+        ),
+    )?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
+    Ok(wrapper)
+}
+
+/// When each release (by its release label value `namespace.name`) was first seen Ready for
+/// its generation, and when its first object was first seen.
+#[derive(Default)]
+pub struct Seen {
+    pub ready: HashMap<String, Instant>,
+    pub first_object: HashMap<String, Instant>,
+}
+
+pub struct Cluster {
+    pub cp: ControlPlane,
+    pub client: Client,
+    pub seen: Arc<Mutex<Seen>>,
+    pub metrics_url: String,
+    pub operator_pid: u32,
+    operator: Child,
+    helm_log: PathBuf,
+    operator_log: PathBuf,
+    _sim: RunningSimulator,
+    _repo: RunningRepo,
+    watchers: Vec<tokio::task::JoinHandle<()>>,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts everything and waits until the operator reports ready and the bench's watches
+    /// have their initial state.
+    pub async fn start() -> BenchResult<Cluster> {
+        // reqwest (for /metrics) is built without a TLS provider of its own.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cp = ControlPlane::start(Options::default());
+        let client = cp.client();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in upstart_api::crd::crds() {
+            crds.create(&PostParams::default(), &crd).await?;
+        }
+        let sim = Simulator::new(client.clone(), Default::default()).spawn();
+        let dir = tempfile::tempdir()?;
+        let charts = dir.path().join("charts");
+        write_chart(&charts)?;
+        let repo = ChartRepo::from_dir(&charts)?
+            .serve("127.0.0.1:0".parse()?)
+            .await?;
+        let repositories = dir.path().join("repositories.yaml");
+        std::fs::write(
+            &repositories,
+            format!("repositories:\n  bench:\n    url: \"{}\"\n", repo.url()),
+        )?;
+        let endpoint = cp.serve_https("127.0.0.1:0".parse()?).await?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        endpoint.write_kubeconfig(&kubeconfig)?;
+        let helm_log = dir.path().join("helm-calls.log");
+        let helm = write_helm_wrapper(dir.path(), &helm_log)?;
+        let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let operator_log = dir.path().join("operator.log");
+        let log = std::fs::File::create(&operator_log)?;
+        let mut command = Command::new(OPERATOR);
+        command
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
+            .arg("--log-format=json")
+            .arg("--leader-elect=false")
+            .arg("--helm-path")
+            .arg(&helm)
+            .arg("--repository-config")
+            .arg(&repositories)
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .env(
+                "RUST_LOG",
+                std::env::var("HR_BENCH_RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if let Ok(n) = std::env::var("HR_BENCH_MAX_CONCURRENT_RECONCILES") {
+            command.arg(format!("--max-concurrent-reconciles={n}"));
+        }
+        let operator = command.spawn()?;
+        let mut cluster = Cluster {
+            cp,
+            client,
+            seen: Arc::default(),
+            metrics_url: format!("http://127.0.0.1:{metrics_port}"),
+            operator_pid: operator.id(),
+            operator,
+            helm_log,
+            operator_log,
+            _sim: sim,
+            _repo: repo,
+            watchers: Vec::new(),
+            dir,
+        };
+        cluster.watch().await?;
+        cluster.wait_operator_ready().await?;
+        Ok(cluster)
+    }
+
+    async fn wait_operator_ready(&mut self) -> BenchResult<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = format!("{}/readyz", self.metrics_url);
+        loop {
+            if let Some(status) = self.operator.try_wait()? {
+                return Err(format!(
+                    "the operator exited ({status}) before it was ready:\n{}",
+                    self.operator_log_tail()
+                )
+                .into());
+            }
+            if let Ok(response) = reqwest::get(&url).await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the operator was not ready within 60 s:\n{}",
+                    self.operator_log_tail()
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Watches HelmReleases and released ConfigMaps in process, noting first-seen instants.
+    async fn watch(&mut self) -> BenchResult<()> {
+        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(2);
+        let releases: Api<HelmRelease> = Api::all(self.client.clone());
+        let seen = self.seen.clone();
+        let tx = ready_tx.clone();
+        self.watchers.push(tokio::spawn(async move {
+            let mut events = std::pin::pin!(watcher(releases, watcher::Config::default()));
+            while let Ok(Some(event)) = events.try_next().await {
+                let now = Instant::now();
+                match event {
+                    watcher::Event::InitDone => {
+                        let _ = tx.send(()).await;
+                    }
+                    watcher::Event::Apply(hr) | watcher::Event::InitApply(hr) => {
+                        let ready = hr.status.as_ref().is_some_and(|s| {
+                            is_ready_for_generation(&s.conditions, hr.metadata.generation)
+                        });
+                        if ready {
+                            let key = release_label_value(
+                                &hr.namespace().unwrap_or_default(),
+                                &hr.name_any(),
+                            );
+                            lock(&seen).ready.entry(key).or_insert(now);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }));
+        let config_maps: Api<ConfigMap> = Api::all(self.client.clone());
+        let seen = self.seen.clone();
+        self.watchers.push(tokio::spawn(async move {
+            let config = watcher::Config::default().labels(RELEASE_LABEL);
+            let mut events = std::pin::pin!(watcher(config_maps, config));
+            while let Ok(Some(event)) = events.try_next().await {
+                let now = Instant::now();
+                match event {
+                    watcher::Event::InitDone => {
+                        let _ = ready_tx.send(()).await;
+                    }
+                    watcher::Event::Apply(cm) | watcher::Event::InitApply(cm) => {
+                        if let Some(release) = cm.labels().get(RELEASE_LABEL) {
+                            lock(&seen)
+                                .first_object
+                                .entry(release.clone())
+                                .or_insert(now);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }));
+        for _ in 0..2 {
+            ready_rx.recv().await.ok_or("a bench watch ended early")?;
+        }
+        Ok(())
+    }
+
+    pub async fn create_namespace(&self, name: &str) -> BenchResult<()> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await?;
+        Ok(())
+    }
+
+    /// Creates the releases, up to 32 at a time, in the order given.
+    pub async fn create_releases(&self, releases: &[Release]) -> BenchResult<()> {
+        let results: Vec<BenchResult<()>> = stream::iter(releases.iter().map(|release| {
+            let client = self.client.clone();
+            async move {
+                let api: Api<HelmRelease> = Api::namespaced(client, &release.namespace);
+                api.create(&PostParams::default(), &release.object()?)
+                    .await?;
+                Ok(())
+            }
+        }))
+        .buffered(32)
+        .collect()
+        .await;
+        results.into_iter().collect()
+    }
+
+    /// Waits until every release is seen Ready; the instant the last one was.
+    pub async fn wait_ready(
+        &self,
+        releases: &[Release],
+        timeout: Duration,
+    ) -> BenchResult<Instant> {
+        let deadline = Instant::now() + timeout;
+        let keys: Vec<String> = releases.iter().map(Release::key).collect();
+        loop {
+            {
+                let seen = lock(&self.seen);
+                let times: Vec<Instant> = keys
+                    .iter()
+                    .filter_map(|k| seen.ready.get(k).copied())
+                    .collect();
+                if times.len() == keys.len() {
+                    return times.into_iter().max().ok_or_else(|| "no releases".into());
+                }
+                if Instant::now() > deadline {
+                    let missing: Vec<&String> = keys
+                        .iter()
+                        .filter(|k| !seen.ready.contains_key(*k))
+                        .take(5)
+                        .collect();
+                    return Err(format!(
+                        "{} of {} releases not Ready within {timeout:?} (e.g. {missing:?}); operator log:\n{}",
+                        keys.len() - times.len(),
+                        keys.len(),
+                        self.operator_log_tail()
+                    )
+                    .into());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Hand-off latencies: for each release with dependencies, from the last of them seen
+    /// Ready to its own first object seen applied.
+    pub fn handoffs(&self, releases: &[Release]) -> Vec<Duration> {
+        let seen = lock(&self.seen);
+        releases
+            .iter()
+            .filter(|r| !r.dependencies.is_empty())
+            .filter_map(|r| {
+                let dependencies_ready = r
+                    .dependencies
+                    .iter()
+                    .map(|d| {
+                        seen.ready
+                            .get(&release_label_value(&r.namespace, d))
+                            .copied()
+                    })
+                    .collect::<Option<Vec<Instant>>>()?
+                    .into_iter()
+                    .max()?;
+                let applied = *seen.first_object.get(&r.key())?;
+                Some(applied.saturating_duration_since(dependencies_ready))
+            })
+            .collect()
+    }
+
+    /// The operator's `/metrics`, parsed.
+    pub async fn metrics(&self) -> BenchResult<Metrics> {
+        let text = reqwest::get(format!("{}/metrics", self.metrics_url))
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        Ok(Metrics::parse(&text))
+    }
+
+    /// How many `helm template` subprocesses the operator has started.
+    pub fn helm_templates(&self) -> usize {
+        std::fs::read_to_string(&self.helm_log)
+            .map(|log| log.lines().filter(|l| *l == "template").count())
+            .unwrap_or(0)
+    }
+
+    pub fn requests(&self) -> RequestCounts {
+        self.cp.request_counts()
+    }
+
+    /// The operator process's memory and CPU so far.
+    pub fn operator_usage(&self) -> BenchResult<Usage> {
+        Usage::of(self.operator_pid)
+    }
+
+    pub fn operator_log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.operator_log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Stops the operator (SIGKILL: nothing of it is measured after this) and the watches.
+    pub fn stop(mut self) {
+        let _ = self.operator.kill();
+        let _ = self.operator.wait();
+        for watcher in &self.watchers {
+            watcher.abort();
+        }
+        if std::env::var_os("HR_BENCH_KEEP").is_some() {
+            self.dir.disable_cleanup(true);
+            let kept = self.dir.path();
+            println!(
+                "kept the bench directory (operator log, helm calls): {}",
+                kept.display()
+            );
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.operator.kill();
+    }
+}
+
+/// The first-seen instants noted so far.
+pub fn lock_seen(cluster: &Cluster) -> std::sync::MutexGuard<'_, Seen> {
+    lock(&cluster.seen)
+}
+
+fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
+    seen.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One HelmRelease of the `bench` chart.
+#[derive(Clone, Debug)]
+pub struct Release {
+    pub namespace: String,
+    pub name: String,
+    pub dependencies: Vec<String>,
+    pub interval: Option<String>,
+}
+
+impl Release {
+    pub fn new(namespace: &str, name: &str, dependencies: &[String]) -> Release {
+        Release {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            dependencies: dependencies.to_vec(),
+            interval: None,
+        }
+    }
+
+    pub fn key(&self) -> String {
+        release_label_value(&self.namespace, &self.name)
+    }
+
+    fn object(&self) -> BenchResult<HelmRelease> {
+        let dependencies: Vec<serde_json::Value> = self
+            .dependencies
+            .iter()
+            .map(|d| json!({"name": d}))
+            .collect();
+        let mut spec = json!({
+            "chart": "bench/bench",
+            "version": "0.1.0",
+            "dependencies": dependencies,
+            "values": {"message": format!("release {}", self.name)},
+        });
+        if let Some(interval) = &self.interval {
+            spec["interval"] = json!(interval);
+        }
+        Ok(serde_json::from_value(json!({
+            "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+            "kind": "HelmRelease",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": spec,
+        }))?)
+    }
+}
+
+/// A chain `prefix-00 <- prefix-01 <- ...`: each release depends on the one before. Listed
+/// last first, so that every dependent exists before its dependency can become Ready.
+pub fn chain(namespace: &str, prefix: &str, length: usize) -> Vec<Release> {
+    let name = |i: usize| format!("{prefix}-{i:02}");
+    (0..length)
+        .rev()
+        .map(|i| {
+            let dependencies = if i == 0 { vec![] } else { vec![name(i - 1)] };
+            Release::new(namespace, &name(i), &dependencies)
+        })
+        .collect()
+}
+
+/// Memory and CPU of a process, from `/proc`.
+#[derive(Clone, Copy, Debug)]
+pub struct Usage {
+    /// Peak resident set size (`VmHWM`).
+    pub peak_rss_kib: u64,
+    pub rss_kib: u64,
+    /// User + system CPU of the process itself.
+    pub cpu: Duration,
+    /// User + system CPU of its children it has waited for (the helm subprocesses).
+    pub children_cpu: Duration,
+}
+
+impl Usage {
+    pub fn of(pid: u32) -> BenchResult<Usage> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // Fields after the command name (which may hold spaces) in parentheses.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<u64> = after
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        // utime, stime, cutime, cstime are fields 14..=17 of stat, 12..=15 after the name.
+        let ticks = |i: usize| fields.get(i).copied().unwrap_or(0);
+        let per_second = clock_ticks();
+        let cpu = |t: u64| Duration::from_secs_f64(t as f64 / per_second);
+        Ok(Usage {
+            peak_rss_kib: field("VmHWM:"),
+            rss_kib: field("VmRSS:"),
+            cpu: cpu(ticks(11) + ticks(12)),
+            children_cpu: cpu(ticks(13) + ticks(14)),
+        })
+    }
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Prometheus text exposition, as `name{labels}` -> value.
+pub struct Metrics {
+    samples: BTreeMap<String, f64>,
+}
+
+impl Metrics {
+    pub fn parse(text: &str) -> Metrics {
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| {
+                let (key, value) = l.rsplit_once(' ')?;
+                Some((key.to_owned(), value.parse().ok()?))
+            })
+            .collect();
+        Metrics { samples }
+    }
+
+    /// A sample by its full key (`name` or `name{label="value"}`); 0 when absent.
+    pub fn value(&self, key: &str) -> f64 {
+        self.samples.get(key).copied().unwrap_or(0.0)
+    }
+
+    /// A histogram's cumulative buckets (upper bound, count), `+Inf` last. `labels` are the
+    /// histogram's own labels as exposed (`controller="helmrelease"`), or empty.
+    pub fn buckets(&self, name: &str, labels: &str) -> Vec<(f64, f64)> {
+        let prefix = if labels.is_empty() {
+            format!("{name}_bucket{{le=\"")
+        } else {
+            format!("{name}_bucket{{{labels},le=\"")
+        };
+        let mut buckets: Vec<(f64, f64)> = self
+            .samples
+            .iter()
+            .filter_map(|(k, v)| {
+                let le = k.strip_prefix(&prefix)?.strip_suffix("\"}")?;
+                let bound = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
+                Some((bound, *v))
+            })
+            .collect();
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        buckets
+    }
+
+    /// A histogram without labels.
+    pub fn histogram(&self, name: &str) -> Histogram {
+        self.labelled_histogram(name, "")
+    }
+
+    /// A histogram with these labels (`controller="helmrelease"`).
+    pub fn labelled_histogram(&self, name: &str, labels: &str) -> Histogram {
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        Histogram {
+            buckets: self.buckets(name, labels),
+            sum: self.value(&format!("{name}_sum{braces}")),
+            count: self.value(&format!("{name}_count{braces}")),
+        }
+    }
+
+    /// The sum of every sample of a metric family (all label values).
+    pub fn total(&self, name: &str) -> f64 {
+        self.samples
+            .iter()
+            .filter(|(k, _)| k.as_str() == name || k.starts_with(&format!("{name}{{")))
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
+/// A histogram snapshot; subtract an earlier one to look at an interval.
+#[derive(Clone, Debug, Default)]
+pub struct Histogram {
+    pub buckets: Vec<(f64, f64)>,
+    pub sum: f64,
+    pub count: f64,
+}
+
+impl Histogram {
+    pub fn since(&self, earlier: &Histogram) -> Histogram {
+        Histogram {
+            buckets: self
+                .buckets
+                .iter()
+                .map(|(le, n)| {
+                    let before = earlier
+                        .buckets
+                        .iter()
+                        .find(|(l, _)| l == le)
+                        .map_or(0.0, |(_, n)| *n);
+                    (*le, n - before)
+                })
+                .collect(),
+            sum: self.sum - earlier.sum,
+            count: self.count - earlier.count,
+        }
+    }
+
+    pub fn mean(&self) -> Option<Duration> {
+        (self.count > 0.0).then(|| Duration::from_secs_f64(self.sum / self.count))
+    }
+
+    /// The q-quantile by linear interpolation within its bucket, as Prometheus'
+    /// `histogram_quantile` does (so only as fine as the buckets).
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        if self.count <= 0.0 {
+            return None;
+        }
+        let rank = q * self.count;
+        let mut lower = 0.0;
+        let mut below = 0.0;
+        for (le, cumulative) in &self.buckets {
+            if *cumulative >= rank {
+                if le.is_infinite() {
+                    return Some(Duration::from_secs_f64(lower));
+                }
+                let in_bucket = cumulative - below;
+                let fraction = if in_bucket > 0.0 {
+                    (rank - below) / in_bucket
+                } else {
+                    1.0
+                };
+                return Some(Duration::from_secs_f64(lower + (le - lower) * fraction));
+            }
+            lower = *le;
+            below = *cumulative;
+        }
+        None
+    }
+}
+
+/// The q-quantile of measured durations (nearest rank).
+pub fn percentile(values: &[Duration], q: f64) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+pub fn ms_opt(d: Option<Duration>) -> String {
+    d.map_or_else(|| "n/a".to_owned(), ms)
+}
+
+/// Loaded machine note printed by every bench.
+pub fn print_load() {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "machine: {cores} cores, load average {} (shared with other work: figures are pessimistic)",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
