@@ -37,7 +37,18 @@ fn write(dir: &Path, rel: &str, text: &str) {
 
 /// `app`: a Deployment whose env is `.Values.env`, and, when `.Values.outputs` is set, a
 /// ConfigMap publishing it. `producer`: a Secret `<release>-creds` publishing `PASSWORD`.
+/// `fixed`: a ConfigMap named `.Values.name`, whatever the release.
 fn charts(root: &Path) {
+    write(
+        root,
+        "fixed/Chart.yaml",
+        "apiVersion: v2\nname: fixed\nversion: 0.1.0\n",
+    );
+    write(
+        root,
+        "fixed/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.name }}\ndata:\n  owner: {{ .Release.Name | quote }}\n",
+    );
     write(
         root,
         "app/Chart.yaml",
@@ -582,6 +593,49 @@ async fn release_name_conflict_between_two_services_names_both_owners() {
     );
     let winner = h.ready_service(NS, "example-service").await;
     assert_eq!(winner.status.unwrap().phase, Some(ServicePhase::Ready));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_of_another_release_is_reported_on_the_service_naming_it() {
+    let h = Harness::start().await;
+    h.create_release(
+        "squatter",
+        json!({"chart": "test/fixed", "version": "0.1.0", "values": {"name": "shared-settings"}}),
+    )
+    .await;
+    eventually("the squatter to be Ready", || async {
+        let r = h.releases(NS).get("squatter").await.unwrap();
+        is_ready_for_generation(&r.status?.conditions, r.metadata.generation).then_some(())
+    })
+    .await;
+    h.create_service(
+        NS,
+        "shop",
+        json!({"settings": {"chart": "test/fixed", "version": "0.1.0", "values": {"name": "shared-settings"}}}),
+    )
+    .await;
+    let service = h
+        .service_where(NS, "shop", "the child's conflict", |s| {
+            find(&s.status.as_ref().unwrap().conditions, READY)
+                .is_some_and(|c| c.reason == "ReleaseFailed")
+        })
+        .await;
+    let (_, _, message) = condition(&service, READY);
+    assert!(
+        message.starts_with("settings: ")
+            && message.contains("ConfigMap/")
+            && message.contains("belongs to release default.squatter"),
+        "{message}"
+    );
+    let status = service.status.unwrap();
+    assert_eq!(status.phase, Some(ServicePhase::Failed));
+    assert!(
+        status.release_statuses["settings"]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("squatter"))
+    );
     h.stop().await;
 }
 
