@@ -5,9 +5,9 @@
 //! services, from inline specs or from the templates found among the files). Other
 //! UpstartServices and HelmReleases join the namespace of their `metadata.namespace` (an
 //! environment's when it matches); without one they share "the current namespace". An
-//! UpstartService without a namespace that an environment of the files uses as its template is
-//! a catalog template: it is checked through the environments that use it, not deployed on its
-//! own.
+//! UpstartService without a namespace (or in the catalog namespace) that an environment of the
+//! files uses as its template is a catalog template: it is checked through the environments that
+//! use it, not deployed on its own.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -232,7 +232,10 @@ impl Workspace {
             let namespace = self.documents[object.doc].namespace();
             match &object.spec {
                 Spec::Environment(_) => continue,
-                Spec::Service(_) if namespace.is_none() && templates.contains(&object.name) => {
+                Spec::Service(_)
+                    if namespace.is_none_or(|ns| ns == CATALOG_NAMESPACE)
+                        && templates.contains(&object.name) =>
+                {
                     continue;
                 }
                 _ => {}

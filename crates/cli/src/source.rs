@@ -146,17 +146,39 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Document>, Diagnostic> {
     if positions.len() != values.len() {
         positions = vec![Position::Scalar { line: 1 }; values.len()];
     }
-    Ok(values
-        .into_iter()
-        .zip(positions)
-        .filter(|(value, _)| !value.is_null())
-        .map(|(value, positions)| Document {
+    let mut documents = Vec::new();
+    for (value, positions) in values.into_iter().zip(positions) {
+        if value.is_null() {
+            continue;
+        }
+        // `kind: List` (as `kubectl get -o yaml` writes) contributes its items.
+        if value["kind"] == "List"
+            && let Some(items) = value["items"].as_array()
+        {
+            for (i, item) in items.iter().enumerate() {
+                let positions = positions
+                    .child(&[Segment::Key("items".to_owned()), Segment::Index(i)])
+                    .cloned()
+                    .unwrap_or(Position::Scalar {
+                        line: positions.line(),
+                    });
+                documents.push(Document {
+                    file: file.to_owned(),
+                    line: positions.line(),
+                    value: item.clone(),
+                    positions,
+                });
+            }
+            continue;
+        }
+        documents.push(Document {
             file: file.to_owned(),
             line: positions.line(),
             value,
             positions,
-        })
-        .collect())
+        });
+    }
+    Ok(documents)
 }
 
 /// serde_yaml_ng appends ` at line L column C` to its messages; the line is ours to print.
@@ -254,6 +276,22 @@ impl Position {
             | Position::Sequence { line, .. }
             | Position::Mapping { line, .. } => *line,
         }
+    }
+
+    /// The node at `path`, if it exists.
+    fn child(&self, path: &[Segment]) -> Option<&Position> {
+        let Some((first, rest)) = path.split_first() else {
+            return Some(self);
+        };
+        let child = match (self, first) {
+            (Position::Mapping { entries, .. }, Segment::Key(key)) => entries
+                .iter()
+                .find(|(k, _, _)| k == key)
+                .map(|(_, _, c)| c)?,
+            (Position::Sequence { items, .. }, Segment::Index(i)) => items.get(*i)?,
+            _ => return None,
+        };
+        child.child(rest)
     }
 
     fn line_of(&self, path: &[Segment]) -> Option<usize> {
@@ -427,6 +465,23 @@ spec:
         assert_eq!(problem.file, "bad.yaml");
         assert!(problem.line >= 2, "{problem}");
         assert!(problem.message.starts_with("not valid YAML"), "{problem}");
+    }
+
+    #[test]
+    fn a_list_contributes_its_items_with_their_lines() {
+        let text = "apiVersion: v1
+kind: List
+items:
+  - kind: A
+    metadata: {name: a}
+  - kind: B
+    metadata:
+      name: b
+";
+        let docs = parse("l.yaml", text).expect("parses");
+        let found: Vec<(&str, usize)> = docs.iter().map(|d| (d.kind(), d.line)).collect();
+        assert_eq!(found, [("A", 4), ("B", 6)]);
+        assert_eq!(docs[1].line_of("metadata.name"), 8);
     }
 
     #[test]

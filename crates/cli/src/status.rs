@@ -290,9 +290,18 @@ pub fn tree(live: &Live, now: jiff::Timestamp) -> Tree {
         groups.push(group("other releases".to_owned(), None, None, others));
     }
 
-    let services_ready = groups
+    // A service's own Ready condition decides; before it has one, its releases do.
+    let services_ready = service_names
         .iter()
-        .filter(|g| g.title.starts_with("UpstartService ") && g.total > 0 && g.ready == g.total)
+        .zip(&groups)
+        .filter(|(name, group)| {
+            live.service(name)
+                .and_then(|s| s.status.as_ref())
+                .and_then(|s| ready_condition(&s.conditions))
+                .map_or(group.total > 0 && group.ready == group.total, |c| {
+                    c.status == "True"
+                })
+        })
         .count();
     let services_total = service_names.len();
     let releases = (

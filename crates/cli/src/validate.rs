@@ -455,6 +455,17 @@ fn check_graph(workspace: &Workspace, scope: &Scope, out: &mut Vec<Diagnostic>) 
                     ),
                 )
             }
+            DagError::NameConflict { first, .. } if scope.release_by_label(first).is_some() => {
+                let Some(r) = scope.release_by_label(first) else {
+                    continue;
+                };
+                (
+                    r,
+                    r.origin.path.clone(),
+                    Severity::Error,
+                    format!("{problem} (in {})", scope.title),
+                )
+            }
             other => {
                 out.extend(about_scope(
                     workspace,
