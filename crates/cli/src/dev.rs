@@ -2,15 +2,21 @@
 //! and the operators, with the given files applied; optionally waits until they are Ready and
 //! prints the resulting tree and wiring.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kube::Api;
+use kube::api::ListParams;
+use upstart_api::v1alpha1::{UpstartEnvironment, UpstartService};
 use upstart_local_cluster::report::{self, Snapshot};
 use upstart_local_cluster::{
     LocalCluster, LocalClusterOptions, Manifest, OperatorSet, apply_manifests, read_files,
 };
 
+use crate::cluster::Live;
 use crate::error::Error;
+use crate::status;
 
 /// The field manager of everything `upstart dev` applies.
 const FIELD_MANAGER: &str = "upstart-dev";
@@ -142,13 +148,66 @@ async fn apply_and_wait(
         );
     }
     if args.print_wiring {
-        let snapshot = Snapshot::read(client).await?;
-        let catalog_namespace = cluster.catalog_namespace();
-        println!("\n# tree");
-        print!("{}", report::tree(&snapshot, catalog_namespace));
-        println!("\n# wiring");
-        print!("{}", report::wiring(&snapshot, catalog_namespace));
+        print_tree_and_wiring(cluster).await?;
     }
+    Ok(())
+}
+
+/// Prints the tree of every environment (as `upstart status` shows it) and of every other
+/// namespace holding Upstart objects, the catalog aside, then the resolved wiring.
+async fn print_tree_and_wiring(cluster: &LocalCluster) -> Result<(), Error> {
+    let client = cluster.client();
+    let catalog_namespace = cluster.catalog_namespace();
+    let now = jiff::Timestamp::now();
+    let environments = Api::<UpstartEnvironment>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| Error::Kube {
+            what: "listing UpstartEnvironments".to_owned(),
+            source,
+        })?;
+    let mut shown = BTreeSet::from([catalog_namespace.to_owned()]);
+    let mut trees = Vec::new();
+    for environment in &environments.items {
+        let name = environment.metadata.name.as_deref().unwrap_or_default();
+        let live = Live::read_environment(client, name).await?;
+        shown.insert(live.namespace.clone());
+        trees.push(live);
+    }
+    let snapshot = Snapshot::read(client).await?;
+    let services = Api::<UpstartService>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| Error::Kube {
+            what: "listing UpstartServices".to_owned(),
+            source,
+        })?;
+    let others: BTreeSet<String> = snapshot
+        .releases
+        .iter()
+        .filter_map(|r| r["metadata"]["namespace"].as_str().map(str::to_owned))
+        .chain(
+            services
+                .items
+                .iter()
+                .filter_map(|s| s.metadata.namespace.clone()),
+        )
+        .filter(|ns| !shown.contains(ns))
+        .collect();
+    for namespace in &others {
+        trees.push(Live::read_namespace(client, namespace).await?);
+    }
+    println!();
+    for live in &trees {
+        anstream::print!("{}", status::render(&status::tree(live, now)));
+    }
+    if trees.is_empty() {
+        println!("(no Upstart objects)");
+    }
+    println!(
+        "\nResolved wiring (the environment of the Deployments of the releases that depend on others; secrets masked):"
+    );
+    print!("{}", report::wiring(&snapshot, catalog_namespace));
     Ok(())
 }
 

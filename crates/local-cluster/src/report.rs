@@ -1,9 +1,7 @@
-//! What the cluster ended up with, for people: the tree of environments, services and releases
-//! with their phases, and the resolved wiring (the environment of the Deployments of every
-//! release that consumes outputs), secrets masked. Read once ([`Snapshot::read`]), rendered by
-//! pure functions.
+//! The resolved wiring, for people: the environment of the Deployments of every release that
+//! consumes outputs, secrets masked. Read once ([`Snapshot::read`]), rendered by a pure
+//! function. (The tree of environments, services and releases is `upstart status`'s.)
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -12,8 +10,7 @@ use kube::api::{DynamicObject, ListParams};
 use kube::discovery::ApiResource;
 use kube::{Api, Client};
 use serde_json::Value;
-use upstart_api::labels::SERVICE_LABEL;
-use upstart_api::v1alpha1::{HelmRelease, UpstartEnvironment, UpstartService};
+use upstart_api::v1alpha1::HelmRelease;
 
 use crate::error::Error;
 
@@ -24,23 +21,18 @@ const SECRET_NAME_PARTS: [&str; 5] = ["PASSWORD", "KEY", "TOKEN", "SECRET", "CRE
 /// What stands for a masked value.
 const MASK: &str = "********";
 
-/// The Upstart objects and the Deployments of a cluster, read at one moment (as JSON, so that
-/// an object the typed API would refuse still shows).
+/// The HelmReleases and the Deployments of a cluster, read at one moment (releases as JSON, so
+/// that one the typed API would refuse still shows).
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// Every UpstartEnvironment.
-    pub environments: Vec<Value>,
-    /// Every UpstartService.
-    pub services: Vec<Value>,
-    /// Every HelmRelease.
+    /// Every HelmRelease, by namespace and name.
     pub releases: Vec<Value>,
     /// Every Deployment.
     pub deployments: Vec<Deployment>,
 }
 
 impl Snapshot {
-    /// Reads every UpstartEnvironment, UpstartService, HelmRelease and Deployment of the
-    /// cluster.
+    /// Reads every HelmRelease and Deployment of the cluster.
     pub async fn read(client: &Client) -> Result<Snapshot, Error> {
         let deployments = Api::<Deployment>::all(client.clone())
             .list(&ListParams::default())
@@ -48,8 +40,6 @@ impl Snapshot {
             .map_err(|source| list_error("Deployment", source))?
             .items;
         Ok(Snapshot {
-            environments: list_all(client, ApiResource::erase::<UpstartEnvironment>(&())).await?,
-            services: list_all(client, ApiResource::erase::<UpstartService>(&())).await?,
             releases: list_all(client, ApiResource::erase::<HelmRelease>(&())).await?,
             deployments,
         })
@@ -87,10 +77,6 @@ fn namespace_of(object: &Value) -> &str {
     object["metadata"]["namespace"].as_str().unwrap_or_default()
 }
 
-fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
-    object["metadata"]["labels"][key].as_str()
-}
-
 /// `Phase`, or what the `Ready` condition says when there is no phase, plus the reason and
 /// message of a `Ready` condition that is not `True`.
 fn state(object: &Value) -> String {
@@ -113,114 +99,6 @@ fn state(object: &Value) -> String {
         }
     }
     text
-}
-
-/// The namespace an environment's objects live in: as its status reports it, else as its spec
-/// asks, else its name.
-fn environment_namespace(environment: &Value) -> &str {
-    environment["status"]["namespace"]
-        .as_str()
-        .or_else(|| environment["spec"]["namespace"].as_str())
-        .unwrap_or_else(|| name_of(environment))
-}
-
-/// The tree, one namespace at a time: the environment that owns it (if any), its
-/// UpstartServices with their HelmReleases, and the HelmReleases of no service. The catalog
-/// namespace (templates, never installed) is left out.
-pub fn tree(snapshot: &Snapshot, catalog_namespace: &str) -> String {
-    let mut namespaces: BTreeMap<&str, Option<&Value>> = BTreeMap::new();
-    for object in snapshot.services.iter().chain(&snapshot.releases) {
-        namespaces.entry(namespace_of(object)).or_insert(None);
-    }
-    for environment in &snapshot.environments {
-        namespaces.insert(environment_namespace(environment), Some(environment));
-    }
-    namespaces.remove(catalog_namespace);
-    let mut out = String::new();
-    for (namespace, environment) in namespaces {
-        let indent = match environment {
-            Some(environment) => {
-                let _ = writeln!(
-                    out,
-                    "UpstartEnvironment {} (namespace {namespace}): {}{}",
-                    name_of(environment),
-                    state(environment),
-                    environment_summary(environment)
-                );
-                "  "
-            }
-            None => {
-                let _ = writeln!(out, "namespace {namespace}");
-                "  "
-            }
-        };
-        let releases: Vec<&Value> = snapshot
-            .releases
-            .iter()
-            .filter(|r| namespace_of(r) == namespace)
-            .collect();
-        for release in releases
-            .iter()
-            .filter(|r| label(r, SERVICE_LABEL).is_none())
-        {
-            let _ = writeln!(
-                out,
-                "{indent}HelmRelease {}: {}",
-                name_of(release),
-                state(release)
-            );
-        }
-        for service in snapshot
-            .services
-            .iter()
-            .filter(|s| namespace_of(s) == namespace)
-        {
-            let _ = writeln!(
-                out,
-                "{indent}UpstartService {}: {}",
-                name_of(service),
-                state(service)
-            );
-            for release in releases
-                .iter()
-                .filter(|r| label(r, SERVICE_LABEL) == Some(name_of(service)))
-            {
-                let _ = writeln!(
-                    out,
-                    "{indent}  HelmRelease {}: {}",
-                    name_of(release),
-                    state(release)
-                );
-            }
-        }
-    }
-    if out.is_empty() {
-        out.push_str("(no Upstart objects)\n");
-    }
-    out
-}
-
-/// `, 2/2 services Ready in 12.3s` and the like, from what the environment's status reports.
-fn environment_summary(environment: &Value) -> String {
-    let status = &environment["status"];
-    let mut parts = Vec::new();
-    if let (Some(ready), Some(total)) = (
-        status["readyServices"].as_i64(),
-        status["totalServices"].as_i64(),
-    ) {
-        parts.push(format!("{ready}/{total} services Ready"));
-    }
-    if let Some(seconds) = status["timeToReadySeconds"].as_f64() {
-        parts.push(format!("ready in {seconds:.1}s"));
-    }
-    if let Some(expires) = status["expiresAt"].as_str() {
-        parts.push(format!("expires {expires}"));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(", {}", parts.join(", "))
-    }
 }
 
 /// Whether a variable of this name holds something that must not be shown.
@@ -380,54 +258,15 @@ mod tests {
         assert_eq!(masked_value("X", "not a url: a@b"), "not a url: a@b");
     }
 
-    fn release(ns: &str, name: &str, service: Option<&str>, phase: &str, deps: bool) -> Value {
-        let mut labels = serde_json::Map::new();
-        if let Some(service) = service {
-            labels.insert(SERVICE_LABEL.into(), service.into());
-        }
+    fn release(ns: &str, name: &str, phase: &str, deps: bool) -> Value {
         json!({
-            "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "metadata": {"name": name, "namespace": ns},
             "spec": {"dependencies": if deps { json!([{"name": "db"}]) } else { json!([]) }},
             "status": {"phase": phase, "conditions": [
                 {"type": "Ready", "status": if phase == "Ready" { "True" } else { "False" },
                  "reason": "WaitingForDependencies", "message": "waiting for db"}
             ]}
         })
-    }
-
-    #[test]
-    fn tree_groups_releases_under_their_service_and_environment() {
-        let snapshot = Snapshot {
-            environments: vec![json!({
-                "metadata": {"name": "env"},
-                "spec": {},
-                "status": {"phase": "Ready", "namespace": "env-ns", "readyServices": 1,
-                           "totalServices": 1, "timeToReadySeconds": 4.25}
-            })],
-            services: vec![
-                json!({"metadata": {"name": "svc", "namespace": "env-ns"}, "status": {"phase": "Ready"}}),
-                json!({"metadata": {"name": "template", "namespace": "upstart-catalog"}}),
-            ],
-            releases: vec![
-                release("env-ns", "env-ld", None, "Ready", false),
-                release("env-ns", "svc-app", Some("svc"), "Pending", true),
-                release("other", "solo", None, "Ready", false),
-            ],
-            deployments: vec![],
-        };
-        assert_eq!(
-            tree(&snapshot, "upstart-catalog"),
-            "UpstartEnvironment env (namespace env-ns): Ready, 1/1 services Ready, ready in 4.2s\n\
-             \x20 HelmRelease env-ld: Ready\n\
-             \x20 UpstartService svc: Ready\n\
-             \x20   HelmRelease svc-app: Pending (WaitingForDependencies: waiting for db)\n\
-             namespace other\n\
-             \x20 HelmRelease solo: Ready\n"
-        );
-        assert_eq!(
-            tree(&Snapshot::default(), "upstart-catalog"),
-            "(no Upstart objects)\n"
-        );
     }
 
     #[test]
@@ -448,12 +287,11 @@ mod tests {
         .unwrap();
         let snapshot = Snapshot {
             releases: vec![
-                release("ns", "svc-app", Some("svc"), "Ready", true),
-                release("ns", "db", Some("svc"), "Ready", false),
-                release("ns", "waiting", None, "Pending", true),
+                release("ns", "svc-app", "Ready", true),
+                release("ns", "db", "Ready", false),
+                release("ns", "waiting", "Pending", true),
             ],
             deployments: vec![deployment],
-            ..Snapshot::default()
         };
         let text = wiring(&snapshot, "upstart-catalog");
         assert_eq!(
