@@ -9,7 +9,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
@@ -371,20 +372,21 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
                 }
             },
         )
-        .watches(op.api::<Deployment>(), owned.clone(), |o| {
-            wakeups::release_of_labels(o.namespace().as_deref(), o.labels())
-        })
+        .watches(op.api::<Deployment>(), owned.clone(), applied_by(&store))
         .watches(
             Api::<StatefulSet>::all(client.clone()),
             owned.clone(),
-            |o| wakeups::release_of_labels(o.namespace().as_deref(), o.labels()),
+            applied_by(&store),
         )
-        .watches(op.api::<DaemonSet>(), owned.clone(), |o| {
-            wakeups::release_of_labels(o.namespace().as_deref(), o.labels())
-        })
-        .watches(op.api::<Job>(), owned, |o| {
-            wakeups::release_of_labels(o.namespace().as_deref(), o.labels())
-        })
+        .watches(op.api::<DaemonSet>(), owned.clone(), applied_by(&store))
+        .watches(op.api::<Job>(), owned.clone(), applied_by(&store))
+        // Hooks may be Pods; a CRD's Established condition moves an apply pass on.
+        .watches(op.api::<Pod>(), owned.clone(), applied_by(&store))
+        .watches(
+            Api::<CustomResourceDefinition>::all(client.clone()),
+            owned,
+            applied_by(&store),
+        )
         // Stop taking work on SIGTERM or lost leadership; in-flight reconciles finish.
         .graceful_shutdown_on(shutdown.wait())
         .run(reconcile, error_policy, context)
@@ -401,6 +403,20 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
         })
         .await;
     Ok(())
+}
+
+/// Maps an object applied by a release (its release label) to that release.
+fn applied_by<K: Resource>(
+    store: &Store<HelmRelease>,
+) -> impl Fn(K) -> Option<ObjectRef<HelmRelease>> + Send + Sync + 'static {
+    let store = store.clone();
+    move |object| {
+        wakeups::release_of_labels(
+            &store.state(),
+            object.meta().namespace.as_deref(),
+            object.labels(),
+        )
+    }
 }
 
 /// One reconcile: the finalizer decides between applying and tearing down.

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
+use upstart_api::names::release_label_value;
 use upstart_api::v1alpha1::{DependencyKind, HelmRelease, OutputSource, UpstartEnvironment};
 use upstart_release_engine::manifests::RELEASE_LABEL;
 
@@ -205,7 +206,7 @@ pub fn woken_by_data(
         return Vec::new();
     };
     let mut woken = readers_of_data(releases, namespace, kind, name);
-    if let Some(owner) = release_of_labels(Some(namespace), labels)
+    if let Some(owner) = release_of_labels(releases, Some(namespace), labels)
         && !woken.contains(&owner)
     {
         woken.push(owner);
@@ -213,15 +214,31 @@ pub fn woken_by_data(
     woken
 }
 
-/// The release an applied object belongs to, from its release label (`<namespace>.<name>`).
+/// The release an applied object belongs to, from its release label: `<namespace>.<name>`, or,
+/// when that is too long for a label, a shortened form with a hash, found among the releases.
+/// `namespace` is the object's own; `None` for a cluster-scoped object (a CRD).
 pub fn release_of_labels(
+    releases: &[Arc<HelmRelease>],
     namespace: Option<&str>,
     labels: &std::collections::BTreeMap<String, String>,
 ) -> Option<ObjectRef<HelmRelease>> {
-    let namespace = namespace?;
     let value = labels.get(RELEASE_LABEL)?;
-    let name = value.strip_prefix(namespace)?.strip_prefix('.')?;
-    Some(ObjectRef::new(name).within(namespace))
+    let known = releases
+        .iter()
+        .filter(|r| namespace.is_none_or(|ns| r.namespace().as_deref() == Some(ns)))
+        .find(|r| {
+            r.namespace()
+                .is_some_and(|ns| release_label_value(&ns, &r.name_any()) == *value)
+        });
+    if let Some(release) = known {
+        return Some(ObjectRef::from_obj(release.as_ref()));
+    }
+    // Not cached yet: read the label as written (a namespace name holds no dot).
+    let (release_namespace, name) = match namespace {
+        Some(ns) => (ns, value.strip_prefix(ns)?.strip_prefix('.')?),
+        None => value.split_once('.')?,
+    };
+    Some(ObjectRef::new(name).within(release_namespace))
 }
 
 fn publishes(sources: &[OutputSource], kind: DataKind, name: &str) -> bool {
@@ -456,9 +473,30 @@ mod tests {
     #[test]
     fn applied_object_wakes_the_release_named_by_its_label() {
         let labels = [(RELEASE_LABEL.to_owned(), "pr-1.app".to_owned())].into();
-        let woken = release_of_labels(Some("pr-1"), &labels).expect("a release");
+        let woken = release_of_labels(&[], Some("pr-1"), &labels).expect("a release");
         assert_eq!(woken.name, "app");
         assert_eq!(woken.namespace.as_deref(), Some("pr-1"));
-        assert!(release_of_labels(Some("pr-2"), &labels).is_none());
+        assert!(release_of_labels(&[], Some("pr-2"), &labels).is_none());
+    }
+
+    #[test]
+    fn cluster_scoped_object_wakes_the_release_of_its_label() {
+        let labels = [(RELEASE_LABEL.to_owned(), "pr-1.widgets".to_owned())].into();
+        let woken = release_of_labels(&[], None, &labels).expect("a release");
+        assert_eq!(woken.name, "widgets");
+        assert_eq!(woken.namespace.as_deref(), Some("pr-1"));
+    }
+
+    #[test]
+    fn object_of_a_release_with_a_long_name_wakes_that_release() {
+        let long = format!("checkout-{}", "x".repeat(70));
+        let releases = vec![release(&long, json!({})), release("other", json!({}))];
+        let value = release_label_value("pr-1", &long);
+        assert!(value.len() <= 63 && !value.ends_with(&long));
+        let labels = [(RELEASE_LABEL.to_owned(), value)].into();
+        let woken = release_of_labels(&releases, Some("pr-1"), &labels).expect("a release");
+        assert_eq!(woken.name, long);
+        let woken = release_of_labels(&releases, None, &labels).expect("a release");
+        assert_eq!(woken.name, long);
     }
 }
