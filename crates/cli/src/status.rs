@@ -145,9 +145,12 @@ fn row(
                 .map(|name| format!("{name} (does not exist)")),
         );
     }
+    // While it waits for dependencies its message repeats what their own lines say.
+    let repeats_dependencies = !waits_for.is_empty()
+        && status.and_then(|s| s.phase).map(|p| p.as_str()) == Some("WaitingForDependencies");
     let message = status
         .and_then(|s| ready_condition(&s.conditions))
-        .filter(|c| c.status != "True" && !c.message.is_empty())
+        .filter(|c| c.status != "True" && !c.message.is_empty() && !repeats_dependencies)
         .map(|c| c.message.clone());
     Row {
         name,
@@ -842,7 +845,7 @@ mod tests {
   waiting for svc
 ├─ UpstartService later  NotCreated  0/0 [----------]
 ├─ UpstartService svc  Provisioning  0/2 [----------]  blocked by db: installing
-│  ├─ … app                  WaitingForDependencies  waits for svc/db  waiting for db
+│  ├─ … app                  WaitingForDependencies  waits for svc/db
 │  └─ ◌ db                   Installing  applying 3 objects
 └─ environment releases  1/1 [##########]
    └─ ✔ flags                Ready

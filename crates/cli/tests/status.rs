@@ -199,7 +199,7 @@ async fn status_shows_the_tree_with_phases_waits_and_progress() {
     );
     assert_eq!(
         lines[4],
-        "│  ├─ … app                  WaitingForDependencies  waits for shop/db  waiting for shop-db",
+        "│  ├─ … app                  WaitingForDependencies  waits for shop/db",
         "{stdout}"
     );
     assert_eq!(
