@@ -10,10 +10,11 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
-use upstart_api::v1alpha1::UpstartEnvironment;
+use upstart_api::v1alpha1::{HelmRelease, UpstartEnvironment, UpstartService};
 use upstart_e2e::upstart_local_cluster::{LocalCluster, LocalClusterOptions};
 use upstart_e2e::{Check, Error, NAMESPACE_LABEL, TestEnv};
 
@@ -155,6 +156,9 @@ async fn apply_test_objects(env: &TestEnv) {
     env.apply_yaml("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
         .await
         .unwrap();
+    env.apply_catalog(&["examples/services/another-upstart-service.yaml"])
+        .await
+        .unwrap();
 }
 
 /// Whether the namespace is gone or on its way (a real cluster takes a while to remove one).
@@ -182,6 +186,11 @@ async fn assert_cleaned_up(cluster: &LocalCluster, namespace: &str) {
         .await
         .unwrap();
     assert!(crd.is_some(), "CRDs are shared, never deleted");
+    let template = Api::<UpstartService>::namespaced(client.clone(), "upstart-catalog")
+        .get_opt("another-upstart-service")
+        .await
+        .unwrap();
+    assert!(template.is_none(), "catalog templates applied are deleted");
 }
 
 #[tokio::test]
@@ -219,4 +228,131 @@ async fn on_a_real_cluster_a_scenario_that_fails_before_finish_is_still_cleaned_
     drop(env);
     assert_cleaned_up(&cluster, &namespace).await;
     cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn catalog_templates_go_to_the_catalog_namespace_and_other_objects_to_the_test_namespace() {
+    let env = TestEnv::start().await.unwrap();
+    assert_eq!(env.catalog_namespace(), "upstart-catalog");
+    let templates = env.apply_catalog(&["examples/services"]).await.unwrap();
+    let described: Vec<String> = templates.iter().map(|a| a.describe()).collect();
+    assert_eq!(
+        described,
+        [
+            "UpstartService upstart-catalog/another-upstart-service",
+            "UpstartService upstart-catalog/example-service"
+        ]
+    );
+    let template: Option<UpstartService> = env
+        .get_in("upstart-catalog", "example-service")
+        .await
+        .unwrap();
+    assert!(template.is_some());
+    let own: Vec<UpstartService> = env.list_in(env.namespace()).await.unwrap();
+    assert!(own.is_empty(), "{own:?}");
+    env.finish().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_example_helmrelease_is_installed_from_the_served_charts_with_its_timings() {
+    let env = TestEnv::start().await.unwrap();
+    env.step("apply the example HelmRelease");
+    env.apply_file("examples/launch-darkly.yaml").await.unwrap();
+    env.step("the operator reports it Ready");
+    let name = "my-environment-name-launch-darkly";
+    let release = env
+        .wait_object_ready(
+            "upstartoperators.upstart.com/v1alpha1",
+            "HelmRelease",
+            None,
+            name,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(release.metadata.namespace.as_deref(), Some(env.namespace()));
+    env.step("its status timings are in order");
+    let times = env.release_times(None, name).await.unwrap();
+    assert_eq!(times.release, format!("{}/{name}", env.namespace()));
+    let (created, ready) = (times.created_at.unwrap(), times.ready_at.unwrap());
+    assert!(created <= ready, "{times:?}");
+    let typed: HelmRelease = env.get(name).await.unwrap().unwrap();
+    assert!(
+        typed
+            .status
+            .unwrap()
+            .outputs
+            .contains(&"LD_SDK_KEY_PRICING".to_owned())
+    );
+    env.finish().await.unwrap();
+}
+
+#[tokio::test]
+async fn workloads_take_the_delay_asked_for_to_become_available() {
+    const DELAY: Duration = Duration::from_millis(1500);
+    let env = TestEnv::start_with_workload_delay(DELAY).await.unwrap();
+    let started = std::time::Instant::now();
+    env.apply_yaml(
+        "
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: app, image: example}]}
+",
+    )
+    .await
+    .unwrap();
+    env.wait_for("web to be available", Duration::from_secs(20), || async {
+        let deployment: Deployment = env.get("web").await?.expect("applied");
+        let available = deployment
+            .status
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0);
+        Ok(if available >= 1 {
+            Check::Done(())
+        } else {
+            Check::Waiting(format!("{available} available"))
+        })
+    })
+    .await
+    .unwrap();
+    assert!(started.elapsed() >= DELAY, "{:?}", started.elapsed());
+    env.finish().await.unwrap();
+}
+
+#[tokio::test]
+async fn deployment_env_in_reads_a_deployment_of_another_namespace() {
+    let env = TestEnv::start().await.unwrap();
+    env.apply_yaml(
+        "
+apiVersion: v1
+kind: Namespace
+metadata: {name: elsewhere}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: elsewhere}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: app, image: example, env: [{name: A, value: '1'}]}]}
+",
+    )
+    .await
+    .unwrap();
+    let app = env
+        .deployment_env_in("elsewhere", "web", None)
+        .await
+        .unwrap();
+    assert_eq!(app.value("A"), Some("1"));
+    assert!(
+        env.deployment_env("web", None).await.is_err(),
+        "not in the test namespace"
+    );
+    env.finish().await.unwrap();
 }
