@@ -327,12 +327,11 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The inventory of this render (resources only, not hooks), sorted so status is stable.
+    /// The inventory of this render (resources only, not hooks), in apply order (status
+    /// `inventory` is documented so). Stable for a given render: the order comes from the kinds
+    /// and the rendered order, never from the cluster.
     pub fn inventory(&self) -> Vec<InventoryEntry> {
-        let mut entries: Vec<InventoryEntry> =
-            self.resources.iter().map(|o| o.entry.clone()).collect();
-        entries.sort();
-        entries
+        self.resources.iter().map(|o| o.entry.clone()).collect()
     }
 
     /// The hooks of one event, in the order they must run.

@@ -898,7 +898,11 @@ async fn chart_with_a_crd_and_its_custom_resource_installs_in_one_apply() {
         .iter()
         .map(|e| e.kind.clone())
         .collect();
-    assert!(kinds.contains(&"Widget".to_owned()), "{kinds:?}");
+    assert_eq!(
+        kinds,
+        ["CustomResourceDefinition", "Widget"],
+        "inventory in apply order"
+    );
     let resource = kube::discovery::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
         "example.com",
         "v1",

@@ -600,7 +600,7 @@ fn the_plan_digest_is_stable_and_follows_content() {
 }
 
 #[test]
-fn the_inventory_is_sorted_for_a_stable_status() {
+fn the_inventory_is_in_apply_order() {
     let p = ok(&[
         obj("Service", "b"),
         obj("ConfigMap", "z"),
@@ -608,7 +608,9 @@ fn the_inventory_is_sorted_for_a_stable_status() {
     ]
     .concat());
     let inv: Vec<String> = p.inventory().iter().map(display_name).collect();
-    assert_eq!(inv, ["ConfigMap/a", "ConfigMap/z", "Service/b"]);
+    assert_eq!(inv, ["ConfigMap/z", "ConfigMap/a", "Service/b"]);
+    let applied: Vec<String> = p.resources.iter().map(|o| o.display_name()).collect();
+    assert_eq!(inv, applied);
 }
 
 fn json(s: &str) -> Value {
