@@ -17,7 +17,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use prometheus::{IntGaugeVec, Opts};
 use serde_json::json;
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 use upstart_api::conditions::{READY, find, is_ready_for_generation};
 use upstart_api::v1alpha1::{
     HelmRelease, OutputSource, ServicePhase, UpstartService, UpstartServiceStatus,
@@ -123,8 +123,15 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
         .for_each(|result| async move {
             match result {
                 Ok(_) => {}
+                // Errors name objects and API answers about HelmReleases and UpstartServices,
+                // whose specs hold no output values (those are substituted by the HelmRelease
+                // operator, at render time).
                 Err(kube::runtime::controller::Error::ReconcilerFailed(error, object)) => {
                     warn!(reason = error.metric_label(), %object, %error, "reconcile failed");
+                }
+                // A wake-up for a service deleted meanwhile (a namespace being torn down).
+                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
+                    debug!(%object, "woken service no longer exists");
                 }
                 Err(error) => warn!(%error, "controller error"),
             }
