@@ -24,7 +24,8 @@ Examples:
   upstart graph examples/services/*.yaml --format mermaid
   upstart graph pr-1234 --format dot | dot -Tsvg > pr-1234.svg
   upstart status pr-1234 --watch                     follow an environment until Ready
-  upstart dev examples/environment.yaml              local control plane with the operators
+  upstart dev --catalog examples/services examples/environment.yaml
+                                                     local control plane with the operators
   source <(upstart completions bash)                 shell completions";
 
 /// Upstart: ephemeral environments on Kubernetes.

@@ -58,6 +58,9 @@ pub struct Row {
     pub waits_for: Vec<String>,
     /// The Ready condition's message, when not Ready.
     pub message: Option<String>,
+    /// How long it has been in its current stage (waiting, installing), or how long the
+    /// install took once Ready (from `status.timings`).
+    pub time: Option<Duration>,
 }
 
 /// A service, the environment's own releases, or the namespace's other releases.
@@ -122,6 +125,7 @@ fn row(
     live: &Live,
     graph: &DependencyGraph,
     ready: &dyn Fn(&NodeId) -> bool,
+    now: jiff::Timestamp,
 ) -> Row {
     let object = live.release(node);
     let status = object.and_then(|r| r.status.as_ref());
@@ -152,12 +156,23 @@ fn row(
         .and_then(|s| ready_condition(&s.conditions))
         .filter(|c| c.status != "True" && !c.message.is_empty() && !repeats_dependencies)
         .map(|c| c.message.clone());
+    let timings = status.and_then(|s| s.timings.as_ref());
+    let time = timings.and_then(|t| match (&t.created_at, &t.started_at, &t.ready_at) {
+        (_, Some(started), Some(ready)) if is_ready => {
+            Duration::try_from(ready.0.duration_since(started.0)).ok()
+        }
+        _ if is_ready => None,
+        (_, Some(started), _) => since(Some(started), now),
+        (Some(created), None, _) => since(Some(created), now),
+        _ => None,
+    });
     Row {
         name,
         phase,
         ready: is_ready,
         waits_for,
         message,
+        time,
     }
 }
 
@@ -177,6 +192,7 @@ fn service_group(
     live: &Live,
     graph: &DependencyGraph,
     ready: &dyn Fn(&NodeId) -> bool,
+    now: jiff::Timestamp,
 ) -> Group {
     let service = live.service(name);
     let status = service.and_then(|s| s.status.as_ref());
@@ -187,7 +203,7 @@ fn service_group(
             .keys()
             .map(|key| {
                 let node = NodeId::release(upstart_api::names::child_name(name, key));
-                row(key.clone(), &node, live, graph, ready)
+                row(key.clone(), &node, live, graph, ready, now)
             })
             .collect(),
         None => Vec::new(),
@@ -253,7 +269,7 @@ pub fn tree(live: &Live, now: jiff::Timestamp) -> Tree {
     service_names.sort();
     let mut groups: Vec<Group> = service_names
         .iter()
-        .map(|name| service_group(name, live, &graph, ready))
+        .map(|name| service_group(name, live, &graph, ready, now))
         .collect();
     let mut covered: Vec<String> = live
         .services
@@ -277,7 +293,14 @@ pub fn tree(live: &Live, now: jiff::Timestamp) -> Tree {
             .map(|key| {
                 let object = upstart_api::names::child_name(name, key);
                 covered.push(object.clone());
-                row(key.clone(), &NodeId::release(object), live, &graph, ready)
+                row(
+                    key.clone(),
+                    &NodeId::release(object),
+                    live,
+                    &graph,
+                    ready,
+                    now,
+                )
             })
             .collect();
         groups.push(group("environment releases".to_owned(), None, None, rows));
@@ -287,7 +310,16 @@ pub fn tree(live: &Live, now: jiff::Timestamp) -> Tree {
         .iter()
         .filter_map(|r| r.metadata.name.clone())
         .filter(|name| !covered.contains(name))
-        .map(|name| row(name.clone(), &NodeId::release(name), live, &graph, ready))
+        .map(|name| {
+            row(
+                name.clone(),
+                &NodeId::release(name),
+                live,
+                &graph,
+                ready,
+                now,
+            )
+        })
         .collect();
     if !others.is_empty() {
         groups.push(group("other releases".to_owned(), None, None, others));
@@ -432,6 +464,10 @@ pub fn row_text(row: &Row) -> String {
         row.name,
         styled(phase_style(&row.phase, row.ready), &row.phase)
     );
+    if let Some(time) = row.time {
+        let word = if row.ready { "in" } else { "for" };
+        let _ = write!(line, " {word} {}", short_duration(time));
+    }
     if !row.waits_for.is_empty() {
         let _ = write!(line, "  waits for {}", row.waits_for.join(", "));
     }
@@ -613,6 +649,11 @@ impl Display {
                 // Time moves every second; print only when something else changed.
                 let mut timeless = tree.clone();
                 timeless.elapsed = None;
+                for row in timeless.groups.iter_mut().flat_map(|g| g.rows.iter_mut()) {
+                    if !row.ready {
+                        row.time = None;
+                    }
+                }
                 let key = render(&timeless);
                 if last.as_deref() != Some(key.as_str()) {
                     anstream::println!("{}", render(tree));
@@ -750,8 +791,9 @@ fn header_without_bar(tree: &Tree) -> String {
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use serde_json::Value;
     use serde_json::json;
-    use upstart_api::v1alpha1::{HelmReleaseSpec, UpstartEnvironmentSpec, UpstartServiceSpec};
+    use upstart_api::v1alpha1::{ReleaseTimings, UpstartEnvironmentSpec, UpstartServiceSpec};
 
     use super::*;
 
@@ -807,16 +849,23 @@ mod tests {
             serde_json::from_value(json!({"phase": "Provisioning", "blockedBy": "db: installing"}))
                 .expect("status"),
         );
-        let _ = HelmReleaseSpec::default();
+        let mut releases = vec![
+            release("pr-1-flags", "Ready", true, ""),
+            release("svc-app", "WaitingForDependencies", false, "waiting for db"),
+            release("svc-db", "Installing", false, "applying 3 objects"),
+        ];
+        let timings =
+            |value: Value| Some(serde_json::from_value::<ReleaseTimings>(value).expect("timings"));
+        releases[0].status.as_mut().expect("status").timings = timings(json!({
+            "createdAt": "2026-01-01T00:00:00Z", "startedAt": "2026-01-01T00:00:01Z",
+            "readyAt": "2026-01-01T00:00:08Z"}));
+        releases[2].status.as_mut().expect("status").timings = timings(json!({
+            "createdAt": "2026-01-01T00:00:00Z", "startedAt": "2026-01-01T00:01:00Z"}));
         Live {
             environment: Some(env),
             namespace: "pr-1".into(),
             services: vec![svc],
-            releases: vec![
-                release("pr-1-flags", "Ready", true, ""),
-                release("svc-app", "WaitingForDependencies", false, "waiting for db"),
-                release("svc-db", "Installing", false, "applying 3 objects"),
-            ],
+            releases,
         }
     }
 
@@ -846,9 +895,9 @@ mod tests {
 ├─ UpstartService later  NotCreated  0/0 [----------]
 ├─ UpstartService svc  Provisioning  0/2 [----------]  blocked by db: installing
 │  ├─ … app                  WaitingForDependencies  waits for svc/db
-│  └─ ◌ db                   Installing  applying 3 objects
+│  └─ ◌ db                   Installing for 1m5s  applying 3 objects
 └─ environment releases  1/1 [##########]
-   └─ ✔ flags                Ready
+   └─ ✔ flags                Ready in 7s
 ";
         assert_eq!(text, expected);
     }
