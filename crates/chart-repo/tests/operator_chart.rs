@@ -535,10 +535,12 @@ fn each_operator_gets_the_rights_of_its_own_controller_only() {
     ] {
         assert_eq!(verbs(helm, group, resource), crud, "{group}/{resource}");
     }
-    assert_eq!(
-        verbs(helm, "apiextensions.k8s.io", "customresourcedefinitions"),
-        set(&["get", "create", "patch"])
+    let crds = verbs(helm, "apiextensions.k8s.io", "customresourcedefinitions");
+    assert!(
+        crds.is_superset(&set(&["get", "create", "patch"])),
+        "{crds:?}"
     );
+    assert!(!crds.contains("delete"), "CRDs outlive releases");
     let discovery = helm["rules"]
         .as_sequence()
         .unwrap()
@@ -976,4 +978,101 @@ fn every_built_in_object_the_chart_renders_is_a_valid_kubernetes_object() {
         11,
         "every kind the chart renders was checked: {seen:?}"
     );
+}
+
+/// The Kubernetes kinds an operator's code makes an `Api` for, and the ones it watches besides
+/// its primary kind: `Api<K>`, `Api::<K>` and `op.api::<K>()` in its sources.
+fn kinds_in_code(operator_dir: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let dir = upstart_test_support::workspace_root()
+        .join("operators")
+        .join(operator_dir)
+        .join("src");
+    let mut used = BTreeSet::new();
+    let mut watched = BTreeSet::new();
+    let kind_after = |text: &str| -> Option<String> {
+        let end = text.find('>')?;
+        let kind = &text[..end];
+        kind.chars()
+            .all(|c| c.is_ascii_alphanumeric())
+            .then(|| kind.to_owned())
+    };
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for marker in ["Api<", "Api::<", "api::<"] {
+            for (at, _) in text.match_indices(marker) {
+                if let Some(kind) = kind_after(&text[at + marker.len()..]) {
+                    used.insert(kind);
+                }
+            }
+        }
+        for (at, _) in text.match_indices(".watches(") {
+            let window = &text[at..(at + 200).min(text.len())];
+            if let Some(start) = window.find("::<")
+                && let Some(kind) = kind_after(&window[start + 3..])
+            {
+                watched.insert(kind);
+            }
+        }
+    }
+    (used, watched)
+}
+
+/// The API group and resource of a kind the operators use.
+fn resource_of(kind: &str) -> Option<(&'static str, &'static str)> {
+    Some(match kind {
+        "HelmRelease" => (GROUP, "helmreleases"),
+        "UpstartService" => (GROUP, "upstartservices"),
+        "UpstartEnvironment" => (GROUP, "upstartenvironments"),
+        "Secret" => ("", "secrets"),
+        "ConfigMap" => ("", "configmaps"),
+        "Namespace" => ("", "namespaces"),
+        "Pod" => ("", "pods"),
+        "Service" => ("", "services"),
+        "Deployment" => ("apps", "deployments"),
+        "StatefulSet" => ("apps", "statefulsets"),
+        "DaemonSet" => ("apps", "daemonsets"),
+        "Job" => ("batch", "jobs"),
+        "CustomResourceDefinition" => ("apiextensions.k8s.io", "customresourcedefinitions"),
+        _ => return None,
+    })
+}
+
+/// Keeps the chart's RBAC in step with the code: an operator that starts reading or watching
+/// a kind its ClusterRole does not grant would only fail in a cluster, with Forbidden.
+#[test]
+fn every_kind_an_operator_reads_or_watches_is_granted_by_its_cluster_role() {
+    let objects = render("{}");
+    for (dir, binary) in [
+        ("helmrelease", "upstart-helmrelease-operator"),
+        ("upstartservice", "upstart-service-operator"),
+        ("upstartenvironment", "upstart-environment-operator"),
+    ] {
+        let role = named(&objects, "ClusterRole", &format!("{binary}:{NAMESPACE}"));
+        let (used, watched) = kinds_in_code(dir);
+        assert!(!used.is_empty(), "{dir}: no Api<K> found in the sources");
+        for kind in &used {
+            // Dynamic objects are the chart objects (rbac.managedResources); `K` is generic.
+            if kind == "DynamicObject" || kind == "K" {
+                continue;
+            }
+            let (group, resource) = resource_of(kind).unwrap_or_else(|| {
+                panic!("{dir} uses {kind}: add it to resource_of and to the chart's RBAC")
+            });
+            let granted = verbs(role, group, resource);
+            assert!(
+                granted.contains("get"),
+                "{binary} reads {kind} but its ClusterRole lacks get on {resource}: {granted:?}"
+            );
+            if watched.contains(kind) {
+                assert!(
+                    granted.is_superset(&set(&["list", "watch"])),
+                    "{binary} watches {kind} but its ClusterRole lacks list/watch on {resource}"
+                );
+            }
+        }
+    }
 }
