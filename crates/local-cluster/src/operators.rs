@@ -3,8 +3,10 @@
 //!
 //! # The built-in operators
 //!
-//! [`OperatorSet::all`] lists every operator of this version, each with the Upstart kinds whose
-//! `Ready` condition it writes. Each entry adapts the cluster's [`OperatorContext`] (client,
+//! [`OperatorSet::all`] lists every operator of this version, each with the Upstart kind whose
+//! `Ready` condition it writes: the HelmRelease operator (`HelmRelease`), the UpstartService
+//! operator (`UpstartService`) and the UpstartEnvironment operator (`UpstartEnvironment`). Each
+//! entry adapts the cluster's [`OperatorContext`] (client,
 //! chart repositories, helm, a scratch directory, the catalog namespace) into the operator
 //! crate's own `controller::Config`, and runs `controller::run` through the shared runtime
 //! (`upstart_operator_runtime::run` with `RunOptions::in_process()`: no health server, no
