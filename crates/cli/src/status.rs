@@ -99,6 +99,8 @@ pub struct Tree {
     pub message: Option<String>,
     /// Services, then the environment's releases, then the rest.
     pub groups: Vec<Group>,
+    /// Notes under the header: when the environment expires, its critical path once Ready.
+    pub notes: Vec<String>,
 }
 
 fn ready_condition(conditions: &[Condition]) -> Option<&Condition> {
@@ -370,6 +372,7 @@ pub fn tree(live: &Live, now: jiff::Timestamp) -> Tree {
                     .filter(|c| c.status != "True" && !c.message.is_empty())
                     .map(|c| c.message.clone()),
                 groups,
+                notes: environment_notes(status),
             }
         }
         None => {
@@ -393,9 +396,39 @@ pub fn tree(live: &Live, now: jiff::Timestamp) -> Tree {
                 elapsed: if ready { None } else { since(oldest, now) },
                 message: None,
                 groups,
+                notes: Vec::new(),
             }
         }
     }
+}
+
+/// When the environment expires, and the chain of releases that decided its time to ready.
+fn environment_notes(
+    status: Option<&upstart_api::v1alpha1::UpstartEnvironmentStatus>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let Some(status) = status else {
+        return notes;
+    };
+    if let Some(expires) = &status.expires_at {
+        notes.push(format!("expires at {}", expires.0));
+    }
+    if !status.critical_path.is_empty() {
+        let steps: Vec<String> = status
+            .critical_path
+            .iter()
+            .map(|step| {
+                format!(
+                    "{} (waited {}, installed in {})",
+                    step.release,
+                    short_duration(Duration::from_secs_f64(step.wait_seconds.max(0.0))),
+                    short_duration(Duration::from_secs_f64(step.install_seconds.max(0.0)))
+                )
+            })
+            .collect();
+        notes.push(format!("critical path: {}", steps.join(" -> ")));
+    }
+    notes
 }
 
 /// `[########------------]`, `width` characters between the brackets.
@@ -503,6 +536,9 @@ pub fn render(tree: &Tree) -> String {
     out.push('\n');
     if let Some(message) = &tree.message {
         let _ = writeln!(out, "  {}", styled(DIM, message));
+    }
+    for note in &tree.notes {
+        let _ = writeln!(out, "  {}", styled(DIM, note));
     }
     for (g, group) in tree.groups.iter().enumerate() {
         let last_group = g + 1 == tree.groups.len();
@@ -691,6 +727,9 @@ impl Bars {
         )];
         if let Some(message) = &tree.message {
             wanted.push((format!("  {}", styled(DIM, message)), None, true));
+        }
+        for note in &tree.notes {
+            wanted.push((format!("  {}", styled(DIM, note)), None, true));
         }
         for (g, group) in tree.groups.iter().enumerate() {
             let last = g + 1 == tree.groups.len();

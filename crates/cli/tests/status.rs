@@ -198,8 +198,7 @@ async fn status_shows_the_tree_with_phases_waits_and_progress() {
         "{stdout}"
     );
     assert_eq!(
-        lines[4],
-        "│  ├─ … app                  WaitingForDependencies  waits for shop/db",
+        lines[4], "│  ├─ … app                  WaitingForDependencies  waits for shop/db",
         "{stdout}"
     );
     assert_eq!(
@@ -298,7 +297,9 @@ async fn watch_follows_changes_and_exits_once_the_environment_is_ready() {
         &environments,
         "pr-7",
         json!({
-            "phase": "Ready", "timeToReadySeconds": 42.0,
+            "phase": "Ready", "timeToReadySeconds": 42.0, "expiresAt": "2026-01-04T00:00:00Z",
+            "criticalPath": [{"release": "shop-db", "waitSeconds": 0.0, "installSeconds": 30.5},
+                             {"release": "shop-app", "waitSeconds": 1.0, "installSeconds": 11.0}],
             "conditions": [condition(true, "Ready", "every service is Ready")]
         }),
     )
@@ -314,6 +315,14 @@ async fn watch_follows_changes_and_exits_once_the_environment_is_ready() {
     let last = output.rsplit("UpstartEnvironment pr-7").next().unwrap();
     assert!(last.starts_with(" (namespace pr-7)  Ready"), "{output}");
     assert!(last.contains("ready in 42s"), "{output}");
+    assert!(
+        last.contains("\n  expires at 2026-01-04T00:00:00Z\n"),
+        "{output}"
+    );
+    assert!(
+        last.contains("\n  critical path: shop-db (waited 0s, installed in 30s) -> shop-app (waited 1s, installed in 11s)\n"),
+        "{output}"
+    );
     assert!(
         last.contains("│  ├─ ✔ app                  Ready"),
         "{output}"
