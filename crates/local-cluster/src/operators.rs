@@ -367,27 +367,32 @@ impl OperatorSet {
             let work = (operator.run)(ctx.clone(), StopSignal(receiver.clone()));
             tracing::info!(operator = name, kinds = ?operator.kinds, "operator starting");
             let failed = failed.clone();
+            let stop_requested = StopSignal(receiver.clone());
             tasks.push((
                 name,
                 tokio::spawn(async move {
-                    match work.await {
-                        Ok(()) => tracing::info!(operator = name, "operator stopped"),
-                        Err(message) => {
-                            tracing::error!(operator = name, error = %message, "operator failed");
-                            // The first failure is the one worth reporting.
-                            failed.send_if_modified(|first| {
-                                first
-                                    .is_none()
-                                    .then(|| {
-                                        *first = Some(OperatorFailure {
-                                            operator: name,
-                                            message,
-                                        });
-                                    })
-                                    .is_some()
-                            });
+                    let message = match work.await {
+                        Ok(()) if stop_requested.is_requested() => {
+                            tracing::info!(operator = name, "operator stopped");
+                            return;
                         }
-                    }
+                        // Nothing reconciles its kinds any more: as bad as an error.
+                        Ok(()) => "stopped before it was asked to".to_owned(),
+                        Err(message) => message,
+                    };
+                    tracing::error!(operator = name, error = %message, "operator failed");
+                    // The first failure is the one worth reporting.
+                    failed.send_if_modified(|first| {
+                        first
+                            .is_none()
+                            .then(|| {
+                                *first = Some(OperatorFailure {
+                                    operator: name,
+                                    message,
+                                });
+                            })
+                            .is_some()
+                    });
                 }),
             ));
         }

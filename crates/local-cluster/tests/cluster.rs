@@ -415,3 +415,24 @@ async fn the_built_in_operators_stop_promptly() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn an_operator_that_ends_on_its_own_counts_as_failed() {
+    let quitter = Operator::new(
+        "quitter",
+        &["UpstartService"],
+        |_ctx: OperatorContext, _stop: StopSignal| async move { Ok::<(), String>(()) },
+    );
+    let cluster = LocalCluster::start(LocalClusterOptions {
+        operators: OperatorSet::none().with(quitter),
+        ..LocalClusterOptions::default()
+    })
+    .await
+    .unwrap();
+    let failure = tokio::time::timeout(Duration::from_secs(5), cluster.operator_failure())
+        .await
+        .unwrap();
+    assert_eq!(failure.operator, "quitter");
+    assert_eq!(failure.message, "stopped before it was asked to");
+    cluster.shutdown().await;
+}
