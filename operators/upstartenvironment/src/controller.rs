@@ -255,8 +255,8 @@ impl Members {
             .filter(move |r| is_owned_by(&r.metadata, env_uid))
     }
 
-    /// Every release of the environment: its own and its services' children, by the uid of
-    /// the service owning them.
+    /// The releases of the environment's own services (by owner name and uid) and its own
+    /// releases: what its status counts.
     fn environment_releases<'a>(
         &'a self,
         env_uid: &'a str,
@@ -264,9 +264,8 @@ impl Members {
     ) -> impl Iterator<Item = &'a HelmRelease> {
         self.releases.iter().filter(move |r| {
             is_owned_by(&r.metadata, env_uid)
-                || r.owner_references()
-                    .iter()
-                    .any(|o| o.kind == "UpstartService" && services.get(&o.name) == Some(&o.uid))
+                || service_owner(r)
+                    .is_some_and(|(name, uid)| services.get(name).is_some_and(|u| u == uid))
         })
     }
 
@@ -293,16 +292,18 @@ impl Members {
             .collect()
     }
 
-    /// Whether an object of this node exists (and is not already on its way out when
-    /// `deleting_counts` is false).
+    /// Every service and release of the namespace that belongs to the environment: its own,
+    /// and every child of an UpstartService, also one whose service is already gone (the
+    /// namespace is the environment's, so its services are too).
     fn present(&self, env_uid: &str) -> BTreeSet<NodeId> {
-        let uids = self.service_uids(env_uid);
-        let mut present: BTreeSet<NodeId> = uids
-            .keys()
-            .map(|name| NodeId::service(name.clone()))
+        let mut present: BTreeSet<NodeId> = self
+            .owned_services(env_uid)
+            .map(|s| NodeId::service(s.name_any()))
             .collect();
         present.extend(
-            self.environment_releases(env_uid, &uids)
+            self.releases
+                .iter()
+                .filter(|r| is_owned_by(&r.metadata, env_uid) || service_owner(r).is_some())
                 .map(|r| NodeId::release(r.name_any())),
         );
         present
@@ -320,6 +321,15 @@ impl Members {
                 .any(|r| r.name_any() == node.name && r.metadata.deletion_timestamp.is_some()),
         }
     }
+}
+
+/// The UpstartService owning a release, as (name, uid).
+fn service_owner(release: &HelmRelease) -> Option<(&str, &str)> {
+    release
+        .owner_references()
+        .iter()
+        .find(|o| o.kind == "UpstartService")
+        .map(|o| (o.name.as_str(), o.uid.as_str()))
 }
 
 /// Converges a live environment: namespace, children, removals, status, expiry.
@@ -558,20 +568,16 @@ async fn remove_unwanted(
         .map(|r| r.name_any())
         .filter(|name| !wanted_releases.contains(name))
         .collect();
-    if doomed_services.is_empty() && doomed_releases.is_empty() {
-        return Ok(false);
-    }
-    // A removed service's children go with it: they are part of its level in the graph.
+    // A removed service's children go with it (also once the service itself is gone).
     let doomed_children: BTreeSet<String> = members
         .releases
         .iter()
-        .filter(|r| {
-            r.owner_references()
-                .iter()
-                .any(|o| o.kind == "UpstartService" && doomed_services.contains(&o.name))
-        })
+        .filter(|r| service_owner(r).is_some_and(|(name, _)| !desired.kept_services.contains(name)))
         .map(|r| r.name_any())
         .collect();
+    if doomed_services.is_empty() && doomed_releases.is_empty() && doomed_children.is_empty() {
+        return Ok(false);
+    }
     let graph = members.graph(uid);
     let level = next_level(
         &graph,
