@@ -19,9 +19,10 @@ helmRelease service environment
 {{- end }}
 
 {{/* The name of an operator's cluster-scoped objects: qualified by the release namespace, so
-installations in two namespaces do not collide. */}}
+installations in two namespaces do not collide. A DNS subdomain (no `:`), which every API server
+and tool accepts. */}}
 {{- define "upstart.clusterName" -}}
-{{- printf "%s:%s" (include "upstart.name" .) .root.Release.Namespace | trunc 253 -}}
+{{- printf "%s-%s" (include "upstart.name" .) .root.Release.Namespace | trunc 253 | trimSuffix "-" -}}
 {{- end }}
 
 {{/* The name of an object the operators share (repository ConfigMap, dashboard, rules). Argument: root. */}}

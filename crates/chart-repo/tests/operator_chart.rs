@@ -498,7 +498,7 @@ fn no_cluster_role_grants_wildcards() {
 fn each_operator_gets_the_rights_of_its_own_controller_only() {
     let objects = render(EVERYTHING_ON);
     let cluster_role =
-        |binary: &str| named(&objects, "ClusterRole", &format!("{binary}:{NAMESPACE}"));
+        |binary: &str| named(&objects, "ClusterRole", &format!("{binary}-{NAMESPACE}"));
     let read = set(&["get", "list", "watch"]);
     let crud = set(&[
         "get", "list", "watch", "create", "update", "patch", "delete",
@@ -580,9 +580,9 @@ fn each_operator_gets_the_rights_of_its_own_controller_only() {
         let binding = named(
             &objects,
             "ClusterRoleBinding",
-            &format!("{binary}:{NAMESPACE}"),
+            &format!("{binary}-{NAMESPACE}"),
         );
-        assert_eq!(binding["roleRef"]["name"], format!("{binary}:{NAMESPACE}"));
+        assert_eq!(binding["roleRef"]["name"], format!("{binary}-{NAMESPACE}"));
         let subjects = binding["subjects"].as_sequence().unwrap();
         assert_eq!(subjects.len(), 1);
         assert_eq!(subjects[0]["name"], binary);
@@ -1051,7 +1051,7 @@ fn every_kind_an_operator_reads_or_watches_is_granted_by_its_cluster_role() {
         ("upstartservice", "upstart-service-operator"),
         ("upstartenvironment", "upstart-environment-operator"),
     ] {
-        let role = named(&objects, "ClusterRole", &format!("{binary}:{NAMESPACE}"));
+        let role = named(&objects, "ClusterRole", &format!("{binary}-{NAMESPACE}"));
         let (used, watched) = kinds_in_code(dir);
         assert!(!used.is_empty(), "{dir}: no Api<K> found in the sources");
         for kind in &used {
@@ -1075,4 +1075,202 @@ fn every_kind_an_operator_reads_or_watches_is_granted_by_its_cluster_role() {
             }
         }
     }
+}
+
+/// Runs helm against the cluster of `kubeconfig`.
+async fn helm_on_cluster(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
+    let home = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(upstart_test_support::helm())
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env("HELM_CONFIG_HOME", home.path().join("config"))
+        .env("HELM_CACHE_HOME", home.path().join("cache"))
+        .env("HELM_DATA_HOME", home.path().join("data"))
+        .output()
+        .await
+        .expect("helm runs");
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_installs_upgrades_and_uninstalls_the_chart_on_an_api_server() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, ListParams};
+
+    let control_plane =
+        upstart_control_plane::ControlPlane::start(upstart_control_plane::Options::default());
+    let endpoint = control_plane
+        .serve_https("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    endpoint.write_kubeconfig(&kubeconfig).unwrap();
+    // Everything but the Prometheus Operator kinds, whose CRDs this cluster does not have.
+    let values = values_file(
+        dir.path(),
+        &EVERYTHING_ON
+            .replace(
+                "serviceMonitor:\n    enabled: true",
+                "serviceMonitor:\n    enabled: false",
+            )
+            .replace("alerts:\n  enabled: true", "alerts:\n  enabled: false"),
+    );
+    let chart = chart_dir();
+    let (ok, output) = helm_on_cluster(
+        &kubeconfig,
+        &[
+            "install",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "--namespace",
+            NAMESPACE,
+            "--create-namespace",
+            "--values",
+            values.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(ok, "helm install failed:\n{output}");
+
+    let client = control_plane.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut crd_names: Vec<String> = crds
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    crd_names.sort();
+    assert_eq!(
+        crd_names,
+        [
+            "helmreleases.upstartoperators.upstart.com",
+            "upstartenvironments.upstartoperators.upstart.com",
+            "upstartservices.upstartoperators.upstart.com"
+        ]
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    let mut names: Vec<String> = deployments
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|d| d.metadata.name)
+        .collect();
+    names.sort();
+    let mut expected = OPERATORS.map(str::to_owned).to_vec();
+    expected.sort();
+    assert_eq!(names, expected);
+    let cluster_roles: Api<ClusterRole> = Api::all(client.clone());
+    for binary in OPERATORS {
+        cluster_roles
+            .get(&format!("{binary}-{NAMESPACE}"))
+            .await
+            .unwrap();
+    }
+    let roles: Api<Role> = Api::namespaced(client.clone(), NAMESPACE);
+    roles
+        .get("upstart-helmrelease-operator-credentials")
+        .await
+        .unwrap();
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
+    let stored = config_maps
+        .get("upstart-operators-repositories")
+        .await
+        .unwrap();
+    let text = &stored.data.unwrap()["repositories.yaml"];
+    assert_eq!(
+        RepositoryConfig::from_yaml(text)
+            .unwrap()
+            .repositories
+            .len(),
+        3
+    );
+
+    // An upgrade that turns a repository off rolls the HelmRelease operator's pods.
+    let checksum = |d: &Deployment| {
+        d.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref()
+            .unwrap()["checksum/repositories"]
+            .clone()
+    };
+    let before = checksum(
+        &deployments
+            .get("upstart-helmrelease-operator")
+            .await
+            .unwrap(),
+    );
+    let (ok, output) = helm_on_cluster(
+        &kubeconfig,
+        &[
+            "upgrade",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "--namespace",
+            NAMESPACE,
+            "--reuse-values",
+            "--set",
+            "allowUnlisted=false",
+        ],
+    )
+    .await;
+    assert!(ok, "helm upgrade failed:\n{output}");
+    let after = checksum(
+        &deployments
+            .get("upstart-helmrelease-operator")
+            .await
+            .unwrap(),
+    );
+    assert_ne!(before, after);
+
+    let (ok, output) = helm_on_cluster(
+        &kubeconfig,
+        // --keep-history: purging the release record deletes Secrets with a protobuf
+        // DeleteOptions body, which the local control plane does not decode.
+        &[
+            "uninstall",
+            RELEASE,
+            "--namespace",
+            NAMESPACE,
+            "--keep-history",
+        ],
+    )
+    .await;
+    assert!(ok, "helm uninstall failed:\n{output}");
+    assert!(
+        deployments
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // Helm never deletes what it installed from crds/: the custom resources survive.
+    assert_eq!(
+        crds.list(&ListParams::default()).await.unwrap().items.len(),
+        3
+    );
+    control_plane.shutdown();
 }
