@@ -727,6 +727,10 @@ fn values_the_operator_would_refuse_are_refused_at_install() {
             "operators: {helmRelease: {rbac: {managedResources: [{apiGroups: [''], resources: [secrets], verbs: ['*']}]}}}",
             "verbs",
         ),
+        (
+            "operators: {helmRelease: {rbac: {managedResources: [{apiGroups: ['*'], resources: [pods], verbs: [get]}]}}}",
+            "apiGroups",
+        ),
     ] {
         let file = values_file(dir.path(), values);
         let chart = chart_dir();
