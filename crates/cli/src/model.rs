@@ -485,6 +485,37 @@ mod tests {
     }
 
     #[test]
+    fn a_catalog_template_used_by_an_environment_is_not_deployed_on_its_own() {
+        let mut template = service("svc", json!({"app": {"chart": "r/app"}}));
+        template["metadata"]["namespace"] = json!(CATALOG_NAMESPACE);
+        let ws = workspace(vec![
+            template,
+            service("alone", json!({"web": {"chart": "r/web"}})),
+            json!({"apiVersion": "upstartoperators.upstart.com/v1alpha1", "kind": "UpstartEnvironment",
+                   "metadata": {"name": "e"},
+                   "spec": {"services": [{"name": "svc", "template": {"name": "svc"}}]}}),
+        ]);
+        let titles: Vec<&str> = ws.scopes.iter().map(|s| s.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "namespace e (UpstartEnvironment e)",
+                "the current namespace"
+            ]
+        );
+        assert!(
+            ws.scopes[0]
+                .releases
+                .contains_key(&NodeId::release("svc-app"))
+        );
+        assert!(
+            ws.scopes[1]
+                .releases
+                .contains_key(&NodeId::release("alone-web"))
+        );
+    }
+
+    #[test]
     fn a_missing_template_still_names_a_service_others_can_depend_on() {
         let ws = workspace(vec![json!({
         "apiVersion": "upstartoperators.upstart.com/v1alpha1", "kind": "UpstartEnvironment",

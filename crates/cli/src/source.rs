@@ -74,6 +74,10 @@ impl Document {
     }
 }
 
+/// Larger files are refused: manifests are small, and a file this big is a mistake (or an
+/// attempt to exhaust memory).
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// `paths`, with each directory replaced by the `.yaml`/`.yml` files under it (sorted).
 pub fn expand(paths: &[impl AsRef<Path>]) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -113,6 +117,19 @@ pub fn read_files<P: AsRef<Path>>(files: &[P]) -> (Vec<Document>, Vec<Diagnostic
     for file in expand(files) {
         let file = file.as_path();
         let name = file.display().to_string();
+        if let Ok(metadata) = std::fs::metadata(file)
+            && metadata.len() > MAX_FILE_BYTES
+        {
+            problems.push(Diagnostic::error(
+                &name,
+                0,
+                format!(
+                    "{} bytes: larger than the {MAX_FILE_BYTES} bytes a manifest file may have",
+                    metadata.len()
+                ),
+            ));
+            continue;
+        }
         match std::fs::read_to_string(file) {
             Ok(text) => match parse(&name, &text) {
                 Ok(mut parsed) => documents.append(&mut parsed),

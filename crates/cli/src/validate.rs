@@ -220,7 +220,14 @@ fn invalid_release_keys(document: &serde_json::Value, path: &str) -> Vec<String>
         .unwrap_or_default()
 }
 
-fn compiled_crds() -> HashMap<String, CompiledCrd> {
+/// The CRDs, compiled once per process (CEL rules take a while to compile).
+fn compiled_crds() -> &'static HashMap<String, CompiledCrd> {
+    static CRDS: std::sync::LazyLock<HashMap<String, CompiledCrd>> =
+        std::sync::LazyLock::new(compile_crds);
+    &CRDS
+}
+
+fn compile_crds() -> HashMap<String, CompiledCrd> {
     upstart_api::crd::crds()
         .iter()
         .filter_map(|crd| {
@@ -1005,6 +1012,49 @@ spec:
         let found = problems(&yaml);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].contains("warning: UpstartService/s release app: reads db.outputs.PASSWORD, but s/db publishes only the keys its outputsFrom list: USER"), "{found:?}");
+    }
+
+    /// Every example with any one line removed: whatever the result, no panic, and every
+    /// diagnostic names a line of the file.
+    #[test]
+    fn no_example_with_a_line_removed_makes_validate_panic() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let files = crate::source::expand(&[root]);
+        assert!(files.len() >= 4, "{files:?}");
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("readable");
+            let lines: Vec<&str> = text.lines().collect();
+            for skip in 0..lines.len() {
+                let edited: Vec<&str> = lines
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != skip)
+                    .map(|(_, l)| *l)
+                    .collect();
+                let edited = edited.join("\n");
+                let diagnostics = match parse("e.yaml", &edited) {
+                    Ok(documents) => check(documents).diagnostics,
+                    Err(problem) => vec![problem],
+                };
+                for d in diagnostics {
+                    assert!(d.line <= lines.len(), "{}: {d}", file.display());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_billion_laughs_document_is_refused_without_expanding_it() {
+        let mut yaml = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        let mut previous = 'a';
+        for name in 'b'..='j' {
+            yaml.push_str(&format!(
+                "{name}: &{name} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"
+            ));
+            previous = name;
+        }
+        let problem = parse("laughs.yaml", &yaml).expect_err("refused");
+        assert!(problem.message.starts_with("not valid YAML"), "{problem}");
     }
 
     #[test]
