@@ -61,8 +61,8 @@ pub const MAX_VALUES_DOCUMENT_BYTES: usize = 1024 * 1024;
 const HEALTH_RECHECK: Duration = Duration::from_secs(30);
 /// Value strings at least this long are scrubbed from failure messages (as the renderer does).
 const MIN_SCRUB_LEN: usize = 4;
-/// How often a running delete hook is looked at.
-const HOOK_POLL: Duration = Duration::from_millis(250);
+/// `status.hooks[].phase` of a hook that has not ended.
+const RUNNING: &str = "Running";
 /// How soon an apply waiting for a hook or a CRD is looked at again if no watch event came.
 const APPLY_RECHECK: Duration = Duration::from_millis(500);
 
@@ -442,10 +442,13 @@ pub async fn reconcile(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Result<Action
     if let Some(action) = wait_for_dependents(&hr, &ctx, &api).await? {
         return Ok(action);
     }
+    if let Some(action) = teardown(&hr, &ctx, &api, &namespace).await? {
+        return Ok(action);
+    }
     let action = finalizer(&api, FINALIZER, hr, |event| async {
         match event {
             FinalizerEvent::Apply(hr) => apply(&hr, &ctx, &namespace).await,
-            FinalizerEvent::Cleanup(hr) => cleanup(&hr, &ctx, &namespace).await,
+            FinalizerEvent::Cleanup(hr) => cleanup(&hr, &ctx).await,
         }
     })
     .await
@@ -1152,6 +1155,8 @@ async fn apply_release(
         plan: &plan,
         release_label: &release_label,
         run,
+        ended: &[],
+        for_deletion: false,
     };
     if with_hooks
         && let HookStep::Waiting(message) = hook_pass
@@ -1228,7 +1233,7 @@ fn older_than(live: &DynamicObject, age: Duration) -> bool {
         .is_some_and(|created| Timestamp::now().duration_since(created.0).unsigned_abs() > age)
 }
 
-/// The hooks of one apply run.
+/// The hooks of one apply run, or of the deletion.
 struct HookPass<'a> {
     ctx: &'a Context,
     hr: &'a HelmRelease,
@@ -1236,6 +1241,11 @@ struct HookPass<'a> {
     plan: &'a manifests::Plan,
     release_label: &'a str,
     run: &'a str,
+    /// Hooks status already records as ended in this run (at deletion: delete hooks appear in
+    /// status only during the deletion, so they are unambiguous): not looked at again.
+    ended: &'a [HookStatus],
+    /// At deletion a hook that ended badly is announced and left as it is, never run again.
+    for_deletion: bool,
 }
 
 impl HookPass<'_> {
@@ -1251,6 +1261,14 @@ impl HookPass<'_> {
         for hook in self.plan.hooks_for(event) {
             let entry = &hook.object.entry;
             let display = hook.display_name();
+            if let Some(ended) = self
+                .ended
+                .iter()
+                .find(|h| h.event == event.as_str() && h.object == display && h.phase != RUNNING)
+            {
+                statuses.push(ended.clone());
+                continue;
+            }
             let api = self.ctx.dynamic_api(entry, self.namespace).await?;
             let mut live = api
                 .get_opt(&entry.name)
@@ -1289,8 +1307,10 @@ impl HookPass<'_> {
             };
             let outcome =
                 manifests::hook_outcome(&serde_json::to_value(&live).unwrap_or(Value::Null));
+            let timed_out = outcome.is_none() && older_than(&live, self.hr.spec.timeout());
             let phase = match outcome {
-                None => "Running",
+                None if timed_out => "Failed",
+                None => RUNNING,
                 Some(HookOutcome::Succeeded) => "Succeeded",
                 Some(HookOutcome::Failed) => "Failed",
             };
@@ -1300,7 +1320,7 @@ impl HookPass<'_> {
                 phase: phase.to_owned(),
             });
             match outcome {
-                None if older_than(&live, self.hr.spec.timeout()) => {
+                None if timed_out => {
                     self.retire(&api, entry, hook, HookOutcome::Failed).await?;
                     return Err(Error::HookTimeout {
                         event: event.as_str(),
@@ -1332,7 +1352,8 @@ impl HookPass<'_> {
     }
 
     /// A hook that ended without success: deleted when its policy says so, else kept for
-    /// inspection but no longer counted as this run's, so the retry runs it again.
+    /// inspection but no longer counted as this run's, so the retry runs it again (at deletion
+    /// there is no retry: status records it as ended).
     async fn retire(
         &self,
         api: &Api<DynamicObject>,
@@ -1342,6 +1363,9 @@ impl HookPass<'_> {
     ) -> Result<(), Error> {
         if hook.delete_after(outcome) {
             return delete_entry(self.ctx, self.namespace, entry).await;
+        }
+        if self.for_deletion {
+            return Ok(());
         }
         let patch = json!({"metadata": {"annotations": {HOOK_RUN_ANNOTATION: "retired"}}});
         match api
@@ -1384,102 +1408,6 @@ async fn apply_object(
         .map_err(Error::kube(format!("applying {display}")))?;
     ctx.release_metrics.objects_applied.inc();
     Ok(applied)
-}
-
-/// Runs the delete hooks of one event to their end, in order (SPEC §2.5, §2.8): delete the
-/// previous object when the policy says so, apply, wait for it to end, delete it by policy.
-/// Unlike install and upgrade hooks, the wait polls within this reconcile, bounded by
-/// `spec.timeout`: the finalizer is removed when the cleanup returns.
-async fn run_delete_hooks_to_end(
-    ctx: &Context,
-    hr: &HelmRelease,
-    namespace: &str,
-    plan: &manifests::Plan,
-    event: HookEvent,
-    release_label: &str,
-    statuses: &mut Vec<HookStatus>,
-) -> Result<(), Error> {
-    for hook in plan.hooks_for(event) {
-        let entry = &hook.object.entry;
-        let display = hook.display_name();
-        if hook.delete_before_creation() {
-            delete_entry(ctx, namespace, entry).await?;
-            wait_gone(ctx, namespace, entry, hr.spec.timeout()).await?;
-        }
-        apply_object(ctx, namespace, entry, &hook.object.object, release_label).await?;
-        let api = ctx.dynamic_api(entry, namespace).await?;
-        let deadline = tokio::time::Instant::now() + hr.spec.timeout();
-        let outcome = loop {
-            let live = api
-                .get_opt(&entry.name)
-                .await
-                .map_err(Error::kube(format!("reading hook {display}")))?;
-            if let Some(live) = live
-                && let Some(outcome) =
-                    manifests::hook_outcome(&serde_json::to_value(&live).unwrap_or(Value::Null))
-            {
-                break outcome;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Error::HookTimeout {
-                    event: event.as_str(),
-                    object: display,
-                    seconds: hr.spec.timeout().as_secs(),
-                });
-            }
-            tokio::time::sleep(HOOK_POLL).await;
-        };
-        if hook.delete_after(outcome) {
-            delete_entry(ctx, namespace, entry).await?;
-        }
-        let phase = match outcome {
-            HookOutcome::Succeeded => "Succeeded",
-            HookOutcome::Failed => "Failed",
-        };
-        statuses.push(HookStatus {
-            event: event.as_str().to_owned(),
-            object: display.clone(),
-            phase: phase.to_owned(),
-        });
-        if outcome == HookOutcome::Failed {
-            return Err(Error::HookFailed {
-                event: event.as_str(),
-                object: display,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Waits until a deleted object is gone (a hook recreated too early would be refused).
-async fn wait_gone(
-    ctx: &Context,
-    namespace: &str,
-    entry: &InventoryEntry,
-    timeout: Duration,
-) -> Result<(), Error> {
-    let api = match ctx.dynamic_api(entry, namespace).await {
-        Ok(api) => api,
-        Err(Error::UnknownKind { .. }) => return Ok(()),
-        Err(error) => return Err(error),
-    };
-    let deadline = tokio::time::Instant::now() + timeout;
-    while api
-        .get_opt(&entry.name)
-        .await
-        .map_err(Error::kube("waiting for a hook object to be deleted"))?
-        .is_some()
-    {
-        if tokio::time::Instant::now() >= deadline {
-            return Err(Error::HookTimeout {
-                event: "before-hook-creation",
-                object: manifests::display_name(entry),
-                seconds: timeout.as_secs(),
-            });
-        }
-        tokio::time::sleep(HOOK_POLL).await;
-    }
-    Ok(())
 }
 
 async fn delete_entry(ctx: &Context, namespace: &str, entry: &InventoryEntry) -> Result<(), Error> {
@@ -1564,52 +1492,89 @@ async fn wait_for_dependents(
     )))
 }
 
-/// Deletion (SPEC §2.8): the inventory in reverse install order.
-async fn cleanup(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Action, Error> {
-    let inventory = hr
-        .status
-        .as_ref()
-        .map(|s| s.inventory.as_slice())
-        .unwrap_or_default();
-    let plan = if hr.spec.disable_hooks || inventory.is_empty() {
+/// Deletion (SPEC §2.8), in passes like an apply: pre-delete hooks, the inventory in reverse
+/// install order, post-delete hooks. A hook still running ends the pass (status says so, the
+/// watch on it starts the next one); a hook that fails or times out is announced and the
+/// deletion goes on. `None`: all done, the finalizer may go.
+async fn teardown(
+    hr: &HelmRelease,
+    ctx: &Context,
+    api: &Api<HelmRelease>,
+    namespace: &str,
+) -> Result<Option<Action>, Error> {
+    if hr.metadata.deletion_timestamp.is_none() || !hr.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(None);
+    }
+    let status = hr.status.clone().unwrap_or_default();
+    let plan = if hr.spec.disable_hooks || status.inventory.is_empty() {
         None
     } else {
         delete_hook_plan(hr, ctx, namespace).await
     };
     let release_label = upstart_api::names::release_label_value(namespace, &hr.name_any());
+    let run = format!(
+        "delete-{}",
+        status.applied_digest.as_deref().unwrap_or("unapplied")
+    );
     let mut hooks = Vec::new();
-    if let Some(plan) = &plan {
-        run_delete_hooks(
-            ctx,
-            hr,
-            namespace,
-            plan,
-            HookEvent::PreDelete,
-            &release_label,
-            &mut hooks,
-        )
-        .await;
+    let mut succeeded = Vec::new();
+    let pass = plan.as_ref().map(|plan| HookPass {
+        ctx,
+        hr,
+        namespace,
+        plan,
+        release_label: &release_label,
+        run: &run,
+        ended: &status.hooks,
+        for_deletion: true,
+    });
+    let waiting = |message: String, hooks: Vec<HookStatus>| async move {
+        let mut next = deleting_status(
+            hr.status.as_ref(),
+            &message,
+            hr.metadata.generation,
+            &Time(Timestamp::now()),
+        );
+        next.hooks = hooks;
+        write_status(ctx, api, hr, next).await?;
+        Ok::<_, Error>(Some(Action::requeue(APPLY_RECHECK)))
+    };
+    if let Some(pass) = &pass {
+        match pass
+            .step(HookEvent::PreDelete, &mut hooks, &mut succeeded)
+            .await
+        {
+            Ok(HookStep::Done) => {}
+            Ok(HookStep::Waiting(message)) => return waiting(message, hooks).await,
+            Err(error) => announce_delete_hook_failure(hr, ctx, &error).await,
+        }
     }
-    for entry in manifests::uninstall_order(inventory) {
+    for entry in manifests::uninstall_order(&status.inventory) {
         delete_entry(ctx, namespace, &entry).await?;
     }
-    if let Some(plan) = &plan {
-        run_delete_hooks(
-            ctx,
-            hr,
-            namespace,
-            plan,
-            HookEvent::PostDelete,
-            &release_label,
-            &mut hooks,
-        )
-        .await;
+    if let Some(pass) = &pass {
+        match pass
+            .step(HookEvent::PostDelete, &mut hooks, &mut succeeded)
+            .await
+        {
+            Ok(HookStep::Done) => {}
+            Ok(HookStep::Waiting(message)) => return waiting(message, hooks).await,
+            Err(error) => announce_delete_hook_failure(hr, ctx, &error).await,
+        }
     }
+    for entry in &succeeded {
+        delete_entry(ctx, namespace, entry).await?;
+    }
+    info!(objects = status.inventory.len(), "release deleted");
+    Ok(None)
+}
+
+/// The finalizer's cleanup: [`teardown`] did the work; forget the release.
+async fn cleanup(hr: &HelmRelease, ctx: &Context) -> Result<Action, Error> {
     ctx.last_applied
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .remove(&ObjectRef::from_obj(hr));
-    info!(objects = inventory.len(), "release deleted");
     Ok(Action::await_change())
 }
 
@@ -1661,24 +1626,12 @@ async fn delete_hook_plan(
     }
 }
 
-/// Runs delete hooks; a failure is announced, never blocks the deletion.
-async fn run_delete_hooks(
-    ctx: &Context,
-    hr: &HelmRelease,
-    namespace: &str,
-    plan: &manifests::Plan,
-    event: HookEvent,
-    release_label: &str,
-    hooks: &mut Vec<HookStatus>,
-) {
-    if let Err(error) =
-        run_delete_hooks_to_end(ctx, hr, namespace, plan, event, release_label, hooks).await
-    {
-        let note = format!("{error}; deleting anyway");
-        ctx.recorder
-            .warning(&hr.object_ref(&()), error.reason(), "Delete", Some(&note))
-            .await;
-    }
+/// A delete hook that failed is announced; it never blocks the deletion.
+async fn announce_delete_hook_failure(hr: &HelmRelease, ctx: &Context, error: &Error) {
+    let note = format!("{error}; deleting anyway");
+    ctx.recorder
+        .warning(&hr.object_ref(&()), error.reason(), "Delete", Some(&note))
+        .await;
 }
 
 #[cfg(test)]

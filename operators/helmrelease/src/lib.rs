@@ -17,9 +17,12 @@
 //! 4. write status with server-side apply on `/status`, only when it changed, with an Event on
 //!    every phase change.
 //!
-//! Deletion runs through the finalizer: a release whose dependents remain waits for them (up
-//! to the teardown timeout), then pre-delete hooks, the inventory in reverse order, post-delete
-//! hooks.
+//! Deletion runs through the finalizer: a release whose dependents remain (releases depending
+//! on it or on the UpstartService owning it) waits for them (up to the teardown timeout), then
+//! pre-delete hooks, the inventory in reverse order, post-delete hooks, in passes like an apply.
+//!
+//! `service.*` in expressions is the UpstartService owning the release; `environment.*` the
+//! UpstartEnvironment named by the namespace's environment label ([`roots`]).
 
 pub mod constants;
 pub mod controller;

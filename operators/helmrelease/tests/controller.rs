@@ -203,6 +203,37 @@ data:
     );
     write(
         root,
+        "farewell/Chart.yaml",
+        "apiVersion: v2\nname: farewell\nversion: 0.1.0\n",
+    );
+    write(
+        root,
+        "farewell/templates/objects.yaml",
+        r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ .Release.Name }}-bye
+  annotations:
+    helm.sh/hook: pre-delete
+    simulator.upstart.dev/ready-after: 3s
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: bye
+          image: example/bye:1
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-settings
+data:
+  message: farewell
+"#,
+    );
+    write(
+        root,
         "relay/Chart.yaml",
         "apiVersion: v2\nname: relay\nversion: 0.1.0\n",
     );
@@ -386,6 +417,11 @@ impl Harness {
     }
 
     async fn stop(mut self) {
+        self.shut_down().await;
+    }
+
+    /// Stops the operator gracefully, as on SIGTERM.
+    async fn shut_down(&mut self) {
         if let Some(operator) = self.operator.take() {
             operator.stop.trigger();
             tokio::time::timeout(Duration::from_secs(10), operator.task)
@@ -1933,5 +1969,68 @@ async fn operator_killed_during_a_hook_resumes_to_ready_without_running_a_hook_t
         post.uid(),
         "post-install is not an upgrade hook"
     );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_pre_delete_hook_holds_the_deletion_without_holding_the_operator() {
+    let mut h = Harness::start().await;
+    h.create(
+        "leaving",
+        json!({"chart": "test/farewell", "version": "0.1.0"}),
+    )
+    .await;
+    h.ready("leaving").await;
+    let api = h.releases();
+    api.delete("leaving", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the deletion waiting for its hook", || async {
+        let status = api.get("leaving").await.ok()?.status?;
+        let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+        (status.phase == Some(HelmReleasePhase::Deleting)
+            && ready.message.contains("Job/leaving-bye"))
+        .then_some(())
+    })
+    .await;
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(h.client.clone(), NS);
+    let bye = jobs.get("leaving-bye").await.unwrap();
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    assert!(
+        config_maps
+            .get_opt("leaving-settings")
+            .await
+            .unwrap()
+            .is_some(),
+        "the inventory goes after the pre-delete hook"
+    );
+
+    // No reconcile is left waiting on the hook: a graceful stop is immediate.
+    let stopping = Instant::now();
+    h.shut_down().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        stopping.elapsed()
+    );
+
+    h.run_operator(h.config());
+    eventually("the release to disappear", || async {
+        api.get_opt("leaving")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        config_maps
+            .get_opt("leaving-settings")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let bye_after = jobs.get("leaving-bye").await.unwrap();
+    assert_eq!(bye_after.uid(), bye.uid(), "the hook was not run again");
     h.stop().await;
 }
