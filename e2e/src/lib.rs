@@ -285,12 +285,55 @@ impl TestEnv {
 
     /// Applies files or folders (relative to the workspace root, e.g. `examples/services`) as
     /// catalog templates: namespaced objects without a namespace go to the catalog namespace.
-    /// On a real cluster they are deleted at the end, like every object applied outside the
-    /// test namespace, so two runs at once against one cluster must not share template names.
+    /// On a real cluster they carry [`NAMESPACE_LABEL`] and are deleted at the end, like every
+    /// object applied outside the test namespace; a template of the same name that the harness
+    /// did not create is never overwritten (the call fails instead), so a scenario cannot
+    /// replace, then delete, a real catalog entry.
     pub async fn apply_catalog<P: AsRef<Path>>(&self, paths: &[P]) -> Result<Vec<Applied>, Error> {
         let files: Vec<PathBuf> = paths.iter().map(TestEnv::workspace_path).collect();
-        self.apply_into(read_files(&files)?, &self.catalog_namespace())
+        let catalog = self.catalog_namespace();
+        let mut manifests = read_files(&files)?;
+        if self.is_real_cluster() {
+            for manifest in &mut manifests {
+                self.refuse_foreign_template(manifest, &catalog).await?;
+                manifest.object["metadata"]["labels"][NAMESPACE_LABEL] = "true".into();
+            }
+        }
+        self.apply_into(manifests, &catalog).await
+    }
+
+    async fn refuse_foreign_template(
+        &self,
+        manifest: &upstart_local_cluster::Manifest,
+        catalog: &str,
+    ) -> Result<(), Error> {
+        let namespace = manifest.object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or(catalog);
+        let (api, _, _) = self
+            .dynamic_api_in(manifest.api_version(), manifest.kind(), namespace)
+            .await?;
+        let name = manifest.name();
+        let existing = api
+            .get_opt(name)
             .await
+            .map_err(Error::kube(format!("reading {} {name}", manifest.kind())))?;
+        let ours = |o: &DynamicObject| {
+            o.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.get(NAMESPACE_LABEL).is_some_and(|v| v == "true"))
+        };
+        match existing {
+            Some(object) if !ours(&object) => Err(Error::Unexpected {
+                what: format!("catalog template {} {namespace}/{name}", manifest.kind()),
+                message: format!(
+                    "it exists on this cluster and was not made by the e2e harness: not \
+                     overwriting it (point {CATALOG_NAMESPACE_ENV} at a scratch catalog)"
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     async fn apply(

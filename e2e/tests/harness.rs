@@ -359,3 +359,52 @@ spec:
     );
     env.finish().await.unwrap();
 }
+
+#[tokio::test]
+async fn on_a_real_cluster_a_catalog_template_the_harness_did_not_make_is_never_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cluster = pretend_real_cluster(tmp.path()).await;
+    // A template the platform team installed.
+    upstart_e2e::upstart_local_cluster::apply_files(
+        cluster.client(),
+        &[TestEnv::workspace_path(
+            "examples/services/example-service.yaml",
+        )],
+        "platform-team",
+        "upstart-catalog",
+    )
+    .await
+    .unwrap();
+    let env = TestEnv::connect(tmp.path().join("kubeconfig"))
+        .await
+        .unwrap();
+    let err = env
+        .apply_catalog(&["examples/services/example-service.yaml"])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("was not made by the e2e harness"),
+        "{err}"
+    );
+    // A template of its own is applied, labelled, and deleted at the end.
+    env.apply_catalog(&["examples/services/another-upstart-service.yaml"])
+        .await
+        .unwrap();
+    env.finish().await.unwrap();
+    let templates = Api::<UpstartService>::namespaced(cluster.client().clone(), "upstart-catalog");
+    assert!(
+        templates
+            .get_opt("example-service")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        templates
+            .get_opt("another-upstart-service")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    cluster.shutdown().await;
+}
