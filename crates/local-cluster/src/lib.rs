@@ -1,7 +1,8 @@
 //! The local development cluster, composed in one place for `upstart dev` and the e2e tests:
-//! the in-process control plane (optionally on HTTPS with a kubeconfig), the workload simulator,
-//! the local chart repository (`upstart-charts`) and the in-process operators; plus applying
-//! manifest files to it and waiting until they are Ready.
+//! the in-process control plane (optionally on HTTPS with a kubeconfig) serving the Upstart
+//! CRDs with the catalog namespace in place, the workload simulator, the local chart repository
+//! (`upstart-charts`) and the in-process operators; plus applying manifest files to it, waiting
+//! until they are Ready, and reading back the resolved wiring ([`report`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), upstart_local_cluster::Error> {
