@@ -112,7 +112,8 @@ pub struct KeyPlan {
 pub struct Plan {
     /// Per release key.
     pub keys: BTreeMap<String, KeyPlan>,
-    /// Keys in install order (dependencies first; ties by key; keys on a cycle last).
+    /// Keys in dependency order: dependencies first, ties by key, the keys of one cycle
+    /// together.
     pub order: Vec<String>,
     /// Every problem, in a stable order: resolution per key, then cycles, then conflicts.
     pub problems: Vec<Problem>,
@@ -366,9 +367,12 @@ pub fn plan(
         }
     }
 
+    // Teardown order reversed: dependencies first, and unlike the install levels it also
+    // holds the releases on or behind a cycle.
     let mut order: Vec<String> = ordering
-        .install_levels
+        .teardown_levels
         .iter()
+        .rev()
         .flatten()
         .filter(|n| n.kind == NodeKind::HelmRelease)
         .filter_map(|n| key_of_child.get(n.name.as_str()).map(|k| (*k).to_owned()))
@@ -707,5 +711,97 @@ mod tests {
             &plan.problems[..],
             [Problem::UnknownDependency { .. }]
         ));
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Up to 8 keys, each depending on some of the others (by key name).
+        fn sibling_graphs() -> impl Strategy<Value = Vec<Vec<usize>>> {
+            (1usize..8).prop_flat_map(|n| {
+                proptest::collection::vec(proptest::collection::vec(0..n, 0..4), n)
+            })
+        }
+
+        fn service_of(graph: &[Vec<usize>]) -> UpstartService {
+            let releases: serde_json::Map<String, Value> = graph
+                .iter()
+                .enumerate()
+                .map(|(i, deps)| {
+                    let mut deps: Vec<usize> = deps.clone();
+                    deps.sort_unstable();
+                    deps.dedup();
+                    let deps: Vec<Value> = deps
+                        .iter()
+                        .map(|d| json!({"name": format!("k{d}")}))
+                        .collect();
+                    (
+                        format!("k{i}"),
+                        json!({"chart": "c/x", "dependencies": deps}),
+                    )
+                })
+                .collect();
+            service("svc", 0, Value::Object(releases))
+        }
+
+        /// Whether key `start` can reach itself through one or more dependencies.
+        fn reaches_itself(graph: &[Vec<usize>], start: usize) -> bool {
+            let mut seen = vec![false; graph.len()];
+            let mut stack: Vec<usize> = graph[start].clone();
+            while let Some(next) = stack.pop() {
+                if next == start {
+                    return true;
+                }
+                if !std::mem::replace(&mut seen[next], true) {
+                    stack.extend(&graph[next]);
+                }
+            }
+            false
+        }
+
+        proptest! {
+            #[test]
+            fn siblings_resolve_and_the_order_respects_them_unless_on_a_cycle(graph in sibling_graphs()) {
+                let svc = service_of(&graph);
+                let plan = plan(&svc, &[], &[]);
+                let only_cycles = plan.problems.iter().all(|p| matches!(p, Problem::Cycle { .. }));
+                prop_assert!(only_cycles, "{:?}", plan.problems);
+                let position = |key: &str| plan.order.iter().position(|k| k == key).expect("every key is ordered");
+                prop_assert_eq!(plan.order.len(), graph.len());
+                for (key, key_plan) in &plan.keys {
+                    for dependency in &key_plan.spec.dependencies {
+                        prop_assert_eq!(dependency.kind, Some(DependencyKind::HelmRelease));
+                        prop_assert_eq!(&dependency.name, &child_name("svc", dependency.alias()));
+                    }
+                    let on_cycle = matches!(key_plan.withheld, Some(Problem::Cycle { .. }));
+                    if !on_cycle {
+                        for sibling in &key_plan.siblings {
+                            let sibling_on_cycle = plan.keys[sibling].withheld.is_some();
+                            prop_assert!(sibling_on_cycle || position(sibling) < position(key), "{} before {}", sibling, key);
+                        }
+                    }
+                    let index: usize = key[1..].parse().expect("k<index>");
+                    prop_assert_eq!(on_cycle, reaches_itself(&graph, index), "{}", key);
+                }
+                prop_assert_eq!(
+                    plan.problems.is_empty(),
+                    (0..graph.len()).all(|i| !reaches_itself(&graph, i))
+                );
+            }
+
+            #[test]
+            fn plan_does_not_depend_on_the_order_the_namespace_is_listed_in(graph in sibling_graphs()) {
+                let svc = service_of(&graph);
+                let a = service("a", 1, json!({"x": {"chart": "c/x", "dependencies": [{"name": "svc"}]}}));
+                let b = service("b", 2, json!({"y": {"chart": "c/x", "releaseName": "k0"}}));
+                let r = release("r", 3, json!({"dependencies": [{"name": "a"}]}));
+                let q = release("q", 4, json!({}));
+                let one = plan(&svc, &[a.clone(), b.clone()], &[r.clone(), q.clone()]);
+                let two = plan(&svc, &[b, a], &[q, r]);
+                prop_assert_eq!(one, two);
+            }
+        }
     }
 }

@@ -120,6 +120,8 @@ struct Harness {
     _repo: RunningRepo,
     _dirs: tempfile::TempDir,
     operators: Vec<Running>,
+    /// The service operator's metrics.
+    metrics: upstart_operator_runtime::Metrics,
 }
 
 impl Harness {
@@ -173,16 +175,16 @@ impl Harness {
                 upstart_helmrelease_operator::controller::run(op, release_config, shutdown)
             },
         );
-        let services = spawn(
-            OperatorContext::new("service-operator", client.clone(), CommonArgs::default()),
-            |op, shutdown| {
-                upstart_service_operator::controller::run(
-                    op,
-                    upstart_service_operator::controller::Config::default(),
-                    shutdown,
-                )
-            },
-        );
+        let service_operator =
+            OperatorContext::new("service-operator", client.clone(), CommonArgs::default());
+        let metrics = service_operator.metrics.clone();
+        let services = spawn(service_operator, |op, shutdown| {
+            upstart_service_operator::controller::run(
+                op,
+                upstart_service_operator::controller::Config::default(),
+                shutdown,
+            )
+        });
         Harness {
             _cp: cp,
             client,
@@ -190,6 +192,7 @@ impl Harness {
             _repo: repo,
             _dirs: dirs,
             operators: vec![releases, services],
+            metrics,
         }
     }
 
@@ -396,14 +399,36 @@ async fn releases_become_ready_in_dependency_order_and_the_service_reports_ready
     let text = serde_json::to_string(&status).unwrap();
     assert!(!text.contains("s3cr3t-pw") && !text.contains("http://web-frontend"));
 
-    // Settled: another look changes nothing.
-    let version = service.resource_version();
+    // Settled: nothing is rewritten, neither the service nor its children (a rewrite would
+    // wake the other and loop).
+    let versions = |service: &UpstartService, children: &[HelmRelease]| {
+        let mut versions = vec![service.resource_version()];
+        versions.extend(children.iter().map(|c| c.resource_version()));
+        versions
+    };
+    let children = || async {
+        h.releases(NS)
+            .list(&ListParams::default().labels(&format!("{SERVICE_LABEL}=shop")))
+            .await
+            .unwrap()
+            .items
+    };
+    let before = versions(&service, &children().await);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let again = h.services(NS).get("shop").await.unwrap();
     assert_eq!(
-        again.resource_version(),
-        version,
+        versions(&again, &children().await),
+        before,
         "a settled service is not rewritten"
+    );
+    let metrics = h.metrics.encode().unwrap();
+    assert!(
+        metrics.contains("upstart_reconciles_total{controller=\"upstartservice\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("upstart_upstartservices{phase=\"Ready\"}"),
+        "{metrics}"
     );
     h.stop().await;
 }
