@@ -16,7 +16,10 @@
 //!    missing from the files (a warning: the operator reads them from the catalog).
 //! 7. Outputs: an expression reading a key its dependency does not publish, when the
 //!    dependency lists its keys (`outputsFrom[].keys`) — a warning.
-//! 8. Variables: in an environment's namespace, `environment.variables.KEY` must name one of
+//! 8. Release names: two releases of one namespace with the same Helm `.Release.Name`
+//!    (`releaseName`, default the key in kebab-case, or the object name of a standalone
+//!    HelmRelease) would fight over the same objects — an error naming both.
+//! 9. Variables: in an environment's namespace, `environment.variables.KEY` must name one of
 //!    the environment's `variables` (elsewhere the environment is only known at install time).
 
 use std::collections::{BTreeSet, HashMap};
@@ -127,6 +130,7 @@ pub fn check(documents: Vec<Document>) -> Checked {
         check_graph(&workspace, scope, &mut out);
         check_outputs(&workspace, scope, &expressions, &mut out);
         check_variables(&workspace, scope, &expressions, &mut out);
+        check_release_names(&workspace, scope, &mut out);
     }
     check_expressions(&workspace, &expressions, &mut out);
     check_environments(&workspace, &mut out);
@@ -795,6 +799,46 @@ fn check_outputs(
                     reference.alias, reference.key
                 ),
             ));
+        }
+    }
+}
+
+/// The Helm `.Release.Name` a release gets: `releaseName`, else its key in kebab-case (a
+/// service's or environment's release), else its object name.
+fn effective_release_name(release: &ScopeRelease) -> String {
+    match (&release.spec.release_name, &release.origin.key) {
+        (Some(name), _) => name.clone(),
+        (None, Some(key)) => upstart_api::names::kebab_case(key),
+        (None, None) => release.node.name.clone(),
+    }
+}
+
+fn check_release_names(workspace: &Workspace, scope: &Scope, out: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<String, &ScopeRelease> = HashMap::new();
+    // In a stable order, so "first" and "second" do not depend on hashing.
+    for release in scope.releases.values() {
+        let name = effective_release_name(release);
+        match seen.get(&name) {
+            Some(first) => {
+                let path = if release.spec.release_name.is_some() {
+                    format!("{}.releaseName", release.origin.path)
+                } else {
+                    release.origin.path.clone()
+                };
+                out.push(about_release(
+                    workspace,
+                    release,
+                    &path,
+                    Severity::Error,
+                    format!(
+                        "release name \"{name}\" (the Helm .Release.Name) is also used by {} in {}; set releaseName on one of them",
+                        first.label, scope.title
+                    ),
+                ));
+            }
+            None => {
+                seen.insert(name, release);
+            }
         }
     }
 }
