@@ -25,7 +25,7 @@ pub enum Problem {
     AmbiguousDependency { key: String, name: String },
     /// A dependency cycle through this service: nothing on it is installed.
     Cycle { path: String },
-    /// Another release of the namespace, created first, already uses this `.Release.Name`.
+    /// Another release of the namespace, installed or created first, uses this `.Release.Name`.
     ReleaseNameConflict {
         key: String,
         release_name: String,
@@ -83,7 +83,7 @@ impl Problem {
                 other,
                 ..
             } => format!(
-                "release name \"{release_name}\" of {mine} is also used by {other}, which was created first"
+                "release name \"{release_name}\" of {mine} is also used by {other}, which has it first"
             ),
             Problem::NameTaken { key, name, by } => {
                 format!("release {key}: HelmRelease {name} is already {by}")
@@ -286,21 +286,34 @@ pub fn plan(
         problems.push(problem);
     }
 
-    // `.Release.Name` conflicts: the owner created first keeps the name.
+    // `.Release.Name` conflicts: a release already installed keeps its name, else the owner
+    // created first (creation times have one-second precision: then the name decides).
+    let installed = |name: &str, service: Option<&str>| {
+        releases.iter().any(|r| {
+            r.namespace() == namespace
+                && r.name_any() == name
+                && service
+                    .is_none_or(|s| r.labels().get(SERVICE_LABEL).map(String::as_str) == Some(s))
+                && !crate::children::never_installed(r)
+        })
+    };
     let mut claims: Vec<Claim> = Vec::new();
     for s in &all {
+        let service = s.name_any();
         for (key, spec) in &s.spec.helm_releases {
             claims.push(Claim {
                 release_name: effective_release_name(key, spec),
+                installed: installed(&child_name(&service, key), Some(&service)),
                 created: s.metadata.creation_timestamp.clone(),
-                owner: format!("{}/{key}", s.name_any()),
-                mine: (s.name_any() == me).then(|| key.clone()),
+                owner: format!("{service}/{key}"),
+                mine: (service == me).then(|| key.clone()),
             });
         }
     }
     for r in &standalone {
         claims.push(Claim {
             release_name: r.spec.release_name.clone().unwrap_or_else(|| r.name_any()),
+            installed: !crate::children::never_installed(r),
             created: r.metadata.creation_timestamp.clone(),
             owner: r.name_any(),
             mine: None,
@@ -309,6 +322,7 @@ pub fn plan(
     claims.sort_by(|a, b| {
         a.release_name
             .cmp(&b.release_name)
+            .then_with(|| b.installed.cmp(&a.installed))
             .then_with(|| {
                 a.created
                     .as_ref()
@@ -396,6 +410,8 @@ pub fn effective_release_name(key: &str, spec: &HelmReleaseSpec) -> String {
 
 struct Claim {
     release_name: String,
+    /// The release holding the claim is installed.
+    installed: bool,
     created: Option<Time>,
     owner: String,
     /// The key, when the claim is this service's.
@@ -651,9 +667,32 @@ mod tests {
             .expect("withheld");
         assert_eq!(
             problem.message(),
-            "release name \"postgres\" of other-service/postgres is also used by example-service/postgres, which was created first"
+            "release name \"postgres\" of other-service/postgres is also used by example-service/postgres, which has it first"
         );
         assert!(problem.is_spec_error());
+    }
+
+    #[test]
+    fn installed_release_keeps_its_release_name_against_an_owner_created_earlier() {
+        let earlier = service("a", 0, json!({"postgres": {"chart": "c/postgres"}}));
+        let later = service("b", 5, json!({"postgres": {"chart": "c/postgres"}}));
+        let mut installed = release("b-postgres", 6, json!({"releaseName": "postgres"}));
+        installed
+            .labels_mut()
+            .insert(SERVICE_LABEL.to_owned(), "b".to_owned());
+        installed.status =
+            Some(serde_json::from_value(json!({"appliedDigest": "sha256:a"})).expect("valid"));
+        let plan_earlier = plan(
+            &earlier,
+            std::slice::from_ref(&later),
+            std::slice::from_ref(&installed),
+        );
+        assert!(matches!(
+            &plan_earlier.keys["postgres"].withheld,
+            Some(Problem::ReleaseNameConflict { other, .. }) if other == "b/postgres"
+        ));
+        let plan_later = plan(&later, &[earlier], &[installed]);
+        assert!(plan_later.keys["postgres"].withheld.is_none());
     }
 
     #[test]
