@@ -185,6 +185,11 @@ pub fn are_files(targets: &[String]) -> bool {
     targets.iter().all(|t| std::path::Path::new(t).exists())
 }
 
+/// An environment name is a DNS label: anything with a slash or a YAML extension is a file.
+fn looks_like_a_path(target: &str) -> bool {
+    target.contains('/') || target.ends_with(".yaml") || target.ends_with(".yml")
+}
+
 /// Renders views in a format.
 pub fn render(views: &[GraphView], format: Format) -> String {
     match format {
@@ -213,6 +218,13 @@ pub async fn run(args: &GraphArgs) -> Result<bool, Error> {
             .map(GraphView::of_scope)
             .collect()
     } else {
+        if let Some(missing) = args
+            .targets
+            .iter()
+            .find(|t| looks_like_a_path(t) && !std::path::Path::new(t).exists())
+        {
+            return Err(Error::Usage(format!("{missing}: no such file")));
+        }
         let [environment] = args.targets.as_slice() else {
             return Err(Error::Usage(format!(
                 "{} are not all existing files, and a live environment is named by one argument",
@@ -324,5 +336,7 @@ mod tests {
     fn arguments_are_files_only_when_all_exist() {
         assert!(are_files(&["Cargo.toml".into()]));
         assert!(!are_files(&["Cargo.toml".into(), "pr-1234".into()]));
+        assert!(looks_like_a_path("services/a.yaml") && looks_like_a_path("a.yml"));
+        assert!(!looks_like_a_path("pr-1234"));
     }
 }

@@ -342,6 +342,17 @@ fn graph_of_an_unknown_name_reads_the_cluster_and_says_what_failed() {
 }
 
 #[test]
+fn graph_of_a_missing_file_says_so_instead_of_asking_the_cluster() {
+    let out = upstart(&["graph", "examples/servcies.yaml"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("examples/servcies.yaml: no such file"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn completions_are_generated_for_each_shell() {
     for (shell, marker) in [
         ("bash", "_upstart()"),
