@@ -484,3 +484,64 @@ async fn write_status(
     .map_err(Error::kube("writing status"))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn child(extra: serde_json::Value) -> HelmRelease {
+        let mut object = json!({
+            "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+            "kind": "HelmRelease",
+            "metadata": {
+                "name": "svc-db", "namespace": "pr-1", "generation": 2,
+                "labels": {"upstartoperators.upstart.com/service": "svc", "other": "kept"},
+                "ownerReferences": [{
+                    "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+                    "kind": "UpstartService", "name": "svc", "uid": "u", "controller": true,
+                    "blockOwnerDeletion": true
+                }]
+            },
+            "spec": {"chart": "c/postgres", "releaseName": "db"}
+        });
+        if let (Some(target), Some(extra)) = (object.as_object_mut(), extra.as_object()) {
+            target.extend(extra.clone());
+        }
+        serde_json::from_value(object).expect("valid HelmRelease")
+    }
+
+    #[test]
+    fn live_child_with_the_planned_spec_labels_and_owner_is_not_applied_again() {
+        let desired = child(json!({}));
+        let mut live = child(json!({"status": {"phase": "Ready"}}));
+        assert!(is_as_desired(&live, &desired));
+        live.spec.version = Some("1.0.0".into());
+        assert!(!is_as_desired(&live, &desired));
+        let mut unlabelled = child(json!({}));
+        unlabelled.labels_mut().clear();
+        assert!(!is_as_desired(&unlabelled, &desired));
+        let mut orphaned = child(json!({}));
+        orphaned.metadata.owner_references = None;
+        assert!(!is_as_desired(&orphaned, &desired));
+    }
+
+    #[test]
+    fn child_state_counts_ready_only_for_the_current_generation() {
+        let ready_for = |generation: i64| {
+            child(json!({"status": {"phase": "Ready", "conditions": [{
+                "type": "Ready", "status": "True", "reason": "Succeeded",
+                "message": "applied and healthy", "observedGeneration": generation,
+                "lastTransitionTime": "2026-01-01T00:00:00Z"
+            }]}}))
+        };
+        let state = child_state(&ready_for(2));
+        assert!(state.ready);
+        assert_eq!(state.phase.as_deref(), Some("Ready"));
+        assert_eq!(state.message.as_deref(), Some("applied and healthy"));
+        assert!(!child_state(&ready_for(1)).ready);
+        let fresh = child_state(&child(json!({})));
+        assert_eq!(fresh, ChildState::default());
+    }
+}
