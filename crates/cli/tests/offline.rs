@@ -353,6 +353,25 @@ fn graph_of_a_missing_file_says_so_instead_of_asking_the_cluster() {
 }
 
 #[test]
+fn colour_is_used_only_when_asked_for_or_on_a_terminal() {
+    let run = |force: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_upstart"));
+        command
+            .args(["validate", "examples/broken/cycle.yaml"])
+            .current_dir(root())
+            .env_remove("NO_COLOR");
+        if force {
+            command.env("CLICOLOR_FORCE", "1");
+        } else {
+            command.env_remove("CLICOLOR_FORCE");
+        }
+        text(&command.output().unwrap().stderr)
+    };
+    assert!(run(true).contains("\u{1b}["), "forced colour");
+    assert!(!run(false).contains('\u{1b}'), "a pipe gets plain text");
+}
+
+#[test]
 fn completions_are_generated_for_each_shell() {
     for (shell, marker) in [
         ("bash", "_upstart()"),
