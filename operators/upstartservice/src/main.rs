@@ -9,7 +9,9 @@ use upstart_service_operator::controller::{self, Config};
 #[command(
     name = "upstart-service-operator",
     version,
-    about = "Deploys UpstartServices: one HelmRelease per release key, wired to its dependencies"
+    about = "Deploys UpstartServices: one HelmRelease per release key, wired to its dependencies",
+    // Without this, clap takes the flattened CommonArgs' documentation as the long help.
+    long_about = None
 )]
 struct Cli {
     #[command(flatten)]
