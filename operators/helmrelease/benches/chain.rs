@@ -37,8 +37,10 @@ async fn main() -> BenchResult<()> {
         let reconciles = after.value("upstart_reconciles_total{controller=\"helmrelease\"}")
             - before.value("upstart_reconciles_total{controller=\"helmrelease\"}");
         let handoffs = cluster.handoffs(&releases);
+        let (writes, longest) = cluster.writes(&releases);
+        let longest = longest.len();
         println!(
-            "chain run {}: {length} releases Ready in {} ({} per link; hand-off p50 {}, render mean {}, {templates} helm template runs, {reconciles} reconciles, {} operator requests: {requests})",
+            "chain run {}: {length} releases Ready in {} ({} per link; hand-off p50 {}, render mean {}, {templates} helm template runs, {reconciles} reconciles, {writes} HelmRelease writes, longest Ready message so far {longest} bytes, {} operator requests: {requests})",
             run + 1,
             ms(wall),
             ms(wall / length as u32),
@@ -53,6 +55,17 @@ async fn main() -> BenchResult<()> {
         ms(percentile(&walls, 0.5)),
         ms(percentile(&walls, 0.0)),
         ms(percentile(&walls, 1.0)),
+    );
+    let (_, longest) = cluster.writes(&[]);
+    let shown: String = longest.chars().take(240).collect();
+    println!(
+        "  longest Ready message seen ({} bytes): {shown}{}",
+        longest.len(),
+        if shown.len() < longest.len() {
+            "..."
+        } else {
+            ""
+        }
     );
     cluster.stop();
     Ok(())

@@ -58,7 +58,7 @@ async fn main() -> BenchResult<()> {
         ms(percentile(&without_render, 0.95)),
     );
     println!(
-        "handoff per the operator's histogram upstart_dependency_handoff_seconds: p50 {}, p95 {}, mean {} over {} observations (readyAt in status has 1 s resolution, so this reads up to 1 s high)",
+        "handoff per the operator's histogram upstart_dependency_handoff_seconds: p50 {}, p95 {}, mean {} over {} observations (bucket-interpolated; timed by the operator from the dependency's readyAt in status, which has whole seconds, so it reads up to 1 s high unless the operator times from its own Ready write)",
         ms_opt(operator.quantile(0.5)),
         ms_opt(operator.quantile(0.95)),
         ms_opt(operator.mean()),

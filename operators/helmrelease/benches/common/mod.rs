@@ -102,6 +102,10 @@ fn write_helm_wrapper(dir: &Path, log: &Path) -> BenchResult<PathBuf> {
 pub struct Seen {
     pub ready: HashMap<String, Instant>,
     pub first_object: HashMap<String, Instant>,
+    /// HelmRelease watch events (each a write of the release: spec, finalizer or status).
+    pub writes: HashMap<String, usize>,
+    /// The longest `Ready` condition message seen (what a waiting release says).
+    pub longest_message: String,
 }
 
 pub struct Cluster {
@@ -238,14 +242,27 @@ impl Cluster {
                         let _ = tx.send(()).await;
                     }
                     watcher::Event::Apply(hr) | watcher::Event::InitApply(hr) => {
+                        let key = release_label_value(
+                            &hr.namespace().unwrap_or_default(),
+                            &hr.name_any(),
+                        );
+                        let message = hr
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                            .map(|c| c.message.clone())
+                            .unwrap_or_default();
+                        {
+                            let mut seen = lock(&seen);
+                            *seen.writes.entry(key.clone()).or_default() += 1;
+                            if message.len() > seen.longest_message.len() {
+                                seen.longest_message = message;
+                            }
+                        }
                         let ready = hr.status.as_ref().is_some_and(|s| {
                             is_ready_for_generation(&s.conditions, hr.metadata.generation)
                         });
                         if ready {
-                            let key = release_label_value(
-                                &hr.namespace().unwrap_or_default(),
-                                &hr.name_any(),
-                            );
                             lock(&seen).ready.entry(key).or_insert(now);
                         }
                     }
@@ -368,6 +385,16 @@ impl Cluster {
                 Some(applied.saturating_duration_since(dependencies_ready))
             })
             .collect()
+    }
+
+    /// HelmRelease writes seen for these releases, and the longest Ready message seen so far.
+    pub fn writes(&self, releases: &[Release]) -> (usize, String) {
+        let seen = lock(&self.seen);
+        let writes = releases
+            .iter()
+            .filter_map(|r| seen.writes.get(&r.key()))
+            .sum();
+        (writes, seen.longest_message.clone())
     }
 
     /// The operator's `/metrics`, parsed.
