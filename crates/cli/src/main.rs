@@ -123,7 +123,10 @@ fn init_logs(format: LogFormat) {
     if json {
         builder.json().init();
     } else {
-        builder.with_ansi(terminal).init();
+        // NO_COLOR (https://no-color.org) holds for logs too.
+        builder
+            .with_ansi(terminal && std::env::var_os("NO_COLOR").is_none())
+            .init();
     }
 }
 
@@ -152,6 +155,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `dev` is a long-running process whose logs are its record; the other commands answer
+    // on stderr once.
+    let log_failure = matches!(cli.command, Command::Dev(_));
     let result = runtime.block_on(async {
         match cli.command {
             Command::Dev(args) => dev::run(args).await.map(|()| true),
@@ -163,7 +169,9 @@ fn main() -> ExitCode {
     match result {
         Ok(passed) => exit(passed),
         Err(error) => {
-            tracing::error!(%error, "upstart failed");
+            if log_failure {
+                tracing::error!(%error, "upstart failed");
+            }
             eprintln!("upstart: {error}");
             ExitCode::FAILURE
         }

@@ -662,6 +662,8 @@ enum Display {
 struct Bars {
     multi: indicatif::MultiProgress,
     lines: Vec<indicatif::ProgressBar>,
+    /// Whether styles reach the terminal.
+    colour: bool,
 }
 
 impl Display {
@@ -673,6 +675,8 @@ impl Display {
                     indicatif::ProgressDrawTarget::stdout(),
                 ),
                 lines: Vec::new(),
+                colour: anstream::AutoStream::choice(&std::io::stdout())
+                    != anstream::ColorChoice::Never,
             })
         } else {
             Display::Text(None)
@@ -714,17 +718,10 @@ impl Bars {
     /// One progress bar per line of the tree: the header and each group carry a ready/total
     /// bar, releases a spinner while they are not Ready.
     fn show(&mut self, tree: &Tree) {
-        let plain = |text: String| -> String {
-            // indicatif measures width itself; keep the styling anstream would keep.
-            text
-        };
         // Text, ready/total for a counted line, and whether it is done.
         type Line = (String, Option<(usize, usize)>, bool);
-        let mut wanted: Vec<Line> = vec![(
-            plain(header_without_bar(tree)),
-            Some(tree.releases),
-            tree.ready,
-        )];
+        let mut wanted: Vec<Line> =
+            vec![(header_without_bar(tree), Some(tree.releases), tree.ready)];
         if let Some(message) = &tree.message {
             wanted.push((format!("  {}", styled(DIM, message)), None, true));
         }
@@ -787,7 +784,12 @@ impl Bars {
                 Some((_, 0)) => {
                     line.set_style(still.clone());
                     line.disable_steady_tick();
-                    line.set_message(format!("{text} 0/0"));
+                    let text = format!("{text} 0/0");
+                    if self.colour {
+                        line.set_message(text);
+                    } else {
+                        line.set_message(anstream::adapter::strip_str(&text).to_string());
+                    }
                     continue;
                 }
                 Some((done, total)) => {
@@ -804,7 +806,13 @@ impl Bars {
                     line.disable_steady_tick();
                 }
             }
-            line.set_message(text);
+            // indicatif writes to the terminal itself: drop the styles when colour is off
+            // (NO_COLOR), as anstream does for everything else.
+            if self.colour {
+                line.set_message(text);
+            } else {
+                line.set_message(anstream::adapter::strip_str(&text).to_string());
+            }
         }
     }
 }
