@@ -2,13 +2,13 @@
 //! `upstart graph ENV`: the client from a kubeconfig, and one consistent-enough snapshot of the
 //! environment, its services and its releases.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use kube::api::ListParams;
 use kube::{Api, Client};
 use upstart_api::names::child_name;
-use upstart_api::v1alpha1::{HelmRelease, UpstartEnvironment, UpstartService};
+use upstart_api::v1alpha1::{HelmRelease, UpstartEnvironment, UpstartService, UpstartServiceSpec};
 use upstart_dag::{DependencyGraph, GraphInput, NodeId};
 
 use crate::error::Error;
@@ -55,6 +55,9 @@ pub struct Live {
     pub services: Vec<UpstartService>,
     /// Its HelmReleases, by name.
     pub releases: Vec<HelmRelease>,
+    /// The environment's services that do not exist yet, with the spec they will get (inline,
+    /// or their catalog template): their releases are shown as not created yet.
+    pub planned: BTreeMap<String, UpstartServiceSpec>,
 }
 
 /// The namespace an environment lives in: as reported, else as asked, else its name.
@@ -72,8 +75,19 @@ fn kube_error(what: String) -> impl FnOnce(kube::Error) -> Error {
 }
 
 impl Live {
-    /// Reads the UpstartEnvironment `name` and what is in its namespace.
+    /// Reads the UpstartEnvironment `name` and what is in its namespace; templates of services
+    /// not created yet are read from the default catalog namespace.
     pub async fn read_environment(client: &Client, name: &str) -> Result<Live, Error> {
+        Self::read_environment_with_catalog(client, name, crate::model::CATALOG_NAMESPACE).await
+    }
+
+    /// Reads the UpstartEnvironment `name` and what is in its namespace; templates of services
+    /// not created yet are read from `catalog`.
+    pub async fn read_environment_with_catalog(
+        client: &Client,
+        name: &str,
+        catalog: &str,
+    ) -> Result<Live, Error> {
         let environments: Api<UpstartEnvironment> = Api::all(client.clone());
         let environment = environments
             .get_opt(name)
@@ -82,6 +96,26 @@ impl Live {
             .ok_or_else(|| Error::NotFound(format!("UpstartEnvironment {name}")))?;
         let namespace = environment_namespace(&environment);
         let mut live = Live::read_namespace(client, &namespace).await?;
+        let templates: Api<UpstartService> = Api::namespaced(client.clone(), catalog);
+        for service in environment.spec.services.iter().filter(|s| s.enabled()) {
+            if live.service(&service.name).is_some() {
+                continue;
+            }
+            let spec = match (&service.spec, &service.template) {
+                (Some(spec), _) => Some(spec.clone()),
+                // Only a preview: a template that cannot be read just leaves the service empty.
+                (None, Some(template)) => templates
+                    .get_opt(&template.name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|t| t.spec),
+                (None, None) => None,
+            };
+            if let Some(spec) = spec {
+                live.planned.insert(service.name.clone(), spec);
+            }
+        }
         live.environment = Some(environment);
         Ok(live)
     }
@@ -109,6 +143,7 @@ impl Live {
             namespace: namespace.to_owned(),
             services,
             releases,
+            planned: BTreeMap::new(),
         })
     }
 
@@ -134,6 +169,10 @@ impl Live {
                     .keys()
                     .map(|k| child_name(name, k)),
             );
+        }
+        for (name, spec) in &self.planned {
+            input.add_service(name, spec);
+            covered.extend(spec.helm_releases.keys().map(|k| child_name(name, k)));
         }
         if let (Some(environment), Some(name)) = (&self.environment, self.environment_name()) {
             input.add_environment(name, &environment.spec.helm_releases);

@@ -40,6 +40,11 @@ pub struct GraphArgs {
     /// Kubeconfig for a live environment (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+
+    /// For a live environment: where the catalog templates are (the operators'
+    /// --catalog-namespace), so services not created yet are drawn from their template.
+    #[arg(long, default_value = crate::model::CATALOG_NAMESPACE)]
+    pub catalog_namespace: String,
 }
 
 /// One node to draw.
@@ -232,7 +237,12 @@ pub async fn run(args: &GraphArgs) -> Result<bool, Error> {
             )));
         };
         let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
-        let live = crate::cluster::Live::read_environment(&client, environment).await?;
+        let live = crate::cluster::Live::read_environment_with_catalog(
+            &client,
+            environment,
+            &args.catalog_namespace,
+        )
+        .await?;
         vec![live.view()]
     };
     anstream::println!("{}", render(&views, args.format));

@@ -28,6 +28,11 @@ pub struct StatusArgs {
     #[arg(required_unless_present = "namespace", conflicts_with = "namespace")]
     pub environment: Option<String>,
 
+    /// Where the catalog templates are (the operators' --catalog-namespace): services not
+    /// created yet are shown with their template's releases.
+    #[arg(long, default_value = crate::model::CATALOG_NAMESPACE)]
+    pub catalog_namespace: String,
+
     /// Show the UpstartServices and HelmReleases of a namespace instead (no environment).
     #[arg(long, short = 'n')]
     pub namespace: Option<String>,
@@ -198,9 +203,9 @@ fn service_group(
 ) -> Group {
     let service = live.service(name);
     let status = service.and_then(|s| s.status.as_ref());
-    let rows = match service {
-        Some(service) => service
-            .spec
+    let spec = service.map(|s| &s.spec).or_else(|| live.planned.get(name));
+    let rows = match spec {
+        Some(spec) => spec
             .helm_releases
             .keys()
             .map(|key| {
@@ -565,7 +570,10 @@ pub async fn run(args: &StatusArgs) -> Result<(), Error> {
     let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
     let read = || async {
         match (&args.environment, &args.namespace) {
-            (Some(environment), _) => Live::read_environment(&client, environment).await,
+            (Some(environment), _) => {
+                Live::read_environment_with_catalog(&client, environment, &args.catalog_namespace)
+                    .await
+            }
             (None, Some(namespace)) => Live::read_namespace(&client, namespace).await,
             (None, None) => Err(Error::Usage(
                 "name an environment or --namespace".to_owned(),
@@ -908,11 +916,15 @@ mod tests {
             "readyAt": "2026-01-01T00:00:08Z"}));
         releases[2].status.as_mut().expect("status").timings = timings(json!({
             "createdAt": "2026-01-01T00:00:00Z", "startedAt": "2026-01-01T00:01:00Z"}));
+        let later: UpstartServiceSpec =
+            serde_json::from_value(json!({"helmReleases": {"queue": {"chart": "r/queue"}}}))
+                .expect("spec");
         Live {
             environment: Some(env),
             namespace: "pr-1".into(),
             services: vec![svc],
             releases,
+            planned: [("later".to_owned(), later)].into_iter().collect(),
         }
     }
 
@@ -920,7 +932,7 @@ mod tests {
     fn the_tree_shows_services_releases_and_what_each_waits_for() {
         let now: jiff::Timestamp = "2026-01-01T00:02:05Z".parse().expect("now");
         let tree = tree(&live(), now);
-        assert_eq!(tree.releases, (1, 3));
+        assert_eq!(tree.releases, (1, 4));
         assert_eq!(tree.services, (0, 2));
         assert_eq!(tree.elapsed, Some(Duration::from_secs(125)));
         assert!(!tree.ready);
@@ -937,9 +949,10 @@ mod tests {
         assert_eq!(tree.groups[0].title, "UpstartService later");
         assert_eq!(tree.groups[0].phase.as_deref(), Some("NotCreated"));
         let text = anstream::adapter::strip_str(&render(&tree)).to_string();
-        let expected = "UpstartEnvironment pr-1 (namespace pr-1)  Provisioning  services 0/2  releases 1/3 [######--------------]  for 2m5s
+        let expected = "UpstartEnvironment pr-1 (namespace pr-1)  Provisioning  services 0/2  releases 1/4 [#####---------------]  for 2m5s
   waiting for svc
-├─ UpstartService later  NotCreated  0/0 [----------]
+├─ UpstartService later  NotCreated  0/1 [----------]
+│  └─ … queue                NotCreated
 ├─ UpstartService svc  Provisioning  0/2 [----------]  blocked by db: installing
 │  ├─ … app                  WaitingForDependencies  waits for svc/db
 │  └─ ◌ db                   Installing for 1m5s  applying 3 objects
