@@ -95,7 +95,9 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     let by_service = store.clone();
     let by_release = store.clone();
     let catalog = config.catalog_namespace.clone();
-    controller
+    let readiness = op.readiness.clone();
+    let stopping = shutdown.clone();
+    let controller = controller
         .watches(
             Api::<UpstartService>::all(client.clone()),
             watcher::Config::default(),
@@ -142,8 +144,20 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
                 }
                 Err(error) => warn!(%error, "controller error"),
             }
-        })
-        .await;
+        });
+    // kube-runtime's Controller holds its work until the first list is in its store, also when
+    // told to shut down: a shutdown before that list would wait forever. Nothing can be in
+    // flight then, so such a shutdown ends the controller at once.
+    let stopped_before_sync = async move {
+        stopping.wait().await;
+        if readiness.is_ready() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = controller => {}
+        () = stopped_before_sync => info!("shut down before the first sync"),
+    }
     Ok(())
 }
 

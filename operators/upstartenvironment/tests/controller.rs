@@ -360,6 +360,8 @@ impl Harness {
     }
 
     async fn stop(mut self) {
+        // The HelmRelease operator does not stop when shut down before its first sync (a
+        // kube-runtime Controller waits for that sync): give it the time to sync first.
         for readiness in &self.readiness {
             eventually("the operators to be ready", || async {
                 readiness.is_ready().then_some(())
@@ -950,4 +952,25 @@ async fn removing_a_service_tears_it_down_before_its_releases_and_keeps_the_othe
         .await;
     assert_eq!(env.status.unwrap().total_releases, Some(1));
     h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_shut_down_before_its_first_sync_stops_at_once() {
+    let cp = ControlPlane::start(upstart_control_plane::Options::default());
+    let client = cp.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in upstart_api::crd::crds() {
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    let op = OperatorContext::new("environment-operator", client, CommonArgs::default());
+    let shutdown = Shutdown::new();
+    shutdown.trigger();
+    let run =
+        upstart_operator_runtime::run(op, RunOptions::in_process(), shutdown, |op, shutdown| {
+            controller::run(op, Config::default(), shutdown)
+        });
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("stops without waiting for a sync that will never come")
+        .unwrap();
 }
