@@ -516,8 +516,19 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
             observed.digest.as_deref() != old.and_then(|s| s.applied_digest.as_deref());
         let with_hooks = with_hooks && inputs_changed;
         let run = observed.digest.clone().unwrap_or_default();
-        let progress =
-            apply_release(hr, ctx, namespace, &values, is_upgrade, with_hooks, &run).await;
+        let mut recorded = hr.status.clone();
+        let progress = apply_release(
+            hr,
+            ctx,
+            namespace,
+            &values,
+            (is_upgrade, with_hooks),
+            &run,
+            &mut recorded,
+        )
+        .await;
+        // The status the apply may have written (its inventory) is the base from here on.
+        let old = recorded.as_ref();
         match progress {
             Ok(Progress::Waiting { message, hooks }) => {
                 let mut status = applying_status(old, &decision, &message, generation, &now);
@@ -1128,20 +1139,37 @@ enum HookStep {
 /// §2.5). Every step is idempotent and its progress lives in the cluster (hook objects are
 /// marked with `run`, the digest being applied), so a pass after a restart carries on where the
 /// last one stopped: a hook that completed is not run again.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the inputs of one pass, each a different thing"
-)]
+/// `recorded` is the status as last written: when the plan holds objects its inventory does not,
+/// they are added to it (and written) before anything is applied.
 async fn apply_release(
     hr: &HelmRelease,
     ctx: &Context,
     namespace: &str,
     values: &Value,
-    is_upgrade: bool,
-    with_hooks: bool,
+    (is_upgrade, with_hooks): (bool, bool),
     run: &str,
+    recorded: &mut Option<HelmReleaseStatus>,
 ) -> Result<Progress, Error> {
     let (chart, plan) = render_plan(hr, ctx, namespace, values, is_upgrade).await?;
+    let inventory = plan.inventory();
+    let known = recorded
+        .as_ref()
+        .map(|s| s.inventory.as_slice())
+        .unwrap_or_default();
+    let unknown: Vec<InventoryEntry> = inventory
+        .iter()
+        .filter(|e| !known.contains(e))
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        // Recorded before anything is applied: an apply that fails or is interrupted leaves
+        // nothing that the next prune or the deletion would not find.
+        let mut status = recorded.clone().unwrap_or_default();
+        status.inventory.extend(unknown);
+        let api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), namespace);
+        write_status(ctx, &api, hr, status.clone()).await?;
+        *recorded = Some(status);
+    }
     let name = hr.name_any();
     let release_label = upstart_api::names::release_label_value(namespace, &name);
     let mut hooks = Vec::new();
@@ -1188,9 +1216,7 @@ async fn apply_release(
     {
         return Ok(Progress::Waiting { message, hooks });
     }
-    let inventory = plan.inventory();
-    let old = hr
-        .status
+    let old = recorded
         .as_ref()
         .map(|s| s.inventory.as_slice())
         .unwrap_or_default();

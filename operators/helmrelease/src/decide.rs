@@ -146,12 +146,17 @@ pub fn decide(observation: &Observation) -> Decision {
         }
         ValuesState::Resolved { digest } => digest,
     };
-    if observation.applied_digest.as_deref() != Some(digest.as_str())
-        || !observation.inventory_missing.is_empty()
-    {
+    let applied = observation.applied_digest.as_deref() == Some(digest.as_str());
+    if !applied || !observation.inventory_missing.is_empty() {
         return Decision::Apply {
             is_upgrade: observation.applied_digest.is_some(),
-            drift: observation.inventory_missing.clone(),
+            // Only what had been applied can have drifted: during an install or upgrade the
+            // recorded inventory also holds objects not applied yet.
+            drift: if applied {
+                observation.inventory_missing.clone()
+            } else {
+                Vec::new()
+            },
         };
     }
     if observation.wait {
@@ -382,6 +387,22 @@ mod tests {
             Decision::Apply {
                 is_upgrade: true,
                 drift: vec!["ConfigMap/settings".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn objects_missing_during_an_upgrade_are_not_drift() {
+        let mut o = ready_observation();
+        o.values = ValuesState::Resolved {
+            digest: "sha256:b".into(),
+        };
+        o.inventory_missing = vec!["ConfigMap/new".into()];
+        assert_eq!(
+            decide(&o),
+            Decision::Apply {
+                is_upgrade: true,
+                drift: vec![]
             }
         );
     }

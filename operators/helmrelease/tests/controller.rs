@@ -2034,3 +2034,59 @@ async fn slow_pre_delete_hook_holds_the_deletion_without_holding_the_operator() 
     assert_eq!(bye_after.uid(), bye.uid(), "the hook was not run again");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_deleted_in_the_middle_of_its_install_removes_what_was_applied() {
+    let h = Harness::start().await;
+    h.create(
+        "halfway",
+        json!({"chart": "test/crashy", "version": "0.1.0", "values": {"postAfter": "1h"}}),
+    )
+    .await;
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    let api = h.releases();
+    eventually("the install waiting on its post-install hook", || async {
+        let status = api.get("halfway").await.ok()?.status?;
+        let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+        (ready.message.contains("Job/halfway-post")
+            && config_maps
+                .get_opt("halfway-settings")
+                .await
+                .unwrap()
+                .is_some())
+        .then_some(())
+    })
+    .await;
+    let status = api.get("halfway").await.unwrap().status.unwrap();
+    assert!(
+        status
+            .inventory
+            .iter()
+            .any(|e| e.name == "halfway-settings"),
+        "recorded before it was applied"
+    );
+    assert!(
+        status.applied_digest.is_none(),
+        "the install has not finished"
+    );
+
+    api.delete("halfway", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the release to disappear", || async {
+        api.get_opt("halfway")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        config_maps
+            .get_opt("halfway-settings")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    h.stop().await;
+}
