@@ -702,6 +702,21 @@ async fn environment_becomes_ready_with_its_time_to_ready_and_the_slowest_chain_
     let later = h.environments().get("fast").await.unwrap();
     assert_eq!(later.status, env.status);
     assert_eq!(later.resource_version(), env.resource_version());
+
+    // A service no longer Ready degrades the environment; readyAt stays the first time.
+    let not_ready = json!({"status": {"phase": "Degraded", "conditions": [{
+        "type": READY, "status": "False", "reason": "Progressing", "message": "site restarting",
+        "observedGeneration": 1, "lastTransitionTime": "2026-01-01T00:00:01Z"
+    }]}});
+    h.services("fast")
+        .patch_status("web", &PatchParams::default(), &Patch::Merge(&not_ready))
+        .await
+        .unwrap();
+    let degraded = h.phase("fast", EnvironmentPhase::Degraded).await;
+    let degraded_status = degraded.status.as_ref().unwrap();
+    assert_eq!(degraded_status.services.as_deref(), Some("0/1"));
+    assert_eq!(degraded_status.ready_at, status.ready_at);
+    assert!(condition(&degraded, READY).2.contains("web"));
     h.stop().await;
 }
 
