@@ -217,7 +217,7 @@ async fn expired_environment_is_torn_down_dependents_first() {
     env.step("apply the catalog templates and the example environment with a short ttl");
     env.apply_catalog(&["examples/services"]).await.unwrap();
     let deletions = record_deletions(env.client().clone());
-    let yaml = environment_yaml(|e| e["spec"]["ttl"] = serde_json::json!("20s"));
+    let yaml = environment_yaml(|e| e["spec"]["ttl"] = serde_json::json!("30s"));
     env.apply_yaml(&yaml).await.unwrap();
     wait_phase(&env, EnvironmentPhase::Ready).await.unwrap();
 

@@ -727,7 +727,7 @@ async fn expired_environment_deletes_everything_dependents_first() {
     h.create_environment(
         "short",
         json!({
-            "ttl": "8s",
+            "ttl": "15s",
             "helmReleases": {
                 "db": {"chart": "test/app", "version": "0.1.0"},
                 "app": {"chart": "test/app", "version": "0.1.0", "dependencies": [{"name": "db"}]}
@@ -747,7 +747,7 @@ async fn expired_environment_deletes_everything_dependents_first() {
     let created = env.metadata.creation_timestamp.unwrap().0;
     assert_eq!(
         status.expires_at.map(|t| t.0),
-        Some(created.checked_add(Duration::from_secs(8)).unwrap())
+        Some(created.checked_add(Duration::from_secs(15)).unwrap())
     );
 
     h.gone("short").await;
