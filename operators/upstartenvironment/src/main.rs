@@ -11,7 +11,9 @@ use upstart_operator_runtime::{CommonArgs, OperatorContext, Shutdown, run_operat
 #[command(
     name = "upstart-environment-operator",
     version,
-    about = "Provisions UpstartEnvironments: an isolated, expiring namespace with every service it needs"
+    about = "Provisions UpstartEnvironments: an isolated, expiring namespace with every service it needs",
+    // Without this the flattened CommonArgs doc comment becomes the long help text.
+    long_about = None
 )]
 struct Cli {
     #[command(flatten)]
@@ -36,4 +38,30 @@ async fn operate(op: OperatorContext, shutdown: Shutdown, cli: Cli) -> Result<()
         teardown_timeout: cli.common.teardown_timeout,
     };
     controller::run(op, config, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn flags_are_consistent_and_help_describes_this_operator() {
+        Cli::command().debug_assert();
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.starts_with("Provisions UpstartEnvironments"), "{help}");
+        let cli = Cli::parse_from([
+            "upstart-environment-operator",
+            "--catalog-namespace",
+            "templates",
+            "--teardown-timeout",
+            "90s",
+        ]);
+        assert_eq!(cli.common.catalog_namespace, "templates");
+        assert_eq!(
+            cli.common.teardown_timeout,
+            std::time::Duration::from_secs(90)
+        );
+    }
 }
