@@ -2090,3 +2090,70 @@ async fn release_deleted_in_the_middle_of_its_install_removes_what_was_applied()
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_joining_an_environment_wakes_a_release_stalled_on_environment_root() {
+    let h = Harness::start().await;
+    let ns = "late-env";
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let environments: Api<upstart_api::v1alpha1::UpstartEnvironment> = Api::all(h.client.clone());
+    environments
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+                "kind": "UpstartEnvironment",
+                "metadata": {"name": ns},
+                "spec": {"variables": {"REGION": "eu"}}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let releases: Api<HelmRelease> = Api::namespaced(h.client.clone(), ns);
+    releases
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+                "kind": "HelmRelease",
+                "metadata": {"name": "web", "namespace": ns},
+                "spec": {"chart": "test/app", "version": "0.1.0",
+                         "values": {"message": "<< environment.variables.REGION >>"}}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    eventually("web stalled without an environment", || async {
+        let status = releases.get("web").await.ok()?.status?;
+        let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+        (ready.reason == "UnknownExpressionRoot").then_some(())
+    })
+    .await;
+
+    namespaces
+        .patch(
+            ns,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"labels": {upstart_api::labels::ENVIRONMENT_LABEL: ns}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), ns);
+    eventually("the variable in the values", || async {
+        let settings = config_maps.get_opt("web-settings").await.unwrap()?;
+        (settings.data?.get("message")? == "eu").then_some(())
+    })
+    .await;
+    h.stop().await;
+}
