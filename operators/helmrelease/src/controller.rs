@@ -709,12 +709,9 @@ async fn observe(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Obs
         .iter()
         .all(|d| d.state == DependencyState::Ready);
     expression_context.service = roots::service_info(hr);
-    if all_ready {
-        expression_context.environment = observe_environment(ctx, namespace).await?;
-    }
 
     let (values_state, values, digest) = if all_ready {
-        match resolve_values(hr, ctx, namespace, &expression_context).await? {
+        match resolve_values(hr, ctx, namespace, &mut expression_context).await? {
             Ok(values) => {
                 let digest = FieldDigest::new()
                     .field("chart", &hr.spec.chart)
@@ -975,7 +972,7 @@ async fn resolve_values(
     hr: &HelmRelease,
     ctx: &Context,
     namespace: &str,
-    context: &ExpressionContext,
+    context: &mut ExpressionContext,
 ) -> Result<Result<Value, ValuesState>, Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
@@ -1027,6 +1024,11 @@ async fn resolve_values(
             }));
         }
     };
+    // An expression reading `environment.*` names it: without the word, the environment's
+    // two reads are saved.
+    if serde_json::to_string(&merged).is_ok_and(|text| text.contains("environment")) {
+        context.environment = observe_environment(ctx, namespace).await?;
+    }
     Ok(
         match ctx.expressions.substitute(merged, "spec.values", context) {
             Ok(values) => Ok(values),
