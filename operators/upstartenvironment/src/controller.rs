@@ -140,7 +140,8 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
             match result {
                 Ok(_) => {}
                 Err(kube::runtime::controller::Error::ReconcilerFailed(error, object)) => {
-                    warn!(reason = error.metric_label(), %object, %error, "reconcile failed");
+                    // The summary, not the error: an API message may quote an applied object.
+                    warn!(reason = error.metric_label(), %object, failure = error.summary(), "reconcile failed");
                 }
                 Err(error) => warn!(%error, "controller error"),
             }
@@ -180,22 +181,36 @@ pub async fn reconcile(env: Arc<UpstartEnvironment>, ctx: Arc<Context>) -> Resul
         return Ok(Action::await_change());
     };
     let has_finalizer = env.finalizers().iter().any(|f| f == FINALIZER);
-    let action = if env.metadata.deletion_timestamp.is_some() {
+    let result = if env.metadata.deletion_timestamp.is_some() {
         if has_finalizer {
-            teardown(&env, &ctx, &api).await?
+            teardown(&env, &ctx, &api).await
         } else {
-            Action::await_change()
+            Ok(Action::await_change())
         }
+    } else if has_finalizer {
+        converge(&env, &ctx, &api).await
     } else {
-        let env = if has_finalizer {
-            env
-        } else {
-            add_finalizer(&api, &env).await?
-        };
-        converge(&env, &ctx, &api).await?
+        match add_finalizer(&api, &env).await {
+            Ok(env) => converge(&env, &ctx, &api).await,
+            Err(error) => Err(error),
+        }
     };
-    ctx.backoff.on_success(&key);
-    Ok(action)
+    match &result {
+        Ok(_) => ctx.backoff.on_success(&key),
+        Err(error) if error.is_conflict() => {}
+        Err(error) => {
+            let note = format!("{}; retrying", error.summary());
+            ctx.recorder
+                .warning(
+                    &env.object_ref(&()),
+                    error.reason(),
+                    "Reconcile",
+                    Some(&note),
+                )
+                .await;
+        }
+    }
+    result
 }
 
 fn error_policy(env: Arc<UpstartEnvironment>, error: &Error, ctx: Arc<Context>) -> Action {
