@@ -989,3 +989,48 @@ async fn operator_shut_down_before_its_first_sync_stops_at_once() {
         .expect("stops without waiting for a sync that will never come")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_an_environment_release_deletes_it_and_keeps_the_others() {
+    let h = Harness::start().await;
+    h.create_environment(
+        "lean",
+        json!({"helmReleases": {
+            "kept": {"chart": "test/app", "version": "0.1.0"},
+            "extra": {"chart": "test/app", "version": "0.1.0"}
+        }}),
+    )
+    .await;
+    h.phase("lean", EnvironmentPhase::Ready).await;
+    h.environments()
+        .patch(
+            "lean",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"helmReleases": {"extra": null}}})),
+        )
+        .await
+        .unwrap();
+    eventually("lean-extra to be gone", || async {
+        h.releases("lean")
+            .get_opt("lean-extra")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let env = h
+        .environment_where("lean", "one release counted", |e| {
+            e.status.as_ref().and_then(|s| s.total_releases) == Some(1)
+        })
+        .await;
+    assert_eq!(env.status.unwrap().phase, Some(EnvironmentPhase::Ready));
+    assert!(
+        h.releases("lean")
+            .get_opt("lean-kept")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    h.stop().await;
+}
