@@ -1309,8 +1309,21 @@ impl HookPass<'_> {
                     .map(String::as_str)
                     != Some(self.run)
             {
-                if stale.metadata.deletion_timestamp.is_none() {
-                    delete_entry(self.ctx, self.namespace, entry).await?;
+                match &stale.metadata.deletion_timestamp {
+                    None => delete_entry(self.ctx, self.namespace, entry).await?,
+                    // Held by a finalizer longer than the release's timeout: a failure (retried
+                    // with backoff, or announced at deletion), not an endless wait.
+                    Some(since)
+                        if Timestamp::now().duration_since(since.0).unsigned_abs()
+                            > self.hr.spec.timeout() =>
+                    {
+                        return Err(Error::HookTimeout {
+                            event: "before-hook-creation",
+                            object: display,
+                            seconds: self.hr.spec.timeout().as_secs(),
+                        });
+                    }
+                    Some(_) => {}
                 }
                 live = api
                     .get_opt(&entry.name)
