@@ -53,9 +53,6 @@ pub const CHARTS_ALIAS: &str = "upstart-charts";
 /// How long an operator may take to stop after it was asked to, before it is aborted.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// How long [`run_in_process`] lets an operator finish its in-flight work after a stop.
-const IN_PROCESS_STOP_GRACE: Duration = Duration::from_secs(1);
-
 /// A Helm chart repository the operators may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChartRepository {
@@ -145,25 +142,13 @@ where
     let op = upstart_operator_runtime::OperatorContext::new(name, ctx.client, args);
     let shutdown = Shutdown::new();
     let trigger = shutdown.clone();
-    let stopped = stop.clone();
     let relay = tokio::spawn(async move {
         stop.requested().await;
         trigger.trigger();
     });
-    let work = upstart_operator_runtime::run(op, RunOptions::in_process(), shutdown, work);
-    // A kube-runtime Controller told to stop before it first polled its watch waits for a
-    // store that never fills: past a short grace, the work is dropped (which ends it at once;
-    // nothing outlives the local cluster anyway).
-    let result = tokio::select! {
-        result = work => result,
-        () = async {
-            stopped.requested().await;
-            tokio::time::sleep(IN_PROCESS_STOP_GRACE).await;
-        } => {
-            tracing::debug!(operator = name, grace = ?IN_PROCESS_STOP_GRACE, "operator still busy after the stop: dropped");
-            Ok(())
-        }
-    };
+    // In-flight work finishes after the stop (each operator's controller ends at once when
+    // stopped before its first sync); the cluster aborts whatever outlives its stop grace.
+    let result = upstart_operator_runtime::run(op, RunOptions::in_process(), shutdown, work).await;
     relay.abort();
     result.map_err(|source| Error::Operator {
         name,

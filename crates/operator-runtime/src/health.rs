@@ -2,6 +2,7 @@
 //! the operators report to them.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -143,6 +144,41 @@ impl ReadyFlag {
             .lock()
             .controllers
             .insert(self.name.clone(), false);
+    }
+
+    /// Whether the controller has reported ready (its caches have synced).
+    pub fn is_ready(&self) -> bool {
+        self.readiness
+            .lock()
+            .controllers
+            .get(&self.name)
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// Drives `controller` (a kube-runtime `Controller`'s run future, set up with
+    /// `graceful_shutdown_on(shutdown.wait())`) until it ends, or until `shutdown` fires
+    /// before this controller's first sync.
+    ///
+    /// kube-runtime's `Controller` holds its work until the first list is in its store, also
+    /// once told to shut down, so a shutdown before that list would wait forever. Nothing can
+    /// be in flight then, so such a shutdown ends the controller at once; after the sync the
+    /// controller's own graceful shutdown lets in-flight reconciles finish.
+    pub async fn run_until_stopped(
+        &self,
+        controller: impl Future<Output = ()>,
+        shutdown: &Shutdown,
+    ) {
+        let stopped_before_sync = async {
+            shutdown.wait().await;
+            if self.is_ready() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = controller => {}
+            () = stopped_before_sync => tracing::info!(controller = %self.name, "shut down before the first sync"),
+        }
     }
 
     /// Passes a watcher event stream through and reports the controller ready at its first
@@ -311,6 +347,31 @@ impl HealthServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_shutdown_before_the_first_sync_ends_a_controller_that_waits_for_it() {
+        let flag = Readiness::new().register("waiting");
+        let shutdown = Shutdown::new();
+        shutdown.trigger();
+        // A controller that never syncs never ends on its own.
+        flag.run_until_stopped(std::future::pending(), &shutdown)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn after_the_first_sync_a_shutdown_leaves_the_controller_to_finish_its_work() {
+        let flag = Readiness::new().register("synced");
+        flag.set_ready();
+        let shutdown = Shutdown::new();
+        shutdown.trigger();
+        let finished = std::sync::atomic::AtomicBool::new(false);
+        let controller = async {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            finished.store(true, std::sync::atomic::Ordering::SeqCst);
+        };
+        flag.run_until_stopped(controller, &shutdown).await;
+        assert!(finished.load(std::sync::atomic::Ordering::SeqCst));
+    }
 
     #[test]
     fn readiness_waits_for_every_registered_controller() {

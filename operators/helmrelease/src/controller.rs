@@ -291,6 +291,7 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     // Registered before the watch starts, so /readyz never reports ready before the cache.
     let ready = op.readiness.register(CONTROLLER);
     let releases: Api<HelmRelease> = op.api();
+    let synced = ready.clone();
     let (store, trigger) = ready.watch(releases.clone(), op.watcher_config());
     let controller =
         Controller::for_stream(trigger, store.clone()).with_config(op.controller_config());
@@ -306,7 +307,7 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     let by_namespace = store.clone();
     let environment_changes = wakeups::ChangeFilter::default();
     let namespace_changes = wakeups::ChangeFilter::default();
-    controller
+    let controller = controller
         .watches(releases, all.clone(), move |changed| {
             wakeups::dependents_of_release(&by_release.state(), &changed)
         })
@@ -405,8 +406,8 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
                 }
                 Err(error) => warn!(%error, "controller error"),
             }
-        })
-        .await;
+        });
+    synced.run_until_stopped(controller, &shutdown).await;
     Ok(())
 }
 

@@ -80,6 +80,7 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     // Registered before the watch starts, so /readyz never reports ready before the cache.
     let ready = op.readiness.register(CONTROLLER);
     let environments: Api<UpstartEnvironment> = Api::all(client.clone());
+    let synced = ready.clone();
     let (store, trigger) = ready.watch(environments, op.watcher_config());
     let controller =
         Controller::for_stream(trigger, store.clone()).with_config(op.controller_config());
@@ -95,8 +96,6 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     let by_service = store.clone();
     let by_release = store.clone();
     let catalog = config.catalog_namespace.clone();
-    let readiness = op.readiness.clone();
-    let stopping = shutdown.clone();
     let controller = controller
         .watches(
             Api::<UpstartService>::all(client.clone()),
@@ -146,19 +145,7 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
                 Err(error) => warn!(%error, "controller error"),
             }
         });
-    // kube-runtime's Controller holds its work until the first list is in its store, also when
-    // told to shut down: a shutdown before that list would wait forever. Nothing can be in
-    // flight then, so such a shutdown ends the controller at once.
-    let stopped_before_sync = async move {
-        stopping.wait().await;
-        if readiness.is_ready() {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        () = controller => {}
-        () = stopped_before_sync => info!("shut down before the first sync"),
-    }
+    synced.run_until_stopped(controller, &shutdown).await;
     Ok(())
 }
 

@@ -84,6 +84,7 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     // Registered before the watch starts, so /readyz never reports ready before the cache.
     let ready = op.readiness.register(CONTROLLER);
     let services: Api<UpstartService> = op.api();
+    let synced = ready.clone();
     let (store, trigger) = ready.watch(services.clone(), op.watcher_config());
     let services_by_phase = op
         .metrics
@@ -107,7 +108,7 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     });
     let by_release = store.clone();
     let by_service = store.clone();
-    Controller::for_stream(trigger, store)
+    let controller = Controller::for_stream(trigger, store)
         .with_config(op.controller_config())
         .watches(
             op.api::<HelmRelease>(),
@@ -135,8 +136,8 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
                 }
                 Err(error) => warn!(%error, "controller error"),
             }
-        })
-        .await;
+        });
+    synced.run_until_stopped(controller, &shutdown).await;
     Ok(())
 }
 
