@@ -15,7 +15,8 @@ use upstart_release_engine::manifests::ClusterScopedAllowList;
 #[command(
     name = "upstart-helmrelease-operator",
     version,
-    about = "Installs HelmReleases: Helm charts applied once their dependencies are Ready"
+    about = "Installs HelmReleases: Helm charts applied once their dependencies are Ready",
+    long_about = None
 )]
 struct Cli {
     #[command(flatten)]
