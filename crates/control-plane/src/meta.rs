@@ -48,8 +48,12 @@ const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lowe
 const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
 /// Validates `metadata.name` the way the apiserver does for the kind: DNS-1123 labels for
-/// namespaces and services, DNS-1123 subdomains for everything else.
+/// namespaces and services, path segments for RBAC objects (`system:controller:x` is a valid
+/// ClusterRole name), DNS-1123 subdomains for everything else.
 pub fn validate_name(plural: &str, group: &str, name: &str) -> Vec<Cause> {
+    if group == "rbac.authorization.k8s.io" {
+        return validate_path_segment_name(name);
+    }
     let label = group.is_empty() && matches!(plural, "namespaces" | "services");
     let value = Value::String(name.to_string());
     if label {
@@ -84,6 +88,36 @@ pub fn validate_name(plural: &str, group: &str, name: &str) -> Vec<Cause> {
         });
     if !ok {
         causes.push(Cause::invalid("metadata.name", &value, SUBDOMAIN_MSG));
+    }
+    causes
+}
+
+/// The apiserver's `ValidatePathSegmentName`: anything but `.`, `..`, `/` and `%`.
+fn validate_path_segment_name(name: &str) -> Vec<Cause> {
+    let value = Value::String(name.to_string());
+    let mut causes = Vec::new();
+    if name.is_empty() {
+        causes.push(Cause::invalid(
+            "metadata.name",
+            &value,
+            "name or generateName is required",
+        ));
+    }
+    if name == "." || name == ".." {
+        causes.push(Cause::invalid(
+            "metadata.name",
+            &value,
+            &format!("may not be '{name}'"),
+        ));
+    }
+    for forbidden in ["/", "%"] {
+        if name.contains(forbidden) {
+            causes.push(Cause::invalid(
+                "metadata.name",
+                &value,
+                &format!("may not contain '{forbidden}'"),
+            ));
+        }
     }
     causes
 }
@@ -177,6 +211,10 @@ mod tests {
         assert_eq!(validate_name("configmaps", "", "Bad_Name").len(), 1);
         assert!(!validate_name("namespaces", "", "a.b").is_empty());
         assert!(validate_name("namespaces", "", "team-a").is_empty());
+        let rbac = "rbac.authorization.k8s.io";
+        assert!(validate_name("clusterroles", rbac, "system:controller:upstart").is_empty());
+        assert_eq!(validate_name("clusterroles", rbac, "a/b").len(), 1);
+        assert_eq!(validate_name("roles", rbac, "..").len(), 1);
     }
 
     #[test]
