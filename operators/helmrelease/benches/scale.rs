@@ -115,6 +115,17 @@ async fn main() -> BenchResult<()> {
         ms(percentile(&handoffs, 0.95)),
         handoffs.len(),
     );
+    let shown = env_usize("HR_BENCH_SHOW_SLOWEST", 1);
+    for slow in cluster.handoff_details(&releases).iter().take(shown) {
+        println!(
+            "  slow hand-off: {}: dependencies Ready at {:.1} s, its first object applied at {:.1} s (from the first create)",
+            slow.release,
+            slow.dependencies_ready
+                .duration_since(started)
+                .as_secs_f64(),
+            slow.applied.duration_since(started).as_secs_f64(),
+        );
+    }
     cluster.stop();
     Ok(())
 }

@@ -3,6 +3,10 @@
 //! started as its own process against them, so that its memory and CPU are its own. The bench
 //! process watches the releases in process and notes, per release, when it was first seen Ready
 //! and when its first object was first seen applied.
+//!
+//! Environment: `HR_BENCH_RUST_LOG` (the operator's `RUST_LOG`, default `warn`),
+//! `HR_BENCH_MAX_CONCURRENT_RECONCILES` (the operator flag; default the flag's default),
+//! `HR_BENCH_KEEP` (keep the temporary directory with the operator log and the helm calls).
 
 #![allow(
     dead_code,
@@ -365,8 +369,16 @@ impl Cluster {
     /// Hand-off latencies: for each release with dependencies, from the last of them seen
     /// Ready to its own first object seen applied.
     pub fn handoffs(&self, releases: &[Release]) -> Vec<Duration> {
+        self.handoff_details(releases)
+            .into_iter()
+            .map(|h| h.applied.saturating_duration_since(h.dependencies_ready))
+            .collect()
+    }
+
+    /// Each hand-off with its release and instants, longest first.
+    pub fn handoff_details(&self, releases: &[Release]) -> Vec<Handoff> {
         let seen = lock(&self.seen);
-        releases
+        let mut handoffs: Vec<Handoff> = releases
             .iter()
             .filter(|r| !r.dependencies.is_empty())
             .filter_map(|r| {
@@ -381,10 +393,17 @@ impl Cluster {
                     .collect::<Option<Vec<Instant>>>()?
                     .into_iter()
                     .max()?;
-                let applied = *seen.first_object.get(&r.key())?;
-                Some(applied.saturating_duration_since(dependencies_ready))
+                Some(Handoff {
+                    release: r.key(),
+                    dependencies_ready,
+                    applied: *seen.first_object.get(&r.key())?,
+                })
             })
-            .collect()
+            .collect();
+        handoffs.sort_by_key(|h| {
+            std::cmp::Reverse(h.applied.saturating_duration_since(h.dependencies_ready))
+        });
+        handoffs
     }
 
     /// HelmRelease writes seen for these releases, and the longest Ready message seen so far.
@@ -461,6 +480,14 @@ pub fn lock_seen(cluster: &Cluster) -> std::sync::MutexGuard<'_, Seen> {
 fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
     seen.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One hand-off: when the last dependency of `release` was seen Ready, when its first object
+/// was seen applied.
+pub struct Handoff {
+    pub release: String,
+    pub dependencies_ready: Instant,
+    pub applied: Instant,
 }
 
 /// One HelmRelease of the `bench` chart.
