@@ -154,7 +154,12 @@ pub struct Context {
     /// When each release was last applied by this process: the interval re-apply clock. Kept
     /// in memory on purpose: after a restart every release is re-applied once, which also
     /// corrects drift that happened while the operator was down.
-    last_applied: std::sync::Mutex<HashMap<ObjectRef<HelmRelease>, std::time::Instant>>,
+    /// Also whether that apply rendered as an upgrade: a re-apply renders the same way, so it
+    /// is the same render (a render cache hit, no helm process).
+    last_applied: std::sync::Mutex<HashMap<ObjectRef<HelmRelease>, (std::time::Instant, bool)>>,
+    /// When this process wrote each release's flip to Ready: the precise start of a hand-off
+    /// (`readyAt` in status has whole seconds only).
+    became_ready: std::sync::Mutex<HashMap<ObjectRef<HelmRelease>, std::time::Instant>>,
     releases: Store<HelmRelease>,
 }
 
@@ -191,6 +196,7 @@ impl Context {
             allow_list: config.cluster_scoped_allow_list,
             teardown_timeout: config.teardown_timeout,
             last_applied: std::sync::Mutex::default(),
+            became_ready: std::sync::Mutex::default(),
             limits: Limits::default(),
             releases,
         })
@@ -220,11 +226,11 @@ impl Context {
             })
     }
 
-    fn record_apply(&self, key: ObjectRef<HelmRelease>) {
+    fn record_apply(&self, key: ObjectRef<HelmRelease>, is_upgrade: bool) {
         self.last_applied
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(key, std::time::Instant::now());
+            .insert(key, (std::time::Instant::now(), is_upgrade));
     }
 
     fn since_last_apply(&self, key: &ObjectRef<HelmRelease>) -> Option<Duration> {
@@ -232,7 +238,24 @@ impl Context {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(key)
-            .map(|at| at.elapsed())
+            .map(|(at, _)| at.elapsed())
+    }
+
+    /// Whether the last apply of this process rendered as an upgrade; after a restart, yes.
+    fn last_apply_was_upgrade(&self, key: &ObjectRef<HelmRelease>) -> bool {
+        self.last_applied
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(key)
+            .is_none_or(|(_, is_upgrade)| *is_upgrade)
+    }
+
+    fn since_became_ready(&self, key: &ObjectRef<HelmRelease>) -> Option<Duration> {
+        self.became_ready
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(key)
+            .map(std::time::Instant::elapsed)
     }
 
     fn reapply_due(&self, key: &ObjectRef<HelmRelease>, interval: Duration) -> bool {
@@ -494,7 +517,7 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
     let apply_step = match &decision {
         Decision::Apply { is_upgrade, drift } => Some((*is_upgrade, drift.as_slice(), true)),
         // The same render again: no hooks (nothing was upgraded), status stays Ready.
-        Decision::Reapply => Some((true, [].as_slice(), false)),
+        Decision::Reapply => Some((ctx.last_apply_was_upgrade(&key), [].as_slice(), false)),
         _ => None,
     };
     if let Some((is_upgrade, drift, with_hooks)) = apply_step {
@@ -548,7 +571,7 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
                 return Ok(Action::requeue(APPLY_RECHECK));
             }
             Ok(Progress::Done(applied)) => {
-                ctx.record_apply(key);
+                ctx.record_apply(key, is_upgrade);
                 let mut status = next_status(old, &decision, generation, &now);
                 status.applied_digest = observed.digest.clone();
                 status.inventory = applied.inventory;
@@ -625,27 +648,31 @@ async fn handoff_latency(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Op
     if !first_apply || hr.spec.dependencies.is_empty() {
         return None;
     }
-    // Read directly: the cache may not hold the dependency's newest status yet.
+    // The last dependency to become Ready is the one with the shortest time since. Precise
+    // when this process wrote that Ready; else from status (whole seconds: up to 1 s high).
     let api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), namespace);
-    let mut latest: Option<Time> = None;
+    let mut shortest: Option<Duration> = None;
     for dependency in &hr.spec.dependencies {
         if dependency.kind == Some(DependencyKind::UpstartService) {
             continue;
         }
-        let ready_at = api
-            .get_opt(&dependency.name)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|r| r.status?.timings?.ready_at);
-        if let Some(ready_at) = ready_at
-            && latest.as_ref().is_none_or(|l| l.0 < ready_at.0)
-        {
-            latest = Some(ready_at);
+        let key = ObjectRef::<HelmRelease>::new(&dependency.name).within(namespace);
+        let since = match ctx.since_became_ready(&key) {
+            Some(since) => Some(since),
+            // Read directly: the cache may not hold the dependency's newest status yet.
+            None => api
+                .get_opt(&dependency.name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| r.status?.timings?.ready_at)
+                .map(|at| Timestamp::now().duration_since(at.0).unsigned_abs()),
+        };
+        if let Some(since) = since {
+            shortest = Some(shortest.map_or(since, |s| s.min(since)));
         }
     }
-    let latest = latest?;
-    Some(Timestamp::now().duration_since(latest.0).unsigned_abs())
+    shortest
 }
 
 /// Writes status with server-side apply, only when it changed (no self-triggered loops), and
@@ -675,12 +702,16 @@ async fn write_status(
                 .await;
         }
     }
+    let becomes_ready = status.phase == Some(HelmReleasePhase::Ready) && old_phase != status.phase;
     let patch = json!({
         "apiVersion": HelmRelease::api_version(&()),
         "kind": HelmRelease::kind(&()),
         "metadata": {"name": hr.name_any()},
         "status": status,
     });
+    // Taken before the write: a dependent cannot be woken before it, so a hand-off measured
+    // from here is never short.
+    let written_at = std::time::Instant::now();
     api.patch_status(
         &hr.name_any(),
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -688,6 +719,12 @@ async fn write_status(
     )
     .await
     .map_err(Error::kube("writing status"))?;
+    if becomes_ready {
+        ctx.became_ready
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(ObjectRef::from_obj(hr), written_at);
+    }
     Ok(())
 }
 

@@ -151,6 +151,10 @@ pub(super) async fn cleanup(hr: &HelmRelease, ctx: &Context) -> Result<Action, E
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .remove(&ObjectRef::from_obj(hr));
+    ctx.became_ready
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .remove(&ObjectRef::from_obj(hr));
     Ok(Action::await_change())
 }
 
