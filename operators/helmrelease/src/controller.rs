@@ -51,7 +51,7 @@ use upstart_operator_runtime::{
     ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, Shutdown,
 };
 
-use crate::constants::{CONTROLLER, FIELD_MANAGER, FINALIZER, HOOK_RUN_ANNOTATION};
+use crate::constants::{CONTROLLER, FIELD_MANAGER, FINALIZER, HOOK_RUN_ANNOTATION, reasons};
 use crate::decide::{
     Decision, DependencyObservation, DependencyState, Observation, ValuesState, decide,
 };
@@ -973,6 +973,11 @@ fn not_ready(
 ) -> DependencyState {
     let message = match find(conditions, READY) {
         Some(c) if c.status == "True" => "not yet reconciled for its current generation".to_owned(),
+        // Not its message: that names its own dependencies and theirs, so a change at the head
+        // of a chain would rewrite the status of every release below it.
+        Some(c) if c.reason == reasons::DEPENDENCIES_NOT_READY => {
+            "waiting for its own dependencies".to_owned()
+        }
         Some(c) if !c.message.is_empty() => c.message.clone(),
         Some(c) => c.reason.clone(),
         None => "not reconciled yet".to_owned(),
@@ -1346,6 +1351,25 @@ async fn delete_entry(ctx: &Context, namespace: &str, entry: &InventoryEntry) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dependency_waiting_for_its_own_dependencies_is_named_without_its_message() {
+        let waiting = |message: &str| {
+            vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                type_: READY.to_owned(),
+                status: "False".to_owned(),
+                reason: reasons::DEPENDENCIES_NOT_READY.to_owned(),
+                message: message.to_owned(),
+                last_transition_time: Time(Timestamp::UNIX_EPOCH),
+                observed_generation: Some(1),
+            }]
+        };
+        // Whatever happens further up the chain, what a dependent says does not change.
+        assert_eq!(
+            not_ready(&waiting("waiting for a: waiting for b")),
+            not_ready(&waiting("waiting for a: Deployment/b 0/1 available"))
+        );
+    }
 
     #[test]
     fn default_config_matches_the_binary_defaults_with_a_temporary_cache() {
