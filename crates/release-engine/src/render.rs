@@ -35,7 +35,8 @@ pub struct RendererConfig {
     pub max_output_bytes: usize,
     /// How much of helm's stderr is kept for an error message.
     pub max_stderr_bytes: usize,
-    /// How many renders are kept in memory.
+    /// How many renders are kept in memory at most. Only the newest render of each release
+    /// (namespace and release name) is kept, so this is a bound on releases, not on history.
     pub cache_entries: usize,
     /// Where helm's private, empty home directory is created (default: the system temp dir;
     /// point it at a writable volume when the root filesystem is read-only).
@@ -54,7 +55,7 @@ impl RendererConfig {
             timeout: Duration::from_secs(60),
             max_output_bytes: 16 * 1024 * 1024,
             max_stderr_bytes: 64 * 1024,
-            cache_entries: 256,
+            cache_entries: 4096,
             work_dir: None,
             min_scrub_len: 4,
             max_concurrent: 4,
@@ -246,7 +247,8 @@ impl Renderer {
             manifest,
             key: key.clone(),
         });
-        self.cache_lock().insert(key, rendered.clone());
+        let slot = format!("{}/{}", request.namespace, request.release_name);
+        self.cache_lock().insert(slot, key, rendered.clone());
         Ok(rendered)
     }
 
@@ -492,6 +494,9 @@ struct Cache {
     capacity: usize,
     map: HashMap<String, Arc<Rendered>>,
     order: VecDeque<String>,
+    /// The key of each release's newest render: a new render of a release replaces its
+    /// older one, so a steady state of N releases needs N entries, whatever their history.
+    slots: HashMap<String, String>,
 }
 
 impl Cache {
@@ -500,6 +505,7 @@ impl Cache {
             capacity,
             map: HashMap::new(),
             order: VecDeque::new(),
+            slots: HashMap::new(),
         }
     }
 
@@ -512,9 +518,14 @@ impl Cache {
         Some(hit)
     }
 
-    fn insert(&mut self, key: String, rendered: Arc<Rendered>) {
+    fn insert(&mut self, slot: String, key: String, rendered: Arc<Rendered>) {
         if self.capacity == 0 {
             return;
+        }
+        if let Some(previous) = self.slots.insert(slot, key.clone())
+            && previous != key
+        {
+            self.remove(&previous);
         }
         if self.map.insert(key.clone(), rendered).is_none() {
             self.order.push_back(key);
@@ -526,6 +537,14 @@ impl Cache {
                 }
                 None => break,
             }
+        }
+    }
+
+    fn remove(&mut self, key: &str) {
+        if self.map.remove(key).is_some()
+            && let Some(pos) = self.order.iter().position(|k| k == key)
+        {
+            self.order.remove(pos);
         }
     }
 }
@@ -615,12 +634,35 @@ mod tests {
             })
         };
         let mut c = Cache::new(2);
-        c.insert("a".into(), r("a"));
-        c.insert("b".into(), r("b"));
+        c.insert("ns/a".into(), "a".into(), r("a"));
+        c.insert("ns/b".into(), "b".into(), r("b"));
         assert!(c.get("a").is_some());
-        c.insert("c".into(), r("c"));
+        c.insert("ns/c".into(), "c".into(), r("c"));
         assert!(c.get("a").is_some());
         assert!(c.get("b").is_none());
         assert!(c.get("c").is_some());
+    }
+
+    #[test]
+    fn the_cache_keeps_only_the_newest_render_of_each_release() {
+        let r = |k: &str| {
+            Arc::new(Rendered {
+                manifest: String::new(),
+                key: k.into(),
+            })
+        };
+        let mut c = Cache::new(10);
+        c.insert("ns/app".into(), "v1".into(), r("v1"));
+        c.insert("ns/db".into(), "db".into(), r("db"));
+        c.insert("ns/app".into(), "v2".into(), r("v2"));
+        assert!(c.get("v1").is_none(), "the older render of app is gone");
+        assert!(c.get("v2").is_some());
+        assert!(c.get("db").is_some());
+        assert_eq!(c.map.len(), 2);
+        assert_eq!(c.order.len(), 2);
+        // The same render again keeps it.
+        c.insert("ns/app".into(), "v2".into(), r("v2"));
+        assert!(c.get("v2").is_some());
+        assert_eq!(c.map.len(), 2);
     }
 }

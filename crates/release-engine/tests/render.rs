@@ -283,11 +283,17 @@ async fn an_unchanged_release_costs_no_subprocess() {
         "namespace and chart digest are part of the key"
     );
 
+    renderer.render(&new_chart).await.unwrap();
+    assert_eq!(renderer.invocations(), 5, "the newest render is cached");
     renderer
         .render(&request(&chart, &values, &caps))
         .await
         .unwrap();
-    assert_eq!(renderer.invocations(), 5);
+    assert_eq!(
+        renderer.invocations(),
+        6,
+        "only the newest render of a release is kept: going back renders again"
+    );
 }
 
 #[tokio::test]
