@@ -1,6 +1,6 @@
 //! The runtime the three Upstart operators share (SPEC §6): common flags, logging, metrics,
 //! the `/metrics` `/healthz` `/readyz` server, leader election on a Lease, graceful shutdown,
-//! Kubernetes Events and failure backoff.
+//! Kubernetes Events, status writes ([`apply_status`]) and failure backoff.
 //!
 //! Each operator is a thin binary: it flattens [`CommonArgs`] into its CLI and hands its work
 //! to [`run_operator`], which sets things up in order (logging, client, health server, leader
@@ -127,6 +127,7 @@ mod logging;
 mod metrics;
 mod run;
 mod shutdown;
+mod status;
 
 pub use args::CommonArgs;
 pub use backoff::{BackoffPolicy, FailureBackoff, apply_jitter, backoff_delay};
@@ -138,6 +139,7 @@ pub use logging::{LogFormat, env_filter, init_logging, subscriber};
 pub use metrics::{ControllerMetrics, Metrics, RECONCILE_DURATION_BUCKETS, ReconcileMeasurer};
 pub use run::{OperatorContext, RunOptions, client_from_args, run, run_operator};
 pub use shutdown::{Shutdown, shutdown_signal};
+pub use status::{PhaseSummary, StatusWrite, apply_status};
 
 /// Event severities, re-exported for [`EventRecorder::publish`].
 pub use kube::runtime::events::EventType;

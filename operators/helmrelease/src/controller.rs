@@ -48,7 +48,8 @@ use teardown::{cleanup, teardown, wait_for_dependents};
 mod hooks;
 mod teardown;
 use upstart_operator_runtime::{
-    ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, Shutdown,
+    ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseSummary, Shutdown,
+    StatusWrite, apply_status,
 };
 
 use crate::constants::{CONTROLLER, FIELD_MANAGER, FINALIZER, HOOK_RUN_ANNOTATION, reasons};
@@ -683,47 +684,34 @@ async fn write_status(
     hr: &HelmRelease,
     status: HelmReleaseStatus,
 ) -> Result<(), Error> {
-    if hr.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
-    let old_phase = hr.status.as_ref().and_then(|s| s.phase);
-    if status.phase != old_phase
-        && let Some(phase) = status.phase
-    {
-        let note = find(&status.conditions, READY).map(|c| c.message.clone());
-        let regarding = hr.object_ref(&());
-        if phase == HelmReleasePhase::Failed {
-            ctx.recorder
-                .warning(&regarding, phase.as_str(), "Reconcile", note.as_deref())
-                .await;
-        } else {
-            ctx.recorder
-                .normal(&regarding, phase.as_str(), "Reconcile", note.as_deref())
-                .await;
-        }
-    }
-    let becomes_ready = status.phase == Some(HelmReleasePhase::Ready) && old_phase != status.phase;
-    let patch = json!({
-        "apiVersion": HelmRelease::api_version(&()),
-        "kind": HelmRelease::kind(&()),
-        "metadata": {"name": hr.name_any()},
-        "status": status,
-    });
-    // Taken before the write: a dependent cannot be woken before it, so a hand-off measured
-    // from here is never short.
-    let written_at = std::time::Instant::now();
-    api.patch_status(
-        &hr.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
+    let written = apply_status(
+        api,
+        hr,
+        &status,
+        FIELD_MANAGER,
+        &ctx.recorder,
+        |s: &HelmReleaseStatus| {
+            s.phase.map(|phase| PhaseSummary {
+                phase: phase.as_str(),
+                failed: phase == HelmReleasePhase::Failed,
+                note: find(&s.conditions, READY).map(|c| c.message.as_str()),
+            })
+        },
     )
     .await
     .map_err(Error::kube("writing status"))?;
-    if becomes_ready {
+    // The write's start, not its end: a dependent cannot be woken before it, so a hand-off
+    // measured from here is never short.
+    if let StatusWrite::Written {
+        phase_changed: true,
+        started,
+    } = written
+        && status.phase == Some(HelmReleasePhase::Ready)
+    {
         ctx.became_ready
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(ObjectRef::from_obj(hr), written_at);
+            .insert(ObjectRef::from_obj(hr), started);
     }
     Ok(())
 }

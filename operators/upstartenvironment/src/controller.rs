@@ -26,7 +26,8 @@ use upstart_api::v1alpha1::{
 };
 use upstart_dag::{DependencyGraph, NodeId, NodeKind};
 use upstart_operator_runtime::{
-    ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, Shutdown,
+    ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseSummary, Shutdown,
+    apply_status,
 };
 
 use crate::Error;
@@ -895,35 +896,19 @@ async fn write_status(
     env: &UpstartEnvironment,
     status: UpstartEnvironmentStatus,
 ) -> Result<(), Error> {
-    if env.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
-    let old_phase = env.status.as_ref().and_then(|s| s.phase);
-    if status.phase != old_phase
-        && let Some(phase) = status.phase
-    {
-        let note = find(&status.conditions, READY).map(|c| c.message.clone());
-        let regarding = env.object_ref(&());
-        if phase == upstart_api::v1alpha1::EnvironmentPhase::Failed {
-            ctx.recorder
-                .warning(&regarding, phase_name(phase), "Reconcile", note.as_deref())
-                .await;
-        } else {
-            ctx.recorder
-                .normal(&regarding, phase_name(phase), "Reconcile", note.as_deref())
-                .await;
-        }
-    }
-    let patch = json!({
-        "apiVersion": UpstartEnvironment::api_version(&()),
-        "kind": UpstartEnvironment::kind(&()),
-        "metadata": {"name": env.name_any()},
-        "status": status,
-    });
-    api.patch_status(
-        &env.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
+    apply_status(
+        api,
+        env,
+        &status,
+        FIELD_MANAGER,
+        &ctx.recorder,
+        |s: &UpstartEnvironmentStatus| {
+            s.phase.map(|phase| PhaseSummary {
+                phase: phase_name(phase),
+                failed: phase == upstart_api::v1alpha1::EnvironmentPhase::Failed,
+                note: find(&s.conditions, READY).map(|c| c.message.as_str()),
+            })
+        },
     )
     .await
     .map_err(Error::kube("writing status"))?;

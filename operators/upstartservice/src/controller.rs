@@ -16,7 +16,6 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use prometheus::{IntGaugeVec, Opts};
-use serde_json::json;
 use tracing::{debug, info, instrument, warn};
 use upstart_api::conditions::{READY, find, is_ready_for_generation};
 use upstart_api::v1alpha1::{
@@ -24,7 +23,8 @@ use upstart_api::v1alpha1::{
 };
 use upstart_dag::{Expressions, Objects, collect_service_outputs};
 use upstart_operator_runtime::{
-    ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, Shutdown,
+    ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseSummary, Shutdown,
+    apply_status,
 };
 
 use crate::Error;
@@ -451,35 +451,19 @@ async fn write_status(
     service: &UpstartService,
     status: UpstartServiceStatus,
 ) -> Result<(), Error> {
-    if service.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
-    let old_phase = service.status.as_ref().and_then(|s| s.phase);
-    if status.phase != old_phase
-        && let Some(phase) = status.phase
-    {
-        let note = find(&status.conditions, READY).map(|c| c.message.clone());
-        let regarding = service.object_ref(&());
-        if phase == ServicePhase::Failed {
-            ctx.recorder
-                .warning(&regarding, phase_name(phase), "Reconcile", note.as_deref())
-                .await;
-        } else {
-            ctx.recorder
-                .normal(&regarding, phase_name(phase), "Reconcile", note.as_deref())
-                .await;
-        }
-    }
-    let patch = json!({
-        "apiVersion": UpstartService::api_version(&()),
-        "kind": UpstartService::kind(&()),
-        "metadata": {"name": service.name_any()},
-        "status": status,
-    });
-    api.patch_status(
-        &service.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
+    apply_status(
+        api,
+        service,
+        &status,
+        FIELD_MANAGER,
+        &ctx.recorder,
+        |s: &UpstartServiceStatus| {
+            s.phase.map(|phase| PhaseSummary {
+                phase: phase_name(phase),
+                failed: phase == ServicePhase::Failed,
+                note: find(&s.conditions, READY).map(|c| c.message.as_str()),
+            })
+        },
     )
     .await
     .map_err(Error::kube("writing status"))?;
