@@ -1,10 +1,14 @@
 //! What the project's tests share: where the workspace is, and which `helm` and `kubectl`
-//! binaries to drive (the pinned ones `scripts/bootstrap-tools` installs, unless told otherwise).
+//! binaries to drive (the pinned ones `scripts/bootstrap-tools` installs, unless told otherwise);
+//! with the feature `operators`, the operators' controller-test harness ([`operators`]).
 //!
 //! A test that needs a tool and cannot find it fails with instructions; it never skips, so a
 //! machine without the tool cannot pass by running less.
 
 use std::path::{Path, PathBuf};
+
+#[cfg(feature = "operators")]
+pub mod operators;
 
 /// The root of the Cargo workspace.
 pub fn workspace_root() -> PathBuf {

@@ -10,28 +10,18 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use upstart_api::conditions::is_ready_for_generation;
 use upstart_api::v1alpha1::{HelmRelease, HelmReleasePhase};
-use upstart_chart_repo::{ChartRepo, RunningRepo};
 use upstart_chart_source::RepositoryConfig;
-use upstart_control_plane::ControlPlane;
 use upstart_helmrelease_operator::controller::{self, Config};
-use upstart_operator_runtime::{CommonArgs, OperatorContext, RunOptions, Shutdown};
 use upstart_release_engine::manifests::{ClusterScopedAllowList, RELEASE_LABEL};
-use upstart_workload_simulator::{RunningSimulator, Simulator};
+use upstart_test_support::operators::{Cluster, RunningOperator, write};
 
 const WAIT: Duration = Duration::from_secs(60);
 const NS: &str = "default";
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let path = dir.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
 
 /// `app`: a ConfigMap holding `.Values.message` and a Deployment whose env has `.Values.password`.
 /// `producer`: a Secret publishing `.Values.password` as `PASSWORD`.
@@ -265,21 +255,11 @@ data:
 }
 
 struct Harness {
-    _cp: ControlPlane,
+    cluster: Cluster,
     client: Client,
-    _sim: RunningSimulator,
-    _repo: RunningRepo,
-    repo_url: String,
-    dirs: tempfile::TempDir,
-    operator: Option<Operator>,
-}
-
-/// One in-process operator: stopped gracefully by [`Harness::stop`], or killed mid-work by
-/// [`Harness::kill`] as a crash would.
-struct Operator {
-    stop: Shutdown,
-    metrics: upstart_operator_runtime::Metrics,
-    task: tokio::task::JoinHandle<()>,
+    /// One in-process operator: stopped gracefully by [`Harness::stop`], or killed mid-work by
+    /// [`Harness::kill`] as a crash would.
+    operator: Option<RunningOperator>,
 }
 
 impl Harness {
@@ -295,76 +275,27 @@ impl Harness {
     async fn boot() -> Harness {
         // RUST_LOG=upstart_helmrelease_operator=debug shows the controller's logs on failure.
         logs::install();
-        let cp = ControlPlane::start(upstart_control_plane::Options::default());
-        let client = cp.client();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in upstart_api::crd::crds() {
-            crds.create(&PostParams::default(), &crd).await.unwrap();
-        }
-        let sim = Simulator::new(client.clone(), Default::default()).spawn();
-        let dirs = tempfile::tempdir().unwrap();
-        let chart_root = dirs.path().join("charts");
-        charts(&chart_root);
-        let repo = ChartRepo::from_dir(&chart_root)
-            .unwrap()
-            .serve("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let cluster = Cluster::start(charts).await;
         Harness {
-            _cp: cp,
-            client,
-            _sim: sim,
-            repo_url: repo.url().to_string(),
-            _repo: repo,
-            dirs,
+            client: cluster.client.clone(),
+            cluster,
             operator: None,
         }
     }
 
     /// The test configuration: repository `test` is the local chart repository.
     fn config(&self) -> Config {
-        let repositories = RepositoryConfig::from_yaml(&format!(
-            "repositories: {{test: {{url: \"{}\"}}}}",
-            self.repo_url
-        ))
-        .unwrap();
         Config {
-            helm_path: upstart_test_support::helm(),
-            repositories,
-            cache_dir: self.dirs.path().join("cache"),
             cluster_scoped_allow_list: ClusterScopedAllowList::new([
                 "apiextensions.k8s.io/CustomResourceDefinition",
             ]),
-            teardown_timeout: Duration::from_secs(60),
-            ..Config::default()
+            ..self.cluster.helmrelease_config()
         }
     }
 
     fn run_operator(&mut self, config: Config) {
         assert!(self.operator.is_none(), "one operator at a time");
-        let op = OperatorContext::new(
-            "helmrelease-operator",
-            self.client.clone(),
-            CommonArgs::default(),
-        );
-        let metrics = op.metrics.clone();
-        let shutdown = Shutdown::new();
-        let stop = shutdown.clone();
-        let task = tokio::spawn(async move {
-            upstart_operator_runtime::run(
-                op,
-                RunOptions::in_process(),
-                shutdown,
-                |op, shutdown| controller::run(op, config, shutdown),
-            )
-            .await
-            .unwrap();
-        });
-        self.operator = Some(Operator {
-            stop,
-            metrics,
-            task,
-        });
+        self.operator = Some(RunningOperator::helmrelease(self.client.clone(), config));
     }
 
     fn metrics(&self) -> &upstart_operator_runtime::Metrics {
@@ -373,9 +304,7 @@ impl Harness {
 
     /// Aborts the operator where it stands, as a crash would: no graceful shutdown.
     async fn kill(&mut self) {
-        let operator = self.operator.take().expect("an operator runs");
-        operator.task.abort();
-        let _ = operator.task.await;
+        self.operator.take().expect("an operator runs").kill().await;
     }
 
     fn releases(&self) -> Api<HelmRelease> {
@@ -423,11 +352,7 @@ impl Harness {
     /// Stops the operator gracefully, as on SIGTERM.
     async fn shut_down(&mut self) {
         if let Some(operator) = self.operator.take() {
-            operator.stop.trigger();
-            tokio::time::timeout(Duration::from_secs(10), operator.task)
-                .await
-                .expect("controller stops on shutdown")
-                .unwrap();
+            operator.stop(Duration::from_secs(10)).await;
         }
     }
 }
@@ -488,19 +413,12 @@ mod logs {
     }
 }
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+/// Polls `check` until it gives a value, for up to [`WAIT`].
+async fn eventually<T, Fut>(what: &str, check: impl FnMut() -> Fut) -> T
 where
-    F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    upstart_test_support::operators::eventually(WAIT, what, check).await
 }
 
 fn env_password(deployment: &Deployment) -> Option<String> {
@@ -1806,7 +1724,7 @@ mod registry {
 async fn chart_from_an_oci_registry_with_credentials_from_the_operator_namespace_installs() {
     let registry = registry::Registry::start();
     let mut h = Harness::boot().await;
-    registry.push(&h.dirs.path().join("charts/app"));
+    registry.push(&h.cluster.dir().join("charts/app"));
 
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
     namespaces

@@ -27,23 +27,14 @@ use upstart_api::conditions::{READY, find, is_ready_for_generation};
 use upstart_api::labels::{ENVIRONMENT_LABEL, KEEP_ANNOTATION, SERVICE_LABEL};
 use upstart_api::names::{child_name, kebab_case};
 use upstart_api::v1alpha1::{EnvironmentPhase, HelmRelease, UpstartEnvironment, UpstartService};
-use upstart_chart_repo::{ChartRepo, RunningRepo};
-use upstart_chart_source::RepositoryConfig;
 use upstart_control_plane::ControlPlane;
 use upstart_environment_operator::constants::{FINALIZER, NAMESPACE_READY};
 use upstart_environment_operator::controller::{self, Config};
-use upstart_helmrelease_operator::controller as helmrelease;
 use upstart_operator_runtime::{CommonArgs, Metrics, OperatorContext, RunOptions, Shutdown};
-use upstart_workload_simulator::{RunningSimulator, Simulator};
+use upstart_test_support::operators::{Cluster, RunningOperator, test_logs, write};
 
 const WAIT: Duration = Duration::from_secs(60);
 const CATALOG: &str = "upstart-catalog";
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let path = dir.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
 
 /// `app`: a ConfigMap and a Deployment that the simulator makes available after
 /// `.Values.readyAfter`.
@@ -83,15 +74,12 @@ spec:
 }
 
 struct Harness {
-    _cp: ControlPlane,
+    _cluster: Cluster,
     client: Client,
-    _sim: RunningSimulator,
-    _repo: RunningRepo,
-    _dirs: tempfile::TempDir,
-    stop: Shutdown,
+    /// The environment operator's metrics.
     metrics: Metrics,
-    readiness: Vec<upstart_operator_runtime::Readiness>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The HelmRelease operator, then the environment operator.
+    operators: Vec<RunningOperator>,
 }
 
 impl Harness {
@@ -100,98 +88,24 @@ impl Harness {
     }
 
     async fn with_teardown_timeout(teardown_timeout: Duration) -> Harness {
-        // RUST_LOG=upstart_environment_operator=debug shows the controller's logs on failure.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let cp = ControlPlane::start(upstart_control_plane::Options::default());
-        let client = cp.client();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in upstart_api::crd::crds() {
-            crds.create(&PostParams::default(), &crd).await.unwrap();
-        }
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        namespaces
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": CATALOG}})).unwrap(),
-            )
-            .await
-            .unwrap();
-        let sim = Simulator::new(client.clone(), Default::default()).spawn();
-        let dirs = tempfile::tempdir().unwrap();
-        let chart_root = dirs.path().join("charts");
-        charts(&chart_root);
-        let repo = ChartRepo::from_dir(&chart_root)
-            .unwrap()
-            .serve("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let repositories = RepositoryConfig::from_yaml(&format!(
-            "repositories: {{test: {{url: \"{}\"}}}}",
-            repo.url()
-        ))
-        .unwrap();
-        let release_config = helmrelease::Config {
-            helm_path: upstart_test_support::helm(),
-            repositories,
-            cache_dir: dirs.path().join("cache"),
-            teardown_timeout: Duration::from_secs(60),
-            ..helmrelease::Config::default()
-        };
-        let shutdown = Shutdown::new();
-        let stop = shutdown.clone();
-
-        let releases_op = OperatorContext::new(
-            "helmrelease-operator",
-            client.clone(),
-            CommonArgs::default(),
-        );
-        let mut readiness = vec![releases_op.readiness.clone()];
-        let releases_shutdown = shutdown.clone();
-        let releases_task = tokio::spawn(async move {
-            upstart_operator_runtime::run(
-                releases_op,
-                RunOptions::in_process(),
-                releases_shutdown,
-                |op, shutdown| helmrelease::run(op, release_config, shutdown),
-            )
-            .await
-            .unwrap();
-        });
-
-        let op = OperatorContext::new(
-            "environment-operator",
-            client.clone(),
-            CommonArgs::default(),
-        );
-        let metrics = op.metrics.clone();
-        readiness.push(op.readiness.clone());
+        test_logs();
+        let cluster = Cluster::start(charts).await;
+        cluster.create_namespace(CATALOG).await;
+        let client = cluster.client.clone();
+        let releases = RunningOperator::helmrelease(client.clone(), cluster.helmrelease_config());
         let config = Config {
             catalog_namespace: CATALOG.to_owned(),
             teardown_timeout,
         };
-        let task = tokio::spawn(async move {
-            upstart_operator_runtime::run(
-                op,
-                RunOptions::in_process(),
-                shutdown,
-                |op, shutdown| controller::run(op, config, shutdown),
-            )
-            .await
-            .unwrap();
-        });
+        let environments =
+            RunningOperator::spawn("environment-operator", client.clone(), |op, shutdown| {
+                controller::run(op, config, shutdown)
+            });
         Harness {
-            _cp: cp,
+            _cluster: cluster,
             client,
-            _sim: sim,
-            _repo: repo,
-            _dirs: dirs,
-            stop,
-            metrics,
-            readiness,
-            tasks: vec![releases_task, task],
+            metrics: environments.metrics.clone(),
+            operators: vec![releases, environments],
         }
     }
 
@@ -359,39 +273,31 @@ impl Harness {
             .to_owned()
     }
 
-    async fn stop(mut self) {
+    async fn stop(self) {
         // The HelmRelease operator does not stop when shut down before its first sync (a
         // kube-runtime Controller waits for that sync): give it the time to sync first.
-        for readiness in &self.readiness {
+        for operator in &self.operators {
             eventually("the operators to be ready", || async {
-                readiness.is_ready().then_some(())
+                operator.readiness.is_ready().then_some(())
             })
             .await;
         }
-        self.stop.trigger();
-        for (task, name) in self.tasks.drain(..).zip(["helmrelease", "environment"]) {
+        for operator in &self.operators {
+            operator.trigger_stop();
+        }
+        for operator in self.operators {
             // Generous: on this 2-core machine other builds may be competing for the CPU.
-            tokio::time::timeout(Duration::from_secs(30), task)
-                .await
-                .unwrap_or_else(|_| panic!("the {name} operator stops on shutdown"))
-                .unwrap();
+            operator.join(Duration::from_secs(30)).await;
         }
     }
 }
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+/// Polls `check` until it gives a value, for up to [`WAIT`].
+async fn eventually<T, Fut>(what: &str, check: impl FnMut() -> Fut) -> T
 where
-    F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    upstart_test_support::operators::eventually(WAIT, what, check).await
 }
 
 fn condition(env: &UpstartEnvironment, type_: &str) -> (String, String, String) {

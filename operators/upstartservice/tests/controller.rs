@@ -10,30 +10,18 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use upstart_api::conditions::{READY, STALLED, VALID, find, is_ready_for_generation};
 use upstart_api::labels::{RELEASE_KEY_LABEL, SERVICE_LABEL};
 use upstart_api::v1alpha1::{HelmRelease, ServicePhase, UpstartService};
-use upstart_chart_repo::{ChartRepo, RunningRepo};
-use upstart_chart_source::RepositoryConfig;
-use upstart_control_plane::ControlPlane;
-use upstart_operator_runtime::{CommonArgs, OperatorContext, RunOptions, Shutdown};
 use upstart_service_operator::constants::DEPENDENCIES_RESOLVED;
-use upstart_workload_simulator::{RunningSimulator, Simulator};
+use upstart_test_support::operators::{Cluster, RunningOperator, test_logs, write};
 
 const WAIT: Duration = Duration::from_secs(90);
 const NS: &str = "default";
 const CATALOG: &str = "upstart-catalog";
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let path = dir.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
 
 /// `app`: a Deployment whose env is `.Values.env`, and, when `.Values.outputs` is set, a
 /// ConfigMap publishing it. `producer`: a Secret `<release>-creds` publishing `PASSWORD`.
@@ -108,91 +96,34 @@ data:
     );
 }
 
-struct Running {
-    stop: Shutdown,
-    task: tokio::task::JoinHandle<()>,
-}
-
 struct Harness {
-    _cp: ControlPlane,
+    _cluster: Cluster,
     client: Client,
-    _sim: RunningSimulator,
-    _repo: RunningRepo,
-    _dirs: tempfile::TempDir,
-    operators: Vec<Running>,
+    operators: Vec<RunningOperator>,
     /// The service operator's metrics.
     metrics: upstart_operator_runtime::Metrics,
 }
 
 impl Harness {
     async fn start() -> Harness {
-        // RUST_LOG=upstart_service_operator=debug shows the controllers' logs on failure.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let cp = ControlPlane::start(upstart_control_plane::Options::default());
-        let client = cp.client();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in upstart_api::crd::crds() {
-            crds.create(&PostParams::default(), &crd).await.unwrap();
-        }
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let catalog: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": CATALOG}})).unwrap();
-        namespaces
-            .create(&PostParams::default(), &catalog)
-            .await
-            .unwrap();
-        let sim = Simulator::new(client.clone(), Default::default()).spawn();
-        let dirs = tempfile::tempdir().unwrap();
-        let chart_root = dirs.path().join("charts");
-        charts(&chart_root);
-        let repo = ChartRepo::from_dir(&chart_root)
-            .unwrap()
-            .serve("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let repositories = RepositoryConfig::from_yaml(&format!(
-            "repositories: {{test: {{url: \"{}\"}}}}",
-            repo.url()
-        ))
-        .unwrap();
-        let release_config = upstart_helmrelease_operator::controller::Config {
-            helm_path: upstart_test_support::helm(),
-            repositories,
-            cache_dir: dirs.path().join("cache"),
-            teardown_timeout: Duration::from_secs(60),
-            ..Default::default()
-        };
-        let releases = spawn(
-            OperatorContext::new(
-                "helmrelease-operator",
-                client.clone(),
-                CommonArgs::default(),
-            ),
-            move |op, shutdown| {
-                upstart_helmrelease_operator::controller::run(op, release_config, shutdown)
-            },
-        );
-        let service_operator =
-            OperatorContext::new("service-operator", client.clone(), CommonArgs::default());
-        let metrics = service_operator.metrics.clone();
-        let services = spawn(service_operator, |op, shutdown| {
-            upstart_service_operator::controller::run(
-                op,
-                upstart_service_operator::controller::Config::default(),
-                shutdown,
-            )
-        });
+        test_logs();
+        let cluster = Cluster::start(charts).await;
+        cluster.create_namespace(CATALOG).await;
+        let client = cluster.client.clone();
+        let releases = RunningOperator::helmrelease(client.clone(), cluster.helmrelease_config());
+        let services =
+            RunningOperator::spawn("service-operator", client.clone(), |op, shutdown| {
+                upstart_service_operator::controller::run(
+                    op,
+                    upstart_service_operator::controller::Config::default(),
+                    shutdown,
+                )
+            });
         Harness {
-            _cp: cp,
+            _cluster: cluster,
             client,
-            _sim: sim,
-            _repo: repo,
-            _dirs: dirs,
+            metrics: services.metrics.clone(),
             operators: vec![releases, services],
-            metrics,
         }
     }
 
@@ -272,44 +203,17 @@ impl Harness {
 
     async fn stop(self) {
         for operator in self.operators {
-            operator.stop.trigger();
-            tokio::time::timeout(Duration::from_secs(10), operator.task)
-                .await
-                .expect("controller stops on shutdown")
-                .unwrap();
+            operator.stop(Duration::from_secs(10)).await;
         }
     }
 }
 
-fn spawn<F, Fut, E>(op: OperatorContext, work: F) -> Running
+/// Polls `check` until it gives a value, for up to [`WAIT`].
+async fn eventually<T, Fut>(what: &str, check: impl FnMut() -> Fut) -> T
 where
-    F: FnOnce(OperatorContext, Shutdown) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<(), E>> + Send + 'static,
-    E: std::error::Error + Send + Sync + 'static,
-{
-    let shutdown = Shutdown::new();
-    let stop = shutdown.clone();
-    let task = tokio::spawn(async move {
-        upstart_operator_runtime::run(op, RunOptions::in_process(), shutdown, work)
-            .await
-            .unwrap();
-    });
-    Running { stop, task }
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    upstart_test_support::operators::eventually(WAIT, what, check).await
 }
 
 fn condition(service: &UpstartService, type_: &str) -> (String, String, String) {
