@@ -8,7 +8,7 @@ use kube::{Api, CustomResource};
 use serde::{Deserialize, Serialize};
 use upstart_control_plane::{ControlPlane, Options};
 use upstart_operator_runtime::{
-    CommonArgs, OperatorContext, PhaseSummary, StatusWrite, apply_status,
+    CommonArgs, EventRecorder, OperatorContext, PhaseSummary, StatusWrite, apply_status,
 };
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -88,6 +88,24 @@ async fn events(api: &Api<Event>) -> anyhow::Result<Vec<(String, String, String)
         .collect())
 }
 
+/// Applies `status` to `widget` as the field manager `widget-operator`.
+async fn write(
+    widgets: &Api<Widget>,
+    widget: &Widget,
+    status: &WidgetStatus,
+    recorder: &EventRecorder,
+) -> kube::Result<StatusWrite> {
+    apply_status(
+        widgets,
+        widget,
+        status,
+        "widget-operator",
+        recorder,
+        summary,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn status_is_written_only_when_changed_and_an_event_marks_each_new_phase()
 -> anyhow::Result<()> {
@@ -107,13 +125,11 @@ async fn status_is_written_only_when_changed_and_an_event_marks_each_new_phase()
         .await?;
 
     // 1. A first phase is written and announced with a Normal event noting its message.
-    let written = apply_status(
+    let written = write(
         &widgets,
         &widget,
         &status("Provisioning", "starting"),
-        "widget-operator",
         &recorder,
-        summary,
     )
     .await?;
     assert!(matches!(
@@ -141,13 +157,11 @@ async fn status_is_written_only_when_changed_and_an_event_marks_each_new_phase()
 
     // 2. The same status again: nothing is written, no event.
     let version = widget.metadata.resource_version.clone();
-    let written = apply_status(
+    let written = write(
         &widgets,
         &widget,
         &status("Provisioning", "starting"),
-        "widget-operator",
         &recorder,
-        summary,
     )
     .await?;
     assert_eq!(written, StatusWrite::Unchanged);
@@ -155,13 +169,11 @@ async fn status_is_written_only_when_changed_and_an_event_marks_each_new_phase()
     assert_eq!(events(&event_api).await?.len(), 1);
 
     // 3. A new message in the same phase is written without an event.
-    let written = apply_status(
+    let written = write(
         &widgets,
         &widget,
         &status("Provisioning", "half way"),
-        "widget-operator",
         &recorder,
-        summary,
     )
     .await?;
     assert!(matches!(
@@ -176,15 +188,7 @@ async fn status_is_written_only_when_changed_and_an_event_marks_each_new_phase()
     assert_eq!(events(&event_api).await?.len(), 1);
 
     // 4. The failed phase is announced with a Warning.
-    apply_status(
-        &widgets,
-        &widget,
-        &status("Failed", "broken"),
-        "widget-operator",
-        &recorder,
-        summary,
-    )
-    .await?;
+    write(&widgets, &widget, &status("Failed", "broken"), &recorder).await?;
     assert_eq!(
         widgets.get("w").await?.status,
         Some(status("Failed", "broken"))

@@ -10,6 +10,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::object::HasSpec;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -488,35 +489,36 @@ async fn apply_children(
     members: &mut Members,
 ) -> Result<(), Error> {
     let services: Api<UpstartService> = Api::namespaced(ctx.client.clone(), namespace);
-    for service in &desired.services {
-        let name = service.name_any();
-        let live = members.services.iter().position(|s| s.name_any() == name);
-        if let Some(i) = live
-            && up_to_date(&members.services[i].metadata, &service.metadata)
-            && members.services[i].spec == service.spec
-        {
-            continue;
-        }
-        let applied = apply(&services, &name, service).await?;
-        match live {
-            Some(i) => members.services[i] = applied,
-            None => members.services.push(applied),
-        }
-    }
+    apply_changed(&services, &desired.services, &mut members.services).await?;
     let releases: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), namespace);
-    for release in &desired.releases {
-        let name = release.name_any();
-        let live = members.releases.iter().position(|r| r.name_any() == name);
-        if let Some(i) = live
-            && up_to_date(&members.releases[i].metadata, &release.metadata)
-            && members.releases[i].spec == release.spec
+    apply_changed(&releases, &desired.releases, &mut members.releases).await
+}
+
+/// Server-side applies each of `desired` whose live copy in `live` (same name) is missing or
+/// differs in spec, labels or owner, and puts what the apply returns into `live`.
+async fn apply_changed<K>(api: &Api<K>, desired: &[K], live: &mut Vec<K>) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()>
+        + HasSpec
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+    K::Spec: PartialEq,
+{
+    for object in desired {
+        let name = object.name_any();
+        let current = live.iter().position(|l| l.name_any() == name);
+        if let Some(i) = current
+            && up_to_date(live[i].meta(), object.meta())
+            && live[i].spec() == object.spec()
         {
             continue;
         }
-        let applied = apply(&releases, &name, release).await?;
-        match live {
-            Some(i) => members.releases[i] = applied,
-            None => members.releases.push(applied),
+        let applied = apply(api, &name, object).await?;
+        match current {
+            Some(i) => live[i] = applied,
+            None => live.push(applied),
         }
     }
     Ok(())
