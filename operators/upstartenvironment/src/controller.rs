@@ -734,29 +734,42 @@ fn ready_message(
 }
 
 fn service_member(service: &UpstartService) -> Member {
-    let conditions = service
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
-    let failed = service.status.as_ref().and_then(|s| s.phase) == Some(ServicePhase::Failed);
-    Member {
-        name: service.name_any(),
-        ready: is_ready_for_generation(conditions, service.metadata.generation),
-        failed: failed.then(|| ready_message(conditions)),
-    }
+    member(
+        service,
+        service.status.as_ref().map(|s| {
+            (
+                s.conditions.as_slice(),
+                s.phase == Some(ServicePhase::Failed),
+            )
+        }),
+    )
 }
 
 fn release_member(release: &HelmRelease) -> Member {
-    let conditions = release
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
-    let failed = release.status.as_ref().and_then(|s| s.phase) == Some(HelmReleasePhase::Failed);
+    member(
+        release,
+        release.status.as_ref().map(|s| {
+            (
+                s.conditions.as_slice(),
+                s.phase == Some(HelmReleasePhase::Failed),
+            )
+        }),
+    )
+}
+
+/// A member as its status shows it: `status` is its conditions and whether its phase is the
+/// failed one (none: no status yet).
+fn member(
+    object: &impl Resource,
+    status: Option<(
+        &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        bool,
+    )>,
+) -> Member {
+    let (conditions, failed) = status.unwrap_or_default();
     Member {
-        name: release.name_any(),
-        ready: is_ready_for_generation(conditions, release.metadata.generation),
+        name: object.name_any(),
+        ready: is_ready_for_generation(conditions, object.meta().generation),
         failed: failed.then(|| ready_message(conditions)),
     }
 }
