@@ -38,7 +38,10 @@ use serde_json::{Value, json};
 use upstart_api::v1alpha1::{HelmRelease, UpstartEnvironment, UpstartService, UpstartServiceSpec};
 use upstart_dag::{DependencyGraph, GraphInput, NodeId, NodeKind, Timing};
 use upstart_e2e::TestEnv;
-use upstart_local_cluster::{Readiness, readiness};
+use upstart_local_cluster::{
+    LocalClusterOptions, Operator, OperatorContext, OperatorSet, Readiness, StopSignal, readiness,
+    run_in_process,
+};
 use upstart_release_engine::health;
 use upstart_workload_simulator::{Options, READY_AFTER, Settings};
 
@@ -79,7 +82,13 @@ async fn main() -> BenchResult<()> {
         );
     }
 
-    let env = TestEnv::start_with_workload_delay(WORKLOAD_DELAY).await?;
+    let operator_metrics = OperatorMetrics::default();
+    let env = TestEnv::start_with(LocalClusterOptions {
+        workload_delay: WORKLOAD_DELAY,
+        operators: operator_metrics.operators(),
+        ..TestEnv::local_options()
+    })
+    .await?;
     if env.local().is_none() {
         return Err(
             "this benchmark measures the local cluster: unset UPSTART_E2E_KUBECONFIG".into(),
@@ -112,7 +121,9 @@ async fn main() -> BenchResult<()> {
         let mut results = Vec::new();
         for run in 1..=runs {
             let environment = scenario.shape.environment(run)?;
-            let result = run_once(&env, &recorder, scenario, &environment).await?;
+            let before = operator_metrics.snapshot();
+            let mut result = run_once(&env, &recorder, scenario, &environment).await?;
+            result.operator = operator_metrics.snapshot().since(&before);
             println!("  {} run {run}: {}", scenario.title, result.one_line());
             delete_and_wait(&client, &environment).await?;
             results.push(result);
@@ -382,6 +393,8 @@ struct RunResult {
     /// What the environment operator wrote in status.
     status_time_to_ready: Option<f64>,
     status_path: String,
+    /// What the HelmRelease operator measured meanwhile.
+    operator: OperatorFigures,
 }
 
 impl RunResult {
@@ -395,12 +408,13 @@ impl RunResult {
 
     fn one_line(&self) -> String {
         format!(
-            "Ready in {} = critical path {} + {} ({:+.1} %: {}); operator status: timeToReadySeconds {}, critical path {}",
+            "Ready in {} = critical path {} + {} ({:+.1} %: {}); HelmRelease operator meanwhile: {}; environment status: timeToReadySeconds {}, critical path {}",
             secs(self.ready),
             secs(self.theoretical.1),
             ms(self.overhead()),
             self.percent(),
             Breakdown::of(self).compact(),
+            self.operator,
             self.status_time_to_ready
                 .map(|s| format!("{s:.0}"))
                 .unwrap_or_else(|| "-".into()),
@@ -578,6 +592,7 @@ async fn run_once(
         chain,
         status_time_to_ready: status.time_to_ready_seconds,
         status_path,
+        operator: OperatorFigures::default(),
     })
 }
 
@@ -860,9 +875,164 @@ fn summarize(scenario: &Scenario, results: &[RunResult]) -> String {
             ms(breakdown.total()),
             ms(run.overhead())
         );
+        let released: Vec<Duration> = run
+            .chain
+            .iter()
+            .filter_map(|step| {
+                let (at, _) = step.released.as_ref()?;
+                Some(step.applied?.saturating_sub(*at))
+            })
+            .collect();
+        if !released.is_empty() {
+            let mean = released.iter().sum::<Duration>() / released.len() as u32;
+            let _ = writeln!(
+                out,
+                "    hand-offs after a dependency: mean {} over {}; the HelmRelease operator this run: {}",
+                ms(mean),
+                released.len(),
+                run.operator
+            );
+            let _ = writeln!(
+                out,
+                "      (its hand-off histogram stops before the render, so a hand-off is about: wake-up and decision (its hand-off mean) + render (its render mean; renders of releases starting together contend for the 2 cores) + apply until the first workload is seen)"
+            );
+        }
     }
     out.truncate(out.trim_end().len());
     out
+}
+
+/// The HelmRelease operator's metrics registry, kept from its start: the local cluster runs it
+/// in process, so its render and chart fetch histograms can be read without a server.
+#[derive(Clone, Default)]
+struct OperatorMetrics {
+    slot: Arc<Mutex<Option<upstart_operator_runtime::Metrics>>>,
+}
+
+impl OperatorMetrics {
+    /// `OperatorSet::all()` with its HelmRelease operator swapped for the same controller and
+    /// configuration (as upstart-local-cluster's entry builds it) that hands over its metrics.
+    fn operators(&self) -> OperatorSet {
+        let slot = self.slot.clone();
+        let helmrelease = Operator::new(
+            "helmrelease",
+            &["HelmRelease"],
+            move |ctx: OperatorContext, stop: StopSignal| {
+                let slot = slot.clone();
+                async move {
+                    use upstart_helmrelease_operator::controller;
+                    let config = controller::Config {
+                        helm_path: ctx.helm()?,
+                        repositories: ctx.repository_config(),
+                        cache_dir: ctx.work_dir.join("helmrelease-charts"),
+                        ..controller::Config::default()
+                    };
+                    run_in_process(
+                        "upstart-helmrelease-operator",
+                        ctx,
+                        stop,
+                        move |op, shutdown| {
+                            if let Ok(mut slot) = slot.lock() {
+                                *slot = Some(op.metrics.clone());
+                            }
+                            controller::run(op, config, shutdown)
+                        },
+                    )
+                    .await
+                }
+            },
+        );
+        OperatorSet::all()
+            .operators()
+            .iter()
+            .filter(|o| o.name() != "helmrelease")
+            .fold(OperatorSet::none().with(helmrelease), |set, o| {
+                set.with(o.clone())
+            })
+    }
+
+    fn snapshot(&self) -> OperatorFigures {
+        let text = self
+            .slot
+            .lock()
+            .ok()
+            .and_then(|m| m.as_ref().and_then(|m| m.encode().ok()))
+            .unwrap_or_default();
+        OperatorFigures {
+            render: histogram(&text, "upstart_helmrelease_render_duration_seconds"),
+            fetch: histogram(&text, "upstart_helmrelease_chart_fetch_duration_seconds"),
+            handoff: histogram(&text, "upstart_dependency_handoff_seconds"),
+        }
+    }
+}
+
+/// Sum (seconds) and count of a histogram.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct SumCount {
+    sum: f64,
+    count: f64,
+}
+
+impl SumCount {
+    fn mean(&self) -> Option<Duration> {
+        (self.count > 0.0).then(|| Duration::from_secs_f64(self.sum / self.count))
+    }
+}
+
+/// Some of the HelmRelease operator's histograms.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct OperatorFigures {
+    render: SumCount,
+    fetch: SumCount,
+    handoff: SumCount,
+}
+
+impl OperatorFigures {
+    fn since(&self, before: &OperatorFigures) -> OperatorFigures {
+        let minus = |a: SumCount, b: SumCount| SumCount {
+            sum: a.sum - b.sum,
+            count: a.count - b.count,
+        };
+        OperatorFigures {
+            render: minus(self.render, before.render),
+            fetch: minus(self.fetch, before.fetch),
+            handoff: minus(self.handoff, before.handoff),
+        }
+    }
+}
+
+impl std::fmt::Display for OperatorFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mean = |s: SumCount| s.mean().map_or_else(|| "-".to_owned(), ms);
+        write!(
+            f,
+            "{} renders (mean {}), {} chart fetches (mean {}), {} hand-offs timed (mean {})",
+            self.render.count,
+            mean(self.render),
+            self.fetch.count,
+            mean(self.fetch),
+            self.handoff.count,
+            mean(self.handoff)
+        )
+    }
+}
+
+/// The `_sum` and `_count` of a histogram in Prometheus text (every label set added up).
+fn histogram(text: &str, name: &str) -> SumCount {
+    let value = |suffix: &str| -> f64 {
+        let metric = format!("{name}{suffix}");
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(&metric)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .sum()
+    };
+    SumCount {
+        sum: value("_sum"),
+        count: value("_count"),
+    }
 }
 
 /// How long `helm template` of an example chart takes on this machine (median of 3), for
