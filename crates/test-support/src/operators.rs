@@ -4,14 +4,17 @@
 //!
 //! Every helper panics on failure: it is test code, and a panic fails the test with its message.
 
+use std::fmt::Debug;
 use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::Client;
 use kube::api::{Api, PostParams};
+use kube::core::object::HasStatus;
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
 use upstart_chart_repo::{ChartRepo, RunningRepo};
 use upstart_chart_source::RepositoryConfig;
 use upstart_control_plane::ControlPlane;
@@ -58,6 +61,42 @@ where
             return value;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Polls the object `name` of `api` every 50 ms until it exists and `check` holds for it, and
+/// returns it.
+///
+/// # Panics
+/// When `wait` passes first, naming `what` and showing the status last seen.
+pub async fn object_where<K>(
+    api: &Api<K>,
+    name: &str,
+    wait: Duration,
+    what: &str,
+    check: impl Fn(&K) -> bool,
+) -> K
+where
+    K: Resource + HasStatus + Clone + DeserializeOwned + Debug,
+    K::Status: Debug,
+{
+    let deadline = Instant::now() + wait;
+    loop {
+        let object = api
+            .get_opt(name)
+            .await
+            .unwrap_or_else(|e| panic!("reading {name}: {e}"));
+        if let Some(object) = &object
+            && check(object)
+        {
+            return object.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: timed out waiting for {what}; last seen: {:#?}",
+            object.as_ref().map(|o| o.status())
+        );
         tokio::time::sleep(POLL).await;
     }
 }

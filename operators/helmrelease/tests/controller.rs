@@ -18,7 +18,7 @@ use upstart_api::v1alpha1::{HelmRelease, HelmReleasePhase};
 use upstart_chart_source::RepositoryConfig;
 use upstart_helmrelease_operator::controller::{self, Config};
 use upstart_release_engine::manifests::{ClusterScopedAllowList, RELEASE_LABEL};
-use upstart_test_support::operators::{Cluster, RunningOperator, write};
+use upstart_test_support::operators::{Cluster, RunningOperator, object_where, write};
 
 const WAIT: Duration = Duration::from_secs(60);
 const NS: &str = "default";
@@ -326,23 +326,12 @@ impl Harness {
     }
 
     async fn ready(&self, name: &str) -> HelmRelease {
-        let api = self.releases();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let release = api.get_opt(name).await.unwrap();
-            if let Some(release) = &release
-                && let Some(status) = &release.status
-                && is_ready_for_generation(&status.conditions, release.metadata.generation)
-            {
-                return release.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} did not become Ready; last seen: {:#?}",
-                release.map(|r| r.status)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        object_where(&self.releases(), name, WAIT, "Ready", |release| {
+            release.status.as_ref().is_some_and(|status| {
+                is_ready_for_generation(&status.conditions, release.metadata.generation)
+            })
+        })
+        .await
     }
 
     async fn stop(mut self) {

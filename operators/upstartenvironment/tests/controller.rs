@@ -31,7 +31,7 @@ use upstart_control_plane::ControlPlane;
 use upstart_environment_operator::constants::{FINALIZER, NAMESPACE_READY};
 use upstart_environment_operator::controller::{self, Config};
 use upstart_operator_runtime::{CommonArgs, Metrics, OperatorContext, RunOptions, Shutdown};
-use upstart_test_support::operators::{Cluster, RunningOperator, test_logs, write};
+use upstart_test_support::operators::{Cluster, RunningOperator, object_where, test_logs, write};
 
 const WAIT: Duration = Duration::from_secs(60);
 const CATALOG: &str = "upstart-catalog";
@@ -168,22 +168,7 @@ impl Harness {
         what: &str,
         check: impl Fn(&UpstartEnvironment) -> bool,
     ) -> UpstartEnvironment {
-        let api = self.environments();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let env = api.get_opt(name).await.unwrap();
-            if let Some(env) = &env
-                && check(env)
-            {
-                return env.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name}: timed out waiting for {what}; last seen: {:#?}",
-                env.map(|e| e.status)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        object_where(&self.environments(), name, WAIT, what, check).await
     }
 
     async fn phase(&self, name: &str, phase: EnvironmentPhase) -> UpstartEnvironment {

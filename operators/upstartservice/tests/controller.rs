@@ -17,7 +17,7 @@ use upstart_api::conditions::{READY, STALLED, VALID, find, is_ready_for_generati
 use upstart_api::labels::{RELEASE_KEY_LABEL, SERVICE_LABEL};
 use upstart_api::v1alpha1::{HelmRelease, ServicePhase, UpstartService};
 use upstart_service_operator::constants::DEPENDENCIES_RESOLVED;
-use upstart_test_support::operators::{Cluster, RunningOperator, test_logs, write};
+use upstart_test_support::operators::{Cluster, RunningOperator, object_where, test_logs, write};
 
 const WAIT: Duration = Duration::from_secs(90);
 const NS: &str = "default";
@@ -171,24 +171,12 @@ impl Harness {
         what: &str,
         check: impl Fn(&UpstartService) -> bool,
     ) -> UpstartService {
-        let api = self.services(namespace);
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let service = api.get_opt(name).await.unwrap();
-            if let Some(service) = &service
-                && service.status.as_ref().and_then(|s| s.observed_generation)
-                    == service.metadata.generation
+        object_where(&self.services(namespace), name, WAIT, what, |service| {
+            service.status.as_ref().and_then(|s| s.observed_generation)
+                == service.metadata.generation
                 && check(service)
-            {
-                return service.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name}: timed out waiting for {what}; last seen: {:#?}",
-                service.map(|s| s.status)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     async fn ready_service(&self, namespace: &str, name: &str) -> UpstartService {
