@@ -22,7 +22,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 use upstart_api::conditions::{READY, find, is_ready_for_generation};
 use upstart_api::v1alpha1::{
     DependencyKind, HelmRelease, HelmReleasePhase, HelmReleaseStatus, HookStatus, InventoryEntry,
@@ -500,6 +500,8 @@ fn error_policy(hr: Arc<HelmRelease>, error: &Error, ctx: Arc<Context>) -> Actio
 struct Observed {
     observation: Observation,
     values: Option<Value>,
+    /// While waiting for dependencies: the values with the outputs they publish so far.
+    early_values: Option<Value>,
     digest: Option<String>,
     published_keys: Vec<String>,
     /// How long until the health timeout, when it is counting.
@@ -521,6 +523,18 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
         Decision::Reapply => Some((ctx.last_apply_was_upgrade(&key), [].as_slice(), false)),
         _ => None,
     };
+    if let (Decision::WaitForDependencies { .. }, Some(values)) =
+        (&decision, &observed.early_values)
+    {
+        render_ahead(
+            hr,
+            ctx,
+            namespace,
+            values,
+            old.is_some_and(|s| s.applied_digest.is_some()),
+        )
+        .await;
+    }
     if let Some((is_upgrade, drift, with_hooks)) = apply_step {
         if let Some(waited) = handoff_latency(hr, ctx, namespace).await {
             ctx.release_metrics
@@ -764,6 +778,22 @@ async fn observe(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Obs
     } else {
         (ValuesState::NotObserved, None, None)
     };
+    // Waiting for dependencies that are installed but not Ready yet: the values as their
+    // outputs stand now, to render ahead (see `render_ahead`).
+    let early_values = if !all_ready
+        && dependencies.iter().all(|d| {
+            matches!(
+                d.state,
+                DependencyState::Ready | DependencyState::NotReady { .. }
+            )
+        }) {
+        resolve_values(hr, ctx, namespace, &mut expression_context)
+            .await
+            .ok()
+            .and_then(Result::ok)
+    } else {
+        None
+    };
 
     let status = hr.status.clone().unwrap_or_default();
     let mut healths = Vec::new();
@@ -831,6 +861,7 @@ async fn observe(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Obs
             reapply_due: ctx.reapply_due(&ObjectRef::from_obj(hr), hr.spec.interval()),
         },
         values,
+        early_values,
         digest,
         published_keys,
         timeout_in: since_apply.map(|waited| hr.spec.timeout().saturating_sub(waited)),
@@ -902,10 +933,15 @@ async fn observe_dependency(
                 .as_ref()
                 .map(|s| s.conditions.as_slice())
                 .unwrap_or_default();
-            if !is_ready_for_generation(conditions, release.metadata.generation) {
-                return Ok((not_ready(conditions), Outputs::new()));
-            }
             let objects = objects_for(ctx, namespace, &release.spec.outputs_from).await?;
+            if !is_ready_for_generation(conditions, release.metadata.generation) {
+                // What it publishes so far (outputs usually exist from its apply on): only
+                // for rendering ahead, never applied before it is Ready.
+                let early = collect_release_outputs(&release.spec.outputs_from, &objects)
+                    .map(|collected| collected.outputs)
+                    .unwrap_or_default();
+                return Ok((not_ready(conditions), early));
+            }
             match collect_release_outputs(&release.spec.outputs_from, &objects) {
                 Ok(collected) => Ok((DependencyState::Ready, collected.outputs)),
                 Err(error) => Ok((
@@ -1093,6 +1129,22 @@ pub fn parse_values_document(bytes: &[u8]) -> Result<Value, String> {
         Some(at) => format!("invalid YAML at line {}, column {}", at.line(), at.column()),
         None => "invalid YAML".to_owned(),
     })
+}
+
+/// Renders while the dependencies finish becoming Ready, with the outputs they already
+/// publish: when they are Ready with the same outputs, the apply finds the render in the cache
+/// and starts without a helm run, so a hand-off costs no render (SPEC §9). Nothing is applied;
+/// a failure here is left for the real apply to report.
+async fn render_ahead(
+    hr: &HelmRelease,
+    ctx: &Context,
+    namespace: &str,
+    values: &Value,
+    is_upgrade: bool,
+) {
+    if let Err(error) = render_plan(hr, ctx, namespace, values, is_upgrade).await {
+        debug!(reason = error.metric_label(), "rendering ahead failed");
+    }
 }
 
 /// Fetches the chart, renders it with `values` and plans the result.

@@ -2064,3 +2064,86 @@ async fn namespace_joining_an_environment_wakes_a_release_stalled_on_environment
     .await;
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependent_renders_ahead_while_its_dependency_installs_and_applies_without_a_helm_run() {
+    // 1. An operator whose helm records every release it renders.
+    let mut h = Harness::boot().await;
+    let log = h.cluster.dir().join("helm-calls.log");
+    let wrapper = h.cluster.dir().join("recording-helm");
+    write(
+        h.cluster.dir(),
+        "recording-helm",
+        &format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            upstart_test_support::helm().display()
+        ),
+    );
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    h.run_operator(Config {
+        helm_path: wrapper,
+        ..h.config()
+    });
+    let renders_of = |release: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(&format!(" -- {release} ")))
+            .count()
+    };
+
+    // 2. A dependency that is applied (its output ConfigMap exists) but not Ready yet.
+    h.create(
+        "db",
+        json!({
+            "chart": "test/app",
+            "version": "0.1.0",
+            "values": {"message": "db.internal", "readyAfter": "1h"},
+            "outputsFrom": [{"configMapRef": {"name": "db-settings"}}]
+        }),
+    )
+    .await;
+    h.create(
+        "web",
+        json!({
+            "chart": "test/app",
+            "version": "0.1.0",
+            "dependencies": [{"name": "db"}],
+            "values": {"message": "<< db.outputs.message >>"}
+        }),
+    )
+    .await;
+
+    // 3. The dependent renders with the published output while it waits, and applies nothing.
+    eventually("web rendered ahead", || async {
+        (renders_of("web") == 1).then_some(())
+    })
+    .await;
+    let web = h.releases().get("web").await.unwrap();
+    assert_eq!(
+        web.status.and_then(|s| s.phase),
+        Some(HelmReleasePhase::WaitingForDependencies)
+    );
+    let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
+    assert!(deployments.get_opt("web").await.unwrap().is_none());
+
+    // 4. Once the dependency is Ready with the same output, the apply uses that render.
+    h.releases()
+        .patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"values": {"readyAfter": "100ms"}}})),
+        )
+        .await
+        .unwrap();
+    h.ready("db").await;
+    h.ready("web").await;
+    assert!(deployments.get_opt("web").await.unwrap().is_some());
+    assert_eq!(renders_of("web"), 1, "the apply ran no helm of its own");
+    h.stop().await;
+}
