@@ -26,6 +26,29 @@ const NS: &str = "default";
 /// `app`: a ConfigMap holding `.Values.message` and a Deployment whose env has `.Values.password`.
 /// `producer`: a Secret publishing `.Values.password` as `PASSWORD`.
 fn charts(root: &Path) {
+    app_chart(root);
+    // `site`: 0.1.0 is `app`; 0.2.0 no longer has the ConfigMap (a template removed).
+    for file in ["templates/configmap.yaml", "templates/deployment.yaml"] {
+        let text = std::fs::read_to_string(root.join("app").join(file)).unwrap();
+        write(root, &format!("site-1/{file}"), &text);
+        if file == "templates/deployment.yaml" {
+            write(root, &format!("site-2/{file}"), &text);
+        }
+    }
+    write(
+        root,
+        "site-1/Chart.yaml",
+        "apiVersion: v2\nname: site\nversion: 0.1.0\n",
+    );
+    write(
+        root,
+        "site-2/Chart.yaml",
+        "apiVersion: v2\nname: site\nversion: 0.2.0\n",
+    );
+    other_charts(root);
+}
+
+fn app_chart(root: &Path) {
     write(
         root,
         "app/Chart.yaml",
@@ -61,6 +84,10 @@ spec:
               value: {{ .Values.password | default "" | quote }}
 "#,
     );
+}
+
+/// The charts of the other tests (hooks, CRDs, outputs, ...).
+fn other_charts(root: &Path) {
     write(
         root,
         "hooked/Chart.yaml",
@@ -2145,5 +2172,52 @@ async fn dependent_renders_ahead_while_its_dependency_installs_and_applies_witho
     h.ready("web").await;
     assert!(deployments.get_opt("web").await.unwrap().is_some());
     assert_eq!(renders_of("web"), 1, "the apply ran no helm of its own");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_chart_version_is_applied_and_an_object_its_templates_dropped_is_pruned() {
+    // 1. Version 0.1.0 installs a ConfigMap and a Deployment.
+    let h = Harness::start().await;
+    h.create("site", json!({"chart": "test/site", "version": "0.1.0"}))
+        .await;
+    let status = h.ready("site").await.status.unwrap();
+    assert_eq!(status.version.as_deref(), Some("0.1.0"));
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    assert!(
+        config_maps
+            .get_opt("site-settings")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // 2. Version 0.2.0 no longer has the ConfigMap: applied, and the ConfigMap pruned.
+    h.releases()
+        .patch(
+            "site",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"version": "^0.2"}})),
+        )
+        .await
+        .unwrap();
+    let release = h.ready("site").await;
+    let status = release.status.unwrap();
+    assert_eq!(status.version.as_deref(), Some("0.2.0"));
+    let inventory: Vec<String> = status
+        .inventory
+        .iter()
+        .map(|e| format!("{}/{}", e.kind, e.name))
+        .collect();
+    assert_eq!(inventory, ["Deployment/site"]);
+    assert!(
+        config_maps
+            .get_opt("site-settings")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
+    assert!(deployments.get_opt("site").await.unwrap().is_some());
     h.stop().await;
 }
