@@ -9,9 +9,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
@@ -161,6 +161,12 @@ pub struct Context {
     /// When this process wrote each release's flip to Ready: the precise start of a hand-off
     /// (`readyAt` in status has whole seconds only).
     became_ready: std::sync::Mutex<HashMap<ObjectRef<HelmRelease>, std::time::Instant>>,
+    /// Per applied object (see [`object_key`]): the newest write by another field manager that
+    /// a re-apply already answered. A write our apply does not take back (a controller's
+    /// annotation on the main resource) keeps its entry newer than ours; this stops it from
+    /// counting as drift again. In memory on purpose: after a restart it costs at most one
+    /// no-op apply per such object.
+    corrected: std::sync::Mutex<HashMap<String, Timestamp>>,
     releases: Store<HelmRelease>,
 }
 
@@ -198,6 +204,7 @@ impl Context {
             teardown_timeout: config.teardown_timeout,
             last_applied: std::sync::Mutex::default(),
             became_ready: std::sync::Mutex::default(),
+            corrected: std::sync::Mutex::default(),
             limits: Limits::default(),
             releases,
         })
@@ -249,6 +256,25 @@ impl Context {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(key)
             .is_none_or(|(_, is_upgrade)| *is_upgrade)
+    }
+
+    /// Whether a foreign write at `at` on the object `key` is still to be put back.
+    fn is_uncorrected(&self, key: &str, at: Timestamp) -> bool {
+        self.corrected
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(key)
+            .is_none_or(|corrected| at > *corrected)
+    }
+
+    fn record_corrected(&self, edits: &[(String, Timestamp)]) {
+        let mut corrected = self
+            .corrected
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (key, at) in edits {
+            corrected.insert(key.clone(), *at);
+        }
     }
 
     fn since_became_ready(&self, key: &ObjectRef<HelmRelease>) -> Option<Duration> {
@@ -412,6 +438,9 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
         .watches(op.api::<Job>(), owned.clone(), applied_by(&store))
         // Hooks may be Pods; a CRD's Established condition moves an apply pass on.
         .watches(op.api::<Pod>(), owned.clone(), applied_by(&store))
+        // Drift (SPEC §2.5): a Service changed by hand is put back at once, as the kinds above
+        // and the ConfigMaps and Secrets (watched for outputs too) are.
+        .watches(op.api::<Service>(), owned.clone(), applied_by(&store))
         .watches(
             Api::<CustomResourceDefinition>::all(client.clone()),
             owned,
@@ -506,6 +535,9 @@ struct Observed {
     published_keys: Vec<String>,
     /// How long until the health timeout, when it is counting.
     timeout_in: Option<Duration>,
+    /// Applied objects changed by hand, with the time of the newest foreign write: recorded
+    /// as corrected once the apply putting them back succeeds.
+    edits: Vec<(String, Timestamp)>,
 }
 
 async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Action, Error> {
@@ -520,7 +552,9 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
     let apply_step = match &decision {
         Decision::Apply { is_upgrade, drift } => Some((*is_upgrade, drift.as_slice(), true)),
         // The same render again: no hooks (nothing was upgraded), status stays Ready.
-        Decision::Reapply => Some((ctx.last_apply_was_upgrade(&key), [].as_slice(), false)),
+        Decision::Reapply { drift } => {
+            Some((ctx.last_apply_was_upgrade(&key), drift.as_slice(), false))
+        }
         _ => None,
     };
     if let (Decision::WaitForDependencies { .. }, Some(values)) =
@@ -544,7 +578,7 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
         if !drift.is_empty() {
             info!(
                 objects = drift.join(", "),
-                "putting back objects deleted by hand"
+                "putting back objects changed or deleted by hand"
             );
             ctx.release_metrics.drift_corrections.inc();
             let note = format!("putting back {}", drift.join(", "));
@@ -587,6 +621,7 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
             }
             Ok(Progress::Done(applied)) => {
                 ctx.record_apply(key, is_upgrade);
+                ctx.record_corrected(&observed.edits);
                 let mut status = next_status(old, &decision, generation, &now);
                 status.applied_digest = observed.digest.clone();
                 status.inventory = applied.inventory;
@@ -596,7 +631,7 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
                     status.hooks = applied.hooks;
                 }
                 status.outputs = observed.published_keys.clone();
-                if decision == Decision::Reapply {
+                if matches!(decision, Decision::Reapply { .. }) {
                     write_status(ctx, &api, hr, status).await?;
                     return Ok(Action::requeue(hr.spec.interval()));
                 }
@@ -645,7 +680,7 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
         | Decision::WaitForDependencies { .. }
         | Decision::WaitForOutputs { .. }
         | Decision::Apply { .. }
-        | Decision::Reapply
+        | Decision::Reapply { .. }
         | Decision::Ready => Action::requeue(hr.spec.interval()),
     })
 }
@@ -798,6 +833,8 @@ async fn observe(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Obs
     let status = hr.status.clone().unwrap_or_default();
     let mut healths = Vec::new();
     let mut inventory_missing = Vec::new();
+    let mut inventory_edited = Vec::new();
+    let mut edits = Vec::new();
     for entry in &status.inventory {
         let api = match ctx.dynamic_api(entry, namespace).await {
             Ok(api) => api,
@@ -814,6 +851,13 @@ async fn observe(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Obs
             .map_err(Error::kube("reading an applied object"))?
         {
             Some(live) => {
+                let key = object_key(entry, namespace);
+                if let Some(at) = edited_at(live.managed_fields(), FIELD_MANAGER)
+                    && ctx.is_uncorrected(&key, at)
+                {
+                    inventory_edited.push(manifests::display_name(entry));
+                    edits.push((key, at));
+                }
                 let live = serde_json::to_value(&live).unwrap_or(Value::Null);
                 healths.push(health::assess(&live));
             }
@@ -854,6 +898,7 @@ async fn observe(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Obs
             values: values_state,
             applied_digest: status.applied_digest.clone(),
             inventory_missing,
+            inventory_edited,
             wait: hr.spec.wait(),
             health,
             health_timed_out,
@@ -865,7 +910,45 @@ async fn observe(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Obs
         digest,
         published_keys,
         timeout_in: since_apply.map(|waited| hr.spec.timeout().saturating_sub(waited)),
+        edits,
     })
+}
+
+/// Identifies an applied object across releases and reconciles.
+fn object_key(entry: &InventoryEntry, namespace: &str) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        entry.namespace.as_deref().unwrap_or(namespace),
+        entry.api_version,
+        entry.kind,
+        entry.name
+    )
+}
+
+/// When an applied object was last changed by hand: the time of the newest write to its main
+/// resource by a field manager other than `ours`, when it is not older than our own last apply
+/// of it (or when our apply no longer owns anything, e.g. the object was replaced).
+/// Writes through a subresource (`/status`, `/scale`) are controllers at work, not drift.
+/// managedFields times have whole seconds, so a write in the same second as our apply counts:
+/// at worst one re-apply that changes nothing.
+pub fn edited_at(fields: &[ManagedFieldsEntry], ours: &str) -> Option<Timestamp> {
+    let main = |f: &&ManagedFieldsEntry| f.subresource.as_deref().is_none_or(str::is_empty);
+    let our_apply = fields
+        .iter()
+        .filter(main)
+        .filter(|f| f.manager.as_deref() == Some(ours) && f.operation.as_deref() == Some("Apply"))
+        .filter_map(|f| f.time.as_ref().map(|t| t.0))
+        .max();
+    let foreign = fields
+        .iter()
+        .filter(main)
+        .filter(|f| f.manager.as_deref() != Some(ours))
+        .map(|f| f.time.as_ref().map_or(Timestamp::UNIX_EPOCH, |t| t.0))
+        .max()?;
+    match our_apply {
+        Some(ours) if foreign < ours => None,
+        _ => Some(foreign),
+    }
 }
 
 /// `environment.*` (SPEC §5): the UpstartEnvironment named by the namespace's environment
@@ -1391,6 +1474,77 @@ async fn delete_entry(ctx: &Context, namespace: &str, entry: &InventoryEntry) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(
+        manager: &str,
+        operation: &str,
+        second: i64,
+        subresource: Option<&str>,
+    ) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some(operation.into()),
+            time: Some(Time(
+                Timestamp::from_second(1_700_000_000 + second).expect("a valid time"),
+            )),
+            subresource: subresource.map(str::to_owned),
+            ..ManagedFieldsEntry::default()
+        }
+    }
+
+    fn at(second: i64) -> Option<Timestamp> {
+        Some(Timestamp::from_second(1_700_000_000 + second).expect("a valid time"))
+    }
+
+    #[test]
+    fn object_only_we_wrote_is_not_edited() {
+        assert_eq!(
+            edited_at(&[entry(FIELD_MANAGER, "Apply", 5, None)], FIELD_MANAGER),
+            None
+        );
+    }
+
+    #[test]
+    fn status_written_by_a_controller_is_not_an_edit() {
+        let fields = [
+            entry(FIELD_MANAGER, "Apply", 5, None),
+            entry("upstart-simulator", "Apply", 9, Some("status")),
+        ];
+        assert_eq!(edited_at(&fields, FIELD_MANAGER), None);
+    }
+
+    #[test]
+    fn write_by_another_manager_after_our_apply_is_an_edit_at_its_time() {
+        let fields = [
+            entry(FIELD_MANAGER, "Apply", 5, None),
+            entry("kubectl-edit", "Update", 9, None),
+        ];
+        assert_eq!(edited_at(&fields, FIELD_MANAGER), at(9));
+    }
+
+    #[test]
+    fn write_in_the_same_second_as_our_apply_counts_as_an_edit() {
+        let fields = [
+            entry(FIELD_MANAGER, "Apply", 5, None),
+            entry("kubectl-edit", "Update", 5, None),
+        ];
+        assert_eq!(edited_at(&fields, FIELD_MANAGER), at(5));
+    }
+
+    #[test]
+    fn write_our_later_apply_answered_is_not_an_edit() {
+        let fields = [
+            entry("kubectl-edit", "Update", 5, None),
+            entry(FIELD_MANAGER, "Apply", 9, None),
+        ];
+        assert_eq!(edited_at(&fields, FIELD_MANAGER), None);
+    }
+
+    #[test]
+    fn object_we_no_longer_own_anything_of_is_edited() {
+        let fields = [entry("kubectl", "Update", 3, None)];
+        assert_eq!(edited_at(&fields, FIELD_MANAGER), at(3));
+    }
 
     #[test]
     fn a_dependency_waiting_for_its_own_dependencies_is_named_without_its_message() {

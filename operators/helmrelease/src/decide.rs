@@ -16,6 +16,9 @@ pub struct Observation {
     pub applied_digest: Option<String>,
     /// Inventory objects that no longer exist (deleted by hand: drift), as `Kind/name`.
     pub inventory_missing: Vec<String>,
+    /// Inventory objects another field manager wrote since our last apply of them (changed by
+    /// hand: drift), as `Kind/name`; a write already corrected is not listed again.
+    pub inventory_edited: Vec<String>,
     /// `spec.wait`: Ready requires healthy workloads.
     pub wait: bool,
     /// Combined health of the inventory.
@@ -79,7 +82,8 @@ pub enum Decision {
     SpecError { reason: String, message: String },
     /// Values read something that does not exist yet.
     WaitForOutputs { reason: String, message: String },
-    /// Render and apply: the inputs changed, or applied objects went missing.
+    /// Render and apply: the inputs changed, or applied objects went missing (or were changed
+    /// by hand while the release is not Ready). `drift` names each object put back and why.
     Apply {
         is_upgrade: bool,
         drift: Vec<String>,
@@ -90,8 +94,9 @@ pub enum Decision {
     Failed { message: String },
     /// Healthy, but its own outputs are not all published yet.
     WaitForPublishedOutputs { message: String },
-    /// Ready, and the interval has passed: re-apply the same render (status stays Ready).
-    Reapply,
+    /// Ready, and the interval has passed or applied objects were changed by hand (`drift`
+    /// names them): re-apply the same render (status stays Ready).
+    Reapply { drift: Vec<String> },
     /// Nothing to do.
     Ready,
 }
@@ -147,16 +152,29 @@ pub fn decide(observation: &Observation) -> Decision {
         ValuesState::Resolved { digest } => digest,
     };
     let applied = observation.applied_digest.as_deref() == Some(digest.as_str());
-    if !applied || !observation.inventory_missing.is_empty() {
+    let deleted = described(&observation.inventory_missing, DELETED);
+    let edited = described(&observation.inventory_edited, CHANGED);
+    if !applied || !deleted.is_empty() {
         return Decision::Apply {
             is_upgrade: observation.applied_digest.is_some(),
             // Only what had been applied can have drifted: during an install or upgrade the
             // recorded inventory also holds objects not applied yet.
             drift: if applied {
-                observation.inventory_missing.clone()
+                deleted.into_iter().chain(edited).collect()
             } else {
                 Vec::new()
             },
+        };
+    }
+    // An edit is put back before health is judged: a broken image set by hand must not fail
+    // the release, nor wait for the interval. A release that is not Ready otherwise goes
+    // through a plain apply; a Ready one stays Ready (below).
+    let not_ready = (observation.wait && !observation.health.is_healthy())
+        || !observation.published_missing.is_empty();
+    if not_ready && !edited.is_empty() {
+        return Decision::Apply {
+            is_upgrade: true,
+            drift: edited,
         };
     }
     if observation.wait {
@@ -187,10 +205,21 @@ pub fn decide(observation: &Observation) -> Decision {
             ),
         };
     }
-    if observation.reapply_due {
-        return Decision::Reapply;
+    if observation.reapply_due || !edited.is_empty() {
+        return Decision::Reapply { drift: edited };
     }
     Decision::Ready
+}
+
+const DELETED: &str = "deleted by hand";
+const CHANGED: &str = "changed by hand";
+
+/// `Kind/name (why)` for each drifted object, as the Event and the log name them.
+fn described(objects: &[String], why: &str) -> Vec<String> {
+    objects
+        .iter()
+        .map(|object| format!("{object} ({why})"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -209,6 +238,7 @@ mod tests {
             },
             applied_digest: Some("sha256:a".into()),
             inventory_missing: vec![],
+            inventory_edited: vec![],
             wait: true,
             health: Health::Healthy,
             health_timed_out: false,
@@ -386,7 +416,66 @@ mod tests {
             decide(&o),
             Decision::Apply {
                 is_upgrade: true,
-                drift: vec!["ConfigMap/settings".into()]
+                drift: vec!["ConfigMap/settings (deleted by hand)".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn object_changed_by_hand_is_put_back_at_once_without_leaving_ready() {
+        let mut o = ready_observation();
+        o.inventory_edited = vec!["ConfigMap/settings".into()];
+        assert_eq!(
+            decide(&o),
+            Decision::Reapply {
+                drift: vec!["ConfigMap/settings (changed by hand)".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn workload_changed_by_hand_into_failure_is_put_back_rather_than_failing() {
+        let mut o = ready_observation();
+        o.inventory_edited = vec!["Deployment/app".into()];
+        o.health = Health::Failed("Deployment/app: image pull failed".into());
+        assert_eq!(
+            decide(&o),
+            Decision::Apply {
+                is_upgrade: true,
+                drift: vec!["Deployment/app (changed by hand)".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn objects_changed_and_deleted_by_hand_are_put_back_together() {
+        let mut o = ready_observation();
+        o.inventory_missing = vec!["ConfigMap/a".into()];
+        o.inventory_edited = vec!["Deployment/b".into()];
+        assert_eq!(
+            decide(&o),
+            Decision::Apply {
+                is_upgrade: true,
+                drift: vec![
+                    "ConfigMap/a (deleted by hand)".into(),
+                    "Deployment/b (changed by hand)".into()
+                ]
+            }
+        );
+    }
+
+    #[test]
+    fn objects_changed_during_an_upgrade_are_not_drift() {
+        let mut o = ready_observation();
+        o.values = ValuesState::Resolved {
+            digest: "sha256:b".into(),
+        };
+        o.inventory_edited = vec!["ConfigMap/settings".into()];
+        assert_eq!(
+            decide(&o),
+            Decision::Apply {
+                is_upgrade: true,
+                drift: vec![]
             }
         );
     }
@@ -451,7 +540,7 @@ mod tests {
     fn ready_release_is_reapplied_once_the_interval_has_passed() {
         let mut o = ready_observation();
         o.reapply_due = true;
-        assert_eq!(decide(&o), Decision::Reapply);
+        assert_eq!(decide(&o), Decision::Reapply { drift: vec![] });
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub fn phase(decision: &Decision, old: Option<HelmReleasePhase>) -> HelmReleaseP
             Some(HelmReleasePhase::Installing) => HelmReleasePhase::Installing,
             _ => HelmReleasePhase::Upgrading,
         },
-        Decision::Ready | Decision::Reapply => HelmReleasePhase::Ready,
+        Decision::Ready | Decision::Reapply { .. } => HelmReleasePhase::Ready,
     }
 }
 
@@ -68,7 +68,7 @@ pub fn next_status(
     if matches!(decision, Decision::Apply { .. }) {
         timings.started_at.get_or_insert_with(|| now.clone());
     }
-    if matches!(decision, Decision::Ready | Decision::Reapply) {
+    if matches!(decision, Decision::Ready | Decision::Reapply { .. }) {
         timings.ready_at.get_or_insert_with(|| now.clone());
     }
     status.timings = Some(timings);
@@ -229,7 +229,7 @@ fn condition_updates(decision: &Decision) -> Vec<ConditionUpdate<'_>> {
             reconciling(true, reasons::OUTPUTS_NOT_PUBLISHED, message),
             not_stalled,
         ],
-        Decision::Ready | Decision::Reapply => vec![
+        Decision::Ready | Decision::Reapply { .. } => vec![
             dependencies_ready,
             ConditionUpdate::new(READY, true, reasons::SUCCEEDED, "applied and healthy"),
             reconciling(false, reasons::SUCCEEDED, "applied and healthy"),
@@ -408,7 +408,12 @@ mod tests {
     #[test]
     fn periodic_reapply_leaves_a_ready_status_untouched() {
         let ready = next_status(None, &Decision::Ready, Some(1), &at(10));
-        let reapplied = next_status(Some(&ready), &Decision::Reapply, Some(1), &at(20));
+        let reapplied = next_status(
+            Some(&ready),
+            &Decision::Reapply { drift: vec![] },
+            Some(1),
+            &at(20),
+        );
         assert_eq!(ready, reapplied);
     }
 
@@ -489,7 +494,7 @@ mod tests {
             Decision::WaitForPublishedOutputs {
                 message: "m".into(),
             },
-            Decision::Reapply,
+            Decision::Reapply { drift: vec![] },
             Decision::Ready,
         ]
     }
