@@ -54,7 +54,8 @@ use upstart_operator_runtime::{
 
 use crate::constants::{CONTROLLER, FIELD_MANAGER, FINALIZER, HOOK_RUN_ANNOTATION, reasons};
 use crate::decide::{
-    Decision, DependencyObservation, DependencyState, Observation, ValuesState, decide,
+    Decision, DependencyObservation, DependencyState, Observation, ValuesState, alias_problems,
+    decide,
 };
 use crate::metrics::ReleaseMetrics;
 use crate::roots;
@@ -894,6 +895,7 @@ async fn observe(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Obs
     Ok(Observed {
         observation: Observation {
             suspended: hr.spec.suspend,
+            spec_problems: alias_problems(&hr.name_any(), &hr.spec.dependencies),
             dependencies,
             values: values_state,
             applied_digest: status.applied_digest.clone(),

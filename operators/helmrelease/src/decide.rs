@@ -1,6 +1,7 @@
 //! The "what next" function of a reconcile: what was observed in, the one next step out.
 //! Pure, so every rule of SPEC §2.6 is tested without an API server.
 
+use upstart_api::v1alpha1::Dependency;
 use upstart_release_engine::health::Health;
 
 /// Everything a reconcile observed about one release, as plain data.
@@ -8,6 +9,8 @@ use upstart_release_engine::health::Health;
 pub struct Observation {
     /// `spec.suspend`.
     pub suspended: bool,
+    /// Problems of the spec itself (see [`alias_problems`]): only a spec change fixes them.
+    pub spec_problems: Vec<SpecProblem>,
     /// Every declared dependency, in spec order.
     pub dependencies: Vec<DependencyObservation>,
     /// The values document, once every dependency is Ready.
@@ -31,6 +34,26 @@ pub struct Observation {
     /// `spec.interval` has passed since the last apply: re-apply to correct drift of objects
     /// changed by hand (SPEC §2.5).
     pub reapply_due: bool,
+}
+
+/// A problem of the spec itself, found without reading anything else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecProblem {
+    /// Bounded condition reason.
+    pub reason: String,
+    pub message: String,
+}
+
+/// Dependency aliases of `release` used twice or hiding a built-in expression root
+/// (`environment`, `service`, `release`), as `upstart validate` reports them offline.
+pub fn alias_problems(release: &str, dependencies: &[Dependency]) -> Vec<SpecProblem> {
+    upstart_dag::check_aliases(release, dependencies)
+        .iter()
+        .map(|error| SpecProblem {
+            reason: error.reason().to_owned(),
+            message: error.to_string(),
+        })
+        .collect()
 }
 
 /// One declared dependency as found in the namespace.
@@ -105,6 +128,17 @@ pub enum Decision {
 pub fn decide(observation: &Observation) -> Decision {
     if observation.suspended {
         return Decision::Suspended;
+    }
+    if let Some(first) = observation.spec_problems.first() {
+        return Decision::SpecError {
+            reason: first.reason.clone(),
+            message: observation
+                .spec_problems
+                .iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
     }
     let ambiguous: Vec<&str> = observation
         .dependencies
@@ -229,6 +263,7 @@ mod tests {
     fn ready_observation() -> Observation {
         Observation {
             suspended: false,
+            spec_problems: vec![],
             dependencies: vec![DependencyObservation {
                 name: "postgres".into(),
                 state: DependencyState::Ready,
@@ -282,6 +317,55 @@ mod tests {
             }
             other => panic!("expected a spec error, got {other:?}"),
         }
+    }
+
+    fn declared(name: &str, alias: Option<&str>) -> Dependency {
+        Dependency {
+            name: name.into(),
+            kind: None,
+            alias: alias.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn two_dependencies_with_one_alias_are_a_spec_error_naming_it() {
+        let mut o = ready_observation();
+        o.spec_problems = alias_problems(
+            "app",
+            &[declared("postgres", Some("db")), declared("db", None)],
+        );
+        match decide(&o) {
+            Decision::SpecError { reason, message } => {
+                assert_eq!(reason, "DuplicateAlias");
+                assert!(message.contains("db"), "{message}");
+            }
+            other => panic!("expected a spec error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn alias_hiding_a_built_in_root_is_a_spec_error_even_while_dependencies_wait() {
+        let mut o = ready_observation();
+        o.dependencies[0].state = DependencyState::Missing;
+        o.spec_problems = alias_problems("app", &[declared("postgres", Some("service"))]);
+        match decide(&o) {
+            Decision::SpecError { reason, message } => {
+                assert_eq!(reason, "ReservedAlias");
+                assert!(message.contains("service"), "{message}");
+            }
+            other => panic!("expected a spec error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dependency_named_like_a_root_with_another_alias_is_fine() {
+        assert!(
+            alias_problems(
+                "app",
+                &[declared("release", Some("rel")), declared("other", None)]
+            )
+            .is_empty()
+        );
     }
 
     #[test]

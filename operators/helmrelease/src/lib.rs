@@ -34,6 +34,7 @@ pub mod status;
 pub mod wakeups;
 
 pub use decide::{
-    Decision, DependencyObservation, DependencyState, Observation, ValuesState, decide,
+    Decision, DependencyObservation, DependencyState, Observation, SpecProblem, ValuesState,
+    alias_problems, decide,
 };
 pub use error::Error;

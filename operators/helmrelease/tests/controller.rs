@@ -1592,6 +1592,27 @@ async fn undeclared_alias_stalls_the_release_without_retries_until_the_spec_is_f
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependency_alias_used_twice_stalls_the_release_naming_it() {
+    let h = Harness::start().await;
+    h.create(
+        "twice",
+        json!({"chart": "test/app", "version": "0.1.0",
+               "dependencies": [{"name": "cache"}, {"name": "redis", "as": "cache"}]}),
+    )
+    .await;
+    let (phase, ready, conditions) = ready_condition(&h, "twice", "DuplicateAlias").await;
+    assert_eq!(phase, HelmReleasePhase::Failed);
+    assert!(ready.message.contains("cache"), "{}", ready.message);
+    let stalled = conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert_eq!(stalled.status, "True");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = reconciles(&h);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(reconciles(&h), before, "no retries without a spec change");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_in_another_namespace_is_refused_and_nothing_of_that_render_is_applied() {
     let h = Harness::start().await;
     h.create(
