@@ -931,6 +931,10 @@ fn object_key(entry: &InventoryEntry, namespace: &str) -> String {
 /// resource by a field manager other than `ours`, when it is not older than our own last apply
 /// of it (or when our apply no longer owns anything, e.g. the object was replaced).
 /// Writes through a subresource (`/status`, `/scale`) are controllers at work, not drift.
+/// So are writes that own nothing but metadata (labels, annotations): controllers annotate what
+/// they manage (kube-controller-manager's `deployment.kubernetes.io/revision` after every
+/// rollout), and counting that as drift would announce a false correction after each install
+/// or upgrade. A label or annotation changed by hand is put back on the interval instead.
 /// managedFields times have whole seconds, so a write in the same second as our apply counts:
 /// at worst one re-apply that changes nothing.
 pub fn edited_at(fields: &[ManagedFieldsEntry], ours: &str) -> Option<Timestamp> {
@@ -945,12 +949,22 @@ pub fn edited_at(fields: &[ManagedFieldsEntry], ours: &str) -> Option<Timestamp>
         .iter()
         .filter(main)
         .filter(|f| f.manager.as_deref() != Some(ours))
+        .filter(|f| our_apply.is_none() || !owns_only_metadata(f))
         .map(|f| f.time.as_ref().map_or(Timestamp::UNIX_EPOCH, |t| t.0))
         .max()?;
     match our_apply {
         Some(ours) if foreign < ours => None,
         _ => Some(foreign),
     }
+}
+
+/// Whether a managedFields entry owns nothing outside `metadata` (unknown fields: no).
+fn owns_only_metadata(entry: &ManagedFieldsEntry) -> bool {
+    entry
+        .fields_v1
+        .as_ref()
+        .and_then(|fields| fields.0.as_object())
+        .is_some_and(|owned| owned.keys().all(|k| k == "f:metadata"))
 }
 
 /// `environment.*` (SPEC §5): the UpstartEnvironment named by the namespace's environment
@@ -1496,6 +1510,37 @@ mod tests {
 
     fn at(second: i64) -> Option<Timestamp> {
         Some(Timestamp::from_second(1_700_000_000 + second).expect("a valid time"))
+    }
+
+    fn owning(mut entry: ManagedFieldsEntry, fields: serde_json::Value) -> ManagedFieldsEntry {
+        entry.fields_v1 = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
+            fields,
+        ));
+        entry
+    }
+
+    #[test]
+    fn annotation_written_by_a_controller_is_not_an_edit() {
+        let fields = [
+            entry(FIELD_MANAGER, "Apply", 5, None),
+            owning(
+                entry("kube-controller-manager", "Update", 9, None),
+                json!({"f:metadata": {"f:annotations": {"f:deployment.kubernetes.io/revision": {}}}}),
+            ),
+        ];
+        assert_eq!(edited_at(&fields, FIELD_MANAGER), None);
+    }
+
+    #[test]
+    fn data_written_by_hand_is_an_edit() {
+        let fields = [
+            entry(FIELD_MANAGER, "Apply", 5, None),
+            owning(
+                entry("kubectl-edit", "Update", 9, None),
+                json!({"f:data": {"f:message": {}}}),
+            ),
+        ];
+        assert_eq!(edited_at(&fields, FIELD_MANAGER), at(9));
     }
 
     #[test]

@@ -1000,8 +1000,8 @@ async fn foreign_write_the_apply_does_not_take_back_is_answered_once() {
         .await;
     h.ready("noted").await;
     let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
-    // As a controller annotating what it watches: a field the chart does not set, so the
-    // re-apply leaves it and that manager's write stays newer than ours.
+    // A field the chart does not set: the re-apply leaves it (server-side apply removes only
+    // what it applied before), so that manager's write stays newer than ours.
     config_maps
         .patch(
             "noted-settings",
@@ -1009,7 +1009,7 @@ async fn foreign_write_the_apply_does_not_take_back_is_answered_once() {
                 field_manager: Some("some-controller".into()),
                 ..PatchParams::default()
             },
-            &Patch::Merge(json!({"metadata": {"annotations": {"example.com/seen": "yes"}}})),
+            &Patch::Merge(json!({"data": {"extra": "added by hand"}})),
         )
         .await
         .unwrap();
