@@ -994,6 +994,42 @@ async fn object_edited_in_place_is_put_back_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_image_edited_by_hand_is_put_back_and_the_release_returns_to_ready() {
+    let h = Harness::start().await;
+    h.create("img", json!({"chart": "test/app", "version": "0.1.0"}))
+        .await;
+    h.ready("img").await;
+    let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
+    deployments
+        .patch(
+            "img",
+            &PatchParams {
+                field_manager: Some("kubectl-edit".into()),
+                ..PatchParams::default()
+            },
+            &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "app", "image": "example/app:edited"}
+            ]}}}})),
+        )
+        .await
+        .unwrap();
+    let image = |d: Deployment| d.spec?.template.spec?.containers.first()?.image.clone();
+    eventually("the image to be put back", || async {
+        let live = deployments.get("img").await.ok()?;
+        (image(live)? == "example/app:1").then_some(())
+    })
+    .await;
+    eventually("drift counted and the release Ready again", || async {
+        let text = h.metrics().encode().unwrap();
+        (text.contains("upstart_helmrelease_drift_corrections_total 1")
+            && text.contains("upstart_helmreleases{phase=\"Ready\"} 1"))
+        .then_some(())
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_write_the_apply_does_not_take_back_is_answered_once() {
     let h = Harness::start().await;
     h.create("noted", json!({"chart": "test/app", "version": "0.1.0"}))
