@@ -153,22 +153,28 @@ pub struct Context {
     allow_list: ClusterScopedAllowList,
     teardown_timeout: Duration,
     limits: Limits,
-    /// When each release was last applied by this process: the interval re-apply clock. Kept
-    /// in memory on purpose: after a restart every release is re-applied once, which also
-    /// corrects drift that happened while the operator was down.
-    /// Also whether that apply rendered as an upgrade: a re-apply renders the same way, so it
-    /// is the same render (a render cache hit, no helm process).
-    last_applied: std::sync::Mutex<HashMap<ObjectRef<HelmRelease>, (std::time::Instant, bool)>>,
-    /// When this process wrote each release's flip to Ready: the precise start of a hand-off
-    /// (`readyAt` in status has whole seconds only).
-    became_ready: std::sync::Mutex<HashMap<ObjectRef<HelmRelease>, std::time::Instant>>,
+    /// What this process remembers of each release, forgotten when the release is deleted.
+    memory: std::sync::Mutex<HashMap<ObjectRef<HelmRelease>, ReleaseMemory>>,
+    releases: Store<HelmRelease>,
+}
+
+/// What this process remembers of one release. In memory on purpose: after a restart every
+/// release is re-applied once, which also corrects drift that happened while the operator was
+/// down, and costs at most one no-op apply per object in `corrected`.
+#[derive(Debug, Default)]
+struct ReleaseMemory {
+    /// When it was last applied (the interval re-apply clock), and whether that apply rendered
+    /// as an upgrade: a re-apply renders the same way, so it is the same render (a render
+    /// cache hit, no helm process).
+    last_applied: Option<(std::time::Instant, bool)>,
+    /// When this process wrote its flip to Ready: the precise start of a hand-off (`readyAt`
+    /// in status has whole seconds only).
+    became_ready: Option<std::time::Instant>,
     /// Per applied object (see [`object_key`]): the newest write by another field manager that
     /// a re-apply already answered. A write our apply does not take back (a controller's
     /// annotation on the main resource) keeps its entry newer than ours; this stops it from
-    /// counting as drift again. In memory on purpose: after a restart it costs at most one
-    /// no-op apply per such object.
-    corrected: std::sync::Mutex<HashMap<String, Timestamp>>,
-    releases: Store<HelmRelease>,
+    /// counting as drift again.
+    corrected: HashMap<String, Timestamp>,
 }
 
 /// What discovery found: the catalog for rendering and planning, and how to reach each kind.
@@ -203,9 +209,7 @@ impl Context {
             discovered: RwLock::new(discovered),
             allow_list: config.cluster_scoped_allow_list,
             teardown_timeout: config.teardown_timeout,
-            last_applied: std::sync::Mutex::default(),
-            became_ready: std::sync::Mutex::default(),
-            corrected: std::sync::Mutex::default(),
+            memory: std::sync::Mutex::default(),
             limits: Limits::default(),
             releases,
         })
@@ -235,55 +239,77 @@ impl Context {
             })
     }
 
-    fn record_apply(&self, key: ObjectRef<HelmRelease>, is_upgrade: bool) {
-        self.last_applied
+    /// Updates what this process remembers of the release `key`.
+    fn remember<T>(
+        &self,
+        key: &ObjectRef<HelmRelease>,
+        update: impl FnOnce(&mut ReleaseMemory) -> T,
+    ) -> T {
+        let mut memory = self
+            .memory
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(key, (std::time::Instant::now(), is_upgrade));
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        update(memory.entry(key.clone()).or_default())
     }
 
-    fn since_last_apply(&self, key: &ObjectRef<HelmRelease>) -> Option<Duration> {
-        self.last_applied
+    /// Reads what this process remembers of the release `key`, if anything.
+    fn recall<T>(
+        &self,
+        key: &ObjectRef<HelmRelease>,
+        read: impl FnOnce(&ReleaseMemory) -> T,
+    ) -> Option<T> {
+        self.memory
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(key)
-            .map(|(at, _)| at.elapsed())
+            .map(read)
+    }
+
+    /// Forgets the release `key` (it is deleted).
+    fn forget(&self, key: &ObjectRef<HelmRelease>) {
+        self.memory
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(key);
+    }
+
+    fn record_apply(&self, key: &ObjectRef<HelmRelease>, is_upgrade: bool) {
+        self.remember(key, |m| {
+            m.last_applied = Some((std::time::Instant::now(), is_upgrade));
+        });
+    }
+
+    fn since_last_apply(&self, key: &ObjectRef<HelmRelease>) -> Option<Duration> {
+        self.recall(key, |m| m.last_applied.map(|(at, _)| at.elapsed()))
+            .flatten()
     }
 
     /// Whether the last apply of this process rendered as an upgrade; after a restart, yes.
     fn last_apply_was_upgrade(&self, key: &ObjectRef<HelmRelease>) -> bool {
-        self.last_applied
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(key)
-            .is_none_or(|(_, is_upgrade)| *is_upgrade)
+        self.recall(key, |m| m.last_applied.map(|(_, is_upgrade)| is_upgrade))
+            .flatten()
+            .unwrap_or(true)
     }
 
-    /// Whether a foreign write at `at` on the object `key` is still to be put back.
-    fn is_uncorrected(&self, key: &str, at: Timestamp) -> bool {
-        self.corrected
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(key)
-            .is_none_or(|corrected| at > *corrected)
+    /// Whether a foreign write at `at` on the object `object` of the release `key` is still to
+    /// be put back.
+    fn is_uncorrected(&self, key: &ObjectRef<HelmRelease>, object: &str, at: Timestamp) -> bool {
+        self.recall(key, |m| m.corrected.get(object).copied())
+            .flatten()
+            .is_none_or(|corrected| at > corrected)
     }
 
-    fn record_corrected(&self, edits: &[(String, Timestamp)]) {
-        let mut corrected = self
-            .corrected
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for (key, at) in edits {
-            corrected.insert(key.clone(), *at);
-        }
+    fn record_corrected(&self, key: &ObjectRef<HelmRelease>, edits: &[(String, Timestamp)]) {
+        self.remember(key, |m| {
+            for (object, at) in edits {
+                m.corrected.insert(object.clone(), *at);
+            }
+        });
     }
 
     fn since_became_ready(&self, key: &ObjectRef<HelmRelease>) -> Option<Duration> {
-        self.became_ready
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(key)
-            .map(std::time::Instant::elapsed)
+        self.recall(key, |m| m.became_ready.map(|at| at.elapsed()))
+            .flatten()
     }
 
     fn reapply_due(&self, key: &ObjectRef<HelmRelease>, interval: Duration) -> bool {
@@ -621,8 +647,8 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
                 return Ok(Action::requeue(APPLY_RECHECK));
             }
             Ok(Progress::Done(applied)) => {
-                ctx.record_apply(key, is_upgrade);
-                ctx.record_corrected(&observed.edits);
+                ctx.record_apply(&key, is_upgrade);
+                ctx.record_corrected(&key, &observed.edits);
                 let mut status = next_status(old, &decision, generation, &now);
                 status.applied_digest = observed.digest.clone();
                 status.inventory = applied.inventory;
@@ -758,10 +784,7 @@ async fn write_status(
     } = written
         && status.phase == Some(HelmReleasePhase::Ready)
     {
-        ctx.became_ready
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(ObjectRef::from_obj(hr), started);
+        ctx.remember(&ObjectRef::from_obj(hr), |m| m.became_ready = Some(started));
     }
     Ok(())
 }
@@ -836,6 +859,7 @@ async fn observe(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Obs
     let mut inventory_missing = Vec::new();
     let mut inventory_edited = Vec::new();
     let mut edits = Vec::new();
+    let release = ObjectRef::from_obj(hr);
     for entry in &status.inventory {
         let api = match ctx.dynamic_api(entry, namespace).await {
             Ok(api) => api,
@@ -854,7 +878,7 @@ async fn observe(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Obs
             Some(live) => {
                 let key = object_key(entry, namespace);
                 if let Some(at) = edited_at(live.managed_fields(), FIELD_MANAGER)
-                    && ctx.is_uncorrected(&key, at)
+                    && ctx.is_uncorrected(&release, &key, at)
                 {
                     inventory_edited.push(manifests::display_name(entry));
                     edits.push((key, at));

@@ -147,14 +147,7 @@ pub(super) async fn teardown(
 
 /// The finalizer's cleanup: [`teardown()`] did the work; forget the release.
 pub(super) async fn cleanup(hr: &HelmRelease, ctx: &Context) -> Result<Action, Error> {
-    ctx.last_applied
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .remove(&ObjectRef::from_obj(hr));
-    ctx.became_ready
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .remove(&ObjectRef::from_obj(hr));
+    ctx.forget(&ObjectRef::from_obj(hr));
     Ok(Action::await_change())
 }
 
