@@ -48,8 +48,10 @@ pub struct DevArgs {
     #[arg(long, env = "UPSTART_HELM", value_name = "PATH")]
     pub helm: Option<PathBuf>,
 
-    /// Port of the API server on 127.0.0.1 (0 picks a free one).
-    #[arg(long, default_value_t = 6443)]
+    /// Port of the API server on 127.0.0.1 (0 picks a free one). UPSTART_DEV_PORT sets it for
+    /// every `upstart dev` of a shell, so instances started side by side (tests, scripts) do not
+    /// collide.
+    #[arg(long, env = "UPSTART_DEV_PORT", default_value_t = 6443)]
     pub port: u16,
 
     /// Exit once every applied object that has a Ready condition is Ready=True (at once when
