@@ -108,3 +108,16 @@ limits:
 {{- end -}}
 {{- $names | uniq | sortAlpha | join "," -}}
 {{- end }}
+
+{{/* The name of a user-facing ClusterRole (`upstart-<role>-<release namespace>`), qualified by
+the release namespace like the operators' cluster-scoped objects. Argument: `dict "root" $
+"role" ROLE`. */}}
+{{- define "upstart.userRoleName" -}}
+{{- printf "%supstart-%s-%s" .root.Values.namePrefix .role .root.Release.Namespace | trunc 253 | trimSuffix "-" -}}
+{{- end }}
+
+{{/* Labels of a user-facing ClusterRole. Argument: root. */}}
+{{- define "upstart.userRoleLabels" -}}
+{{ include "upstart.sharedLabels" . }}
+app.kubernetes.io/component: user-role
+{{- end }}

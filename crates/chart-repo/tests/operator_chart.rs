@@ -56,12 +56,19 @@ fn values_file(dir: &Path, values: &str) -> PathBuf {
     path
 }
 
-/// `helm template` of the chart in `namespace` with `values` (YAML text); the objects rendered.
-fn render_in(namespace: &str, values: &str) -> Vec<Value> {
+/// The kinds of the Prometheus Operator, as `helm template --api-versions` declares them.
+const PROMETHEUS_OPERATOR_KINDS: [&str; 2] = [
+    "monitoring.coreos.com/v1/ServiceMonitor",
+    "monitoring.coreos.com/v1/PrometheusRule",
+];
+
+/// `helm template` of the chart in `namespace` with `values` (YAML text), for a cluster serving
+/// `api_versions` besides the built-in ones: the objects rendered, or helm's error.
+fn try_render(namespace: &str, values: &str, api_versions: &[&str]) -> Result<Vec<Value>, String> {
     let dir = tempfile::tempdir().unwrap();
     let file = values_file(dir.path(), values);
     let chart = chart_dir();
-    let (ok, stdout, stderr) = run_helm(&[
+    let mut args = vec![
         "template",
         RELEASE,
         chart.to_str().unwrap(),
@@ -69,13 +76,26 @@ fn render_in(namespace: &str, values: &str) -> Vec<Value> {
         namespace,
         "--values",
         file.to_str().unwrap(),
-    ]);
-    assert!(ok, "helm template failed: {stderr}");
-    stdout
+    ];
+    for api_version in api_versions {
+        args.extend(["--api-versions", api_version]);
+    }
+    let (ok, stdout, stderr) = run_helm(&args);
+    if !ok {
+        return Err(stderr);
+    }
+    Ok(stdout
         .split("\n---")
         .map(|document| serde_yaml_ng::from_str::<Value>(document).unwrap())
         .filter(|object| !object.is_null())
-        .collect()
+        .collect())
+}
+
+/// `helm template` of the chart in `namespace` with `values` (YAML text), for a cluster with
+/// the Prometheus Operator; the objects rendered.
+fn render_in(namespace: &str, values: &str) -> Vec<Value> {
+    try_render(namespace, values, &PROMETHEUS_OPERATOR_KINDS)
+        .unwrap_or_else(|stderr| panic!("helm template failed: {stderr}"))
 }
 
 fn render(values: &str) -> Vec<Value> {
@@ -463,7 +483,11 @@ fn no_cluster_role_grants_wildcards() {
             .into_iter()
             .chain(of_kind(&objects, "Role"))
             .collect();
-        assert_eq!(of_kind(&objects, "ClusterRole").len(), 3);
+        assert_eq!(
+            of_kind(&objects, "ClusterRole").len(),
+            6,
+            "three operators' roles and three user-facing ones"
+        );
         for role in roles {
             let name = role["metadata"]["name"].as_str().unwrap();
             for rule in role["rules"].as_sequence().unwrap() {
@@ -763,6 +787,263 @@ fn monitoring_objects_are_off_by_default() {
     assert_eq!(of_kind(&objects, "Service").len(), 3);
 }
 
+#[test]
+fn monitoring_objects_without_the_prometheus_operator_fail_naming_the_crds_and_the_values() {
+    for (values, served, kinds, settings) in [
+        (
+            "metrics: {serviceMonitor: {enabled: true}}",
+            &[][..],
+            &["ServiceMonitor"][..],
+            &["metrics.serviceMonitor.enabled=false"][..],
+        ),
+        (
+            "alerts: {enabled: true}",
+            &[PROMETHEUS_OPERATOR_KINDS[0]][..],
+            &["PrometheusRule"][..],
+            &["alerts.enabled=false"][..],
+        ),
+        (
+            "{metrics: {serviceMonitor: {enabled: true}}, alerts: {enabled: true}}",
+            &[][..],
+            &["ServiceMonitor", "PrometheusRule"][..],
+            &[
+                "metrics.serviceMonitor.enabled=false",
+                "alerts.enabled=false",
+            ][..],
+        ),
+    ] {
+        let error = try_render(NAMESPACE, values, served)
+            .err()
+            .unwrap_or_else(|| panic!("{values}: rendered without the Prometheus Operator CRDs"));
+        assert!(
+            error.contains("the cluster does not serve the Prometheus Operator kinds"),
+            "{values}: {error}"
+        );
+        for kind in kinds {
+            assert!(
+                error.contains(&format!("monitoring.coreos.com/v1 ")),
+                "{error}"
+            );
+            assert!(error.contains(kind), "{values}: {kind} not named: {error}");
+            assert!(
+                error.contains(&format!("--api-versions monitoring.coreos.com/v1/{kind}")),
+                "{values}: {error}"
+            );
+        }
+        for setting in settings {
+            assert!(
+                error.contains(setting),
+                "{values}: {setting} not named: {error}"
+            );
+        }
+        // A kind the cluster serves is not blamed.
+        for served in served {
+            let kind = served.rsplit('/').next().unwrap();
+            assert!(!error.contains(&format!("{kind} (")), "{values}: {error}");
+        }
+        // With the CRDs, the same values render.
+        let objects = try_render(NAMESPACE, values, &PROMETHEUS_OPERATOR_KINDS).unwrap();
+        for kind in kinds {
+            assert!(!of_kind(&objects, kind).is_empty(), "{values}: no {kind}");
+        }
+    }
+    // The defaults need no Prometheus Operator.
+    try_render(NAMESPACE, "{}", &[]).unwrap();
+}
+
+#[test]
+fn alert_rules_and_service_monitors_carry_the_labels_prometheus_selects() {
+    let objects = render(
+        "{metrics: {serviceMonitor: {enabled: true, labels: {release: kube-prometheus-stack}}}, \
+         alerts: {enabled: true, labels: {release: kube-prometheus-stack, team: platform}}}",
+    );
+    let rule = named(&objects, "PrometheusRule", "upstart-operators");
+    assert_eq!(
+        rule["metadata"]["labels"]["release"],
+        "kube-prometheus-stack"
+    );
+    assert_eq!(rule["metadata"]["labels"]["team"], "platform");
+    assert_eq!(
+        rule["metadata"]["labels"]["app.kubernetes.io/name"], "upstart-operators",
+        "the chart's own labels stay"
+    );
+    let monitors = of_kind(&objects, "ServiceMonitor");
+    assert_eq!(monitors.len(), 3);
+    for monitor in monitors {
+        assert_eq!(
+            monitor["metadata"]["labels"]["release"],
+            "kube-prometheus-stack"
+        );
+    }
+    // Label values are strings, as Kubernetes requires: a number is refused at install.
+    let error = try_render(
+        NAMESPACE,
+        "alerts: {enabled: true, labels: {release: 1}}",
+        &PROMETHEUS_OPERATOR_KINDS,
+    )
+    .unwrap_err();
+    assert!(error.contains("/alerts/labels/release"), "{error}");
+}
+
+/// The expression of the no-leader alert.
+fn no_leader_expr(objects: &[Value]) -> String {
+    let rule = named(objects, "PrometheusRule", "upstart-operators");
+    rule["spec"]["groups"][0]["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| r["alert"] == "UpstartOperatorWithoutLeader")
+        .expect("the no-leader alert")["expr"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn the_no_leader_alert_also_fires_when_no_replica_runs() {
+    // Scraped by the chart's ServiceMonitors, whose job label is the metrics Service's name:
+    // each enabled operator's missing series are found by name, even if it never started.
+    let objects = render(
+        "{metrics: {serviceMonitor: {enabled: true}}, alerts: {enabled: true}, \
+         operators: {service: {enabled: false}}}",
+    );
+    let expr = no_leader_expr(&objects);
+    assert_valid_promql(&expr, "UpstartOperatorWithoutLeader");
+    assert!(
+        expr.starts_with("max by (namespace, job) (upstart_leader) < 1 or "),
+        "standing-by replicas still fire it: {expr}"
+    );
+    for binary in [
+        "upstart-helmrelease-operator",
+        "upstart-environment-operator",
+    ] {
+        let absent = format!(
+            "absent(upstart_leader{{namespace=\"{NAMESPACE}\", job=\"{binary}-metrics\"}})"
+        );
+        assert!(expr.contains(&absent), "{absent} missing from {expr}");
+        named(&objects, "Service", &format!("{binary}-metrics"));
+    }
+    assert!(
+        !expr.contains("upstart-service-operator"),
+        "a disabled operator is not missed: {expr}"
+    );
+
+    // Scraped some other way (job names unknown): series seen within a day and gone now.
+    let objects = render("alerts: {enabled: true}");
+    let expr = no_leader_expr(&objects);
+    assert_valid_promql(&expr, "UpstartOperatorWithoutLeader");
+    assert!(!expr.contains("absent("), "{expr}");
+    assert!(
+        expr.contains(
+            "max by (namespace, job) (max_over_time(upstart_leader[1d])) unless max by (namespace, job) (upstart_leader)"
+        ),
+        "{expr}"
+    );
+
+    // Without leader election there is no Lease and no alert about it.
+    let objects = render("{alerts: {enabled: true}, leaderElection: {enabled: false}}");
+    let rule = named(&objects, "PrometheusRule", "upstart-operators");
+    assert!(
+        !serde_yaml_ng::to_string(rule)
+            .unwrap()
+            .contains("UpstartOperatorWithoutLeader")
+    );
+}
+
+#[test]
+fn helm_template_renders_the_catalog_namespace_it_cannot_look_up() {
+    let objects = render("catalog: {create: true, namespace: team-catalog}");
+    let namespace = named(&objects, "Namespace", "team-catalog");
+    assert_eq!(
+        namespace["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    assert!(of_kind(&render("{}"), "Namespace").is_empty());
+}
+
+/// The verbs of a user-facing ClusterRole on `resource` of Upstart's group.
+fn user_role<'a>(objects: &'a [Value], role: &str) -> &'a Value {
+    named(
+        objects,
+        "ClusterRole",
+        &format!("upstart-{role}-{NAMESPACE}"),
+    )
+}
+
+#[test]
+fn user_facing_cluster_roles_grant_what_each_role_needs_and_aggregate_to_the_built_in_roles() {
+    let objects = render("{}");
+    let read = set(&["get", "list", "watch"]);
+    let write = set(&[
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ]);
+    let aggregation = |role: &Value| -> BTreeSet<String> {
+        role["metadata"]["labels"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| *v == "true")
+            .filter_map(|(k, _)| {
+                k.as_str()?
+                    .strip_prefix("rbac.authorization.k8s.io/aggregate-to-")
+                    .map(str::to_owned)
+            })
+            .collect()
+    };
+
+    let requester = user_role(&objects, "environment-requester");
+    assert_eq!(verbs(requester, GROUP, "upstartenvironments"), write);
+    assert_eq!(verbs(requester, GROUP, "upstartservices"), read);
+    assert_eq!(verbs(requester, GROUP, "helmreleases"), read);
+    // UpstartEnvironments are cluster-scoped: `edit`, bound per namespace, would give nothing.
+    assert!(aggregation(requester).is_empty());
+
+    let author = user_role(&objects, "catalog-author");
+    assert_eq!(verbs(author, GROUP, "upstartservices"), write);
+    assert_eq!(verbs(author, GROUP, "helmreleases"), read);
+    assert!(verbs(author, GROUP, "upstartenvironments").is_empty());
+    assert_eq!(aggregation(author), set(&["admin", "edit"]));
+
+    let viewer = user_role(&objects, "viewer");
+    for resource in ["upstartenvironments", "upstartservices", "helmreleases"] {
+        assert_eq!(verbs(viewer, GROUP, resource), read, "{resource}");
+    }
+    assert_eq!(aggregation(viewer), set(&["view"]));
+
+    for role in [requester, author, viewer] {
+        for rule in role["rules"].as_sequence().unwrap() {
+            assert_eq!(strings(&rule["apiGroups"]), [GROUP], "Upstart's kinds only");
+        }
+        assert_eq!(
+            role["metadata"]["labels"]["app.kubernetes.io/component"],
+            "user-role"
+        );
+    }
+    // Nobody is bound by the chart: the bindings are the cluster's access policy.
+    for binding in of_kind(&objects, "ClusterRoleBinding")
+        .into_iter()
+        .chain(of_kind(&objects, "RoleBinding"))
+    {
+        assert_eq!(binding["subjects"][0]["kind"], "ServiceAccount");
+    }
+
+    let unaggregated = render("userRoles: {aggregate: false}");
+    for role in ["environment-requester", "catalog-author", "viewer"] {
+        assert!(
+            aggregation(user_role(&unaggregated, role)).is_empty(),
+            "{role}"
+        );
+    }
+    let off = render("userRoles: {enabled: false}");
+    assert_eq!(of_kind(&off, "ClusterRole").len(), 3, "the operators' only");
+    let prefixed = render("namePrefix: blue-");
+    named(
+        &prefixed,
+        "ClusterRole",
+        &format!("blue-upstart-viewer-{NAMESPACE}"),
+    );
+}
+
 /// The metric names the operators register: the string literals `"upstart_…"` in their code.
 fn registered_metrics() -> BTreeSet<String> {
     let root = upstart_test_support::workspace_root();
@@ -921,7 +1202,11 @@ fn installations_in_two_namespaces_do_not_collide_on_cluster_scoped_names() {
     };
     let a = cluster_scoped(&render_in("shard-a", "{}"));
     let b = cluster_scoped(&render_in("shard-b", "{}"));
-    assert_eq!(a.len(), 6, "three ClusterRoles and their bindings: {a:?}");
+    assert_eq!(
+        a.len(),
+        9,
+        "three operators' ClusterRoles and their bindings, three user-facing ClusterRoles: {a:?}"
+    );
     assert!(a.is_disjoint(&b), "{a:?} and {b:?} collide");
 }
 
@@ -1241,6 +1526,17 @@ async fn helm_installs_upgrades_and_uninstalls_the_chart_on_an_api_server() {
     )
     .await;
     assert!(ok, "helm upgrade failed:\n{output}");
+    // The catalog namespace this release created is still its own after the upgrade.
+    let (ok, manifest) = helm_on_cluster(
+        &kubeconfig,
+        &["get", "manifest", RELEASE, "--namespace", NAMESPACE],
+    )
+    .await;
+    assert!(ok, "helm get manifest failed:\n{manifest}");
+    assert!(
+        manifest.contains("kind: Namespace\nmetadata:\n  name: upstart-catalog"),
+        "{manifest}"
+    );
     let after = checksum(
         &deployments
             .get("upstart-helmrelease-operator")
@@ -1276,5 +1572,104 @@ async fn helm_installs_upgrades_and_uninstalls_the_chart_on_an_api_server() {
         crds.list(&ListParams::default()).await.unwrap().items.len(),
         3
     );
+    control_plane.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_install_keeps_an_existing_catalog_namespace_and_refuses_monitoring_without_its_crds()
+{
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, PostParams};
+
+    let control_plane =
+        upstart_control_plane::ControlPlane::start(upstart_control_plane::Options::default());
+    let endpoint = control_plane
+        .serve_https("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    endpoint.write_kubeconfig(&kubeconfig).unwrap();
+    let chart = chart_dir();
+    let install = |values: &str| {
+        let file = dir.path().join(format!("{}.yaml", values.len()));
+        std::fs::write(&file, values).unwrap();
+        let kubeconfig = kubeconfig.clone();
+        let chart = chart.clone();
+        async move {
+            helm_on_cluster(
+                &kubeconfig,
+                &[
+                    "install",
+                    RELEASE,
+                    chart.to_str().unwrap(),
+                    "--namespace",
+                    NAMESPACE,
+                    "--create-namespace",
+                    "--values",
+                    file.to_str().unwrap(),
+                ],
+            )
+            .await
+        }
+    };
+
+    // This API server serves no monitoring.coreos.com kinds: refused before anything is made.
+    let (ok, output) =
+        install("{alerts: {enabled: true}, metrics: {serviceMonitor: {enabled: true}}}").await;
+    assert!(
+        !ok,
+        "installed without the Prometheus Operator CRDs:\n{output}"
+    );
+    for named in [
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor (metrics.serviceMonitor.enabled=true)",
+        "PrometheusRule (alerts.enabled=true)",
+        "--set alerts.enabled=false,metrics.serviceMonitor.enabled=false",
+    ] {
+        assert!(output.contains(named), "{named} not in:\n{output}");
+    }
+
+    // A catalog namespace made before (by hand, by another tool) is left as it is.
+    let namespaces: Api<Namespace> = Api::all(control_plane.client());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "upstart-catalog", "labels": {"team": "platform"}}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let (ok, output) = install("catalog: {create: true}").await;
+    assert!(
+        ok,
+        "helm install with an existing catalog namespace failed:\n{output}"
+    );
+    let catalog = namespaces.get("upstart-catalog").await.unwrap();
+    assert_eq!(catalog.metadata.labels.unwrap()["team"], "platform");
+    assert!(
+        catalog
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .keys()
+            .all(|k| !k.starts_with("meta.helm.sh/")),
+        "helm adopted a namespace it did not create"
+    );
+    let (ok, output) = helm_on_cluster(
+        &kubeconfig,
+        &[
+            "upgrade",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "--namespace",
+            NAMESPACE,
+            "--reuse-values",
+        ],
+    )
+    .await;
+    assert!(ok, "helm upgrade failed:\n{output}");
     control_plane.shutdown();
 }
