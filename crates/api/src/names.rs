@@ -35,6 +35,17 @@ pub fn child_name(parent: &str, key: &str) -> String {
     bounded_label(&format!("{parent}-{}", kebab_case(key)))
 }
 
+/// The HelmRelease an `EnvironmentRelease` dependency on `key` means: in environment `E` the
+/// environment-wide release `E-<key>` (as [`child_name`] names it); outside an environment, the
+/// HelmRelease named by the key in kebab-case (what a squad applies beside its service to try
+/// it alone).
+pub fn environment_release_name(environment: Option<&str>, key: &str) -> String {
+    match environment {
+        Some(environment) => child_name(environment, key),
+        None => kebab_case(key),
+    }
+}
+
 /// The value of the `upstartoperators.upstart.com/release` label: `<namespace>.<name>`,
 /// shortened with a hash suffix when longer than a label value may be.
 pub fn release_label_value(namespace: &str, name: &str) -> String {
@@ -65,6 +76,22 @@ mod tests {
         assert_eq!(kebab_case("HTTPServer"), "http-server");
         assert_eq!(kebab_case("redis2Cache"), "redis2-cache");
         assert_eq!(kebab_case("already-Kebab"), "already-kebab");
+    }
+
+    #[test]
+    fn environment_release_is_the_environment_child_inside_an_environment_and_the_key_outside() {
+        assert_eq!(
+            environment_release_name(Some("pr-1234"), "launch-darkly"),
+            "pr-1234-launch-darkly"
+        );
+        assert_eq!(
+            environment_release_name(Some("my-environment-name"), "launch-darkly"),
+            "my-environment-name-launch-darkly"
+        );
+        assert_eq!(
+            environment_release_name(None, "launch-darkly"),
+            "launch-darkly"
+        );
     }
 
     #[test]

@@ -42,6 +42,20 @@ pub enum Error {
         kind: Option<&'static str>,
     },
 
+    /// An `EnvironmentRelease` dependency whose environment-wide release does not exist (yet).
+    /// The release waits, like for any unknown dependency.
+    #[error(
+        "{release}: dependency {key} (kind EnvironmentRelease) is the HelmRelease {object}, which does not exist: declare {key} in the environment's helmReleases (outside an environment, apply a HelmRelease named {object})"
+    )]
+    UnknownEnvironmentRelease {
+        /// The release (as users know it) that declares the dependency.
+        release: String,
+        /// The environment release key as written.
+        key: String,
+        /// The HelmRelease it resolved to.
+        object: String,
+    },
+
     /// A dependency name matches both an UpstartService and a HelmRelease and has no `kind`.
     #[error(
         "{release}: dependency {name} is ambiguous: an UpstartService and a HelmRelease are both named {name}; set kind"
@@ -220,7 +234,9 @@ impl Error {
     pub fn is_wait(&self) -> bool {
         matches!(
             self,
-            Error::UnknownDependency { .. } | Error::MissingOutput { .. }
+            Error::UnknownDependency { .. }
+                | Error::UnknownEnvironmentRelease { .. }
+                | Error::MissingOutput { .. }
         )
     }
 
@@ -240,7 +256,9 @@ impl Error {
     /// A short, bounded label for metrics and condition reasons.
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::UnknownDependency { .. } => "UnknownDependency",
+            Error::UnknownDependency { .. } | Error::UnknownEnvironmentRelease { .. } => {
+                "UnknownDependency"
+            }
             Error::AmbiguousDependency { .. } => "AmbiguousDependency",
             Error::NameConflict { .. } => "NameConflict",
             Error::Cycle { .. } => "DependencyCycle",

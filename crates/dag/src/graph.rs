@@ -88,6 +88,9 @@ pub struct ResolvedDependency {
 pub struct GraphInput {
     releases: Vec<ReleaseEntry>,
     groups: Vec<Group>,
+    /// The environment whose releases `EnvironmentRelease` dependencies name, once
+    /// [`GraphInput::add_environment`] added one.
+    environment: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -136,12 +139,14 @@ impl GraphInput {
     }
 
     /// An UpstartEnvironment's environment-wide releases, named `<environment>-<key>`. Users
-    /// know them by that object name, since that is how services depend on them.
+    /// know them by that object name, since that is how services depend on them; an
+    /// `EnvironmentRelease` dependency on a key resolves to that name from now on.
     pub fn add_environment(
         &mut self,
         name: &str,
         releases: &std::collections::BTreeMap<String, HelmReleaseSpec>,
     ) -> &mut Self {
+        self.environment = Some(name.to_owned());
         self.add_group(
             name,
             false,
@@ -150,6 +155,13 @@ impl GraphInput {
                 .map(|(key, release)| (key.clone(), release.dependencies.clone())),
             child_name,
         )
+    }
+
+    /// `EnvironmentRelease` dependencies name the releases of environment `name` (without
+    /// adding them, for a namespace whose environment-wide releases are objects already).
+    pub fn set_environment(&mut self, name: Option<&str>) -> &mut Self {
+        self.environment = name.map(str::to_owned);
+        self
     }
 
     /// A HelmRelease that belongs to no service or environment of this input.
@@ -801,7 +813,8 @@ struct Condensed {
 }
 
 /// SPEC §3: a sibling key first; otherwise the UpstartService or HelmRelease of that name in the
-/// namespace (both, with no `kind`: ambiguous).
+/// namespace (both, with no `kind`: ambiguous). An `EnvironmentRelease` is the HelmRelease
+/// [`Dependency::in_environment`] names.
 fn resolve(
     dependency: &Dependency,
     entry: &ReleaseEntry,
@@ -809,9 +822,10 @@ fn resolve(
     releases: &HashMap<&str, NodeIndex>,
     services: &HashMap<&str, NodeIndex>,
 ) -> Result<NodeIndex, Error> {
-    let kind = dependency.kind;
-    let name = dependency.name.as_str();
-    if kind != Some(DependencyKind::UpstartService)
+    let concrete = dependency.in_environment(input.environment.as_deref());
+    let kind = concrete.kind;
+    let name = concrete.name.as_str();
+    if matches!(dependency.kind, None | Some(DependencyKind::HelmRelease))
         && let Some(group) = entry.group
         && let Some(object) = input.groups[group].keys.get(name)
         && let Some(&node) = releases.get(object.as_str())
@@ -834,12 +848,20 @@ fn resolve(
             release: entry.label.clone(),
             name: name.to_owned(),
         }),
+        (None, None) if dependency.kind == Some(DependencyKind::EnvironmentRelease) => {
+            Err(Error::UnknownEnvironmentRelease {
+                release: entry.label.clone(),
+                key: dependency.name.clone(),
+                object: concrete.name.clone(),
+            })
+        }
         (None, None) => Err(Error::UnknownDependency {
             release: entry.label.clone(),
             name: name.to_owned(),
-            kind: kind.map(|k| match k {
+            kind: dependency.kind.map(|k| match k {
                 DependencyKind::HelmRelease => NodeKind::HelmRelease.as_str(),
                 DependencyKind::UpstartService => NodeKind::UpstartService.as_str(),
+                DependencyKind::EnvironmentRelease => "environment release",
             }),
         }),
     }

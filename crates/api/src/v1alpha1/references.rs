@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::validation::{CONFIG_KEY, DEPENDENCY_NAME, DNS1123_SUBDOMAIN, RELEASE_KEY};
+use crate::names::environment_release_name;
 
 /// A `valuesFrom` entry: exactly one of `secretRef` or `configMapRef`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
@@ -59,10 +60,14 @@ impl KeyReference {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Dependency {
-    /// A sibling release key (in an UpstartService), or a HelmRelease or UpstartService of the namespace.
+    /// A sibling release key (in an UpstartService), or a HelmRelease or UpstartService of the
+    /// namespace; with `kind: EnvironmentRelease`, the key of an environment-wide release.
     #[schemars(pattern(DEPENDENCY_NAME), length(min = 1, max = 253))]
     pub name: String,
     /// Which kind `name` is. Default: whichever exists (both: ambiguous, set `kind`).
+    /// `EnvironmentRelease`: the environment-wide release of that key of whichever environment
+    /// the service runs in (`<environment>-<key>`; outside an environment, the HelmRelease
+    /// named `<key>`), so a catalog template works in every environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<DependencyKind>,
     /// The name used in expressions. Default: `name`.
@@ -76,6 +81,20 @@ impl Dependency {
     pub fn alias(&self) -> &str {
         self.alias.as_deref().unwrap_or(&self.name)
     }
+
+    /// This dependency with an `EnvironmentRelease` made concrete for `environment` (see
+    /// [`environment_release_name`]): the HelmRelease it means, with the key kept as the alias
+    /// so expressions need no change. Other dependencies are returned unchanged.
+    pub fn in_environment(&self, environment: Option<&str>) -> Dependency {
+        if self.kind != Some(DependencyKind::EnvironmentRelease) {
+            return self.clone();
+        }
+        Dependency {
+            name: environment_release_name(environment, &self.name),
+            kind: Some(DependencyKind::HelmRelease),
+            alias: Some(self.alias().to_owned()),
+        }
+    }
 }
 
 /// The kinds a dependency can be.
@@ -85,6 +104,9 @@ impl Dependency {
 pub enum DependencyKind {
     HelmRelease,
     UpstartService,
+    // An environment-wide release, by its key (documented on `Dependency::kind`: a doc comment
+    // here would turn the schema into one description per variant and drop the field's).
+    EnvironmentRelease,
 }
 
 /// An `outputsFrom` entry: a Secret or ConfigMap whose keys become the release's outputs.

@@ -174,6 +174,98 @@ fn environment_releases_are_found_by_their_object_name() {
 }
 
 #[test]
+fn environment_release_dependency_is_the_environment_child_of_its_key_in_any_environment() {
+    for environment in ["my-environment-name", "pr-1234"] {
+        let mut input = GraphInput::new();
+        let spec = HelmReleaseSpec {
+            chart: "upstart-charts/launch-darkly".to_owned(),
+            ..Default::default()
+        };
+        input.add_environment(
+            environment,
+            &BTreeMap::from([("launch-darkly".to_owned(), spec)]),
+        );
+        service(
+            &mut input,
+            "svc",
+            &[(
+                "app",
+                vec![dep_kind(
+                    "launch-darkly",
+                    DependencyKind::EnvironmentRelease,
+                )],
+            )],
+        );
+        let graph = DependencyGraph::build(&input);
+        assert!(graph.problems().is_empty(), "{:?}", graph.problems());
+        let resolved = &graph.dependencies(&r("svc-app"))[0];
+        assert_eq!(resolved.target, r(&format!("{environment}-launch-darkly")));
+        assert_eq!(resolved.alias, "launch-darkly", "expressions keep the key");
+    }
+}
+
+#[test]
+fn environment_release_dependency_outside_an_environment_is_the_release_named_by_the_key() {
+    let mut input = GraphInput::new();
+    input.add_release("launch-darkly", &[]);
+    service(
+        &mut input,
+        "svc",
+        &[(
+            "app",
+            vec![dep_kind(
+                "launch-darkly",
+                DependencyKind::EnvironmentRelease,
+            )],
+        )],
+    );
+    let graph = DependencyGraph::build(&input);
+    assert!(graph.problems().is_empty(), "{:?}", graph.problems());
+    assert_eq!(
+        graph.dependencies(&r("svc-app"))[0].target,
+        r("launch-darkly")
+    );
+}
+
+#[test]
+fn missing_environment_release_is_reported_with_the_release_it_stands_for() {
+    let mut input = GraphInput::new();
+    input.add_environment("pr-1234", &BTreeMap::new());
+    // A sibling key of the same name is not the environment release.
+    service(
+        &mut input,
+        "svc",
+        &[
+            (
+                "app",
+                vec![dep_kind(
+                    "launch-darkly",
+                    DependencyKind::EnvironmentRelease,
+                )],
+            ),
+            ("launch-darkly", vec![]),
+        ],
+    );
+    let graph = DependencyGraph::build(&input);
+    let problem = &graph.problems()[0];
+    assert_eq!(
+        problem,
+        &Error::UnknownEnvironmentRelease {
+            release: "svc/app".to_owned(),
+            key: "launch-darkly".to_owned(),
+            object: "pr-1234-launch-darkly".to_owned(),
+        }
+    );
+    assert!(problem.is_wait());
+    assert!(
+        problem
+            .to_string()
+            .contains("declare launch-darkly in the environment's helmReleases"),
+        "{problem}"
+    );
+}
+
+#[test]
 fn environment_releases_resolve_each_others_keys_first() {
     let mut input = GraphInput::new();
     let db = HelmReleaseSpec {
