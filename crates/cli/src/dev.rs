@@ -72,7 +72,9 @@ pub struct DevArgs {
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub ready_timeout: Duration,
 
-    /// Directory of charts served as the `upstart-charts` repository (edits are picked up).
+    /// Directory of charts served as the `upstart-charts` repository. A chart added or changed
+    /// there is seen by the next release that resolves it; an installed release keeps what it
+    /// rendered until its own spec or values change.
     #[arg(long, default_value = "./charts")]
     pub charts: PathBuf,
 

@@ -60,7 +60,8 @@ pub struct LocalClusterOptions {
     /// Where to write a kubeconfig for the HTTPS endpoint (parent folders are created).
     /// Requires `https_port`.
     pub kubeconfig_path: Option<PathBuf>,
-    /// Directory of charts served as the `upstart-charts` repository (edits are picked up).
+    /// Directory of charts served as the `upstart-charts` repository. A chart added or changed
+    /// there is seen by the next release that resolves it (no index cache period).
     /// `None`, or a directory that does not exist (a warning then): no repository.
     pub charts_dir: Option<PathBuf>,
     /// How long simulated workloads (Deployments, Jobs, …) take to become ready.

@@ -96,7 +96,7 @@ impl OperatorContext {
     }
 
     /// The chart repositories as the HelmRelease operator's repository configuration: each
-    /// alias to its URL, nothing else allowed.
+    /// alias to its URL, nothing else allowed, the index read again at every resolution.
     pub fn repository_config(&self) -> RepositoryConfig {
         RepositoryConfig {
             repositories: self
@@ -115,6 +115,10 @@ impl OperatorContext {
                     )
                 })
                 .collect(),
+            // The local repository is a directory being edited: a chart added or changed
+            // under it must be seen by the next release that asks, not minutes later. The
+            // index is still read conditionally (ETag), so an unchanged one costs a 304.
+            index_ttl: Duration::ZERO,
             ..RepositoryConfig::default()
         }
     }

@@ -157,6 +157,83 @@ async fn https_endpoint_writes_a_kubeconfig_and_charts_are_served_as_upstart_cha
     cluster.shutdown().await;
 }
 
+fn tiny_chart(charts: &Path, dir: &str, version: &str) {
+    std::fs::create_dir_all(charts.join(dir).join("templates")).unwrap();
+    std::fs::write(
+        charts.join(dir).join("Chart.yaml"),
+        format!("apiVersion: v2\nname: tiny\nversion: {version}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        charts.join(dir).join("templates/configmap.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  version: {{ .Chart.Version | quote }}\n",
+    )
+    .unwrap();
+}
+
+fn tiny_release(name: &str, version: &str) -> upstart_local_cluster::Manifest {
+    parse(
+        name,
+        &format!(
+            "apiVersion: upstartoperators.upstart.com/v1alpha1
+kind: HelmRelease
+metadata: {{name: {name}}}
+spec: {{chart: upstart-charts/tiny, version: \"{version}\"}}
+"
+        ),
+    )
+    .unwrap()
+    .remove(0)
+}
+
+#[tokio::test]
+async fn a_chart_version_added_to_the_charts_directory_is_installable_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let charts = tmp.path().join("charts");
+    tiny_chart(&charts, "tiny-1", "0.1.0");
+    let cluster = LocalCluster::start(LocalClusterOptions {
+        charts_dir: Some(charts.clone()),
+        operators: OperatorSet::all(),
+        helm_path: Some(upstart_test_support::helm()),
+        ..LocalClusterOptions::default()
+    })
+    .await
+    .unwrap();
+    // The first release has the operator read (and, before, cache) the repository's index.
+    let first = apply_manifests(
+        cluster.client(),
+        vec![tiny_release("first", "0.1.0")],
+        MANAGER,
+        "default",
+    )
+    .await
+    .unwrap();
+    cluster
+        .wait_ready(&first, Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    tiny_chart(&charts, "tiny-2", "0.2.0");
+    let second = apply_manifests(
+        cluster.client(),
+        vec![tiny_release("second", "0.2.0")],
+        MANAGER,
+        "default",
+    )
+    .await
+    .unwrap();
+    // Not minutes (the index cache period of remote repositories, then the retry interval).
+    cluster
+        .wait_ready(&second, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(cluster.client().clone(), "default");
+    let installed = config_maps.get("second").await.unwrap();
+    assert_eq!(installed.data.unwrap()["version"], "0.2.0");
+    cluster.shutdown().await;
+}
+
 #[tokio::test]
 async fn files_are_applied_crds_first_into_the_default_namespace_given() {
     let cluster = LocalCluster::start(LocalClusterOptions::default())
