@@ -18,15 +18,21 @@ use crate::cluster::Live;
 use crate::error::Error;
 use crate::status;
 
-/// The field manager of everything `upstart dev` applies.
-const FIELD_MANAGER: &str = "upstart-dev";
+/// The field manager of everything `upstart dev` applies: kubectl's own for
+/// `kubectl apply --server-side`. The documented edit loop is to change a file and re-apply it
+/// with kubectl; under another manager that re-apply conflicts on every field whose value
+/// changed (`conflict with "upstart-dev"`) and needs `--force-conflicts`. As the same manager,
+/// kubectl's apply owns the same fields and simply moves them, as if kubectl had applied the
+/// file in the first place.
+const FIELD_MANAGER: &str = "kubectl";
 
 /// Arguments of `upstart dev`.
 #[derive(Debug, clap::Args)]
 pub struct DevArgs {
     /// Manifest files to apply (multi-document YAML; a directory stands for its YAML files):
-    /// CustomResourceDefinitions first, then the rest, with server-side apply (field manager
-    /// `upstart-dev`). Namespaced objects without a namespace go to `default`.
+    /// CustomResourceDefinitions first, then the rest, with server-side apply as
+    /// `kubectl apply --server-side` does it (field manager `kubectl`, so re-applying an edited
+    /// file with kubectl just works). Namespaced objects without a namespace go to `default`.
     pub files: Vec<PathBuf>,
 
     /// Catalog templates: files (or directories) applied, before FILES, into the catalog

@@ -408,3 +408,120 @@ fn sigterm_while_waiting_for_ready_exits_non_zero() {
         "{stderr}"
     );
 }
+
+/// `upstart dev --no-operators` on `port` writing `kubeconfig`, with `files`.
+fn dev_on(dir: &Path, port: u16, kubeconfig: &str, files: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_upstart"));
+    c.current_dir(dir)
+        .args(["--log-format", "text", "dev", "--no-operators"])
+        .args(["--port", &port.to_string()])
+        .args(["--kubeconfig", kubeconfig, "--charts", "no-charts"])
+        .args(files)
+        .env("RUST_LOG", "info");
+    c
+}
+
+/// A running `upstart dev`, stopped with SIGTERM when dropped.
+struct Running {
+    child: Option<Child>,
+}
+
+impl Running {
+    /// Starts it and waits for its first stdout line (`export KUBECONFIG=…`).
+    fn start(mut command: Command) -> Running {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.starts_with("export KUBECONFIG=/"), "{first}");
+        Running { child: Some(child) }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGTERM, then its stderr once it exited successfully.
+    fn stop(mut self) -> String {
+        let child = self.child.take().unwrap();
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let out = wait_output(child, Duration::from_secs(20));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "stderr:\n{stderr}");
+        stderr
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `kubectl ARGS` until it succeeds, and returns its stdout.
+fn kubectl_eventually(dir: &Path, args: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new(upstart_test_support::kubectl())
+            .current_dir(dir)
+            .args(["--kubeconfig", "k.yaml", "--cache-dir", "kube-cache"])
+            .args(args)
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return String::from_utf8(out.stdout).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kubectl {args:?} kept failing: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_file_upstart_dev_applied_is_edited_and_reapplied_with_kubectl_server_side() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(dir, "crd.yaml", CRD);
+    write(dir, "widget.yaml", WIDGET);
+    let dev = Running::start(dev_on(dir, 0, "k.yaml", &["crd.yaml", "widget.yaml"]));
+    let size = kubectl_eventually(dir, &["get", "widget", "w", "-o", "jsonpath={.spec.size}"]);
+    assert_eq!(size, "3");
+
+    // The documented loop: edit the file, apply it with kubectl's defaults (no
+    // --force-conflicts, no --field-manager).
+    write(dir, "widget.yaml", &WIDGET.replace("size: 3", "size: 5"));
+    kubectl(dir, &["apply", "--server-side", "-f", "widget.yaml"]);
+    let size = kubectl(dir, &["get", "widget", "w", "-o", "jsonpath={.spec.size}"]);
+    assert_eq!(size, "5");
+    let managers = kubectl(
+        dir,
+        &[
+            "get",
+            "widget",
+            "w",
+            "--show-managed-fields",
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ],
+    );
+    assert_eq!(managers, "kubectl", "one owner of the applied fields");
+    dev.stop();
+}
