@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::instance::Instance;
+
 /// Everything that can go wrong starting the local cluster, applying manifests or waiting for
 /// them.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,27 @@ pub enum Error {
     },
     #[error("writing the kubeconfig {path}: {message}")]
     Kubeconfig { path: PathBuf, message: String },
+    #[error(
+        "port {port} is in use by another upstart dev ({holder}): stop it, or pass --port 0 \
+         --kubeconfig OTHER to run a second one beside it"
+    )]
+    PortInUseByInstance { port: u16, holder: Box<Instance> },
+    #[error(
+        "port {port} of 127.0.0.1 is in use, and not by an upstart dev with its kubeconfig in \
+         {}: stop what holds it, or pass --port 0 (any free port)", dir.display()
+    )]
+    PortInUse { port: u16, dir: PathBuf },
+    #[error(
+        "the kubeconfig {kubeconfig} belongs to another running upstart dev ({holder}); \
+         overwriting it would point that one's users at this one: pass --kubeconfig OTHER \
+         (and --port 0), or stop it"
+    )]
+    KubeconfigInUse {
+        kubeconfig: PathBuf,
+        holder: Box<Instance>,
+    },
+    #[error("writing the instance record {path}: {message}")]
+    InstanceRecord { path: PathBuf, message: String },
     #[error("serving the charts in {path}: {source}")]
     ChartRepo {
         path: PathBuf,
@@ -90,6 +113,9 @@ impl Error {
             Error::KubeconfigWithoutHttps { .. } => "kubeconfig_without_https",
             Error::ControlPlane { .. } => "control_plane",
             Error::Kubeconfig { .. } => "kubeconfig",
+            Error::PortInUseByInstance { .. } | Error::PortInUse { .. } => "port_in_use",
+            Error::KubeconfigInUse { .. } => "kubeconfig_in_use",
+            Error::InstanceRecord { .. } => "instance_record",
             Error::ChartRepo { .. } => "chart_repo",
             Error::UnknownKind { .. } => "unknown_kind",
             Error::Apply { .. } => "apply",

@@ -23,6 +23,7 @@
 
 mod apply;
 mod error;
+pub mod instance;
 mod manifests;
 mod operators;
 mod ready;
@@ -87,6 +88,8 @@ pub struct LocalCluster {
     operators: operators::RunningOperators,
     reported_kinds: ReportedKinds,
     catalog_namespace: String,
+    /// The instance record next to the kubeconfig, removed at shutdown.
+    claim: Option<instance::Claim>,
     // Last: removed once everything that may write into it has stopped.
     work_dir: tempfile::TempDir,
 }
@@ -114,14 +117,27 @@ impl LocalCluster {
             .tempdir()
             .map_err(Error::WorkDir)?;
         let catalog_namespace = upstart_operator_runtime::CommonArgs::default().catalog_namespace;
+        // Claimed before anything binds or writes: a kubeconfig of a live instance is never
+        // overwritten, whatever the port.
+        let mut claim = match &options.kubeconfig_path {
+            Some(path) => Some(claim_kubeconfig(path, options.https_port)?),
+            None => None,
+        };
         let control_plane = ControlPlane::start(upstart_control_plane::Options::default());
         let endpoint = match options.https_port {
             Some(port) => {
                 let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
                 let endpoint = control_plane.serve_https(addr).await.map_err(|source| {
-                    Error::ControlPlane {
-                        addr,
-                        source: Box::new(source),
+                    match (&source, &options.kubeconfig_path) {
+                        (upstart_control_plane::Error::Io(io), Some(kubeconfig))
+                            if io.kind() == std::io::ErrorKind::AddrInUse =>
+                        {
+                            port_in_use(kubeconfig, port)
+                        }
+                        _ => Error::ControlPlane {
+                            addr,
+                            source: Box::new(source),
+                        },
                     }
                 })?;
                 tracing::info!(url = %endpoint.url, "control plane serving");
@@ -130,6 +146,9 @@ impl LocalCluster {
             None => None,
         };
         if let (Some(endpoint), Some(path)) = (&endpoint, &options.kubeconfig_path) {
+            if let Some(claim) = &mut claim {
+                claim.set_port(endpoint.addr.port())?;
+            }
             write_kubeconfig(endpoint, path)?;
             tracing::info!(kubeconfig = %path.display(), "kubeconfig written");
         }
@@ -177,6 +196,7 @@ impl LocalCluster {
             operators,
             reported_kinds: options.operators.reported_kinds(),
             catalog_namespace,
+            claim,
             work_dir,
         })
     }
@@ -253,6 +273,7 @@ impl LocalCluster {
             repo.shutdown().await;
         }
         self.control_plane.shutdown();
+        drop(self.claim);
         if let Err(error) = self.work_dir.close() {
             tracing::warn!(%error, "removing the cluster's scratch directory");
         }
@@ -288,6 +309,40 @@ async fn install_upstart_basics(
     });
     apply_manifests(client, manifests, FIELD_MANAGER, "default").await?;
     Ok(())
+}
+
+/// Claims `kubeconfig` for this process; refused while a live instance holds it, with the
+/// port's message when that instance also holds the port asked for.
+fn claim_kubeconfig(kubeconfig: &Path, port: Option<u16>) -> Result<instance::Claim, Error> {
+    instance::Claim::take(kubeconfig).map_err(|error| match error {
+        Error::KubeconfigInUse { holder, .. }
+            if port.is_some_and(|p| p != 0 && holder.port == Some(p)) =>
+        {
+            Error::PortInUseByInstance {
+                port: port.unwrap_or_default(),
+                holder,
+            }
+        }
+        other => other,
+    })
+}
+
+/// Why `port` cannot be bound: the live instance recorded next to `kubeconfig` holding it, if
+/// any.
+fn port_in_use(kubeconfig: &Path, port: u16) -> Error {
+    match instance::holder_of_port(kubeconfig, port) {
+        Some(holder) => Error::PortInUseByInstance {
+            port,
+            holder: Box::new(holder),
+        },
+        None => {
+            let absolute = std::path::absolute(kubeconfig).unwrap_or_else(|_| kubeconfig.into());
+            Error::PortInUse {
+                port,
+                dir: absolute.parent().map(Path::to_path_buf).unwrap_or_default(),
+            }
+        }
+    }
 }
 
 fn write_kubeconfig(endpoint: &Endpoint, path: &Path) -> Result<(), Error> {

@@ -139,6 +139,17 @@ async fn https_endpoint_writes_a_kubeconfig_and_charts_are_served_as_upstart_cha
     let url = cluster.api_url().unwrap().to_owned();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     assert_eq!(cluster.kubeconfig_path(), Some(kubeconfig.as_path()));
+    // The instance record next to the kubeconfig names this process and the port.
+    let record = tmp.path().join("out/kubeconfig.dev.json");
+    let instance: upstart_local_cluster::instance::Instance =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(instance.pid, std::process::id());
+    assert_eq!(
+        instance.port,
+        Some(cluster.endpoint().unwrap().addr.port()),
+        "{instance:?}"
+    );
+    assert_eq!(instance.kubeconfig, kubeconfig);
     let text = std::fs::read_to_string(&kubeconfig).unwrap();
     assert!(text.contains(&url), "{text}");
     let repos = cluster.chart_repositories();
@@ -155,6 +166,7 @@ async fn https_endpoint_writes_a_kubeconfig_and_charts_are_served_as_upstart_cha
             .any(|n| n.metadata.name.as_deref() == Some("default"))
     );
     cluster.shutdown().await;
+    assert!(!record.exists(), "the record goes with the cluster");
 }
 
 fn tiny_chart(charts: &Path, dir: &str, version: &str) {
