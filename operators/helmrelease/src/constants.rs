@@ -23,4 +23,5 @@ pub mod reasons {
     pub const SUCCEEDED: &str = "Succeeded";
     pub const RECONCILED: &str = "Reconciled";
     pub const DELETING: &str = "Deleting";
+    pub const UNRESOLVED_ENVIRONMENT_RELEASE: &str = "UnresolvedEnvironmentRelease";
 }

@@ -1,8 +1,10 @@
 //! The "what next" function of a reconcile: what was observed in, the one next step out.
 //! Pure, so every rule of SPEC §2.6 is tested without an API server.
 
-use upstart_api::v1alpha1::Dependency;
+use upstart_api::v1alpha1::{Dependency, DependencyKind};
 use upstart_release_engine::health::Health;
+
+use crate::constants::reasons;
 
 /// Everything a reconcile observed about one release, as plain data.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,15 +47,30 @@ pub struct SpecProblem {
 }
 
 /// Dependency aliases of `release` used twice or hiding a built-in expression root
-/// (`environment`, `service`, `release`), as `upstart validate` reports them offline.
+/// (`environment`, `service`, `release`), as `upstart validate` reports them offline; and
+/// `EnvironmentRelease` dependencies, which only UpstartServices and UpstartEnvironments
+/// resolve (their children name the HelmRelease itself).
 pub fn alias_problems(release: &str, dependencies: &[Dependency]) -> Vec<SpecProblem> {
-    upstart_dag::check_aliases(release, dependencies)
+    let mut problems: Vec<SpecProblem> = upstart_dag::check_aliases(release, dependencies)
         .iter()
         .map(|error| SpecProblem {
             reason: error.reason().to_owned(),
             message: error.to_string(),
         })
-        .collect()
+        .collect();
+    problems.extend(
+        dependencies
+            .iter()
+            .filter(|d| d.kind == Some(DependencyKind::EnvironmentRelease))
+            .map(|d| SpecProblem {
+                reason: reasons::UNRESOLVED_ENVIRONMENT_RELEASE.to_owned(),
+                message: format!(
+                    "{release}: dependency {name} has kind EnvironmentRelease, which only UpstartServices and UpstartEnvironments resolve; a HelmRelease names the release itself: kind HelmRelease, name <environment>-{name} (or {name} outside an environment)",
+                    name = d.name
+                ),
+            }),
+    );
+    problems
 }
 
 /// One declared dependency as found in the namespace.
@@ -352,6 +369,28 @@ mod tests {
             Decision::SpecError { reason, message } => {
                 assert_eq!(reason, "ReservedAlias");
                 assert!(message.contains("service"), "{message}");
+            }
+            other => panic!("expected a spec error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn environment_release_kind_on_a_helm_release_is_a_spec_error_naming_the_release_to_use() {
+        let mut o = ready_observation();
+        o.spec_problems = alias_problems(
+            "app",
+            &[Dependency {
+                kind: Some(DependencyKind::EnvironmentRelease),
+                ..declared("launch-darkly", None)
+            }],
+        );
+        match decide(&o) {
+            Decision::SpecError { reason, message } => {
+                assert_eq!(reason, reasons::UNRESOLVED_ENVIRONMENT_RELEASE);
+                assert!(
+                    message.contains("name <environment>-launch-darkly"),
+                    "{message}"
+                );
             }
             other => panic!("expected a spec error, got {other:?}"),
         }

@@ -138,18 +138,21 @@ pub fn desired(
 ) -> Desired {
     let namespace = namespace_name(env);
     let mut out = Desired::default();
+    let env_name = env.name_any();
     for service in env.spec.services.iter().filter(|s| s.enabled()) {
         out.kept_services.insert(service.name.clone());
         match service_spec(service, templates) {
-            Ok(spec) => out.services.push(UpstartService {
+            Ok(mut spec) => out.services.push(UpstartService {
+                spec: {
+                    resolve_environment_releases(&env_name, spec.helm_releases.values_mut());
+                    spec
+                },
                 metadata: child_meta(env, service.name.clone(), Some(namespace.clone())),
-                spec,
                 status: None,
             }),
             Err(problems) => out.problems.extend(problems),
         }
     }
-    let env_name = env.name_any();
     for (key, spec) in &env.spec.helm_releases {
         out.releases.push(HelmRelease {
             metadata: child_meta(env, child_name(&env_name, key), Some(namespace.clone())),
@@ -238,6 +241,19 @@ pub fn service_spec(
     }
 }
 
+/// `EnvironmentRelease` dependencies made concrete: the HelmRelease `<environment>-<key>`,
+/// the key kept as the alias, so one catalog template works in every environment.
+fn resolve_environment_releases<'a>(
+    env_name: &str,
+    releases: impl Iterator<Item = &'a mut HelmReleaseSpec>,
+) {
+    for release in releases {
+        for dependency in &mut release.dependencies {
+            *dependency = dependency.in_environment(Some(env_name));
+        }
+    }
+}
+
 /// An environment-wide release: `releaseName` defaults to the key in kebab-case (so chart
 /// resource names stay short), and a dependency naming a sibling key is made concrete (the
 /// sibling's object name, with the key kept as the alias expressions use).
@@ -251,6 +267,7 @@ pub fn environment_release_spec(
     if spec.release_name.is_none() {
         spec.release_name = Some(kebab_case(key));
     }
+    resolve_environment_releases(env_name, std::iter::once(&mut spec));
     for dependency in &mut spec.dependencies {
         if dependency.kind != Some(DependencyKind::UpstartService)
             && siblings.contains_key(&dependency.name)
@@ -312,6 +329,40 @@ mod tests {
             ("UpstartEnvironment", "uid-1")
         );
         assert_eq!(namespace_name(&env(json!({"namespace": "other"}))), "other");
+    }
+
+    #[test]
+    fn environment_release_dependencies_of_a_template_name_this_environments_release() {
+        let mut catalog = catalog();
+        catalog
+            .get_mut("example-service")
+            .expect("template")
+            .helm_releases
+            .get_mut("exampleService")
+            .expect("key")
+            .dependencies
+            .push(Dependency {
+                name: "launch-darkly".into(),
+                kind: Some(DependencyKind::EnvironmentRelease),
+                alias: None,
+            });
+        let e = env(json!({
+            "helmReleases": {
+                "launch-darkly": {"chart": "repo/ld"},
+                "flags": {"chart": "repo/flags", "dependencies": [{"name": "launch-darkly", "kind": "EnvironmentRelease"}]}
+            },
+            "services": [{"name": "example-service", "template": {"name": "example-service"}}]
+        }));
+        let d = desired(&e, &catalog);
+        let concrete = Dependency {
+            name: "pr-1-launch-darkly".into(),
+            kind: Some(DependencyKind::HelmRelease),
+            alias: Some("launch-darkly".into()),
+        };
+        let app = &d.services[0].spec.helm_releases["exampleService"];
+        assert_eq!(app.dependencies.last(), Some(&concrete));
+        let flags = d.releases.iter().find(|r| r.name_any() == "pr-1-flags");
+        assert_eq!(flags.expect("flags").spec.dependencies, [concrete]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use upstart_api::labels::SERVICE_LABEL;
+use upstart_api::labels::{ENVIRONMENT_LABEL, SERVICE_LABEL};
 use upstart_api::names::{child_name, kebab_case};
 use upstart_api::v1alpha1::{
     Dependency, DependencyKind, HelmRelease, HelmReleaseSpec, UpstartService,
@@ -21,6 +21,12 @@ use crate::constants::reasons;
 pub enum Problem {
     /// A dependency name matches nothing in the namespace (yet): the child waits for it.
     UnknownDependency { key: String, name: String },
+    /// An `EnvironmentRelease` dependency whose HelmRelease does not exist (yet): the child waits.
+    UnknownEnvironmentRelease {
+        key: String,
+        name: String,
+        object: String,
+    },
     /// A dependency name matches both an UpstartService and a HelmRelease, and has no kind.
     AmbiguousDependency { key: String, name: String },
     /// A dependency cycle through this service: nothing on it is installed.
@@ -45,7 +51,9 @@ impl Problem {
     /// The bounded condition reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            Problem::UnknownDependency { .. } => reasons::UNKNOWN_DEPENDENCY,
+            Problem::UnknownDependency { .. } | Problem::UnknownEnvironmentRelease { .. } => {
+                reasons::UNKNOWN_DEPENDENCY
+            }
             Problem::AmbiguousDependency { .. } => reasons::AMBIGUOUS_DEPENDENCY,
             Problem::Cycle { .. } => reasons::DEPENDENCY_CYCLE,
             Problem::ReleaseNameConflict { .. } => reasons::RELEASE_NAME_CONFLICT,
@@ -56,14 +64,19 @@ impl Problem {
     /// Only a spec change (of this service or another object) can fix it; an unknown
     /// dependency is a wait, since it may be created later.
     pub fn is_spec_error(&self) -> bool {
-        !matches!(self, Problem::UnknownDependency { .. })
+        !matches!(
+            self,
+            Problem::UnknownDependency { .. } | Problem::UnknownEnvironmentRelease { .. }
+        )
     }
 
     /// Whether it is about a dependency name (the `DependenciesResolved` condition).
     pub fn is_resolution(&self) -> bool {
         matches!(
             self,
-            Problem::UnknownDependency { .. } | Problem::AmbiguousDependency { .. }
+            Problem::UnknownDependency { .. }
+                | Problem::UnknownEnvironmentRelease { .. }
+                | Problem::AmbiguousDependency { .. }
         )
     }
 
@@ -72,6 +85,9 @@ impl Problem {
         match self {
             Problem::UnknownDependency { key, name } => format!(
                 "release {key}: dependency {name} matches no release key, UpstartService or HelmRelease in the namespace; waiting for it"
+            ),
+            Problem::UnknownEnvironmentRelease { key, name, object } => format!(
+                "release {key}: dependency {name} (kind EnvironmentRelease) is the HelmRelease {object}, which does not exist in the namespace; waiting for it"
             ),
             Problem::AmbiguousDependency { key, name } => format!(
                 "release {key}: dependency {name} is ambiguous: an UpstartService and a HelmRelease are both named {name}; set its kind"
@@ -153,7 +169,11 @@ pub fn plan(
         })
         .collect();
 
+    // A service an environment created carries its label; its EnvironmentRelease dependencies
+    // name that environment's releases (the environment operator already made them concrete).
+    let environment = service.labels().get(ENVIRONMENT_LABEL).map(String::as_str);
     let mut input = GraphInput::new();
+    input.set_environment(environment);
     for s in &all {
         input.add_service(&s.name_any(), &s.spec);
     }
@@ -213,10 +233,18 @@ pub fn plan(
                         matches!(p, upstart_dag::Error::AmbiguousDependency { release, name }
                             if *release == label && *name == dependency.name)
                     });
+                    // An environment release is waited for as the HelmRelease it means.
+                    let concrete = dependency.in_environment(environment);
                     problems.push(if ambiguous {
                         Problem::AmbiguousDependency {
                             key: key.clone(),
                             name: dependency.name.clone(),
+                        }
+                    } else if dependency.kind == Some(DependencyKind::EnvironmentRelease) {
+                        Problem::UnknownEnvironmentRelease {
+                            key: key.clone(),
+                            name: dependency.name.clone(),
+                            object: concrete.name.clone(),
                         }
                     } else {
                         Problem::UnknownDependency {
@@ -227,8 +255,8 @@ pub fn plan(
                     // Kept as written (kind-less unless given): the HelmRelease operator waits
                     // for whichever appears, and this plan is redone when something does.
                     dependencies.push(Dependency {
-                        name: dependency.name.clone(),
-                        kind: dependency.kind,
+                        name: concrete.name,
+                        kind: concrete.kind,
                         alias: Some(dependency.alias().to_owned()),
                     });
                 }
@@ -525,6 +553,57 @@ mod tests {
             ]
         );
         assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+    }
+
+    #[test]
+    fn environment_release_dependency_is_the_release_named_by_its_key_outside_an_environment() {
+        let svc = service(
+            "svc",
+            0,
+            json!({"app": {"chart": "c/app", "dependencies": [
+                {"name": "launch-darkly", "kind": "EnvironmentRelease"}
+            ]}}),
+        );
+        let ld = release("launch-darkly", 1, json!({}));
+        let plan = plan(&svc, &[], &[ld]);
+        assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+        assert_eq!(
+            deps(&plan, "app"),
+            [json!({"name": "launch-darkly", "kind": "HelmRelease", "as": "launch-darkly"})]
+        );
+    }
+
+    #[test]
+    fn missing_environment_release_waits_for_the_release_of_the_services_environment() {
+        let mut svc = service(
+            "svc",
+            0,
+            json!({"app": {"chart": "c/app", "dependencies": [
+                {"name": "launch-darkly", "kind": "EnvironmentRelease"}
+            ]}}),
+        );
+        svc.labels_mut()
+            .insert(ENVIRONMENT_LABEL.to_owned(), "pr-1234".to_owned());
+        let plan = plan(&svc, &[], &[]);
+        assert_eq!(
+            plan.problems,
+            [Problem::UnknownEnvironmentRelease {
+                key: "app".to_owned(),
+                name: "launch-darkly".to_owned(),
+                object: "pr-1234-launch-darkly".to_owned(),
+            }]
+        );
+        assert!(
+            !plan.problems[0].is_spec_error(),
+            "a wait, not a spec error"
+        );
+        // The child waits for the concrete release, which the HelmRelease operator can read.
+        assert_eq!(
+            deps(&plan, "app"),
+            [
+                json!({"name": "pr-1234-launch-darkly", "kind": "HelmRelease", "as": "launch-darkly"})
+            ]
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
-use upstart_api::labels::SERVICE_LABEL;
+use upstart_api::labels::{ENVIRONMENT_LABEL, SERVICE_LABEL};
 use upstart_api::v1alpha1::{DependencyKind, HelmRelease, UpstartService};
 
 use crate::plan::effective_release_name;
@@ -36,10 +36,12 @@ pub fn services_naming(
         .iter()
         .filter(|s| s.namespace().as_deref() == Some(namespace))
         .filter(|s| {
+            let environment = s.labels().get(ENVIRONMENT_LABEL).map(String::as_str);
             s.spec.helm_releases.values().any(|r| {
-                r.dependencies
-                    .iter()
-                    .any(|d| d.name == name && d.kind.is_none_or(|k| k == kind))
+                r.dependencies.iter().any(|d| {
+                    let d = d.in_environment(environment);
+                    d.name == name && d.kind.is_none_or(|k| k == kind)
+                })
             })
         })
         .map(|s| ObjectRef::from_obj(s.as_ref()))
