@@ -40,7 +40,7 @@ use crate::wakeups;
 const RESYNC: Duration = Duration::from_secs(300);
 
 /// Every phase, for the phase gauge.
-const PHASES: [ServicePhase; 7] = [
+const PHASES: [ServicePhase; 8] = [
     ServicePhase::Pending,
     ServicePhase::Provisioning,
     ServicePhase::Ready,
@@ -48,6 +48,7 @@ const PHASES: [ServicePhase; 7] = [
     ServicePhase::Failed,
     ServicePhase::Deleting,
     ServicePhase::Template,
+    ServicePhase::Invalid,
 ];
 
 /// What the operator is configured with.
@@ -278,6 +279,7 @@ fn phase_name(phase: ServicePhase) -> &'static str {
         ServicePhase::Failed => "Failed",
         ServicePhase::Deleting => "Deleting",
         ServicePhase::Template => "Template",
+        ServicePhase::Invalid => "Invalid",
     }
 }
 

@@ -316,7 +316,13 @@ pub fn template_status(
     UpstartServiceStatus {
         observed_generation: generation,
         conditions,
-        phase: Some(ServicePhase::Template),
+        // A phase of its own, so that `kubectl get` shows a broken template without reading
+        // conditions.
+        phase: Some(if valid {
+            ServicePhase::Template
+        } else {
+            ServicePhase::Invalid
+        }),
         ..UpstartServiceStatus::default()
     }
 }
@@ -720,5 +726,8 @@ mod tests {
         assert_eq!(reason, reasons::TEMPLATE_INVALID);
         assert!(message.contains("release app"));
         assert_eq!(condition(&invalid, STALLED).0, "True");
+        assert_eq!(invalid.phase, Some(ServicePhase::Invalid));
+        let fixed = template_status(Some(&invalid), &[], 4, Some(3), &at(40));
+        assert_eq!(fixed.phase, Some(ServicePhase::Template));
     }
 }

@@ -705,7 +705,11 @@ async fn catalog_templates_are_validated_and_never_deployed() {
             && message.contains("unknown name db"),
         "{message}"
     );
-    assert_eq!(bad.status.unwrap().phase, Some(ServicePhase::Template));
+    assert_eq!(
+        bad.status.unwrap().phase,
+        Some(ServicePhase::Invalid),
+        "an invalid template says so in its phase"
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let children = h
         .releases(CATALOG)

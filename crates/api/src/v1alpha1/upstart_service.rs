@@ -109,6 +109,9 @@ pub enum ServicePhase {
     Failed,
     /// Its children are being torn down.
     Deleting,
-    /// A catalog template: validated, never deployed.
+    /// A valid catalog template: never deployed.
     Template,
+    /// A catalog template with problems (its `Valid` condition names them): environments that
+    /// use it get what it says, so fix it first.
+    Invalid,
 }
