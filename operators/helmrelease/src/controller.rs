@@ -1,7 +1,7 @@
 //! The kube-facing side of the operator: observe a release and its surroundings, act on the
 //! decision of [`crate::decide()`], write the status of [`crate::status`]. Thin on purpose.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +84,11 @@ pub struct Config {
     pub repositories: RepositoryConfig,
     /// Credentials by repository alias, read from the operator's own namespace.
     pub credentials: HashMap<String, Credentials>,
+    /// Where the credential Secrets live (the operator's own namespace). With it, a repository
+    /// whose `credentialsSecret` has no entry in [`Config::credentials`] (the Secret did not
+    /// exist when [`load_credentials`] ran) has its Secret read again at each fetch until it
+    /// exists; its releases fail naming the Secret meanwhile.
+    pub credentials_namespace: Option<String>,
     /// Chart archive cache.
     pub cache_dir: PathBuf,
     /// Cluster-scoped kinds a chart may create.
@@ -101,6 +106,7 @@ impl Default for Config {
             helm_path: PathBuf::from("helm"),
             repositories: RepositoryConfig::default(),
             credentials: HashMap::new(),
+            credentials_namespace: None,
             cache_dir: std::env::temp_dir().join("upstart-helmrelease-charts"),
             cluster_scoped_allow_list: ClusterScopedAllowList::default(),
             teardown_timeout: DEFAULT_TEARDOWN_TIMEOUT,
@@ -110,7 +116,9 @@ impl Default for Config {
 
 /// Reads each repository's credentials Secret from `namespace`, the operator's own, never
 /// from a tenant namespace (SPEC §2.2). The binary calls it at startup; in-process users may
-/// too, or fill [`Config::credentials`] themselves.
+/// too, or fill [`Config::credentials`] themselves. A Secret that does not exist is logged and
+/// left out, not an error: one missing Secret must not stop the releases of every other
+/// repository, and with [`Config::credentials_namespace`] set it is read again later.
 pub async fn load_credentials(
     client: &Client,
     namespace: &str,
@@ -122,21 +130,93 @@ pub async fn load_credentials(
         let Some(name) = &repository.credentials_secret else {
             continue;
         };
-        let secret = secrets.get(name).await.map_err(|source| Error::Kube {
-            action: format!(
-                "reading the credentials Secret {namespace}/{name} of repository {alias}"
+        let action =
+            format!("reading the credentials Secret {namespace}/{name} of repository {alias}");
+        match secrets.get_opt(name).await.map_err(Error::kube(action))? {
+            Some(secret) => {
+                credentials.insert(alias.clone(), secret_credentials(secret));
+            }
+            None => warn!(
+                repository = %alias,
+                secret = %format!("{namespace}/{name}"),
+                "the credentials Secret of this repository does not exist: its releases fail until \
+                 it is created in {namespace}, and pick it up then without a restart"
             ),
-            source,
-        })?;
-        let data = secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(key, value)| (key, value.0))
-            .collect();
-        credentials.insert(alias.clone(), Credentials::from_secret_data(&data));
+        }
     }
     Ok(credentials)
+}
+
+/// The credentials in a Secret's data (the keys [`Credentials::from_secret_data`] knows).
+fn secret_credentials(secret: Secret) -> Credentials {
+    let data = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(key, value)| (key, value.0))
+        .collect();
+    Credentials::from_secret_data(&data)
+}
+
+/// Repositories whose credentials Secret did not exist when the operator started. Each fetch
+/// from one of them reads its Secret again; once it exists, the repository gets a chart source
+/// of its own with those credentials (and a cache directory of its own: a chart source owns
+/// its cache directory), so creating the Secret heals its releases without a restart, and the
+/// shared source, with its caches, stays as it is.
+struct LateCredentials {
+    namespace: String,
+    repositories: RepositoryConfig,
+    cache_dir: PathBuf,
+    /// By repository alias: the Secret's name, and the source built once the Secret was read.
+    pending: tokio::sync::Mutex<BTreeMap<String, (String, Option<ChartSource>)>>,
+}
+
+impl LateCredentials {
+    /// The repositories of `config` that name a credentials Secret absent from its credentials;
+    /// `None` when there are none or nowhere to read them from.
+    fn of(config: &Config) -> Option<Self> {
+        let namespace = config.credentials_namespace.clone()?;
+        let pending: BTreeMap<String, (String, Option<ChartSource>)> = config
+            .repositories
+            .repositories
+            .iter()
+            .filter(|(alias, _)| !config.credentials.contains_key(*alias))
+            .filter_map(|(alias, repository)| {
+                let secret = repository.credentials_secret.clone()?;
+                Some((alias.clone(), (secret, None)))
+            })
+            .collect();
+        (!pending.is_empty()).then(|| LateCredentials {
+            namespace,
+            repositories: config.repositories.clone(),
+            cache_dir: config.cache_dir.clone(),
+            pending: tokio::sync::Mutex::new(pending),
+        })
+    }
+}
+
+/// The alias of the configured repository `chart` is fetched from: `ALIAS/NAME`, or a direct
+/// `oci://…`/`https://…` reference to a configured repository's URL (as the chart source
+/// resolves them).
+fn repository_alias<'a>(repositories: &'a RepositoryConfig, chart: &str) -> Option<&'a str> {
+    let chart = chart.trim();
+    if chart.starts_with("file:") {
+        return None;
+    }
+    if chart.starts_with("oci://") || chart.starts_with("https://") || chart.starts_with("http://")
+    {
+        let (base, _name) = chart.rsplit_once('/')?;
+        return repositories
+            .repositories
+            .iter()
+            .find(|(_, repository)| repository.url.trim_end_matches('/') == base)
+            .map(|(alias, _)| alias.as_str());
+    }
+    let (alias, _name) = chart.split_once('/')?;
+    repositories
+        .repositories
+        .get_key_value(alias)
+        .map(|(alias, _)| alias.as_str())
 }
 
 /// Shared by every reconcile.
@@ -148,6 +228,7 @@ pub struct Context {
     backoff: FailureBackoff<ObjectRef<HelmRelease>>,
     renderer: Renderer,
     charts: ChartSource,
+    late_credentials: Option<LateCredentials>,
     expressions: Expressions,
     discovered: RwLock<Discovered>,
     allow_list: ClusterScopedAllowList,
@@ -194,6 +275,15 @@ impl Context {
         let renderer = Renderer::new(&config.helm_path)
             .await
             .map_err(Error::Render)?;
+        let late_credentials = LateCredentials::of(&config);
+        if let Some(late) = &late_credentials {
+            let aliases: Vec<String> = late.pending.lock().await.keys().cloned().collect();
+            info!(
+                repositories = %aliases.join(", "),
+                namespace = %late.namespace,
+                "credentials Secrets missing at start are read again at each fetch until they exist"
+            );
+        }
         let charts = ChartSource::new(config.repositories, config.credentials, &config.cache_dir)
             .map_err(Error::ChartFetch)?;
         let discovered = discover(&client).await?;
@@ -205,6 +295,7 @@ impl Context {
             backoff: FailureBackoff::default(),
             renderer,
             charts,
+            late_credentials,
             expressions: Expressions::new(),
             discovered: RwLock::new(discovered),
             allow_list: config.cluster_scoped_allow_list,
@@ -237,6 +328,52 @@ impl Context {
                 api_version: api_version.to_owned(),
                 kind: kind.to_owned(),
             })
+    }
+
+    /// The chart source to fetch `chart` with: the shared one, unless `chart` comes from a
+    /// repository whose credentials Secret was missing at start (see [`LateCredentials`]).
+    async fn chart_source(&self, chart: &str) -> Result<ChartSource, Error> {
+        let Some(late) = &self.late_credentials else {
+            return Ok(self.charts.clone());
+        };
+        let Some(alias) = repository_alias(&late.repositories, chart) else {
+            return Ok(self.charts.clone());
+        };
+        let mut pending = late.pending.lock().await;
+        let Some((secret, source)) = pending.get_mut(alias) else {
+            return Ok(self.charts.clone());
+        };
+        if let Some(source) = source {
+            return Ok(source.clone());
+        }
+        let namespace = &late.namespace;
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let found = secrets.get_opt(secret).await.map_err(Error::kube(format!(
+            "reading the credentials Secret {namespace}/{secret} of repository {alias}"
+        )))?;
+        let Some(found) = found else {
+            return Err(Error::MissingCredentials {
+                repository: alias.to_owned(),
+                namespace: namespace.clone(),
+                secret: secret.clone(),
+            });
+        };
+        let mut repositories = late.repositories.clone();
+        repositories.repositories.retain(|key, _| key == alias);
+        let credentials = HashMap::from([(alias.to_owned(), secret_credentials(found))]);
+        let built = ChartSource::new(
+            repositories,
+            credentials,
+            late.cache_dir.join(format!("credentials-{alias}")),
+        )
+        .map_err(Error::ChartFetch)?;
+        info!(
+            repository = %alias,
+            secret = %format!("{namespace}/{secret}"),
+            "the credentials Secret now exists: this repository's charts are fetched with it"
+        );
+        *source = Some(built.clone());
+        Ok(built)
     }
 
     /// Updates what this process remembers of the release `key`.
@@ -1280,7 +1417,8 @@ async fn render_plan(
 ) -> Result<(upstart_chart_source::FetchedChart, manifests::Plan), Error> {
     let started = std::time::Instant::now();
     let chart = ctx
-        .charts
+        .chart_source(&hr.spec.chart)
+        .await?
         .fetch(&hr.spec.chart, hr.spec.version.as_deref())
         .await
         .map_err(Error::ChartFetch)?;
@@ -1671,5 +1809,25 @@ mod tests {
     fn values_document_is_parsed_as_yaml() {
         let value = parse_values_document(b"a:\n  b: 1\n").expect("valid");
         assert_eq!(value, json!({"a": {"b": 1}}));
+    }
+
+    #[test]
+    fn a_chart_reference_names_its_configured_repository_as_the_chart_source_resolves_it() {
+        let config = RepositoryConfig::from_yaml(
+            "repositories: {reg: {url: \"oci://registry.example.com/charts/\"}, \
+             web: {url: \"https://charts.example.com/stable\"}}",
+        )
+        .expect("valid");
+        for (chart, alias) in [
+            ("reg/app", Some("reg")),
+            ("oci://registry.example.com/charts/app", Some("reg")),
+            ("https://charts.example.com/stable/app", Some("web")),
+            ("web/app", Some("web")),
+            ("other/app", None),
+            ("oci://registry.example.com/other/app", None),
+            ("file:charts/reg/app", None),
+        ] {
+            assert_eq!(repository_alias(&config, chart), alias, "{chart}");
+        }
     }
 }

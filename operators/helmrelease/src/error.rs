@@ -19,6 +19,18 @@ pub enum Error {
     /// The chart could not be fetched.
     #[error("fetching the chart: {0}")]
     ChartFetch(#[source] upstart_chart_source::Error),
+    /// A repository's credentials Secret does not exist (yet); read again at the next attempt.
+    #[error(
+        "the credentials Secret {namespace}/{secret} of repository {repository} does not exist: \
+         create it in {namespace}, the operator's namespace (keys `username` and `password`, \
+         `token`, `.dockerconfigjson` or `ca.crt`); it is read again at the next attempt, \
+         without a restart"
+    )]
+    MissingCredentials {
+        repository: String,
+        namespace: String,
+        secret: String,
+    },
     /// Rendering or planning the manifests failed.
     #[error("{0}")]
     Render(#[source] upstart_release_engine::Error),
@@ -53,7 +65,7 @@ impl Error {
             Error::Kube { .. } => "KubernetesApiError",
             Error::Discovery(_) => "DiscoveryFailed",
             Error::NotNamespaced => "NotNamespaced",
-            Error::ChartFetch(_) => "ChartFetchFailed",
+            Error::ChartFetch(_) | Error::MissingCredentials { .. } => "ChartFetchFailed",
             Error::Render(e) => match e {
                 upstart_release_engine::Error::Conflict { .. } => "OwnershipConflict",
                 upstart_release_engine::Error::ForeignNamespace { .. } => "ForeignNamespace",
@@ -78,6 +90,7 @@ impl Error {
             Error::Discovery(_) => "discovery",
             Error::NotNamespaced => "not_namespaced",
             Error::ChartFetch(_) => "chart_fetch",
+            Error::MissingCredentials { .. } => "credentials_missing",
             Error::Render(e) => e.metric_label(),
             Error::UnknownKind { .. } => "unknown_kind",
             Error::HookFailed { .. } => "hook_failed",

@@ -77,6 +77,7 @@ async fn operate(op: OperatorContext, shutdown: Shutdown, cli: Cli) -> Result<()
         helm_path: cli.helm_path,
         repositories,
         credentials,
+        credentials_namespace: Some(cli.credentials_namespace),
         cache_dir: cli.cache_dir,
         cluster_scoped_allow_list: ClusterScopedAllowList::new(cli.allow_cluster_scoped),
         teardown_timeout: cli.common.teardown_timeout,

@@ -1966,6 +1966,108 @@ async fn chart_from_an_oci_registry_with_credentials_from_the_operator_namespace
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credentials_secret_missing_at_start_fails_only_its_repository_until_it_is_created() {
+    let registry = registry::Registry::start();
+    let mut h = Harness::boot().await;
+    registry.push(&h.cluster.dir().join("charts/app"));
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "upstart-system"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    // `test` needs no credentials; `reg` names a Secret nobody has created yet.
+    let mut repositories = h.config().repositories;
+    repositories.repositories.extend(
+        RepositoryConfig::from_yaml(&format!(
+            "repositories: {{reg: {{url: \"oci://{}/charts\", plainHttp: true, credentialsSecret: reg-auth}}}}",
+            registry.host()
+        ))
+        .unwrap()
+        .repositories,
+    );
+    let credentials = controller::load_credentials(&h.client, "upstart-system", &repositories)
+        .await
+        .expect("a missing credentials Secret does not stop the operator");
+    assert!(credentials.is_empty());
+    h.run_operator(Config {
+        repositories,
+        credentials,
+        credentials_namespace: Some("upstart-system".into()),
+        ..h.config()
+    });
+
+    h.create(
+        "from-oci",
+        json!({"chart": "reg/app", "version": "^0.1", "values": {"message": "pulled"}}),
+    )
+    .await;
+    h.create(
+        "from-test",
+        json!({"chart": "test/app", "version": "0.1.0"}),
+    )
+    .await;
+    let api = h.releases();
+    let condition = eventually("the release to fail naming the missing Secret", || async {
+        let status = api.get("from-oci").await.ok()?.status?;
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")?
+            .clone();
+        (ready.reason == "ChartFetchFailed").then_some(ready)
+    })
+    .await;
+    assert_eq!(condition.status, "False");
+    for part in [
+        "credentials Secret upstart-system/reg-auth",
+        "repository reg",
+        "create it in upstart-system",
+    ] {
+        assert!(
+            condition.message.contains(part),
+            "{part:?} not in {:?}",
+            condition.message
+        );
+    }
+    let status = api.get("from-oci").await.unwrap().status.unwrap();
+    assert!(
+        !status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True"),
+        "creating the Secret is enough: the release keeps retrying"
+    );
+    // A repository with its credentials, or needing none, is not held up.
+    h.ready("from-test").await;
+
+    // Created later, the Secret is read at the next attempt: no restart.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(h.client.clone(), "upstart-system");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "reg-auth"},
+                "stringData": {"username": "robot", "password": "hunter2"}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let release = h.ready("from-oci").await;
+    assert_eq!(release.status.unwrap().version.as_deref(), Some("0.1.0"));
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    let settings = config_maps.get("from-oci-settings").await.unwrap();
+    assert_eq!(settings.data.unwrap()["message"], "pulled");
+    let shown = serde_json::to_string(&h.releases().get("from-oci").await.unwrap()).unwrap();
+    assert!(!shown.contains("hunter2"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_killed_during_a_hook_resumes_to_ready_without_running_a_hook_twice() {
     let mut h = Harness::start().await;
     // Both hooks keep the default policy (before-hook-creation): their Jobs stay, so their
