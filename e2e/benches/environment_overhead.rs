@@ -166,8 +166,8 @@ impl Shape {
     }
 }
 
-/// The example, unchanged but for postgres's delay and the namespace: its name stays, since
-/// its services depend on the environment release `my-environment-name-launch-darkly`.
+/// The example, unchanged but for postgres's delay and the namespace (its name stays, so the
+/// release names the figures print are the example's).
 fn example_environment(run: usize) -> BenchResult<UpstartEnvironment> {
     let path = TestEnv::workspace_path("examples/environment.yaml");
     let mut value: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path)?)?;

@@ -53,7 +53,7 @@ async fn crds_and_examples_are_accepted_by_the_api() -> Result<(), Error> {
     assert_eq!(
         described,
         [
-            format!("HelmRelease {ns}/my-environment-name-launch-darkly"),
+            format!("HelmRelease {ns}/launch-darkly"),
             "UpstartEnvironment my-environment-name".to_owned(),
             format!("UpstartService {ns}/another-upstart-service"),
             format!("UpstartService {ns}/example-service"),
@@ -73,7 +73,7 @@ async fn crds_and_examples_are_accepted_by_the_api() -> Result<(), Error> {
         assert_eq!(stored.spec, written.spec, "{file}");
     }
     let release: HelmRelease = env
-        .get("my-environment-name-launch-darkly")
+        .get("launch-darkly")
         .await?
         .ok_or_else(|| not_found("the HelmRelease"))?;
     assert_eq!(
@@ -101,7 +101,7 @@ async fn crds_and_examples_are_accepted_by_the_api() -> Result<(), Error> {
     );
     assert_eq!(
         releases
-            .cell("my-environment-name-launch-darkly", "Chart")
+            .cell("launch-darkly", "Chart")
             .and_then(|c| c.as_str()),
         Some("upstart-charts/launch-darkly")
     );

@@ -259,7 +259,7 @@ async fn the_example_helmrelease_is_installed_from_the_served_charts_with_its_ti
     env.step("apply the example HelmRelease");
     env.apply_file("examples/launch-darkly.yaml").await.unwrap();
     env.step("the operator reports it Ready");
-    let name = "my-environment-name-launch-darkly";
+    let name = "launch-darkly";
     let release = env
         .wait_object_ready(
             "upstartoperators.upstart.com/v1alpha1",

@@ -39,7 +39,7 @@ async fn service_waits_for_dependencies_created_later_and_then_becomes_ready() -
                 .map(|c| c.message.clone())
                 .unwrap_or_default();
             Ok(
-                if message.contains("my-environment-name-launch-darkly")
+                if message.contains("launch-darkly (kind EnvironmentRelease)")
                     && message.contains("another-upstart-service")
                 {
                     Check::Done(service)
@@ -121,10 +121,7 @@ async fn service_waits_for_dependencies_created_later_and_then_becomes_ready() -
         kinds.contains(&(
             "another-upstart-service".to_owned(),
             Some("UpstartService".to_owned())
-        )) && kinds.contains(&(
-            "my-environment-name-launch-darkly".to_owned(),
-            Some("HelmRelease".to_owned())
-        )),
+        )) && kinds.contains(&("launch-darkly".to_owned(), Some("HelmRelease".to_owned()))),
         "{kinds:?}"
     );
 

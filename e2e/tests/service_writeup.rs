@@ -39,11 +39,34 @@ const WIRED: [&str; 5] = [
     "ANOTHER_UPSTART_SERVICE_URL",
 ];
 
+fn fixtures_dir() -> Option<PathBuf> {
+    std::env::var_os("UPSTART_FIXTURES_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+}
+
 fn service_file() -> PathBuf {
-    match std::env::var_os("UPSTART_FIXTURES_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => std::path::absolute(PathBuf::from(dir).join("writeup-upstart-service.yaml"))
-            .expect("an absolute path"),
+    match fixtures_dir() {
+        Some(dir) => {
+            std::path::absolute(dir.join("writeup-upstart-service.yaml")).expect("an absolute path")
+        }
         None => PathBuf::from("examples/services/example-service.yaml"),
+    }
+}
+
+/// examples/launch-darkly.yaml, the release the service depends on. The example service names
+/// it by its key (kind EnvironmentRelease: outside an environment, the release `launch-darkly`);
+/// the write-up's own YAML names it literally, as an environment called my-environment-name
+/// would, so for the write-up it is applied under that name.
+fn launch_darkly_yaml() -> String {
+    let yaml = std::fs::read_to_string(TestEnv::workspace_path("examples/launch-darkly.yaml"))
+        .expect("examples/launch-darkly.yaml");
+    match fixtures_dir() {
+        Some(_) => yaml.replace(
+            "\n  name: launch-darkly\n",
+            "\n  name: my-environment-name-launch-darkly\n",
+        ),
+        None => yaml,
     }
 }
 
@@ -119,13 +142,14 @@ async fn writeup_service_runs_with_its_outputs_wired_in_dependency_order() -> Re
     env.apply_dir("crds").await?;
 
     env.step("apply the LaunchDarkly release, another-upstart-service and the example service");
-    let applied = env
-        .apply_files(&[
-            PathBuf::from("examples/launch-darkly.yaml"),
+    let mut applied = env.apply_yaml(&launch_darkly_yaml()).await?;
+    applied.extend(
+        env.apply_files(&[
             PathBuf::from("examples/services/another-upstart-service.yaml"),
             service_file(),
         ])
-        .await?;
+        .await?,
+    );
     let service_name = applied
         .iter()
         .rev()

@@ -556,7 +556,7 @@ fn the_example_service_is_wired_from_the_outputs_its_dependencies_render() {
     let mut outputs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for u in &uses {
         let alias = match u.origin.as_str() {
-            LAUNCH_DARKLY => "my-environment-name-launch-darkly".to_owned(),
+            LAUNCH_DARKLY => "launch-darkly".to_owned(),
             o if o.starts_with(ANOTHER_SERVICE) => "another-upstart-service".to_owned(),
             o => o.rsplit(' ').next().unwrap().to_owned(),
         };

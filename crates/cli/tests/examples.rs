@@ -49,10 +49,7 @@ fn dev_brings_the_example_helmrelease_to_ready_with_the_charts_repository() {
         stderr.contains("every applied object is Ready objects=1"),
         "{stderr}"
     );
-    assert!(
-        stdout.contains("my-environment-name-launch-darkly Ready"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("✔ launch-darkly        Ready"), "{stdout}");
 }
 
 #[test]
