@@ -10,6 +10,7 @@ mod plan;
 mod render;
 mod source;
 mod status;
+mod rendered;
 mod validate;
 
 use std::io::IsTerminal as _;

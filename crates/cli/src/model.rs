@@ -79,6 +79,9 @@ pub struct Scope {
     pub title: String,
     /// The environment document, for an environment's namespace.
     pub environment: Option<usize>,
+    /// The environment's name and its environment-wide release keys, for an environment's
+    /// namespace.
+    pub environment_releases: Option<(String, BTreeSet<String>)>,
     /// The graph.
     pub graph: DependencyGraph,
     /// Every release node.
@@ -290,6 +293,7 @@ struct ScopeBuilder {
     input: GraphInput,
     releases: Vec<ScopeRelease>,
     services: BTreeMap<NodeId, usize>,
+    environment_releases: Option<(String, BTreeSet<String>)>,
 }
 
 impl ScopeBuilder {
@@ -325,6 +329,10 @@ impl ScopeBuilder {
     fn add_environment(&mut self, object: &Object, spec: &UpstartEnvironmentSpec) {
         self.input
             .add_environment(&object.name, &spec.helm_releases);
+        self.environment_releases = Some((
+            object.name.clone(),
+            spec.helm_releases.keys().cloned().collect(),
+        ));
         for (key, release) in &spec.helm_releases {
             let name = child_name(&object.name, key);
             self.releases.push(ScopeRelease {
@@ -391,6 +399,7 @@ impl ScopeBuilder {
         Scope {
             title,
             environment,
+            environment_releases: self.environment_releases,
             graph,
             releases,
             services: self.services,

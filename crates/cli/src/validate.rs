@@ -25,6 +25,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
+use upstart_api::names::kebab_case;
 use upstart_api::v1alpha1::{Dependency, EnvironmentService, HelmReleaseSpec, OutputScope};
 use upstart_crd_validation::CompiledCrd;
 use upstart_dag::{
@@ -52,6 +53,21 @@ pub struct ValidateArgs {
     /// commands, shown as annotations on the pull request).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+
+    /// Also render every release with helm, offline, and report objects that two releases of
+    /// one namespace would both create (charts from --charts or `file:` references).
+    #[arg(long)]
+    pub render: bool,
+
+    /// With --render: the directory served as `upstart-charts` (`upstart-charts/NAME` is
+    /// `DIR/NAME`), as `upstart dev --charts` serves it.
+    #[arg(long, default_value = "charts", requires = "render")]
+    pub charts: PathBuf,
+
+    /// With --render: the helm binary (default: UPSTART_HELM, `.tools/bin/helm` of this
+    /// directory or a parent, else `helm` on PATH).
+    #[arg(long, requires = "render")]
+    pub helm: Option<PathBuf>,
 }
 
 /// How `upstart validate` prints problems.
@@ -94,7 +110,26 @@ pub fn check_files(files: &[PathBuf]) -> Checked {
 /// Runs `upstart validate`: prints every problem on stderr and a summary; `Ok(false)` when the
 /// files do not pass.
 pub fn run(args: &ValidateArgs) -> bool {
-    let checked = check_files(&args.files);
+    let mut checked = check_files(&args.files);
+    if args.render {
+        let Some(helm) = args
+            .helm
+            .clone()
+            .or_else(upstart_local_cluster::locate_helm)
+        else {
+            anstream::eprintln!(
+                "error: --render needs helm: pass --helm PATH, set UPSTART_HELM, or run scripts/bootstrap-tools"
+            );
+            return false;
+        };
+        let options = crate::rendered::RenderOptions {
+            charts: args.charts.clone(),
+            helm,
+        };
+        crate::rendered::check_rendered(&checked.workspace, &options, &mut checked.diagnostics);
+        checked.diagnostics.sort();
+        checked.diagnostics.dedup();
+    }
     for diagnostic in &checked.diagnostics {
         match args.format {
             OutputFormat::Text => anstream::eprintln!("{}", crate::render::diagnostic(diagnostic)),
@@ -131,6 +166,7 @@ pub fn check(documents: Vec<Document>) -> Checked {
         check_outputs(&workspace, scope, &expressions, &mut out);
         check_variables(&workspace, scope, &expressions, &mut out);
         check_release_names(&workspace, scope, &mut out);
+        check_published_objects(&workspace, scope, &mut out);
     }
     check_expressions(&workspace, &expressions, &mut out);
     check_environments(&workspace, &mut out);
@@ -388,7 +424,7 @@ fn dependency_path(release: &ScopeRelease, name: &str) -> String {
     }
 }
 
-fn about_release(
+pub(crate) fn about_release(
     workspace: &Workspace,
     release: &ScopeRelease,
     path: &str,
@@ -427,6 +463,55 @@ fn about_scope(
     ))
 }
 
+/// A dependency nothing of the files provides. In an environment's namespace it is an error:
+/// nothing but the environment creates objects there, so the release would wait for ever.
+/// Elsewhere it may exist in the cluster: a warning.
+fn unknown_dependency(
+    scope: &Scope,
+    release: &ScopeRelease,
+    name: &str,
+    what: &str,
+) -> (Severity, String) {
+    let Some((environment, keys)) = &scope.environment_releases else {
+        return (
+            Severity::Warning,
+            format!(
+                "dependency {name} is not among the files ({what} in {}); it must exist in the cluster",
+                scope.title
+            ),
+        );
+    };
+    let who = match &release.service {
+        Some(service) => format!(
+            "service {service}, release {}",
+            release.origin.key.as_deref().unwrap_or(&release.label)
+        ),
+        None => format!("release {}", release.label),
+    };
+    // A template written for one environment names that environment's release literally.
+    let portable = keys
+        .iter()
+        .find(|key| name.ends_with(&format!("-{}", kebab_case(key))))
+        .map(|key| {
+            format!(
+                "; to depend on the environment-wide release {key} in any environment, write {{name: {key}, kind: EnvironmentRelease}}"
+            )
+        })
+        .unwrap_or_default();
+    let declared = if keys.is_empty() {
+        "none".to_owned()
+    } else {
+        keys.iter().cloned().collect::<Vec<_>>().join(", ")
+    };
+    (
+        Severity::Error,
+        format!(
+            "UpstartEnvironment {environment}: {who} depends on {name}, which the environment does not provide ({what} in {}; its environment-wide releases: {declared}); it would wait for ever{portable}",
+            scope.title
+        ),
+    )
+}
+
 fn check_graph(workspace: &Workspace, scope: &Scope, out: &mut Vec<Diagnostic>) {
     for problem in scope.graph.problems() {
         let (release, path, severity, message) = match problem {
@@ -442,15 +527,20 @@ fn check_graph(workspace: &Workspace, scope: &Scope, out: &mut Vec<Diagnostic>) 
                 let Some(r) = scope.release_by_label(release) else {
                     continue;
                 };
-                (
-                    r,
-                    dependency_path(r, name),
-                    Severity::Warning,
-                    format!(
-                        "dependency {name} is not among the files ({what} in {}); it must exist in the cluster",
-                        scope.title
-                    ),
-                )
+                let (severity, message) = unknown_dependency(scope, r, name, &what);
+                (r, dependency_path(r, name), severity, message)
+            }
+            DagError::UnknownEnvironmentRelease {
+                release,
+                key,
+                object,
+            } => {
+                let Some(r) = scope.release_by_label(release) else {
+                    continue;
+                };
+                let what = format!("kind EnvironmentRelease: the HelmRelease {object}");
+                let (severity, message) = unknown_dependency(scope, r, key, &what);
+                (r, dependency_path(r, key), severity, message)
             }
             DagError::AmbiguousDependency { release, name } => {
                 let Some(r) = scope.release_by_label(release) else {
@@ -805,7 +895,7 @@ fn check_outputs(
 
 /// The Helm `.Release.Name` a release gets: `releaseName`, else its key in kebab-case (a
 /// service's or environment's release), else its object name.
-fn effective_release_name(release: &ScopeRelease) -> String {
+pub(crate) fn effective_release_name(release: &ScopeRelease) -> String {
     match (&release.spec.release_name, &release.origin.key) {
         (Some(name), _) => name.clone(),
         (None, Some(key)) => upstart_api::names::kebab_case(key),
@@ -838,6 +928,43 @@ fn check_release_names(workspace: &Workspace, scope: &Scope, out: &mut Vec<Diagn
             }
             None => {
                 seen.insert(name, release);
+            }
+        }
+    }
+}
+
+/// Two releases of one namespace publishing (`outputsFrom`) the same Secret or ConfigMap: if
+/// both charts create it, the second apply is refused as a conflict; if neither does, both read
+/// one object. A warning naming both; `--render` tells which.
+fn check_published_objects(workspace: &Workspace, scope: &Scope, out: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<(&str, &str), &ScopeRelease> = HashMap::new();
+    for release in scope.releases.values() {
+        for (index, source) in release.spec.outputs_from.iter().enumerate() {
+            let (kind, Some(reference)) = (
+                if source.secret_ref.is_some() {
+                    "Secret"
+                } else {
+                    "ConfigMap"
+                },
+                source.reference(),
+            ) else {
+                continue;
+            };
+            match seen.get(&(kind, reference.name.as_str())) {
+                Some(first) if first.node != release.node => out.push(about_release(
+                    workspace,
+                    release,
+                    &format!("{}.outputsFrom[{index}]", release.origin.path),
+                    Severity::Warning,
+                    format!(
+                        "{kind}/{} is published by {} too (in {}): if both charts create it, the second is refused as a conflict; name one after its release (`upstart validate --render` checks what the charts create)",
+                        reference.name, first.label, scope.title
+                    ),
+                )),
+                Some(_) => {}
+                None => {
+                    seen.insert((kind, reference.name.as_str()), release);
+                }
             }
         }
     }

@@ -212,14 +212,14 @@ fn plan_lists_levels_waits_consumed_outputs_and_what_each_publishes() {
         "  example-service/bugsnag  upstart-charts/bugsnag-project 0.1.0",
         "  example-service/postgres  upstart-charts/postgres 0.1.3",
         "  another-upstart-service/web  upstart-charts/example-service ^0.1",
-        "  my-environment-name-launch-darkly  upstart-charts/launch-darkly >=0.1.0 <1.0.0",
+        "  launch-darkly  upstart-charts/launch-darkly >=0.1.0 <1.0.0",
     ] {
         let at = position(release);
         assert!(level1 < at && at < level3, "{release} in level 1:\n{plan}");
     }
     let app = position("  example-service/exampleService  upstart-charts/example-service ^0.1");
     assert!(app > level3, "{plan}");
-    assert!(lines[app + 1].contains("waits for: example-service/bugsnag, example-service/postgres, example-service/redis, my-environment-name-launch-darkly, another-upstart-service (UpstartService)"), "{plan}");
+    assert!(lines[app + 1].contains("waits for: example-service/bugsnag, example-service/postgres, example-service/redis, launch-darkly, another-upstart-service (UpstartService)"), "{plan}");
     assert!(
         lines[app + 2].contains(
             "consumes:  another-upstart-service.outputs.url, bugsnag.outputs.BUGSNAG_API_KEY"
@@ -288,10 +288,7 @@ fn graph_draws_the_example_services_in_each_format() {
         ascii.contains("    ├─-> another-upstart-service (UpstartService)\n"),
         "{ascii}"
     );
-    assert!(
-        ascii.contains("-> my-environment-name-launch-darkly (not found)"),
-        "{ascii}"
-    );
+    assert!(ascii.contains("-> launch-darkly (not found)"), "{ascii}");
 
     let dot = run("dot");
     assert!(dot.contains("digraph upstart {"), "{dot}");
@@ -301,7 +298,7 @@ fn graph_draws_the_example_services_in_each_format() {
     );
     assert!(dot.contains("[label=\"exampleService\"]"), "{dot}");
     assert!(
-        dot.contains("[label=\"my-environment-name-launch-darkly\\n(not found)\", style=dashed]"),
+        dot.contains("[label=\"launch-darkly\\n(not found)\", style=dashed]"),
         "{dot}"
     );
     let edges = dot.lines().filter(|l| l.contains(" -> n")).count();
@@ -394,4 +391,139 @@ fn help_shows_examples() {
     assert!(help.contains("upstart status pr-1234 --watch"), "{help}");
     let out = upstart(&["validate", "--help"]);
     assert!(text(&out.stdout).contains("FILE:LINE: error|warning: KIND/NAME release KEY: problem"));
+}
+
+/// Two services of one environment, written independently by two squads: each has a
+/// `postgres` (the second renamed with `releaseName`, as a user fixes the release-name clash)
+/// and an app on the example-service chart, which publishes a fixed ConfigMap `outputs`.
+const TWO_SQUADS: &str = r#"
+apiVersion: upstartoperators.upstart.com/v1alpha1
+kind: UpstartService
+metadata: {name: orders, namespace: upstart-catalog}
+spec:
+  helmReleases:
+    postgres:
+      chart: upstart-charts/postgres
+      version: 0.1.3
+      outputsFrom: [{secretRef: {name: postgres}}]
+    api:
+      chart: upstart-charts/example-service
+      version: ^0.1
+      dependencies: [{name: postgres}]
+      outputsFrom: [{configMapRef: {name: outputs}, scope: external}]
+      values:
+        global: {env: {DB_PASSWORD: "<< postgres.outputs.POSTGRES_PASSWORD >>"}}
+---
+apiVersion: upstartoperators.upstart.com/v1alpha1
+kind: UpstartService
+metadata: {name: billing, namespace: upstart-catalog}
+spec:
+  helmReleases:
+    postgres:
+      chart: upstart-charts/postgres
+      version: 0.1.3
+      releaseName: billing-postgres
+      outputsFrom: [{secretRef: {name: billing-postgres}}]
+    web:
+      chart: upstart-charts/example-service
+      version: ^0.1
+      outputsFrom: [{configMapRef: {name: outputs}, scope: external}]
+---
+apiVersion: upstartoperators.upstart.com/v1alpha1
+kind: UpstartEnvironment
+metadata: {name: pr-7}
+spec:
+  services:
+    - {name: orders, template: {name: orders}}
+    - {name: billing, template: {name: billing}}
+"#;
+
+fn helm() -> String {
+    upstart_test_support::helm().display().to_string()
+}
+
+#[test]
+fn validate_warns_when_two_releases_of_an_environment_publish_the_same_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("two-squads.yaml");
+    std::fs::write(&file, TWO_SQUADS).unwrap();
+    let out = upstart(&["validate", file.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning: UpstartService/billing release web: ConfigMap/outputs is published by orders/api too (in namespace pr-7 (UpstartEnvironment pr-7))")
+            || stderr.contains("warning: UpstartService/orders release api: ConfigMap/outputs is published by billing/web too (in namespace pr-7 (UpstartEnvironment pr-7))"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_render_reports_an_object_two_services_of_an_environment_both_render_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("two-squads.yaml");
+    std::fs::write(&file, TWO_SQUADS).unwrap();
+    let out = upstart(&[
+        "validate",
+        "--render",
+        "--helm",
+        &helm(),
+        file.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains(": error: ")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    let error = errors[0];
+    assert!(
+        error.contains("renders ConfigMap/outputs, which"),
+        "{error}"
+    );
+    assert!(
+        error.contains("orders/api") || error.contains("release api"),
+        "{error}"
+    );
+    assert!(
+        error.contains("billing/web") || error.contains("release web"),
+        "{error}"
+    );
+    // The example postgres chart names its output Secret after the release: the renamed
+    // second postgres no longer collides with the first.
+    assert!(!stderr.contains("Secret/postgres"), "{stderr}");
+}
+
+#[test]
+fn validate_render_accepts_the_example_environment_with_its_catalog() {
+    let out = upstart(&[
+        "validate",
+        "--strict",
+        "--render",
+        "--helm",
+        &helm(),
+        "examples/environment.yaml",
+        "examples/services",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn validate_render_without_a_chart_directory_names_the_chart_and_the_flag() {
+    let out = upstart(&[
+        "validate",
+        "--render",
+        "--helm",
+        &helm(),
+        "--charts",
+        "no-such-dir",
+        "examples/launch-darkly.yaml",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("chart upstart-charts/launch-darkly: no chart directory at no-such-dir/launch-darkly (pass --charts DIR)"),
+        "{stderr}"
+    );
 }
