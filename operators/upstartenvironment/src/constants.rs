@@ -29,4 +29,6 @@ pub mod reasons {
     pub const EXPIRED: &str = "Expired";
     pub const DELETING: &str = "Deleting";
     pub const TEARDOWN_TIMEOUT: &str = "TeardownTimeout";
+    /// A disabled or removed service (or environment release) stays: others depend on it.
+    pub const STILL_DEPENDED_ON: &str = "StillDependedOn";
 }

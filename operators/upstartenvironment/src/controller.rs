@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tracing::{info, instrument, warn};
-use upstart_api::conditions::{READY, find, is_ready_for_generation};
+use upstart_api::conditions::{READY, STALLED, find, is_ready_for_generation};
 use upstart_api::labels::ENVIRONMENT_LABEL;
 use upstart_api::v1alpha1::{
     HelmRelease, HelmReleasePhase, ServicePhase, UpstartEnvironment, UpstartEnvironmentStatus,
@@ -32,12 +32,12 @@ use upstart_operator_runtime::{
 };
 
 use crate::Error;
-use crate::children::{self, Desired, NamespaceState, is_owned_by, namespace_name};
+use crate::children::{self, Desired, NamespaceState, Problem, is_owned_by, namespace_name};
 use crate::constants::{CONTROLLER, DEFAULT_CATALOG_NAMESPACE, FIELD_MANAGER, FINALIZER, reasons};
 use crate::expiry;
 use crate::metrics::{EnvironmentMetrics, phase_name};
 use crate::status::{self, Member, Observation, deleting_status, next_status};
-use crate::teardown::{environment_graph, next_level};
+use crate::teardown::{environment_graph, held_back, next_level};
 use crate::wakeups;
 
 /// How often an environment is looked at when no watch event came: a safety net only.
@@ -397,7 +397,7 @@ async fn converge(
     } else {
         BTreeMap::new()
     };
-    let desired = children::desired(env, &templates);
+    let mut desired = children::desired(env, &templates);
     let now = Timestamp::now();
     let expires_at = expiry::expires_at(env);
 
@@ -409,7 +409,11 @@ async fn converge(
     if namespace_state == NamespaceState::Owned {
         members = Members::list(ctx, &namespace).await?;
         apply_children(ctx, &namespace, &desired, &mut members).await?;
-        pending_removal = remove_unwanted(ctx, env, &uid, &namespace, &desired, &members).await?;
+        let held;
+        (pending_removal, held) =
+            remove_unwanted(ctx, env, &uid, &namespace, &desired, &members).await?;
+        announce_held(ctx, env, &held).await;
+        desired.problems.extend(held);
     }
 
     let observation = observe(env, &uid, &namespace, namespace_state, &desired, &members);
@@ -566,8 +570,10 @@ where
     .map_err(Error::kube(format!("applying {} {name}", K::kind(&()))))
 }
 
-/// Deletes services and environment releases no longer wanted, dependents first. True while
-/// some are still on their way out.
+/// Deletes services and environment releases no longer wanted (removed from the spec or
+/// disabled), dependents first, except those something staying depends on: these stay as
+/// they are and come back as problems naming the dependents. True while some are still on
+/// their way out.
 async fn remove_unwanted(
     ctx: &Context,
     env: &UpstartEnvironment,
@@ -575,29 +581,65 @@ async fn remove_unwanted(
     namespace: &str,
     desired: &Desired,
     members: &Members,
-) -> Result<bool, Error> {
+) -> Result<(bool, Vec<Problem>), Error> {
     let wanted_releases: BTreeSet<String> = desired.releases.iter().map(|r| r.name_any()).collect();
-    let doomed_services: BTreeSet<String> = members
+    let mut doomed_services: BTreeSet<String> = members
         .owned_services(uid)
         .map(|s| s.name_any())
         .filter(|name| !desired.kept_services.contains(name))
         .collect();
-    let doomed_releases: BTreeSet<String> = members
+    let mut doomed_releases: BTreeSet<String> = members
         .owned_releases(uid)
         .map(|r| r.name_any())
         .filter(|name| !wanted_releases.contains(name))
         .collect();
-    // A removed service's children go with it (also once the service itself is gone).
+    let graph = members.graph(uid);
+    // What is already being deleted cannot be kept: only the rest may be held back.
+    let leaving: Vec<NodeId> = doomed_services
+        .iter()
+        .map(NodeId::service)
+        .chain(doomed_releases.iter().map(NodeId::release))
+        .filter(|node| !members.is_deleting(node))
+        .collect();
+    let held = held_back(&graph, &leaving);
+    let mut problems = Vec::new();
+    for (node, dependents) in &held {
+        let what = match node.kind {
+            NodeKind::UpstartService => {
+                doomed_services.remove(&node.name);
+                "service"
+            }
+            NodeKind::HelmRelease => {
+                doomed_releases.remove(&node.name);
+                "release"
+            }
+        };
+        problems.push(Problem {
+            service: node.name.clone(),
+            reason: reasons::STILL_DEPENDED_ON,
+            message: format!(
+                "{what} {} is disabled or removed but stays: {} still depend on it; disable \
+                 or remove them too, or drop their dependency on it",
+                node.name,
+                dependents.join(", ")
+            ),
+        });
+    }
+    // A removed service's children go with it (also once the service itself is gone), unless
+    // the service is held.
     let doomed_children: BTreeSet<String> = members
         .releases
         .iter()
-        .filter(|r| service_owner(r).is_some_and(|(name, _)| !desired.kept_services.contains(name)))
+        .filter(|r| {
+            service_owner(r).is_some_and(|(name, _)| {
+                !desired.kept_services.contains(name) && !held.contains_key(&NodeId::service(name))
+            })
+        })
         .map(|r| r.name_any())
         .collect();
     if doomed_services.is_empty() && doomed_releases.is_empty() && doomed_children.is_empty() {
-        return Ok(false);
+        return Ok((false, problems));
     }
-    let graph = members.graph(uid);
     let level = next_level(
         &graph,
         |node| match node.kind {
@@ -609,7 +651,7 @@ async fn remove_unwanted(
         &members.present(uid),
     );
     if level.is_empty() {
-        return Ok(false);
+        return Ok((false, problems));
     }
     delete_level(ctx, namespace, &level, members).await?;
     info!(
@@ -617,7 +659,31 @@ async fn remove_unwanted(
         removed = names(&level),
         "removing services and releases no longer in the spec"
     );
-    Ok(true)
+    Ok((true, problems))
+}
+
+/// A Warning Event for each removal held back, when the status does not say it yet (the
+/// status keeps saying it; the Event is for `kubectl events` and alerting).
+async fn announce_held(ctx: &Context, env: &UpstartEnvironment, held: &[Problem]) {
+    let stalled = env
+        .status
+        .as_ref()
+        .and_then(|s| find(&s.conditions, STALLED))
+        .map(|c| c.message.as_str())
+        .unwrap_or_default();
+    for problem in held {
+        if stalled.contains(&problem.message) {
+            continue;
+        }
+        ctx.recorder
+            .warning(
+                &env.object_ref(&()),
+                problem.reason,
+                "Remove",
+                Some(&problem.message),
+            )
+            .await;
+    }
 }
 
 /// Deletes the objects of one teardown level that are not already on their way out.

@@ -612,6 +612,46 @@ async fn environment_becomes_ready_with_its_time_to_ready_and_the_slowest_chain_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn critical_path_names_a_release_applied_by_hand_that_held_a_dependent_back() {
+    let h = Harness::start().await;
+    h.create_environment(
+        "handmade",
+        json!({"helmReleases": {
+            "app": {"chart": "test/app", "version": "0.1.0",
+                    "dependencies": [{"name": "shared-db", "kind": "HelmRelease"}]},
+            "quick": {"chart": "test/app", "version": "0.1.0"}
+        }}),
+    )
+    .await;
+    h.release_ready("handmade", "handmade-quick").await;
+    h.phase("handmade", EnvironmentPhase::Provisioning).await;
+    // The environment does not provide what app waits for; someone applies it by hand.
+    let shared: HelmRelease = serde_json::from_value(json!({
+        "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+        "kind": "HelmRelease",
+        "metadata": {"name": "shared-db", "namespace": "handmade"},
+        "spec": {"chart": "test/app", "version": "0.1.0", "values": {"readyAfter": "1s"}}
+    }))
+    .unwrap();
+    h.releases("handmade")
+        .create(&PostParams::default(), &shared)
+        .await
+        .unwrap();
+
+    let env = h.phase("handmade", EnvironmentPhase::Ready).await;
+    let path: Vec<&str> = env
+        .status
+        .as_ref()
+        .unwrap()
+        .critical_path
+        .iter()
+        .map(|s| s.release.as_str())
+        .collect();
+    assert_eq!(path, ["shared-db", "handmade-app"]);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_environment_deletes_everything_dependents_first() {
     let h = Harness::start().await;
     let deletions = record_deletions(&h.client, "short");
@@ -922,6 +962,97 @@ async fn removing_an_environment_release_deletes_it_and_keeps_the_others() {
             .await
             .unwrap()
             .is_some()
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_a_service_others_depend_on_is_refused_and_enabling_it_again_clears_that_at_once()
+{
+    let h = Harness::start().await;
+    let spec = |db: bool, app: bool| {
+        json!({"services": [
+            {"name": "db", "enabled": db,
+             "spec": {"helmReleases": {"pg": {"chart": "test/app"}}}},
+            {"name": "app", "enabled": app,
+             "spec": {"helmReleases": {"api": {"chart": "test/app",
+                "dependencies": [{"name": "db", "kind": "UpstartService"}]}}}}
+        ]})
+    };
+    let set = |db: bool, app: bool| {
+        let patch = json!({"spec": spec(db, app)});
+        let api = h.environments();
+        async move {
+            api.patch("dis", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
+    };
+    h.create_environment("dis", spec(true, true)).await;
+    h.create_children("dis", "db").await;
+    h.create_children("dis", "app").await;
+    let pg = h.release_ready("dis", "db-pg").await;
+
+    set(false, true).await;
+    let env = h
+        .environment_where("dis", "the disabling refused", |e| {
+            e.status
+                .as_ref()
+                .and_then(|s| find(&s.conditions, "Stalled"))
+                .is_some_and(|c| c.status == "True" && c.reason == "StillDependedOn")
+        })
+        .await;
+    let (_, _, message) = condition(&env, "Stalled");
+    assert!(
+        message.contains("service db") && message.contains("app/api"),
+        "names the service and what depends on it: {message}"
+    );
+    // Nothing was torn down: the dependent keeps what it runs on.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let db = h.services("dis").get("db").await.unwrap();
+    assert!(db.metadata.deletion_timestamp.is_none());
+    let live_pg = h.releases("dis").get("db-pg").await.unwrap();
+    assert!(live_pg.metadata.deletion_timestamp.is_none());
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(h.client.clone());
+    let events = events.list(&Default::default()).await.unwrap();
+    assert!(
+        events.items.iter().any(|e| {
+            e.reason.as_deref() == Some("StillDependedOn")
+                && e.note.as_deref().is_some_and(|n| n.contains("app/api"))
+        }),
+        "an Event names the dependents"
+    );
+
+    // Enabled again: nothing to wait for, the same release is kept.
+    let started = Instant::now();
+    set(true, true).await;
+    h.environment_where("dis", "no longer stalled", |e| {
+        e.status
+            .as_ref()
+            .and_then(|s| find(&s.conditions, "Stalled"))
+            .is_some_and(|c| c.status == "False")
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "at once, not after a teardown timeout"
+    );
+    let live_pg = h.releases("dis").get("db-pg").await.unwrap();
+    assert_eq!(live_pg.uid(), pg.uid(), "the release was kept");
+
+    // Disabled together with its dependent: both go, the dependent first.
+    let deleted = record_deletions(&h.client, "dis");
+    set(false, false).await;
+    eventually("db and app and their releases to be gone", || async {
+        let services = h.services("dis").list(&Default::default()).await.unwrap();
+        let releases = h.releases("dis").list(&Default::default()).await.unwrap();
+        (services.items.is_empty() && releases.items.is_empty()).then_some(())
+    })
+    .await;
+    let order = deleted.lock().unwrap().clone();
+    assert!(
+        position(&order, "HelmRelease/app-api") < position(&order, "HelmRelease/db-pg"),
+        "{order:?}"
     );
     h.stop().await;
 }
