@@ -40,7 +40,9 @@ pub struct DevArgs {
     #[arg(long, value_name = "PATH")]
     pub catalog: Vec<PathBuf>,
 
-    /// Where to write the kubeconfig for kubectl.
+    /// Where to write the kubeconfig for kubectl. The running instance is recorded next to it
+    /// (KUBECONFIG.dev.json: pid, port, start), removed on exit: a second `upstart dev` refuses
+    /// a kubeconfig a live instance holds, and names the instance holding a port it cannot get.
     #[arg(long, default_value = ".upstart/kubeconfig")]
     pub kubeconfig: PathBuf,
 
