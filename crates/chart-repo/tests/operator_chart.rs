@@ -816,15 +816,16 @@ fn monitoring_objects_without_the_prometheus_operator_fail_naming_the_crds_and_t
             .err()
             .unwrap_or_else(|| panic!("{values}: rendered without the Prometheus Operator CRDs"));
         assert!(
-            error.contains("the cluster does not serve the Prometheus Operator kinds"),
+            error.contains("the cluster does not serve the Prometheus Operator kinds these values ask for: monitoring.coreos.com/v1 "),
             "{values}: {error}"
         );
-        for kind in kinds {
+        for (kind, setting) in kinds.iter().zip(settings) {
+            // The kind, with the value that asks for it.
+            let asked = format!("{kind} ({}=true)", setting.trim_end_matches("=false"));
             assert!(
-                error.contains(&format!("monitoring.coreos.com/v1 ")),
-                "{error}"
+                error.contains(&asked),
+                "{values}: {asked} not named: {error}"
             );
-            assert!(error.contains(kind), "{values}: {kind} not named: {error}");
             assert!(
                 error.contains(&format!("--api-versions monitoring.coreos.com/v1/{kind}")),
                 "{values}: {error}"
