@@ -380,6 +380,26 @@ fn a_kubeconfig_or_home_of_the_person_testing_never_reaches_the_docs() {
 }
 
 #[test]
+fn a_background_command_that_does_not_keep_running_fails() {
+    let text = markdown(&[
+        "<!-- docs-test: background -->",
+        "```console",
+        "$ echo starting; exit 3",
+        "```",
+    ]);
+    let error = run_markdown("t.md", &text).unwrap_err();
+    assert!(
+        error.starts_with("t.md:3: $ echo starting; exit 3\n"),
+        "{error}"
+    );
+    assert!(
+        error.contains("instead of running in the background"),
+        "{error}"
+    );
+    assert!(error.contains("starting"), "{error}");
+}
+
+#[test]
 fn unmarked_shell_blocks_are_listed_with_file_and_line() {
     let text = markdown(&[
         "```sh",
