@@ -289,17 +289,35 @@ impl Members {
 
     /// The graph of the owned services and environment releases as they are now.
     fn graph(&self, env_uid: &str) -> DependencyGraph {
-        let services: Vec<(String, UpstartServiceSpec)> = self
+        self.graph_with(env_uid, self.owned_releases(env_uid))
+    }
+
+    /// The graph the critical path is walked on: [`Members::graph`] plus every other HelmRelease
+    /// of the namespace that no service owns (one applied by hand for a dependency the
+    /// environment lacks), so the release that really held a dependent back is the one named.
+    fn timing_graph(&self, env_uid: &str) -> DependencyGraph {
+        self.graph_with(
+            env_uid,
+            self.releases.iter().filter(|r| service_owner(r).is_none()),
+        )
+    }
+
+    /// The owned services (with their child releases) and `releases` beside them.
+    fn graph_with<'a>(
+        &'a self,
+        env_uid: &str,
+        releases: impl Iterator<Item = &'a HelmRelease>,
+    ) -> DependencyGraph {
+        let services: Vec<(String, &UpstartServiceSpec)> = self
             .owned_services(env_uid)
-            .map(|s| (s.name_any(), s.spec.clone()))
+            .map(|s| (s.name_any(), &s.spec))
             .collect();
-        let releases: Vec<(String, Vec<upstart_api::v1alpha1::Dependency>)> = self
-            .owned_releases(env_uid)
-            .map(|r| (r.name_any(), r.spec.dependencies.clone()))
+        let releases: Vec<(String, &[upstart_api::v1alpha1::Dependency])> = releases
+            .map(|r| (r.name_any(), r.spec.dependencies.as_slice()))
             .collect();
         environment_graph(
-            services.iter().map(|(n, s)| (n.as_str(), s)),
-            releases.iter().map(|(n, d)| (n.as_str(), d.as_slice())),
+            services.iter().map(|(n, s)| (n.as_str(), *s)),
+            releases.iter().map(|(n, d)| (n.as_str(), *d)),
         )
     }
 
@@ -433,11 +451,17 @@ async fn converge(
         created,
         now,
         || {
+            let services = members.service_uids(&uid);
             let timings = members
-                .environment_releases(&uid, &members.service_uids(&uid))
+                .releases
+                .iter()
+                .filter(|r| {
+                    service_owner(r)
+                        .is_none_or(|(name, uid)| services.get(name).is_some_and(|u| u == uid))
+                })
                 .filter_map(|r| Some((r.name_any(), r.status.as_ref()?.timings.clone()?)))
                 .collect();
-            status::critical_path(&members.graph(&uid), &timings, created)
+            status::critical_path(&members.timing_graph(&uid), &timings, created)
         },
     );
     if old.and_then(|s| s.ready_at.as_ref()).is_none()
