@@ -704,7 +704,8 @@ fn derived_credentials_are_stable_across_renders_and_distinct_per_release() {
     let values = Value::Mapping(Default::default());
     let password = |namespace: &str, release: &str| {
         let objects = render("postgres", release, namespace, &values);
-        string_data(find(&objects, "Secret", "postgres").unwrap())["POSTGRES_PASSWORD"].clone()
+        // The output Secret is named after the release.
+        string_data(find(&objects, "Secret", release).unwrap())["POSTGRES_PASSWORD"].clone()
     };
     let first = password("pr-1", "postgres");
     assert_eq!(
