@@ -55,7 +55,7 @@ use upstart_operator_runtime::{
 use crate::constants::{CONTROLLER, FIELD_MANAGER, FINALIZER, HOOK_RUN_ANNOTATION, reasons};
 use crate::decide::{
     Decision, DependencyObservation, DependencyState, Observation, ValuesState, alias_problems,
-    decide,
+    cycle_problems, decide,
 };
 use crate::metrics::ReleaseMetrics;
 use crate::roots;
@@ -1056,7 +1056,23 @@ async fn observe(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Obs
     Ok(Observed {
         observation: Observation {
             suspended: hr.spec.suspend,
-            spec_problems: alias_problems(&hr.name_any(), &hr.spec.dependencies),
+            spec_problems: {
+                let mut problems = alias_problems(&hr.name_any(), &hr.spec.dependencies);
+                let releases = ctx.releases.state();
+                problems.extend(cycle_problems(
+                    &hr.name_any(),
+                    releases
+                        .iter()
+                        .filter(|r| r.namespace().as_deref() == Some(namespace))
+                        .map(|r| {
+                            (
+                                r.metadata.name.as_deref().unwrap_or_default(),
+                                r.spec.dependencies.as_slice(),
+                            )
+                        }),
+                ));
+                problems
+            },
             dependencies,
             values: values_state,
             applied_digest: status.applied_digest.clone(),

@@ -73,6 +73,33 @@ pub fn alias_problems(release: &str, dependencies: &[Dependency]) -> Vec<SpecPro
     problems
 }
 
+/// The dependency cycle `release` is on, among the HelmReleases of its namespace (name and
+/// dependencies each): its releases could only wait for each other for ever. (Cycles through
+/// UpstartServices are the service operator's to report.)
+pub fn cycle_problems<'a>(
+    release: &str,
+    namespace_releases: impl IntoIterator<Item = (&'a str, &'a [Dependency])>,
+) -> Vec<SpecProblem> {
+    let mut input = upstart_dag::GraphInput::new();
+    for (name, dependencies) in namespace_releases {
+        input.add_release(name, dependencies);
+    }
+    let me = upstart_dag::NodeId::release(release);
+    upstart_dag::DependencyGraph::build(&input)
+        .ordering()
+        .cycles
+        .iter()
+        .filter(|cycle| cycle.members.contains(&me))
+        .map(|cycle| {
+            let error = cycle.to_error();
+            SpecProblem {
+                reason: error.reason().to_owned(),
+                message: error.to_string(),
+            }
+        })
+        .collect()
+}
+
 /// One declared dependency as found in the namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DependencyObservation {
@@ -394,6 +421,23 @@ mod tests {
             }
             other => panic!("expected a spec error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn release_on_a_cycle_of_plain_helm_releases_is_a_spec_error_naming_the_path() {
+        let a = [declared("b", None)];
+        let b = [declared("a", None)];
+        let c = [declared("a", None)];
+        let releases = [("a", &a[..]), ("b", &b[..]), ("c", &c[..])];
+        let problems = cycle_problems("a", releases);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].reason, "DependencyCycle");
+        assert_eq!(problems[0].message, "dependency cycle: a -> b -> a");
+        // c only waits behind the cycle: not on it, so not a spec error of its own.
+        assert!(cycle_problems("c", releases).is_empty());
+        let mut o = ready_observation();
+        o.spec_problems = problems;
+        assert!(matches!(decide(&o), Decision::SpecError { .. }));
     }
 
     #[test]
