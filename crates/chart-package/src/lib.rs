@@ -1,4 +1,6 @@
-//! Packaging a chart directory as a deterministic `NAME-VERSION.tgz`.
+//! Packaging a chart directory as a deterministic `NAME-VERSION.tgz`, shared by the chart
+//! sources (a `file:` chart directory is packaged before it is cached) and the local chart
+//! repository (which serves the packages): its own crate so that neither depends on the other.
 //!
 //! The archive holds the chart's files (sorted, regular files only) under a top-level `NAME/`
 //! folder, as `helm package` lays them out, with fixed owner, mode and time so that the same
@@ -13,13 +15,59 @@ use flate2::GzBuilder;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use sha2::{Digest as _, Sha256};
 
-use crate::{Error, PackagedChart};
+/// What can go wrong while reading and packaging a chart directory.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid Chart.yaml: {message}")]
+    InvalidChart { path: PathBuf, message: String },
+    #[error("{path}: invalid .helmignore: {source}")]
+    Helmignore {
+        path: PathBuf,
+        source: ignore::Error,
+    },
+    #[error("packaging {path}: {source}")]
+    Package {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// One packaged chart.
+#[derive(Debug, Clone)]
+pub struct PackagedChart {
+    /// The chart's name, from `Chart.yaml`.
+    pub name: String,
+    /// The chart's version, from `Chart.yaml`.
+    pub version: String,
+    /// The directory the chart was read from.
+    pub dir: PathBuf,
+    /// The `.tgz` archive.
+    pub archive: Vec<u8>,
+    /// Hex sha256 of `archive`.
+    pub digest: String,
+    /// Newest modification time of the files in the archive: the entry's `created`.
+    pub modified: SystemTime,
+    /// `Chart.yaml` as a YAML mapping, copied into the index entry.
+    pub metadata: serde_yaml_ng::Mapping,
+}
+
+impl PackagedChart {
+    /// The archive's file name, `NAME-VERSION.tgz`.
+    pub fn file_name(&self) -> String {
+        format!("{}-{}.tgz", self.name, self.version)
+    }
+}
 
 /// Helm ignores hidden files in `templates/` whatever `.helmignore` says.
 const DEFAULT_IGNORE: &str = "templates/.?*";
 
 /// Hex sha256 of `bytes`.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 

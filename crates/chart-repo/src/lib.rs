@@ -2,8 +2,9 @@
 //!
 //! Every subdirectory of the root that holds a `Chart.yaml` is one chart. Each chart is packaged
 //! as `NAME-VERSION.tgz` (a deterministic gzip-compressed tar of the chart directory under a
-//! top-level `NAME/` folder, honouring the chart's `.helmignore`), and an `index.yaml` in the
-//! format Helm and ChartMuseum use lists them all. The repository is served over HTTP:
+//! top-level `NAME/` folder, honouring the chart's `.helmignore`, by `upstart-chart-package`,
+//! the code the chart sources use for `file:` charts), and an `index.yaml` in the format Helm
+//! and ChartMuseum use lists them all. The repository is served over HTTP:
 //!
 //! - `GET /index.yaml` with `ETag` and `Last-Modified`, answering `If-None-Match` and
 //!   `If-Modified-Since` with `304 Not Modified`, because clients (Helm, the HelmRelease
@@ -21,15 +22,14 @@
 //! ```
 
 mod index;
-mod package;
 mod server;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 pub use index::render_index;
-pub use package::package_chart;
 pub use server::RunningRepo;
+use upstart_chart_package::{PackagedChart, package_chart};
 
 /// Everything that can go wrong while reading, packaging or serving charts.
 #[derive(Debug, thiserror::Error)]
@@ -39,18 +39,9 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: invalid Chart.yaml: {message}")]
-    InvalidChart { path: PathBuf, message: String },
-    #[error("{path}: invalid .helmignore: {source}")]
-    Helmignore {
-        path: PathBuf,
-        source: ignore::Error,
-    },
-    #[error("packaging {path}: {source}")]
-    Package {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// A chart directory that cannot be packaged (its `Chart.yaml`, `.helmignore` or files).
+    #[error(transparent)]
+    Chart(#[from] upstart_chart_package::Error),
     #[error("chart {name} version {version} is defined twice: {first} and {second}")]
     DuplicateChart {
         name: String,
@@ -65,32 +56,6 @@ pub enum Error {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-}
-
-/// One packaged chart.
-#[derive(Debug, Clone)]
-pub struct PackagedChart {
-    /// The chart's name, from `Chart.yaml`.
-    pub name: String,
-    /// The chart's version, from `Chart.yaml`.
-    pub version: String,
-    /// The directory the chart was read from.
-    pub dir: PathBuf,
-    /// The `.tgz` archive.
-    pub archive: Vec<u8>,
-    /// Hex sha256 of `archive`.
-    pub digest: String,
-    /// Newest modification time of the files in the archive: the entry's `created`.
-    pub modified: SystemTime,
-    /// `Chart.yaml` as a YAML mapping, copied into the index entry.
-    pub metadata: serde_yaml_ng::Mapping,
-}
-
-impl PackagedChart {
-    /// The archive's file name, `NAME-VERSION.tgz`.
-    pub fn file_name(&self) -> String {
-        format!("{}-{}.tgz", self.name, self.version)
-    }
 }
 
 /// A snapshot of the charts under a directory, packaged and indexed.
@@ -150,7 +115,7 @@ impl ChartRepo {
             .max()
             .unwrap_or(SystemTime::UNIX_EPOCH);
         let index_yaml = render_index(&charts, last_modified)?;
-        let index_etag = format!("\"{}\"", package::sha256_hex(index_yaml.as_bytes()));
+        let index_etag = format!("\"{}\"", sha256_hex(index_yaml.as_bytes()));
         Ok(Self {
             root,
             charts,
@@ -208,6 +173,12 @@ impl ChartRepo {
     pub async fn serve(self, addr: std::net::SocketAddr) -> Result<RunningRepo, Error> {
         server::serve(self, addr).await
     }
+}
+
+/// Hex sha256 of `bytes`.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
 /// A hash of every path and file content under `root`, in a stable order. Contents rather

@@ -685,7 +685,7 @@ fn checked(
 fn read_local(reference: &str, path: &Path, limits: &Limits) -> Result<(String, Vec<u8>), Error> {
     if path.is_dir() {
         let packaged =
-            upstart_chart_repo::package_chart(path).map_err(|e| Error::InvalidArchive {
+            upstart_chart_package::package_chart(path).map_err(|e| Error::InvalidArchive {
                 chart: reference.to_owned(),
                 reason: e.to_string(),
             })?;

@@ -1871,7 +1871,7 @@ mod registry {
 
         /// Packages the chart in `chart_dir` and pushes it into `oci://HOST/charts` as robot.
         pub fn push(&self, chart_dir: &Path) {
-            let chart = upstart_chart_repo::package_chart(chart_dir).unwrap();
+            let chart = upstart_chart_package::package_chart(chart_dir).unwrap();
             let work = tempfile::tempdir().unwrap();
             let file = work
                 .path()

@@ -49,10 +49,10 @@ pub fn chart_dir(root: &Path, dir_name: &str, name: &str, version: &str) -> Path
 }
 
 /// A packaged chart (archive bytes and hex sha256), made by the local chart repository code.
-pub fn packaged(name: &str, version: &str) -> upstart_chart_repo::PackagedChart {
+pub fn packaged(name: &str, version: &str) -> upstart_chart_package::PackagedChart {
     let tmp = tempfile::tempdir().unwrap();
     let dir = chart_dir(tmp.path(), name, name, version);
-    upstart_chart_repo::package_chart(&dir).unwrap()
+    upstart_chart_package::package_chart(&dir).unwrap()
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -185,7 +185,7 @@ pub struct FakeState {
 impl FakeState {
     pub fn add(
         &mut self,
-        chart: &upstart_chart_repo::PackagedChart,
+        chart: &upstart_chart_package::PackagedChart,
         announce_digest: Option<String>,
     ) {
         let file = chart.file_name();
