@@ -198,3 +198,30 @@ fn crds_carry_the_names_scopes_and_columns_of_the_api() {
         assert_eq!(names, columns, "{kind}");
     }
 }
+
+/// Backoff is counted in the operator's memory (`operator-runtime`'s backoff), never in status:
+/// a status field no operator writes is a dead field users would read as always zero.
+#[test]
+fn helm_release_status_holds_no_backoff_counter() {
+    let crd = crd::crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "HelmRelease")
+        .expect("kind generated");
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .expect("schema generated");
+    let status = schema
+        .properties
+        .as_ref()
+        .and_then(|p| p.get("status"))
+        .and_then(|s| s.properties.as_ref())
+        .expect("status has properties");
+    assert!(status.contains_key("phase"), "{:?}", status.keys());
+    assert!(
+        !status.contains_key("failures"),
+        "status.failures is written by no operator: {:?}",
+        status.keys()
+    );
+}

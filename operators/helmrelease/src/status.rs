@@ -48,7 +48,6 @@ pub fn next_status(
     let new_generation = status.observed_generation != generation;
     status.phase = Some(phase(decision, status.phase));
     status.observed_generation = generation;
-    status.failures = None;
 
     let mut conditions = std::mem::take(&mut status.conditions);
     for update in condition_updates(decision) {
@@ -119,7 +118,6 @@ pub fn failure_status(
         conditions = set_condition(&conditions, update, generation, now);
     }
     status.conditions = conditions;
-    status.failures = None;
     status
 }
 

@@ -152,9 +152,6 @@ pub struct HelmReleaseStatus {
     /// When the release first waited, started applying and became Ready, for this generation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timings: Option<ReleaseTimings>,
-    /// Consecutive transient failures, for backoff.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failures: Option<i32>,
 }
 
 /// Where a release is in its life.
