@@ -26,6 +26,16 @@ pub const HOOK_ANNOTATION: &str = "helm.sh/hook";
 pub const HOOK_WEIGHT_ANNOTATION: &str = "helm.sh/hook-weight";
 /// Annotation listing when a hook object is deleted.
 pub const HOOK_DELETE_POLICY_ANNOTATION: &str = "helm.sh/hook-delete-policy";
+/// Helm's annotation that leaves an object in place when its release deletes or prunes it.
+pub const RESOURCE_POLICY_ANNOTATION: &str = "helm.sh/resource-policy";
+
+/// Whether an object carries `helm.sh/resource-policy: keep` (compared as Helm does: trimmed,
+/// case-insensitive), so deleting or pruning its release leaves it in place.
+pub fn is_kept(annotations: Option<&std::collections::BTreeMap<String, String>>) -> bool {
+    annotations
+        .and_then(|a| a.get(RESOURCE_POLICY_ANNOTATION))
+        .is_some_and(|policy| policy.trim().eq_ignore_ascii_case("keep"))
+}
 
 /// Helm's `InstallOrder`, copied exactly from helm `pkg/release/v1/util/kind_sorter.go` (v4).
 /// SPEC §2.5 puts CRDs and Namespaces before all of it (see [`install_order_key`]).

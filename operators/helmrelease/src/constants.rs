@@ -24,4 +24,6 @@ pub mod reasons {
     pub const RECONCILED: &str = "Reconciled";
     pub const DELETING: &str = "Deleting";
     pub const UNRESOLVED_ENVIRONMENT_RELEASE: &str = "UnresolvedEnvironmentRelease";
+    /// An object left in place at deletion or prune by `helm.sh/resource-policy: keep`.
+    pub const RESOURCE_KEPT: &str = "ResourceKept";
 }

@@ -788,6 +788,13 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
                 ctx.record_corrected(&key, &observed.edits);
                 let mut status = next_status(old, &decision, generation, &now);
                 status.applied_digest = observed.digest.clone();
+                // Kept objects stay listed until a render takes them back.
+                for entry in applied.kept {
+                    if !status.kept.contains(&entry) {
+                        status.kept.push(entry);
+                    }
+                }
+                status.kept.retain(|k| !applied.inventory.contains(k));
                 status.inventory = applied.inventory;
                 status.version = Some(applied.version);
                 status.chart_digest = Some(applied.chart_digest);
@@ -1484,6 +1491,8 @@ struct Applied {
     /// Hooks that succeeded with the `hook-succeeded` policy: deleted once status records the
     /// apply, so that a restart before that finds them and does not run them again.
     succeeded_hooks: Vec<InventoryEntry>,
+    /// Objects the prune left in place (`helm.sh/resource-policy: keep`).
+    kept: Vec<InventoryEntry>,
 }
 
 /// Where one pass of an apply got to. A pass never waits: a hook still running or a CRD not
@@ -1581,12 +1590,16 @@ async fn apply_release(
         .as_ref()
         .map(|s| s.inventory.as_slice())
         .unwrap_or_default();
+    let mut kept = Vec::new();
     for entry in manifests::prune_set(old, &inventory) {
-        delete_entry(ctx, namespace, &entry).await?;
-        ctx.release_metrics.objects_pruned.inc();
+        match delete_unless_kept(hr, ctx, namespace, &entry).await? {
+            Removal::Deleted => ctx.release_metrics.objects_pruned.inc(),
+            Removal::Kept => kept.push(entry),
+        }
     }
     Ok(Progress::Done(Applied {
         inventory,
+        kept,
         version: chart.version,
         chart_digest: chart.digest,
         hooks,
@@ -1646,6 +1659,51 @@ async fn apply_object(
         .map_err(Error::kube(format!("applying {display}")))?;
     ctx.release_metrics.objects_applied.inc();
     Ok(applied)
+}
+
+/// What [`delete_unless_kept`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Removal {
+    /// Deleted (or already gone).
+    Deleted,
+    /// Left in place: it carries `helm.sh/resource-policy: keep`.
+    Kept,
+}
+
+/// Deletes an object of the release as Helm's uninstall and upgrade do: unless the live object
+/// carries `helm.sh/resource-policy: keep`, which leaves it in place (announced by an Event).
+async fn delete_unless_kept(
+    hr: &HelmRelease,
+    ctx: &Context,
+    namespace: &str,
+    entry: &InventoryEntry,
+) -> Result<Removal, Error> {
+    let live = match ctx.dynamic_api(entry, namespace).await {
+        Ok(api) => api.get_opt(&entry.name).await.map_err(Error::kube(format!(
+            "reading {}",
+            manifests::display_name(entry)
+        )))?,
+        Err(Error::UnknownKind { .. }) => None,
+        Err(error) => return Err(error),
+    };
+    if live.is_some_and(|live| manifests::is_kept(live.metadata.annotations.as_ref())) {
+        let note = format!(
+            "{} left in place: it carries {}: keep",
+            manifests::display_name(entry),
+            manifests::RESOURCE_POLICY_ANNOTATION
+        );
+        ctx.recorder
+            .normal(
+                &hr.object_ref(&()),
+                reasons::RESOURCE_KEPT,
+                "Delete",
+                Some(&note),
+            )
+            .await;
+        return Ok(Removal::Kept);
+    }
+    delete_entry(ctx, namespace, entry).await?;
+    Ok(Removal::Deleted)
 }
 
 async fn delete_entry(ctx: &Context, namespace: &str, entry: &InventoryEntry) -> Result<(), Error> {

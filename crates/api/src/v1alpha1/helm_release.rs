@@ -146,6 +146,10 @@ pub struct HelmReleaseStatus {
     /// Names of the output keys this release currently publishes (never their values).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<String>,
+    /// Objects a prune or the deletion left in place because they carry
+    /// `helm.sh/resource-policy: keep` (no longer part of the release).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<InventoryEntry>,
     /// Hooks of the last install, upgrade or deletion.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<HookStatus>,

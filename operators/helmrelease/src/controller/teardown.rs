@@ -126,7 +126,7 @@ pub(super) async fn teardown(
         }
     }
     for entry in manifests::uninstall_order(&status.inventory) {
-        delete_entry(ctx, namespace, &entry).await?;
+        delete_unless_kept(hr, ctx, namespace, &entry).await?;
     }
     if let Some(pass) = &pass {
         match pass
