@@ -86,6 +86,9 @@ fn with_warnings(mut r: Response<ResponseBody>, warnings: &[String]) -> Response
     r
 }
 
+/// The media type of Kubernetes protobuf bodies.
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+
 /// A parsed resource path.
 #[derive(Debug)]
 struct ResourcePath {
@@ -443,7 +446,7 @@ async fn resource_request(
     }
     let decoded;
     let req = if matches!(verb, Verb::Create | Verb::Update)
-        && header_str(req, header::CONTENT_TYPE).starts_with("application/vnd.kubernetes.protobuf")
+        && header_str(req, header::CONTENT_TYPE).starts_with(PROTOBUF)
     {
         let supported = t.group.is_empty()
             && matches!(
@@ -555,7 +558,7 @@ async fn resource_request(
             Ok(write_response(&t, version, result, code))
         }
         Verb::Delete => {
-            let opts = delete_opts(q, req.body())?;
+            let opts = delete_opts(q, req)?;
             match shared.lock().delete(&t, &ns, &name, &opts)? {
                 DeleteOutcome::Pending(obj) => Ok(json_response(200, &present(&obj, &t, version))),
                 // Some built-in kinds answer with the deleted object instead of a Status.
@@ -582,7 +585,7 @@ async fn resource_request(
             }
         }
         Verb::DeleteCollection => {
-            let opts = delete_opts(q, req.body())?;
+            let opts = delete_opts(q, req)?;
             let lq = list_query(q, &t, rp.namespace.as_deref())?;
             let (items, rv) = {
                 let mut store = shared.lock();
@@ -725,9 +728,16 @@ fn write_response(
     )
 }
 
-fn delete_opts(q: &Query, body: &Bytes) -> ApiResult<DeleteOpts> {
+fn delete_opts(q: &Query, req: &Request<Bytes>) -> ApiResult<DeleteOpts> {
+    let body = req.body();
     let b: Value = if body.is_empty() {
         json!({})
+    } else if header_str(req, header::CONTENT_TYPE).starts_with(PROTOBUF) {
+        crate::protobuf::decode_delete_options(body).ok_or_else(|| {
+            ApiError::bad_request(
+                "error decoding DeleteOptions: the protobuf body is not a k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions in a runtime.Unknown envelope",
+            )
+        })?
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?

@@ -1,6 +1,8 @@
 //! Decoding of the Kubernetes protobuf envelope for the few kinds kubectl's imperative commands
-//! send that way (`kubectl create namespace|configmap|secret|serviceaccount`). Everything else
-//! in protobuf is refused with 415; answers are always JSON, which clients accept.
+//! send that way (`kubectl create namespace|configmap|secret|serviceaccount`), and of the
+//! `DeleteOptions` client-go's typed clients send with every delete (helm's storage driver
+//! removes its release Secrets so). Everything else in protobuf is refused with 415; answers
+//! are always JSON, which clients accept.
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -97,14 +99,72 @@ fn object_meta(b: &[u8]) -> Option<Value> {
     Some(Value::Object(m))
 }
 
+/// The `runtime.Unknown` envelope after the magic prefix: `typeMeta` (1: apiVersion, kind),
+/// `raw` (2), `contentEncoding` (3), `contentType` (4). Returns the kind it names (empty when
+/// unset) and the raw message.
+fn envelope(body: &[u8]) -> Option<(String, &[u8])> {
+    let mut kind = String::new();
+    let mut raw: &[u8] = &[];
+    for (n, f) in fields(body.strip_prefix(MAGIC)?)? {
+        match (n, f) {
+            (1, Field::Bytes(type_meta)) => {
+                for (tn, tf) in fields(type_meta)? {
+                    if let (2, Field::Bytes(k)) = (tn, tf) {
+                        kind = String::from_utf8(k.to_vec()).ok()?;
+                    }
+                }
+            }
+            (2, Field::Bytes(b)) => raw = b,
+            _ => {}
+        }
+    }
+    Some((kind, raw))
+}
+
+/// Decodes a protobuf `DeleteOptions` (`k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions`)
+/// into its JSON form; `None` when the body is not one.
+pub fn decode_delete_options(body: &[u8]) -> Option<Value> {
+    let (kind, raw) = envelope(body)?;
+    if !kind.is_empty() && kind != "DeleteOptions" {
+        return None;
+    }
+    let mut obj = Map::new();
+    obj.insert("kind".into(), json!("DeleteOptions"));
+    obj.insert("apiVersion".into(), json!("meta.k8s.io/v1"));
+    for (n, f) in fields(raw)? {
+        match (n, f) {
+            // int64 in two's complement, as protobuf encodes negative varints.
+            (1, Field::Varint(v)) => _ = obj.insert("gracePeriodSeconds".into(), json!(v as i64)),
+            (2, Field::Bytes(b)) => {
+                let mut pre = Map::new();
+                for (pn, pf) in fields(b)? {
+                    match (pn, pf) {
+                        (1, Field::Bytes(v)) => _ = pre.insert("uid".into(), text(v)?),
+                        (2, Field::Bytes(v)) => _ = pre.insert("resourceVersion".into(), text(v)?),
+                        _ => {}
+                    }
+                }
+                obj.insert("preconditions".into(), Value::Object(pre));
+            }
+            (3, Field::Varint(v)) => _ = obj.insert("orphanDependents".into(), json!(v != 0)),
+            (4, Field::Bytes(v)) => _ = obj.insert("propagationPolicy".into(), text(v)?),
+            (5, Field::Bytes(v)) => push_to(&mut obj, "dryRun", text(v)?),
+            (6, Field::Varint(v)) => {
+                _ = obj.insert(
+                    "ignoreStoreReadErrorWithClusterBreakingPotential".into(),
+                    json!(v != 0),
+                );
+            }
+            _ => {}
+        }
+    }
+    Some(Value::Object(obj))
+}
+
 /// Decodes a protobuf body of one of the supported kinds into its JSON form; `None` when the
 /// body is not such a body.
 pub fn decode(body: &[u8], kind: &str) -> Option<Value> {
-    let envelope = fields(body.strip_prefix(MAGIC)?)?;
-    let raw = envelope.iter().find_map(|(n, f)| match (n, f) {
-        (2, Field::Bytes(b)) => Some(*b),
-        _ => None,
-    })?;
+    let (_, raw) = envelope(body)?;
     let mut obj = Map::new();
     obj.insert("apiVersion".into(), json!("v1"));
     obj.insert("kind".into(), json!(kind));
@@ -188,5 +248,65 @@ mod tests {
             obj,
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "labels": {"app": "web"}}, "data": {"k": "v"}})
         );
+    }
+
+    fn varint_field(num: u64, value: u64) -> Vec<u8> {
+        let mut out = vec![u8::try_from(num << 3).unwrap()];
+        let mut v = value;
+        while v >= 0x80 {
+            out.push(u8::try_from(v & 0x7f).unwrap() | 0x80);
+            v >>= 7;
+        }
+        out.push(u8::try_from(v).unwrap());
+        out
+    }
+
+    /// What client-go's typed clients send with a delete under
+    /// `application/vnd.kubernetes.protobuf`.
+    #[test]
+    fn a_protobuf_delete_options_decodes_to_its_json_form() {
+        let raw = [
+            varint_field(1, u64::MAX), // gracePeriodSeconds: -1
+            field(2, &[field(1, b"u-1"), field(2, b"42")].concat()),
+            varint_field(3, 0),
+            field(4, b"Foreground"),
+            field(5, b"All"),
+        ]
+        .concat();
+        let envelope = [
+            b"k8s\0".to_vec(),
+            field(
+                1,
+                &[field(1, b"meta.k8s.io/v1"), field(2, b"DeleteOptions")].concat(),
+            ),
+            field(2, &raw),
+            field(3, b""),
+            field(4, b""),
+        ]
+        .concat();
+        assert_eq!(
+            decode_delete_options(&envelope).unwrap(),
+            json!({
+                "kind": "DeleteOptions",
+                "apiVersion": "meta.k8s.io/v1",
+                "gracePeriodSeconds": -1,
+                "preconditions": {"uid": "u-1", "resourceVersion": "42"},
+                "orphanDependents": false,
+                "propagationPolicy": "Foreground",
+                "dryRun": ["All"],
+            })
+        );
+    }
+
+    #[test]
+    fn a_protobuf_body_of_another_kind_is_not_delete_options() {
+        let envelope = [
+            b"k8s\0".to_vec(),
+            field(1, &[field(1, b"v1"), field(2, b"ConfigMap")].concat()),
+            field(2, &field(1, &field(1, b"cfg"))),
+        ]
+        .concat();
+        assert_eq!(decode_delete_options(&envelope), None);
+        assert_eq!(decode_delete_options(b"{}"), None);
     }
 }
