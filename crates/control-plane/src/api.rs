@@ -182,9 +182,22 @@ impl Query {
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.as_str())
     }
-    fn flag(&self, k: &str) -> bool {
-        matches!(self.get(k), Some("true" | "1"))
+    /// A boolean parameter (`watch`, `force`, `orphanDependents`, ...): `None` when absent.
+    fn bool(&self, k: &str) -> Option<bool> {
+        self.get(k).map(query_bool)
     }
+    /// A boolean parameter, false when absent.
+    fn flag(&self, k: &str) -> bool {
+        self.bool(k).unwrap_or(false)
+    }
+}
+
+/// A boolean query parameter as the apiserver's parameter codec reads it
+/// (`runtime.Convert_Slice_string_To_bool` in apimachinery): `0` and `false` in any case are
+/// false, anything else is true, so `True` (what Python clients up to 36.x send) and the empty
+/// value are true.
+fn query_bool(value: &str) -> bool {
+    !(value == "0" || value.eq_ignore_ascii_case("false"))
 }
 
 fn header_str(req: &Request<Bytes>, name: header::HeaderName) -> &str {
@@ -762,8 +775,7 @@ fn delete_opts(q: &Query, req: &Request<Bytes>) -> ApiResult<DeleteOpts> {
         }
     };
     let orphan = q
-        .get("orphanDependents")
-        .map(|v| v == "true")
+        .bool("orphanDependents")
         .or(b["orphanDependents"].as_bool());
     if propagation.is_none() && orphan.is_some() {
         propagation = Some(if orphan == Some(true) {

@@ -158,6 +158,45 @@ async fn apply_without_a_field_manager_is_invalid() {
     assert_eq!(err.code, 422);
 }
 
+/// Boolean query parameters are read as the apiserver's parameter codec reads them: anything
+/// but `0`/`false` (any case) is true, so `force=True` (Python clients up to 36.x) forces.
+#[tokio::test]
+async fn force_true_in_any_case_takes_over_conflicting_fields() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    cms.patch(
+        "cfg",
+        &PatchParams::apply("tool-a"),
+        &Patch::Apply(cm_config(json!({"a": "1"}))),
+    )
+    .await
+    .unwrap();
+    for (manager, force, value) in [("tool-b", "True", "2"), ("tool-c", "TRUE", "3")] {
+        let req = http::Request::patch(format!(
+            "/api/v1/namespaces/default/configmaps/cfg?fieldManager={manager}&force={force}"
+        ))
+        .header(http::header::CONTENT_TYPE, "application/apply-patch+yaml")
+        .body(serde_json::to_vec(&cm_config(json!({"a": value}))).unwrap())
+        .unwrap();
+        let out: ConfigMap = cp.client().request(req).await.unwrap();
+        assert_eq!(out.data.unwrap()["a"], value, "force={force}");
+    }
+    // `False` is false: the conflict is reported.
+    let req = http::Request::patch(
+        "/api/v1/namespaces/default/configmaps/cfg?fieldManager=tool-d&force=False",
+    )
+    .header(http::header::CONTENT_TYPE, "application/apply-patch+yaml")
+    .body(serde_json::to_vec(&cm_config(json!({"a": "4"}))).unwrap())
+    .unwrap();
+    let err = api_error(
+        cp.client()
+            .request::<serde_json::Value>(req)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 409);
+}
+
 #[tokio::test]
 async fn non_apply_writes_are_recorded_as_update_operations() {
     let cp = control_plane();

@@ -195,6 +195,59 @@ async fn orphan_deletion_removes_the_owner_reference_from_dependents() {
     assert!(child.owner_references().is_empty());
 }
 
+/// `orphanDependents` is a boolean query parameter: anything but `0`/`false` (any case) is
+/// true, so `orphanDependents=True` (Python clients up to 36.x) orphans.
+#[tokio::test]
+async fn orphan_dependents_true_in_any_case_keeps_the_dependents() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    for (i, value) in ["True", "TRUE", "1"].into_iter().enumerate() {
+        let owner = cms
+            .create(
+                &PostParams::default(),
+                &cm(&format!("owner-{i}"), json!({})),
+            )
+            .await
+            .unwrap();
+        cms.create(
+            &PostParams::default(),
+            &cm(&format!("child-{i}"), owned_by(&owner, false)),
+        )
+        .await
+        .unwrap();
+        let req = http::Request::delete(format!(
+            "/api/v1/namespaces/default/configmaps/owner-{i}?orphanDependents={value}"
+        ))
+        .body(Vec::new())
+        .unwrap();
+        cp.client().request::<serde_json::Value>(req).await.unwrap();
+        assert!(cms.get_opt(&format!("owner-{i}")).await.unwrap().is_none());
+        let child = cms.get(&format!("child-{i}")).await.unwrap();
+        assert!(
+            child.owner_references().is_empty(),
+            "orphanDependents={value} keeps the dependent, without the reference"
+        );
+    }
+    // `False` is false: the dependent is collected.
+    let owner = cms
+        .create(&PostParams::default(), &cm("owner-f", json!({})))
+        .await
+        .unwrap();
+    cms.create(
+        &PostParams::default(),
+        &cm("child-f", owned_by(&owner, false)),
+    )
+    .await
+    .unwrap();
+    let req = http::Request::delete(
+        "/api/v1/namespaces/default/configmaps/owner-f?orphanDependents=False",
+    )
+    .body(Vec::new())
+    .unwrap();
+    cp.client().request::<serde_json::Value>(req).await.unwrap();
+    assert!(cms.get_opt("child-f").await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn foreground_deletion_keeps_the_owner_until_blocking_dependents_are_gone() {
     let cp = control_plane();

@@ -177,6 +177,42 @@ async fn watch_without_resource_version_starts_with_the_current_objects_as_added
     }
 }
 
+/// `watch` is a boolean query parameter: anything but `0`/`false` (any case) is true, so
+/// `watch=True` (what Python clients up to 36.x send) streams events instead of listing.
+#[tokio::test]
+async fn watch_true_in_any_case_streams_events() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    for (i, value) in ["True", "TRUE", ""].into_iter().enumerate() {
+        let rv = cms
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .metadata
+            .resource_version
+            .unwrap();
+        let req = http::Request::get(format!(
+            "/api/v1/namespaces/default/configmaps?watch={value}&resourceVersion={rv}&allowWatchBookmarks=False"
+        ))
+        .body(Vec::new())
+        .unwrap();
+        let mut s = cp
+            .client()
+            .request_events::<ConfigMap>(req)
+            .await
+            .unwrap()
+            .boxed();
+        let name = format!("watched-{i}");
+        cms.create(&PostParams::default(), &cm(&name, json!({})))
+            .await
+            .unwrap();
+        match next_event(&mut s).await {
+            WatchEvent::Added(o) => assert_eq!(o.name_any(), name, "watch={value}"),
+            other => panic!("watch={value}: expected ADDED, got {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn watch_with_a_label_selector_sees_objects_leaving_it_as_deleted() {
     let cp = control_plane();
