@@ -552,10 +552,15 @@ async fn resource_request(
             Ok(write_response(&t, version, result, 200))
         }
         Verb::Patch => {
-            let opts = write_opts(q, req)?;
+            let mut opts = write_opts(q, req)?;
             let ct = header_str(req, header::CONTENT_TYPE);
             let kind = PatchKind::from_content_type(ct)
                 .ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+            if kind == PatchKind::Apply && q.get("fieldManager").is_none_or(str::is_empty) {
+                // The apiserver validates PatchOptions before defaulting the manager from the
+                // user agent, so an apply must name its manager (ValidatePatchOptions).
+                opts.field_manager.clear();
+            }
             let force = q.flag("force");
             let result = shared.lock().patch(
                 &t,

@@ -158,6 +158,36 @@ async fn apply_without_a_field_manager_is_invalid() {
     assert_eq!(err.code, 422);
 }
 
+/// `ValidatePatchOptions` runs before the manager is defaulted from the user agent, so an
+/// apply from a client that names itself (the Python client's `OpenAPI-Generator/...`) but
+/// sets no `fieldManager` gets the apiserver's 422, not an apply under its product name.
+#[tokio::test]
+async fn apply_requires_a_field_manager_even_when_the_user_agent_names_the_client() {
+    let cp = control_plane();
+    let req = http::Request::patch("/api/v1/namespaces/default/configmaps/cfg")
+        .header(http::header::CONTENT_TYPE, "application/apply-patch+yaml")
+        .header(http::header::USER_AGENT, "OpenAPI-Generator/37.0.3/python")
+        .body(serde_json::to_vec(&cm_config(json!({"a": "1"}))).unwrap())
+        .unwrap();
+    let err = api_error(
+        cp.client()
+            .request::<serde_json::Value>(req)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+    assert_eq!(err.reason, "Invalid");
+    assert_eq!(
+        err.message,
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    assert!(
+        cms.get_opt("cfg").await.unwrap().is_none(),
+        "nothing applied"
+    );
+}
+
 /// Boolean query parameters are read as the apiserver's parameter codec reads them: anything
 /// but `0`/`false` (any case) is true, so `force=True` (Python clients up to 36.x) forces.
 #[tokio::test]
