@@ -594,12 +594,36 @@ impl Store {
         }
         let stored = self.commit(&t.storage_key(), EventType::Added, obj);
         self.after_write(t, &stored);
+        if t.group == NS_RES.0 && t.plural == NS_RES.1 {
+            self.create_default_service_account(meta::name(&stored));
+        }
         self.process_deletions();
         Ok(WriteResult {
             object: (*stored).clone(),
             created: true,
             warnings,
         })
+    }
+
+    /// What kube-controller-manager's serviceaccounts-controller does for a new namespace: a
+    /// ServiceAccount `default`, which Pods without `serviceAccountName` run as. Namespace
+    /// termination deletes it with the rest of the namespace's contents.
+    fn create_default_service_account(&mut self, ns: &str) {
+        let Some(t) = self.registry.get(&res_key("", "serviceaccounts")).cloned() else {
+            return;
+        };
+        let sa = json!({
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "default", "namespace": ns},
+        });
+        let opts = WriteOpts {
+            field_manager: "kube-controller-manager".into(),
+            ..WriteOpts::default()
+        };
+        if let Err(e) = self.create(&t, ns, sa, &opts) {
+            tracing::error!(namespace = ns, error = %e.message, "creating the default ServiceAccount failed");
+        }
     }
 
     /// Kind-specific create behaviour of the apiserver (namespaces, CRDs).

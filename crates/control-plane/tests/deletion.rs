@@ -5,7 +5,7 @@
 
 mod common;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use serde_json::json;
@@ -361,6 +361,44 @@ async fn namespace_deletion_removes_its_contents_then_the_namespace() {
     .await
     .unwrap();
     assert!(nss.get_opt("team").await.unwrap().is_none());
+}
+
+/// kube-controller-manager's serviceaccounts-controller gives every namespace a ServiceAccount
+/// `default` ("Service Accounts": "every namespace has a default service account"); it goes
+/// with the namespace.
+#[tokio::test]
+async fn every_namespace_has_a_default_service_account_removed_with_the_namespace() {
+    let cp = control_plane();
+    let client = cp.client();
+    let default_sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    assert!(default_sas.get_opt("default").await.unwrap().is_some());
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap();
+    nss.create(&PostParams::default(), &ns).await.unwrap();
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "team");
+    let names: Vec<String> = sas
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    assert_eq!(names, ["default"]);
+
+    nss.delete("team", &DeleteParams::default()).await.unwrap();
+    assert!(nss.get_opt("team").await.unwrap().is_none());
+    let all: Api<ServiceAccount> = Api::all(client);
+    let left: Vec<String> = all
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(|sa| sa.namespace())
+        .filter(|ns| ns == "team")
+        .collect();
+    assert!(left.is_empty(), "the namespace's ServiceAccount is gone");
 }
 
 #[tokio::test]
