@@ -1563,6 +1563,7 @@ async fn apply_release(
     {
         return Ok(Progress::Waiting { message, hooks });
     }
+    let mut healths = Vec::with_capacity(plan.resources.len());
     for object in &plan.resources {
         let live = apply_object(
             ctx,
@@ -1572,12 +1573,40 @@ async fn apply_release(
             &release_label,
         )
         .await?;
+        healths.push(health::assess(
+            &serde_json::to_value(&live).unwrap_or(Value::Null),
+        ));
         if object.entry.kind == "CustomResourceDefinition"
             && let Some(message) = crd_not_established(&object.entry, &live, hr.spec.timeout())?
         {
             // Custom resources of the same render are refused until their CRD is served.
             return Ok(Progress::Waiting { message, hooks });
         }
+    }
+    // As `helm install --wait`: post hooks start once the release's objects are healthy (a
+    // migration Job must not run before its database is up); without `wait`, right away.
+    if with_hooks
+        && hr.spec.wait()
+        && !plan.hooks_for(post).is_empty()
+        && let Health::Progressing(progress) | Health::Failed(progress) = health::combine(healths)
+    {
+        let started = recorded
+            .as_ref()
+            .and_then(|s| s.timings.as_ref()?.started_at.as_ref());
+        if started.is_some_and(|t| {
+            Timestamp::now().duration_since(t.0).unsigned_abs() > hr.spec.timeout()
+        }) {
+            return Err(Error::NotHealthyForHooks {
+                event: post.as_str(),
+                message: progress,
+                seconds: hr.spec.timeout().as_secs(),
+            });
+        }
+        let message = format!(
+            "{} hooks wait for the release to be healthy: {progress}",
+            post.as_str()
+        );
+        return Ok(Progress::Waiting { message, hooks });
     }
     if with_hooks
         && let HookStep::Waiting(message) = hook_pass

@@ -47,6 +47,16 @@ pub enum Error {
         object: String,
         seconds: u64,
     },
+    /// With `wait`, the release's objects did not become healthy within its timeout, so its
+    /// post-install/post-upgrade hooks never started (as `helm install --wait` fails).
+    #[error(
+        "{event} hooks did not start: the release was not healthy within {seconds}s ({message})"
+    )]
+    NotHealthyForHooks {
+        event: &'static str,
+        message: String,
+        seconds: u64,
+    },
     /// An applied CRD did not become Established.
     #[error("{object} is not Established: {message}")]
     CrdNotEstablished { object: String, message: String },
@@ -77,6 +87,7 @@ impl Error {
             Error::UnknownKind { .. } => "UnknownKind",
             Error::HookFailed { .. } => "HookFailed",
             Error::HookTimeout { .. } => "HookTimeout",
+            Error::NotHealthyForHooks { .. } => "HealthCheckFailed",
             Error::CrdNotEstablished { .. } => "CrdNotEstablished",
             Error::Finalizer(_) => "FinalizerFailed",
             Error::Config(_) => "InvalidConfiguration",
@@ -95,6 +106,7 @@ impl Error {
             Error::UnknownKind { .. } => "unknown_kind",
             Error::HookFailed { .. } => "hook_failed",
             Error::HookTimeout { .. } => "hook_timeout",
+            Error::NotHealthyForHooks { .. } => "not_healthy_for_hooks",
             Error::CrdNotEstablished { .. } => "crd_not_established",
             Error::Finalizer(e) => match e.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
