@@ -12,7 +12,7 @@ use upstart_api::names::{child_name, kebab_case};
 use upstart_api::v1alpha1::{
     Dependency, DependencyKind, HelmRelease, HelmReleaseSpec, UpstartService,
 };
-use upstart_dag::{DependencyGraph, GraphInput, NodeId, NodeKind};
+use upstart_dag::{DependencyGraph, GraphInput, NodeId, NodeKind, Ordering};
 
 use crate::constants::reasons;
 
@@ -145,59 +145,167 @@ impl Plan {
 /// Plans the children of `service` given everything of its namespace: the other
 /// UpstartServices and every HelmRelease (its own children included; they are recognised by
 /// their service label and stand for the service's keys).
+///
+/// The stages, each its own function: read the namespace ([`Namespace::read`]), build its
+/// dependency graph ([`Namespace::graph`]), resolve each key's dependencies
+/// ([`resolve_keys`]), then withhold the keys on a cycle ([`withhold_cycles`]), those losing a
+/// `.Release.Name` ([`withhold_release_name_conflicts`]) and those whose child name is taken
+/// ([`withhold_taken_child_names`]), and order what is left ([`order_keys`]). Problems are
+/// collected in that order.
 pub fn plan(
     service: &UpstartService,
     services: &[UpstartService],
     releases: &[HelmRelease],
 ) -> Plan {
-    let me = service.name_any();
-    let namespace = service.namespace();
-    let mut all: Vec<&UpstartService> = services
-        .iter()
-        .filter(|s| s.namespace() == namespace && s.name_any() != me)
-        .collect();
-    all.push(service);
-    all.sort_by_key(|s| s.name_any());
-    let service_names: BTreeSet<String> = all.iter().map(|s| s.name_any()).collect();
-    let standalone: Vec<&HelmRelease> = releases
-        .iter()
-        .filter(|r| r.namespace() == namespace)
-        .filter(|r| {
-            r.labels()
-                .get(SERVICE_LABEL)
-                .is_none_or(|owner| !service_names.contains(owner))
-        })
-        .collect();
-
-    // A service an environment created carries its label; its EnvironmentRelease dependencies
-    // name that environment's releases (the environment operator already made them concrete).
-    let environment = service.labels().get(ENVIRONMENT_LABEL).map(String::as_str);
-    let mut input = GraphInput::new();
-    input.set_environment(environment);
-    for s in &all {
-        input.add_service(&s.name_any(), &s.spec);
-    }
-    for r in &standalone {
-        input.add_release(&r.name_any(), &r.spec.dependencies);
-    }
-    let graph = DependencyGraph::build(&input);
+    let namespace = Namespace::read(service, services, releases);
+    let graph = namespace.graph();
     let ordering = graph.ordering();
-
-    let child_of_key: BTreeMap<String, String> = service
-        .spec
-        .helm_releases
-        .keys()
-        .map(|k| (k.clone(), child_name(&me, k)))
-        .collect();
-    let key_of_child: HashMap<&str, &str> = child_of_key
-        .iter()
-        .map(|(k, c)| (c.as_str(), k.as_str()))
-        .collect();
+    let children = Children::of(service);
 
     let mut problems = Vec::new();
+    let mut keys = resolve_keys(&namespace, &graph, &children, &mut problems);
+    withhold_cycles(&namespace, &ordering, &children, &mut keys, &mut problems);
+    withhold_release_name_conflicts(&namespace, &mut keys, &mut problems);
+    withhold_taken_child_names(&namespace, &children, &mut keys, &mut problems);
+    let order = order_keys(&ordering, &children, &keys);
+    Plan {
+        keys,
+        order,
+        problems,
+    }
+}
+
+/// The part of the namespace a plan reads: the services (this one included) and the
+/// HelmReleases no service owns, which take part in the dependency graph as themselves.
+struct Namespace<'a> {
+    /// The planned service.
+    service: &'a UpstartService,
+    /// Its name.
+    me: String,
+    namespace: Option<String>,
+    /// Every UpstartService of the namespace, this one included, by name.
+    services: Vec<&'a UpstartService>,
+    /// The HelmReleases of the namespace that no UpstartService of it owns.
+    standalone: Vec<&'a HelmRelease>,
+    /// Every HelmRelease given, children included (the namespace is checked where it matters).
+    releases: &'a [HelmRelease],
+    /// The environment that created the service, when one did.
+    environment: Option<&'a str>,
+}
+
+impl<'a> Namespace<'a> {
+    /// Decides which services and which standalone HelmReleases are the planned service's
+    /// neighbours: those of its namespace, a HelmRelease standing for itself only when no
+    /// service of the namespace owns it.
+    fn read(
+        service: &'a UpstartService,
+        services: &'a [UpstartService],
+        releases: &'a [HelmRelease],
+    ) -> Self {
+        let me = service.name_any();
+        let namespace = service.namespace();
+        let mut all: Vec<&UpstartService> = services
+            .iter()
+            .filter(|s| s.namespace() == namespace && s.name_any() != me)
+            .collect();
+        all.push(service);
+        all.sort_by_key(|s| s.name_any());
+        let service_names: BTreeSet<String> = all.iter().map(|s| s.name_any()).collect();
+        let standalone: Vec<&HelmRelease> = releases
+            .iter()
+            .filter(|r| r.namespace() == namespace)
+            .filter(|r| {
+                r.labels()
+                    .get(SERVICE_LABEL)
+                    .is_none_or(|owner| !service_names.contains(owner))
+            })
+            .collect();
+        // A service an environment created carries its label; its EnvironmentRelease
+        // dependencies name that environment's releases (the environment operator already
+        // made them concrete).
+        let environment = service.labels().get(ENVIRONMENT_LABEL).map(String::as_str);
+        Self {
+            service,
+            me,
+            namespace,
+            services: all,
+            standalone,
+            releases,
+            environment,
+        }
+    }
+
+    /// The namespace's dependency graph: every service's releases and every standalone
+    /// HelmRelease, with their dependencies resolved by name.
+    fn graph(&self) -> DependencyGraph {
+        let mut input = GraphInput::new();
+        input.set_environment(self.environment);
+        for s in &self.services {
+            input.add_service(&s.name_any(), &s.spec);
+        }
+        for r in &self.standalone {
+            input.add_release(&r.name_any(), &r.spec.dependencies);
+        }
+        DependencyGraph::build(&input)
+    }
+
+    /// Whether the HelmRelease `name` of the namespace exists and was installed, and (when
+    /// `service` is given) is that service's child.
+    fn installed(&self, name: &str, service: Option<&str>) -> bool {
+        self.releases.iter().any(|r| {
+            r.namespace() == self.namespace
+                && r.name_any() == name
+                && service
+                    .is_none_or(|s| r.labels().get(SERVICE_LABEL).map(String::as_str) == Some(s))
+                && !crate::children::never_installed(r)
+        })
+    }
+}
+
+/// The child HelmRelease name of each release key of the planned service, both ways.
+struct Children {
+    child_of_key: BTreeMap<String, String>,
+    key_of_child: HashMap<String, String>,
+}
+
+impl Children {
+    fn of(service: &UpstartService) -> Self {
+        let me = service.name_any();
+        let child_of_key: BTreeMap<String, String> = service
+            .spec
+            .helm_releases
+            .keys()
+            .map(|k| (k.clone(), child_name(&me, k)))
+            .collect();
+        let key_of_child = child_of_key
+            .iter()
+            .map(|(k, c)| (c.clone(), k.clone()))
+            .collect();
+        Self {
+            child_of_key,
+            key_of_child,
+        }
+    }
+
+    /// The key whose child is `child`, if any.
+    fn key(&self, child: &str) -> Option<&str> {
+        self.key_of_child.get(child).map(String::as_str)
+    }
+}
+
+/// Decides each key's concrete dependencies (`{kind, name, as}`), its sibling keys and its
+/// `.Release.Name`; a dependency that resolves to nothing is a problem of the key, and a key
+/// whose child node the graph gave to another key (kebab-case twins) is withheld.
+fn resolve_keys(
+    namespace: &Namespace<'_>,
+    graph: &DependencyGraph,
+    children: &Children,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, KeyPlan> {
+    let me = &namespace.me;
     let mut keys = BTreeMap::new();
-    for (key, spec) in &service.spec.helm_releases {
-        let child = child_of_key[key].clone();
+    for (key, spec) in &namespace.service.spec.helm_releases {
+        let child = children.child_of_key[key].clone();
         let node = NodeId::release(child.clone());
         let label = format!("{me}/{key}");
         let owns_node = graph.label(&node) == Some(label.as_str());
@@ -214,10 +322,10 @@ pub fn plan(
                 .flatten();
             match resolved {
                 Some(resolved) => {
-                    if let Some(sibling) = key_of_child.get(resolved.target.name.as_str())
+                    if let Some(sibling) = children.key(&resolved.target.name)
                         && resolved.target.kind == NodeKind::HelmRelease
                     {
-                        siblings.push((*sibling).to_owned());
+                        siblings.push(sibling.to_owned());
                     }
                     dependencies.push(Dependency {
                         name: resolved.target.name.clone(),
@@ -229,36 +337,9 @@ pub fn plan(
                     });
                 }
                 None => {
-                    let ambiguous = graph.problems().iter().any(|p| {
-                        matches!(p, upstart_dag::Error::AmbiguousDependency { release, name }
-                            if *release == label && *name == dependency.name)
-                    });
-                    // An environment release is waited for as the HelmRelease it means.
-                    let concrete = dependency.in_environment(environment);
-                    problems.push(if ambiguous {
-                        Problem::AmbiguousDependency {
-                            key: key.clone(),
-                            name: dependency.name.clone(),
-                        }
-                    } else if dependency.kind == Some(DependencyKind::EnvironmentRelease) {
-                        Problem::UnknownEnvironmentRelease {
-                            key: key.clone(),
-                            name: dependency.name.clone(),
-                            object: concrete.name.clone(),
-                        }
-                    } else {
-                        Problem::UnknownDependency {
-                            key: key.clone(),
-                            name: dependency.name.clone(),
-                        }
-                    });
-                    // Kept as written (kind-less unless given): the HelmRelease operator waits
-                    // for whichever appears, and this plan is redone when something does.
-                    dependencies.push(Dependency {
-                        name: concrete.name,
-                        kind: concrete.kind,
-                        alias: Some(dependency.alias().to_owned()),
-                    });
+                    let (problem, kept) = unresolved(namespace, graph, key, &label, dependency);
+                    problems.push(problem);
+                    dependencies.push(kept);
                 }
             }
         }
@@ -289,12 +370,66 @@ pub fn plan(
             },
         );
     }
+    keys
+}
 
-    // Cycles through this service or one of its releases.
-    let my_nodes: BTreeSet<NodeId> = child_of_key
+/// Decides what an unresolved dependency of `key` (graph label `label`) is: ambiguous, an
+/// environment release not there yet, or unknown; and the dependency written into the child
+/// meanwhile.
+fn unresolved(
+    namespace: &Namespace<'_>,
+    graph: &DependencyGraph,
+    key: &str,
+    label: &str,
+    dependency: &Dependency,
+) -> (Problem, Dependency) {
+    let ambiguous = graph.problems().iter().any(|p| {
+        matches!(p, upstart_dag::Error::AmbiguousDependency { release, name }
+            if *release == label && *name == dependency.name)
+    });
+    // An environment release is waited for as the HelmRelease it means.
+    let concrete = dependency.in_environment(namespace.environment);
+    let problem = if ambiguous {
+        Problem::AmbiguousDependency {
+            key: key.to_owned(),
+            name: dependency.name.clone(),
+        }
+    } else if dependency.kind == Some(DependencyKind::EnvironmentRelease) {
+        Problem::UnknownEnvironmentRelease {
+            key: key.to_owned(),
+            name: dependency.name.clone(),
+            object: concrete.name.clone(),
+        }
+    } else {
+        Problem::UnknownDependency {
+            key: key.to_owned(),
+            name: dependency.name.clone(),
+        }
+    };
+    // Kept as written (kind-less unless given): the HelmRelease operator waits for whichever
+    // appears, and this plan is redone when something does.
+    let kept = Dependency {
+        name: concrete.name,
+        kind: concrete.kind,
+        alias: Some(dependency.alias().to_owned()),
+    };
+    (problem, kept)
+}
+
+/// Withholds every key on a dependency cycle through this service or one of its releases;
+/// each such cycle is one problem.
+fn withhold_cycles(
+    namespace: &Namespace<'_>,
+    ordering: &Ordering,
+    children: &Children,
+    keys: &mut BTreeMap<String, KeyPlan>,
+    problems: &mut Vec<Problem>,
+) {
+    let my_nodes: BTreeSet<NodeId> = children
+        .child_of_key
         .values()
         .map(|c| NodeId::release(c.clone()))
-        .chain([NodeId::service(me.clone())])
+        .chain([NodeId::service(namespace.me.clone())])
         .collect();
     for cycle in &ordering.cycles {
         if !cycle.members.iter().any(|m| my_nodes.contains(m)) {
@@ -305,48 +440,25 @@ pub fn plan(
         };
         for member in &cycle.members {
             if member.kind == NodeKind::HelmRelease
-                && let Some(key) = key_of_child.get(member.name.as_str())
-                && let Some(plan) = keys.get_mut(*key)
+                && let Some(key) = children.key(&member.name)
+                && let Some(plan) = keys.get_mut(key)
             {
                 plan.withheld.get_or_insert_with(|| problem.clone());
             }
         }
         problems.push(problem);
     }
+}
 
-    // `.Release.Name` conflicts: a release already installed keeps its name, else the owner
-    // created first (creation times have one-second precision: then the name decides).
-    let installed = |name: &str, service: Option<&str>| {
-        releases.iter().any(|r| {
-            r.namespace() == namespace
-                && r.name_any() == name
-                && service
-                    .is_none_or(|s| r.labels().get(SERVICE_LABEL).map(String::as_str) == Some(s))
-                && !crate::children::never_installed(r)
-        })
-    };
-    let mut claims: Vec<Claim> = Vec::new();
-    for s in &all {
-        let service = s.name_any();
-        for (key, spec) in &s.spec.helm_releases {
-            claims.push(Claim {
-                release_name: effective_release_name(key, spec),
-                installed: installed(&child_name(&service, key), Some(&service)),
-                created: s.metadata.creation_timestamp.clone(),
-                owner: format!("{service}/{key}"),
-                mine: (service == me).then(|| key.clone()),
-            });
-        }
-    }
-    for r in &standalone {
-        claims.push(Claim {
-            release_name: r.spec.release_name.clone().unwrap_or_else(|| r.name_any()),
-            installed: !crate::children::never_installed(r),
-            created: r.metadata.creation_timestamp.clone(),
-            owner: r.name_any(),
-            mine: None,
-        });
-    }
+/// Decides who keeps each `.Release.Name` claimed twice in the namespace, and withholds this
+/// service's keys that lose: a release already installed keeps its name, else the owner
+/// created first (creation times have one-second precision: then the name decides).
+fn withhold_release_name_conflicts(
+    namespace: &Namespace<'_>,
+    keys: &mut BTreeMap<String, KeyPlan>,
+    problems: &mut Vec<Problem>,
+) {
+    let mut claims = release_name_claims(namespace);
     claims.sort_by(|a, b| {
         a.release_name
             .cmp(&b.release_name)
@@ -375,19 +487,56 @@ pub fn plan(
             problems.push(problem);
         }
     }
+}
 
-    // A HelmRelease of the child's name that this service does not manage is never taken over.
+/// The `.Release.Name` each release of the namespace claims: every key of every service and
+/// every standalone HelmRelease.
+fn release_name_claims(namespace: &Namespace<'_>) -> Vec<Claim> {
+    let mut claims: Vec<Claim> = Vec::new();
+    for s in &namespace.services {
+        let service = s.name_any();
+        for (key, spec) in &s.spec.helm_releases {
+            claims.push(Claim {
+                release_name: effective_release_name(key, spec),
+                installed: namespace.installed(&child_name(&service, key), Some(&service)),
+                created: s.metadata.creation_timestamp.clone(),
+                owner: format!("{service}/{key}"),
+                mine: (service == namespace.me).then(|| key.clone()),
+            });
+        }
+    }
+    for r in &namespace.standalone {
+        claims.push(Claim {
+            release_name: r.spec.release_name.clone().unwrap_or_else(|| r.name_any()),
+            installed: !crate::children::never_installed(r),
+            created: r.metadata.creation_timestamp.clone(),
+            owner: r.name_any(),
+            mine: None,
+        });
+    }
+    claims
+}
+
+/// Withholds the keys whose child name is a HelmRelease this service does not manage (never
+/// taken over), then reports the keys the graph gave to a kebab-case twin
+/// ([`resolve_keys`] withheld them) once each.
+fn withhold_taken_child_names(
+    namespace: &Namespace<'_>,
+    children: &Children,
+    keys: &mut BTreeMap<String, KeyPlan>,
+    problems: &mut Vec<Problem>,
+) {
     for plan in keys.values_mut() {
         if plan.withheld.is_some() {
             continue;
         }
-        let foreign = releases.iter().find(|r| {
-            r.namespace() == namespace
+        let foreign = namespace.releases.iter().find(|r| {
+            r.namespace() == namespace.namespace
                 && r.name_any() == plan.child
-                && r.labels().get(SERVICE_LABEL) != Some(&me)
+                && r.labels().get(SERVICE_LABEL) != Some(&namespace.me)
         });
         if let Some(foreign) = foreign {
-            let key = key_of_child[plan.child.as_str()].to_owned();
+            let key = children.key_of_child[plan.child.as_str()].clone();
             let by = match foreign.labels().get(SERVICE_LABEL) {
                 Some(owner) => format!("managed by UpstartService {owner}"),
                 None => "in the namespace and not managed by this service".to_owned(),
@@ -408,27 +557,29 @@ pub fn plan(
             problems.push(problem.clone());
         }
     }
+}
 
-    // Teardown order reversed: dependencies first, and unlike the install levels it also
-    // holds the releases on or behind a cycle.
+/// Orders the keys: the teardown order reversed, so dependencies first, and unlike the install
+/// levels it also holds the releases on or behind a cycle; keys the graph does not hold last.
+fn order_keys(
+    ordering: &Ordering,
+    children: &Children,
+    keys: &BTreeMap<String, KeyPlan>,
+) -> Vec<String> {
     let mut order: Vec<String> = ordering
         .teardown_levels
         .iter()
         .rev()
         .flatten()
         .filter(|n| n.kind == NodeKind::HelmRelease)
-        .filter_map(|n| key_of_child.get(n.name.as_str()).map(|k| (*k).to_owned()))
+        .filter_map(|n| children.key(&n.name).map(str::to_owned))
         .collect();
     for key in keys.keys() {
         if !order.contains(key) {
             order.push(key.clone());
         }
     }
-    Plan {
-        keys,
-        order,
-        problems,
-    }
+    order
 }
 
 /// `.Release.Name` of a service's release: `releaseName`, else the key in kebab-case.
@@ -436,6 +587,7 @@ pub fn effective_release_name(key: &str, spec: &HelmReleaseSpec) -> String {
     spec.release_name.clone().unwrap_or_else(|| kebab_case(key))
 }
 
+/// One release's claim on a `.Release.Name`.
 struct Claim {
     release_name: String,
     /// The release holding the claim is installed.
