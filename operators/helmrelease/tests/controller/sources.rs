@@ -1,0 +1,304 @@
+//! Chart sources other than the local chart repository: an OCI registry with credentials
+//! from the operator's namespace.
+
+use super::*;
+
+/// Debian's `docker-registry` (CNCF distribution), as the chart-source OCI tests use it: its
+/// absence fails the test with how to install it, it is not skipped.
+mod registry {
+    use std::io::{Read as _, Write as _};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// `robot:hunter2` in htpasswd form (bcrypt, cost 4 so every request stays fast).
+    const HTPASSWD: &str = "robot:$2b$04$dOCUmxWrQJs1yWkqVz67X.rqevP2xIH1eXi.3iHs5PsWCz/bG0MhC\n";
+
+    fn binary() -> PathBuf {
+        let system = PathBuf::from("/usr/bin/docker-registry");
+        if system.is_file() {
+            return system;
+        }
+        std::env::var_os("PATH")
+            .and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join("docker-registry"))
+                    .find(|p| p.is_file())
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "docker-registry (CNCF distribution) is needed for the OCI test: run \
+                     scripts/bootstrap-tools as root, or `apt-get install -y docker-registry`"
+                )
+            })
+    }
+
+    /// A registry requiring basic authentication as `robot` / `hunter2`; killed when dropped.
+    pub struct Registry {
+        child: Child,
+        port: u16,
+        dir: tempfile::TempDir,
+    }
+
+    impl Drop for Registry {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Registry {
+        pub fn start() -> Registry {
+            let dir = tempfile::tempdir().unwrap();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, HTPASSWD).unwrap();
+            let config = dir.path().join("config.yml");
+            std::fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+                     http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                    dir.path().join("storage").display(),
+                    htpasswd.display()
+                ),
+            )
+            .unwrap();
+            let child = Command::new(binary())
+                .arg("serve")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join("registry.log")).unwrap())
+                .spawn()
+                .unwrap();
+            let mut registry = Registry { child, port, dir };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !registry.answers() {
+                if let Some(status) = registry.child.try_wait().unwrap() {
+                    let log = std::fs::read_to_string(registry.dir.path().join("registry.log"));
+                    panic!("docker-registry exited with {status}: {log:?}");
+                }
+                assert!(Instant::now() < deadline, "docker-registry did not answer");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            registry
+        }
+
+        fn answers(&self) -> bool {
+            let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+                return false;
+            };
+            let request = format!("GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n", self.port);
+            if stream.write_all(request.as_bytes()).is_err() {
+                return false;
+            }
+            let mut reply = String::new();
+            let _ = stream.read_to_string(&mut reply);
+            reply.contains(" 401 ") || reply.contains(" 200 ")
+        }
+
+        pub fn host(&self) -> String {
+            format!("127.0.0.1:{}", self.port)
+        }
+
+        /// Packages the chart in `chart_dir` and pushes it into `oci://HOST/charts` as robot.
+        pub fn push(&self, chart_dir: &Path) {
+            let chart = upstart_chart_package::package_chart(chart_dir).unwrap();
+            let work = tempfile::tempdir().unwrap();
+            let file = work
+                .path()
+                .join(format!("{}-{}.tgz", chart.name, chart.version));
+            std::fs::write(&file, &chart.archive).unwrap();
+            let output = Command::new(upstart_test_support::helm())
+                .arg("push")
+                .arg(&file)
+                .arg(format!("oci://{}/charts", self.host()))
+                .args([
+                    "--plain-http",
+                    "--username",
+                    "robot",
+                    "--password",
+                    "hunter2",
+                ])
+                .env("HELM_CACHE_HOME", work.path().join("cache"))
+                .env("HELM_CONFIG_HOME", work.path().join("config"))
+                .env("HELM_DATA_HOME", work.path().join("data"))
+                .env("HELM_REGISTRY_CONFIG", work.path().join("registry.json"))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "helm push failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_from_an_oci_registry_with_credentials_from_the_operator_namespace_installs() {
+    let registry = registry::Registry::start();
+    let mut h = Harness::boot().await;
+    registry.push(&h.cluster.dir().join("charts/app"));
+
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "upstart-system"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(h.client.clone(), "upstart-system");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "reg-auth"},
+                "stringData": {"username": "robot", "password": "hunter2"}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let repositories = RepositoryConfig::from_yaml(&format!(
+        "repositories: {{reg: {{url: \"oci://{}/charts\", plainHttp: true, credentialsSecret: reg-auth}}}}",
+        registry.host()
+    ))
+    .unwrap();
+    let credentials = controller::load_credentials(&h.client, "upstart-system", &repositories)
+        .await
+        .unwrap();
+    assert!(credentials.contains_key("reg"));
+    let config = Config {
+        repositories,
+        credentials,
+        ..h.config()
+    };
+    h.run_operator(config);
+
+    h.create(
+        "from-oci",
+        json!({"chart": "reg/app", "version": "^0.1", "values": {"message": "pulled"}}),
+    )
+    .await;
+    let release = h.ready("from-oci").await;
+    let status = release.status.unwrap();
+    assert_eq!(status.version.as_deref(), Some("0.1.0"));
+    assert!(status.chart_digest.unwrap().starts_with("sha256:"));
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    let settings = config_maps.get("from-oci-settings").await.unwrap();
+    assert_eq!(settings.data.unwrap()["message"], "pulled");
+    let shown = serde_json::to_string(&h.releases().get("from-oci").await.unwrap()).unwrap();
+    assert!(!shown.contains("hunter2"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credentials_secret_missing_at_start_fails_only_its_repository_until_it_is_created() {
+    let registry = registry::Registry::start();
+    let mut h = Harness::boot().await;
+    registry.push(&h.cluster.dir().join("charts/app"));
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "upstart-system"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    // `test` needs no credentials; `reg` names a Secret nobody has created yet.
+    let mut repositories = h.config().repositories;
+    repositories.repositories.extend(
+        RepositoryConfig::from_yaml(&format!(
+            "repositories: {{reg: {{url: \"oci://{}/charts\", plainHttp: true, credentialsSecret: reg-auth}}}}",
+            registry.host()
+        ))
+        .unwrap()
+        .repositories,
+    );
+    let credentials = controller::load_credentials(&h.client, "upstart-system", &repositories)
+        .await
+        .expect("a missing credentials Secret does not stop the operator");
+    assert!(credentials.is_empty());
+    h.run_operator(Config {
+        repositories,
+        credentials,
+        credentials_namespace: Some("upstart-system".into()),
+        ..h.config()
+    });
+
+    h.create(
+        "from-oci",
+        json!({"chart": "reg/app", "version": "^0.1", "values": {"message": "pulled"}}),
+    )
+    .await;
+    h.create(
+        "from-test",
+        json!({"chart": "test/app", "version": "0.1.0"}),
+    )
+    .await;
+    let api = h.releases();
+    let condition = eventually("the release to fail naming the missing Secret", || async {
+        let status = api.get("from-oci").await.ok()?.status?;
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")?
+            .clone();
+        (ready.reason == "ChartFetchFailed").then_some(ready)
+    })
+    .await;
+    assert_eq!(condition.status, "False");
+    for part in [
+        "credentials Secret upstart-system/reg-auth",
+        "repository reg",
+        "create it in upstart-system",
+    ] {
+        assert!(
+            condition.message.contains(part),
+            "{part:?} not in {:?}",
+            condition.message
+        );
+    }
+    let status = api.get("from-oci").await.unwrap().status.unwrap();
+    assert!(
+        !status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True"),
+        "creating the Secret is enough: the release keeps retrying"
+    );
+    // A repository with its credentials, or needing none, is not held up.
+    h.ready("from-test").await;
+
+    // Created later, the Secret is read at the next attempt: no restart.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(h.client.clone(), "upstart-system");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "reg-auth"},
+                "stringData": {"username": "robot", "password": "hunter2"}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let release = h.ready("from-oci").await;
+    assert_eq!(release.status.unwrap().version.as_deref(), Some("0.1.0"));
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    let settings = config_maps.get("from-oci-settings").await.unwrap();
+    assert_eq!(settings.data.unwrap()["message"], "pulled");
+    let shown = serde_json::to_string(&h.releases().get("from-oci").await.unwrap()).unwrap();
+    assert!(!shown.contains("hunter2"));
+    h.stop().await;
+}
