@@ -757,7 +757,7 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
         let inputs_changed =
             observed.digest.as_deref() != old.and_then(|s| s.applied_digest.as_deref());
         let with_hooks = with_hooks && inputs_changed;
-        let run = observed.digest.clone().unwrap_or_default();
+        let run = hook_run(hr, observed.digest.as_deref().unwrap_or_default());
         let mut recorded = hr.status.clone();
         let progress = apply_release(
             hr,
@@ -1688,6 +1688,13 @@ async fn apply_object(
         .map_err(Error::kube(format!("applying {display}")))?;
     ctx.release_metrics.objects_applied.inc();
     Ok(applied)
+}
+
+/// The value of [`HOOK_RUN_ANNOTATION`] on the hooks of one run: the release object's uid and
+/// what the run applies. The uid keeps a release deleted and created again with the same spec
+/// from taking the hooks its earlier self left behind for its own (and skipping them).
+fn hook_run(hr: &HelmRelease, what: &str) -> String {
+    format!("{}-{what}", hr.uid().unwrap_or_default())
 }
 
 /// What [`delete_unless_kept`] did.

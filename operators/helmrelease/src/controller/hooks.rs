@@ -43,6 +43,11 @@ impl HookPass<'_> {
                 .iter()
                 .find(|h| h.event == event.as_str() && h.object == display && h.phase != RUNNING)
             {
+                // Ended in an earlier pass of this run: a success still owes its deletion
+                // (`hook-succeeded`), done with this pass's, or it would be left behind.
+                if ended.phase == "Succeeded" && hook.delete_after(HookOutcome::Succeeded) {
+                    succeeded.push(entry.clone());
+                }
                 statuses.push(ended.clone());
                 continue;
             }

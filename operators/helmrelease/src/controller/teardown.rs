@@ -88,9 +88,12 @@ pub(super) async fn teardown(
         delete_hook_plan(hr, ctx, namespace).await
     };
     let release_label = upstart_api::names::release_label_value(namespace, &hr.name_any());
-    let run = format!(
-        "delete-{}",
-        status.applied_digest.as_deref().unwrap_or("unapplied")
+    let run = hook_run(
+        hr,
+        &format!(
+            "delete-{}",
+            status.applied_digest.as_deref().unwrap_or("unapplied")
+        ),
     );
     let mut hooks = Vec::new();
     let mut succeeded = Vec::new();
