@@ -10,8 +10,10 @@ pub enum Error {
     #[error("helm binary {path} cannot be run: {reason}")]
     HelmUnavailable { path: PathBuf, reason: String },
 
-    /// The helm binary runs but is not Helm v3.14+ or v4.
-    #[error("helm binary {path} is {version}; Helm v3.14 or newer (v3 or v4) is required")]
+    /// The helm binary runs but is not Helm v3.19+ or v4.
+    #[error(
+        "helm binary {path} is {version}; Helm v3.19 or newer (v3 or v4) is required (older releases lack the fixes for chart archive bombs and hostile schemas)"
+    )]
     HelmVersionUnsupported { path: PathBuf, version: String },
 
     /// The chart directory handed to the renderer does not exist.
@@ -50,9 +52,19 @@ pub enum Error {
     #[error("rendered manifest has more than {limit} documents")]
     TooManyDocuments { limit: usize },
 
-    /// A rendered document is not valid YAML (or exceeds the alias-expansion limit).
+    /// A rendered document is not valid YAML, or not YAML kubectl would convert.
     #[error("{source_file}: invalid YAML: {detail}")]
     InvalidYaml { source_file: String, detail: String },
+
+    /// The rendered manifest expands (through aliases) past a conversion limit.
+    #[error(
+        "{source_file}: the rendered manifest expands to more than {limit} {what} (YAML aliases counted each time they are used); the operator refuses it to bound its memory"
+    )]
+    YamlTooLarge {
+        source_file: String,
+        what: &'static str,
+        limit: usize,
+    },
 
     /// A rendered document is not a Kubernetes object.
     #[error("{object}: {reason}")]
@@ -107,6 +119,7 @@ impl Error {
             Error::ManifestTooLarge { .. } => "manifest_too_large",
             Error::TooManyDocuments { .. } => "too_many_documents",
             Error::InvalidYaml { .. } => "invalid_yaml",
+            Error::YamlTooLarge { .. } => "yaml_too_large",
             Error::InvalidObject { .. } => "invalid_object",
             Error::DuplicateObject { .. } => "duplicate_object",
             Error::ForeignNamespace { .. } => "foreign_namespace",
@@ -129,6 +142,7 @@ impl Error {
                 | Error::ManifestTooLarge { .. }
                 | Error::TooManyDocuments { .. }
                 | Error::InvalidYaml { .. }
+                | Error::YamlTooLarge { .. }
                 | Error::InvalidObject { .. }
                 | Error::DuplicateObject { .. }
                 | Error::ForeignNamespace { .. }

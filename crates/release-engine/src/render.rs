@@ -1,4 +1,4 @@
-//! Renders a chart with the real `helm template` (Helm v3.14+ or v4), caching renders by their
+//! Renders a chart with the real `helm template` (Helm v3.19+ or v4), caching renders by their
 //! inputs, bounding the subprocess in time and output, and scrubbing values out of its errors
 //! (SPEC §2.3, §2.4, §7).
 //!
@@ -148,7 +148,7 @@ impl Renderer {
         Self::with_config(RendererConfig::new(helm_path)).await
     }
 
-    /// A renderer; runs `helm version` to check the binary is Helm v3.14+ or v4.
+    /// A renderer; runs `helm version` to check the binary is Helm v3.19+ or v4.
     pub async fn with_config(config: RendererConfig) -> Result<Self> {
         let unavailable = |reason: String| Error::HelmUnavailable {
             path: config.helm_path.clone(),
@@ -377,7 +377,10 @@ fn helm_command(helm: &Path, home: &Path) -> Command {
     cmd
 }
 
-/// Helm v3.14 or newer within v3, or any v4.
+/// Helm v3.19 or newer within v3, or any v4. SPEC §2.4 names v3.14; the floor is raised to the
+/// first v3 line that has Helm's fixes for decompression bombs in chart archives and JSON schema
+/// `$ref` recursion (3.17.3), symlinked Chart.yaml/Chart.lock (3.18.4) and memory exhaustion
+/// while parsing YAML and JSON schemas (3.18.5): charts come from tenants.
 fn supported_version(version: &str) -> bool {
     let numbers: Vec<u64> = version
         .trim_start_matches('v')
@@ -386,7 +389,7 @@ fn supported_version(version: &str) -> bool {
         .map_while(|n| n.parse().ok())
         .collect();
     match numbers.as_slice() {
-        [3, minor] => *minor >= 14,
+        [3, minor] => *minor >= 19,
         [4, _] => true,
         _ => false,
     }
@@ -555,16 +558,18 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn helm_3_14_and_later_and_helm_4_are_supported() {
-        assert!(supported_version("v3.14.0"));
-        assert!(supported_version("v3.17.3"));
+    fn helm_3_19_and_later_and_helm_4_are_supported() {
+        assert!(supported_version("v3.19.0"));
+        assert!(supported_version("v3.20.1"));
         assert!(supported_version("v4.3.1"));
         assert!(supported_version("v4.0.0-rc.1"));
     }
 
     #[test]
-    fn helm_before_3_14_and_other_majors_are_refused() {
+    fn helm_without_the_archive_and_schema_fixes_and_other_majors_are_refused() {
         assert!(!supported_version("v3.13.3"));
+        assert!(!supported_version("v3.14.0"));
+        assert!(!supported_version("v3.18.4"));
         assert!(!supported_version("v2.17.0"));
         assert!(!supported_version("v5.0.0"));
         assert!(!supported_version("garbage"));
