@@ -6,6 +6,7 @@
 //! - [`health`]: whether a live object is healthy, still progressing or failed.
 //! - [`catalog`]: what the cluster serves (from discovery), for both of the above.
 //! - [`digest`]: stable `sha256:` digests of JSON documents and of render inputs.
+//! - [`yaml`]: YAML to JSON as kubectl converts it (YAML 1.1 scalars), with bounded expansion.
 //!
 //! Nothing here talks to the Kubernetes API: the operator observes the cluster and hands the
 //! facts in (discovery results, live objects), which keeps every rule testable without a cluster.
@@ -77,5 +78,6 @@ mod error;
 pub mod health;
 pub mod manifests;
 pub mod render;
+pub mod yaml;
 
 pub use error::{Error, Result};

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use upstart_api::v1alpha1::InventoryEntry;
 
 use crate::digest::json_digest;
+use crate::yaml::{Converter, YamlError, YamlLimits};
 use crate::{Error, Result};
 
 /// Label naming the tool that manages an object.
@@ -80,15 +81,17 @@ pub const HELM_INSTALL_ORDER: [&str; 38] = [
     "ValidatingWebhookConfiguration",
 ];
 
-/// Limits on the rendered manifest (SPEC §7): a hostile chart cannot exhaust memory.
-/// Alias expansion is bounded by serde_yaml_ng itself (it refuses documents whose aliases
-/// replay more than a fixed multiple of the document's own events), on top of these.
+/// Limits on the rendered manifest (SPEC §7): a hostile chart cannot exhaust memory. The text
+/// is capped by `max_bytes`, and what its aliases expand to by `yaml` (nodes and scalar bytes
+/// counted at every replay, over all documents of the render together).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Largest rendered manifest accepted, in bytes.
     pub max_bytes: usize,
     /// Most documents accepted in one render.
     pub max_documents: usize,
+    /// What converting the whole manifest to JSON may build.
+    pub yaml: YamlLimits,
 }
 
 impl Default for Limits {
@@ -96,6 +99,7 @@ impl Default for Limits {
         Limits {
             max_bytes: 16 * 1024 * 1024,
             max_documents: 5_000,
+            yaml: YamlLimits::default(),
         }
     }
 }
@@ -412,8 +416,9 @@ pub struct RawDocument {
     pub source: Option<String>,
 }
 
-/// Splits and parses a multi-document manifest within the limits; empty documents are skipped
-/// and `kind: List` documents are flattened into their items.
+/// Splits and parses a multi-document manifest within the limits, converting YAML to JSON as
+/// kubectl does ([`crate::yaml`]); empty documents are skipped and `kind: List` documents are
+/// flattened into their items.
 pub fn parse_documents(manifest: &str, limits: &Limits) -> Result<Vec<RawDocument>> {
     if manifest.len() > limits.max_bytes {
         return Err(Error::ManifestTooLarge {
@@ -422,6 +427,7 @@ pub fn parse_documents(manifest: &str, limits: &Limits) -> Result<Vec<RawDocumen
         });
     }
     let mut out = Vec::new();
+    let mut converter = Converter::new(limits.yaml.clone());
     for (index, text) in split_documents(manifest).into_iter().enumerate() {
         let source = text
             .lines()
@@ -436,7 +442,19 @@ pub fn parse_documents(manifest: &str, limits: &Limits) -> Result<Vec<RawDocumen
         let name = source
             .clone()
             .unwrap_or_else(|| format!("document {}", index + 1));
-        let value: Value = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(&name, &e))?;
+        let mut values = converter
+            .documents(text)
+            .map_err(|e| yaml_error(&name, e))?
+            .into_iter();
+        let value = values.next().unwrap_or(Value::Null);
+        if values.next().is_some() {
+            return Err(Error::InvalidYaml {
+                source_file: name,
+                detail:
+                    "one part of the manifest holds several YAML documents (a `...` end marker?)"
+                        .into(),
+            });
+        }
         match value {
             Value::Null => {}
             Value::Object(ref map) if is_list(map) => {
@@ -488,28 +506,18 @@ fn split_documents(text: &str) -> Vec<&str> {
     docs
 }
 
-/// A YAML error without the parser's message when it might quote document content (type
-/// errors quote the offending value); syntax errors only carry a position.
-fn yaml_error(source_file: &str, error: &serde_yaml_ng::Error) -> Error {
-    let message = error.to_string();
-    let quotes_content = message.contains(['`', '"', '\'']);
-    let mut detail = if quotes_content {
-        "the document does not parse as a Kubernetes object".to_owned()
-    } else {
-        message
-    };
-    if let Some(location) = error.location()
-        && !detail.contains(" at line ")
-    {
-        detail.push_str(&format!(
-            " at line {} column {}",
-            location.line(),
-            location.column()
-        ));
-    }
-    Error::InvalidYaml {
-        source_file: source_file.to_owned(),
-        detail,
+/// A YAML error: [`YamlError`] never quotes document content, only positions and limits.
+fn yaml_error(source_file: &str, error: YamlError) -> Error {
+    match error {
+        YamlError::TooLarge { what, limit } => Error::YamlTooLarge {
+            source_file: source_file.to_owned(),
+            what,
+            limit,
+        },
+        other => Error::InvalidYaml {
+            source_file: source_file.to_owned(),
+            detail: other.to_string(),
+        },
     }
 }
 
