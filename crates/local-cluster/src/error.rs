@@ -81,6 +81,9 @@ pub enum Error {
          scripts/bootstrap-tools (it installs .tools/bin/helm), or put helm on PATH"
     )]
     HelmNotFound,
+    /// The chart source's own message, which names the configuration and the repository.
+    #[error("{message} (see `upstart dev --help`: --repository, --repositories-config)")]
+    RepositoryConfig { message: String },
     #[error("creating the cluster's scratch directory: {0}")]
     WorkDir(std::io::Error),
     #[error("operator {name}: {source}")]
@@ -122,6 +125,7 @@ impl Error {
             Error::CrdNotEstablished { .. } => "crd_not_established",
             Error::Get { .. } => "get",
             Error::HelmNotFound => "helm_not_found",
+            Error::RepositoryConfig { .. } => "repository_config",
             Error::WorkDir(_) => "work_dir",
             Error::Operator { .. } => "operator",
             Error::OperatorFailed { .. } => "operator_failed",

@@ -1,8 +1,9 @@
 //! The local development cluster, composed in one place for `upstart dev` and the e2e tests:
 //! the in-process control plane (optionally on HTTPS with a kubeconfig) serving the Upstart
 //! CRDs with the catalog namespace in place, the workload simulator, the local chart repository
-//! (`upstart-charts`) and the in-process operators; plus applying manifest files to it, waiting
-//! until they are Ready, and reading back the resolved wiring ([`report`]).
+//! (`upstart-charts`) beside any other repositories configured, and the in-process operators;
+//! plus applying manifest files to it, waiting until they are Ready, and reading back the
+//! resolved wiring ([`report`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), upstart_local_cluster::Error> {
@@ -35,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use upstart_chart_repo::{ChartRepo, RunningRepo};
+use upstart_chart_source::ChartSource;
 use upstart_control_plane::{ControlPlane, Endpoint};
 use upstart_workload_simulator::{RunningSimulator, Simulator};
 
@@ -42,11 +44,14 @@ pub use apply::{Applied, apply_files, apply_manifests};
 pub use error::Error;
 pub use manifests::{Manifest, apply_order, parse, read_files};
 pub use operators::{
-    CHARTS_ALIAS, ChartRepository, Operator, OperatorContext, OperatorFailure, OperatorSet,
-    ReportedKinds, StopSignal, run_in_process,
+    CHARTS_ALIAS, CREDENTIALS_NAMESPACE, ChartRepository, Operator, OperatorContext,
+    OperatorFailure, OperatorSet, ReportedKinds, StopSignal, run_in_process,
 };
 pub use ready::{Readiness, Verdict, readiness, verdict, wait_ready};
 pub use tools::{HELM_ENV, locate_helm};
+// The types of [`LocalClusterOptions`], so that its users need not depend on their crates.
+pub use upstart_chart_source::{Repository, RepositoryConfig};
+pub use upstart_release_engine::manifests::ClusterScopedAllowList;
 
 /// The field manager of what the cluster installs itself (the Upstart CRDs, the catalog
 /// namespace).
@@ -63,8 +68,20 @@ pub struct LocalClusterOptions {
     pub kubeconfig_path: Option<PathBuf>,
     /// Directory of charts served as the `upstart-charts` repository. A chart added or changed
     /// there is seen by the next release that resolves it (no index cache period).
-    /// `None`, or a directory that does not exist (a warning then): no repository.
+    /// `None`, or a directory that does not exist (a warning then): no repository. A
+    /// repository named `upstart-charts` in [`LocalClusterOptions::repositories`] wins: the
+    /// directory is then not served.
     pub charts_dir: Option<PathBuf>,
+    /// The HelmRelease operator's repository configuration (the operators' chart's
+    /// `repositories.yaml`): other repositories by alias, `allowUnlisted`, `localRoots`,
+    /// limits. `upstart-charts` is added for [`LocalClusterOptions::charts_dir`] unless it is
+    /// configured here. Its `indexTtl` is replaced by zero: every resolution reads the indexes
+    /// again (conditionally, so an unchanged one costs a 304), so that charts edited under the
+    /// charts directory are seen at once. Credentials Secrets are read from
+    /// [`CREDENTIALS_NAMESPACE`] of the local cluster, created when some repository names one.
+    pub repositories: RepositoryConfig,
+    /// Cluster-scoped kinds a chart may create (the operator's `--allow-cluster-scoped`).
+    pub cluster_scoped_allow_list: ClusterScopedAllowList,
     /// How long simulated workloads (Deployments, Jobs, …) take to become ready.
     pub workload_delay: Duration,
     /// Make every simulated workload fail instead.
@@ -116,6 +133,9 @@ impl LocalCluster {
             .prefix("upstart-local-cluster-")
             .tempdir()
             .map_err(Error::WorkDir)?;
+        // A configuration the operator would refuse fails here, before anything starts, rather
+        // than as an operator failure once the cluster runs.
+        check_repositories(&options.repositories, work_dir.path())?;
         let catalog_namespace = upstart_operator_runtime::CommonArgs::default().catalog_namespace;
         // Claimed before anything binds or writes: a kubeconfig of a live instance is never
         // overwritten, whatever the port.
@@ -163,16 +183,26 @@ impl LocalCluster {
         )
         .spawn();
 
-        install_upstart_basics(&client, &catalog_namespace).await?;
+        install_upstart_basics(&client, &catalog_namespace, &options.repositories).await?;
 
         let charts = match &options.charts_dir {
+            Some(_) if options.repositories.repositories.contains_key(CHARTS_ALIAS) => {
+                tracing::info!(
+                    alias = CHARTS_ALIAS,
+                    "the charts directory is not served: the repository configuration names \
+                     {CHARTS_ALIAS} itself"
+                );
+                None
+            }
             Some(dir) => serve_charts(dir).await?,
             None => None,
         };
-        let chart_repositories: Vec<ChartRepository> = charts
+        let repositories = repository_config(options.repositories.clone(), charts.as_ref());
+        let chart_repositories: Vec<ChartRepository> = repositories
+            .repositories
             .iter()
-            .map(|repo| ChartRepository {
-                alias: CHARTS_ALIAS.to_owned(),
+            .map(|(alias, repo)| ChartRepository {
+                alias: alias.clone(),
                 url: repo.url.clone(),
             })
             .collect();
@@ -181,6 +211,8 @@ impl LocalCluster {
         let operators = options.operators.start(&OperatorContext {
             client: client.clone(),
             chart_repositories: chart_repositories.clone(),
+            repositories,
+            cluster_scoped_allow_list: options.cluster_scoped_allow_list.clone(),
             helm_path,
             work_dir: work_dir.path().to_path_buf(),
             catalog_namespace: catalog_namespace.clone(),
@@ -221,7 +253,8 @@ impl LocalCluster {
         self.endpoint.as_ref()
     }
 
-    /// The chart repositories the operators were given (the local `upstart-charts` when served).
+    /// The chart repositories the operators were given, by alias (the local `upstart-charts`
+    /// among them when served).
     pub fn chart_repositories(&self) -> &[ChartRepository] {
         &self.chart_repositories
     }
@@ -280,10 +313,12 @@ impl LocalCluster {
     }
 }
 
-/// Installs the Upstart CRDs (waiting until they are served) and the catalog namespace.
+/// Installs the Upstart CRDs (waiting until they are served), the catalog namespace, and the
+/// namespace of the repositories' credentials Secrets when some repository names one.
 async fn install_upstart_basics(
     client: &kube::Client,
     catalog_namespace: &str,
+    repositories: &RepositoryConfig,
 ) -> Result<(), Error> {
     let mut manifests = Vec::new();
     for crd in upstart_api::crd::crds() {
@@ -307,8 +342,72 @@ async fn install_upstart_basics(
             "metadata": {"name": catalog_namespace},
         }),
     });
+    let secrets: Vec<String> = repositories
+        .repositories
+        .iter()
+        .filter_map(|(alias, repo)| {
+            let secret = repo.credentials_secret.as_ref()?;
+            Some(format!("{secret} (repository {alias})"))
+        })
+        .collect();
+    if !secrets.is_empty() {
+        // Where the operators' chart keeps them on a real cluster: a platform team's
+        // configuration works as is once the Secrets are created here.
+        tracing::info!(
+            namespace = CREDENTIALS_NAMESPACE,
+            secrets = %secrets.join(", "),
+            "repository credentials are read from these Secrets once they exist (kubectl -n \
+             {CREDENTIALS_NAMESPACE} create secret generic NAME --from-literal=username=... \
+             --from-literal=password=...)"
+        );
+        manifests.push(Manifest {
+            source: "the repository credentials namespace".to_owned(),
+            object: serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": CREDENTIALS_NAMESPACE},
+            }),
+        });
+    }
     apply_manifests(client, manifests, FIELD_MANAGER, "default").await?;
     Ok(())
+}
+
+/// Checks `repositories` as the HelmRelease operator will at its start (aliases, URLs, local
+/// roots), with a throw-away cache under `work_dir`.
+fn check_repositories(repositories: &RepositoryConfig, work_dir: &Path) -> Result<(), Error> {
+    ChartSource::new(
+        repositories.clone(),
+        Default::default(),
+        work_dir.join("repository-check"),
+    )
+    .map(drop)
+    .map_err(|e| Error::RepositoryConfig {
+        message: e.to_string(),
+    })
+}
+
+/// The HelmRelease operator's repository configuration: `configured`, plus `upstart-charts`
+/// for the served charts directory, with no index cache period (see
+/// [`LocalClusterOptions::repositories`]).
+fn repository_config(
+    mut configured: RepositoryConfig,
+    charts: Option<&RunningRepo>,
+) -> RepositoryConfig {
+    if let Some(repo) = charts {
+        configured.repositories.insert(
+            CHARTS_ALIAS.to_owned(),
+            Repository {
+                url: repo.url.clone(),
+                kind: None,
+                plain_http: false,
+                credentials_secret: None,
+                ca_bundle: None,
+            },
+        );
+    }
+    configured.index_ttl = Duration::ZERO;
+    configured
 }
 
 /// Claims `kubeconfig` for this process; refused while a live instance holds it, with the

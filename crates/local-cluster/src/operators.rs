@@ -7,7 +7,8 @@
 //! `Ready` condition it writes: the HelmRelease operator (`HelmRelease`), the UpstartService
 //! operator (`UpstartService`) and the UpstartEnvironment operator (`UpstartEnvironment`). Each
 //! entry adapts the cluster's [`OperatorContext`] (client,
-//! chart repositories, helm, a scratch directory, the catalog namespace) into the operator
+//! chart repositories and the cluster-scoped allow-list, helm, a scratch directory, the catalog
+//! namespace) into the operator
 //! crate's own `controller::Config`, and runs `controller::run` through the shared runtime
 //! (`upstart_operator_runtime::run` with `RunOptions::in_process()`: no health server, no
 //! leader election), with a shutdown fired by the cluster's [`StopSignal`]:
@@ -42,13 +43,18 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use upstart_chart_source::{Repository, RepositoryConfig};
+use upstart_chart_source::RepositoryConfig;
 use upstart_operator_runtime::{CommonArgs, RunOptions, Shutdown};
+use upstart_release_engine::manifests::ClusterScopedAllowList;
 
 use crate::error::Error;
 
 /// The alias under which the local chart repository is known to the operators.
 pub const CHARTS_ALIAS: &str = "upstart-charts";
+
+/// The namespace the HelmRelease operator reads repository credentials Secrets from, as the
+/// operators' chart installs it.
+pub const CREDENTIALS_NAMESPACE: &str = "upstart-system";
 
 /// How long an operator may take to stop after it was asked to, before it is aborted.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -69,6 +75,11 @@ pub struct OperatorContext {
     pub client: kube::Client,
     /// The chart repositories, the local `upstart-charts` among them when it is served.
     pub chart_repositories: Vec<ChartRepository>,
+    /// The HelmRelease operator's repository configuration: these repositories with their
+    /// settings, and what [`crate::LocalClusterOptions::repositories`] allows besides.
+    pub repositories: RepositoryConfig,
+    /// Cluster-scoped kinds a chart may create.
+    pub cluster_scoped_allow_list: ClusterScopedAllowList,
     /// The `helm` binary ([`crate::LocalClusterOptions::helm_path`], else
     /// [`crate::locate_helm`]); `None` when none was found.
     pub helm_path: Option<PathBuf>,
@@ -82,6 +93,8 @@ impl fmt::Debug for OperatorContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OperatorContext")
             .field("chart_repositories", &self.chart_repositories)
+            .field("repositories", &self.repositories)
+            .field("cluster_scoped_allow_list", &self.cluster_scoped_allow_list)
             .field("helm_path", &self.helm_path)
             .field("work_dir", &self.work_dir)
             .field("catalog_namespace", &self.catalog_namespace)
@@ -95,32 +108,10 @@ impl OperatorContext {
         self.helm_path.clone().ok_or(Error::HelmNotFound)
     }
 
-    /// The chart repositories as the HelmRelease operator's repository configuration: each
-    /// alias to its URL, nothing else allowed, the index read again at every resolution.
+    /// The HelmRelease operator's repository configuration
+    /// ([`OperatorContext::repositories`]): the index is read again at every resolution.
     pub fn repository_config(&self) -> RepositoryConfig {
-        RepositoryConfig {
-            repositories: self
-                .chart_repositories
-                .iter()
-                .map(|repo| {
-                    (
-                        repo.alias.clone(),
-                        Repository {
-                            url: repo.url.clone(),
-                            kind: None,
-                            plain_http: false,
-                            credentials_secret: None,
-                            ca_bundle: None,
-                        },
-                    )
-                })
-                .collect(),
-            // The local repository is a directory being edited: a chart added or changed
-            // under it must be seen by the next release that asks, not minutes later. The
-            // index is still read conditionally (ETag), so an unchanged one costs a 304.
-            index_ttl: Duration::ZERO,
-            ..RepositoryConfig::default()
-        }
+        self.repositories.clone()
     }
 }
 
@@ -161,7 +152,8 @@ where
 }
 
 /// The HelmRelease operator (`upstart-helmrelease-operator`), reporting on `HelmRelease`: the
-/// local chart repositories, helm, and a chart cache in the cluster's scratch directory.
+/// cluster's repository configuration and cluster-scoped allow-list, helm, and a chart cache
+/// in the cluster's scratch directory.
 fn helmrelease() -> Operator {
     use upstart_helmrelease_operator::controller;
     Operator::new(
@@ -171,7 +163,12 @@ fn helmrelease() -> Operator {
             let config = controller::Config {
                 helm_path: ctx.helm()?,
                 repositories: ctx.repository_config(),
+                // The repositories' credentials Secrets, where the operators' chart keeps them;
+                // read when a release needs them, so they may be created while `upstart dev`
+                // runs.
+                credentials_namespace: Some(CREDENTIALS_NAMESPACE.to_owned()),
                 cache_dir: ctx.work_dir.join("helmrelease-charts"),
+                cluster_scoped_allow_list: ctx.cluster_scoped_allow_list.clone(),
                 ..controller::Config::default()
             };
             run_in_process("upstart-helmrelease-operator", ctx, stop, |op, shutdown| {
