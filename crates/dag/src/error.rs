@@ -208,6 +208,20 @@ pub enum Error {
         /// What failed; never the data.
         reason: String,
     },
+
+    /// The expressions of a document write more than the cap: many references to a large
+    /// output would otherwise build a document of gigabytes in the operator's memory.
+    #[error(
+        "{release}: the expressions of {path} write more than {limit} bytes of output values; reference large outputs fewer times or make them smaller"
+    )]
+    SubstitutionTooLarge {
+        /// The release (`namespace/name`).
+        release: String,
+        /// The document (`spec.values`).
+        path: String,
+        /// The cap, in bytes.
+        limit: usize,
+    },
 }
 
 impl Error {
@@ -226,6 +240,7 @@ impl Error {
                 | Error::UnknownRoot { .. }
                 | Error::InvalidReference { .. }
                 | Error::UnknownVariable { .. }
+                | Error::SubstitutionTooLarge { .. }
         )
     }
 
@@ -274,6 +289,7 @@ impl Error {
             Error::UnknownVariable { .. } => "UnknownVariable",
             Error::MissingOutput { .. } => "MissingOutput",
             Error::Evaluation { .. } => "ExpressionEvaluation",
+            Error::SubstitutionTooLarge { .. } => "SubstitutionTooLarge",
         }
     }
 }

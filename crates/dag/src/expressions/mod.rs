@@ -150,10 +150,14 @@ pub fn check_aliases(release: &str, dependencies: &[Dependency]) -> Vec<Error> {
     errors
 }
 
+/// The default cap on what the expressions of one document may write, in bytes.
+pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
+
 /// The expression engine: a Handlebars registry with the SPEC §5 helpers, strict, no escaping.
 /// Build it once and share it (it is `Send + Sync`).
 pub struct Expressions {
     registry: Handlebars<'static>,
+    max_output_bytes: usize,
 }
 
 impl Default for Expressions {
@@ -176,7 +180,17 @@ impl Expressions {
         // Values are not HTML: `&` in a password must stay `&`.
         registry.register_escape_fn(handlebars::no_escape);
         helpers::register(&mut registry);
-        Expressions { registry }
+        Expressions {
+            registry,
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+        }
+    }
+
+    /// The same engine with another cap on the bytes the expressions of one document write
+    /// (the sum of every expression's output; default [`DEFAULT_MAX_OUTPUT_BYTES`]).
+    pub fn with_max_output_bytes(mut self, limit: usize) -> Self {
+        self.max_output_bytes = limit;
+        self
     }
 
     /// Replaces every expression in every string of `values` (map keys are left alone).
@@ -204,6 +218,10 @@ impl Expressions {
     ) -> Result<(), Error> {
         let mut run = Run::new(self, Roots::of_context(context), path);
         run.fast_path = fast_path;
+        run.budget = Some(OutputBudget {
+            release: format!("{}/{}", context.release.namespace, context.release.name),
+            written: 0,
+        });
         let mut resolver = Resolver {
             context,
             handlebars_context: None,
@@ -675,6 +693,14 @@ struct Run<'e> {
     first_spec_error: Option<Error>,
     first_failure: Option<Error>,
     first_wait: Option<Error>,
+    /// What substitution has written so far (none when only checking).
+    budget: Option<OutputBudget>,
+}
+
+/// The bytes the expressions of one document have written, against the engine's cap.
+struct OutputBudget {
+    release: String,
+    written: usize,
 }
 
 /// Where an expression is, for its errors.
@@ -694,6 +720,7 @@ impl<'e> Run<'e> {
             first_spec_error: None,
             first_failure: None,
             first_wait: None,
+            budget: None,
         }
     }
 
@@ -720,6 +747,19 @@ impl<'e> Run<'e> {
         }
     }
 
+    /// Counts what one expression wrote; the error once the document's total passes the cap,
+    /// before anything larger is built.
+    fn spend(&mut self, bytes: usize) -> Option<Error> {
+        let limit = self.engine.max_output_bytes;
+        let budget = self.budget.as_mut()?;
+        budget.written = budget.written.saturating_add(bytes);
+        (budget.written > limit).then(|| Error::SubstitutionTooLarge {
+            release: budget.release.clone(),
+            path: self.prefix.to_owned(),
+            limit,
+        })
+    }
+
     fn into_result(self) -> Result<(), Error> {
         match self
             .first_spec_error
@@ -737,7 +777,12 @@ impl<'e> Run<'e> {
         segments: &[Segment<'_>],
         resolver: &mut Resolver<'_>,
     ) {
-        if !s.contains("<<") {
+        if !s.contains("<<")
+            || matches!(
+                self.first_spec_error,
+                Some(Error::SubstitutionTooLarge { .. })
+            )
+        {
             return;
         }
         let prefix = self.prefix;
@@ -754,9 +799,13 @@ impl<'e> Run<'e> {
                     path: &path,
                     expression: text,
                 };
+                let before = out.len();
                 if let Err(error) =
                     self.evaluate(text, &mut out, resolver, || column(s, offset), &site)
                 {
+                    self.record(error);
+                    failed = true;
+                } else if let Some(error) = self.spend(out.len() - before) {
                     self.record(error);
                     failed = true;
                 }

@@ -708,3 +708,49 @@ proptest! {
 fn random_context_fixed() -> ExpressionContext {
     context()
 }
+
+#[test]
+fn substitution_output_is_capped_before_a_huge_document_is_built() {
+    // 1000 references to a 1 MiB output would build about 1 GB.
+    let mut context = context();
+    let big = "x".repeat(1024 * 1024);
+    context
+        .dependencies
+        .insert("blob".to_owned(), outputs(&[("DATA", big.as_str())]));
+    let values = json!({"copies": vec!["<< blob.outputs.DATA >>"; 1000]});
+    let started = std::time::Instant::now();
+    let error = Expressions::new()
+        .substitute(values, "spec.values", &context)
+        .expect_err("capped");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(
+        matches!(error, Error::SubstitutionTooLarge { limit, .. } if limit == DEFAULT_MAX_OUTPUT_BYTES),
+        "{error}"
+    );
+    let text = error.to_string();
+    assert!(text.contains(&context.release.name), "{text}");
+    assert!(text.contains("spec.values"), "{text}");
+    assert!(text.contains("16777216 bytes"), "{text}");
+    assert!(!text.contains("xxx"), "{text}");
+    assert!(error.is_spec_error());
+    assert_eq!(error.reason(), "SubstitutionTooLarge");
+
+    // The cap is configurable and counts only what expressions write.
+    let small = Expressions::new().with_max_output_bytes(10);
+    let ok = small
+        .substitute(
+            json!({"a": "a long literal text << postgres.outputs.POSTGRES_USER >>"}),
+            "spec.values",
+            &context,
+        )
+        .expect("3 bytes written");
+    assert_eq!(ok, json!({"a": "a long literal text app"}));
+    let error = small
+        .substitute(
+            json!({"a": vec!["<< postgres.outputs.POSTGRES_USER >>"; 4]}),
+            "spec.values",
+            &context,
+        )
+        .expect_err("12 bytes written");
+    assert!(error.to_string().contains("more than 10 bytes"), "{error}");
+}
