@@ -1,6 +1,8 @@
 //! `upstart dev`: a local control plane with the workload simulator, the chart repository
 //! and the operators, with the given files applied; optionally waits until they are Ready and
-//! prints the resulting tree and wiring.
+//! prints the resulting tree and wiring. Its repository flags give the HelmRelease operator
+//! what the operators' chart gives it on a real cluster (repositories, unlisted references,
+//! the cluster-scoped allow-list), so that any chart can be tried locally.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,8 @@ use kube::api::ListParams;
 use upstart_api::v1alpha1::{UpstartEnvironment, UpstartService};
 use upstart_local_cluster::report::{self, Snapshot};
 use upstart_local_cluster::{
-    LocalCluster, LocalClusterOptions, Manifest, OperatorSet, apply_manifests, read_files,
+    ClusterScopedAllowList, LocalCluster, LocalClusterOptions, Manifest, OperatorSet, Repository,
+    RepositoryConfig, apply_manifests, read_files,
 };
 
 use crate::cluster::Live;
@@ -82,9 +85,51 @@ pub struct DevArgs {
 
     /// Directory of charts served as the `upstart-charts` repository. A chart added or changed
     /// there is seen by the next release that resolves it; an installed release keeps what it
-    /// rendered until its own spec or values change.
+    /// rendered until its own spec or values change. A repository named `upstart-charts` by
+    /// --repository or --repositories-config wins: the directory is then not served.
     #[arg(long, default_value = "./charts")]
     pub charts: PathBuf,
+
+    /// A chart repository beside `upstart-charts`, as NAME=URL (repeatable): an HTTP(S) chart
+    /// repository serving index.yaml, or an OCI registry path (oci://HOST[:PORT]/PATH). Charts
+    /// are then referenced as NAME/CHART. It replaces a repository of the same name in
+    /// --repositories-config. Credentials, CA bundles and plain-HTTP OCI registries are
+    /// configured in --repositories-config, never in the URL.
+    ///
+    /// Example: --repository bitnami=https://charts.bitnami.com/bitnami --repository
+    /// podinfo=oci://ghcr.io/stefanprodan/charts
+    #[arg(long = "repository", value_name = "NAME=URL")]
+    pub repositories: Vec<String>,
+
+    /// Accept direct chart references to repositories that are not configured:
+    /// oci://HOST/PATH/NAME and https://HOST/PATH/NAME (http:// too), as `allowUnlisted: true`
+    /// of the repository configuration.
+    ///
+    /// Example: --allow-unlisted, then `chart: oci://ghcr.io/stefanprodan/charts/podinfo`
+    #[arg(long)]
+    pub allow_unlisted: bool,
+
+    /// Cluster-scoped kinds charts may create, as the HelmRelease operator's
+    /// --allow-cluster-scoped takes them (comma-separated, repeatable): `group/Kind`, or a bare
+    /// `Kind` for the core group (Namespace) or any group. Other cluster-scoped objects fail
+    /// their release with ClusterScopedNotAllowed.
+    ///
+    /// Example: --allow-cluster-scoped
+    /// rbac.authorization.k8s.io/ClusterRole,rbac.authorization.k8s.io/ClusterRoleBinding
+    #[arg(long, value_name = "KIND[,KIND]", value_delimiter = ',')]
+    pub allow_cluster_scoped: Vec<String>,
+
+    /// The HelmRelease operator's repository configuration, as the operators' chart renders it
+    /// into its ConfigMap (repositories.yaml: `repositories`, `allowUnlisted`,
+    /// `unlistedPlainHttp`, `localRoots`, `limits`), so a platform team's configuration is
+    /// tried as is. --repository and --allow-unlisted add to it. `indexTtl` is not used: indexes
+    /// are read again at every resolution. A repository's `credentialsSecret` is read from the
+    /// namespace upstart-system once created there.
+    ///
+    /// Example: --repositories-config repositories.yaml, holding `repositories: {bitnami: {url:
+    /// https://charts.bitnami.com/bitnami}}`
+    #[arg(long, value_name = "FILE")]
+    pub repositories_config: Option<PathBuf>,
 
     /// How long simulated workloads (Deployments, Jobs, ...) take to become ready.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
@@ -94,6 +139,8 @@ pub struct DevArgs {
 /// Runs `upstart dev` until it is interrupted (or, with `--exit-when-ready`, until ready).
 pub async fn run(args: DevArgs) -> Result<(), Error> {
     // Read everything first, so a typo fails before anything starts.
+    let repositories = repository_config(&args)?;
+    let cluster_scoped_allow_list = cluster_scoped_allow_list(&args.allow_cluster_scoped)?;
     let catalog = read_files(&args.catalog)?;
     let manifests = read_files(&args.files)?;
     let mut shutdown = Box::pin(shutdown_signal()?);
@@ -112,6 +159,8 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
         fail_workloads: false,
         operators,
         helm_path: args.helm.clone(),
+        repositories,
+        cluster_scoped_allow_list,
     })
     .await?;
 
@@ -221,6 +270,182 @@ async fn print_tree_and_wiring(cluster: &LocalCluster) -> Result<(), Error> {
     );
     print!("{}", report::wiring(&snapshot, catalog_namespace));
     Ok(())
+}
+
+const REPOSITORY_EXAMPLE: &str = "--repository bitnami=https://charts.bitnami.com/bitnami";
+const CLUSTER_SCOPED_EXAMPLE: &str =
+    "--allow-cluster-scoped rbac.authorization.k8s.io/ClusterRole,Namespace";
+
+/// The HelmRelease operator's repository configuration: --repositories-config, with each
+/// --repository replacing the file's repository of its name, and --allow-unlisted.
+fn repository_config(args: &DevArgs) -> Result<RepositoryConfig, Error> {
+    let mut config = match &args.repositories_config {
+        Some(path) => read_repositories_config(path)?,
+        None => RepositoryConfig::default(),
+    };
+    let mut given = BTreeSet::new();
+    for flag in &args.repositories {
+        let (name, repository) = parse_repository(flag)?;
+        if !given.insert(name.clone()) {
+            return Err(Error::Usage(format!(
+                "--repository {}: the repository {name} is given twice; give each name once",
+                redact_url(flag)
+            )));
+        }
+        config.repositories.insert(name, repository);
+    }
+    config.allow_unlisted |= args.allow_unlisted;
+    Ok(config)
+}
+
+fn read_repositories_config(path: &Path) -> Result<RepositoryConfig, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Usage(format!(
+            "--repositories-config {}: cannot read it: {e}",
+            path.display()
+        ))
+    })?;
+    RepositoryConfig::from_yaml(&text).map_err(|e| {
+        Error::Usage(format!(
+            "--repositories-config {}: {e}; expected the HelmRelease operator's repository \
+             configuration (the repositories.yaml of the operators' chart), e.g. \
+             `repositories: {{bitnami: {{url: https://charts.bitnami.com/bitnami}}}}` and \
+             optionally `allowUnlisted: true`",
+            path.display()
+        ))
+    })
+}
+
+/// One `--repository NAME=URL`. The URL is checked for what a flag can get wrong (its scheme,
+/// credentials in it); the operator's own checks run when the cluster starts.
+fn parse_repository(flag: &str) -> Result<(String, Repository), Error> {
+    let fail = |problem: &str| {
+        Error::Usage(format!(
+            "--repository {}: {problem}; expected NAME=URL with an http://, https:// or oci:// \
+             URL, e.g. {REPOSITORY_EXAMPLE}",
+            redact_url(flag)
+        ))
+    };
+    let Some((name, url)) = flag.split_once('=') else {
+        return Err(fail("no `=` between the name and the URL"));
+    };
+    let (name, url) = (name.trim(), url.trim());
+    if name.is_empty() {
+        return Err(fail("the name is empty"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(fail(
+            "the name may hold only letters, digits, '-', '_' and '.' (charts are referenced as \
+             NAME/CHART)",
+        ));
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(fail("the URL has no scheme"));
+    };
+    if !matches!(scheme, "http" | "https" | "oci") {
+        return Err(fail(&format!(
+            "the URL scheme {scheme}:// is not supported"
+        )));
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(fail(
+            "credentials in the URL are refused (they would show in logs); name a Secret in \
+             the repository's `credentialsSecret` of --repositories-config instead",
+        ));
+    }
+    if authority.is_empty() {
+        return Err(fail("the URL has no host"));
+    }
+    Ok((
+        name.to_owned(),
+        Repository {
+            url: url.trim_end_matches('/').to_owned(),
+            kind: None,
+            plain_http: false,
+            credentials_secret: None,
+            ca_bundle: None,
+        },
+    ))
+}
+
+/// `flag` with the user-info of a URL in it masked, for error messages.
+fn redact_url(flag: &str) -> String {
+    let Some((before, rest)) = flag.split_once("://") else {
+        return flag.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{before}://***{}", &rest[at..]),
+        None => flag.to_owned(),
+    }
+}
+
+/// The --allow-cluster-scoped entries, each `Kind` or `group/Kind` as the release engine
+/// matches them: a typo would otherwise allow nothing, silently.
+fn cluster_scoped_allow_list(entries: &[String]) -> Result<ClusterScopedAllowList, Error> {
+    let mut kinds = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let fail = |problem: &str| {
+            Error::Usage(format!(
+                "--allow-cluster-scoped {entry:?}: {problem}; expected Kind or group/Kind, \
+                 comma-separated, e.g. {CLUSTER_SCOPED_EXAMPLE}"
+            ))
+        };
+        let entry = entry.trim();
+        if entry.is_empty() {
+            return Err(fail("an empty kind (a stray comma?)"));
+        }
+        let (group, kind) = match entry.split('/').collect::<Vec<_>>()[..] {
+            [kind] => (None, kind),
+            [group, kind] => (Some(group), kind),
+            _ => {
+                return Err(fail(
+                    "too many `/`: write the API group without its version \
+                     (rbac.authorization.k8s.io/ClusterRole, not \
+                     rbac.authorization.k8s.io/v1/ClusterRole)",
+                ));
+            }
+        };
+        if !kind.starts_with(|c: char| c.is_ascii_uppercase())
+            || !kind.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            return Err(fail(&format!(
+                "{kind:?} is not a kind as manifests write it (CamelCase, e.g. ClusterRole)"
+            )));
+        }
+        if let Some(group) = group {
+            if is_version(group) {
+                return Err(fail(&format!(
+                    "{group:?} is an API version, not a group: core kinds are written bare \
+                     ({kind})"
+                )));
+            }
+            if group.is_empty()
+                || !group
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-'))
+            {
+                return Err(fail(&format!(
+                    "{group:?} is not an API group (lowercase DNS name, e.g. \
+                     rbac.authorization.k8s.io)"
+                )));
+            }
+        }
+        kinds.push(entry.to_owned());
+    }
+    Ok(ClusterScopedAllowList::new(kinds))
+}
+
+/// Whether `text` is a Kubernetes API version (`v1`, `v1beta1`, `v2alpha3`).
+fn is_version(text: &str) -> bool {
+    static VERSION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^v[0-9]+((alpha|beta)[0-9]+)?$").expect("a valid regex")
+    });
+    VERSION.is_match(text)
 }
 
 fn round_to_tenths(elapsed: Duration) -> Duration {

@@ -464,6 +464,18 @@ impl Running {
     }
 }
 
+impl Running {
+    /// SIGTERM, then waits for it to end, whatever its exit status.
+    fn stop_quietly(mut self) {
+        if let Some(child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = wait_output(child, Duration::from_secs(20));
+        }
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -609,4 +621,389 @@ fn a_port_held_by_something_else_is_not_blamed_on_an_upstart_dev() {
     );
     assert!(!tmp.path().join("k.yaml.dev.json").exists());
     drop(listener);
+}
+
+/// The flag examples `upstart dev` gives with a malformed repository flag.
+const REPOSITORY_EXAMPLE: &str = "e.g. --repository bitnami=https://charts.bitnami.com/bitnami";
+const CLUSTER_SCOPED_EXAMPLE: &str =
+    "e.g. --allow-cluster-scoped rbac.authorization.k8s.io/ClusterRole,Namespace";
+
+/// Runs `upstart dev` with `args`, expecting it to fail before starting anything; its stderr.
+fn refused_flags(args: &[&str]) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut command = upstart(tmp.path());
+    command.args(["--kubeconfig", "k.yaml"]).args(args);
+    let out = run(command);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{args:?} was accepted:\n{stderr}");
+    assert!(
+        !tmp.path().join("k.yaml").exists(),
+        "{args:?}: the cluster started:\n{stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn malformed_repository_flags_are_refused_naming_the_flag_with_an_example() {
+    for (flag, problem) in [
+        ("bitnami", "no `=` between the name and the URL"),
+        ("=https://charts.example.com", "the name is empty"),
+        (
+            "bit nami=https://charts.example.com",
+            "the name may hold only letters, digits",
+        ),
+        ("b=charts.example.com", "the URL has no scheme"),
+        (
+            "b=ftp://charts.example.com",
+            "the URL scheme ftp:// is not supported",
+        ),
+        ("b=https://", "the URL has no host"),
+        (
+            "b=https://robot:hunter2@charts.example.com/stable",
+            "credentials in the URL are refused",
+        ),
+    ] {
+        let stderr = refused_flags(&["--repository", flag]);
+        assert!(
+            stderr.contains("upstart: --repository ")
+                && stderr.contains(problem)
+                && stderr.contains(REPOSITORY_EXAMPLE),
+            "--repository {flag}:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("hunter2"),
+            "the password leaked:\n{stderr}"
+        );
+    }
+    let stderr = refused_flags(&[
+        "--repository",
+        "b=https://one.example.com",
+        "--repository",
+        "b=https://two.example.com",
+    ]);
+    assert!(
+        stderr.contains("the repository b is given twice"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn malformed_allow_cluster_scoped_kinds_are_refused_naming_the_flag_with_an_example() {
+    for (flag, problem) in [
+        (
+            "clusterrole",
+            "\"clusterrole\" is not a kind as manifests write it",
+        ),
+        (
+            "rbac.authorization.k8s.io/v1/ClusterRole",
+            "write the API group without its version",
+        ),
+        ("v1/Namespace", "\"v1\" is an API version, not a group"),
+        (
+            "RBAC.authorization.k8s.io/ClusterRole",
+            "is not an API group",
+        ),
+        ("ClusterRole,", "an empty kind (a stray comma?)"),
+    ] {
+        let stderr = refused_flags(&["--allow-cluster-scoped", flag]);
+        assert!(
+            stderr.contains("upstart: --allow-cluster-scoped ")
+                && stderr.contains(problem)
+                && stderr.contains(CLUSTER_SCOPED_EXAMPLE),
+            "--allow-cluster-scoped {flag}:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_malformed_repositories_config_is_refused_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stderr = refused_flags(&["--repositories-config", "missing.yaml"]);
+    assert!(
+        stderr.contains("--repositories-config missing.yaml: cannot read it"),
+        "{stderr}"
+    );
+    let typo = write(tmp.path(), "typo.yaml", "allowUnlistd: true\n");
+    let stderr = refused_flags(&["--repositories-config", typo.to_str().unwrap()]);
+    assert!(
+        stderr.contains("allowUnlistd")
+            && stderr.contains("expected the HelmRelease operator's repository configuration"),
+        "{stderr}"
+    );
+    // What only the operator's own checks see: they run before the cluster starts.
+    let scheme = write(
+        tmp.path(),
+        "scheme.yaml",
+        "repositories:\n  mirror: {url: ftp://charts.example.com}\n",
+    );
+    let stderr = refused_flags(&["--repositories-config", scheme.to_str().unwrap()]);
+    assert!(
+        stderr.contains("chart repository configuration")
+            && stderr.contains("\"mirror\": url must start with oci://, https:// or http://"),
+        "{stderr}"
+    );
+}
+
+/// A second chart repository, as a user would serve a directory: another `upstart dev`, with
+/// no operators, serving it as its `upstart-charts`. Returns it and its URL.
+fn serve_charts(dir: &Path) -> (Running, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_upstart"))
+        .current_dir(dir)
+        .args(["dev", "--no-operators", "--port", "0"])
+        .args(["--kubeconfig", "repo-kubeconfig", "--charts", "charts"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let running = Running { child: Some(child) };
+    for line in stdout.lines() {
+        if let Some(url) = line
+            .unwrap()
+            .strip_prefix("# chart repository upstart-charts: ")
+        {
+            return (running, url.trim_end_matches('/').to_owned());
+        }
+    }
+    panic!("the chart repository did not start");
+}
+
+/// Charts nobody configured in `upstart dev`: `hello` (a ConfigMap) and `reader` (a
+/// ClusterRole, as ingress-nginx or kube-state-metrics render).
+fn other_charts(dir: &Path) {
+    for (name, template) in [
+        (
+            "hello",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '{{ .Release.Name }}'}\n\
+             data: {chart: '{{ .Chart.Name }}'}\n",
+        ),
+        (
+            "reader",
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\n\
+             metadata: {name: '{{ .Release.Namespace }}-{{ .Release.Name }}'}\n\
+             rules: [{apiGroups: [''], resources: [pods], verbs: [get]}]\n",
+        ),
+    ] {
+        let chart = dir.join("charts").join(name);
+        std::fs::create_dir_all(chart.join("templates")).unwrap();
+        write(
+            &chart,
+            "Chart.yaml",
+            &format!("apiVersion: v2\nname: {name}\nversion: 1.0.0\n"),
+        );
+        write(&chart.join("templates"), "objects.yaml", template);
+    }
+}
+
+fn helm_releases(charts: &[(&str, &str)]) -> String {
+    charts
+        .iter()
+        .map(|(name, chart)| {
+            format!(
+                "apiVersion: upstartoperators.upstart.com/v1alpha1\nkind: HelmRelease\n\
+                 metadata: {{name: {name}}}\nspec: {{chart: \"{chart}\"}}\n"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// `upstart dev` with its operators, waiting at most `timeout` for `args` (with no charts
+/// directory unless `args` gives one).
+fn dev_with_operators(dir: &Path, timeout: &str, args: &[&str]) -> Output {
+    let charts = if args.contains(&"--charts") {
+        &[][..]
+    } else {
+        &["--charts", "no-charts"][..]
+    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_upstart"));
+    command
+        .current_dir(dir)
+        .args(["--log-format", "text", "dev", "--port", "0"])
+        .args(["--kubeconfig", "k.yaml"])
+        .args(charts)
+        .args(["--helm", upstart_test_support::helm().to_str().unwrap()])
+        .args(["--workload-delay", "0s", "--exit-when-ready"])
+        .args(["--ready-timeout", timeout])
+        .args(args)
+        .env("RUST_LOG", "warn");
+    run(command)
+}
+
+#[test]
+fn charts_of_other_repositories_unlisted_urls_and_cluster_roles_install_with_the_dev_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    other_charts(tmp.path());
+    let (repo, url) = serve_charts(tmp.path());
+    let releases = write(
+        tmp.path(),
+        "releases.yaml",
+        &helm_releases(&[
+            ("hello", "other/hello"),
+            ("direct", &format!("{url}/hello")),
+            ("reader", "other/reader"),
+        ]),
+    );
+    let releases = releases.to_str().unwrap();
+
+    // Today's configuration: nothing but upstart-charts, and no cluster-scoped kind.
+    let out = dev_with_operators(tmp.path(), "3s", &[releases]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    for refusal in [
+        "HelmRelease default/hello is Ready=False (ChartFetchFailed",
+        "HelmRelease default/direct is Ready=False (ChartFetchFailed",
+        "HelmRelease default/reader is Ready=False (ChartFetchFailed",
+    ] {
+        assert!(stderr.contains(refusal), "{refusal}:\n{stderr}");
+    }
+
+    let repository = format!("other={url}");
+    let out = dev_with_operators(
+        tmp.path(),
+        "30s",
+        &[
+            "--repository",
+            &repository,
+            "--allow-unlisted",
+            "--allow-cluster-scoped",
+            "rbac.authorization.k8s.io/ClusterRole",
+            releases,
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&format!("# chart repository other: {url}")),
+        "{stdout}"
+    );
+
+    // The ClusterRole alone, without the allow-list: refused as the operator refuses it.
+    let reader = write(
+        tmp.path(),
+        "reader.yaml",
+        &helm_releases(&[("reader", "other/reader")]),
+    );
+    let out = dev_with_operators(
+        tmp.path(),
+        "3s",
+        &["--repository", &repository, reader.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("HelmRelease default/reader is Ready=False (ClusterScopedNotAllowed"),
+        "{stderr}"
+    );
+    repo.stop_quietly();
+}
+
+#[test]
+fn a_repositories_config_file_is_used_as_the_operator_uses_it_and_flags_override_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    other_charts(tmp.path());
+    let (repo, url) = serve_charts(tmp.path());
+    let releases = write(
+        tmp.path(),
+        "releases.yaml",
+        &helm_releases(&[
+            ("hello", "other/hello"),
+            ("direct", &format!("{url}/hello")),
+        ]),
+    );
+    // As the operators' chart renders its ConfigMap.
+    let config = write(
+        tmp.path(),
+        "repositories.yaml",
+        &format!(
+            "repositories:\n  other:\n    url: {url}\nallowUnlisted: true\n\
+             unlistedPlainHttp: false\nindexTtl: \"5m\"\nlimits:\n  fetchTimeout: \"10s\"\n"
+        ),
+    );
+    let config = config.to_str().unwrap();
+    let out = dev_with_operators(
+        tmp.path(),
+        "30s",
+        &["--repositories-config", config, releases.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+
+    // A --repository of the file's name replaces the file's entry, whatever the order.
+    let dead = write(
+        tmp.path(),
+        "dead.yaml",
+        "repositories:\n  other: {url: \"http://127.0.0.1:1\"}\n",
+    );
+    let hello = write(
+        tmp.path(),
+        "hello.yaml",
+        &helm_releases(&[("hello", "other/hello")]),
+    );
+    let repository = format!("other={url}");
+    let out = dev_with_operators(
+        tmp.path(),
+        "30s",
+        &[
+            "--repository",
+            &repository,
+            "--repositories-config",
+            dead.to_str().unwrap(),
+            hello.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&format!("# chart repository other: {url}")),
+        "{stdout}"
+    );
+    repo.stop_quietly();
+}
+
+#[test]
+fn a_repository_named_upstart_charts_wins_over_the_charts_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    other_charts(tmp.path());
+    let (repo, url) = serve_charts(tmp.path());
+    // The local directory has no `hello`: only the repository given by name serves it.
+    std::fs::create_dir_all(tmp.path().join("local/tiny")).unwrap();
+    write(
+        &tmp.path().join("local/tiny"),
+        "Chart.yaml",
+        "apiVersion: v2\nname: tiny\nversion: 0.1.0\n",
+    );
+    let hello = write(
+        tmp.path(),
+        "hello.yaml",
+        &helm_releases(&[("hello", "upstart-charts/hello")]),
+    );
+    let repository = format!("upstart-charts={url}");
+    let out = dev_with_operators(
+        tmp.path(),
+        "30s",
+        &[
+            "--charts",
+            "local",
+            "--repository",
+            &repository,
+            hello.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let repositories: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("# chart repository"))
+        .collect();
+    assert_eq!(
+        repositories,
+        [format!("# chart repository upstart-charts: {url}")],
+        "{stdout}"
+    );
+    repo.stop_quietly();
 }
