@@ -1399,7 +1399,9 @@ async fn resolve_values(
     )
 }
 
-/// Parses one `valuesFrom` document with a size limit. The reason never quotes the content.
+/// Parses one `valuesFrom` document with a size limit, as Helm reads values (YAML 1.1, see
+/// `upstart_release_engine::yaml`), its alias expansion bounded by the default `YamlLimits`.
+/// The reason never quotes the content.
 pub fn parse_values_document(bytes: &[u8]) -> Result<Value, String> {
     if bytes.len() > MAX_VALUES_DOCUMENT_BYTES {
         return Err(format!(
@@ -1408,10 +1410,15 @@ pub fn parse_values_document(bytes: &[u8]) -> Result<Value, String> {
         ));
     }
     let text = std::str::from_utf8(bytes).map_err(|_| "document is not UTF-8".to_owned())?;
-    serde_yaml_ng::from_str::<Value>(text).map_err(|e| match e.location() {
-        Some(at) => format!("invalid YAML at line {}, column {}", at.line(), at.column()),
-        None => "invalid YAML".to_owned(),
-    })
+    use upstart_release_engine::yaml::{YamlError, YamlLimits, to_json_documents};
+    let mut documents = to_json_documents(text, &YamlLimits::default()).map_err(|e| match e {
+        YamlError::TooLarge { .. } => e.to_string(),
+        other => format!("invalid YAML: {other}"),
+    })?;
+    if documents.len() > 1 {
+        return Err("holds more than one YAML document".to_owned());
+    }
+    Ok(documents.pop().unwrap_or(Value::Null))
 }
 
 /// Renders while the dependencies finish becoming Ready, with the outputs they already
