@@ -122,7 +122,12 @@ impl Converter {
         let mut root: Option<usize> = None;
         loop {
             let (event, at) = parser.next_token().map_err(|e| YamlError::Syntax {
-                message: e.info().to_owned(),
+                // yaml-rust2's messages are fixed texts but one, which quotes the character.
+                message: if e.info().contains('`') {
+                    "unexpected character".to_owned()
+                } else {
+                    e.info().to_owned()
+                },
                 line: e.marker().line(),
                 column: e.marker().col() + 1,
             })?;

@@ -206,6 +206,8 @@ fn streams_give_one_value_per_document() {
     assert_eq!(docs, vec![json!({"a": 1}), Value::Null, json!({"b": 2})]);
     let error = to_json_documents("a: [\n", &YamlLimits::default()).expect_err("syntax");
     assert!(matches!(error, YamlError::Syntax { .. }), "{error}");
+    let error = to_json_documents("a: b\n@secret\n", &YamlLimits::default()).expect_err("syntax");
+    assert_eq!(error.to_string(), "unexpected character at line 2 column 1");
 }
 
 /// Nine levels of ten aliases each: under 1 KiB of text, 10^9 scalars once expanded.
