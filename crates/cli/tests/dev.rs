@@ -1007,3 +1007,20 @@ fn a_repository_named_upstart_charts_wins_over_the_charts_directory() {
     );
     repo.stop_quietly();
 }
+
+#[test]
+fn a_configured_repository_url_with_a_password_is_refused_without_showing_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write(
+        tmp.path(),
+        "repositories.yaml",
+        "repositories:\n  mirror: {url: \"https://robot:hunter2@127.0.0.1:1/charts\"}\n",
+    );
+    let stderr = refused_flags(&["--repositories-config", config.to_str().unwrap()]);
+    assert!(
+        stderr.contains("repository \"mirror\"")
+            && stderr.contains("carries credentials; use credentialsSecret instead"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
