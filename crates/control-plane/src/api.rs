@@ -909,10 +909,10 @@ fn start_watch(
                 ev = rx.recv() => match ev {
                     Ok(ev) => {
                         last_rv = ev.rv;
-                        if ev.res != watched {
+                        if ev.resource != watched {
                             // Watches on custom resources end when their CRD is deleted.
                             let crd_gone = ev.kind == EventType::Deleted
-                                && ev.res.group == "apiextensions.k8s.io"
+                                && ev.resource.group == "apiextensions.k8s.io"
                                 && crd_name.as_deref() == Some(meta::name(&ev.object));
                             if crd_gone {
                                 return;
