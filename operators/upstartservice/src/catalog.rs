@@ -23,7 +23,11 @@ pub fn validate_template(
     let graph = DependencyGraph::build(&input);
     for problem in graph.problems() {
         // Names outside the service are the environment's to provide.
-        if !matches!(problem, upstart_dag::Error::UnknownDependency { .. }) {
+        if !matches!(
+            problem,
+            upstart_dag::Error::UnknownDependency { .. }
+                | upstart_dag::Error::UnknownEnvironmentRelease { .. }
+        ) {
             problems.push(problem.to_string());
         }
     }
@@ -86,6 +90,18 @@ mod tests {
                     "BRANCH": "<< environment.variables.branch >>",
                     "NAME": "<< service.name >>/<< release.name >>"
                 }}
+            }
+        }));
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn template_depending_on_an_environment_release_by_its_key_is_valid() {
+        let problems = validate(json!({
+            "app": {
+                "chart": "c/app",
+                "dependencies": [{"name": "launch-darkly", "kind": "EnvironmentRelease"}],
+                "values": {"LD": "<< launch-darkly.outputs.KEY >>"}
             }
         }));
         assert!(problems.is_empty(), "{problems:?}");
