@@ -279,7 +279,7 @@ impl TestEnv {
             None => std::env::var(CATALOG_NAMESPACE_ENV)
                 .ok()
                 .filter(|ns| !ns.is_empty())
-                .unwrap_or_else(|| "upstart-catalog".to_owned()),
+                .unwrap_or_else(|| upstart_api::names::DEFAULT_CATALOG_NAMESPACE.to_owned()),
         }
     }
 

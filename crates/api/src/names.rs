@@ -3,6 +3,15 @@
 
 use sha2::{Digest, Sha256};
 
+/// The namespace whose UpstartServices are catalog templates, unless the operators are told
+/// otherwise (`--catalog-namespace`).
+pub const DEFAULT_CATALOG_NAMESPACE: &str = "upstart-catalog";
+
+/// The namespace of an environment (SPEC §4): `spec.namespace`, else its name.
+pub fn environment_namespace(name: &str, spec_namespace: Option<&str>) -> String {
+    spec_namespace.unwrap_or(name).to_owned()
+}
+
 /// The longest name Kubernetes accepts for a DNS-1123 label (and for label values).
 pub const MAX_LABEL_LENGTH: usize = 63;
 

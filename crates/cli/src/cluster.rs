@@ -66,8 +66,12 @@ pub fn environment_namespace(environment: &UpstartEnvironment) -> String {
         .status
         .as_ref()
         .and_then(|s| s.namespace.clone())
-        .or_else(|| environment.spec.namespace.clone())
-        .unwrap_or_else(|| environment.metadata.name.clone().unwrap_or_default())
+        .unwrap_or_else(|| {
+            upstart_api::names::environment_namespace(
+                environment.metadata.name.as_deref().unwrap_or_default(),
+                environment.spec.namespace.as_deref(),
+            )
+        })
 }
 
 fn kube_error(what: String) -> impl FnOnce(kube::Error) -> Error {

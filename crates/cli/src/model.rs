@@ -22,7 +22,7 @@ use upstart_dag::{DependencyGraph, GraphInput, NodeId};
 use crate::source::Document;
 
 /// The namespace catalog templates live in by default (the operators' `--catalog-namespace`).
-pub const CATALOG_NAMESPACE: &str = "upstart-catalog";
+pub const CATALOG_NAMESPACE: &str = upstart_api::names::DEFAULT_CATALOG_NAMESPACE;
 
 /// A typed Upstart object.
 #[derive(Clone, Debug)]
@@ -216,10 +216,10 @@ impl Workspace {
         let mut environments: Vec<(&Object, &UpstartEnvironmentSpec, String)> = Vec::new();
         for object in &self.objects {
             if let Spec::Environment(spec) = &object.spec {
-                let namespace = spec
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| object.name.clone());
+                let namespace = upstart_api::names::environment_namespace(
+                    &object.name,
+                    spec.namespace.as_deref(),
+                );
                 for service in &spec.services {
                     if let Some(template) = &service.template {
                         templates.insert(template.name.clone());

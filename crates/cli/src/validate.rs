@@ -896,10 +896,9 @@ fn check_outputs(
 /// The Helm `.Release.Name` a release gets: `releaseName`, else its key in kebab-case (a
 /// service's or environment's release), else its object name.
 pub(crate) fn effective_release_name(release: &ScopeRelease) -> String {
-    match (&release.spec.release_name, &release.origin.key) {
-        (Some(name), _) => name.clone(),
-        (None, Some(key)) => upstart_api::names::kebab_case(key),
-        (None, None) => release.node.name.clone(),
+    match &release.origin.key {
+        Some(key) => release.spec.release_name_of_key(key),
+        None => release.spec.release_name_of_object(&release.node.name),
     }
 }
 

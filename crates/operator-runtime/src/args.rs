@@ -100,7 +100,7 @@ pub struct CommonArgs {
     #[arg(
         long,
         env = "UPSTART_CATALOG_NAMESPACE",
-        default_value = "upstart-catalog"
+        default_value = upstart_api::names::DEFAULT_CATALOG_NAMESPACE
     )]
     pub catalog_namespace: String,
 
@@ -125,7 +125,7 @@ impl Default for CommonArgs {
             lease_duration: Duration::from_secs(15),
             renew_deadline: Duration::from_secs(10),
             retry_period: Duration::from_secs(2),
-            catalog_namespace: "upstart-catalog".to_string(),
+            catalog_namespace: upstart_api::names::DEFAULT_CATALOG_NAMESPACE.to_string(),
             teardown_timeout: Duration::from_secs(600),
         }
     }

@@ -1178,10 +1178,7 @@ async fn observe_environment(
 }
 
 fn release_name(hr: &HelmRelease) -> String {
-    hr.spec
-        .release_name
-        .clone()
-        .unwrap_or_else(|| hr.name_any())
+    hr.spec.release_name_of_object(&hr.name_any())
 }
 
 /// A dependency's state and, once Ready, the outputs it publishes.

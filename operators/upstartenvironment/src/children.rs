@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 use upstart_api::labels::{ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
-use upstart_api::names::{child_name, kebab_case};
+use upstart_api::names::child_name;
 use upstart_api::v1alpha1::{
     Dependency, DependencyKind, EnvironmentService, HelmRelease, HelmReleaseSpec,
     UpstartEnvironment, UpstartService, UpstartServiceSpec,
@@ -20,7 +20,7 @@ use crate::constants::reasons;
 
 /// The namespace of an environment: `spec.namespace`, default `metadata.name`.
 pub fn namespace_name(env: &UpstartEnvironment) -> String {
-    env.spec.namespace.clone().unwrap_or_else(|| env.name_any())
+    upstart_api::names::environment_namespace(&env.name_any(), env.spec.namespace.as_deref())
 }
 
 /// A spec problem of one service: only a spec change (or a new catalog template) fixes it.
@@ -264,9 +264,7 @@ pub fn environment_release_spec(
     siblings: &BTreeMap<String, HelmReleaseSpec>,
 ) -> HelmReleaseSpec {
     let mut spec = spec.clone();
-    if spec.release_name.is_none() {
-        spec.release_name = Some(kebab_case(key));
-    }
+    spec.release_name = Some(spec.release_name_of_key(key));
     resolve_environment_releases(env_name, std::iter::once(&mut spec));
     for dependency in &mut spec.dependencies {
         if dependency.kind != Some(DependencyKind::UpstartService)

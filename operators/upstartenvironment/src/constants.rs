@@ -7,8 +7,6 @@ pub const FIELD_MANAGER: &str = "upstart-upstartenvironment";
 pub const FINALIZER: &str = "upstartoperators.upstart.com/upstartenvironment";
 /// Name of the controller in metrics, logs and Events.
 pub const CONTROLLER: &str = "upstartenvironment";
-/// Default catalog namespace (the `--catalog-namespace` flag's default).
-pub const DEFAULT_CATALOG_NAMESPACE: &str = "upstart-catalog";
 
 /// Condition type: the environment's namespace exists and belongs to it.
 pub const NAMESPACE_READY: &str = "NamespaceReady";

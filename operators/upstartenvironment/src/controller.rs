@@ -33,7 +33,7 @@ use upstart_operator_runtime::{
 
 use crate::Error;
 use crate::children::{self, Desired, NamespaceState, Problem, is_owned_by, namespace_name};
-use crate::constants::{CONTROLLER, DEFAULT_CATALOG_NAMESPACE, FIELD_MANAGER, FINALIZER, reasons};
+use crate::constants::{CONTROLLER, FIELD_MANAGER, FINALIZER, reasons};
 use crate::expiry;
 use crate::metrics::{EnvironmentMetrics, phase_name};
 use crate::status::{self, Member, Observation, deleting_status, next_status};
@@ -58,7 +58,7 @@ impl Default for Config {
     /// The defaults of the binary's flags.
     fn default() -> Self {
         Config {
-            catalog_namespace: DEFAULT_CATALOG_NAMESPACE.to_owned(),
+            catalog_namespace: upstart_api::names::DEFAULT_CATALOG_NAMESPACE.to_owned(),
             teardown_timeout: Duration::from_secs(600),
         }
     }

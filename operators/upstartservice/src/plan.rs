@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use upstart_api::labels::{ENVIRONMENT_LABEL, SERVICE_LABEL};
-use upstart_api::names::{child_name, kebab_case};
+use upstart_api::names::child_name;
 use upstart_api::v1alpha1::{
     Dependency, DependencyKind, HelmRelease, HelmReleaseSpec, UpstartService,
 };
@@ -507,7 +507,7 @@ fn release_name_claims(namespace: &Namespace<'_>) -> Vec<Claim> {
     }
     for r in &namespace.standalone {
         claims.push(Claim {
-            release_name: r.spec.release_name.clone().unwrap_or_else(|| r.name_any()),
+            release_name: r.spec.release_name_of_object(&r.name_any()),
             installed: !crate::children::never_installed(r),
             created: r.metadata.creation_timestamp.clone(),
             owner: r.name_any(),
@@ -584,7 +584,7 @@ fn order_keys(
 
 /// `.Release.Name` of a service's release: `releaseName`, else the key in kebab-case.
 pub fn effective_release_name(key: &str, spec: &HelmReleaseSpec) -> String {
-    spec.release_name.clone().unwrap_or_else(|| kebab_case(key))
+    spec.release_name_of_key(key)
 }
 
 /// One release's claim on a `.Release.Name`.

@@ -115,6 +115,21 @@ impl HelmReleaseSpec {
     pub fn wait(&self) -> bool {
         self.wait.unwrap_or(true)
     }
+
+    /// `.Release.Name` of the release of key `key` of an UpstartService or an environment
+    /// (SPEC §3): `releaseName`, else the key in kebab-case, so chart object names such as
+    /// `postgres` keep working.
+    pub fn release_name_of_key(&self, key: &str) -> String {
+        self.release_name
+            .clone()
+            .unwrap_or_else(|| crate::names::kebab_case(key))
+    }
+
+    /// `.Release.Name` of a HelmRelease object called `name` (SPEC §2.1): `releaseName`, else the
+    /// object's name.
+    pub fn release_name_of_object(&self, name: &str) -> String {
+        self.release_name.clone().unwrap_or_else(|| name.to_owned())
+    }
 }
 
 /// What the HelmRelease operator observed and did. Never holds a value: names, digests, reasons.
