@@ -1,13 +1,32 @@
 //! Deletion (SPEC §2.8): reverse-dependency teardown, then delete hooks and the inventory in
 //! passes, then the finalizer's cleanup.
 
-use super::*;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use tracing::info;
+use upstart_api::v1alpha1::{HelmRelease, HookStatus};
+use upstart_release_engine::manifests::{self, HookEvent};
+
+use crate::Error;
+use crate::constants::FINALIZER;
+use crate::controller::act::hooks::{HookPass, HookStep, hook_run};
+use crate::controller::act::install::render_plan;
+use crate::controller::observe::{Observed, observe};
+use crate::controller::{APPLY_RECHECK, Context, write_status};
+use crate::status::deleting_status;
+use crate::wakeups;
+
+use crate::controller::act::prune::{delete_entry, delete_unless_kept};
 
 /// Reverse-dependency teardown (SPEC §2.8): a deleted release whose dependents are still in the
 /// namespace (releases depending on it or on an UpstartService owning it) waits for them
 /// (their deletion wakes it), up to the teardown timeout, after which it proceeds and says so
 /// in an Event. `None`: go ahead with the teardown.
-pub(super) async fn wait_for_dependents(
+pub(in crate::controller) async fn wait_for_dependents(
     hr: &HelmRelease,
     ctx: &Context,
     api: &Api<HelmRelease>,
@@ -72,7 +91,7 @@ pub(super) async fn wait_for_dependents(
 /// install order, post-delete hooks. A hook still running ends the pass (status says so, the
 /// watch on it starts the next one); a hook that fails or times out is announced and the
 /// deletion goes on. `None`: all done, the finalizer may go.
-pub(super) async fn teardown(
+pub(in crate::controller) async fn teardown(
     hr: &HelmRelease,
     ctx: &Context,
     api: &Api<HelmRelease>,
@@ -149,7 +168,10 @@ pub(super) async fn teardown(
 }
 
 /// The finalizer's cleanup: [`teardown()`] did the work; forget the release.
-pub(super) async fn cleanup(hr: &HelmRelease, ctx: &Context) -> Result<Action, Error> {
+pub(in crate::controller) async fn cleanup(
+    hr: &HelmRelease,
+    ctx: &Context,
+) -> Result<Action, Error> {
     ctx.forget(&ObjectRef::from_obj(hr));
     Ok(Action::await_change())
 }

@@ -2,7 +2,19 @@
 //! order, creates the next one, and stops at the first still running; progress lives in the
 //! hook objects (marked with their run) and, at deletion, in status.
 
-use super::*;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+use upstart_api::v1alpha1::{HelmRelease, HookStatus, InventoryEntry};
+use upstart_release_engine::manifests::{self, HookEvent, HookOutcome};
+
+use crate::Error;
+use crate::constants::HOOK_RUN_ANNOTATION;
+use crate::controller::Context;
+use crate::controller::act::objects::{apply_object, older_than};
+
+use crate::controller::act::prune::delete_entry;
 
 /// What a pass over the hooks of one event found.
 pub(super) enum HookStep {
@@ -175,4 +187,14 @@ impl HookPass<'_> {
             }),
         }
     }
+}
+
+/// `status.hooks[].phase` of a hook that has not ended.
+pub(in crate::controller) const RUNNING: &str = "Running";
+
+/// The value of [`HOOK_RUN_ANNOTATION`] on the hooks of one run: the release object's uid and
+/// what the run applies. The uid keeps a release deleted and created again with the same spec
+/// from taking the hooks its earlier self left behind for its own (and skipping them).
+pub(in crate::controller) fn hook_run(hr: &HelmRelease, what: &str) -> String {
+    format!("{}-{what}", hr.uid().unwrap_or_default())
 }

@@ -1,0 +1,70 @@
+//! Applying one planned object: server-side apply after the release conflict check, and
+//! whether an applied CRD is Established yet.
+
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use serde_json::Value;
+use upstart_api::v1alpha1::InventoryEntry;
+use upstart_release_engine::health::{self, Health};
+use upstart_release_engine::manifests;
+
+use crate::Error;
+use crate::constants::FIELD_MANAGER;
+use crate::controller::Context;
+
+/// A CRD that is not Established yet: what to say while waiting, or an error once the release's
+/// timeout has passed since the CRD was created.
+pub(in crate::controller) fn crd_not_established(
+    entry: &InventoryEntry,
+    live: &DynamicObject,
+    timeout: Duration,
+) -> Result<Option<String>, Error> {
+    let object = manifests::display_name(entry);
+    match health::assess(&serde_json::to_value(live).unwrap_or(Value::Null)) {
+        Health::Healthy => Ok(None),
+        Health::Failed(message) => Err(Error::CrdNotEstablished { object, message }),
+        Health::Progressing(message) if older_than(live, timeout) => {
+            Err(Error::CrdNotEstablished { object, message })
+        }
+        Health::Progressing(_) => Ok(Some(format!("waiting for {object} to be Established"))),
+    }
+}
+
+/// Whether `live` was created more than `age` ago.
+pub(in crate::controller) fn older_than(live: &DynamicObject, age: Duration) -> bool {
+    live.metadata
+        .creation_timestamp
+        .as_ref()
+        .is_some_and(|created| Timestamp::now().duration_since(created.0).unsigned_abs() > age)
+}
+
+/// Server-side applies one object after checking it is not another release's.
+pub(in crate::controller) async fn apply_object(
+    ctx: &Context,
+    namespace: &str,
+    entry: &InventoryEntry,
+    object: &Value,
+    release_label: &str,
+) -> Result<DynamicObject, Error> {
+    let display = manifests::display_name(entry);
+    let api = ctx.dynamic_api(entry, namespace).await?;
+    let live = api
+        .get_opt(&entry.name)
+        .await
+        .map_err(Error::kube(format!("reading {display}")))?;
+    manifests::check_conflict(entry, live.as_ref().map(|l| l.labels()), release_label)
+        .map_err(Error::Render)?;
+    let applied = api
+        .patch(
+            &entry.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(object),
+        )
+        .await
+        .map_err(Error::kube(format!("applying {display}")))?;
+    ctx.release_metrics.objects_applied.inc();
+    Ok(applied)
+}

@@ -1,0 +1,136 @@
+//! What this process remembers of each release between reconciles ([`ReleaseMemory`]), and
+//! the [`Context`] methods that read and write it. See docs/architecture.md, "Release memory".
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::reflector::ObjectRef;
+use upstart_api::v1alpha1::HelmRelease;
+
+use crate::controller::Context;
+
+/// What this process remembers of one release. In memory on purpose: after a restart every
+/// release is re-applied once, which also corrects drift that happened while the operator was
+/// down, and costs at most one no-op apply per object in `corrected`.
+#[derive(Debug, Default)]
+pub(in crate::controller) struct ReleaseMemory {
+    /// When it was last applied (the interval re-apply clock), and whether that apply rendered
+    /// as an upgrade: a re-apply renders the same way, so it is the same render (a render
+    /// cache hit, no helm process).
+    pub(in crate::controller) last_applied: Option<(std::time::Instant, bool)>,
+    /// When this process wrote its flip to Ready: the precise start of a hand-off (`readyAt`
+    /// in status has whole seconds only).
+    pub(in crate::controller) became_ready: Option<std::time::Instant>,
+    /// Per applied object (see [`object_key`](crate::controller::observe::object_key)): the
+    /// newest write by another field manager that a re-apply already answered. A write our apply does not take back (a controller's
+    /// annotation on the main resource) keeps its entry newer than ours; this stops it from
+    /// counting as drift again.
+    pub(in crate::controller) corrected: HashMap<String, Timestamp>,
+}
+
+impl Context {
+    /// Updates what this process remembers of the release `key`.
+    pub(in crate::controller) fn remember<T>(
+        &self,
+        key: &ObjectRef<HelmRelease>,
+        update: impl FnOnce(&mut ReleaseMemory) -> T,
+    ) -> T {
+        let mut memory = self
+            .memory
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        update(memory.entry(key.clone()).or_default())
+    }
+
+    /// Reads what this process remembers of the release `key`, if anything.
+    pub(in crate::controller) fn recall<T>(
+        &self,
+        key: &ObjectRef<HelmRelease>,
+        read: impl FnOnce(&ReleaseMemory) -> T,
+    ) -> Option<T> {
+        self.memory
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(key)
+            .map(read)
+    }
+
+    /// Forgets the release `key` (it is deleted).
+    pub(in crate::controller) fn forget(&self, key: &ObjectRef<HelmRelease>) {
+        self.memory
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(key);
+    }
+
+    pub(in crate::controller) fn record_apply(
+        &self,
+        key: &ObjectRef<HelmRelease>,
+        is_upgrade: bool,
+    ) {
+        self.remember(key, |m| {
+            m.last_applied = Some((std::time::Instant::now(), is_upgrade));
+        });
+    }
+
+    pub(in crate::controller) fn since_last_apply(
+        &self,
+        key: &ObjectRef<HelmRelease>,
+    ) -> Option<Duration> {
+        self.recall(key, |m| m.last_applied.map(|(at, _)| at.elapsed()))
+            .flatten()
+    }
+
+    /// Whether the last apply of this process rendered as an upgrade; after a restart, yes.
+    pub(in crate::controller) fn last_apply_was_upgrade(
+        &self,
+        key: &ObjectRef<HelmRelease>,
+    ) -> bool {
+        self.recall(key, |m| m.last_applied.map(|(_, is_upgrade)| is_upgrade))
+            .flatten()
+            .unwrap_or(true)
+    }
+
+    /// Whether a foreign write at `at` on the object `object` of the release `key` is still to
+    /// be put back.
+    pub(in crate::controller) fn is_uncorrected(
+        &self,
+        key: &ObjectRef<HelmRelease>,
+        object: &str,
+        at: Timestamp,
+    ) -> bool {
+        self.recall(key, |m| m.corrected.get(object).copied())
+            .flatten()
+            .is_none_or(|corrected| at > corrected)
+    }
+
+    pub(in crate::controller) fn record_corrected(
+        &self,
+        key: &ObjectRef<HelmRelease>,
+        edits: &[(String, Timestamp)],
+    ) {
+        self.remember(key, |m| {
+            for (object, at) in edits {
+                m.corrected.insert(object.clone(), *at);
+            }
+        });
+    }
+
+    pub(in crate::controller) fn since_became_ready(
+        &self,
+        key: &ObjectRef<HelmRelease>,
+    ) -> Option<Duration> {
+        self.recall(key, |m| m.became_ready.map(|at| at.elapsed()))
+            .flatten()
+    }
+
+    pub(in crate::controller) fn reapply_due(
+        &self,
+        key: &ObjectRef<HelmRelease>,
+        interval: Duration,
+    ) -> bool {
+        self.since_last_apply(key)
+            .is_none_or(|elapsed| elapsed >= interval)
+    }
+}
