@@ -486,8 +486,8 @@ fn requeue(decision: &Decision, timeout_in: Option<Duration>, interval: Duration
         Decision::Pending
         | Decision::WaitForDependencies { .. }
         | Decision::WaitForOutputs { .. }
-        | Decision::Apply { .. }
-        | Decision::Reapply { .. }
+        | Decision::Apply(_)
+        | Decision::Reapply(_)
         | Decision::Ready => Action::requeue(interval),
     }
 }

@@ -150,22 +150,36 @@ pub enum Decision {
     /// Values read something that does not exist yet.
     WaitForOutputs { reason: String, message: String },
     /// Render and apply: the inputs changed, or applied objects went missing (or were changed
-    /// by hand while the release is not Ready). `drift` names each object put back and why.
-    Apply {
-        is_upgrade: bool,
-        drift: Vec<String>,
-    },
+    /// by hand while the release is not Ready).
+    Apply(Apply),
     /// Applied; workloads not healthy yet.
     WaitHealthy { message: String },
     /// Workloads failed, or did not become healthy within the timeout.
     Failed { message: String },
     /// Healthy, but its own outputs are not all published yet.
     WaitForPublishedOutputs { message: String },
-    /// Ready, and the interval has passed or applied objects were changed by hand (`drift`
-    /// names them): re-apply the same render (status stays Ready).
-    Reapply { drift: Vec<String> },
+    /// Ready, and the interval has passed or applied objects were changed by hand: re-apply
+    /// the same render (status stays Ready).
+    Reapply(Reapply),
     /// Nothing to do.
     Ready,
+}
+
+/// What [`Decision::Apply`] applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Apply {
+    /// Something was applied before: the render is an upgrade (`.Release.IsUpgrade`, the
+    /// upgrade hooks), else an install.
+    pub upgrade: bool,
+    /// Each object this apply puts back and why (`Kind/name (why)`), as the Event names them.
+    pub drift: Vec<String>,
+}
+
+/// What [`Decision::Reapply`] puts back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reapply {
+    /// Each object changed by hand and why; empty for the interval re-apply.
+    pub drift: Vec<String>,
 }
 
 /// The next step for what was observed (SPEC §2.6, in its order).
@@ -233,8 +247,8 @@ pub fn decide(observation: &Observation) -> Decision {
     let deleted = described(&observation.inventory_missing, DELETED);
     let edited = described(&observation.inventory_edited, CHANGED);
     if !applied || !deleted.is_empty() {
-        return Decision::Apply {
-            is_upgrade: observation.applied_digest.is_some(),
+        return Decision::Apply(Apply {
+            upgrade: observation.applied_digest.is_some(),
             // Only what had been applied can have drifted: during an install or upgrade the
             // recorded inventory also holds objects not applied yet.
             drift: if applied {
@@ -242,7 +256,7 @@ pub fn decide(observation: &Observation) -> Decision {
             } else {
                 Vec::new()
             },
-        };
+        });
     }
     // An edit is put back before health is judged: a broken image set by hand must not fail
     // the release, nor wait for the interval. A release that is not Ready otherwise goes
@@ -250,10 +264,10 @@ pub fn decide(observation: &Observation) -> Decision {
     let not_ready = (observation.wait && !observation.health.is_healthy())
         || !observation.published_missing.is_empty();
     if not_ready && !edited.is_empty() {
-        return Decision::Apply {
-            is_upgrade: true,
+        return Decision::Apply(Apply {
+            upgrade: true,
             drift: edited,
-        };
+        });
     }
     if observation.wait {
         match &observation.health {
@@ -284,7 +298,7 @@ pub fn decide(observation: &Observation) -> Decision {
         };
     }
     if observation.reapply_due || !edited.is_empty() {
-        return Decision::Reapply { drift: edited };
+        return Decision::Reapply(Reapply { drift: edited });
     }
     Decision::Ready
 }
@@ -508,10 +522,10 @@ mod tests {
         o.applied_digest = None;
         assert_eq!(
             decide(&o),
-            Decision::Apply {
-                is_upgrade: false,
+            Decision::Apply(Apply {
+                upgrade: false,
                 drift: vec![]
-            }
+            })
         );
     }
 
@@ -553,10 +567,10 @@ mod tests {
         o.health = Health::Progressing("Deployment/app does not exist".into());
         assert_eq!(
             decide(&o),
-            Decision::Apply {
-                is_upgrade: false,
+            Decision::Apply(Apply {
+                upgrade: false,
                 drift: vec![]
-            }
+            })
         );
     }
 
@@ -568,10 +582,10 @@ mod tests {
         };
         assert_eq!(
             decide(&o),
-            Decision::Apply {
-                is_upgrade: true,
+            Decision::Apply(Apply {
+                upgrade: true,
                 drift: vec![]
-            }
+            })
         );
     }
 
@@ -581,10 +595,10 @@ mod tests {
         o.inventory_missing = vec!["ConfigMap/settings".into()];
         assert_eq!(
             decide(&o),
-            Decision::Apply {
-                is_upgrade: true,
+            Decision::Apply(Apply {
+                upgrade: true,
                 drift: vec!["ConfigMap/settings (deleted by hand)".into()]
-            }
+            })
         );
     }
 
@@ -594,9 +608,9 @@ mod tests {
         o.inventory_edited = vec!["ConfigMap/settings".into()];
         assert_eq!(
             decide(&o),
-            Decision::Reapply {
+            Decision::Reapply(Reapply {
                 drift: vec!["ConfigMap/settings (changed by hand)".into()]
-            }
+            })
         );
     }
 
@@ -607,10 +621,10 @@ mod tests {
         o.health = Health::Failed("Deployment/app: image pull failed".into());
         assert_eq!(
             decide(&o),
-            Decision::Apply {
-                is_upgrade: true,
+            Decision::Apply(Apply {
+                upgrade: true,
                 drift: vec!["Deployment/app (changed by hand)".into()]
-            }
+            })
         );
     }
 
@@ -621,13 +635,13 @@ mod tests {
         o.inventory_edited = vec!["Deployment/b".into()];
         assert_eq!(
             decide(&o),
-            Decision::Apply {
-                is_upgrade: true,
+            Decision::Apply(Apply {
+                upgrade: true,
                 drift: vec![
                     "ConfigMap/a (deleted by hand)".into(),
                     "Deployment/b (changed by hand)".into()
                 ]
-            }
+            })
         );
     }
 
@@ -640,10 +654,10 @@ mod tests {
         o.inventory_edited = vec!["ConfigMap/settings".into()];
         assert_eq!(
             decide(&o),
-            Decision::Apply {
-                is_upgrade: true,
+            Decision::Apply(Apply {
+                upgrade: true,
                 drift: vec![]
-            }
+            })
         );
     }
 
@@ -656,10 +670,10 @@ mod tests {
         o.inventory_missing = vec!["ConfigMap/new".into()];
         assert_eq!(
             decide(&o),
-            Decision::Apply {
-                is_upgrade: true,
+            Decision::Apply(Apply {
+                upgrade: true,
                 drift: vec![]
-            }
+            })
         );
     }
 
@@ -707,7 +721,7 @@ mod tests {
     fn ready_release_is_reapplied_once_the_interval_has_passed() {
         let mut o = ready_observation();
         o.reapply_due = true;
-        assert_eq!(decide(&o), Decision::Reapply { drift: vec![] });
+        assert_eq!(decide(&o), Decision::Reapply(Reapply { drift: vec![] }));
     }
 
     #[test]

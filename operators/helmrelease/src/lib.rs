@@ -34,7 +34,7 @@ pub mod status;
 pub mod wakeups;
 
 pub use decide::{
-    Decision, DependencyObservation, DependencyState, Observation, SpecProblem, ValuesState,
-    alias_problems, decide,
+    Apply, Decision, DependencyObservation, DependencyState, Observation, Reapply, SpecProblem,
+    ValuesState, alias_problems, decide,
 };
 pub use error::Error;

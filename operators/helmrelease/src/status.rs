@@ -9,7 +9,7 @@ use upstart_api::conditions::{
 use upstart_api::v1alpha1::{HelmReleasePhase, HelmReleaseStatus, ReleaseTimings};
 
 use crate::constants::reasons;
-use crate::decide::Decision;
+use crate::decide::{Apply, Decision};
 
 /// The phase a decision puts the release in. `old` tells an install from an upgrade while the
 /// release waits for health.
@@ -21,8 +21,8 @@ pub fn phase(decision: &Decision, old: Option<HelmReleasePhase>) -> HelmReleaseP
             HelmReleasePhase::WaitingForDependencies
         }
         Decision::SpecError { .. } | Decision::Failed { .. } => HelmReleasePhase::Failed,
-        Decision::Apply { is_upgrade, .. } => {
-            if *is_upgrade {
+        Decision::Apply(Apply { upgrade, .. }) => {
+            if *upgrade {
                 HelmReleasePhase::Upgrading
             } else {
                 HelmReleasePhase::Installing
@@ -32,7 +32,7 @@ pub fn phase(decision: &Decision, old: Option<HelmReleasePhase>) -> HelmReleaseP
             Some(HelmReleasePhase::Installing) => HelmReleasePhase::Installing,
             _ => HelmReleasePhase::Upgrading,
         },
-        Decision::Ready | Decision::Reapply { .. } => HelmReleasePhase::Ready,
+        Decision::Ready | Decision::Reapply(_) => HelmReleasePhase::Ready,
     }
 }
 
@@ -64,10 +64,10 @@ pub fn next_status(
         };
     }
     timings.created_at.get_or_insert_with(|| now.clone());
-    if matches!(decision, Decision::Apply { .. }) {
+    if matches!(decision, Decision::Apply(_)) {
         timings.started_at.get_or_insert_with(|| now.clone());
     }
-    if matches!(decision, Decision::Ready | Decision::Reapply { .. }) {
+    if matches!(decision, Decision::Ready | Decision::Reapply(_)) {
         timings.ready_at.get_or_insert_with(|| now.clone());
     }
     status.timings = Some(timings);
@@ -203,7 +203,7 @@ fn condition_updates(decision: &Decision) -> Vec<ConditionUpdate<'_>> {
             reconciling(true, reason, message),
             not_stalled,
         ],
-        Decision::Apply { .. } => vec![
+        Decision::Apply(_) => vec![
             dependencies_ready,
             ready(reasons::APPLYING, "applied; waiting for workloads"),
             reconciling(true, reasons::APPLYING, "applied; waiting for workloads"),
@@ -227,7 +227,7 @@ fn condition_updates(decision: &Decision) -> Vec<ConditionUpdate<'_>> {
             reconciling(true, reasons::OUTPUTS_NOT_PUBLISHED, message),
             not_stalled,
         ],
-        Decision::Ready | Decision::Reapply { .. } => vec![
+        Decision::Ready | Decision::Reapply(_) => vec![
             dependencies_ready,
             ConditionUpdate::new(READY, true, reasons::SUCCEEDED, "applied and healthy"),
             reconciling(false, reasons::SUCCEEDED, "applied and healthy"),
@@ -242,6 +242,7 @@ mod tests {
     use upstart_api::conditions::{find, is_ready_for_generation};
 
     use super::*;
+    use crate::decide::Reapply;
 
     fn at(seconds: i64) -> Time {
         Time(Timestamp::from_second(seconds).expect("valid timestamp"))
@@ -267,10 +268,10 @@ mod tests {
 
     #[test]
     fn apply_waiting_for_a_hook_says_so_in_the_install_phase() {
-        let decision = Decision::Apply {
-            is_upgrade: false,
+        let decision = Decision::Apply(Apply {
+            upgrade: false,
             drift: vec![],
-        };
+        });
         let message = "waiting for hook Job/migrate (pre-install)";
         let status = applying_status(None, &decision, message, Some(1), &at(10));
         assert_eq!(status.phase, Some(HelmReleasePhase::Installing));
@@ -363,10 +364,10 @@ mod tests {
 
     #[test]
     fn apply_is_installing_first_and_upgrading_after() {
-        let install = Decision::Apply {
-            is_upgrade: false,
+        let install = Decision::Apply(Apply {
+            upgrade: false,
             drift: vec![],
-        };
+        });
         let status = next_status(None, &install, Some(1), &at(10));
         assert_eq!(status.phase, Some(HelmReleasePhase::Installing));
         assert_eq!(
@@ -379,10 +380,10 @@ mod tests {
         let status = next_status(Some(&status), &waiting, Some(1), &at(20));
         assert_eq!(status.phase, Some(HelmReleasePhase::Installing));
 
-        let upgrade = Decision::Apply {
-            is_upgrade: true,
+        let upgrade = Decision::Apply(Apply {
+            upgrade: true,
             drift: vec![],
-        };
+        });
         let status = next_status(Some(&status), &upgrade, Some(1), &at(30));
         assert_eq!(status.phase, Some(HelmReleasePhase::Upgrading));
         let status = next_status(Some(&status), &waiting, Some(1), &at(40));
@@ -392,10 +393,10 @@ mod tests {
     #[test]
     fn new_generation_restarts_the_timings_but_keeps_creation() {
         let ready = next_status(None, &Decision::Ready, Some(1), &at(10));
-        let apply = Decision::Apply {
-            is_upgrade: true,
+        let apply = Decision::Apply(Apply {
+            upgrade: true,
             drift: vec![],
-        };
+        });
         let status = next_status(Some(&ready), &apply, Some(2), &at(20));
         let timings = status.timings.expect("timings");
         assert_eq!(timings.created_at, Some(at(10)));
@@ -408,7 +409,7 @@ mod tests {
         let ready = next_status(None, &Decision::Ready, Some(1), &at(10));
         let reapplied = next_status(
             Some(&ready),
-            &Decision::Reapply { drift: vec![] },
+            &Decision::Reapply(Reapply { drift: vec![] }),
             Some(1),
             &at(20),
         );
@@ -479,10 +480,10 @@ mod tests {
                 reason: "MissingOutput".into(),
                 message: "m".into(),
             },
-            Decision::Apply {
-                is_upgrade: false,
+            Decision::Apply(Apply {
+                upgrade: false,
                 drift: vec![],
-            },
+            }),
             Decision::WaitHealthy {
                 message: "m".into(),
             },
@@ -492,7 +493,7 @@ mod tests {
             Decision::WaitForPublishedOutputs {
                 message: "m".into(),
             },
-            Decision::Reapply { drift: vec![] },
+            Decision::Reapply(Reapply { drift: vec![] }),
             Decision::Ready,
         ]
     }

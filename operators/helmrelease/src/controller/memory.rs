@@ -18,7 +18,7 @@ pub(in crate::controller) struct ReleaseMemory {
     /// When it was last applied (the interval re-apply clock), and whether that apply rendered
     /// as an upgrade: a re-apply renders the same way, so it is the same render (a render
     /// cache hit, no helm process).
-    pub(in crate::controller) last_applied: Option<(std::time::Instant, bool)>,
+    pub(in crate::controller) last_applied: Option<LastApply>,
     /// When this process wrote its flip to Ready: the precise start of a hand-off (`readyAt`
     /// in status has whole seconds only).
     pub(in crate::controller) became_ready: Option<std::time::Instant>,
@@ -27,6 +27,14 @@ pub(in crate::controller) struct ReleaseMemory {
     /// annotation on the main resource) keeps its entry newer than ours; this stops it from
     /// counting as drift again.
     pub(in crate::controller) corrected: HashMap<String, Timestamp>,
+}
+
+/// The last apply of a release by this process.
+#[derive(Clone, Copy, Debug)]
+pub(in crate::controller) struct LastApply {
+    at: std::time::Instant,
+    /// Rendered as an upgrade.
+    upgrade: bool,
 }
 
 impl Context {
@@ -70,7 +78,10 @@ impl Context {
         is_upgrade: bool,
     ) {
         self.remember(key, |m| {
-            m.last_applied = Some((std::time::Instant::now(), is_upgrade));
+            m.last_applied = Some(LastApply {
+                at: std::time::Instant::now(),
+                upgrade: is_upgrade,
+            });
         });
     }
 
@@ -78,7 +89,7 @@ impl Context {
         &self,
         key: &ObjectRef<HelmRelease>,
     ) -> Option<Duration> {
-        self.recall(key, |m| m.last_applied.map(|(at, _)| at.elapsed()))
+        self.recall(key, |m| m.last_applied.map(|last| last.at.elapsed()))
             .flatten()
     }
 
@@ -87,7 +98,7 @@ impl Context {
         &self,
         key: &ObjectRef<HelmRelease>,
     ) -> bool {
-        self.recall(key, |m| m.last_applied.map(|(_, is_upgrade)| is_upgrade))
+        self.recall(key, |m| m.last_applied.map(|last| last.upgrade))
             .flatten()
             .unwrap_or(true)
     }

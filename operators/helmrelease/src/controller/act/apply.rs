@@ -20,7 +20,7 @@ use crate::controller::act::install::{Progress, apply_release};
 use crate::controller::act::prune::delete_entry;
 use crate::controller::observe::Observed;
 use crate::controller::{APPLY_RECHECK, Context, write_status};
-use crate::decide::Decision;
+use crate::decide::{Apply, Decision, Reapply};
 use crate::status::{applying_status, failure_status, next_status};
 
 /// Value strings at least this long are scrubbed from failure messages (as the renderer does).
@@ -43,15 +43,15 @@ pub(in crate::controller) fn apply_run<'d>(
     key: &ObjectRef<HelmRelease>,
 ) -> Option<(ApplyRun, &'d [String])> {
     match decision {
-        Decision::Apply { is_upgrade, drift } => Some((
+        Decision::Apply(Apply { upgrade, drift }) => Some((
             ApplyRun {
-                upgrade: *is_upgrade,
+                upgrade: *upgrade,
                 hooks: true,
             },
             drift.as_slice(),
         )),
         // The same render again: no hooks (nothing was upgraded), status stays Ready.
-        Decision::Reapply { drift } => Some((
+        Decision::Reapply(Reapply { drift }) => Some((
             ApplyRun {
                 upgrade: ctx.last_apply_was_upgrade(key),
                 hooks: false,
@@ -148,7 +148,7 @@ pub(in crate::controller) async fn apply(
                 status.hooks = applied.hooks;
             }
             status.outputs = observed.published_keys.clone();
-            if matches!(decision, Decision::Reapply { .. }) {
+            if matches!(decision, Decision::Reapply(_)) {
                 write_status(ctx, &api, hr, status).await?;
                 return Ok(Action::requeue(hr.spec.interval()));
             }
