@@ -32,6 +32,7 @@ mod drift;
 mod expressions;
 mod hooks;
 mod install;
+mod parity;
 mod secrets;
 mod sources;
 
@@ -58,6 +59,7 @@ fn charts(root: &Path) {
         "apiVersion: v2\nname: site\nversion: 0.2.0\n",
     );
     other_charts(root);
+    parity::charts(root);
 }
 
 fn app_chart(root: &Path) {
