@@ -8,7 +8,9 @@
 //! 4. Graph, per namespace (see [`crate::model`]): ambiguous dependency names and name
 //!    conflicts are errors; cycles are errors naming their path; a dependency name that matches
 //!    nothing among the files is a *warning*, since it may exist in the cluster (an
-//!    environment-wide release, a service deployed separately) — `--strict` makes it fail.
+//!    environment-wide release, a service deployed separately) — `--strict` makes it fail —
+//!    except in an environment's namespace, where nothing else creates objects: there it is an
+//!    error naming the environment, the service and the release.
 //! 5. Expressions: syntax, aliases, and roots that are neither a declared dependency nor a
 //!    built-in root (upstart_dag's offline check), for inline values and environment
 //!    overrides.
@@ -21,6 +23,9 @@
 //!    HelmRelease) would fight over the same objects — an error naming both.
 //! 9. Variables: in an environment's namespace, `environment.variables.KEY` must name one of
 //!    the environment's `variables` (elsewhere the environment is only known at install time).
+//! 10. Published objects: two releases of one namespace naming the same `outputsFrom` object —
+//!    a warning naming both (`--render`, in [`crate::rendered`], tells whether both charts
+//!    create it, which is an error).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
