@@ -77,6 +77,8 @@ pub struct ScopeRelease {
 pub struct Scope {
     /// `namespace pr-1234 (UpstartEnvironment pr-1234)`, `the current namespace`, ...
     pub title: String,
+    /// The namespace, when the files name it (empty: the current namespace).
+    pub namespace: String,
     /// The environment document, for an environment's namespace.
     pub environment: Option<usize>,
     /// The environment's name and its environment-wide release keys, for an environment's
@@ -269,6 +271,7 @@ impl Workspace {
             }
             scopes.push(builder.build(
                 format!("namespace {namespace} (UpstartEnvironment {})", object.name),
+                namespace.clone(),
                 Some(object.doc),
             ));
         }
@@ -282,7 +285,7 @@ impl Workspace {
             } else {
                 format!("namespace {namespace}")
             };
-            scopes.push(builder.build(title, None));
+            scopes.push(builder.build(title, namespace, None));
         }
         scopes
     }
@@ -381,7 +384,7 @@ impl ScopeBuilder {
         self.services.insert(NodeId::service(name), declared_in);
     }
 
-    fn build(self, title: String, environment: Option<usize>) -> Scope {
+    fn build(self, title: String, namespace: String, environment: Option<usize>) -> Scope {
         let graph = DependencyGraph::build(&self.input);
         let mut labels = HashMap::new();
         let mut releases = BTreeMap::new();
@@ -398,6 +401,7 @@ impl ScopeBuilder {
         }
         Scope {
             title,
+            namespace,
             environment,
             environment_releases: self.environment_releases,
             graph,

@@ -176,13 +176,14 @@ fn render(
         .collect())
 }
 
-/// The namespace a scope's releases render into (`.Release.Namespace`).
+/// The namespace a scope's releases render into (`.Release.Namespace`): `default` for the
+/// current one, as kubectl's default context has it.
 fn scope_namespace(scope: &Scope) -> &str {
-    scope
-        .title
-        .strip_prefix("namespace ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or("default")
+    if scope.namespace.is_empty() {
+        "default"
+    } else {
+        &scope.namespace
+    }
 }
 
 /// The values with every `<< expression >>` replaced by a placeholder string.

@@ -24,8 +24,8 @@
 //! 9. Variables: in an environment's namespace, `environment.variables.KEY` must name one of
 //!    the environment's `variables` (elsewhere the environment is only known at install time).
 //! 10. Published objects: two releases of one namespace naming the same `outputsFrom` object —
-//!    a warning naming both (`--render`, in [`crate::rendered`], tells whether both charts
-//!    create it, which is an error).
+//!     a warning naming both (`--render`, in [`crate::rendered`], tells whether both charts
+//!     create it, which is an error).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
