@@ -8,9 +8,9 @@ mod graph;
 mod model;
 mod plan;
 mod render;
+mod rendered;
 mod source;
 mod status;
-mod rendered;
 mod validate;
 
 use std::io::IsTerminal as _;
