@@ -95,12 +95,26 @@ fn validate_accepts_the_write_up_service() {
     let path = path.to_str().unwrap();
     let out = upstart(&["validate", path]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    // With the objects it depends on, nothing is left unresolved.
+    // With the objects it depends on, nothing is left unresolved. The write-up names the
+    // LaunchDarkly release literally, as an environment called my-environment-name names it:
+    // examples/launch-darkly.yaml (named by its key) under that name.
+    let dir = tempfile::tempdir().unwrap();
+    let launch_darkly = dir.path().join("launch-darkly.yaml");
+    let yaml = std::fs::read_to_string(root().join("examples/launch-darkly.yaml")).unwrap();
+    let renamed = yaml.replace(
+        "\n  name: launch-darkly\n",
+        "\n  name: my-environment-name-launch-darkly\n",
+    );
+    assert_ne!(
+        renamed, yaml,
+        "examples/launch-darkly.yaml names the release launch-darkly"
+    );
+    std::fs::write(&launch_darkly, renamed).unwrap();
     let out = upstart(&[
         "validate",
         "--strict",
         path,
-        "examples/launch-darkly.yaml",
+        launch_darkly.to_str().unwrap(),
         "examples/services/another-upstart-service.yaml",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
