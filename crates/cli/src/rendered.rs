@@ -37,12 +37,7 @@ pub struct RenderOptions {
 type ObjectKey = (String, String);
 
 /// Renders each release of each scope and reports objects rendered by two releases.
-pub fn check_rendered(
-    workspace: &Workspace,
-    options: &RenderOptions,
-    out: &mut Vec<Diagnostic>,
-) -> usize {
-    let mut rendered = 0;
+pub fn check_rendered(workspace: &Workspace, options: &RenderOptions, out: &mut Vec<Diagnostic>) {
     for scope in &workspace.scopes {
         let mut owners: BTreeMap<ObjectKey, String> = BTreeMap::new();
         for release in scope.releases.values() {
@@ -53,7 +48,6 @@ pub fn check_rendered(
                     continue;
                 }
             };
-            rendered += 1;
             for (kind, name) in objects {
                 match owners.get(&(kind.clone(), name.clone())) {
                     Some(first) if *first != release.label => out.push(about(
@@ -73,7 +67,6 @@ pub fn check_rendered(
             }
         }
     }
-    rendered
 }
 
 struct Problem {

@@ -8,8 +8,6 @@ use std::collections::BTreeMap;
 use upstart_api::v1alpha1::UpstartServiceSpec;
 use upstart_dag::{DependencyGraph, Expressions, GraphInput, OfflineContext, check_aliases};
 
-use crate::plan::effective_release_name;
-
 /// Every problem of the template, as messages naming the release key and the problem; empty
 /// when it is valid.
 pub fn validate_template(
@@ -36,7 +34,7 @@ pub fn validate_template(
     }
     let mut release_names: BTreeMap<String, &str> = BTreeMap::new();
     for (key, release) in &spec.helm_releases {
-        let release_name = effective_release_name(key, release);
+        let release_name = release.release_name_of_key(key);
         if let Some(first) = release_names.insert(release_name.clone(), key) {
             problems.push(format!(
                 "release {key}: release name \"{release_name}\" is also used by release {first}"

@@ -343,7 +343,7 @@ fn resolve_keys(
                 }
             }
         }
-        let release_name = effective_release_name(key, spec);
+        let release_name = spec.release_name_of_key(key);
         let withheld = (!owns_node).then(|| Problem::NameTaken {
             key: key.clone(),
             name: child.clone(),
@@ -497,7 +497,7 @@ fn release_name_claims(namespace: &Namespace<'_>) -> Vec<Claim> {
         let service = s.name_any();
         for (key, spec) in &s.spec.helm_releases {
             claims.push(Claim {
-                release_name: effective_release_name(key, spec),
+                release_name: spec.release_name_of_key(key),
                 installed: namespace.installed(&child_name(&service, key), Some(&service)),
                 created: s.metadata.creation_timestamp.clone(),
                 owner: format!("{service}/{key}"),
@@ -580,11 +580,6 @@ fn order_keys(
         }
     }
     order
-}
-
-/// `.Release.Name` of a service's release: `releaseName`, else the key in kebab-case.
-pub fn effective_release_name(key: &str, spec: &HelmReleaseSpec) -> String {
-    spec.release_name_of_key(key)
 }
 
 /// One release's claim on a `.Release.Name`.

@@ -16,8 +16,6 @@ use kube::runtime::reflector::ObjectRef;
 use upstart_api::labels::{ENVIRONMENT_LABEL, SERVICE_LABEL};
 use upstart_api::v1alpha1::{DependencyKind, HelmRelease, UpstartService};
 
-use crate::plan::effective_release_name;
-
 /// The service a child HelmRelease belongs to, from its service label.
 pub fn owner_of(release: &HelmRelease) -> Option<ObjectRef<UpstartService>> {
     let namespace = release.namespace()?;
@@ -63,11 +61,7 @@ pub fn woken_by_release(
         &changed.name_any(),
         DependencyKind::HelmRelease,
     ));
-    let release_name = changed
-        .spec
-        .release_name
-        .clone()
-        .unwrap_or_else(|| changed.name_any());
+    let release_name = changed.spec.release_name_of_object(&changed.name_any());
     woken.extend(
         services
             .iter()
@@ -76,7 +70,7 @@ pub fn woken_by_release(
                 s.spec
                     .helm_releases
                     .iter()
-                    .any(|(key, spec)| effective_release_name(key, spec) == release_name)
+                    .any(|(key, spec)| spec.release_name_of_key(key) == release_name)
             })
             .map(|s| ObjectRef::from_obj(s.as_ref())),
     );

@@ -168,7 +168,11 @@ pub(in crate::controller) async fn apply_release(
     {
         return Ok(Progress::Waiting { message, hooks });
     }
-    let mut healths = Vec::with_capacity(plan.resources.len());
+    // As `helm install --wait`: post hooks start once the release's objects are healthy (a
+    // migration Job must not run before its database is up); without `wait`, right away. Only
+    // then is the health of what was applied worth assessing.
+    let hooks_wait_for_health = with_hooks && hr.spec.wait() && !plan.hooks_for(post).is_empty();
+    let mut healths = Vec::new();
     for object in &plan.resources {
         let live = apply_object(
             ctx,
@@ -178,9 +182,11 @@ pub(in crate::controller) async fn apply_release(
             &release_label,
         )
         .await?;
-        healths.push(health::assess(
-            &serde_json::to_value(&live).unwrap_or(Value::Null),
-        ));
+        if hooks_wait_for_health {
+            healths.push(health::assess(
+                &serde_json::to_value(&live).unwrap_or(Value::Null),
+            ));
+        }
         if object.entry.kind == "CustomResourceDefinition"
             && let Some(message) = crd_not_established(&object.entry, &live, hr.spec.timeout())?
         {
@@ -188,11 +194,7 @@ pub(in crate::controller) async fn apply_release(
             return Ok(Progress::Waiting { message, hooks });
         }
     }
-    // As `helm install --wait`: post hooks start once the release's objects are healthy (a
-    // migration Job must not run before its database is up); without `wait`, right away.
-    if with_hooks
-        && hr.spec.wait()
-        && !plan.hooks_for(post).is_empty()
+    if hooks_wait_for_health
         && let Health::Progressing(progress) | Health::Failed(progress) = health::combine(healths)
     {
         let started = recorded
