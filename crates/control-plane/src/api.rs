@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::error::{ApiError, ApiResult};
-use crate::faults::{Faults, RequestInfo, Verb};
+use crate::faults::{Faults, Gate, LoggedRequest, RequestInfo, Verb, client_tag};
 use crate::meta;
 use crate::openapi;
 use crate::patching::PatchKind;
@@ -221,7 +221,13 @@ pub async fn handle(
         _ => None,
     };
     shared.requests.record(way, verb);
-    match route {
+    // What the request log keeps of the request, read before the route is consumed.
+    let logged = shared
+        .faults
+        .logging()
+        .then(|| logged_request(&req, &route, verb));
+    let mut pause_after = Vec::new();
+    let response = match route {
         Route::Version => json_response(200, &version_info(&shared.settings.git_version)),
         Route::Health => {
             let mut r = Response::new(full("ok"));
@@ -259,11 +265,49 @@ pub async fn handle(
             Some(doc) => json_response(200, &doc),
             None => error_response(&ApiError::page_not_found()),
         },
-        Route::Resource(rp) => match resource_request(&shared, &req, &query, rp).await {
-            Ok(r) => r,
-            Err(e) => error_response(&e),
-        },
+        Route::Resource(rp) => {
+            match resource_request(&shared, &req, &query, rp, &mut pause_after).await {
+                Ok(r) => r,
+                Err(e) => error_response(&e),
+            }
+        }
         Route::NotFound => error_response(&ApiError::page_not_found()),
+    };
+    if let Some(mut entry) = logged {
+        entry.status = response.status().as_u16();
+        entry.resource_version = shared.lock().current_rv();
+        shared.faults.log_request(entry);
+    }
+    // Stored and logged: a client killed while held here never learns that its write was done.
+    for gate in pause_after {
+        gate.hold().await;
+    }
+    response
+}
+
+/// The request log's entry for `req` (its status and resourceVersion are set once handled).
+fn logged_request(req: &Request<Bytes>, route: &Route, verb: Option<Verb>) -> LoggedRequest {
+    let (resource, subresource, namespace, name) = match route {
+        Route::Resource(rp) => (
+            rp.plural.clone(),
+            rp.sub.clone().unwrap_or_default(),
+            rp.namespace.clone().unwrap_or_default(),
+            rp.name.clone().unwrap_or_default(),
+        ),
+        _ => Default::default(),
+    };
+    LoggedRequest {
+        seq: 0,
+        method: req.method().to_string(),
+        path: req.uri().path().to_string(),
+        verb,
+        resource,
+        subresource,
+        namespace,
+        name,
+        client: client_tag(req),
+        status: 0,
+        resource_version: 0,
     }
 }
 
@@ -403,6 +447,7 @@ async fn resource_request(
     req: &Request<Bytes>,
     q: &Query,
     rp: ResourcePath,
+    pause_after: &mut Vec<Gate>,
 ) -> ApiResult<Response<ResponseBody>> {
     let t = {
         let store = shared.lock();
@@ -440,8 +485,10 @@ async fn resource_request(
     }
     let ns = rp.namespace.clone().unwrap_or_default();
     let name = rp.name.clone().unwrap_or_default();
+    let client = client_tag(req);
     let decision = shared.faults.decide(&RequestInfo {
         verb,
+        client: &client,
         resource: &t.plural,
         namespace: &ns,
         name: &name,
@@ -452,6 +499,10 @@ async fn resource_request(
     if let Some(e) = decision.fail {
         return Err(e);
     }
+    for gate in &decision.pause_before {
+        gate.hold().await;
+    }
+    *pause_after = decision.pause_after;
     let version = rp.version.as_str();
     let table = wants_table(req);
     if rp.sub.as_deref() == Some("scale") {

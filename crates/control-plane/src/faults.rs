@@ -1,9 +1,15 @@
-//! Fault injection: fail or delay chosen requests, and drop open watch streams, on a test's
-//! command.
+//! Fault injection: fail, delay or pause chosen requests, drop open watch streams, and keep an
+//! ordered log of the requests served, on a test's command; what a crash-at-every-write harness
+//! needs to stop an operator exactly at its nth write and to tell afterwards what each operator
+//! instance did.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::Request;
 use tokio::sync::watch;
 
 use crate::error::ApiError;
@@ -34,6 +40,111 @@ impl Verb {
             Verb::DeleteCollection => "deletecollection",
         }
     }
+
+    /// Whether the verb changes stored state (create, update, patch, delete, deletecollection).
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection
+        )
+    }
+}
+
+/// Where a [`FaultAction::Pause`] holds a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PausePoint {
+    /// Before the request is handled: nothing of it is stored until the gate opens (a client
+    /// that gives up meanwhile, or is killed, leaves no trace of it).
+    BeforeCommit,
+    /// After the request was handled and its outcome stored and logged, before the answer goes
+    /// back: a client killed meanwhile never learns that its write was done.
+    AfterCommit,
+}
+
+/// A gate a test controls: paused requests wait at it until it opens. Cheap to clone; clones
+/// are the same gate.
+#[derive(Clone)]
+pub struct Gate {
+    open: Arc<watch::Sender<bool>>,
+    reached: Arc<watch::Sender<u32>>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate::new()
+    }
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Self {
+        Gate {
+            open: Arc::new(watch::channel(false).0),
+            reached: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    /// Lets the requests held at the gate go on, and every later one through.
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+
+    pub fn is_open(&self) -> bool {
+        *self.open.borrow()
+    }
+
+    /// How many requests have reached the gate so far (held or let through).
+    pub fn reached(&self) -> u32 {
+        *self.reached.borrow()
+    }
+
+    /// Waits until some request has reached the gate (at once if one already has).
+    pub async fn wait_reached(&self) {
+        let mut reached = self.reached.subscribe();
+        // The sender lives as long as `self`: the wait cannot fail.
+        let _ = reached.wait_for(|n| *n > 0).await;
+    }
+
+    /// Holds the calling request until the gate is open.
+    pub(crate) async fn hold(&self) {
+        self.reached.send_modify(|n| *n = n.saturating_add(1));
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|open| *open).await;
+    }
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("open", &self.is_open())
+            .field("reached", &self.reached())
+            .finish()
+    }
+}
+
+/// Gates are equal when they are the same gate.
+impl PartialEq for Gate {
+    fn eq(&self, other: &Gate) -> bool {
+        Arc::ptr_eq(&self.open, &other.open)
+    }
+}
+
+/// Who sent a request: the tag of [`crate::ControlPlane::client_tagged`], else the product of
+/// its `User-Agent` (`kubectl`, `helm`, an operator binary), else empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClientTag(pub String);
+
+/// The client tag of a request (see [`ClientTag`]).
+pub(crate) fn client_tag(req: &Request<Bytes>) -> String {
+    if let Some(ClientTag(tag)) = req.extensions().get::<ClientTag>() {
+        return tag.clone();
+    }
+    req.headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split(['/', ' ']).next())
+        .unwrap_or("")
+        .to_string()
 }
 
 /// What a fault does to the requests it hits.
@@ -43,6 +154,8 @@ pub enum FaultAction {
     Fail { code: u16, retry_after: Option<u32> },
     /// Handle the request normally after this delay.
     Delay(Duration),
+    /// Hold the request at `gate`, before or after it is handled, until the gate opens.
+    Pause { gate: Gate, point: PausePoint },
 }
 
 /// A rule: which requests it matches, which of them it hits, and what it does.
@@ -56,6 +169,10 @@ pub enum FaultAction {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fault {
     verb: Option<Verb>,
+    /// Only writes ([`Verb::is_write`]).
+    writes: bool,
+    /// Only requests from this client ([`Fault::client`]); a trailing `*` matches a prefix.
+    client: Option<String>,
     resource: Option<String>,
     namespace: Option<String>,
     name: Option<String>,
@@ -75,10 +192,30 @@ impl Fault {
         }
     }
 
+    /// A fault for every write: create, update, patch, delete and deletecollection (narrow it
+    /// with the builder methods).
+    ///
+    /// ```
+    /// use upstart_control_plane::{Fault, Gate, PausePoint};
+    /// // The 7th write of any client whose tag starts with "operator" is held once it is stored,
+    /// // until the test opens the gate.
+    /// let gate = Gate::new();
+    /// let fault = Fault::writes().client("operator*").nth(7).pause(gate.clone(), PausePoint::AfterCommit);
+    /// # let _ = fault;
+    /// ```
+    pub fn writes() -> Self {
+        Fault {
+            writes: true,
+            ..Fault::any()
+        }
+    }
+
     /// A fault for every request.
     pub fn any() -> Self {
         Fault {
             verb: None,
+            writes: false,
+            client: None,
             resource: None,
             namespace: None,
             name: None,
@@ -94,6 +231,13 @@ impl Fault {
     /// Only requests for this resource (plural name, e.g. `configmaps`).
     pub fn resource(mut self, plural: &str) -> Self {
         self.resource = Some(plural.to_string());
+        self
+    }
+
+    /// Only requests from this client tag ([`crate::ControlPlane::client_tagged`], else the
+    /// `User-Agent` product); `operator*` matches every tag starting with `operator`.
+    pub fn client(mut self, tag: &str) -> Self {
+        self.client = Some(tag.to_string());
         self
     }
 
@@ -152,8 +296,22 @@ impl Fault {
         self
     }
 
+    /// Hold matching requests at `gate`, before or after they are handled, until it opens.
+    pub fn pause(mut self, gate: Gate, point: PausePoint) -> Self {
+        self.action = FaultAction::Pause { gate, point };
+        self
+    }
+
     fn matches(&self, req: &RequestInfo<'_>) -> bool {
         self.verb.is_none_or(|v| v == req.verb)
+            && (!self.writes || req.verb.is_write())
+            && self
+                .client
+                .as_deref()
+                .is_none_or(|c| match c.strip_suffix('*') {
+                    Some(prefix) => req.client.starts_with(prefix),
+                    None => c == req.client,
+                })
             && self.resource.as_deref().is_none_or(|r| r == req.resource)
             && self.namespace.as_deref().is_none_or(|n| n == req.namespace)
             && self.name.as_deref().is_none_or(|n| n == req.name)
@@ -163,6 +321,7 @@ impl Fault {
 /// The request a fault is checked against.
 pub(crate) struct RequestInfo<'a> {
     pub verb: Verb,
+    pub client: &'a str,
     pub resource: &'a str,
     pub namespace: &'a str,
     pub name: &'a str,
@@ -184,6 +343,7 @@ pub struct FaultId(u64);
 pub struct Faults {
     rules: Arc<Mutex<(u64, Vec<Rule>)>>,
     close_watches: Arc<watch::Sender<u64>>,
+    log: Arc<RequestLog>,
 }
 
 impl Default for Faults {
@@ -191,6 +351,7 @@ impl Default for Faults {
         Faults {
             rules: Arc::default(),
             close_watches: Arc::new(watch::channel(0).0),
+            log: Arc::default(),
         }
     }
 }
@@ -206,6 +367,8 @@ impl std::fmt::Debug for Faults {
 pub(crate) struct Decision {
     pub delay: Option<Duration>,
     pub fail: Option<ApiError>,
+    pub pause_before: Vec<Gate>,
+    pub pause_after: Vec<Gate>,
 }
 
 impl Faults {
@@ -261,6 +424,45 @@ impl Faults {
         self.close_watches.subscribe()
     }
 
+    /// Starts logging every request served from now on, in order (see [`LoggedRequest`]); off
+    /// until then, so that a long-running control plane (`upstart dev`) keeps nothing. The log
+    /// keeps the latest [`REQUEST_LOG_CAPACITY`] requests.
+    pub fn start_request_log(&self) {
+        self.log.enabled.store(true, Ordering::Relaxed);
+    }
+
+    /// The requests logged so far, oldest first.
+    pub fn request_log(&self) -> Vec<LoggedRequest> {
+        self.log.lock().entries.iter().cloned().collect()
+    }
+
+    /// The requests logged after the one numbered `seq` ([`LoggedRequest::seq`]), oldest first.
+    pub fn request_log_since(&self, seq: u64) -> Vec<LoggedRequest> {
+        self.log
+            .lock()
+            .entries
+            .iter()
+            .filter(|r| r.seq > seq)
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn logging(&self) -> bool {
+        self.log.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Appends a handled request to the log (numbered here, so that numbers follow the order in
+    /// which outcomes were stored).
+    pub(crate) fn log_request(&self, mut entry: LoggedRequest) {
+        let mut log = self.log.lock();
+        log.next += 1;
+        entry.seq = log.next;
+        if log.entries.len() >= REQUEST_LOG_CAPACITY {
+            log.entries.pop_front();
+        }
+        log.entries.push_back(entry);
+    }
+
     pub(crate) fn decide(&self, req: &RequestInfo<'_>) -> Decision {
         let mut g = self
             .rules
@@ -281,6 +483,10 @@ impl Faults {
             rule.hits += 1;
             match &rule.fault.action {
                 FaultAction::Delay(t) => d.delay = Some(d.delay.unwrap_or_default() + *t),
+                FaultAction::Pause { gate, point } => match point {
+                    PausePoint::BeforeCommit => d.pause_before.push(gate.clone()),
+                    PausePoint::AfterCommit => d.pause_after.push(gate.clone()),
+                },
                 FaultAction::Fail { code, retry_after } => {
                     if d.fail.is_none() {
                         d.fail = Some(injected_error(*code, *retry_after, req));
@@ -289,6 +495,55 @@ impl Faults {
             }
         }
         d
+    }
+}
+
+/// How many requests the log keeps (the oldest go first); about 200 MB at most.
+pub const REQUEST_LOG_CAPACITY: usize = 1_000_000;
+
+/// One request served, as the request log keeps it. Bodies are not kept (they may hold
+/// secrets); the query string is left out of `path` for the same reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedRequest {
+    /// 1-based, in the order the outcomes were stored; a gap at the start means older entries
+    /// were dropped ([`REQUEST_LOG_CAPACITY`]).
+    pub seq: u64,
+    pub method: String,
+    pub path: String,
+    /// `None` for requests without one (discovery, `/version`, unknown paths).
+    pub verb: Option<Verb>,
+    /// The resource's plural name (`configmaps`), empty for requests without one.
+    pub resource: String,
+    /// `status`, `scale`, `finalize`, or empty.
+    pub subresource: String,
+    pub namespace: String,
+    pub name: String,
+    /// Who sent it (see [`crate::ControlPlane::client_tagged`]).
+    pub client: String,
+    /// The HTTP status answered (a watch: its start).
+    pub status: u16,
+    /// The control plane's latest resourceVersion once the request was handled: orders the
+    /// request against watch events and stored objects.
+    pub resource_version: u64,
+}
+
+#[derive(Default)]
+struct RequestLog {
+    enabled: AtomicBool,
+    state: Mutex<LogState>,
+}
+
+#[derive(Default)]
+struct LogState {
+    next: u64,
+    entries: VecDeque<LoggedRequest>,
+}
+
+impl RequestLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -319,6 +574,10 @@ fn injected_error(code: u16, retry_after: Option<u32>, req: &RequestInfo<'_>) ->
             format!("{} \"{}\" not found", req.resource, req.name),
         ),
         403 => ("Forbidden", "forbidden: injected fault".to_string()),
+        410 => (
+            "Expired",
+            "too old resource version: injected fault".to_string(),
+        ),
         _ => (
             "InternalError",
             format!("injected fault with status {code}"),

@@ -7,7 +7,8 @@
 //! bearer token or a client certificate from that CA, with a kubeconfig for `kubectl`
 //! ([`Endpoint::kubeconfig_yaml`], [`Endpoint::write_kubeconfig`],
 //! [`Endpoint::kubeconfig_yaml_with_client_certificate`]).
-//! [`ControlPlane::faults`] injects failures, delays and dropped watches;
+//! [`ControlPlane::faults`] injects failures, delays, pauses at a gate and dropped watches, and
+//! keeps an ordered request log by client ([`ControlPlane::client_tagged`]);
 //! [`ControlPlane::request_counts`] tells how many requests were served, by way in and verb.
 //!
 //! ```no_run
@@ -95,7 +96,10 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 
 pub use error::{ApiError, Error};
-pub use faults::{Fault, FaultAction, FaultId, Faults, Verb};
+pub use faults::{
+    Fault, FaultAction, FaultId, Faults, Gate, LoggedRequest, PausePoint, REQUEST_LOG_CAPACITY,
+    Verb,
+};
 pub use https::Endpoint;
 pub use requests::{RequestCounts, VerbCounts, WayIn};
 
@@ -167,6 +171,20 @@ impl ControlPlane {
         let shared = self.shared.clone();
         let service = tower::service_fn(move |req: Request<kube::client::Body>| {
             let shared = shared.clone();
+            async move { Ok::<_, Infallible>(serve(shared, WayIn::InProcess, req).await) }
+        });
+        kube::Client::new(service, self.options.default_namespace.clone())
+    }
+
+    /// A client like [`ControlPlane::client`] whose requests carry `tag`: faults can target it
+    /// ([`Fault::client`]) and the request log names it ([`LoggedRequest::client`]), so that
+    /// each operator instance of a test is told apart.
+    pub fn client_tagged(&self, tag: &str) -> kube::Client {
+        let shared = self.shared.clone();
+        let tag = faults::ClientTag(tag.to_string());
+        let service = tower::service_fn(move |mut req: Request<kube::client::Body>| {
+            let shared = shared.clone();
+            req.extensions_mut().insert(tag.clone());
             async move { Ok::<_, Infallible>(serve(shared, WayIn::InProcess, req).await) }
         });
         kube::Client::new(service, self.options.default_namespace.clone())

@@ -1,5 +1,6 @@
 //! Fault injection through the public API: failing the nth matching request, 429 with
-//! Retry-After, delays, and dropping watch streams.
+//! Retry-After, delays, dropping watch streams, pausing the nth write of a client at a gate
+//! before or after it is stored, and the ordered request log by client.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns
 
@@ -11,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, PostParams, WatchParams};
 use serde_json::json;
-use upstart_control_plane::{Fault, Verb};
+use upstart_control_plane::{Fault, Gate, PausePoint, Verb};
 
 use common::*;
 
@@ -143,4 +144,198 @@ async fn shutdown_ends_open_watches_and_later_ones() {
     assert!(end.unwrap().is_none());
     // Requests other than watches still work in process.
     cms.list(&ListParams::default()).await.unwrap();
+}
+
+/// The nth write of one client is held after it is stored: the object exists while the client
+/// still waits for its answer; opening the gate answers it.
+#[tokio::test]
+async fn a_write_paused_after_commit_is_stored_before_it_is_answered() {
+    let cp = control_plane();
+    let operator: Api<ConfigMap> = Api::default_namespaced(cp.client_tagged("operator-1"));
+    let observer: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let gate = Gate::new();
+    cp.faults().inject(
+        Fault::writes()
+            .client("operator*")
+            .nth(2)
+            .pause(gate.clone(), PausePoint::AfterCommit),
+    );
+    // Reads and other clients' writes do not count.
+    operator.list(&ListParams::default()).await.unwrap();
+    observer
+        .create(&PostParams::default(), &cm("other"))
+        .await
+        .unwrap();
+    operator
+        .create(&PostParams::default(), &cm("first"))
+        .await
+        .unwrap();
+    assert_eq!(gate.reached(), 0);
+    let held = tokio::spawn(async move {
+        operator
+            .create(&PostParams::default(), &cm("second"))
+            .await
+            .map(|c| c.metadata.name)
+    });
+    tokio::time::timeout(Duration::from_secs(5), gate.wait_reached())
+        .await
+        .expect("the second write reaches the gate");
+    assert!(
+        observer.get_opt("second").await.unwrap().is_some(),
+        "stored before the answer"
+    );
+    assert!(!held.is_finished(), "the writer still waits for its answer");
+    gate.open();
+    let name = tokio::time::timeout(Duration::from_secs(5), held)
+        .await
+        .expect("answered once the gate opens")
+        .unwrap()
+        .unwrap();
+    assert_eq!(name.as_deref(), Some("second"));
+}
+
+/// Held before it is stored, a write leaves nothing behind when its client dies meanwhile, as
+/// an operator killed at that write would.
+#[tokio::test]
+async fn a_write_paused_before_commit_is_lost_with_its_client() {
+    let cp = control_plane();
+    let operator: Api<ConfigMap> = Api::default_namespaced(cp.client_tagged("operator-1"));
+    let observer: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    let gate = Gate::new();
+    cp.faults().inject(
+        Fault::writes()
+            .client("operator-1")
+            .pause(gate.clone(), PausePoint::BeforeCommit),
+    );
+    let held = tokio::spawn(async move {
+        operator
+            .create(&PostParams::default(), &cm("never"))
+            .await
+            .map(drop)
+    });
+    tokio::time::timeout(Duration::from_secs(5), gate.wait_reached())
+        .await
+        .expect("the write reaches the gate");
+    assert!(observer.get_opt("never").await.unwrap().is_none());
+    held.abort();
+    assert!(held.await.unwrap_err().is_cancelled());
+    gate.open();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        observer.get_opt("never").await.unwrap().is_none(),
+        "a write dropped before it was stored is never stored"
+    );
+}
+
+/// A fault aimed at one client leaves the others alone: operator instances are told apart.
+#[tokio::test]
+async fn faults_aimed_at_a_client_hit_only_that_client() {
+    let cp = control_plane();
+    let first: Api<ConfigMap> = Api::default_namespaced(cp.client_tagged("operator-1"));
+    let second: Api<ConfigMap> = Api::default_namespaced(cp.client_tagged("operator-2"));
+    let id = cp
+        .faults()
+        .inject(Fault::writes().client("operator-2").fail(500).always());
+    first
+        .create(&PostParams::default(), &cm("a"))
+        .await
+        .unwrap();
+    let err = api_error(
+        second
+            .create(&PostParams::default(), &cm("b"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 500);
+    second.list(&ListParams::default()).await.unwrap();
+    assert_eq!(cp.faults().hits(id), 1, "reads are not writes");
+}
+
+/// The log lists requests in order with method, path (no query), client, status and the
+/// resourceVersion after each; nothing is logged before it is started.
+#[tokio::test]
+async fn the_request_log_lists_requests_in_order_by_client() {
+    let cp = control_plane();
+    let operator: Api<ConfigMap> = Api::default_namespaced(cp.client_tagged("operator-1"));
+    let observer: Api<ConfigMap> = Api::default_namespaced(cp.client());
+    operator
+        .create(&PostParams::default(), &cm("before"))
+        .await
+        .unwrap();
+    cp.faults().start_request_log();
+    operator
+        .create(&PostParams::default(), &cm("a"))
+        .await
+        .unwrap();
+    let err = observer
+        .create(&PostParams::default(), &cm("a"))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(err).code, 409);
+    operator
+        .list(&ListParams::default().labels("x=y"))
+        .await
+        .unwrap();
+    let log = cp.faults().request_log();
+    let seen: Vec<(u64, &str, &str, &str, u16)> = log
+        .iter()
+        .map(|r| {
+            (
+                r.seq,
+                r.method.as_str(),
+                r.path.as_str(),
+                r.client.as_str(),
+                r.status,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                1,
+                "POST",
+                "/api/v1/namespaces/default/configmaps",
+                "operator-1",
+                201
+            ),
+            (2, "POST", "/api/v1/namespaces/default/configmaps", "", 409),
+            (
+                3,
+                "GET",
+                "/api/v1/namespaces/default/configmaps",
+                "operator-1",
+                200
+            ),
+        ]
+    );
+    assert_eq!(log[0].verb, Some(Verb::Create));
+    assert_eq!(
+        (log[0].resource.as_str(), log[0].namespace.as_str()),
+        ("configmaps", "default")
+    );
+    assert_eq!(log[2].verb, Some(Verb::List));
+    assert!(log[0].resource_version > 0);
+    assert_eq!(
+        log[0].resource_version, log[1].resource_version,
+        "a refused write stores nothing"
+    );
+    assert_eq!(cp.faults().request_log_since(2).len(), 1);
+}
+
+/// An injected 410 reads as the apiserver's `Expired`, which makes watchers list again.
+#[tokio::test]
+async fn an_injected_410_is_expired() {
+    let cp = control_plane();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cp.client_tagged("operator-1"));
+    cp.faults()
+        .inject(Fault::on(Verb::Watch).client("operator-1").fail(410));
+    let err = match cms
+        .watch(&WatchParams::default().disable_bookmarks(), "0")
+        .await
+    {
+        Ok(_) => panic!("the watch should have been refused"),
+        Err(e) => api_error(e),
+    };
+    assert_eq!((err.code, err.reason.as_str()), (410, "Expired"));
 }
