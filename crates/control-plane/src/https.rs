@@ -13,8 +13,9 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{self, pki_types};
 
-use crate::api::{self, Shared};
-use crate::error::{ApiError, Error};
+use crate::api::Shared;
+use crate::auth::Authenticator;
+use crate::error::Error;
 
 /// A running HTTPS endpoint.
 #[derive(Clone)]
@@ -28,6 +29,7 @@ pub struct Endpoint {
     client_cert_pem: String,
     client_key_pem: String,
     namespace: String,
+    auth: Arc<Authenticator>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -50,6 +52,14 @@ impl Endpoint {
     /// The bearer token requests must carry.
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// Serves TokenRequest (`POST /api/v1/namespaces/NS/serviceaccounts/NAME/token`, as
+    /// `kubectl create token` sends it) and accepts the tokens it issues as those
+    /// ServiceAccounts, until they expire or the account is deleted (see the `auth` module).
+    /// Off by default: until then only the admin is let in.
+    pub fn enable_service_account_tokens(&self) {
+        self.auth.enable_service_accounts();
     }
 
     /// A kubeconfig with one cluster, user and context named `upstart-local`.
@@ -178,6 +188,7 @@ pub async fn serve(
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let token = uuid::Uuid::new_v4().simple().to_string();
+    let auth = Arc::new(Authenticator::new(&token));
     let endpoint = Endpoint {
         url: format!("https://{local}"),
         addr: local,
@@ -186,9 +197,9 @@ pub async fn serve(
         client_cert_pem: certs.client_cert_pem,
         client_key_pem: certs.client_key_pem,
         namespace: namespace.to_string(),
+        auth: auth.clone(),
     };
     let mut shutdown = shared.shutdown.subscribe();
-    let expected = format!("Bearer {token}");
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -198,7 +209,7 @@ pub async fn serve(
             let Ok((tcp, _)) = accepted else { continue };
             let acceptor = acceptor.clone();
             let shared = shared.clone();
-            let expected = expected.clone();
+            let auth = auth.clone();
             let mut conn_shutdown = shared.shutdown.subscribe();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
@@ -210,19 +221,27 @@ pub async fn serve(
                     .1
                     .peer_certificates()
                     .is_some_and(|c| !c.is_empty());
-                let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                     let shared = shared.clone();
-                    let authorised = client_cert
-                        || req
-                            .headers()
-                            .get(http::header::AUTHORIZATION)
-                            .is_some_and(|v| v.as_bytes() == expected.as_bytes());
+                    let auth = auth.clone();
                     async move {
-                        if !authorised {
-                            return Ok::<_, std::convert::Infallible>(api::error_response(
-                                &ApiError::new(401, "Unauthorized", "Unauthorized"),
-                            ));
+                        let user = match auth.authenticate(
+                            &shared,
+                            client_cert,
+                            req.headers().get(http::header::AUTHORIZATION),
+                        ) {
+                            Ok(user) => user,
+                            Err(e) => {
+                                return Ok::<_, std::convert::Infallible>(
+                                    crate::api::error_response(&e),
+                                );
+                            }
+                        };
+                        if auth.serves(&req) {
+                            return Ok(auth.token_request(&shared, req).await);
                         }
+                        // Who is asking, for whatever authorises requests.
+                        req.extensions_mut().insert(user);
                         Ok(crate::serve(shared, crate::WayIn::Https, req).await)
                     }
                 });

@@ -71,6 +71,7 @@
 //!   CRD establishment: see the workload simulator for Deployments, Jobs and Pods.
 
 mod api;
+mod auth;
 mod builtin;
 mod convert;
 mod error;
@@ -95,6 +96,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 
+pub use auth::UserInfo;
 pub use error::{ApiError, Error};
 pub use faults::{
     Fault, FaultAction, FaultId, Faults, Gate, LoggedRequest, PausePoint, REQUEST_LOG_CAPACITY,
