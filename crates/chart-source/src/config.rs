@@ -30,6 +30,15 @@ pub struct RepositoryConfig {
     /// How long a fetched `index.yaml` is used before it is read again (conditionally).
     #[serde(default = "default_index_ttl", deserialize_with = "duration")]
     pub index_ttl: Duration,
+    /// How old a cached `index.yaml` must be for a chart or version missing from it to make it
+    /// be read again (conditionally) before the TTL ends: a chart published after the last
+    /// read is found this soon, and a release naming a chart that does not exist costs the
+    /// repository at most one request per this period.
+    #[serde(
+        default = "default_missing_reread_after",
+        deserialize_with = "duration"
+    )]
+    pub missing_reread_after: Duration,
     /// Size, count and time limits.
     #[serde(default)]
     pub limits: Limits,
@@ -43,6 +52,7 @@ impl Default for RepositoryConfig {
             unlisted_plain_http: false,
             local_roots: Vec::new(),
             index_ttl: default_index_ttl(),
+            missing_reread_after: default_missing_reread_after(),
             limits: Limits::default(),
         }
     }
@@ -119,6 +129,10 @@ impl Default for Limits {
 
 fn default_index_ttl() -> Duration {
     Duration::from_secs(300)
+}
+
+fn default_missing_reread_after() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// Durations as Kubernetes users write them: `30s`, `5m`, `1h 30m`.

@@ -46,13 +46,15 @@ pub enum Error {
     #[error("invalid version constraint {constraint:?}: {reason}")]
     InvalidConstraint { constraint: String, reason: String },
 
-    /// The repository does not have a chart of that name.
-    #[error("chart {chart:?} not found in repository {repository}")]
+    /// The repository does not have a chart of that name (yet: retried, see `is_transient`).
+    #[error(
+        "chart {chart:?} not found in repository {repository}; check the chart name, or publish the chart there: the fetch is retried and reads the repository again"
+    )]
     ChartNotFound { chart: String, repository: String },
 
-    /// The chart exists, but no version satisfies the constraint.
+    /// The chart exists, but no version satisfies the constraint (yet: retried).
     #[error(
-        "no version of chart {chart:?} in {repository} matches {constraint:?}; available: {available}"
+        "no version of chart {chart:?} in {repository} matches {constraint:?}; available: {available}; the fetch is retried and reads the repository again"
     )]
     NoMatchingVersion {
         chart: String,
@@ -132,10 +134,15 @@ pub enum Error {
 
 impl Error {
     /// Whether retrying later (with backoff) may succeed without any change of spec or
-    /// configuration: network failures, timeouts, 5xx/429 answers, cache I/O.
+    /// configuration: network failures, timeouts, 5xx/429 answers, cache I/O, and a chart or
+    /// version a repository does not have yet (it may be published a minute later).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Network { .. } | Error::Timeout { .. } | Error::Cache { .. } => true,
+            Error::Network { .. }
+            | Error::Timeout { .. }
+            | Error::Cache { .. }
+            | Error::ChartNotFound { .. }
+            | Error::NoMatchingVersion { .. } => true,
             Error::HttpStatus { status, .. } => is_transient_status(*status),
             Error::Registry { transient, .. } => *transient,
             Error::Config(_)
@@ -145,8 +152,6 @@ impl Error {
             | Error::LocalChartRefused { .. }
             | Error::LocalChartNotFound { .. }
             | Error::InvalidConstraint { .. }
-            | Error::ChartNotFound { .. }
-            | Error::NoMatchingVersion { .. }
             | Error::DigestMismatch { .. }
             | Error::UnsafeArchive { .. }
             | Error::InvalidArchive { .. }

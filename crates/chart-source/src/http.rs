@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::error::redact_url;
-use crate::{Credentials, Error, Limits};
+use crate::{Credentials, Error, Limits, RepositoryConfig};
 
 /// The part of `index.yaml` this crate uses.
 #[derive(Debug, Default, Deserialize)]
@@ -52,6 +52,7 @@ pub(crate) struct HttpRepo {
     client: reqwest::Client,
     auth: Option<Auth>,
     index_ttl: Duration,
+    missing_reread_after: Duration,
     limits: Limits,
     index: AsyncMutex<Option<CachedIndex>>,
 }
@@ -92,9 +93,9 @@ impl HttpRepo {
         url: &str,
         credentials: Option<&Credentials>,
         ca_bundles: &[&str],
-        index_ttl: Duration,
-        limits: &Limits,
+        config: &RepositoryConfig,
     ) -> Result<Self, Error> {
+        let limits = &config.limits;
         let trimmed = url.trim_end_matches('/');
         let base = reqwest::Url::parse(&format!("{trimmed}/"))
             .map_err(|e| Error::Config(format!("repository URL {:?}: {e}", redact_url(url))))?;
@@ -121,7 +122,8 @@ impl HttpRepo {
             base,
             client: client(ca_bundles, limits)?,
             auth,
-            index_ttl,
+            index_ttl: config.index_ttl,
+            missing_reread_after: config.missing_reread_after,
             limits: limits.clone(),
             index: AsyncMutex::new(None),
         })
@@ -147,10 +149,23 @@ impl HttpRepo {
     /// The repository's index, read again only when older than the TTL, and then
     /// conditionally: a `304 Not Modified` keeps the cached one.
     pub(crate) async fn index(&self) -> Result<Arc<Index>, Error> {
+        self.index_younger_than(self.index_ttl).await
+    }
+
+    /// The index once a chart or version was missing from it: read again (conditionally) when
+    /// older than `missingRereadAfter`, so a chart published after the last read is found
+    /// without waiting for the TTL, while a release asking for a chart that does not exist
+    /// costs the repository at most one request per that period.
+    pub(crate) async fn index_for_missing(&self) -> Result<Arc<Index>, Error> {
+        self.index_younger_than(self.index_ttl.min(self.missing_reread_after))
+            .await
+    }
+
+    async fn index_younger_than(&self, max_age: Duration) -> Result<Arc<Index>, Error> {
         // Held across the fetch, so concurrent callers share one request.
         let mut cached = self.index.lock().await;
         if let Some(c) = cached.as_ref()
-            && c.read_at.elapsed() < self.index_ttl
+            && c.read_at.elapsed() < max_age
         {
             return Ok(Arc::clone(&c.index));
         }

@@ -44,6 +44,7 @@
 //! unlistedPlainHttp: false           # plain HTTP for unlisted OCI registries (development)
 //! localRoots: []                     # directories file: charts may come from
 //! indexTtl: 5m                       # re-read index.yaml at most this often (conditionally)
+//! missingRereadAfter: 10s            # a chart missing from an index this old re-reads it
 //! limits:
 //!   maxIndexBytes: 67108864          # 64 MiB
 //!   maxArchiveBytes: 20971520        # 20 MiB
@@ -85,7 +86,7 @@ pub use error::{Error, redact_url};
 pub use oci::CHART_LAYER_MEDIA_TYPE;
 
 use crate::cache::{Cache, is_sha256_hex, sha256_hex};
-use crate::http::{HttpRepo, IndexEntry};
+use crate::http::{HttpRepo, Index, IndexEntry};
 use crate::oci::{Failure, OciRepo};
 use crate::reference::ChartRef;
 
@@ -317,13 +318,7 @@ impl ChartSource {
             return Ok(repo.clone());
         }
         let config = &self.inner.config;
-        let repo = Repo::Http(Arc::new(HttpRepo::new(
-            wanted,
-            None,
-            &[],
-            config.index_ttl,
-            &config.limits,
-        )?));
+        let repo = Repo::Http(Arc::new(HttpRepo::new(wanted, None, &[], config)?));
         unlisted.insert(wanted.to_owned(), repo.clone());
         Ok(repo)
     }
@@ -346,16 +341,17 @@ impl ChartSource {
         name: &str,
         wanted: &Wanted<'_>,
     ) -> Result<FetchedChart, Error> {
-        let index = repo.index().await?;
-        let Some(entries) = index.entries.get(name) else {
-            return Err(Error::ChartNotFound {
-                chart: name.to_owned(),
-                repository: repo.display.clone(),
-            });
+        let entry = match find_entry(&*repo.index().await?, &repo.display, name, wanted) {
+            Ok(entry) => entry,
+            // Published since the cached index was read, perhaps: a fresher index decides.
+            Err(Error::ChartNotFound { .. } | Error::NoMatchingVersion { .. }) => find_entry(
+                &*repo.index_for_missing().await?,
+                &repo.display,
+                name,
+                wanted,
+            )?,
+            Err(other) => return Err(other),
         };
-        let versions: Vec<String> = entries.iter().map(|e| e.version.clone()).collect();
-        let chosen = select_version(name, &repo.display, &versions, wanted)?;
-        let entry: IndexEntry = entries[chosen].clone();
         let expected = match entry
             .digest
             .as_deref()
@@ -763,17 +759,28 @@ fn build_repo(
                     "repository {alias:?}: plainHttp applies to oci:// repositories; use an http:// url"
                 )));
             }
-            let repo = HttpRepo::new(
-                url,
-                credentials,
-                &ca_bundles,
-                config.index_ttl,
-                &config.limits,
-            )
-            .map_err(in_repo)?;
+            let repo = HttpRepo::new(url, credentials, &ca_bundles, config).map_err(in_repo)?;
             Ok(Repo::Http(Arc::new(repo)))
         }
     }
+}
+
+/// The index entry of `name` in the version `wanted` asks for.
+fn find_entry(
+    index: &Index,
+    repository: &str,
+    name: &str,
+    wanted: &Wanted<'_>,
+) -> Result<IndexEntry, Error> {
+    let Some(entries) = index.entries.get(name) else {
+        return Err(Error::ChartNotFound {
+            chart: name.to_owned(),
+            repository: repository.to_owned(),
+        });
+    };
+    let versions: Vec<String> = entries.iter().map(|e| e.version.clone()).collect();
+    let chosen = select_version(name, repository, &versions, wanted)?;
+    Ok(entries[chosen].clone())
 }
 
 /// Picks the version to use: an exact string match first (as Helm does), else the highest
@@ -872,7 +879,10 @@ mod tests {
     #[test]
     fn no_match_lists_the_available_versions_newest_first() {
         let error = pick(&["0.1.0", "0.2.0", "junk"], Some("^3")).unwrap_err();
-        assert!(!error.is_transient());
+        assert!(
+            error.is_transient(),
+            "a matching version may be published later"
+        );
         let text = error.to_string();
         assert!(text.contains("available: 0.2.0, 0.1.0, junk"), "{text}");
     }

@@ -80,7 +80,7 @@ async fn version_ranges_resolve_like_helm_against_the_index() {
 }
 
 #[tokio::test]
-async fn unmatched_range_unknown_chart_and_unknown_alias_are_spec_errors() {
+async fn unmatched_range_and_unknown_chart_are_retried_and_an_unknown_alias_is_a_spec_error() {
     let (repo, _root) = chart_repo().await;
     let s = source(alias_config(repo.url()));
 
@@ -90,7 +90,7 @@ async fn unmatched_range_unknown_chart_and_unknown_alias_are_spec_errors() {
         .await
         .unwrap_err();
     assert!(matches!(error, Error::NoMatchingVersion { .. }), "{error}");
-    assert!(!error.is_transient());
+    assert!(error.is_transient(), "the version may be published later");
     let text = error.to_string();
     assert!(
         text.contains("available: 0.3.0-rc.1, 0.2.0, 0.1.3, 0.1.0"),
@@ -99,7 +99,7 @@ async fn unmatched_range_unknown_chart_and_unknown_alias_are_spec_errors() {
 
     let error = s.source.fetch("charts/missing", None).await.unwrap_err();
     assert!(matches!(error, Error::ChartNotFound { .. }), "{error}");
-    assert!(!error.is_transient());
+    assert!(error.is_transient(), "the chart may be published later");
 
     let error = s.source.fetch("elsewhere/tiny", None).await.unwrap_err();
     assert!(matches!(error, Error::UnknownAlias { .. }), "{error}");
@@ -174,6 +174,55 @@ async fn index_is_reread_at_most_once_per_ttl_and_then_conditionally() {
     let chart = s.source.fetch("charts/tiny", None).await.unwrap();
     assert_eq!(chart.version, "0.2.0");
     assert_eq!(repo.counts.get(), (3, 2, 3));
+}
+
+#[tokio::test]
+async fn a_chart_published_after_the_index_was_read_is_found_without_waiting_for_the_ttl() {
+    let mut state = FakeState::default();
+    let first = packaged("tiny", "0.1.0");
+    state.add(&first, Some(first.digest.clone()));
+    let repo = FakeRepo::start(state).await;
+    let s = source(config(&format!(
+        "repositories: {{charts: {{url: \"{}\"}}}}\nindexTtl: 1h\nmissingRereadAfter: 1s",
+        repo.url
+    )));
+    s.source.fetch("charts/tiny", None).await.unwrap();
+    assert_eq!(repo.counts.get(), (1, 0, 1));
+
+    // Missing from an index read less than `missingRereadAfter` ago: no request, a retried
+    // failure whose message says so.
+    let error = s.source.fetch("charts/late", None).await.unwrap_err();
+    assert!(matches!(error, Error::ChartNotFound { .. }), "{error}");
+    assert!(error.is_transient());
+    assert!(error.to_string().contains("retried"), "{error}");
+    let error = s
+        .source
+        .fetch("charts/tiny", Some("0.2.0"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::NoMatchingVersion { .. }), "{error}");
+    assert!(error.is_transient());
+    assert_eq!(repo.counts.get(), (1, 0, 1), "rate-limited: no request");
+
+    // Published: once the period has passed, the next fetch reads the index again.
+    let late = packaged("late", "1.0.0");
+    let second = packaged("tiny", "0.2.0");
+    {
+        let mut state = repo.state.lock().unwrap();
+        state.add(&late, Some(late.digest.clone()));
+        state.add(&second, Some(second.digest.clone()));
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let chart = s.source.fetch("charts/late", None).await.unwrap();
+    assert_eq!(chart.version, "1.0.0");
+    assert_eq!(repo.counts.get(), (2, 0, 2));
+    let chart = s.source.fetch("charts/tiny", Some("0.2.0")).await.unwrap();
+    assert_eq!(chart.version, "0.2.0", "found in the index just read");
+    assert_eq!(repo.counts.get(), (2, 0, 3));
+
+    // A chart that stays missing costs no request within the period.
+    s.source.fetch("charts/absent", None).await.unwrap_err();
+    assert_eq!(repo.counts.get(), (2, 0, 3));
 }
 
 #[tokio::test]

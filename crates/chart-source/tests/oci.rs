@@ -269,7 +269,7 @@ async fn unlisted_oci_reference_needs_allow_unlisted() {
 }
 
 #[tokio::test]
-async fn missing_oci_chart_and_unmatched_versions_are_spec_errors() {
+async fn missing_oci_chart_and_unmatched_versions_are_retried_errors() {
     let registry = Registry::start();
     registry.push("tiny", "1.0.0");
     registry.push("tiny", "1.1.0");
@@ -277,7 +277,7 @@ async fn missing_oci_chart_and_unmatched_versions_are_spec_errors() {
 
     let error = s.source.fetch("reg/absent", None).await.unwrap_err();
     assert!(matches!(error, Error::ChartNotFound { .. }), "{error}");
-    assert!(!error.is_transient());
+    assert!(error.is_transient(), "the chart may be pushed later");
 
     let error = s.source.fetch("reg/tiny", Some("^2")).await.unwrap_err();
     assert!(matches!(error, Error::NoMatchingVersion { .. }), "{error}");
@@ -289,7 +289,7 @@ async fn missing_oci_chart_and_unmatched_versions_are_spec_errors() {
     let error = s.source.fetch("reg/tiny", Some("9.9.9")).await.unwrap_err();
     assert!(matches!(error, Error::NoMatchingVersion { .. }), "{error}");
     assert!(error.to_string().contains("1.1.0, 1.0.0"), "{error}");
-    assert!(!error.is_transient());
+    assert!(error.is_transient(), "the version may be pushed later");
 }
 
 #[tokio::test]

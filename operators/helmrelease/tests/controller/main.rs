@@ -33,6 +33,7 @@ mod expressions;
 mod hooks;
 mod install;
 mod parity;
+mod published;
 mod secrets;
 mod sources;
 
