@@ -7,9 +7,12 @@
 //! - [`catalog`]: what the cluster serves (from discovery), for both of the above.
 //! - [`digest`]: stable `sha256:` digests of JSON documents and of render inputs.
 //! - [`yaml`]: YAML to JSON as kubectl converts it (YAML 1.1 scalars), with bounded expansion.
+//! - [`lookup`]: the read-only, namespace-confined endpoint through which a render's `lookup`
+//!   reads the cluster.
 //!
-//! Nothing here talks to the Kubernetes API: the operator observes the cluster and hands the
-//! facts in (discovery results, live objects), which keeps every rule testable without a cluster.
+//! Apart from [`lookup`] (reads only, through the client the operator hands in), nothing here
+//! talks to the Kubernetes API: the operator observes the cluster and hands the facts in
+//! (discovery results, live objects), which keeps every rule testable without a cluster.
 //!
 //! The operator's flow, in outline:
 //!
@@ -76,6 +79,7 @@ pub mod catalog;
 pub mod digest;
 mod error;
 pub mod health;
+pub mod lookup;
 pub mod manifests;
 pub mod render;
 pub mod yaml;

@@ -4,10 +4,13 @@
 //!
 //! Values reach helm on its stdin (`--values -`): they never touch the disk and never appear on
 //! a command line. Helm runs with an empty environment and a private home, so it reads no user
-//! configuration and no kubeconfig: it never talks to a cluster or a repository.
+//! configuration and no kubeconfig of its own: it never talks to a repository.
 //!
-//! Known difference from `helm install`: the `lookup` template function sees nothing (it returns
-//! an empty map), because rendering is offline.
+//! A renderer given the cluster ([`Renderer::with_cluster`]) answers `lookup` as `helm upgrade`
+//! does, for charts whose templates may call it ([`crate::lookup::chart_may_look_up`]): helm runs
+//! with `--dry-run=server` against the loopback endpoint of [`crate::lookup`], which lets it read
+//! the release's namespace and nothing else. Other charts, and every chart of a renderer without
+//! the cluster (`upstart validate --render`), render offline, where `lookup` returns an empty map.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -22,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use crate::digest::{FieldDigest, json_digest};
+use crate::lookup::{ClusterReader, LookupProxy, LookupSession, Read};
 use crate::{Error, Result};
 
 /// How the renderer runs helm.
@@ -98,6 +102,16 @@ pub struct Rendered {
     pub manifest: String,
     /// The cache key: a digest of every render input.
     pub key: String,
+    /// What the render read from the cluster through `lookup` (and helm's own existence
+    /// checks): the other inputs of the render, checked again before the cache reuses it.
+    reads: Vec<Read>,
+}
+
+impl Rendered {
+    /// Whether the render read objects of the cluster (a chart calling `lookup`).
+    pub fn read_the_cluster(&self) -> bool {
+        !self.reads.is_empty()
+    }
 }
 
 impl std::fmt::Debug for RenderRequest<'_> {
@@ -119,6 +133,7 @@ impl std::fmt::Debug for Rendered {
         f.debug_struct("Rendered")
             .field("manifest_bytes", &self.manifest.len())
             .field("key", &self.key)
+            .field("reads", &self.reads)
             .finish()
     }
 }
@@ -131,6 +146,8 @@ pub struct Renderer {
     cache: Mutex<Cache>,
     invocations: AtomicU64,
     permits: tokio::sync::Semaphore,
+    /// The cluster `lookup` reads, when rendering online.
+    lookup: Option<LookupProxy>,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -190,8 +207,16 @@ impl Renderer {
             cache: Mutex::new(Cache::new(config.cache_entries)),
             invocations: AtomicU64::new(0),
             permits: tokio::sync::Semaphore::new(config.max_concurrent.max(1)),
+            lookup: None,
             config,
         })
+    }
+
+    /// Renders charts that call `lookup` against the cluster `reader` reads (the operator's
+    /// client), each render confined to its release's namespace (see [`crate::lookup`]).
+    pub fn with_cluster(mut self, reader: impl ClusterReader) -> Self {
+        self.lookup = Some(LookupProxy::new(reader));
+        self
     }
 
     /// The helm version found at startup (`v4.3.1`).
@@ -222,15 +247,16 @@ impl Renderer {
             .finish()
     }
 
-    /// Renders, or returns the cached render of the same inputs without starting helm.
+    /// Renders, or returns the cached render of the same inputs without starting helm. A render
+    /// that read the cluster is reused only while every object it read answers the same.
     #[tracing::instrument(skip_all, fields(release = request.release_name, namespace = request.namespace))]
     pub async fn render(&self, request: &RenderRequest<'_>) -> Result<Arc<Rendered>> {
         let key = self.cache_key(request);
-        if let Some(hit) = self.cache_lock().get(&key) {
+        if let Some(hit) = self.cached(&key).await {
             tracing::debug!("render cache hit");
             return Ok(hit);
         }
-        let manifest = {
+        let (manifest, reads) = {
             // The semaphore is never closed, so acquiring only fails if that invariant breaks.
             let _permit = self
                 .permits
@@ -238,18 +264,65 @@ impl Renderer {
                 .await
                 .map_err(|e| Error::HelmIo(std::io::Error::other(e)))?;
             // Another task may have rendered the same inputs while this one waited.
-            if let Some(hit) = self.cache_lock().get(&key) {
+            if let Some(hit) = self.cached(&key).await {
                 return Ok(hit);
             }
-            self.run_template(request).await?
+            self.render_now(request).await?
         };
         let rendered = Arc::new(Rendered {
             manifest,
             key: key.clone(),
+            reads,
         });
         let slot = format!("{}/{}", request.namespace, request.release_name);
         self.cache_lock().insert(slot, key, rendered.clone());
         Ok(rendered)
+    }
+
+    /// The cached render of `key`, unless what it read from the cluster has changed since.
+    async fn cached(&self, key: &str) -> Option<Arc<Rendered>> {
+        let hit = self.cache_lock().get(key)?;
+        if hit.reads.is_empty() {
+            return Some(hit);
+        }
+        let lookup = self.lookup.as_ref()?;
+        if lookup.still_answers(&hit.reads).await {
+            Some(hit)
+        } else {
+            tracing::debug!("what the cached render looked up has changed: rendering again");
+            None
+        }
+    }
+
+    /// Runs helm: against the cluster when the chart may call `lookup` and the renderer has
+    /// the cluster, else offline.
+    async fn render_now(&self, request: &RenderRequest<'_>) -> Result<(String, Vec<Read>)> {
+        let Some(lookup) = &self.lookup else {
+            return Ok((self.run_template(request, None).await?, Vec::new()));
+        };
+        if !crate::lookup::chart_may_look_up(request.chart_dir) {
+            return Ok((self.run_template(request, None).await?, Vec::new()));
+        }
+        let session = lookup
+            .session(request.namespace)
+            .await
+            .map_err(Error::HelmIo)?;
+        match self.run_template(request, Some(&session)).await {
+            Ok(manifest) => Ok((manifest, session.finish())),
+            // Helm maps every rendered object to a served kind before it answers: a custom
+            // resource whose CRD the same release installs cannot be mapped until the CRD
+            // exists. Helm itself refuses such an install; this operator installs the CRD first,
+            // so that render is done offline, where `lookup` finds nothing (documented in
+            // docs/architecture.md).
+            Err(Error::HelmFailed { stderr, .. }) if stderr.contains(UNMAPPED_KIND) => {
+                drop(session);
+                tracing::info!(
+                    "the chart renders kinds the cluster does not serve yet (CRDs of the same release): rendered without lookup"
+                );
+                Ok((self.run_template(request, None).await?, Vec::new()))
+            }
+            Err(other) => Err(other),
+        }
     }
 
     fn cache_lock(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -260,7 +333,11 @@ impl Renderer {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    async fn run_template(&self, request: &RenderRequest<'_>) -> Result<String> {
+    async fn run_template(
+        &self,
+        request: &RenderRequest<'_>,
+        session: Option<&LookupSession<'_>>,
+    ) -> Result<String> {
         let chart_dir = std::path::absolute(request.chart_dir).map_err(Error::HelmIo)?;
         if !chart_dir.is_dir() {
             return Err(Error::ChartMissing { path: chart_dir });
@@ -275,11 +352,42 @@ impl Renderer {
             .arg("--skip-tests")
             // JSON is YAML: the values document goes through stdin, never a file or argv.
             .args(["--values", "-"]);
-        if !request.capabilities.kube_version.is_empty() {
-            cmd.args(["--kube-version", &request.capabilities.kube_version]);
-        }
-        for api_version in &request.capabilities.api_versions {
-            cmd.args(["--api-versions", api_version]);
+        // Removed (kubeconfig included) when the render ends, however it ends.
+        let _online_home;
+        if let Some(session) = session {
+            // A home of its own: client-go caches discovery under it for hours, which would
+            // hide CRDs installed since; the kubeconfig (0600) points at this render's session.
+            let home = tempfile::Builder::new()
+                .prefix("render-")
+                .tempdir_in(self.home.path())
+                .map_err(Error::HelmIo)?;
+            let kubeconfig = crate::lookup::write_kubeconfig(
+                home.path(),
+                session.server_url(),
+                request.namespace,
+            )
+            .map_err(Error::HelmIo)?;
+            cmd.env("HOME", home.path())
+                .env("KUBECONFIG", kubeconfig)
+                // `lookup` reads the cluster only with a server dry run. Helm then also checks
+                // that rendered objects exist before an install (`--take-ownership` makes that a
+                // read, not a refusal of objects this operator labels its own way) and would
+                // fetch the OpenAPI schema, which the endpoint does not serve: the plan is
+                // validated by the API server at apply.
+                .arg("--dry-run=server")
+                .arg("--disable-openapi-validation")
+                .arg("--take-ownership");
+            _online_home = Some(home);
+            // `.Capabilities` come from the cluster's discovery through the endpoint: helm
+            // ignores --kube-version and --api-versions with a server dry run.
+        } else {
+            _online_home = None;
+            if !request.capabilities.kube_version.is_empty() {
+                cmd.args(["--kube-version", &request.capabilities.kube_version]);
+            }
+            for api_version in &request.capabilities.api_versions {
+                cmd.args(["--api-versions", api_version]);
+            }
         }
         if request.is_upgrade {
             cmd.arg("--is-upgrade");
@@ -351,6 +459,9 @@ impl Renderer {
     }
 }
 
+/// How helm says a rendered object's kind is not served (`ensure CRDs are installed first`).
+const UNMAPPED_KIND: &str = "resource mapping not found";
+
 /// The longest helm error kept (after scrubbing), so it fits a condition message.
 const MAX_ERROR_CHARS: usize = 4096;
 
@@ -363,7 +474,7 @@ fn shorten(mut text: String, max_chars: usize) -> String {
 }
 
 /// A helm command with an empty environment and a private home: no user configuration, no
-/// kubeconfig, no plugins, no repositories.
+/// kubeconfig (a render against the cluster is given its own), no plugins, no repositories.
 fn helm_command(helm: &Path, home: &Path) -> Command {
     let mut cmd = Command::new(helm);
     cmd.env_clear()
@@ -626,6 +737,7 @@ mod tests {
         let rendered = Rendered {
             manifest: "data: {password: hunter2-secret}".into(),
             key: "k".into(),
+            reads: Vec::new(),
         };
         assert!(!format!("{rendered:?}").contains("hunter2"));
     }
@@ -636,6 +748,7 @@ mod tests {
             Arc::new(Rendered {
                 manifest: String::new(),
                 key: k.into(),
+                reads: Vec::new(),
             })
         };
         let mut c = Cache::new(2);
@@ -654,6 +767,7 @@ mod tests {
             Arc::new(Rendered {
                 manifest: String::new(),
                 key: k.into(),
+                reads: Vec::new(),
             })
         };
         let mut c = Cache::new(10);

@@ -107,7 +107,8 @@ impl Context {
         let client = op.client.clone();
         let renderer = Renderer::new(&config.helm_path)
             .await
-            .map_err(Error::Render)?;
+            .map_err(Error::Render)?
+            .with_cluster(client.clone());
         let late_credentials = LateCredentials::of(&config);
         if let Some(late) = &late_credentials {
             let aliases: Vec<String> = late.pending.lock().await.keys().cloned().collect();

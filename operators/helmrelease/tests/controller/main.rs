@@ -32,6 +32,7 @@ mod drift;
 mod expressions;
 mod hooks;
 mod install;
+mod lookup;
 mod parity;
 mod published;
 mod secrets;
@@ -61,6 +62,7 @@ fn charts(root: &Path) {
     );
     other_charts(root);
     parity::charts(root);
+    lookup::charts(root);
 }
 
 fn app_chart(root: &Path) {
