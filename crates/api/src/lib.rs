@@ -6,6 +6,7 @@ pub mod crd;
 pub mod duration;
 pub mod labels;
 pub mod names;
+pub mod phase;
 pub mod v1alpha1;
 
 /// The API group of every Upstart resource.

@@ -1,6 +1,8 @@
 //! The runtime the three Upstart operators share (SPEC §6): common flags, logging, metrics,
 //! the `/metrics` `/healthz` `/readyz` server, leader election on a Lease, graceful shutdown,
-//! Kubernetes Events, status writes ([`apply_status`]) and failure backoff.
+//! Kubernetes Events, status writes ([`apply_status`]), failure backoff, and the plumbing every
+//! operator writes objects with: [`objects`] (apply, delete-if-present, up-to-date) and the
+//! [`finalizer`] deletion shape.
 //!
 //! Each operator is a thin binary: it flattens [`CommonArgs`] into its CLI and hands its work
 //! to [`run_operator`], which sets things up in order (logging, client, health server, leader
@@ -121,10 +123,12 @@ mod args;
 mod backoff;
 mod error;
 mod events;
+pub mod finalizer;
 mod health;
 pub mod leader;
 mod logging;
 mod metrics;
+pub mod objects;
 mod run;
 mod shutdown;
 mod status;
@@ -133,10 +137,13 @@ pub use args::CommonArgs;
 pub use backoff::{BackoffPolicy, FailureBackoff, apply_jitter, backoff_delay};
 pub use error::{Error, MetricLabel};
 pub use events::EventRecorder;
+pub use finalizer::{Cleanup, FinalizerError, finalizer};
 pub use health::{HealthServer, Readiness, ReadinessStatus, ReadyFlag, router};
 pub use leader::{LeaderElector, LeadershipToken, LeaseConfig, default_identity};
 pub use logging::{LogFormat, env_filter, init_logging, subscriber};
-pub use metrics::{ControllerMetrics, Metrics, RECONCILE_DURATION_BUCKETS, ReconcileMeasurer};
+pub use metrics::{
+    ControllerMetrics, Metrics, PhaseGauge, RECONCILE_DURATION_BUCKETS, ReconcileMeasurer,
+};
 pub use run::{OperatorContext, RunOptions, client_from_args, run, run_operator};
 pub use shutdown::{Shutdown, shutdown_signal};
 pub use status::{PhaseSummary, StatusWrite, apply_status};

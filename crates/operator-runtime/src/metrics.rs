@@ -1,13 +1,15 @@
 //! Prometheus metrics shared by the operators (SPEC §6): reconciles, errors by bounded reason
 //! and reconcile duration per controller, on one registry the operators add their own metrics to.
 
+use std::marker::PhantomData;
 use std::time::Instant;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+use upstart_api::phase::Phase;
 
 use crate::{Error, MetricLabel};
 
@@ -140,6 +142,40 @@ impl Metrics {
     }
 }
 
+/// A gauge of objects by phase (`upstart_helmreleases{phase}` and its siblings): every phase
+/// is reported, zeros included, so a phase that empties drops to 0 rather than keeping its last
+/// count.
+#[derive(Clone)]
+pub struct PhaseGauge<P: Phase> {
+    gauge: IntGaugeVec,
+    phases: PhantomData<P>,
+}
+
+impl<P: Phase> PhaseGauge<P> {
+    /// Registers the gauge `name` with one `phase` label.
+    pub fn register(metrics: &Metrics, name: &str, help: &str) -> Result<Self, Error> {
+        let gauge = metrics.register(IntGaugeVec::new(Opts::new(name, help), &["phase"])?)?;
+        Ok(PhaseGauge {
+            gauge,
+            phases: PhantomData,
+        })
+    }
+
+    /// Sets the gauge from the phases of the objects in a cache (`None`: no phase yet, not
+    /// counted).
+    pub fn count(&self, phases: impl IntoIterator<Item = Option<P>>) {
+        let mut counts = vec![0i64; P::ALL.len()];
+        for phase in phases.into_iter().flatten() {
+            if let Some(index) = P::ALL.iter().position(|p| *p == phase) {
+                counts[index] += 1;
+            }
+        }
+        for (phase, count) in P::ALL.iter().zip(counts) {
+            self.gauge.with_label_values(&[phase.as_str()]).set(count);
+        }
+    }
+}
+
 /// The shared metrics of one controller, with the `controller` label bound.
 #[derive(Clone)]
 pub struct ControllerMetrics {
@@ -227,6 +263,38 @@ impl Drop for ReconcileMeasurer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_phase_is_reported_with_zeros_included() {
+        use upstart_api::v1alpha1::EnvironmentPhase;
+        let registry = Metrics::new();
+        let gauge = PhaseGauge::<EnvironmentPhase>::register(
+            &registry,
+            "upstart_environments",
+            "UpstartEnvironments by phase.",
+        )
+        .expect("registers");
+        gauge.count([
+            None,
+            Some(EnvironmentPhase::Ready),
+            Some(EnvironmentPhase::Ready),
+        ]);
+        let text = registry.encode().expect("encodes");
+        for phase in EnvironmentPhase::ALL {
+            let count = if phase == EnvironmentPhase::Ready {
+                2
+            } else {
+                0
+            };
+            assert!(
+                text.contains(&format!(
+                    "upstart_environments{{phase=\"{}\"}} {count}",
+                    phase.as_str()
+                )),
+                "{text}"
+            );
+        }
+    }
 
     struct Failure(&'static str);
     impl MetricLabel for Failure {

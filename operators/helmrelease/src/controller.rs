@@ -23,7 +23,6 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
@@ -38,7 +37,7 @@ use upstart_chart_source::ChartSource;
 use upstart_dag::Expressions;
 use upstart_operator_runtime::{
     ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseSummary, Shutdown,
-    StatusWrite, apply_status,
+    StatusWrite, apply_status, finalizer,
 };
 use upstart_release_engine::catalog::ApiCatalog;
 use upstart_release_engine::manifests::{ClusterScopedAllowList, Limits, RELEASE_LABEL};
@@ -53,7 +52,7 @@ use crate::status::next_status;
 use crate::wakeups::{self, DataKind};
 use act::apply::apply_run;
 use act::install::render_ahead;
-use act::teardown::{cleanup, teardown, wait_for_dependents};
+use act::teardown::cleanup;
 use config::{LateCredentials, repository_alias, secret_credentials};
 use memory::ReleaseMemory;
 use observe::observe;
@@ -398,12 +397,16 @@ fn applied_by<K: Resource>(
     }
 }
 
-/// One reconcile: the finalizer decides between applying and tearing down.
+/// One reconcile: the finalizer decides between applying and tearing down (its cleanup).
 #[instrument(skip_all, fields(namespace = hr.namespace(), name = hr.name_any()))]
 pub async fn reconcile(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.count_and_measure();
-    ctx.release_metrics
-        .count_phases(ctx.releases.state().iter().map(|r| r.as_ref()));
+    ctx.release_metrics.releases_by_phase.count(
+        ctx.releases
+            .state()
+            .iter()
+            .map(|r| r.status.as_ref().and_then(|s| s.phase)),
+    );
     let key = ObjectRef::from_obj(hr.as_ref());
     let namespace = hr.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -417,21 +420,15 @@ pub async fn reconcile(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Result<Action
     else {
         return Ok(Action::await_change());
     };
-    let hr = Arc::new(hr);
-    if let Some(action) = wait_for_dependents(&hr, &ctx, &api).await? {
-        return Ok(action);
-    }
-    if let Some(action) = teardown(&hr, &ctx, &api, &namespace).await? {
-        return Ok(action);
-    }
-    let action = finalizer(&api, FINALIZER, hr, |event| async {
-        match event {
-            FinalizerEvent::Apply(hr) => apply(&hr, &ctx, &namespace).await,
-            FinalizerEvent::Cleanup(hr) => cleanup(&hr, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))?;
+    let (context, namespace, releases) = (ctx.as_ref(), namespace.as_str(), &api);
+    let action = finalizer(
+        &api,
+        FINALIZER,
+        Arc::new(hr),
+        move |hr| async move { apply(&hr, context, namespace).await },
+        move |hr| async move { cleanup(&hr, context, releases, namespace).await },
+    )
+    .await?;
     ctx.backoff.on_success(&key);
     Ok(action)
 }

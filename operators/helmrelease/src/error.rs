@@ -60,9 +60,9 @@ pub enum Error {
     /// An applied CRD did not become Established.
     #[error("{object} is not Established: {message}")]
     CrdNotEstablished { object: String, message: String },
-    /// The finalizer machinery failed.
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// Adding or removing the finalizer failed.
+    #[error(transparent)]
+    Finalizer(#[from] upstart_operator_runtime::FinalizerError),
     /// Startup configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),
@@ -108,11 +108,7 @@ impl Error {
             Error::HookTimeout { .. } => "hook_timeout",
             Error::NotHealthyForHooks { .. } => "not_healthy_for_hooks",
             Error::CrdNotEstablished { .. } => "crd_not_established",
-            Error::Finalizer(e) => match e.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),
-                _ => "finalizer",
-            },
+            Error::Finalizer(e) => e.metric_label(),
             Error::Config(_) => "config",
         }
     }

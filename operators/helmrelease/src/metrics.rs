@@ -1,9 +1,9 @@
 //! The HelmRelease operator's own metrics (SPEC §6), beside the shared reconcile metrics of the
 //! runtime. Labels are bounded: phases only, never object names.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGaugeVec, Opts};
-use upstart_api::v1alpha1::{HelmRelease, HelmReleasePhase};
-use upstart_operator_runtime::Metrics;
+use prometheus::{Histogram, HistogramOpts, IntCounter};
+use upstart_api::v1alpha1::HelmReleasePhase;
+use upstart_operator_runtime::{Metrics, PhaseGauge};
 
 use crate::Error;
 
@@ -13,7 +13,7 @@ const DURATION_BUCKETS: &[f64] = &[0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 /// Registered once per process.
 #[derive(Clone)]
 pub struct ReleaseMetrics {
-    pub releases_by_phase: IntGaugeVec,
+    pub releases_by_phase: PhaseGauge<HelmReleasePhase>,
     pub objects_applied: IntCounter,
     pub objects_pruned: IntCounter,
     pub drift_corrections: IntCounter,
@@ -31,15 +31,12 @@ impl ReleaseMetrics {
             Histogram::with_opts(HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec()))
         };
         Ok(ReleaseMetrics {
-            releases_by_phase: metrics
-                .register(
-                    IntGaugeVec::new(
-                        Opts::new("upstart_helmreleases", "HelmReleases by phase."),
-                        &["phase"],
-                    )
-                    .map_err(prometheus_error)?,
-                )
-                .map_err(register_error)?,
+            releases_by_phase: PhaseGauge::register(
+                metrics,
+                "upstart_helmreleases",
+                "HelmReleases by phase.",
+            )
+            .map_err(register_error)?,
             objects_applied: metrics
                 .register(
                     IntCounter::new(
@@ -95,23 +92,5 @@ impl ReleaseMetrics {
                 )
                 .map_err(register_error)?,
         })
-    }
-
-    /// Sets the phase gauge from the releases in the cache (every phase, zeros included).
-    pub fn count_phases<'a>(&self, releases: impl IntoIterator<Item = &'a HelmRelease>) {
-        let mut counts = [0i64; HelmReleasePhase::ALL.len()];
-        for release in releases {
-            let phase = release.status.as_ref().and_then(|s| s.phase);
-            if let Some(index) =
-                phase.and_then(|p| HelmReleasePhase::ALL.iter().position(|q| *q == p))
-            {
-                counts[index] += 1;
-            }
-        }
-        for (phase, count) in HelmReleasePhase::ALL.iter().zip(counts) {
-            self.releases_by_phase
-                .with_label_values(&[phase.as_str()])
-                .set(count);
-        }
     }
 }

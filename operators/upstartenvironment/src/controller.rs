@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::core::object::HasSpec;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -26,16 +26,17 @@ use upstart_api::v1alpha1::{
     UpstartService, UpstartServiceSpec,
 };
 use upstart_dag::{DependencyGraph, NodeId, NodeKind};
+use upstart_operator_runtime::objects::Deletion;
 use upstart_operator_runtime::{
-    ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseSummary, Shutdown,
-    apply_status,
+    Cleanup, ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseSummary,
+    Shutdown, apply_status, finalizer, objects,
 };
 
 use crate::Error;
 use crate::children::{self, Desired, NamespaceState, Problem, is_owned_by, namespace_name};
 use crate::constants::{CONTROLLER, FIELD_MANAGER, FINALIZER, reasons};
 use crate::expiry;
-use crate::metrics::{EnvironmentMetrics, phase_name};
+use crate::metrics::EnvironmentMetrics;
 use crate::status::{self, Member, Observation, deleting_status, next_status};
 use crate::teardown::{environment_graph, held_back, next_level};
 use crate::wakeups;
@@ -151,13 +152,16 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     Ok(())
 }
 
-/// One reconcile: tear down when deleted, otherwise make sure the finalizer is there and
-/// converge.
+/// One reconcile: the finalizer decides between converging and tearing down (its cleanup).
 #[instrument(skip_all, fields(name = env.name_any()))]
 pub async fn reconcile(env: Arc<UpstartEnvironment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.count_and_measure();
-    ctx.environment_metrics
-        .count_phases(ctx.environments.state().iter().map(|e| e.as_ref()));
+    ctx.environment_metrics.environments_by_phase.count(
+        ctx.environments
+            .state()
+            .iter()
+            .map(|e| e.status.as_ref().and_then(|s| s.phase)),
+    );
     let key = ObjectRef::from_obj(env.as_ref());
     let api: Api<UpstartEnvironment> = Api::all(ctx.client.clone());
     // Reconcile the newest object, not the cached one: a wake-up by a child can come before our
@@ -169,21 +173,16 @@ pub async fn reconcile(env: Arc<UpstartEnvironment>, ctx: Arc<Context>) -> Resul
     else {
         return Ok(Action::await_change());
     };
-    let has_finalizer = env.finalizers().iter().any(|f| f == FINALIZER);
-    let result = if env.metadata.deletion_timestamp.is_some() {
-        if has_finalizer {
-            teardown(&env, &ctx, &api).await
-        } else {
-            Ok(Action::await_change())
-        }
-    } else if has_finalizer {
-        converge(&env, &ctx, &api).await
-    } else {
-        match add_finalizer(&api, &env).await {
-            Ok(env) => converge(&env, &ctx, &api).await,
-            Err(error) => Err(error),
-        }
-    };
+    let env = Arc::new(env);
+    let (context, environments) = (ctx.as_ref(), &api);
+    let result = finalizer(
+        &api,
+        FINALIZER,
+        env.clone(),
+        move |env| async move { converge(&env, context, environments).await },
+        move |env| async move { teardown(&env, context, environments).await },
+    )
+    .await;
     match &result {
         Ok(_) => ctx.backoff.on_success(&key),
         Err(error) if error.is_conflict() => {}
@@ -205,34 +204,6 @@ pub async fn reconcile(env: Arc<UpstartEnvironment>, ctx: Arc<Context>) -> Resul
 fn error_policy(env: Arc<UpstartEnvironment>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.set_failure(error);
     Action::requeue(ctx.backoff.on_failure(ObjectRef::from_obj(env.as_ref())))
-}
-
-/// Adds the finalizer, guarded by the resourceVersion (a conflict retries the reconcile).
-async fn add_finalizer(
-    api: &Api<UpstartEnvironment>,
-    env: &UpstartEnvironment,
-) -> Result<UpstartEnvironment, Error> {
-    let mut finalizers = env.finalizers().to_vec();
-    finalizers.push(FINALIZER.to_owned());
-    set_finalizers(api, env, finalizers).await
-}
-
-async fn set_finalizers(
-    api: &Api<UpstartEnvironment>,
-    env: &UpstartEnvironment,
-    finalizers: Vec<String>,
-) -> Result<UpstartEnvironment, Error> {
-    let patch = json!({"metadata": {
-        "finalizers": finalizers,
-        "resourceVersion": env.resource_version(),
-    }});
-    api.patch(
-        &env.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(Error::kube("updating the finalizers"))
 }
 
 /// The services and releases found in the environment's namespace.
@@ -538,8 +509,7 @@ where
         let name = object.name_any();
         let current = live.iter().position(|l| l.name_any() == name);
         if let Some(i) = current
-            && up_to_date(live[i].meta(), object.meta())
-            && live[i].spec() == object.spec()
+            && objects::is_as_desired(&live[i], object)
         {
             continue;
         }
@@ -552,26 +522,8 @@ where
     Ok(())
 }
 
-/// Whether a live object has the labels and owner the desired one has.
-fn up_to_date(
-    live: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    desired: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> bool {
-    let labels_ok = desired.labels.iter().flatten().all(|(k, v)| {
-        live.labels
-            .as_ref()
-            .and_then(|l| l.get(k))
-            .is_some_and(|l| l == v)
-    });
-    let owners_ok = desired
-        .owner_references
-        .iter()
-        .flatten()
-        .all(|o| is_owned_by(live, &o.uid));
-    labels_ok && owners_ok && live.deletion_timestamp.is_none()
-}
-
-/// Server-side apply of a whole object under the operator's field manager.
+/// Server-side apply of a whole object (its status left out) under the operator's field
+/// manager.
 async fn apply<K>(api: &Api<K>, name: &str, object: &K) -> Result<K, Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
@@ -585,13 +537,9 @@ where
     if let Some(map) = value.as_object_mut() {
         map.remove("status");
     }
-    api.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&value),
-    )
-    .await
-    .map_err(Error::kube(format!("applying {} {name}", K::kind(&()))))
+    objects::apply(api, name, &value, FIELD_MANAGER)
+        .await
+        .map_err(Error::kube(format!("applying {} {name}", K::kind(&()))))
 }
 
 /// Deletes services and environment releases no longer wanted (removed from the spec or
@@ -723,25 +671,16 @@ async fn delete_level(
         if members.is_deleting(node) {
             continue;
         }
-        let result = match node.kind {
-            NodeKind::UpstartService => services
-                .delete(&node.name, &DeleteParams::background())
-                .await
-                .map(|_| ()),
-            NodeKind::HelmRelease => releases
-                .delete(&node.name, &DeleteParams::background())
-                .await
-                .map(|_| ()),
-        };
-        match result {
-            Ok(()) => info!(object = %node, "deleted"),
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(source) => {
-                return Err(Error::Kube {
-                    action: format!("deleting {node}"),
-                    source,
-                });
-            }
+        let deleted = match node.kind {
+            NodeKind::UpstartService => objects::delete_if_present(&services, &node.name).await,
+            NodeKind::HelmRelease => objects::delete_if_present(&releases, &node.name).await,
+        }
+        .map_err(|source| Error::Kube {
+            action: format!("deleting {node}"),
+            source,
+        })?;
+        if deleted == Deletion::Requested {
+            info!(object = %node, "deleted");
         }
     }
     Ok(())
@@ -880,16 +819,12 @@ async fn expire(
             Some(&note),
         )
         .await;
-    match api.delete(&env.name_any(), &DeleteParams::default()).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 404 => {}
-        Err(source) => {
-            return Err(Error::Kube {
-                action: "deleting the expired UpstartEnvironment".to_owned(),
-                source,
-            });
-        }
-    }
+    objects::delete_if_present(api, &env.name_any())
+        .await
+        .map_err(|source| Error::Kube {
+            action: "deleting the expired UpstartEnvironment".to_owned(),
+            source,
+        })?;
     ctx.environment_metrics.expired.inc();
     info!("environment expired");
     Ok(Action::await_change())
@@ -902,7 +837,7 @@ async fn teardown(
     env: &UpstartEnvironment,
     ctx: &Context,
     api: &Api<UpstartEnvironment>,
-) -> Result<Action, Error> {
+) -> Result<Cleanup, Error> {
     let uid = env.uid().ok_or(Error::MissingUid)?;
     let namespace = namespace_name(env);
     let now = Timestamp::now();
@@ -938,7 +873,7 @@ async fn teardown(
                 deleting_status(env.status.as_ref(), &message, env.metadata.generation, now),
             )
             .await?;
-            return Ok(Action::requeue(recheck));
+            return Ok(Cleanup::Wait(Action::requeue(recheck)));
         }
         if !level.is_empty() {
             let note = format!(
@@ -955,18 +890,14 @@ async fn teardown(
                 .await;
         }
         if state == NamespaceState::Owned {
-            match namespaces
-                .delete(&namespace, &DeleteParams::background())
+            let deleted = objects::delete_if_present(&namespaces, &namespace)
                 .await
-            {
-                Ok(_) => info!(%namespace, "namespace deleted"),
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(source) => {
-                    return Err(Error::Kube {
-                        action: format!("deleting namespace {namespace}"),
-                        source,
-                    });
-                }
+                .map_err(|source| Error::Kube {
+                    action: format!("deleting namespace {namespace}"),
+                    source,
+                })?;
+            if deleted == Deletion::Requested {
+                info!(%namespace, "namespace deleted");
             }
         }
         if !timed_out {
@@ -978,19 +909,12 @@ async fn teardown(
                 deleting_status(env.status.as_ref(), &message, env.metadata.generation, now),
             )
             .await?;
-            return Ok(Action::requeue(recheck));
+            return Ok(Cleanup::Wait(Action::requeue(recheck)));
         }
     }
     // The namespace is gone, was never ours, or the timeout passed: done.
-    let finalizers: Vec<String> = env
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    set_finalizers(api, env, finalizers).await?;
     info!("environment deleted");
-    Ok(Action::await_change())
+    Ok(Cleanup::Done)
 }
 
 /// Writes status with server-side apply, only when it changed (no self-triggered loops), and
@@ -1009,7 +933,7 @@ async fn write_status(
         &ctx.recorder,
         |s: &UpstartEnvironmentStatus| {
             s.phase.map(|phase| PhaseSummary {
-                phase: phase_name(phase),
+                phase: phase.as_str(),
                 failed: phase == upstart_api::v1alpha1::EnvironmentPhase::Failed,
                 note: find(&s.conditions, READY).map(|c| c.message.as_str()),
             })

@@ -20,9 +20,9 @@ pub enum Error {
     /// The environment has no uid yet (it was never stored by the API server).
     #[error("UpstartEnvironment has no uid")]
     MissingUid,
-    /// The finalizer machinery failed.
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// Adding or removing the finalizer failed.
+    #[error(transparent)]
+    Finalizer(#[from] upstart_operator_runtime::FinalizerError),
     /// Startup configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),
@@ -35,11 +35,7 @@ impl Error {
             Error::Kube { .. } => "kube",
             Error::Serialize { .. } => "serialize",
             Error::MissingUid => "missing_uid",
-            Error::Finalizer(e) => match e.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),
-                _ => "finalizer",
-            },
+            Error::Finalizer(e) => e.metric_label(),
             Error::Config(_) => "config",
         }
     }

@@ -10,12 +10,11 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use prometheus::{IntGaugeVec, Opts};
 use tracing::{debug, info, instrument, warn};
 use upstart_api::conditions::{READY, find, is_ready_for_generation};
 use upstart_api::v1alpha1::{
@@ -23,8 +22,8 @@ use upstart_api::v1alpha1::{
 };
 use upstart_dag::{Expressions, Objects, collect_service_outputs};
 use upstart_operator_runtime::{
-    ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseSummary, Shutdown,
-    apply_status,
+    ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseGauge, PhaseSummary,
+    Shutdown, apply_status, objects,
 };
 
 use crate::Error;
@@ -38,18 +37,6 @@ use crate::wakeups;
 /// The safety net: watch events are what wake a service; this only bounds how long a missed
 /// event could go unnoticed.
 const RESYNC: Duration = Duration::from_secs(300);
-
-/// Every phase, for the phase gauge.
-const PHASES: [ServicePhase; 8] = [
-    ServicePhase::Pending,
-    ServicePhase::Provisioning,
-    ServicePhase::Ready,
-    ServicePhase::Degraded,
-    ServicePhase::Failed,
-    ServicePhase::Deleting,
-    ServicePhase::Template,
-    ServicePhase::Invalid,
-];
 
 /// What the operator is configured with.
 #[derive(Clone, Debug)]
@@ -71,7 +58,7 @@ impl Default for Config {
 pub struct Context {
     client: Client,
     metrics: ControllerMetrics,
-    services_by_phase: IntGaugeVec,
+    services_by_phase: PhaseGauge<ServicePhase>,
     recorder: EventRecorder,
     backoff: FailureBackoff<ObjectRef<UpstartService>>,
     expressions: Expressions,
@@ -87,16 +74,12 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     let services: Api<UpstartService> = op.api();
     let synced = ready.clone();
     let (store, trigger) = ready.watch(services.clone(), op.watcher_config());
-    let services_by_phase = op
-        .metrics
-        .register(
-            IntGaugeVec::new(
-                Opts::new("upstart_upstartservices", "UpstartServices by phase."),
-                &["phase"],
-            )
-            .map_err(|e| Error::Config(e.to_string()))?,
-        )
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let services_by_phase = PhaseGauge::register(
+        &op.metrics,
+        "upstart_upstartservices",
+        "UpstartServices by phase.",
+    )
+    .map_err(|e| Error::Config(e.to_string()))?;
     let context = Arc::new(Context {
         client: op.client.clone(),
         metrics: op.metrics.controller(CONTROLLER),
@@ -147,7 +130,12 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
 #[instrument(skip_all, fields(namespace = service.namespace(), name = service.name_any()))]
 pub async fn reconcile(service: Arc<UpstartService>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.count_and_measure();
-    count_phases(&ctx);
+    ctx.services_by_phase.count(
+        ctx.services
+            .state()
+            .iter()
+            .map(|s| s.status.as_ref().and_then(|s| s.phase)),
+    );
     let key = ObjectRef::from_obj(service.as_ref());
     let namespace = service.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<UpstartService> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -254,35 +242,6 @@ fn error_policy(service: Arc<UpstartService>, error: &Error, ctx: Arc<Context>) 
     )
 }
 
-fn count_phases(ctx: &Context) {
-    let mut counts = [0i64; PHASES.len()];
-    for service in ctx.services.state() {
-        if let Some(phase) = service.status.as_ref().and_then(|s| s.phase)
-            && let Some(index) = PHASES.iter().position(|p| *p == phase)
-        {
-            counts[index] += 1;
-        }
-    }
-    for (phase, count) in PHASES.iter().zip(counts) {
-        ctx.services_by_phase
-            .with_label_values(&[phase_name(*phase)])
-            .set(count);
-    }
-}
-
-fn phase_name(phase: ServicePhase) -> &'static str {
-    match phase {
-        ServicePhase::Pending => "Pending",
-        ServicePhase::Provisioning => "Provisioning",
-        ServicePhase::Ready => "Ready",
-        ServicePhase::Degraded => "Degraded",
-        ServicePhase::Failed => "Failed",
-        ServicePhase::Deleting => "Deleting",
-        ServicePhase::Template => "Template",
-        ServicePhase::Invalid => "Invalid",
-    }
-}
-
 /// Applies every child that is not withheld, in install order, with server-side apply; a child
 /// already as planned is not sent again. Returns the children by key (as the API server
 /// returned them) and the keys whose child the API server refused.
@@ -317,18 +276,12 @@ async fn apply_children(
         }
         let desired = build_child(service, key, key_plan);
         if let Some(existing) = existing
-            && is_as_desired(existing, &desired)
+            && objects::is_as_desired(existing, &desired)
         {
             children.insert(key.clone(), existing.clone());
             continue;
         }
-        let applied = api
-            .patch(
-                &key_plan.child,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&desired),
-            )
-            .await;
+        let applied = objects::apply(api, &key_plan.child, &desired, FIELD_MANAGER).await;
         match applied {
             Ok(applied) => {
                 children.insert(key.clone(), applied);
@@ -350,30 +303,16 @@ async fn apply_children(
 }
 
 async fn delete_child(api: &Api<HelmRelease>, name: &str) -> Result<(), Error> {
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(source) => Err(Error::Kube {
+    objects::delete_if_present(api, name)
+        .await
+        .map(drop)
+        .map_err(|source| Error::Kube {
             action: format!("deleting HelmRelease {name}"),
             source,
-        }),
-    }
+        })
 }
 
 /// Whether the live child already has the planned spec, labels and owner.
-fn is_as_desired(live: &HelmRelease, desired: &HelmRelease) -> bool {
-    live.spec == desired.spec
-        && desired
-            .labels()
-            .iter()
-            .all(|(k, v)| live.labels().get(k) == Some(v))
-        && desired
-            .owner_references()
-            .iter()
-            .all(|o| live.owner_references().contains(o))
-        && live.metadata.deletion_timestamp.is_none()
-}
-
 fn child_state(child: &HelmRelease) -> ChildState {
     let status = child.status.as_ref();
     let conditions = status.map(|s| s.conditions.as_slice()).unwrap_or_default();
@@ -461,7 +400,7 @@ async fn write_status(
         &ctx.recorder,
         |s: &UpstartServiceStatus| {
             s.phase.map(|phase| PhaseSummary {
-                phase: phase_name(phase),
+                phase: phase.as_str(),
                 failed: phase == ServicePhase::Failed,
                 note: find(&s.conditions, READY).map(|c| c.message.as_str()),
             })
@@ -497,21 +436,6 @@ mod tests {
             target.extend(extra.clone());
         }
         serde_json::from_value(object).expect("valid HelmRelease")
-    }
-
-    #[test]
-    fn live_child_with_the_planned_spec_labels_and_owner_is_not_applied_again() {
-        let desired = child(json!({}));
-        let mut live = child(json!({"status": {"phase": "Ready"}}));
-        assert!(is_as_desired(&live, &desired));
-        live.spec.version = Some("1.0.0".into());
-        assert!(!is_as_desired(&live, &desired));
-        let mut unlabelled = child(json!({}));
-        unlabelled.labels_mut().clear();
-        assert!(!is_as_desired(&unlabelled, &desired));
-        let mut orphaned = child(json!({}));
-        orphaned.metadata.owner_references = None;
-        assert!(!is_as_desired(&orphaned, &desired));
     }
 
     #[test]

@@ -214,6 +214,14 @@ impl HelmReleasePhase {
     }
 }
 
+impl crate::phase::Phase for HelmReleasePhase {
+    const ALL: &'static [HelmReleasePhase] = &HelmReleasePhase::ALL;
+
+    fn as_str(self) -> &'static str {
+        HelmReleasePhase::as_str(&self)
+    }
+}
+
 /// One applied object.
 #[derive(
     Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,

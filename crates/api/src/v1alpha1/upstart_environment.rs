@@ -195,7 +195,7 @@ pub enum EnvironmentPhase {
 }
 
 impl EnvironmentPhase {
-    /// Every phase (for metrics that report all phases).
+    /// Every phase, in life order (for metrics that report all phases).
     pub const ALL: [EnvironmentPhase; 6] = [
         EnvironmentPhase::Provisioning,
         EnvironmentPhase::Ready,
@@ -204,4 +204,24 @@ impl EnvironmentPhase {
         EnvironmentPhase::Expiring,
         EnvironmentPhase::Deleting,
     ];
+
+    /// The phase as written in status.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EnvironmentPhase::Provisioning => "Provisioning",
+            EnvironmentPhase::Ready => "Ready",
+            EnvironmentPhase::Degraded => "Degraded",
+            EnvironmentPhase::Failed => "Failed",
+            EnvironmentPhase::Expiring => "Expiring",
+            EnvironmentPhase::Deleting => "Deleting",
+        }
+    }
+}
+
+impl crate::phase::Phase for EnvironmentPhase {
+    const ALL: &'static [EnvironmentPhase] = &EnvironmentPhase::ALL;
+
+    fn as_str(self) -> &'static str {
+        EnvironmentPhase::as_str(&self)
+    }
 }

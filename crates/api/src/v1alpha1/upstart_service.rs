@@ -115,3 +115,39 @@ pub enum ServicePhase {
     /// use it get what it says, so fix it first.
     Invalid,
 }
+
+impl ServicePhase {
+    /// Every phase, in life order (for metrics that report all phases).
+    pub const ALL: [ServicePhase; 8] = [
+        ServicePhase::Pending,
+        ServicePhase::Provisioning,
+        ServicePhase::Ready,
+        ServicePhase::Degraded,
+        ServicePhase::Failed,
+        ServicePhase::Deleting,
+        ServicePhase::Template,
+        ServicePhase::Invalid,
+    ];
+
+    /// The phase as written in status.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ServicePhase::Pending => "Pending",
+            ServicePhase::Provisioning => "Provisioning",
+            ServicePhase::Ready => "Ready",
+            ServicePhase::Degraded => "Degraded",
+            ServicePhase::Failed => "Failed",
+            ServicePhase::Deleting => "Deleting",
+            ServicePhase::Template => "Template",
+            ServicePhase::Invalid => "Invalid",
+        }
+    }
+}
+
+impl crate::phase::Phase for ServicePhase {
+    const ALL: &'static [ServicePhase] = &ServicePhase::ALL;
+
+    fn as_str(self) -> &'static str {
+        ServicePhase::as_str(&self)
+    }
+}

@@ -7,6 +7,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use upstart_api::v1alpha1::{HelmRelease, HookStatus, InventoryEntry};
+use upstart_operator_runtime::objects;
 use upstart_release_engine::manifests::{self, HookEvent, HookOutcome};
 
 use crate::Error;
@@ -175,17 +176,15 @@ impl HookPass<'_> {
             return Ok(());
         }
         let patch = json!({"metadata": {"annotations": {HOOK_RUN_ANNOTATION: "retired"}}});
-        match api
-            .patch(&entry.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-            Err(source) => Err(Error::Kube {
-                action: format!("marking hook {} as ended", manifests::display_name(entry)),
-                source,
-            }),
-        }
+        objects::unless_gone(
+            api.patch(&entry.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await,
+        )
+        .map(drop)
+        .map_err(|source| Error::Kube {
+            action: format!("marking hook {} as ended", manifests::display_name(entry)),
+            source,
+        })
     }
 }
 

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::DynamicObject;
 use serde_json::Value;
 use upstart_api::v1alpha1::InventoryEntry;
+use upstart_operator_runtime::objects;
 use upstart_release_engine::health::{self, Health};
 use upstart_release_engine::manifests;
 
@@ -57,12 +58,7 @@ pub(in crate::controller) async fn apply_object(
         .map_err(Error::kube(format!("reading {display}")))?;
     manifests::check_conflict(entry, live.as_ref().map(|l| l.labels()), release_label)
         .map_err(Error::Render)?;
-    let applied = api
-        .patch(
-            &entry.name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(object),
-        )
+    let applied = objects::apply(&api, &entry.name, object, FIELD_MANAGER)
         .await
         .map_err(Error::kube(format!("applying {display}")))?;
     ctx.release_metrics.objects_applied.inc();

@@ -2,8 +2,8 @@
 //! Helm does: an object marked `helm.sh/resource-policy: keep` is left in place.
 
 use kube::Resource;
-use kube::api::DeleteParams;
 use upstart_api::v1alpha1::{HelmRelease, InventoryEntry};
+use upstart_operator_runtime::objects;
 use upstart_release_engine::manifests;
 
 use crate::Error;
@@ -66,12 +66,11 @@ pub(in crate::controller) async fn delete_entry(
         Err(Error::UnknownKind { .. }) => return Ok(()),
         Err(error) => return Err(error),
     };
-    match api.delete(&entry.name, &DeleteParams::background()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(source) => Err(Error::Kube {
+    objects::delete_if_present(&api, &entry.name)
+        .await
+        .map(drop)
+        .map_err(|source| Error::Kube {
             action: format!("deleting {}", manifests::display_name(entry)),
             source,
-        }),
-    }
+        })
 }

@@ -1,5 +1,5 @@
-//! Deletion (SPEC §2.8): reverse-dependency teardown, then delete hooks and the inventory in
-//! passes, then the finalizer's cleanup.
+//! Deletion (SPEC §2.8), the finalizer's cleanup branch: reverse-dependency teardown, then
+//! delete hooks and the inventory in passes; each pass ends in "done" or "wait".
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -9,10 +9,10 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tracing::info;
 use upstart_api::v1alpha1::{HelmRelease, HookStatus};
+use upstart_operator_runtime::Cleanup;
 use upstart_release_engine::manifests::{self, HookEvent};
 
 use crate::Error;
-use crate::constants::FINALIZER;
 use crate::controller::act::hooks::{HookPass, HookStep, hook_run};
 use crate::controller::act::install::render_plan;
 use crate::controller::observe::{Observed, observe};
@@ -34,9 +34,6 @@ pub(in crate::controller) async fn wait_for_dependents(
     let Some(deleted_at) = &hr.metadata.deletion_timestamp else {
         return Ok(None);
     };
-    if !hr.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(None);
-    }
     let candidates = wakeups::teardown_blockers(&ctx.releases.state(), hr);
     // The cache may still hold a dependent whose deletion woke us: only what the API server
     // still has holds the teardown, else the release would sleep until the safety requeue.
@@ -97,9 +94,6 @@ pub(in crate::controller) async fn teardown(
     api: &Api<HelmRelease>,
     namespace: &str,
 ) -> Result<Option<Action>, Error> {
-    if hr.metadata.deletion_timestamp.is_none() || !hr.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(None);
-    }
     let status = hr.status.clone().unwrap_or_default();
     let plan = if hr.spec.disable_hooks || status.inventory.is_empty() {
         None
@@ -167,13 +161,23 @@ pub(in crate::controller) async fn teardown(
     Ok(None)
 }
 
-/// The finalizer's cleanup: [`teardown()`] did the work; forget the release.
+/// The finalizer's cleanup of a deleted release: dependents first ([`wait_for_dependents`]),
+/// then its own objects ([`teardown`]); once both are through, the release is forgotten and
+/// the finalizer may go.
 pub(in crate::controller) async fn cleanup(
     hr: &HelmRelease,
     ctx: &Context,
-) -> Result<Action, Error> {
+    api: &Api<HelmRelease>,
+    namespace: &str,
+) -> Result<Cleanup, Error> {
+    if let Some(action) = wait_for_dependents(hr, ctx, api).await? {
+        return Ok(Cleanup::Wait(action));
+    }
+    if let Some(action) = teardown(hr, ctx, api, namespace).await? {
+        return Ok(Cleanup::Wait(action));
+    }
     ctx.forget(&ObjectRef::from_obj(hr));
-    Ok(Action::await_change())
+    Ok(Cleanup::Done)
 }
 
 /// The plan whose delete hooks run at deletion. Deletion never waits on what may never come
