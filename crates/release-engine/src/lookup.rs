@@ -66,6 +66,13 @@ pub trait ClusterReader: Send + Sync + 'static {
     fn get<'a>(&'a self, path: &'a str, accept: Option<&'a str>) -> ReadFuture<'a>;
 }
 
+/// A reader shared with its owner (a test keeping a handle on its fake cluster).
+impl<T: ClusterReader> ClusterReader for Arc<T> {
+    fn get<'a>(&'a self, path: &'a str, accept: Option<&'a str>) -> ReadFuture<'a> {
+        T::get(self, path, accept)
+    }
+}
+
 impl ClusterReader for kube::Client {
     fn get<'a>(&'a self, path: &'a str, accept: Option<&'a str>) -> ReadFuture<'a> {
         Box::pin(async move {

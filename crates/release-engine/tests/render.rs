@@ -503,3 +503,255 @@ fn a_renderer_can_be_shared_between_reconcile_tasks() {
     shared::<Renderer>();
     shared::<std::sync::Arc<upstart_release_engine::render::Rendered>>();
 }
+
+/// A cluster for `lookup`: discovery of core/v1 Secrets and ConfigMaps, and the objects in
+/// `objects` (path → JSON); every other path answers 404. Counts the object reads.
+struct FakeCluster {
+    objects: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    object_reads: std::sync::atomic::AtomicUsize,
+}
+
+impl FakeCluster {
+    fn with(objects: &[(&str, Value)]) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(FakeCluster {
+            objects: std::sync::Mutex::new(
+                objects
+                    .iter()
+                    .map(|(path, value)| ((*path).to_owned(), value.to_string()))
+                    .collect(),
+            ),
+            object_reads: Default::default(),
+        })
+    }
+
+    fn set(&self, path: &str, value: Value) {
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), value.to_string());
+    }
+}
+
+impl upstart_release_engine::lookup::ClusterReader for FakeCluster {
+    fn get<'a>(
+        &'a self,
+        path: &'a str,
+        _accept: Option<&'a str>,
+    ) -> upstart_release_engine::lookup::ReadFuture<'a> {
+        Box::pin(async move {
+            let discovery = match path {
+                "/version" => Some(json!({"major": "1", "minor": "33", "gitVersion": "v1.33.2"})),
+                "/api" => Some(json!({"kind": "APIVersions", "versions": ["v1"]})),
+                "/apis" => Some(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})),
+                "/api/v1" => Some(json!({"kind": "APIResourceList", "groupVersion": "v1",
+                    "resources": [
+                        {"name": "secrets", "singularName": "secret", "namespaced": true,
+                         "kind": "Secret", "verbs": ["get", "list"]},
+                        {"name": "configmaps", "singularName": "configmap", "namespaced": true,
+                         "kind": "ConfigMap", "verbs": ["get", "list"]}]})),
+                _ => None,
+            };
+            let body = match discovery {
+                Some(body) => Some(body.to_string()),
+                None => {
+                    self.object_reads
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    self.objects.lock().unwrap().get(path).cloned()
+                }
+            };
+            let (status, body) = match body {
+                Some(body) => (200, body),
+                None => (
+                    404,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "reason": "NotFound", "code": 404})
+                    .to_string(),
+                ),
+            };
+            Ok(upstart_release_engine::lookup::ReadResponse {
+                status,
+                content_type: Some("application/json".into()),
+                body: body.into(),
+            })
+        })
+    }
+}
+
+/// A chart keeping `password` in Secret `<release>-auth` with `lookup`, else a fixed
+/// placeholder (so the test can tell which it was); `extra` files are added.
+fn keeping_chart(dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
+    let chart = dir.join("keeping");
+    write(
+        &chart,
+        &[
+            (
+                "Chart.yaml",
+                "apiVersion: v2\nname: keeping\nversion: 0.1.0\n",
+            ),
+            (
+                "templates/secret.yaml",
+                "{{- $found := (lookup \"v1\" \"Secret\" .Release.Namespace (printf \"%s-auth\" .Release.Name)).data }}\n{{- $elsewhere := lookup \"v1\" \"Secret\" \"other\" \"db-auth\" }}\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-auth\ndata:\n  password: {{ if $found }}{{ $found.password }}{{ else }}{{ \"generated\" | b64enc }}{{ end }}\n  elsewhere: {{ if $elsewhere }}{{ \"seen\" | b64enc }}{{ else }}{{ \"unseen\" | b64enc }}{{ end }}\n",
+            ),
+        ],
+    );
+    write(&chart, extra);
+    chart
+}
+
+fn secret(password: &str) -> Value {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(password);
+    json!({"kind": "Secret", "apiVersion": "v1",
+        "metadata": {"name": "db-auth", "namespace": "team", "resourceVersion": "1"},
+        "data": {"password": encoded}})
+}
+
+#[tokio::test]
+async fn lookup_reads_the_release_namespace_and_a_cached_render_is_checked_against_it() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let dir = tempfile::tempdir().unwrap();
+    let chart = keeping_chart(dir.path(), &[]);
+    let cluster = FakeCluster::with(&[
+        (
+            "/api/v1/namespaces/team/secrets/db-auth",
+            secret("kept-one"),
+        ),
+        (
+            "/api/v1/namespaces/other/secrets/db-auth",
+            secret("other-ns"),
+        ),
+    ]);
+    let renderer = renderer().await.with_cluster(cluster.clone());
+    let values = json!({});
+    let caps = Capabilities::default();
+    let request = RenderRequest {
+        chart_dir: &chart,
+        chart_digest: "sha256:keeping",
+        release_name: "db",
+        namespace: "team",
+        values: &values,
+        capabilities: &caps,
+        is_upgrade: true,
+    };
+    let first = renderer.render(&request).await.unwrap();
+    assert!(
+        first.manifest.contains(&b64("kept-one")),
+        "{}",
+        first.manifest
+    );
+    assert!(
+        first.manifest.contains(&b64("unseen")),
+        "another namespace is not read"
+    );
+    assert!(!first.manifest.contains(&b64("other-ns")));
+    assert!(first.read_the_cluster());
+    assert_eq!(renderer.invocations(), 1);
+
+    // Nothing it read changed (a new resourceVersion is not a change): the cache answers.
+    let mut same = secret("kept-one");
+    same["metadata"]["resourceVersion"] = json!("2");
+    cluster.set("/api/v1/namespaces/team/secrets/db-auth", same);
+    let again = renderer.render(&request).await.unwrap();
+    assert_eq!(again.manifest, first.manifest);
+    assert_eq!(renderer.invocations(), 1);
+
+    // What it read changed: rendered again, with the new answer.
+    cluster.set(
+        "/api/v1/namespaces/team/secrets/db-auth",
+        secret("kept-two"),
+    );
+    let changed = renderer.render(&request).await.unwrap();
+    assert!(
+        changed.manifest.contains(&b64("kept-two")),
+        "{}",
+        changed.manifest
+    );
+    assert_eq!(renderer.invocations(), 2);
+}
+
+#[tokio::test]
+async fn without_the_cluster_or_without_lookup_in_the_chart_rendering_stays_offline() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let dir = tempfile::tempdir().unwrap();
+    let chart = keeping_chart(dir.path(), &[]);
+    let values = json!({});
+    let caps = Capabilities::default();
+    let request = RenderRequest {
+        chart_dir: &chart,
+        chart_digest: "sha256:keeping",
+        release_name: "db",
+        namespace: "team",
+        values: &values,
+        capabilities: &caps,
+        is_upgrade: true,
+    };
+    // `upstart validate --render`: no cluster, `lookup` finds nothing.
+    let offline = renderer().await.render(&request).await.unwrap();
+    assert!(
+        offline.manifest.contains(&b64("generated")),
+        "{}",
+        offline.manifest
+    );
+    assert!(!offline.read_the_cluster());
+
+    // A chart that never calls lookup does not touch the cluster.
+    let cluster = FakeCluster::with(&[]);
+    let renderer = renderer().await.with_cluster(cluster.clone());
+    let plain = app_chart(dir.path());
+    let rendered = renderer
+        .render(&RenderRequest {
+            chart_dir: &plain,
+            chart_digest: "sha256:app",
+            ..request.clone()
+        })
+        .await
+        .unwrap();
+    assert!(!rendered.read_the_cluster());
+    assert_eq!(
+        cluster
+            .object_reads
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_chart_with_custom_resources_of_kinds_not_served_yet_renders_offline() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let dir = tempfile::tempdir().unwrap();
+    let chart = keeping_chart(
+        dir.path(),
+        &[(
+            "templates/widget.yaml",
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {{ .Release.Name }}\nspec: {size: 3}\n",
+        )],
+    );
+    let cluster = FakeCluster::with(&[(
+        "/api/v1/namespaces/team/secrets/db-auth",
+        secret("kept-one"),
+    )]);
+    let renderer = renderer().await.with_cluster(cluster);
+    let values = json!({});
+    let caps = Capabilities::default();
+    let rendered = renderer
+        .render(&RenderRequest {
+            chart_dir: &chart,
+            chart_digest: "sha256:widgets",
+            release_name: "db",
+            namespace: "team",
+            values: &values,
+            capabilities: &caps,
+            is_upgrade: false,
+        })
+        .await
+        .unwrap();
+    assert!(rendered.manifest.contains("kind: Widget"));
+    assert!(
+        rendered.manifest.contains(&b64("generated")),
+        "offline: lookup finds nothing"
+    );
+    assert!(!rendered.read_the_cluster());
+}
