@@ -512,21 +512,7 @@ async fn resource_request(
     let req = if matches!(verb, Verb::Create | Verb::Update)
         && header_str(req, header::CONTENT_TYPE).starts_with(PROTOBUF)
     {
-        let supported = t.group.is_empty()
-            && matches!(
-                t.kind.as_str(),
-                "Namespace" | "ConfigMap" | "Secret" | "ServiceAccount"
-            );
-        let json = supported
-            .then(|| crate::protobuf::decode(req.body(), &t.kind))
-            .flatten()
-            .ok_or_else(|| {
-                ApiError::new(
-                    415,
-                    "UnsupportedMediaType",
-                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (this local control plane decodes protobuf only for Namespaces, ConfigMaps, Secrets and ServiceAccounts)",
-                )
-            })?;
+        let json = protobuf_body(req.body(), &t, version)?;
         let mut r = Request::new(Bytes::from(serde_json::to_vec(&json).unwrap_or_default()));
         *r.method_mut() = req.method().clone();
         *r.uri_mut() = req.uri().clone();
@@ -795,6 +781,30 @@ fn write_response(
         json_response(code, &present(&result.object, t, version)),
         &result.warnings,
     )
+}
+
+/// The JSON form of a protobuf create/update body. Custom resources have no protobuf form (the
+/// apiserver answers 415 too); a body that is not a well-formed message of its kind is a 400.
+fn protobuf_body(body: &[u8], t: &ResourceType, version: &str) -> ApiResult<Value> {
+    let unsupported = |what: &str| {
+        ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({what} has no protobuf form)"
+            ),
+        )
+    };
+    if !t.builtin {
+        return Err(unsupported(&format!("the custom resource {}", t.kind)));
+    }
+    crate::protobuf::decode_object(body, &t.group, version, &t.kind).map_err(|e| match e {
+        crate::protobuf::DecodeError::UnknownKind(kind) => unsupported(&kind),
+        crate::protobuf::DecodeError::Malformed(why) => ApiError::bad_request(format!(
+            "error decoding the protobuf body of a {}: {why}",
+            t.kind
+        )),
+    })
 }
 
 fn delete_opts(q: &Query, req: &Request<Bytes>) -> ApiResult<DeleteOpts> {

@@ -454,23 +454,108 @@ async fn the_scale_subresource_reads_and_writes_spec_replicas() {
     assert_eq!(after.metadata.generation, Some(2));
 }
 
-#[tokio::test]
-async fn protobuf_bodies_of_kinds_without_a_decoder_are_refused_with_415() {
-    let cp = control_plane();
-    let req = http::Request::post("/apis/apps/v1/namespaces/default/deployments")
+/// A length-delimited protobuf field (field numbers and lengths below 128).
+fn pb(num: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![num << 3 | 2, u8::try_from(bytes.len()).unwrap()];
+    out.extend_from_slice(bytes);
+    out
+}
+
+fn protobuf_post(path: &str, body: Vec<u8>) -> http::Request<Vec<u8>> {
+    http::Request::post(path)
         .header(
             http::header::CONTENT_TYPE,
             "application/vnd.kubernetes.protobuf",
         )
-        .body(b"k8s\0".to_vec())
+        .body(body)
+        .unwrap()
+}
+
+/// client-go's typed clients (kubectl's `create deployment|job|role|...`) send protobuf; the
+/// apiserver reads it for every built-in kind.
+#[tokio::test]
+async fn protobuf_bodies_of_built_in_kinds_are_decoded_like_json() {
+    let cp = control_plane();
+    let labels = pb(11, &[pb(1, b"app"), pb(2, b"web")].concat());
+    let container = [pb(1, b"nginx"), pb(2, b"nginx:1")].concat();
+    let template = [pb(1, &labels), pb(2, &pb(2, &container))].concat();
+    let spec = [
+        vec![1 << 3, 2], // replicas: 2
+        pb(2, &pb(1, &[pb(1, b"app"), pb(2, b"web")].concat())),
+        pb(3, &template),
+    ]
+    .concat();
+    let raw = [pb(1, &pb(1, b"web")), pb(2, &spec)].concat();
+    let body = [
+        b"k8s\0".to_vec(),
+        pb(1, &[pb(1, b"apps/v1"), pb(2, b"Deployment")].concat()),
+        pb(2, &raw),
+    ]
+    .concat();
+    let created: serde_json::Value = cp
+        .client()
+        .request(protobuf_post(
+            "/apis/apps/v1/namespaces/default/deployments",
+            body,
+        ))
+        .await
         .unwrap();
+    assert_eq!(created["spec"]["replicas"], 2);
+    assert_eq!(
+        created["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1"
+    );
+    let deployments: Api<Deployment> = Api::default_namespaced(cp.client());
+    let got = deployments.get("web").await.unwrap();
+    assert_eq!(
+        got.spec.unwrap().selector.match_labels.unwrap()["app"],
+        "web"
+    );
+}
+
+#[tokio::test]
+async fn protobuf_bodies_of_custom_resources_are_refused_with_415() {
+    let cp = control_plane();
+    common::widgets(&cp.client(), "default").await;
+    let body = [
+        b"k8s\0".to_vec(),
+        pb(1, &[pb(1, b"example.com/v1"), pb(2, b"Widget")].concat()),
+        pb(2, &pb(1, &pb(1, b"w"))),
+    ]
+    .concat();
     let err = api_error(
         cp.client()
-            .request::<serde_json::Value>(req)
+            .request::<serde_json::Value>(protobuf_post(
+                "/apis/example.com/v1/namespaces/default/widgets",
+                body,
+            ))
             .await
             .unwrap_err(),
     );
     assert_eq!(err.code, 415);
+    assert!(
+        err.message.contains("custom resource Widget"),
+        "{}",
+        err.message
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_protobuf_body_is_a_bad_request_naming_the_kind() {
+    let cp = control_plane();
+    // A field claiming 100 bytes where there are 2.
+    let body = [b"k8s\0".to_vec(), vec![2 << 3 | 2, 100, 0, 0]].concat();
+    let err = api_error(
+        cp.client()
+            .request::<serde_json::Value>(protobuf_post(
+                "/apis/apps/v1/namespaces/default/deployments",
+                body,
+            ))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 400, "{}", err.message);
+    assert!(err.message.contains("Deployment"), "{}", err.message);
 }
 
 #[tokio::test]
