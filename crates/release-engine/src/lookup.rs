@@ -387,8 +387,15 @@ async fn serve(reader: Arc<dyn ClusterReader>, sessions: Sessions) -> std::io::R
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, say: the render waiting on it times out with
+                    // an error of its own; pausing keeps this loop from spinning meanwhile.
+                    tracing::debug!(%error, "the lookup endpoint could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let reader = reader.clone();
             let sessions = sessions.clone();
