@@ -352,6 +352,9 @@ fn present(obj: &Value, t: &ResourceType, version: &str) -> Value {
     if let Some(c) = t.converter() {
         return c.outgoing(obj);
     }
+    if t.group == "autoscaling" && version == "v1" {
+        return crate::convert::hpa_v2_to_v1(obj);
+    }
     let mut o = obj.clone();
     o["apiVersion"] = json!(t.api_version(version));
     o
@@ -526,6 +529,9 @@ async fn resource_request(
     } else {
         req
     };
+    if t.review {
+        return review(&t, verb, version, req);
+    }
     match verb {
         Verb::Get => {
             let obj = shared.lock().get(&t, &ns, &name)?;
@@ -781,6 +787,50 @@ fn write_response(
         json_response(code, &present(&result.object, t, version)),
         &result.warnings,
     )
+}
+
+/// A review resource's answer to `create`: the review with its status, for a local admin who
+/// may do anything (this control plane does no authorization). Nothing is stored.
+fn review(
+    t: &ResourceType,
+    verb: Verb,
+    version: &str,
+    req: &Request<Bytes>,
+) -> ApiResult<Response<ResponseBody>> {
+    if verb != Verb::Create {
+        return Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!(
+                "{} only accept create: they are answered, not stored",
+                t.plural
+            ),
+        ));
+    }
+    let mut obj = parse_body(req.body())?;
+    if !obj.is_object() {
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON object",
+        ));
+    }
+    obj["apiVersion"] = json!(t.api_version(version));
+    obj["kind"] = json!(t.kind);
+    obj["status"] = match t.kind.as_str() {
+        "SelfSubjectReview" => json!({"userInfo": {
+            "username": "upstart-admin",
+            "groups": ["system:masters", "system:authenticated"],
+        }}),
+        "SelfSubjectRulesReview" => json!({
+            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            "incomplete": false,
+        }),
+        _ => json!({
+            "allowed": true,
+            "reason": "the local control plane allows every request of its admin",
+        }),
+    };
+    Ok(json_response(201, &obj))
 }
 
 /// The JSON form of a protobuf create/update body. Custom resources have no protobuf form (the

@@ -41,6 +41,9 @@ pub struct ResourceType {
     pub crd_versions: BTreeMap<String, Arc<CrdVersion>>,
     /// Objects live in another type's storage, converted on the way in and out.
     pub conversion: Option<(ResKey, crate::convert::Conversion)>,
+    /// A review (SelfSubjectAccessReview, SelfSubjectReview...): only `create`, answered at once
+    /// and never stored, as the apiserver's virtual review resources.
+    pub review: bool,
 }
 
 /// JSON paths (`.spec.replicas`) of a scale subresource.
@@ -131,6 +134,8 @@ const VERBS: [&str; 8] = [
 struct Builtin {
     group: &'static str,
     version: &'static str,
+    /// Further served versions (stored in `version`'s form, converted by `convert`).
+    more_versions: &'static [&'static str],
     kind: &'static str,
     plural: &'static str,
     short: &'static [&'static str],
@@ -155,6 +160,7 @@ const fn b(
     Builtin {
         group,
         version,
+        more_versions: &[],
         kind,
         plural,
         short,
@@ -523,6 +529,8 @@ fn builtins() -> Vec<Builtin> {
         ),
         Builtin {
             categories: ALL,
+            // autoscaling/v1 objects are stored as v2 (convert::hpa_v1_to_v2), as the apiserver.
+            more_versions: &["v1"],
             ..b(
                 "autoscaling",
                 "v2",
@@ -584,17 +592,84 @@ fn builtins() -> Vec<Builtin> {
             false,
             false,
         ),
+        b(
+            "node.k8s.io",
+            "v1",
+            "RuntimeClass",
+            "runtimeclasses",
+            &[],
+            false,
+            false,
+            false,
+        ),
+        b(
+            "apiregistration.k8s.io",
+            "v1",
+            "APIService",
+            "apiservices",
+            &[],
+            false,
+            true,
+            false,
+        ),
+        b(
+            "certificates.k8s.io",
+            "v1",
+            "CertificateSigningRequest",
+            "certificatesigningrequests",
+            &["csr"],
+            false,
+            true,
+            false,
+        ),
     ]
 }
+
+/// The review resources, answered as a local admin who may do anything (this control plane
+/// has no authorization): `kubectl auth can-i` and `kubectl auth whoami` use the first two.
+const REVIEWS: &[(&str, &str, &str, bool)] = &[
+    (
+        "authorization.k8s.io",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "LocalSubjectAccessReview",
+        "localsubjectaccessreviews",
+        true,
+    ),
+    (
+        "authentication.k8s.io",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        false,
+    ),
+];
 
 impl Registry {
     /// The registry with every built-in type.
     pub fn with_builtins() -> Self {
         let mut r = Registry::default();
         for bt in builtins() {
+            let mut versions = vec![bt.version.to_string()];
+            versions.extend(bt.more_versions.iter().map(|v| v.to_string()));
             let t = ResourceType {
                 group: bt.group.to_string(),
-                versions: vec![bt.version.to_string()],
+                versions,
                 kind: bt.kind.to_string(),
                 list_kind: format!("{}List", bt.kind),
                 plural: bt.plural.to_string(),
@@ -622,6 +697,29 @@ impl Registry {
                         crate::convert::Conversion::CoreEvent,
                     )
                 }),
+                review: false,
+            };
+            r.types.insert(t.key(), Arc::new(t));
+        }
+        for (group, kind, plural, namespaced) in REVIEWS {
+            let t = ResourceType {
+                group: group.to_string(),
+                versions: vec!["v1".to_string()],
+                kind: kind.to_string(),
+                list_kind: format!("{kind}List"),
+                plural: plural.to_string(),
+                singular: kind.to_ascii_lowercase(),
+                short_names: Vec::new(),
+                categories: Vec::new(),
+                namespaced: *namespaced,
+                has_status: false,
+                scale: None,
+                tracks_generation: false,
+                builtin: true,
+                field_selectors: Vec::new(),
+                crd_versions: BTreeMap::new(),
+                conversion: None,
+                review: true,
             };
             r.types.insert(t.key(), Arc::new(t));
         }
@@ -689,7 +787,7 @@ impl Registry {
                 "singularName": t.singular,
                 "namespaced": t.namespaced,
                 "kind": t.kind,
-                "verbs": VERBS,
+                "verbs": if t.review { &["create"][..] } else { &VERBS[..] },
             });
             if !t.short_names.is_empty() {
                 r["shortNames"] = json!(t.short_names);
@@ -874,5 +972,6 @@ pub fn type_from_crd(crd: &Value) -> Result<ResourceType, String> {
         field_selectors,
         crd_versions,
         conversion: None,
+        review: false,
     })
 }

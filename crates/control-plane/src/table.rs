@@ -69,31 +69,88 @@ fn columns(t: &ResourceType, version: &str) -> Vec<Column> {
         out.push(col("Created At", "string", Some(AGE)));
         return out;
     }
-    let extra: &[(&str, &str, &str)] = match (t.group.as_str(), t.plural.as_str()) {
-        ("", "configmaps") => &[("Data", "integer", "#data")],
-        ("", "secrets") => &[("Type", "string", ".type"), ("Data", "integer", "#data")],
-        ("", "namespaces") => &[("Status", "string", ".status.phase")],
+    // (name, type, path, priority): kubectl shows priority-1 columns with `-o wide` only, after
+    // Age, as the apiserver's printers define them.
+    const WORKLOAD_WIDE: &[(&str, &str, &str, i64)] = &[
+        ("Containers", "string", "#containers", 1),
+        ("Images", "string", "#images", 1),
+        ("Selector", "string", "#selector", 1),
+    ];
+    let extra: &[(&str, &str, &str, i64)] = match (t.group.as_str(), t.plural.as_str()) {
+        ("", "configmaps") => &[("Data", "integer", "#data", 0)],
+        ("", "secrets") => &[
+            ("Type", "string", ".type", 0),
+            ("Data", "integer", "#data", 0),
+        ],
+        ("", "namespaces") => &[("Status", "string", ".status.phase", 0)],
         ("", "pods") => &[
-            ("Ready", "string", "#pod-ready"),
-            ("Status", "string", ".status.phase"),
-            ("Restarts", "integer", "#restarts"),
+            ("Ready", "string", "#pod-ready", 0),
+            ("Status", "string", ".status.phase", 0),
+            ("Restarts", "integer", "#restarts", 0),
+            ("IP", "string", ".status.podIP", 1),
+            ("Node", "string", ".spec.nodeName", 1),
+            ("Nominated Node", "string", ".status.nominatedNodeName", 1),
+            ("Readiness Gates", "string", "#readiness-gates", 1),
         ],
         ("", "services") => &[
-            ("Type", "string", ".spec.type"),
-            ("Cluster-IP", "string", ".spec.clusterIP"),
-            ("Port(s)", "string", "#ports"),
+            ("Type", "string", ".spec.type", 0),
+            ("Cluster-IP", "string", ".spec.clusterIP", 0),
+            ("External-IP", "string", "#external-ip", 0),
+            ("Port(s)", "string", "#ports", 0),
+            ("Selector", "string", "#service-selector", 1),
+        ],
+        ("", "persistentvolumeclaims") => &[
+            ("Status", "string", ".status.phase", 0),
+            ("Volume", "string", ".spec.volumeName", 0),
+            ("Capacity", "string", ".status.capacity.storage", 0),
+            ("Access Modes", "string", "#access-modes", 0),
+            ("StorageClass", "string", ".spec.storageClassName", 0),
+            (
+                "VolumeAttributesClass",
+                "string",
+                ".spec.volumeAttributesClassName",
+                0,
+            ),
+            ("VolumeMode", "string", ".spec.volumeMode", 1),
         ],
         ("batch", "cronjobs") => &[
-            ("Schedule", "string", ".spec.schedule"),
-            ("Suspend", "boolean", ".spec.suspend"),
-            ("Last Schedule", "date", ".status.lastScheduleTime"),
+            ("Schedule", "string", ".spec.schedule", 0),
+            ("Timezone", "string", ".spec.timeZone", 0),
+            ("Suspend", "boolean", ".spec.suspend", 0),
+            ("Active", "integer", "#active", 0),
+            ("Last Schedule", "date", ".status.lastScheduleTime", 0),
+            ("Containers", "string", "#containers", 1),
+            ("Images", "string", "#images", 1),
+            ("Selector", "string", "#selector", 1),
         ],
-        ("apps", "deployments") | ("apps", "statefulsets") => &[
-            ("Ready", "string", "#ready"),
-            ("Up-to-date", "integer", ".status.updatedReplicas"),
-            ("Available", "integer", ".status.availableReplicas"),
+        ("apps", "deployments") => &[
+            ("Ready", "string", "#ready", 0),
+            ("Up-to-date", "integer", ".status.updatedReplicas", 0),
+            ("Available", "integer", ".status.availableReplicas", 0),
         ],
-        ("batch", "jobs") => &[("Succeeded", "integer", ".status.succeeded")],
+        ("apps", "statefulsets") => &[("Ready", "string", "#ready", 0)],
+        ("apps", "replicasets") => &[
+            ("Desired", "integer", ".spec.replicas", 0),
+            ("Current", "integer", ".status.replicas", 0),
+            ("Ready", "integer", ".status.readyReplicas", 0),
+        ],
+        ("apps", "daemonsets") => &[
+            ("Desired", "integer", ".status.desiredNumberScheduled", 0),
+            ("Current", "integer", ".status.currentNumberScheduled", 0),
+            ("Ready", "integer", ".status.numberReady", 0),
+            ("Up-to-date", "integer", ".status.updatedNumberScheduled", 0),
+            ("Available", "integer", ".status.numberAvailable", 0),
+            ("Node Selector", "string", "#node-selector", 0),
+        ],
+        ("batch", "jobs") => &[
+            ("Status", "string", "#job-status", 0),
+            ("Completions", "string", "#completions", 0),
+        ],
+        _ => &[],
+    };
+    let wide: &[(&str, &str, &str, i64)] = match (t.group.as_str(), t.plural.as_str()) {
+        ("apps", "deployments" | "replicasets" | "daemonsets") | ("batch", "jobs") => WORKLOAD_WIDE,
+        ("apps", "statefulsets") => &WORKLOAD_WIDE[..2],
         _ => &[],
     };
     if t.plural == "events" {
@@ -110,11 +167,98 @@ fn columns(t: &ResourceType, version: &str) -> Vec<Column> {
         cols.push(name);
         return cols;
     }
-    for (name, ty, path) in extra {
-        out.push(col(name, ty, Some(path)));
-    }
+    let with_priority = |(name, ty, path, priority): &(&str, &str, &str, i64)| Column {
+        priority: *priority,
+        ..col(name, ty, Some(path))
+    };
+    out.extend(extra.iter().filter(|c| c.3 == 0).map(with_priority));
     out.push(col("Age", "date", Some(AGE)));
+    out.extend(
+        extra
+            .iter()
+            .filter(|c| c.3 > 0)
+            .chain(wide)
+            .map(with_priority),
+    );
     out
+}
+
+/// The containers of a workload's pod template (a CronJob's is inside its job template).
+fn template_containers(o: &Value) -> Vec<&Value> {
+    let spec = if o["spec"]["jobTemplate"].is_object() {
+        &o["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    } else {
+        &o["spec"]["template"]["spec"]
+    };
+    spec["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// `k=v,k2=v2` of a label map, or null (`<none>`) when empty.
+fn label_list(m: &Value) -> Value {
+    match m.as_object() {
+        Some(m) if !m.is_empty() => json!(
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        _ => Value::Null,
+    }
+}
+
+/// A label selector as kubectl prints one: `app=web,tier in (a,b)`.
+fn selector_text(sel: &Value) -> Value {
+    let mut parts: Vec<String> = sel["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    for e in sel["matchExpressions"].as_array().into_iter().flatten() {
+        let key = e["key"].as_str().unwrap_or_default();
+        let values: Vec<&str> = e["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        parts.push(match e["operator"].as_str().unwrap_or_default() {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            "DoesNotExist" => format!("!{key}"),
+            other => format!("{key} {other}"),
+        });
+    }
+    if parts.is_empty() {
+        Value::Null
+    } else {
+        json!(parts.join(","))
+    }
+}
+
+/// A Job's Status column: the terminal condition, else Suspended or Running.
+fn job_status(o: &Value) -> &'static str {
+    let conditions = o["status"]["conditions"].as_array();
+    let has = |ty: &str| {
+        conditions
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == ty && c["status"] == "True")
+    };
+    if has("Complete") {
+        "Complete"
+    } else if has("Failed") {
+        "Failed"
+    } else if has("Suspended") {
+        "Suspended"
+    } else {
+        "Running"
+    }
 }
 
 /// Renders `objects` as a Table.
@@ -228,6 +372,109 @@ fn cell(o: &Value, c: &Column, now: i64) -> Value {
                 r["kind"].as_str().unwrap_or("").to_ascii_lowercase(),
                 r["name"].as_str().unwrap_or("")
             ))
+        }
+        "#containers" => {
+            let names: Vec<&str> = template_containers(o)
+                .iter()
+                .filter_map(|c| c["name"].as_str())
+                .collect();
+            json!(names.join(","))
+        }
+        "#images" => {
+            let images: Vec<&str> = template_containers(o)
+                .iter()
+                .filter_map(|c| c["image"].as_str())
+                .collect();
+            json!(images.join(","))
+        }
+        "#selector" => {
+            let sel = if o["spec"]["jobTemplate"].is_object() {
+                &o["spec"]["jobTemplate"]["spec"]["selector"]
+            } else {
+                &o["spec"]["selector"]
+            };
+            selector_text(sel)
+        }
+        "#service-selector" => label_list(&o["spec"]["selector"]),
+        "#node-selector" => label_list(&o["spec"]["template"]["spec"]["nodeSelector"]),
+        "#readiness-gates" => {
+            let gates = o["spec"]["readinessGates"].as_array().map_or(0, Vec::len);
+            if gates == 0 {
+                Value::Null
+            } else {
+                let ready = o["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| {
+                        c["status"] == "True"
+                            && o["spec"]["readinessGates"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .any(|g| g["conditionType"] == c["type"])
+                    })
+                    .count();
+                json!(format!("{ready}/{gates}"))
+            }
+        }
+        "#external-ip" => {
+            // As kubectl's service printer: load balancer ingress, else external IPs, else
+            // <pending> for a LoadBalancer and <none> otherwise.
+            let mut ips: Vec<String> = o["status"]["loadBalancer"]["ingress"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i["ip"].as_str().or_else(|| i["hostname"].as_str()))
+                .map(str::to_string)
+                .collect();
+            ips.extend(
+                o["spec"]["externalIPs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string),
+            );
+            match o["spec"]["type"].as_str() {
+                _ if !ips.is_empty() => json!(ips.join(",")),
+                Some("LoadBalancer") => json!("<pending>"),
+                Some("ExternalName") => o["spec"]["externalName"].clone(),
+                _ => Value::Null,
+            }
+        }
+        "#access-modes" => {
+            let modes: Vec<&str> = o["status"]["accessModes"]
+                .as_array()
+                .or_else(|| o["spec"]["accessModes"].as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|m| match m {
+                    "ReadWriteOnce" => "RWO",
+                    "ReadOnlyMany" => "ROX",
+                    "ReadWriteMany" => "RWX",
+                    "ReadWriteOncePod" => "RWOP",
+                    other => other,
+                })
+                .collect();
+            if modes.is_empty() {
+                Value::Null
+            } else {
+                json!(modes.join(","))
+            }
+        }
+        "#active" => json!(o["status"]["active"].as_array().map_or(0, Vec::len)),
+        "#job-status" => json!(job_status(o)),
+        "#completions" => {
+            let succeeded = o["status"]["succeeded"].as_i64().unwrap_or(0);
+            match o["spec"]["completions"].as_i64() {
+                Some(n) => json!(format!("{succeeded}/{n}")),
+                None => json!(format!(
+                    "{succeeded}/1 of {}",
+                    o["spec"]["parallelism"].as_i64().unwrap_or(1)
+                )),
+            }
         }
         "#event-message" => o
             .get("message")

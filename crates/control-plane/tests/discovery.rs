@@ -271,7 +271,22 @@ async fn table_output_for_pods_shows_ready_status_and_restarts() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(cols, ["Name", "Ready", "Status", "Restarts", "Age"]);
+    // The apiserver's pod printer; the last four are `-o wide` columns (priority 1).
+    assert_eq!(
+        cols,
+        [
+            "Name",
+            "Ready",
+            "Status",
+            "Restarts",
+            "Age",
+            "IP",
+            "Node",
+            "Nominated Node",
+            "Readiness Gates"
+        ]
+    );
+    assert_eq!(table["columnDefinitions"][5]["priority"], 1);
     assert_eq!(table["rows"][0]["cells"][1], "0/1");
     assert_eq!(table["rows"][0]["cells"][2], "Pending");
 }

@@ -57,6 +57,10 @@ impl Store {
         };
         obj["apiVersion"] = json!(api_version);
         obj["kind"] = json!(resource.kind);
+        if api_version == "autoscaling/v1" {
+            // Stored in the v2 form, which every served version is converted from.
+            *obj = crate::convert::hpa_v1_to_v2(obj);
+        }
         let metadata = meta::metadata_mut(obj);
         if resource.namespaced {
             match metadata.get("namespace").and_then(Value::as_str) {
