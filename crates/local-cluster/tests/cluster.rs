@@ -247,6 +247,60 @@ async fn a_chart_version_added_to_the_charts_directory_is_installable_at_once() 
 }
 
 #[tokio::test]
+async fn a_release_created_before_its_chart_is_added_to_the_charts_directory_becomes_ready() {
+    let tmp = tempfile::tempdir().unwrap();
+    let charts = tmp.path().join("charts");
+    tiny_chart(&charts, "tiny-1", "0.1.0");
+    let cluster = LocalCluster::start(LocalClusterOptions {
+        charts_dir: Some(charts.clone()),
+        operators: OperatorSet::all(),
+        helm_path: Some(upstart_test_support::helm()),
+        ..LocalClusterOptions::default()
+    })
+    .await
+    .unwrap();
+    let early = apply_manifests(
+        cluster.client(),
+        vec![tiny_release("early", "0.2.0")],
+        MANAGER,
+        "default",
+    )
+    .await
+    .unwrap();
+    let releases: Api<upstart_api::v1alpha1::HelmRelease> =
+        Api::namespaced(cluster.client().clone(), "default");
+    // Not found yet: a retried failure, not a stalled release.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let release = releases.get("early").await.unwrap();
+        let failed = release.status.iter().flat_map(|s| &s.conditions).any(|c| {
+            c.type_ == "Ready" && c.reason == "ChartFetchFailed" && c.message.contains("retried")
+        });
+        if failed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the release did not fail fetching its chart: {:?}",
+            release.status
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    tiny_chart(&charts, "tiny-2", "0.2.0");
+    // Without a spec change, and not minutes later (the release's interval).
+    cluster
+        .wait_ready(&early, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(cluster.client().clone(), "default");
+    let installed = config_maps.get("early").await.unwrap();
+    assert_eq!(installed.data.unwrap()["version"], "0.2.0");
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
 async fn files_are_applied_crds_first_into_the_default_namespace_given() {
     let cluster = LocalCluster::start(LocalClusterOptions::default())
         .await
