@@ -1,6 +1,7 @@
-//! The pinned `helm` as a plain client of the HTTPS endpoint: a release's life (install,
-//! upgrade, rollback, history, uninstall, install again under the same name) on a chart made
-//! by `helm create`.
+//! The pinned `helm` as a plain client of the HTTPS endpoint, with the workload simulator
+//! running as under `upstart dev --no-operators`: a release's whole life on a chart made by
+//! `helm create` (install --wait, list, status, get values, get manifest, upgrade, history,
+//! rollback, test (its test hook Pod), uninstall, install again under the same name).
 //!
 //! helm's storage driver talks to the API through client-go's typed clients, which send
 //! protobuf bodies: its release Secrets are created, updated and deleted that way (the delete
@@ -81,6 +82,14 @@ async fn release_secrets(client: &kube::Client, release: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_release_lifecycle_install_upgrade_uninstall_and_reinstall_the_same_name() {
     let cp = common::control_plane();
+    let simulator = upstart_workload_simulator::Simulator::new(
+        cp.client(),
+        upstart_workload_simulator::Options {
+            ready_after: std::time::Duration::from_millis(200),
+            fail: false,
+        },
+    )
+    .spawn();
     let endpoint = cp
         .serve_https("127.0.0.1:0".parse().unwrap())
         .await
@@ -101,12 +110,37 @@ async fn helm_release_lifecycle_install_upgrade_uninstall_and_reinstall_the_same
         String::from_utf8_lossy(&created.stderr)
     );
     let chart = chart_dir.join("web");
+    // A pre-install hook: helm waits for the Job to complete (the simulator completes it), then
+    // deletes it (hook-succeeded).
+    std::fs::write(
+        chart.join("templates/pre-install-job.yaml"),
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {{ .Release.Name }}-setup\n  annotations:\n    helm.sh/hook: pre-install\n    helm.sh/hook-delete-policy: hook-succeeded\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: setup\n        image: busybox:1\n",
+    )
+    .unwrap();
     let chart = chart.to_str().unwrap();
 
-    helm.ok(&["install", "web", chart, "--namespace", "default"])
-        .await;
+    // --wait: helm watches the Deployment until the simulator reports it available.
+    helm.ok(&[
+        "install",
+        "web",
+        chart,
+        "--namespace",
+        "default",
+        "--wait",
+        "--timeout=60s",
+    ])
+    .await;
     let deployments: Api<Deployment> = Api::namespaced(cp.client(), "default");
     assert!(deployments.get_opt("web").await.unwrap().is_some());
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(cp.client(), "default");
+    assert!(
+        jobs.get_opt("web-setup").await.unwrap().is_none(),
+        "the succeeded hook Job was deleted"
+    );
+    let hooks = helm
+        .ok(&["get", "hooks", "web", "--namespace", "default"])
+        .await;
+    assert!(hooks.contains("name: web-setup"), "{hooks}");
     assert_eq!(
         release_secrets(&cp.client(), "web").await,
         ["sh.helm.release.v1.web.v1"]
@@ -125,6 +159,32 @@ async fn helm_release_lifecycle_install_upgrade_uninstall_and_reinstall_the_same
     assert!(
         status.contains("REVISION: 2") && status.contains("STATUS: deployed"),
         "{status}"
+    );
+    let values = helm
+        .ok(&["get", "values", "web", "--namespace", "default"])
+        .await;
+    assert!(values.contains("replicaCount: 2"), "{values}");
+    let manifest = helm
+        .ok(&["get", "manifest", "web", "--namespace", "default"])
+        .await;
+    assert!(
+        manifest.contains("kind: Deployment") && manifest.contains("replicas: 2"),
+        "{manifest}"
+    );
+    let listed = helm
+        .ok(&["list", "--namespace", "default", "--output", "json"])
+        .await;
+    assert!(
+        listed.contains(r#""name":"web""#) && listed.contains(r#""revision":"2""#),
+        "{listed}"
+    );
+    // The scaffold's test hook is a Pod that must succeed (the simulator runs it).
+    let tested = helm
+        .ok(&["test", "web", "--namespace", "default", "--timeout=60s"])
+        .await;
+    assert!(
+        tested.contains("TEST SUITE:") && tested.contains("Phase:          Succeeded"),
+        "{tested}"
     );
 
     helm.ok(&["rollback", "web", "1", "--namespace", "default"])
@@ -154,4 +214,5 @@ async fn helm_release_lifecycle_install_upgrade_uninstall_and_reinstall_the_same
         listed.contains("web") && listed.contains("deployed"),
         "{listed}"
     );
+    simulator.shutdown().await;
 }
