@@ -33,6 +33,7 @@
 //! Workloads become ready at once locally; [`TestEnv::start_with_workload_delay`] makes them
 //! slow (the workload simulator's delay), for scenarios about ordering and timing.
 
+pub mod crash;
 mod error;
 mod objects;
 
