@@ -378,16 +378,17 @@ impl Renderer {
                 .arg("--disable-openapi-validation")
                 .arg("--take-ownership");
             _online_home = Some(home);
-            // `.Capabilities` come from the cluster's discovery through the endpoint: helm
-            // ignores --kube-version and --api-versions with a server dry run.
         } else {
             _online_home = None;
-            if !request.capabilities.kube_version.is_empty() {
-                cmd.args(["--kube-version", &request.capabilities.kube_version]);
-            }
-            for api_version in &request.capabilities.api_versions {
-                cmd.args(["--api-versions", api_version]);
-            }
+        }
+        // With a server dry run, helm 4 takes `.Capabilities` from the cluster's discovery
+        // through the endpoint and ignores these; they are passed anyway for a helm that
+        // keeps its client-side capabilities in that mode.
+        if !request.capabilities.kube_version.is_empty() {
+            cmd.args(["--kube-version", &request.capabilities.kube_version]);
+        }
+        for api_version in &request.capabilities.api_versions {
+            cmd.args(["--api-versions", api_version]);
         }
         if request.is_upgrade {
             cmd.arg("--is-upgrade");
