@@ -132,12 +132,13 @@ pub enum Error {
     },
 }
 
-impl Error {
-    /// Whether retrying later (with backoff) may succeed without any change of spec or
+impl upstart_failure::Classify for Error {
+    /// Transient when retrying later (with backoff) may succeed without any change of spec or
     /// configuration: network failures, timeouts, 5xx/429 answers, cache I/O, and a chart or
-    /// version a repository does not have yet (it may be published a minute later).
-    pub fn is_transient(&self) -> bool {
-        match self {
+    /// version a repository does not have yet (it may be published a minute later). Anything
+    /// else needs the reference, the configuration or the chart to change.
+    fn class(&self) -> upstart_failure::Class {
+        let transient = match self {
             Error::Network { .. }
             | Error::Timeout { .. }
             | Error::Cache { .. }
@@ -159,11 +160,17 @@ impl Error {
             | Error::InvalidIndex { .. }
             | Error::AccessDenied { .. }
             | Error::UntrustedCertificate { .. } => false,
+        };
+        if transient {
+            upstart_failure::Class::Transient
+        } else {
+            upstart_failure::Class::NeedsSpecChange
         }
     }
+}
 
-    /// A bounded label for metrics.
-    pub fn metric_label(&self) -> &'static str {
+impl upstart_failure::MetricLabel for Error {
+    fn metric_label(&self) -> &'static str {
         match self {
             Error::Config(_) => "config",
             Error::InvalidReference { .. } => "invalid_reference",
@@ -188,7 +195,9 @@ impl Error {
             Error::Cache { .. } => "cache",
         }
     }
+}
 
+impl Error {
     pub(crate) fn cache(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Cache {
             path: path.into(),
@@ -287,6 +296,7 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use upstart_failure::{Classify, MetricLabel};
 
     #[test]
     fn redacted_urls_lose_user_info_and_query() {

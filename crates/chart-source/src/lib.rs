@@ -841,6 +841,7 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
     use super::*;
+    use upstart_failure::Classify;
 
     fn pick(versions: &[&str], requested: Option<&str>) -> Result<String, Error> {
         let versions: Vec<String> = versions.iter().map(|v| (*v).to_owned()).collect();

@@ -166,6 +166,7 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
     use super::*;
+    use upstart_failure::MetricLabel;
 
     #[test]
     fn alias_references_split_into_alias_and_name() {

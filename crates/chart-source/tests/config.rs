@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use upstart_chart_source::{BasicAuth, ChartSource, Credentials, Error, RepositoryConfig};
+use upstart_failure::Classify;
 
 fn build(yaml: &str, credentials: HashMap<String, Credentials>) -> Result<ChartSource, Error> {
     let cache = tempfile::tempdir().unwrap();

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::{FakeRepo, FakeState, chart_dir, config, packaged, source, source_with};
 use upstart_chart_source::{BasicAuth, Credentials, Error};
+use upstart_failure::Classify;
 
 /// Serves tiny 0.1.0, 0.1.3, 0.2.0 and 0.3.0-rc.1 (and `other` 1.0.0) with the local chart
 /// repository crate.

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use common::{Entry, chart_dir, chart_yaml, config, source, tgz};
 use upstart_chart_source::Error;
+use upstart_failure::Classify;
 
 fn roots_config(root: &Path, extra: &str) -> upstart_chart_source::RepositoryConfig {
     config(&format!("localRoots: [\"{}\"]\n{extra}", root.display()))

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{config, on_path, packaged, sha256_hex, source};
 use upstart_chart_source::Error;
+use upstart_failure::Classify;
 
 fn docker_registry() -> PathBuf {
     let system = PathBuf::from("/usr/bin/docker-registry");

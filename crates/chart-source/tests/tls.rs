@@ -15,6 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use upstart_chart_source::{Credentials, Error};
+use upstart_failure::Classify;
 
 struct Https {
     url: String,

@@ -6,6 +6,45 @@
 
 use std::fmt;
 
+/// The condition reasons of this crate's failures, as constants (compared by name, never as
+/// string literals).
+pub mod reasons {
+    /// A dependency names nothing that exists (yet).
+    pub const UNKNOWN_DEPENDENCY: &str = "UnknownDependency";
+    /// A dependency names both a HelmRelease and an UpstartService: set its kind.
+    pub const AMBIGUOUS_DEPENDENCY: &str = "AmbiguousDependency";
+    /// Two releases would share a `.Release.Name` or an object.
+    pub const NAME_CONFLICT: &str = "NameConflict";
+    /// The dependency graph has a cycle.
+    pub const DEPENDENCY_CYCLE: &str = "DependencyCycle";
+    /// Two dependencies use the same alias.
+    pub const DUPLICATE_ALIAS: &str = "DuplicateAlias";
+    /// A dependency alias is a reserved expression root.
+    pub const RESERVED_ALIAS: &str = "ReservedAlias";
+    /// An `outputsFrom` entry names no Secret nor ConfigMap.
+    pub const INVALID_OUTPUT_SOURCE: &str = "InvalidOutputSource";
+    /// An output value is not UTF-8.
+    pub const OUTPUT_NOT_UTF8: &str = "OutputNotUtf8";
+    /// Two output sources publish the same key.
+    pub const DUPLICATE_OUTPUT_KEY: &str = "DuplicateOutputKey";
+    /// A values document is not a map.
+    pub const INVALID_VALUES_DOCUMENT: &str = "InvalidValuesDocument";
+    /// An expression does not parse.
+    pub const EXPRESSION_SYNTAX: &str = "ExpressionSyntax";
+    /// An expression names a root that is not a declared dependency.
+    pub const UNKNOWN_EXPRESSION_ROOT: &str = "UnknownExpressionRoot";
+    /// An expression's path is not `ALIAS.outputs.KEY` or a known field.
+    pub const INVALID_EXPRESSION_REFERENCE: &str = "InvalidExpressionReference";
+    /// An expression names an environment variable the environment does not set.
+    pub const UNKNOWN_VARIABLE: &str = "UnknownVariable";
+    /// An output key does not exist yet (a wait).
+    pub const MISSING_OUTPUT: &str = "MissingOutput";
+    /// A helper failed on the values it was given.
+    pub const EXPRESSION_EVALUATION: &str = "ExpressionEvaluation";
+    /// Substitution would produce more than the output cap.
+    pub const SUBSTITUTION_TOO_LARGE: &str = "SubstitutionTooLarge";
+}
+
 /// Where an expression is: the JSON path of its string, its text and its column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
@@ -225,36 +264,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// Only a change of the spec (YAML) can fix this: retrying is pointless.
-    pub fn is_spec_error(&self) -> bool {
-        matches!(
-            self,
-            Error::AmbiguousDependency { .. }
-                | Error::NameConflict { .. }
-                | Error::Cycle { .. }
-                | Error::DuplicateAlias { .. }
-                | Error::ReservedAlias { .. }
-                | Error::EmptyOutputSource { .. }
-                | Error::DuplicateOutputKey { .. }
-                | Error::ExpressionSyntax { .. }
-                | Error::UnknownRoot { .. }
-                | Error::InvalidReference { .. }
-                | Error::UnknownVariable { .. }
-                | Error::SubstitutionTooLarge { .. }
-        )
-    }
-
-    /// Not a failure: something this release needs does not exist yet (a dependency, an output
-    /// key). Wait for it to appear; watch events will wake the release.
-    pub fn is_wait(&self) -> bool {
-        matches!(
-            self,
-            Error::UnknownDependency { .. }
-                | Error::UnknownEnvironmentRelease { .. }
-                | Error::MissingOutput { .. }
-        )
-    }
-
     /// Where the expression is, for expression errors.
     pub fn location(&self) -> Option<&Location> {
         match self {
@@ -272,24 +281,51 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::UnknownDependency { .. } | Error::UnknownEnvironmentRelease { .. } => {
-                "UnknownDependency"
+                reasons::UNKNOWN_DEPENDENCY
             }
-            Error::AmbiguousDependency { .. } => "AmbiguousDependency",
-            Error::NameConflict { .. } => "NameConflict",
-            Error::Cycle { .. } => "DependencyCycle",
-            Error::DuplicateAlias { .. } => "DuplicateAlias",
-            Error::ReservedAlias { .. } => "ReservedAlias",
-            Error::EmptyOutputSource { .. } => "InvalidOutputSource",
-            Error::OutputNotUtf8 { .. } => "OutputNotUtf8",
-            Error::DuplicateOutputKey { .. } => "DuplicateOutputKey",
-            Error::ValuesNotAMap { .. } => "InvalidValuesDocument",
-            Error::ExpressionSyntax { .. } => "ExpressionSyntax",
-            Error::UnknownRoot { .. } => "UnknownExpressionRoot",
-            Error::InvalidReference { .. } => "InvalidExpressionReference",
-            Error::UnknownVariable { .. } => "UnknownVariable",
-            Error::MissingOutput { .. } => "MissingOutput",
-            Error::Evaluation { .. } => "ExpressionEvaluation",
-            Error::SubstitutionTooLarge { .. } => "SubstitutionTooLarge",
+            Error::AmbiguousDependency { .. } => reasons::AMBIGUOUS_DEPENDENCY,
+            Error::NameConflict { .. } => reasons::NAME_CONFLICT,
+            Error::Cycle { .. } => reasons::DEPENDENCY_CYCLE,
+            Error::DuplicateAlias { .. } => reasons::DUPLICATE_ALIAS,
+            Error::ReservedAlias { .. } => reasons::RESERVED_ALIAS,
+            Error::EmptyOutputSource { .. } => reasons::INVALID_OUTPUT_SOURCE,
+            Error::OutputNotUtf8 { .. } => reasons::OUTPUT_NOT_UTF8,
+            Error::DuplicateOutputKey { .. } => reasons::DUPLICATE_OUTPUT_KEY,
+            Error::ValuesNotAMap { .. } => reasons::INVALID_VALUES_DOCUMENT,
+            Error::ExpressionSyntax { .. } => reasons::EXPRESSION_SYNTAX,
+            Error::UnknownRoot { .. } => reasons::UNKNOWN_EXPRESSION_ROOT,
+            Error::InvalidReference { .. } => reasons::INVALID_EXPRESSION_REFERENCE,
+            Error::UnknownVariable { .. } => reasons::UNKNOWN_VARIABLE,
+            Error::MissingOutput { .. } => reasons::MISSING_OUTPUT,
+            Error::Evaluation { .. } => reasons::EXPRESSION_EVALUATION,
+            Error::SubstitutionTooLarge { .. } => reasons::SUBSTITUTION_TOO_LARGE,
+        }
+    }
+}
+
+impl upstart_failure::Classify for Error {
+    /// Spec errors need a change of the YAML (retrying is pointless); a dependency or an output
+    /// key that does not exist yet is a wait (watch events wake the release); the rest (an
+    /// output that is not UTF-8, a helper failing on an output's value) may heal when the
+    /// outputs change, so it is retried.
+    fn class(&self) -> upstart_failure::Class {
+        match self {
+            Error::AmbiguousDependency { .. }
+            | Error::NameConflict { .. }
+            | Error::Cycle { .. }
+            | Error::DuplicateAlias { .. }
+            | Error::ReservedAlias { .. }
+            | Error::EmptyOutputSource { .. }
+            | Error::DuplicateOutputKey { .. }
+            | Error::ExpressionSyntax { .. }
+            | Error::UnknownRoot { .. }
+            | Error::InvalidReference { .. }
+            | Error::UnknownVariable { .. }
+            | Error::SubstitutionTooLarge { .. } => upstart_failure::Class::NeedsSpecChange,
+            Error::UnknownDependency { .. }
+            | Error::UnknownEnvironmentRelease { .. }
+            | Error::MissingOutput { .. } => upstart_failure::Class::Waiting,
+            _ => upstart_failure::Class::Transient,
         }
     }
 }

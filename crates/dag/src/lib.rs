@@ -33,7 +33,7 @@ pub mod graph;
 pub mod outputs;
 pub mod values;
 
-pub use error::{Error, Location};
+pub use error::{Error, Location, reasons};
 pub use expressions::{
     EnvironmentInfo, ExpressionContext, Expressions, OfflineContext, OfflineReport, OutputRef,
     ReleaseInfo, ServiceInfo, check_aliases,

@@ -315,6 +315,7 @@ mod tests {
     use upstart_api::v1alpha1::ObjectReference;
 
     use super::*;
+    use upstart_failure::Classify;
 
     fn secret(name: &str, data: &[(&str, &[u8])]) -> Secret {
         Secret {
@@ -474,7 +475,7 @@ mod tests {
             err.to_string(),
             "output key POSTGRES_USER is published by both Secret/postgres and ConfigMap/more"
         );
-        assert!(err.is_spec_error());
+        assert!(err.needs_spec_change());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use upstart_dag::{
     OfflineContext, Outputs, ReleaseInfo, ServiceInfo, collect_release_outputs,
     collect_service_outputs, release_values,
 };
+use upstart_failure::Classify;
 
 const FIXTURE: &str = include_str!("fixtures/writeup-upstart-service.yaml");
 
@@ -281,7 +282,7 @@ fn the_writeup_offline_check_fails_naming_the_alias_when_a_dependency_is_removed
         let report = Expressions::new().check_offline(&values, "spec.values", &context);
         assert!(!report.is_valid(), "{removed}");
         for error in &report.errors {
-            assert!(error.is_spec_error());
+            assert!(error.needs_spec_change());
             let Error::UnknownRoot { root, .. } = error else {
                 panic!("{error:?}")
             };

@@ -4,17 +4,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A failure's short, bounded name, used as the `reason` label of
-/// `upstart_reconcile_errors_total`.
-///
-/// Every operator's error enum implements this (one constant string per variant, as in
-/// kube-rs/controller-rs), so metric labels stay bounded: never put an object name, a message or
-/// anything derived from input into the label.
-pub trait MetricLabel {
-    /// A constant, lowercase `snake_case` name of the failure (for example `"apply_failed"`).
-    fn metric_label(&self) -> &'static str;
-}
-
 /// Everything that can go wrong in the operator runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -98,7 +87,7 @@ pub enum Error {
     },
 }
 
-impl MetricLabel for Error {
+impl upstart_failure::MetricLabel for Error {
     fn metric_label(&self) -> &'static str {
         match self {
             Error::Kubeconfig { .. } => "kubeconfig",
@@ -120,8 +109,8 @@ impl MetricLabel for Error {
 }
 
 impl Error {
-    /// This error's bounded metric label (see [`MetricLabel`]).
+    /// This error's bounded metric label (see [`upstart_failure::MetricLabel`]).
     pub fn metric_label(&self) -> &'static str {
-        MetricLabel::metric_label(self)
+        upstart_failure::MetricLabel::metric_label(self)
     }
 }

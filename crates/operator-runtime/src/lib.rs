@@ -135,7 +135,7 @@ mod status;
 
 pub use args::CommonArgs;
 pub use backoff::{BackoffPolicy, FailureBackoff, apply_jitter, backoff_delay};
-pub use error::{Error, MetricLabel};
+pub use error::Error;
 pub use events::EventRecorder;
 pub use finalizer::{Cleanup, FinalizerError, finalizer};
 pub use health::{HealthServer, Readiness, ReadinessStatus, ReadyFlag, router};
@@ -147,6 +147,9 @@ pub use metrics::{
 pub use run::{OperatorContext, RunOptions, client_from_args, run, run_operator};
 pub use shutdown::{Shutdown, shutdown_signal};
 pub use status::{PhaseSummary, StatusWrite, apply_status};
+
+/// The shared failure vocabulary (every operator's error implements both).
+pub use upstart_failure::{Class, Classify, MetricLabel};
 
 /// Event severities, re-exported for [`EventRecorder::publish`].
 pub use kube::runtime::events::EventType;

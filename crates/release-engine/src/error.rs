@@ -103,9 +103,8 @@ pub enum Error {
     Conflict { object: String, owner: String },
 }
 
-impl Error {
-    /// A short, bounded label for metrics.
-    pub fn metric_label(&self) -> &'static str {
+impl upstart_failure::MetricLabel for Error {
+    fn metric_label(&self) -> &'static str {
         match self {
             Error::HelmUnavailable { .. } => "helm_unavailable",
             Error::HelmVersionUnsupported { .. } => "helm_version",
@@ -128,26 +127,28 @@ impl Error {
             Error::Conflict { .. } => "conflict",
         }
     }
+}
 
-    /// Whether only a change of the release (its spec, chart or values) can fix this, so the
-    /// operator should set a condition and stop retrying until the spec changes. Everything
+impl upstart_failure::Classify for Error {
+    /// Only a change of the release (its spec, chart or values) can fix this, so the
+    /// operator sets a condition and stops retrying until the spec changes. Everything
     /// else may heal by itself (a CRD installed later, a conflicting object removed, a
     /// transient process failure) and is retried with backoff.
-    pub fn needs_spec_change(&self) -> bool {
-        matches!(
-            self,
+    fn class(&self) -> upstart_failure::Class {
+        match self {
             Error::HelmFailed { .. }
-                | Error::RenderTooLarge { .. }
-                | Error::RenderNotUtf8
-                | Error::ManifestTooLarge { .. }
-                | Error::TooManyDocuments { .. }
-                | Error::InvalidYaml { .. }
-                | Error::YamlTooLarge { .. }
-                | Error::InvalidObject { .. }
-                | Error::DuplicateObject { .. }
-                | Error::ForeignNamespace { .. }
-                | Error::ClusterScopedNotAllowed { .. }
-        )
+            | Error::RenderTooLarge { .. }
+            | Error::RenderNotUtf8
+            | Error::ManifestTooLarge { .. }
+            | Error::TooManyDocuments { .. }
+            | Error::InvalidYaml { .. }
+            | Error::YamlTooLarge { .. }
+            | Error::InvalidObject { .. }
+            | Error::DuplicateObject { .. }
+            | Error::ForeignNamespace { .. }
+            | Error::ClusterScopedNotAllowed { .. } => upstart_failure::Class::NeedsSpecChange,
+            _ => upstart_failure::Class::Transient,
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use upstart_failure::Classify;
 use upstart_release_engine::Error;
 use upstart_release_engine::manifests::{
     ClusterScopedAllowList, HookDeletePolicy, HookEvent, Limits, ReleaseScope, plan,

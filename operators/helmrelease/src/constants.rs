@@ -26,4 +26,24 @@ pub mod reasons {
     pub const UNRESOLVED_ENVIRONMENT_RELEASE: &str = "UnresolvedEnvironmentRelease";
     /// An object left in place at deletion or prune by `helm.sh/resource-policy: keep`.
     pub const RESOURCE_KEPT: &str = "ResourceKept";
+
+    // Failures (`crate::Error::reason`).
+    pub const KUBERNETES_API_ERROR: &str = "KubernetesApiError";
+    pub const DISCOVERY_FAILED: &str = "DiscoveryFailed";
+    pub const NOT_NAMESPACED: &str = "NotNamespaced";
+    pub const CHART_FETCH_FAILED: &str = "ChartFetchFailed";
+    pub const OWNERSHIP_CONFLICT: &str = "OwnershipConflict";
+    pub const FOREIGN_NAMESPACE: &str = "ForeignNamespace";
+    pub const CLUSTER_SCOPED_NOT_ALLOWED: &str = "ClusterScopedNotAllowed";
+    pub const RENDER_FAILED: &str = "RenderFailed";
+    pub const UNKNOWN_KIND: &str = "UnknownKind";
+    pub const HOOK_FAILED: &str = "HookFailed";
+    pub const HOOK_TIMEOUT: &str = "HookTimeout";
+    pub const CRD_NOT_ESTABLISHED: &str = "CrdNotEstablished";
+    pub const FINALIZER_FAILED: &str = "FinalizerFailed";
+    pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
+
+    // Deletion Events.
+    pub const TEARDOWN_TIMEOUT: &str = "TeardownTimeout";
+    pub const DELETE_HOOKS_SKIPPED: &str = "DeleteHooksSkipped";
 }

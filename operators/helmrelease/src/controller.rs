@@ -46,6 +46,7 @@ use upstart_release_engine::render::Renderer;
 use crate::Error;
 use crate::constants::{CONTROLLER, FIELD_MANAGER, FINALIZER};
 use crate::decide::{Decision, decide};
+use crate::error::ApiStep;
 use crate::metrics::ReleaseMetrics;
 use crate::roots;
 use crate::status::next_status;
@@ -181,11 +182,12 @@ impl Context {
         }
         let namespace = &late.namespace;
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let found = secrets.get_opt(secret).await.map_err(Error::kube(format!(
-            "reading the credentials Secret {namespace}/{secret} of repository {alias}"
-        )))?;
+        let found = secrets.get_opt(secret).await.map_err(Error::kube(
+            ApiStep::ReadCredentials,
+            format!("reading the credentials Secret {namespace}/{secret} of repository {alias}"),
+        ))?;
         let Some(found) = found else {
-            return Err(Error::MissingCredentials {
+            return Err(Error::CredentialsMissing {
                 repository: alias.to_owned(),
                 namespace: namespace.clone(),
                 secret: secret.clone(),
@@ -416,7 +418,7 @@ pub async fn reconcile(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Result<Action
     let Some(hr) = api
         .get_opt(&hr.name_any())
         .await
-        .map_err(Error::kube("reading the HelmRelease"))?
+        .map_err(Error::kube(ApiStep::ReadRelease, "reading the HelmRelease"))?
     else {
         return Ok(Action::await_change());
     };
@@ -513,7 +515,7 @@ async fn write_status(
         },
     )
     .await
-    .map_err(Error::kube("writing status"))?;
+    .map_err(Error::kube(ApiStep::WriteStatus, "writing status"))?;
     // The write's start, not its end: a dependent cannot be woken before it, so a hand-off
     // measured from here is never short.
     if let StatusWrite::Written {

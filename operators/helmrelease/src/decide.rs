@@ -206,7 +206,7 @@ pub fn decide(observation: &Observation) -> Decision {
         .collect();
     if !ambiguous.is_empty() {
         return Decision::SpecError {
-            reason: "AmbiguousDependency".to_owned(),
+            reason: upstart_dag::reasons::AMBIGUOUS_DEPENDENCY.to_owned(),
             message: format!(
                 "dependency {} names both a HelmRelease and an UpstartService: set its kind",
                 ambiguous.join(", ")

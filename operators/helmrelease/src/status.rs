@@ -182,7 +182,7 @@ fn condition_updates(decision: &Decision) -> Vec<ConditionUpdate<'_>> {
                 reconciling(false, reason, "waiting for a spec change"),
                 ConditionUpdate::new(STALLED, true, reason, message.as_str()),
             ];
-            if reason == "AmbiguousDependency" {
+            if reason == upstart_dag::reasons::AMBIGUOUS_DEPENDENCY {
                 updates.push(ConditionUpdate::new(
                     DEPENDENCIES_READY,
                     false,

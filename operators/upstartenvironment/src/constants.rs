@@ -29,4 +29,11 @@ pub mod reasons {
     pub const TEARDOWN_TIMEOUT: &str = "TeardownTimeout";
     /// A disabled or removed service (or environment release) stays: others depend on it.
     pub const STILL_DEPENDED_ON: &str = "StillDependedOn";
+
+    // Failures (`crate::Error::reason`).
+    pub const KUBERNETES_API_ERROR: &str = "KubernetesApiError";
+    pub const SERIALIZE_FAILED: &str = "SerializeFailed";
+    pub const MISSING_UID: &str = "MissingUid";
+    pub const FINALIZER_FAILED: &str = "FinalizerFailed";
+    pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
 }

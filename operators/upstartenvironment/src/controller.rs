@@ -35,6 +35,7 @@ use upstart_operator_runtime::{
 use crate::Error;
 use crate::children::{self, Desired, NamespaceState, Problem, is_owned_by, namespace_name};
 use crate::constants::{CONTROLLER, FIELD_MANAGER, FINALIZER, reasons};
+use crate::error::ApiStep;
 use crate::expiry;
 use crate::metrics::EnvironmentMetrics;
 use crate::status::{self, Member, Observation, deleting_status, next_status};
@@ -166,10 +167,10 @@ pub async fn reconcile(env: Arc<UpstartEnvironment>, ctx: Arc<Context>) -> Resul
     let api: Api<UpstartEnvironment> = Api::all(ctx.client.clone());
     // Reconcile the newest object, not the cached one: a wake-up by a child can come before our
     // own last status write reaches the cache.
-    let Some(env) = api
-        .get_opt(&env.name_any())
-        .await
-        .map_err(Error::kube("reading the UpstartEnvironment"))?
+    let Some(env) = api.get_opt(&env.name_any()).await.map_err(Error::kube(
+        ApiStep::ReadEnvironment,
+        "reading the UpstartEnvironment",
+    ))?
     else {
         return Ok(Action::await_change());
     };
@@ -220,12 +221,18 @@ impl Members {
             services: services
                 .list(&ListParams::default())
                 .await
-                .map_err(Error::kube("listing the UpstartServices"))?
+                .map_err(Error::kube(
+                    ApiStep::ListMembers,
+                    "listing the UpstartServices",
+                ))?
                 .items,
             releases: releases
                 .list(&ListParams::default())
                 .await
-                .map_err(Error::kube("listing the HelmReleases"))?
+                .map_err(Error::kube(
+                    ApiStep::ListMembers,
+                    "listing the HelmReleases",
+                ))?
                 .items,
         })
     }
@@ -348,10 +355,10 @@ async fn converge(
     let uid = env.uid().ok_or(Error::MissingUid)?;
     let namespace = namespace_name(env);
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    let live = namespaces
-        .get_opt(&namespace)
-        .await
-        .map_err(Error::kube(format!("reading namespace {namespace}")))?;
+    let live = namespaces.get_opt(&namespace).await.map_err(Error::kube(
+        ApiStep::ReadNamespace,
+        format!("reading namespace {namespace}"),
+    ))?;
     let mut namespace_state = children::namespace_state(live.as_ref(), &uid);
     if namespace_state == NamespaceState::Missing {
         match namespaces
@@ -368,6 +375,7 @@ async fn converge(
             }
             Err(source) => {
                 return Err(Error::Kube {
+                    step: ApiStep::CreateNamespace,
                     action: format!("creating namespace {namespace}"),
                     source,
                 });
@@ -472,7 +480,10 @@ async fn catalog(ctx: &Context) -> Result<BTreeMap<String, UpstartServiceSpec>, 
     Ok(api
         .list(&ListParams::default())
         .await
-        .map_err(Error::kube("listing the catalog templates"))?
+        .map_err(Error::kube(
+            ApiStep::ReadCatalog,
+            "listing the catalog templates",
+        ))?
         .items
         .into_iter()
         .map(|s| (s.name_any(), s.spec))
@@ -539,7 +550,10 @@ where
     }
     objects::apply(api, name, &value, FIELD_MANAGER)
         .await
-        .map_err(Error::kube(format!("applying {} {name}", K::kind(&()))))
+        .map_err(Error::kube(
+            ApiStep::ApplyChild,
+            format!("applying {} {name}", K::kind(&())),
+        ))
 }
 
 /// Deletes services and environment releases no longer wanted (removed from the spec or
@@ -676,6 +690,7 @@ async fn delete_level(
             NodeKind::HelmRelease => objects::delete_if_present(&releases, &node.name).await,
         }
         .map_err(|source| Error::Kube {
+            step: ApiStep::DeleteChild,
             action: format!("deleting {node}"),
             source,
         })?;
@@ -822,6 +837,7 @@ async fn expire(
     objects::delete_if_present(api, &env.name_any())
         .await
         .map_err(|source| Error::Kube {
+            step: ApiStep::Expire,
             action: "deleting the expired UpstartEnvironment".to_owned(),
             source,
         })?;
@@ -855,10 +871,10 @@ async fn teardown(
     let recheck = TEARDOWN_RECHECK.min(left.saturating_add(Duration::from_millis(50)));
 
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    let live = namespaces
-        .get_opt(&namespace)
-        .await
-        .map_err(Error::kube(format!("reading namespace {namespace}")))?;
+    let live = namespaces.get_opt(&namespace).await.map_err(Error::kube(
+        ApiStep::ReadNamespace,
+        format!("reading namespace {namespace}"),
+    ))?;
     let state = children::namespace_state(live.as_ref(), &uid);
     if matches!(state, NamespaceState::Owned | NamespaceState::Terminating) {
         let members = Members::list(ctx, &namespace).await?;
@@ -893,6 +909,7 @@ async fn teardown(
             let deleted = objects::delete_if_present(&namespaces, &namespace)
                 .await
                 .map_err(|source| Error::Kube {
+                    step: ApiStep::DeleteNamespace,
                     action: format!("deleting namespace {namespace}"),
                     source,
                 })?;
@@ -940,6 +957,6 @@ async fn write_status(
         },
     )
     .await
-    .map_err(Error::kube("writing status"))?;
+    .map_err(Error::kube(ApiStep::WriteStatus, "writing status"))?;
     Ok(())
 }

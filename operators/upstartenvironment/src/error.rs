@@ -1,11 +1,19 @@
-//! The operator's errors: one variant per failure site, each with a bounded metric label.
+//! The operator's errors: one variant per failure site. A failure's metric label comes from its
+//! variant (or, for an API request, from the step that made it) and its Event reason is a
+//! constant of [`crate::constants::reasons`].
+
+use upstart_failure::MetricLabel;
+
+use crate::constants::reasons;
 
 /// A reconcile failure. Messages name objects and reasons, never values.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Error {
-    /// The Kubernetes API refused or failed a request.
+    /// The Kubernetes API refused or failed a request made by `step`.
     #[error("{action}: {source}")]
     Kube {
+        step: ApiStep,
         action: String,
         #[source]
         source: kube::Error,
@@ -28,26 +36,46 @@ pub enum Error {
     Config(String),
 }
 
+/// The step of a reconcile that made a Kubernetes API request (its metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum ApiStep {
+    /// Reading the newest copy of the environment.
+    ReadEnvironment,
+    /// Listing the services and releases of the environment's namespace.
+    ListMembers,
+    /// Reading the catalog templates.
+    ReadCatalog,
+    /// Reading the environment's namespace.
+    ReadNamespace,
+    /// Creating the environment's namespace.
+    CreateNamespace,
+    /// Server-side applying a service or an environment release.
+    ApplyChild,
+    /// Deleting a service or an environment release (teardown, removal from the spec).
+    DeleteChild,
+    /// Deleting the namespace at teardown.
+    DeleteNamespace,
+    /// Deleting the environment when its ttl passed.
+    Expire,
+    /// Writing the environment's status.
+    WriteStatus,
+}
+
 impl Error {
-    /// A short, bounded `snake_case` label for metrics.
+    /// A short, bounded `snake_case` label for metrics (see [`MetricLabel`]).
     pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::Kube { .. } => "kube",
-            Error::Serialize { .. } => "serialize",
-            Error::MissingUid => "missing_uid",
-            Error::Finalizer(e) => e.metric_label(),
-            Error::Config(_) => "config",
-        }
+        MetricLabel::metric_label(self)
     }
 
     /// A bounded `PascalCase` reason for Events.
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::Kube { .. } => "KubernetesApiError",
-            Error::Serialize { .. } => "SerializeFailed",
-            Error::MissingUid => "MissingUid",
-            Error::Finalizer(_) => "FinalizerFailed",
-            Error::Config(_) => "InvalidConfiguration",
+            Error::Kube { .. } => reasons::KUBERNETES_API_ERROR,
+            Error::Serialize { .. } => reasons::SERIALIZE_FAILED,
+            Error::MissingUid => reasons::MISSING_UID,
+            Error::Finalizer(_) => reasons::FINALIZER_FAILED,
+            Error::Config(_) => reasons::INVALID_CONFIGURATION,
         }
     }
 
@@ -58,6 +86,7 @@ impl Error {
             Error::Kube {
                 action,
                 source: kube::Error::Api(status),
+                ..
             } => format!("{action} failed ({} {})", status.code, status.reason),
             Error::Kube { action, .. } => format!("{action} failed"),
             other => other.to_string(),
@@ -69,15 +98,28 @@ impl Error {
         matches!(self, Error::Kube { source: kube::Error::Api(status), .. } if status.code == 409)
     }
 
-    pub(crate) fn kube(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    /// Maps a failed API request of `step` into an error saying what it was doing.
+    pub(crate) fn kube(
+        step: ApiStep,
+        action: impl Into<String>,
+    ) -> impl FnOnce(kube::Error) -> Error {
         let action = action.into();
-        move |source| Error::Kube { action, source }
+        move |source| Error::Kube {
+            step,
+            action,
+            source,
+        }
     }
 }
 
-impl upstart_operator_runtime::MetricLabel for Error {
+impl MetricLabel for Error {
+    /// The variant's name in `snake_case`; an API failure is labelled by its step.
     fn metric_label(&self) -> &'static str {
-        Error::metric_label(self)
+        match self {
+            Error::Kube { step, .. } => step.into(),
+            Error::Finalizer(error) => error.metric_label(),
+            other => other.into(),
+        }
     }
 }
 
@@ -91,6 +133,7 @@ mod tests {
             kube::core::Status::failure("spec.values.password: hunter2 invalid", "Invalid")
                 .with_code(422);
         let error = Error::Kube {
+            step: ApiStep::ApplyChild,
             action: "applying UpstartService web".into(),
             source: kube::Error::Api(Box::new(status)),
         };

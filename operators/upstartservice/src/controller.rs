@@ -30,6 +30,7 @@ use crate::Error;
 use crate::catalog::validate_template;
 use crate::children::{build_child, is_child_of, never_installed, orphans};
 use crate::constants::{CONTROLLER, FIELD_MANAGER};
+use crate::error::ApiStep;
 use crate::plan::{Plan, plan};
 use crate::status::{ChildState, Observation, deleting_status, next_status, template_status};
 use crate::wakeups;
@@ -140,10 +141,10 @@ pub async fn reconcile(service: Arc<UpstartService>, ctx: Arc<Context>) -> Resul
     let namespace = service.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<UpstartService> = Api::namespaced(ctx.client.clone(), &namespace);
     // The newest object, not the cached one: our own status write may not be in the cache yet.
-    let Some(service) = api
-        .get_opt(&service.name_any())
-        .await
-        .map_err(Error::kube("reading the UpstartService"))?
+    let Some(service) = api.get_opt(&service.name_any()).await.map_err(Error::kube(
+        ApiStep::ReadService,
+        "reading the UpstartService",
+    ))?
     else {
         return Ok(Action::await_change());
     };
@@ -186,13 +187,19 @@ pub async fn reconcile(service: Arc<UpstartService>, ctx: Arc<Context>) -> Resul
     let services = api
         .list(&ListParams::default())
         .await
-        .map_err(Error::kube("listing the UpstartServices of the namespace"))?
+        .map_err(Error::kube(
+            ApiStep::ListNamespace,
+            "listing the UpstartServices of the namespace",
+        ))?
         .items;
     let releases_api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), &namespace);
     let releases = releases_api
         .list(&ListParams::default())
         .await
-        .map_err(Error::kube("listing the HelmReleases of the namespace"))?
+        .map_err(Error::kube(
+            ApiStep::ListNamespace,
+            "listing the HelmReleases of the namespace",
+        ))?
         .items;
     let plan = plan(&service, &services, &releases);
 
@@ -293,6 +300,7 @@ async fn apply_children(
             }
             Err(source) => {
                 return Err(Error::Kube {
+                    step: ApiStep::ApplyChild,
                     action: format!("applying HelmRelease {}", key_plan.child),
                     source,
                 });
@@ -307,6 +315,7 @@ async fn delete_child(api: &Api<HelmRelease>, name: &str) -> Result<(), Error> {
         .await
         .map(drop)
         .map_err(|source| Error::Kube {
+            step: ApiStep::DeleteChild,
             action: format!("deleting HelmRelease {name}"),
             source,
         })
@@ -356,18 +365,22 @@ async fn exported_outputs(
     let mut objects = Objects::new();
     for source in external.iter().flat_map(|(_, s)| s) {
         if let Some(reference) = &source.secret_ref
-            && let Some(secret) = secrets
-                .get_opt(&reference.name)
-                .await
-                .map_err(Error::kube("reading an exported Secret"))?
+            && let Some(secret) = secrets.get_opt(&reference.name).await.map_err(Error::kube(
+                ApiStep::ReadOutputs,
+                "reading an exported Secret",
+            ))?
         {
             objects = objects.with_secret(secret);
         }
         if let Some(reference) = &source.config_map_ref
-            && let Some(config_map) = config_maps
-                .get_opt(&reference.name)
-                .await
-                .map_err(Error::kube("reading an exported ConfigMap"))?
+            && let Some(config_map) =
+                config_maps
+                    .get_opt(&reference.name)
+                    .await
+                    .map_err(Error::kube(
+                        ApiStep::ReadOutputs,
+                        "reading an exported ConfigMap",
+                    ))?
         {
             objects = objects.with_config_map(config_map);
         }
@@ -407,7 +420,7 @@ async fn write_status(
         },
     )
     .await
-    .map_err(Error::kube("writing status"))?;
+    .map_err(Error::kube(ApiStep::WriteStatus, "writing status"))?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use upstart_api::v1alpha1::{
     Dependency, DependencyKind, HelmRelease, HelmReleaseSpec, UpstartService,
 };
 use upstart_dag::{DependencyGraph, GraphInput, NodeId, NodeKind, Ordering};
+use upstart_failure::{Class, Classify};
 
 use crate::constants::reasons;
 
@@ -61,15 +62,6 @@ impl Problem {
         }
     }
 
-    /// Only a spec change (of this service or another object) can fix it; an unknown
-    /// dependency is a wait, since it may be created later.
-    pub fn is_spec_error(&self) -> bool {
-        !matches!(
-            self,
-            Problem::UnknownDependency { .. } | Problem::UnknownEnvironmentRelease { .. }
-        )
-    }
-
     /// Whether it is about a dependency name (the `DependenciesResolved` condition).
     pub fn is_resolution(&self) -> bool {
         matches!(
@@ -108,6 +100,19 @@ impl Problem {
     }
 }
 
+impl Classify for Problem {
+    /// Only a spec change (of this service or another object) can fix it; an unknown
+    /// dependency is a wait, since it may be created later.
+    fn class(&self) -> Class {
+        match self {
+            Problem::UnknownDependency { .. } | Problem::UnknownEnvironmentRelease { .. } => {
+                Class::Waiting
+            }
+            _ => Class::NeedsSpecChange,
+        }
+    }
+}
+
 /// The plan for one release key.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeyPlan {
@@ -138,7 +143,7 @@ pub struct Plan {
 impl Plan {
     /// Problems only a spec change can fix.
     pub fn spec_errors(&self) -> impl Iterator<Item = &Problem> {
-        self.problems.iter().filter(|p| p.is_spec_error())
+        self.problems.iter().filter(|p| p.needs_spec_change())
     }
 }
 
@@ -741,7 +746,7 @@ mod tests {
             }]
         );
         assert!(
-            !plan.problems[0].is_spec_error(),
+            !plan.problems[0].needs_spec_change(),
             "a wait, not a spec error"
         );
         // The child waits for the concrete release, which the HelmRelease operator can read.
@@ -772,7 +777,7 @@ mod tests {
                 name: "later".into()
             }]
         );
-        assert!(!plan.problems[0].is_spec_error());
+        assert!(!plan.problems[0].needs_spec_change());
         assert!(plan.problems[0].message().contains("app"));
         assert!(plan.problems[0].message().contains("later"));
         assert!(
@@ -895,7 +900,7 @@ mod tests {
             problem.message(),
             "release name \"postgres\" of other-service/postgres is also used by example-service/postgres, which has it first"
         );
-        assert!(problem.is_spec_error());
+        assert!(problem.needs_spec_change());
     }
 
     #[test]

@@ -29,6 +29,7 @@ use handlebars::{
 };
 use serde_json::{Map, Value};
 use upstart_api::v1alpha1::{Dependency, HelmReleaseSpec};
+use upstart_failure::Classify;
 
 use crate::{Error, Location, Outputs};
 use scan::{Piece, ScanError, column, scan};
@@ -735,7 +736,7 @@ impl<'e> Run<'e> {
     }
 
     fn record(&mut self, error: Error) {
-        let slot = if error.is_spec_error() {
+        let slot = if error.needs_spec_change() {
             &mut self.first_spec_error
         } else if error.is_wait() {
             &mut self.first_wait

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::testing::substitute_without_fast_path;
 use super::*;
+use upstart_failure::Classify;
 
 fn outputs(pairs: &[(&str, &str)]) -> Outputs {
     pairs.iter().map(|(k, v)| (*k, *v)).collect()
@@ -223,7 +224,7 @@ fn default_falls_back_when_the_key_is_missing_or_empty() {
 #[test]
 fn a_missing_output_key_is_a_wait_that_names_missing_and_existing_keys() {
     let err = one("postgres://<< postgres.outputs.POSTGRES_PASSWORD >>").unwrap_err();
-    assert!(err.is_wait() && !err.is_spec_error(), "{err:?}");
+    assert!(err.is_wait() && !err.needs_spec_change(), "{err:?}");
     assert_eq!(
         err.to_string(),
         "spec.values.v: << postgres.outputs.POSTGRES_PASSWORD >> at column 12: output key POSTGRES_PASSWORD of postgres is missing (it has: PORT, POSTGRES_DB, POSTGRES_USER)"
@@ -246,7 +247,7 @@ fn a_wait_lists_every_missing_key_of_the_expression() {
 #[test]
 fn an_unknown_root_is_a_spec_error_naming_the_known_roots() {
     let err = one("x << redis.outputs.URL >>").unwrap_err();
-    assert!(err.is_spec_error() && !err.is_wait());
+    assert!(err.needs_spec_change() && !err.is_wait());
     assert_eq!(
         err.to_string(),
         "spec.values.v: << redis.outputs.URL >> at column 3: unknown name redis (known: bugsnag, my-environment-name-launch-darkly, postgres, environment, service, release)"
@@ -264,7 +265,7 @@ fn syntax_errors_are_spec_errors_with_a_position() {
         "a << #if x >>",
     ] {
         let err = one(bad).unwrap_err();
-        assert!(err.is_spec_error(), "{bad}: {err:?}");
+        assert!(err.needs_spec_change(), "{bad}: {err:?}");
         let Error::ExpressionSyntax { at, .. } = &err else {
             panic!("{bad}: {err:?}")
         };
@@ -295,7 +296,7 @@ fn malformed_references_are_spec_errors_saying_what_is_accepted() {
     ];
     for (expression, expected) in cases {
         let err = one(expression).unwrap_err();
-        assert!(err.is_spec_error(), "{expression}: {err:?}");
+        assert!(err.needs_spec_change(), "{expression}: {err:?}");
         assert!(err.to_string().contains(expected), "{expression}: {err}");
     }
 }
@@ -303,7 +304,7 @@ fn malformed_references_are_spec_errors_saying_what_is_accepted() {
 #[test]
 fn an_undefined_environment_variable_is_a_spec_error() {
     let err = one("<< environment.variables.nope >>").unwrap_err();
-    assert!(err.is_spec_error());
+    assert!(err.needs_spec_change());
     assert!(
         err.to_string()
             .contains("environment variable nope is not defined (defined: branch)"),
@@ -333,7 +334,7 @@ fn a_helper_failure_names_the_problem_but_not_the_value() {
     let err = Expressions::new()
         .substitute(json!({"v": "<< b64dec s.outputs.K >>"}), "", &ctx)
         .unwrap_err();
-    assert!(!err.is_spec_error() && !err.is_wait());
+    assert!(!err.needs_spec_change() && !err.is_wait());
     assert_eq!(
         err.to_string(),
         "v: << b64dec s.outputs.K >> at column 1: b64dec: the value is not valid base64"
@@ -732,7 +733,7 @@ fn substitution_output_is_capped_before_a_huge_document_is_built() {
     assert!(text.contains("spec.values"), "{text}");
     assert!(text.contains("16777216 bytes"), "{text}");
     assert!(!text.contains("xxx"), "{text}");
-    assert!(error.is_spec_error());
+    assert!(error.needs_spec_change());
     assert_eq!(error.reason(), "SubstitutionTooLarge");
 
     // The cap is configurable and counts only what expressions write.

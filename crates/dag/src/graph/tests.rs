@@ -6,6 +6,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
+use upstart_failure::Classify;
 
 fn dep(name: &str) -> Dependency {
     Dependency {
@@ -301,7 +302,7 @@ fn a_name_matching_a_service_and_a_release_is_ambiguous_unless_kind_is_given() {
             name: "shared".to_owned()
         }]
     );
-    assert!(graph.problems()[0].is_spec_error());
+    assert!(graph.problems()[0].needs_spec_change());
     assert_eq!(graph.unresolved(&r("a")), &["shared".to_owned()]);
     assert_eq!(graph.dependencies(&r("b"))[0].target, s("shared"));
     assert_eq!(graph.dependencies(&r("c"))[0].target, r("shared"));
@@ -392,7 +393,7 @@ fn a_cycle_is_reported_with_its_full_path_starting_from_the_smallest_name() {
         ordering.cycle_errors()[0].to_string(),
         "dependency cycle: a -> b -> c -> a"
     );
-    assert!(ordering.cycle_errors()[0].is_spec_error());
+    assert!(ordering.cycle_errors()[0].needs_spec_change());
     assert_eq!(ordering.install_levels, vec![vec![r("d")]]);
     assert_eq!(ordering.blocked, vec![r("a"), r("b"), r("c")]);
 }

@@ -1,5 +1,6 @@
 use super::*;
 use std::time::{Duration, Instant};
+use upstart_failure::Classify;
 
 const NS: &str = "pr-1234";
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::Error;
+use crate::error::ApiStep;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::Api;
@@ -72,7 +73,11 @@ pub async fn load_credentials(
         };
         let action =
             format!("reading the credentials Secret {namespace}/{name} of repository {alias}");
-        match secrets.get_opt(name).await.map_err(Error::kube(action))? {
+        match secrets
+            .get_opt(name)
+            .await
+            .map_err(Error::kube(ApiStep::ReadCredentials, action))?
+        {
             Some(secret) => {
                 credentials.insert(alias.clone(), secret_credentials(secret));
             }

@@ -19,6 +19,7 @@ use upstart_dag::{
     EnvironmentInfo, ExpressionContext, Objects, Outputs, ReleaseInfo, collect_release_outputs,
     collect_service_outputs, release_values,
 };
+use upstart_failure::Classify;
 use upstart_release_engine::digest::{FieldDigest, canonical_json};
 use upstart_release_engine::health::{self, Health};
 use upstart_release_engine::manifests;
@@ -30,6 +31,7 @@ use crate::decide::{
     DependencyObservation, DependencyState, Observation, ValuesState, alias_problems,
     cycle_problems,
 };
+use crate::error::ApiStep;
 use crate::roots;
 
 /// Largest `valuesFrom` document read (SPEC §7: hostile inputs have size limits).
@@ -135,11 +137,10 @@ pub(in crate::controller) async fn observe(
             }
             Err(error) => return Err(error),
         };
-        match api
-            .get_opt(&entry.name)
-            .await
-            .map_err(Error::kube("reading an applied object"))?
-        {
+        match api.get_opt(&entry.name).await.map_err(Error::kube(
+            ApiStep::ReadObject,
+            "reading an applied object",
+        ))? {
             Some(live) => {
                 let key = object_key(entry, namespace);
                 if let Some(at) = edited_at(live.managed_fields(), FIELD_MANAGER)
@@ -280,10 +281,10 @@ async fn observe_environment(
     namespace: &str,
 ) -> Result<Option<EnvironmentInfo>, Error> {
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    let Some(found) = namespaces
-        .get_opt(namespace)
-        .await
-        .map_err(Error::kube("reading the release's Namespace"))?
+    let Some(found) = namespaces.get_opt(namespace).await.map_err(Error::kube(
+        ApiStep::ReadEnvironment,
+        "reading the release's Namespace",
+    ))?
     else {
         return Ok(None);
     };
@@ -294,7 +295,10 @@ async fn observe_environment(
     Ok(environments
         .get_opt(name)
         .await
-        .map_err(Error::kube("reading the namespace's UpstartEnvironment"))?
+        .map_err(Error::kube(
+            ApiStep::ReadEnvironment,
+            "reading the namespace's UpstartEnvironment",
+        ))?
         .and_then(|environment| roots::environment_info(&environment, namespace)))
 }
 
@@ -316,14 +320,14 @@ async fn observe_dependency(
         _ => releases
             .get_opt(name)
             .await
-            .map_err(Error::kube("reading a dependency"))?,
+            .map_err(Error::kube(ApiStep::ReadDependency, "reading a dependency"))?,
     };
     let service = match kind {
         Some(DependencyKind::HelmRelease) => None,
         _ => services
             .get_opt(name)
             .await
-            .map_err(Error::kube("reading a dependency"))?,
+            .map_err(Error::kube(ApiStep::ReadDependency, "reading a dependency"))?,
     };
     match (release, service) {
         (Some(_), Some(_)) => Ok((DependencyState::Ambiguous, Outputs::new())),
@@ -421,18 +425,22 @@ async fn objects_for(
     let mut objects = Objects::new();
     for source in sources {
         if let Some(reference) = &source.secret_ref
-            && let Some(secret) = secrets
-                .get_opt(&reference.name)
-                .await
-                .map_err(Error::kube("reading an output Secret"))?
+            && let Some(secret) = secrets.get_opt(&reference.name).await.map_err(Error::kube(
+                ApiStep::ReadOutputs,
+                "reading an output Secret",
+            ))?
         {
             objects = objects.with_secret(secret);
         }
         if let Some(reference) = &source.config_map_ref
-            && let Some(config_map) = config_maps
-                .get_opt(&reference.name)
-                .await
-                .map_err(Error::kube("reading an output ConfigMap"))?
+            && let Some(config_map) =
+                config_maps
+                    .get_opt(&reference.name)
+                    .await
+                    .map_err(Error::kube(
+                        ApiStep::ReadOutputs,
+                        "reading an output ConfigMap",
+                    ))?
         {
             objects = objects.with_config_map(config_map);
         }
@@ -455,14 +463,20 @@ async fn resolve_values(
             let text = secrets
                 .get_opt(&reference.name)
                 .await
-                .map_err(Error::kube("reading a valuesFrom Secret"))?
+                .map_err(Error::kube(
+                    ApiStep::ReadValuesFrom,
+                    "reading a valuesFrom Secret",
+                ))?
                 .and_then(|s| s.data?.get(reference.key()).map(|b| b.0.clone()));
             (format!("Secret/{}", reference.name), reference, text)
         } else if let Some(reference) = &source.config_map_ref {
             let text = config_maps
                 .get_opt(&reference.name)
                 .await
-                .map_err(Error::kube("reading a valuesFrom ConfigMap"))?
+                .map_err(Error::kube(
+                    ApiStep::ReadValuesFrom,
+                    "reading a valuesFrom ConfigMap",
+                ))?
                 .and_then(|c| c.data?.get(reference.key()).map(|s| s.clone().into_bytes()));
             (format!("ConfigMap/{}", reference.name), reference, text)
         } else {

@@ -14,6 +14,7 @@ use crate::Error;
 use crate::constants::HOOK_RUN_ANNOTATION;
 use crate::controller::Context;
 use crate::controller::act::objects::{apply_object, older_than};
+use crate::error::ApiStep;
 
 use crate::controller::act::prune::delete_entry;
 
@@ -65,10 +66,10 @@ impl HookPass<'_> {
                 continue;
             }
             let api = self.ctx.dynamic_api(entry, self.namespace).await?;
-            let mut live = api
-                .get_opt(&entry.name)
-                .await
-                .map_err(Error::kube(format!("reading hook {display}")))?;
+            let mut live = api.get_opt(&entry.name).await.map_err(Error::kube(
+                ApiStep::Hook,
+                format!("reading hook {display}"),
+            ))?;
             if let Some(stale) = &live
                 && stale
                     .annotations()
@@ -92,10 +93,10 @@ impl HookPass<'_> {
                     }
                     Some(_) => {}
                 }
-                live = api
-                    .get_opt(&entry.name)
-                    .await
-                    .map_err(Error::kube(format!("reading hook {display}")))?;
+                live = api.get_opt(&entry.name).await.map_err(Error::kube(
+                    ApiStep::Hook,
+                    format!("reading hook {display}"),
+                ))?;
                 if live.is_some() {
                     // Its deletion event starts the next pass.
                     return Ok(HookStep::Waiting(format!(
@@ -182,6 +183,7 @@ impl HookPass<'_> {
         )
         .map(drop)
         .map_err(|source| Error::Kube {
+            step: ApiStep::Hook,
             action: format!("marking hook {} as ended", manifests::display_name(entry)),
             source,
         })

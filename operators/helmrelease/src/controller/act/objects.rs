@@ -15,6 +15,7 @@ use upstart_release_engine::manifests;
 use crate::Error;
 use crate::constants::FIELD_MANAGER;
 use crate::controller::Context;
+use crate::error::ApiStep;
 
 /// A CRD that is not Established yet: what to say while waiting, or an error once the release's
 /// timeout has passed since the CRD was created.
@@ -52,15 +53,18 @@ pub(in crate::controller) async fn apply_object(
 ) -> Result<DynamicObject, Error> {
     let display = manifests::display_name(entry);
     let api = ctx.dynamic_api(entry, namespace).await?;
-    let live = api
-        .get_opt(&entry.name)
-        .await
-        .map_err(Error::kube(format!("reading {display}")))?;
+    let live = api.get_opt(&entry.name).await.map_err(Error::kube(
+        ApiStep::ReadObject,
+        format!("reading {display}"),
+    ))?;
     manifests::check_conflict(entry, live.as_ref().map(|l| l.labels()), release_label)
         .map_err(Error::Render)?;
     let applied = objects::apply(&api, &entry.name, object, FIELD_MANAGER)
         .await
-        .map_err(Error::kube(format!("applying {display}")))?;
+        .map_err(Error::kube(
+            ApiStep::ApplyObject,
+            format!("applying {display}"),
+        ))?;
     ctx.release_metrics.objects_applied.inc();
     Ok(applied)
 }

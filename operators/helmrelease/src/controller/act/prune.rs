@@ -9,6 +9,7 @@ use upstart_release_engine::manifests;
 use crate::Error;
 use crate::constants::reasons;
 use crate::controller::Context;
+use crate::error::ApiStep;
 
 /// What [`delete_unless_kept`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,10 +29,10 @@ pub(in crate::controller) async fn delete_unless_kept(
     entry: &InventoryEntry,
 ) -> Result<Removal, Error> {
     let live = match ctx.dynamic_api(entry, namespace).await {
-        Ok(api) => api.get_opt(&entry.name).await.map_err(Error::kube(format!(
-            "reading {}",
-            manifests::display_name(entry)
-        )))?,
+        Ok(api) => api.get_opt(&entry.name).await.map_err(Error::kube(
+            ApiStep::ReadObject,
+            format!("reading {}", manifests::display_name(entry)),
+        ))?,
         Err(Error::UnknownKind { .. }) => None,
         Err(error) => return Err(error),
     };
@@ -70,6 +71,7 @@ pub(in crate::controller) async fn delete_entry(
         .await
         .map(drop)
         .map_err(|source| Error::Kube {
+            step: ApiStep::DeleteObject,
             action: format!("deleting {}", manifests::display_name(entry)),
             source,
         })

@@ -13,10 +13,12 @@ use upstart_operator_runtime::Cleanup;
 use upstart_release_engine::manifests::{self, HookEvent};
 
 use crate::Error;
+use crate::constants::reasons;
 use crate::controller::act::hooks::{HookPass, HookStep, hook_run};
 use crate::controller::act::install::render_plan;
 use crate::controller::observe::{Observed, observe};
 use crate::controller::{APPLY_RECHECK, Context, write_status};
+use crate::error::ApiStep;
 use crate::status::deleting_status;
 use crate::wakeups;
 
@@ -42,7 +44,10 @@ pub(in crate::controller) async fn wait_for_dependents(
         if api
             .get_opt(&candidate.name)
             .await
-            .map_err(Error::kube("reading a dependent release"))?
+            .map_err(Error::kube(
+                ApiStep::ReadDependent,
+                "reading a dependent release",
+            ))?
             .is_some()
         {
             dependents.push(candidate.name);
@@ -61,7 +66,7 @@ pub(in crate::controller) async fn wait_for_dependents(
         ctx.recorder
             .warning(
                 &hr.object_ref(&()),
-                "TeardownTimeout",
+                reasons::TEARDOWN_TIMEOUT,
                 "Delete",
                 Some(&note),
             )
@@ -193,7 +198,7 @@ async fn delete_hook_plan(
         ctx.recorder
             .warning(
                 &hr.object_ref(&()),
-                "DeleteHooksSkipped",
+                reasons::DELETE_HOOKS_SKIPPED,
                 "Delete",
                 Some(&note),
             )
