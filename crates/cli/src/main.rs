@@ -4,6 +4,7 @@ mod cluster;
 mod dev;
 mod diagnostic;
 mod error;
+mod error_text;
 mod graph;
 mod model;
 mod plan;
@@ -170,6 +171,7 @@ fn main() -> ExitCode {
     match result {
         Ok(passed) => exit(passed),
         Err(error) => {
+            let error = error_text::user_text(&error);
             if log_failure {
                 tracing::error!(%error, "upstart failed");
             }
