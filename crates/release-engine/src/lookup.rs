@@ -198,6 +198,9 @@ fn strip_bookkeeping(object: &mut Value) {
 struct Session {
     namespace: String,
     reads: Vec<Read>,
+    /// The values of the Secrets read (encoded and decoded), scrubbed from helm's errors: a
+    /// template may `fail` with a looked-up value in its message.
+    secret_values: Vec<String>,
 }
 
 type Sessions = Arc<Mutex<HashMap<String, Session>>>;
@@ -256,6 +259,7 @@ impl LookupProxy {
             Session {
                 namespace: namespace.to_owned(),
                 reads: Vec::new(),
+                secret_values: Vec::new(),
             },
         );
         Ok(LookupSession {
@@ -302,6 +306,14 @@ impl LookupSession<'_> {
     /// The server URL for helm's kubeconfig.
     pub fn server_url(&self) -> &str {
         &self.server_url
+    }
+
+    /// The values of the Secrets the render read so far, to scrub from its errors.
+    pub(crate) fn secret_values(&self) -> Vec<String> {
+        lock(self.sessions)
+            .get(&self.token)
+            .map(|s| s.secret_values.clone())
+            .unwrap_or_default()
     }
 
     /// Ends the session; what it read.
@@ -462,8 +474,10 @@ async fn answer<B>(
     };
     if route == Route::Namespaced {
         let digest = answer_digest(answer.status, &answer.body);
+        let secret_values = secret_values(&answer.body);
         if let Some(session) = lock(sessions).get_mut(token) {
             session.reads.push(Read { path: rest, digest });
+            session.secret_values.extend(secret_values);
         }
     }
     let mut response = http::Response::builder().status(answer.status);
@@ -473,6 +487,41 @@ async fn answer<B>(
     response
         .body(Full::new(answer.body))
         .unwrap_or_else(|_| status(502, "InternalError", "unusable answer from the cluster"))
+}
+
+/// The `data` and `stringData` values of a Secret or of the Secrets of a list, as sent
+/// (base64) and decoded.
+fn secret_values(body: &[u8]) -> Vec<String> {
+    use base64::Engine as _;
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let objects: Vec<&Value> = match value.get("items").and_then(Value::as_array) {
+        Some(items) => items.iter().collect(),
+        None => vec![&value],
+    };
+    let mut out = Vec::new();
+    for object in objects {
+        if object.get("kind").and_then(Value::as_str) != Some("Secret")
+            && value.get("kind").and_then(Value::as_str) != Some("SecretList")
+        {
+            continue;
+        }
+        for field in ["data", "stringData"] {
+            let Some(data) = object.get(field).and_then(Value::as_object) else {
+                continue;
+            };
+            for text in data.values().filter_map(Value::as_str) {
+                if field == "data"
+                    && let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(text)
+                {
+                    out.push(String::from_utf8_lossy(&decoded).into_owned());
+                }
+                out.push(text.to_owned());
+            }
+        }
+    }
+    out
 }
 
 /// A Kubernetes `Status` answer.
@@ -585,6 +634,24 @@ mod tests {
     }
 
     #[test]
+    fn secret_values_are_collected_encoded_and_decoded_from_secrets_and_lists_only() {
+        let secret = serde_json::json!({"kind": "Secret", "data": {"p": "aHVudGVyMg=="}});
+        assert_eq!(
+            secret_values(secret.to_string().as_bytes()),
+            ["hunter2", "aHVudGVyMg=="]
+        );
+        let list = serde_json::json!({"kind": "SecretList", "items": [
+            {"data": {"a": "b25l"}}, {"data": {"b": "dHdv"}}]});
+        assert_eq!(
+            secret_values(list.to_string().as_bytes()),
+            ["one", "b25l", "two", "dHdv"]
+        );
+        let config_map = serde_json::json!({"kind": "ConfigMap", "data": {"a": "b25l"}});
+        assert!(secret_values(config_map.to_string().as_bytes()).is_empty());
+        assert!(secret_values(b"not json").is_empty());
+    }
+
+    #[test]
     fn the_kubeconfig_is_private_and_names_the_session_url() {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
@@ -677,6 +744,7 @@ mod tests {
             Session {
                 namespace: "team".into(),
                 reads: Vec::new(),
+                secret_values: Vec::new(),
             },
         );
         let get = |uri: &str| http::Request::get(uri).body(()).unwrap();

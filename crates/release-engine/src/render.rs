@@ -9,7 +9,8 @@
 //! A renderer given the cluster ([`Renderer::with_cluster`]) answers `lookup` as `helm upgrade`
 //! does, for charts whose templates may call it ([`crate::lookup::chart_may_look_up`]): helm runs
 //! with `--dry-run=server` against the loopback endpoint of [`crate::lookup`], which lets it read
-//! the release's namespace and nothing else. Other charts, and every chart of a renderer without
+//! the release's namespace and nothing else. The values of the Secrets it read are scrubbed from
+//! its errors like the values document. Other charts, and every chart of a renderer without
 //! the cluster (`upstart validate --render`), render offline, where `lookup` returns an empty map.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -443,7 +444,14 @@ impl Renderer {
             }
         };
         if !status.success() {
-            let scrubber = Scrubber::new(request.values, self.config.min_scrub_len);
+            let scrubber = match session.map(LookupSession::secret_values) {
+                Some(secrets) if !secrets.is_empty() => {
+                    let strings = secrets.into_iter().map(Value::String).collect();
+                    let sources = Value::Array(vec![request.values.clone(), Value::Array(strings)]);
+                    Scrubber::new(&sources, self.config.min_scrub_len)
+                }
+                _ => Scrubber::new(request.values, self.config.min_scrub_len),
+            };
             let mut text = String::from_utf8_lossy(&err).into_owned();
             if err_truncated {
                 // The cut may fall inside a value, which a scrub could then miss: drop the

@@ -756,3 +756,39 @@ async fn a_chart_with_custom_resources_of_kinds_not_served_yet_renders_offline()
     );
     assert!(!rendered.read_the_cluster());
 }
+
+#[tokio::test]
+async fn a_failing_template_that_echoes_a_looked_up_secret_is_scrubbed() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = keeping_chart(
+        dir.path(),
+        &[(
+            "templates/check.yaml",
+            "{{- $s := lookup \"v1\" \"Secret\" .Release.Namespace \"db-auth\" }}\n{{- fail (printf \"password %s (%s) is too weak\" (b64dec $s.data.password) $s.data.password) }}\n",
+        )],
+    );
+    let cluster = FakeCluster::with(&[(
+        "/api/v1/namespaces/team/secrets/db-auth",
+        secret("kept-secret-value"),
+    )]);
+    let renderer = renderer().await.with_cluster(cluster);
+    let values = json!({});
+    let caps = Capabilities::default();
+    let error = renderer
+        .render(&RenderRequest {
+            chart_dir: &chart,
+            chart_digest: "sha256:check",
+            release_name: "db",
+            namespace: "team",
+            values: &values,
+            capabilities: &caps,
+            is_upgrade: true,
+        })
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("is too weak"), "{text}");
+    assert!(!text.contains("kept-secret-value"), "{text}");
+    assert!(!text.contains("a2VwdC1zZWNyZXQtdmFsdWU"), "{text}");
+    assert!(text.contains(REDACTED), "{text}");
+}
