@@ -356,7 +356,8 @@ pub fn write_kubeconfig(dir: &Path, server_url: &str, namespace: &str) -> std::i
 /// subchart) names it, or a subchart is still packed (its templates are not read here). Only
 /// such charts are rendered against the cluster; the others render offline as before.
 pub fn chart_may_look_up(chart_dir: &Path) -> bool {
-    fn walk(dir: &Path, depth: usize) -> bool {
+    /// `in_templates`: whether `dir` is inside a `templates` directory of the chart.
+    fn walk(dir: &Path, in_templates: bool, depth: usize) -> bool {
         let Ok(entries) = std::fs::read_dir(dir) else {
             // Helm reports an unreadable chart better than a guess here would.
             return false;
@@ -367,7 +368,8 @@ pub fn chart_may_look_up(chart_dir: &Path) -> bool {
             };
             let path = entry.path();
             if kind.is_dir() {
-                if depth < 16 && walk(&path, depth + 1) {
+                let templates = in_templates || entry.file_name() == "templates";
+                if depth < 16 && walk(&path, templates, depth + 1) {
                     return true;
                 }
             } else if kind.is_file() {
@@ -376,9 +378,6 @@ pub fn chart_may_look_up(chart_dir: &Path) -> bool {
                 if name.ends_with(".tgz") || name.ends_with(".tar.gz") {
                     return true;
                 }
-                let in_templates = path
-                    .parent()
-                    .is_some_and(|p| p.components().any(|c| c.as_os_str() == "templates"));
                 if in_templates && std::fs::read(&path).is_ok_and(|text| contains(&text, b"lookup"))
                 {
                     return true;
@@ -387,7 +386,7 @@ pub fn chart_may_look_up(chart_dir: &Path) -> bool {
         }
         false
     }
-    walk(chart_dir, 0)
+    walk(chart_dir, false, 0)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -678,6 +677,14 @@ mod tests {
             !chart_may_look_up(root),
             "names outside templates do not count"
         );
+        let nested = root.join("templates/cache/app");
+        std::fs::create_dir_all(&nested).unwrap();
+        std::fs::write(nested.join("values.yaml"), "lookup: true\n").unwrap();
+        assert!(
+            !chart_may_look_up(&nested),
+            "a chart kept under a directory named templates is read from its own root"
+        );
+        std::fs::remove_dir_all(root.join("templates/cache")).unwrap();
         std::fs::create_dir_all(root.join("charts/common/templates")).unwrap();
         std::fs::write(
             root.join("charts/common/templates/_secrets.tpl"),
