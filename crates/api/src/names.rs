@@ -73,6 +73,42 @@ pub fn bounded_label(name: &str) -> String {
     format!("{prefix}-{suffix}")
 }
 
+/// Two releases of one namespace claiming the same Helm `.Release.Name` (SPEC §3): `first` keeps
+/// it, `later` is the conflict to report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseNameClash<T> {
+    /// The `.Release.Name` claimed twice.
+    pub release_name: String,
+    /// The claim that keeps the name (the first one given).
+    pub first: T,
+    /// A claim that loses it.
+    pub later: T,
+}
+
+/// The `.Release.Name` conflicts among `claims` (release name, claimant), given in order of
+/// precedence: the first claim of a name keeps it, and each later one is a clash with it. The
+/// one rule the service operator, catalog validation and `upstart validate` all apply; each
+/// decides its own precedence by the order it passes.
+pub fn release_name_clashes<T: Clone>(
+    claims: impl IntoIterator<Item = (String, T)>,
+) -> Vec<ReleaseNameClash<T>> {
+    let mut first_claims: std::collections::HashMap<String, T> = std::collections::HashMap::new();
+    let mut clashes = Vec::new();
+    for (release_name, claimant) in claims {
+        match first_claims.get(&release_name) {
+            Some(first) => clashes.push(ReleaseNameClash {
+                first: first.clone(),
+                later: claimant,
+                release_name,
+            }),
+            None => {
+                first_claims.insert(release_name, claimant);
+            }
+        }
+    }
+    clashes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +177,31 @@ mod tests {
         );
         let long = release_label_value(&"n".repeat(63), &"r".repeat(63));
         assert!(long.len() <= MAX_LABEL_LENGTH);
+    }
+
+    #[test]
+    fn a_release_name_claimed_twice_is_kept_by_the_first_claim_and_each_later_one_clashes() {
+        let clashes = release_name_clashes([
+            ("postgres".to_owned(), "a/postgres"),
+            ("redis".to_owned(), "a/redis"),
+            ("postgres".to_owned(), "b/postgres"),
+            ("postgres".to_owned(), "c/db"),
+        ]);
+        assert_eq!(
+            clashes,
+            vec![
+                ReleaseNameClash {
+                    release_name: "postgres".into(),
+                    first: "a/postgres",
+                    later: "b/postgres"
+                },
+                ReleaseNameClash {
+                    release_name: "postgres".into(),
+                    first: "a/postgres",
+                    later: "c/db"
+                },
+            ]
+        );
+        assert!(release_name_clashes([("x".to_owned(), 1), ("y".to_owned(), 2)]).is_empty());
     }
 }

@@ -30,7 +30,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
-use upstart_api::names::kebab_case;
+use upstart_api::names::{kebab_case, release_name_clashes};
 use upstart_api::v1alpha1::{Dependency, EnvironmentService, HelmReleaseSpec, OutputScope};
 use upstart_crd_validation::CompiledCrd;
 use upstart_dag::{
@@ -908,32 +908,28 @@ pub(crate) fn effective_release_name(release: &ScopeRelease) -> String {
 }
 
 fn check_release_names(workspace: &Workspace, scope: &Scope, out: &mut Vec<Diagnostic>) {
-    let mut seen: HashMap<String, &ScopeRelease> = HashMap::new();
     // In a stable order, so "first" and "second" do not depend on hashing.
-    for release in scope.releases.values() {
-        let name = effective_release_name(release);
-        match seen.get(&name) {
-            Some(first) => {
-                let path = if release.spec.release_name.is_some() {
-                    format!("{}.releaseName", release.origin.path)
-                } else {
-                    release.origin.path.clone()
-                };
-                out.push(about_release(
-                    workspace,
-                    release,
-                    &path,
-                    Severity::Error,
-                    format!(
-                        "release name \"{name}\" (the Helm .Release.Name) is also used by {} in {}; set releaseName on one of them",
-                        first.label, scope.title
-                    ),
-                ));
-            }
-            None => {
-                seen.insert(name, release);
-            }
-        }
+    let claims = scope
+        .releases
+        .values()
+        .map(|release| (effective_release_name(release), release));
+    for clash in release_name_clashes(claims) {
+        let release = clash.later;
+        let path = if release.spec.release_name.is_some() {
+            format!("{}.releaseName", release.origin.path)
+        } else {
+            release.origin.path.clone()
+        };
+        out.push(about_release(
+            workspace,
+            release,
+            &path,
+            Severity::Error,
+            format!(
+                "release name \"{}\" (the Helm .Release.Name) is also used by {} in {}; set releaseName on one of them",
+                clash.release_name, clash.first.label, scope.title
+            ),
+        ));
     }
 }
 

@@ -66,8 +66,6 @@ mod observe;
 pub use config::{Config, DEFAULT_TEARDOWN_TIMEOUT, load_credentials};
 pub use observe::{MAX_VALUES_DOCUMENT_BYTES, edited_at, parse_values_document};
 
-/// How soon a release waiting for its workloads is looked at again if no watch event came.
-const HEALTH_RECHECK: Duration = Duration::from_secs(30);
 /// How soon an apply waiting for a hook or a CRD is looked at again if no watch event came.
 const APPLY_RECHECK: Duration = Duration::from_millis(500);
 
@@ -466,30 +464,12 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
     status.outputs = observed.published_keys.clone();
     let api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), namespace);
     write_status(ctx, &api, hr, status).await?;
-    Ok(requeue(&decision, observed.timeout_in, hr.spec.interval()))
-}
-
-/// When to look again at a release whose decision applied nothing.
-fn requeue(decision: &Decision, timeout_in: Option<Duration>, interval: Duration) -> Action {
-    match decision {
-        Decision::Suspended | Decision::SpecError { .. } => Action::await_change(),
-        // Workload changes wake the release; this only makes sure the timeout is noticed.
-        Decision::WaitHealthy { .. } => Action::requeue(
-            timeout_in
-                .map_or(HEALTH_RECHECK, |left| {
-                    left.saturating_add(Duration::from_millis(100))
-                })
-                .min(HEALTH_RECHECK),
-        ),
-        Decision::WaitForPublishedOutputs { .. } => Action::requeue(HEALTH_RECHECK),
-        Decision::Failed { .. } => Action::requeue(HEALTH_RECHECK),
-        Decision::Pending
-        | Decision::WaitForDependencies { .. }
-        | Decision::WaitForOutputs { .. }
-        | Decision::Apply(_)
-        | Decision::Reapply(_)
-        | Decision::Ready => Action::requeue(interval),
-    }
+    Ok(
+        match decision.look_again_after(observed.timeout_in, hr.spec.interval()) {
+            Some(after) => Action::requeue(after),
+            None => Action::await_change(),
+        },
+    )
 }
 
 /// Writes status with server-side apply, only when it changed (no self-triggered loops), and

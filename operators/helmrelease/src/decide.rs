@@ -1,5 +1,8 @@
 //! The "what next" function of a reconcile: what was observed in, the one next step out.
-//! Pure, so every rule of SPEC §2.6 is tested without an API server.
+//! Pure, so every rule of SPEC §2.6 is tested without an API server; when to look again after
+//! a decision ([`Decision::look_again_after`]) is decided here too.
+
+use std::time::Duration;
 
 use upstart_api::v1alpha1::{Dependency, DependencyKind};
 use upstart_release_engine::health::Health;
@@ -312,6 +315,41 @@ fn described(objects: &[String], why: &str) -> Vec<String> {
         .iter()
         .map(|object| format!("{object} ({why})"))
         .collect()
+}
+
+/// How soon a release waiting for its workloads is looked at again if no watch event came.
+pub const HEALTH_RECHECK: Duration = Duration::from_secs(30);
+
+impl Decision {
+    /// When to look at a release again after a decision that applied nothing (`None`: only
+    /// when something changes). Watch events are what wake a release; these are safety nets,
+    /// except the one that notices a health timeout (`timeout_in`: how long until it passes).
+    pub fn look_again_after(
+        &self,
+        timeout_in: Option<Duration>,
+        interval: Duration,
+    ) -> Option<Duration> {
+        match self {
+            Decision::Suspended | Decision::SpecError { .. } => None,
+            // Workload changes wake the release; this only makes sure the timeout is noticed.
+            Decision::WaitHealthy { .. } => Some(
+                timeout_in
+                    .map_or(HEALTH_RECHECK, |left| {
+                        left.saturating_add(Duration::from_millis(100))
+                    })
+                    .min(HEALTH_RECHECK),
+            ),
+            Decision::WaitForPublishedOutputs { .. } | Decision::Failed { .. } => {
+                Some(HEALTH_RECHECK)
+            }
+            Decision::Pending
+            | Decision::WaitForDependencies { .. }
+            | Decision::WaitForOutputs { .. }
+            | Decision::Apply(_)
+            | Decision::Reapply(_)
+            | Decision::Ready => Some(interval),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -741,6 +779,32 @@ mod tests {
             Decision::WaitForPublishedOutputs {
                 message: "waiting for outputs: Secret/postgres does not exist".into()
             }
+        );
+    }
+
+    #[test]
+    fn a_spec_error_or_a_suspended_release_waits_for_a_change_and_a_health_wait_for_its_timeout() {
+        let interval = Duration::from_secs(600);
+        assert_eq!(Decision::Suspended.look_again_after(None, interval), None);
+        let spec_error = Decision::SpecError {
+            reason: "ExpressionSyntax".into(),
+            message: "bad".into(),
+        };
+        assert_eq!(spec_error.look_again_after(None, interval), None);
+        assert_eq!(
+            Decision::Ready.look_again_after(None, interval),
+            Some(interval)
+        );
+        let waiting = Decision::WaitHealthy {
+            message: "Deployment/web 0/1 available".into(),
+        };
+        assert_eq!(
+            waiting.look_again_after(Some(Duration::from_secs(2)), interval),
+            Some(Duration::from_millis(2100))
+        );
+        assert_eq!(
+            waiting.look_again_after(None, interval),
+            Some(HEALTH_RECHECK)
         );
     }
 }

@@ -3,8 +3,7 @@
 //! the declared dependencies, with `environment.*` and `service.*` available. Dependencies on
 //! objects outside the service are not checked: the environment provides them. Pure.
 
-use std::collections::BTreeMap;
-
+use upstart_api::names::release_name_clashes;
 use upstart_api::v1alpha1::UpstartServiceSpec;
 use upstart_dag::{DependencyGraph, Expressions, GraphInput, OfflineContext, check_aliases};
 
@@ -32,14 +31,17 @@ pub fn validate_template(
     for cycle in graph.ordering().cycles {
         problems.push(cycle.to_error().to_string());
     }
-    let mut release_names: BTreeMap<String, &str> = BTreeMap::new();
+    let claims = spec
+        .helm_releases
+        .iter()
+        .map(|(key, release)| (release.release_name_of_key(key), key.as_str()));
+    for clash in release_name_clashes(claims) {
+        problems.push(format!(
+            "release {}: release name \"{}\" is also used by release {}",
+            clash.later, clash.release_name, clash.first
+        ));
+    }
     for (key, release) in &spec.helm_releases {
-        let release_name = release.release_name_of_key(key);
-        if let Some(first) = release_names.insert(release_name.clone(), key) {
-            problems.push(format!(
-                "release {key}: release name \"{release_name}\" is also used by release {first}"
-            ));
-        }
         for error in check_aliases(&format!("release {key}"), &release.dependencies) {
             problems.push(error.to_string());
         }

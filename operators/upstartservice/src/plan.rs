@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use upstart_api::labels::{ENVIRONMENT_LABEL, SERVICE_LABEL};
-use upstart_api::names::child_name;
+use upstart_api::names::{ReleaseNameClash, child_name, release_name_clashes};
 use upstart_api::v1alpha1::{
     Dependency, DependencyKind, HelmRelease, HelmReleaseSpec, UpstartService,
 };
@@ -465,9 +465,8 @@ fn withhold_release_name_conflicts(
 ) {
     let mut claims = release_name_claims(namespace);
     claims.sort_by(|a, b| {
-        a.release_name
-            .cmp(&b.release_name)
-            .then_with(|| b.installed.cmp(&a.installed))
+        b.installed
+            .cmp(&a.installed)
             .then_with(|| {
                 a.created
                     .as_ref()
@@ -476,21 +475,24 @@ fn withhold_release_name_conflicts(
             })
             .then_with(|| a.owner.cmp(&b.owner))
     });
-    for group in claims.chunk_by(|a, b| a.release_name == b.release_name) {
-        let first = &group[0];
-        for later in &group[1..] {
-            let Some(key) = &later.mine else { continue };
-            let problem = Problem::ReleaseNameConflict {
-                key: key.clone(),
-                release_name: later.release_name.clone(),
-                mine: later.owner.clone(),
-                other: first.owner.clone(),
-            };
-            if let Some(plan) = keys.get_mut(key) {
-                plan.withheld.get_or_insert_with(|| problem.clone());
-            }
-            problems.push(problem);
+    let clashes = release_name_clashes(claims.into_iter().map(|c| (c.release_name.clone(), c)));
+    for ReleaseNameClash {
+        release_name,
+        first,
+        later,
+    } in clashes
+    {
+        let Some(key) = &later.mine else { continue };
+        let problem = Problem::ReleaseNameConflict {
+            key: key.clone(),
+            release_name,
+            mine: later.owner.clone(),
+            other: first.owner.clone(),
+        };
+        if let Some(plan) = keys.get_mut(key) {
+            plan.withheld.get_or_insert_with(|| problem.clone());
         }
+        problems.push(problem);
     }
 }
 
@@ -588,6 +590,7 @@ fn order_keys(
 }
 
 /// One release's claim on a `.Release.Name`.
+#[derive(Clone)]
 struct Claim {
     release_name: String,
     /// The release holding the claim is installed.
