@@ -8,14 +8,25 @@
 //! gives about a JWT it issued — a token works until it expires, while its ServiceAccount (and
 //! the Pod or Secret it is bound to, if any) still exists with the uid it was issued for, only
 //! for the API audience. Anything else gets the apiserver's bare 401 `Unauthorized`.
+//!
+//! Enabled, it also plays kube-controller-manager's token controller for legacy token Secrets
+//! (`type: kubernetes.io/service-account-token`, annotated `kubernetes.io/service-account.name`):
+//! it fills in `token`, `ca.crt` and `namespace`, and deletes such a Secret whose account does
+//! not exist (or is another account of that name); the token lives as long as the Secret.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use base64::Engine as _;
 use bytes::Bytes;
+use futures::StreamExt as _;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Full};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Resource as _, ResourceExt as _};
 use serde_json::{Value, json};
 
 use crate::api::{self, ResponseBody, Shared};
@@ -32,6 +43,13 @@ const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
 const MIN_EXPIRATION_SECONDS: i64 = 600;
 /// The longest lifetime the apiserver accepts (2^32 seconds).
 const MAX_EXPIRATION_SECONDS: i64 = 1 << 32;
+
+/// The Secret type the token controller fills in.
+const TOKEN_SECRET_TYPE: &str = "kubernetes.io/service-account-token";
+/// The annotation naming a token Secret's ServiceAccount.
+const ACCOUNT_NAME_ANNOTATION: &str = "kubernetes.io/service-account.name";
+/// The annotation the token controller records the account's uid in.
+const ACCOUNT_UID_ANNOTATION: &str = "kubernetes.io/service-account.uid";
 
 /// Who an authenticated request is from, as the apiserver names users.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +114,16 @@ pub struct Authenticator {
     admin_header: String,
     service_accounts: AtomicBool,
     issued: Mutex<HashMap<String, Issued>>,
+    /// What the token controller needs, taken when it starts.
+    controller: Mutex<Option<ControllerStart>>,
+}
+
+/// The token controller's inputs: the store, the CA it puts into Secrets, the runtime of the
+/// endpoint.
+struct ControllerStart {
+    shared: Arc<Shared>,
+    ca_pem: String,
+    runtime: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -147,17 +175,37 @@ fn lookup(shared: &Shared, plural: &str, namespace: &str, name: &str) -> ApiResu
 
 impl Authenticator {
     /// Accepts the admin token and client certificates; ServiceAccount tokens once enabled.
-    pub fn new(admin_token: &str) -> Self {
+    /// `ca_pem` is what token Secrets get as `ca.crt`. Call within the Tokio runtime the
+    /// token controller is to run on.
+    pub fn new(admin_token: &str, shared: Arc<Shared>, ca_pem: String) -> Self {
         Authenticator {
             admin_header: format!("Bearer {admin_token}"),
             service_accounts: AtomicBool::new(false),
             issued: Mutex::new(HashMap::new()),
+            controller: Mutex::new(Some(ControllerStart {
+                shared,
+                ca_pem,
+                runtime: tokio::runtime::Handle::current(),
+            })),
         }
     }
 
-    /// Serves TokenRequest and accepts the tokens it issues from now on.
-    pub fn enable_service_accounts(&self) {
+    /// Serves TokenRequest, starts the token controller and accepts the tokens they issue from
+    /// now on.
+    pub fn enable_service_accounts(self: &Arc<Self>) {
         self.service_accounts.store(true, Ordering::SeqCst);
+        let start = self
+            .controller
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(start) = start {
+            start.runtime.spawn(run_token_controller(
+                self.clone(),
+                start.shared,
+                start.ca_pem,
+            ));
+        }
     }
 
     fn issued(&self) -> std::sync::MutexGuard<'_, HashMap<String, Issued>> {
@@ -216,12 +264,12 @@ impl Authenticator {
                         .is_none_or(Value::is_null)
             })
         };
-        if !live("serviceaccounts", &name, &uid) {
-            return Err(unauthorized());
-        }
-        if let Some((plural, object, object_uid)) = bound
-            && !live(plural, &object, &object_uid)
-        {
+        let bound_alive = bound
+            .as_ref()
+            .is_none_or(|(plural, object, object_uid)| live(plural, object, object_uid));
+        if !bound_alive || !live("serviceaccounts", &name, &uid) {
+            // uids are never reused: the token can never work again.
+            self.issued().remove(token);
             return Err(unauthorized());
         }
         Ok(UserInfo::service_account(&namespace, &name, &uid))
@@ -435,9 +483,127 @@ fn bound_object(
     ))
 }
 
+/// A client of the store in process, for the token controller (as kube-controller-manager's
+/// is a client of the API server).
+fn in_process_client(shared: Arc<Shared>) -> kube::Client {
+    let service = tower::service_fn(move |req: Request<kube::client::Body>| {
+        let shared = shared.clone();
+        async move {
+            Ok::<_, std::convert::Infallible>(
+                crate::serve(shared, crate::WayIn::InProcess, req).await,
+            )
+        }
+    });
+    kube::Client::new(service, "default")
+}
+
+/// Watches token Secrets until the control plane shuts down, filling each in.
+async fn run_token_controller(auth: Arc<Authenticator>, shared: Arc<Shared>, ca_pem: String) {
+    let client = in_process_client(shared.clone());
+    let mut shutdown = shared.shutdown.subscribe();
+    let config = watcher::Config::default().fields(&format!("type={TOKEN_SECRET_TYPE}"));
+    let mut secrets = watcher(Api::<Secret>::all(client.clone()), config)
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    loop {
+        let next = tokio::select! {
+            next = secrets.next() => next,
+            _ = shutdown.changed() => return,
+        };
+        match next {
+            Some(Ok(secret)) => {
+                if let Err(e) = auth.fill_token_secret(&client, &secret, &ca_pem).await {
+                    tracing::warn!(
+                        secret = %secret.name_any(),
+                        namespace = secret.namespace().unwrap_or_default(),
+                        error = %e,
+                        "filling a ServiceAccount token Secret failed"
+                    );
+                }
+            }
+            Some(Err(e)) => tracing::debug!(error = %e, "token Secret watch interrupted"),
+            None => return,
+        }
+    }
+}
+
+impl Authenticator {
+    /// What kube-controller-manager does with a token Secret: delete it when its account does
+    /// not exist (or is not the account it was filled for), else give it a token, the CA and
+    /// the namespace once. A token already present is left alone, as the controller does; one
+    /// this endpoint did not issue does not authenticate.
+    async fn fill_token_secret(
+        self: &Arc<Self>,
+        client: &kube::Client,
+        secret: &Secret,
+        ca_pem: &str,
+    ) -> Result<(), kube::Error> {
+        if secret.meta().deletion_timestamp.is_some() {
+            return Ok(());
+        }
+        let (Some(namespace), Some(name), Some(secret_uid)) = (
+            secret.namespace(),
+            secret.meta().name.clone(),
+            secret.meta().uid.clone(),
+        ) else {
+            return Ok(());
+        };
+        let Some(account) = secret.annotations().get(ACCOUNT_NAME_ANNOTATION) else {
+            return Ok(());
+        };
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+        let account_uid = Api::<ServiceAccount>::namespaced(client.clone(), &namespace)
+            .get_opt(account)
+            .await?
+            .and_then(|a| a.metadata.uid);
+        let recorded_uid = secret.annotations().get(ACCOUNT_UID_ANNOTATION);
+        let Some(account_uid) = account_uid.filter(|uid| recorded_uid.is_none_or(|r| r == uid))
+        else {
+            return match secrets.delete(&name, &DeleteParams::default()).await {
+                Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+        };
+        if secret
+            .data
+            .as_ref()
+            .is_some_and(|data| data.contains_key("token"))
+        {
+            return Ok(());
+        }
+        let token = random_token();
+        self.issued().insert(
+            token.clone(),
+            Issued {
+                namespace: namespace.clone(),
+                name: account.clone(),
+                uid: account_uid.clone(),
+                audiences: vec![API_AUDIENCE.to_string()],
+                // Legacy tokens do not expire; they die with their Secret.
+                expires: jiff::Timestamp::MAX,
+                bound: Some(BoundObject {
+                    plural: "secrets",
+                    name: name.clone(),
+                    uid: secret_uid,
+                }),
+            },
+        );
+        let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        let patch = json!({
+            "metadata": { "annotations": { ACCOUNT_UID_ANNOTATION: account_uid } },
+            "data": { "token": b64(&token), "ca.crt": b64(ca_pem), "namespace": b64(&namespace) },
+        });
+        secrets
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+}
+
 /// 256 random bits, URL-safe base64: unguessable, and safe in a header or a file.
 fn random_token() -> String {
-    use base64::Engine as _;
     let bytes: [u8; 32] = rand::random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

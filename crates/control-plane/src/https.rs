@@ -55,9 +55,10 @@ impl Endpoint {
     }
 
     /// Serves TokenRequest (`POST /api/v1/namespaces/NS/serviceaccounts/NAME/token`, as
-    /// `kubectl create token` sends it) and accepts the tokens it issues as those
-    /// ServiceAccounts, until they expire or the account is deleted (see the `auth` module).
-    /// Off by default: until then only the admin is let in.
+    /// `kubectl create token` sends it), fills in legacy token Secrets
+    /// (`kubernetes.io/service-account-token`) as kube-controller-manager does, and accepts
+    /// those tokens as their ServiceAccounts, until they expire or the account (or the Secret)
+    /// is deleted (see the `auth` module). Off by default: until then only the admin is let in.
     pub fn enable_service_account_tokens(&self) {
         self.auth.enable_service_accounts();
     }
@@ -188,7 +189,11 @@ pub async fn serve(
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let token = uuid::Uuid::new_v4().simple().to_string();
-    let auth = Arc::new(Authenticator::new(&token));
+    let auth = Arc::new(Authenticator::new(
+        &token,
+        shared.clone(),
+        certs.ca_pem.clone(),
+    ));
     let endpoint = Endpoint {
         url: format!("https://{local}"),
         addr: local,

@@ -312,3 +312,88 @@ async fn kubectl_create_token_gets_a_working_token() {
     let robot = client_with_token(&endpoint, token.trim()).await;
     assert_eq!(status_of_list(robot).await, 200);
 }
+
+/// Waits for the token controller to act on Secret `name`: `Some` once it holds a token,
+/// `None` once it is gone.
+async fn settled_token_secret(cp: &ControlPlane, name: &str) -> Option<Secret> {
+    let secrets: Api<Secret> = Api::namespaced(cp.client(), "default");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match secrets.get_opt(name).await.unwrap() {
+            None => return None,
+            Some(secret)
+                if secret
+                    .data
+                    .as_ref()
+                    .is_some_and(|d| d.contains_key("token")) =>
+            {
+                return Some(secret);
+            }
+            Some(_) => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the token controller did not fill in or delete Secret {name} within 10s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn create_token_secret(cp: &ControlPlane, name: &str, account: &str) {
+    Api::<Secret>::namespaced(cp.client(), "default")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {
+                    "name": name,
+                    "annotations": {"kubernetes.io/service-account.name": account},
+                },
+                "type": "kubernetes.io/service-account-token",
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_legacy_token_secret_gets_a_token_that_lives_as_long_as_the_secret() {
+    let (cp, endpoint) = endpoint(true).await;
+    let account = create_account(&cp, "default", "robot").await;
+    create_token_secret(&cp, "robot-token", "robot").await;
+    let secret = settled_token_secret(&cp, "robot-token")
+        .await
+        .expect("the Secret of an existing account is kept");
+    let data = secret.data.unwrap();
+    assert_eq!(data["namespace"].0, b"default");
+    assert_eq!(data["ca.crt"].0, endpoint.ca_pem().as_bytes());
+    assert_eq!(
+        secret.metadata.annotations.unwrap()["kubernetes.io/service-account.uid"],
+        account.metadata.uid.unwrap()
+    );
+
+    let token = String::from_utf8(data["token"].0.clone()).unwrap();
+    let robot = client_with_token(&endpoint, &token).await;
+    assert_eq!(status_of_list(robot.clone()).await, 200);
+    Api::<Secret>::namespaced(cp.client(), "default")
+        .delete("robot-token", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(status_of_list(robot).await, 401);
+
+    // A token Secret of an account that does not exist is deleted, as the token controller does.
+    create_token_secret(&cp, "ghost-token", "ghost").await;
+    assert!(settled_token_secret(&cp, "ghost-token").await.is_none());
+}
+
+#[tokio::test]
+async fn legacy_token_secrets_are_left_alone_unless_enabled() {
+    let (cp, _endpoint) = endpoint(false).await;
+    create_token_secret(&cp, "ghost-token", "ghost").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let secret = Api::<Secret>::namespaced(cp.client(), "default")
+        .get("ghost-token")
+        .await
+        .unwrap();
+    assert!(secret.data.is_none_or(|d| d.is_empty()));
+}
