@@ -520,6 +520,8 @@ async fn resource_request(
         *r.method_mut() = req.method().clone();
         *r.uri_mut() = req.uri().clone();
         *r.headers_mut() = req.headers().clone();
+        // Who sent it (auth::UserInfo) and the client tag travel in the extensions.
+        *r.extensions_mut() = req.extensions().clone();
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -789,8 +791,9 @@ fn write_response(
     )
 }
 
-/// A review resource's answer to `create`: the review with its status, for a local admin who
-/// may do anything (this control plane does no authorization). Nothing is stored.
+/// A review resource's answer to `create`: the review with its status. Access reviews are
+/// allowed (this control plane does no authorization), a SelfSubjectReview names the
+/// authenticated user. Nothing is stored.
 fn review(
     t: &ResourceType,
     verb: Verb,
@@ -816,10 +819,19 @@ fn review(
     obj["apiVersion"] = json!(t.api_version(version));
     obj["kind"] = json!(t.kind);
     obj["status"] = match t.kind.as_str() {
-        "SelfSubjectReview" => json!({"userInfo": {
-            "username": "upstart-admin",
-            "groups": ["system:masters", "system:authenticated"],
-        }}),
+        "SelfSubjectReview" => {
+            // The HTTPS endpoint authenticated the request; in process it is the admin's.
+            let user = req
+                .extensions()
+                .get::<crate::auth::UserInfo>()
+                .cloned()
+                .unwrap_or_else(crate::auth::UserInfo::admin);
+            let mut info = json!({"username": user.username, "groups": user.groups});
+            if !user.uid.is_empty() {
+                info["uid"] = json!(user.uid);
+            }
+            json!({ "userInfo": info })
+        }
         "SelfSubjectRulesReview" => json!({
             "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
             "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
@@ -827,7 +839,7 @@ fn review(
         }),
         _ => json!({
             "allowed": true,
-            "reason": "the local control plane allows every request of its admin",
+            "reason": "the local control plane does no authorization: every request is allowed",
         }),
     };
     Ok(json_response(201, &obj))

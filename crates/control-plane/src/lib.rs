@@ -26,18 +26,24 @@
 //!
 //! - Discovery: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/{group}[/{version}]` for core/v1,
 //!   apps/v1, batch/v1, networking.k8s.io/v1, rbac.authorization.k8s.io/v1, policy/v1,
-//!   coordination.k8s.io/v1, events.k8s.io/v1, apiextensions.k8s.io/v1, autoscaling/v2,
-//!   storage.k8s.io/v1, scheduling.k8s.io/v1, and CRDs as soon as they are created (status
+//!   coordination.k8s.io/v1, events.k8s.io/v1, apiextensions.k8s.io/v1, autoscaling/v2 and v1
+//!   (stored as v2), storage.k8s.io/v1, scheduling.k8s.io/v1, node.k8s.io/v1,
+//!   apiregistration.k8s.io/v1, certificates.k8s.io/v1, the access and self-subject reviews
+//!   (create only, every access allowed), and CRDs as soon as they are created (status
 //!   and scale subresources, printer columns, Established/NamesAccepted conditions; a CRD
 //!   without a structural schema is refused with 422). Aggregated discovery is answered with
 //!   the legacy documents, which clients fall back to; `/openapi/v3` describes the resources
-//!   (CRD schemas included) so kubectl validates on the server.
+//!   (the built-in kinds' k8s-openapi schemas for `kubectl explain`, CRD schemas) so kubectl
+//!   validates on the server.
 //! - Reads: get; list with label selectors (equality and set based), field selectors
 //!   (`metadata.name`, `metadata.namespace`, the documented per-kind fields and CRD
-//!   `selectableFields`), `limit`/`continue`; Table output for `kubectl get`.
+//!   `selectableFields`), `limit`/`continue`; Table output for `kubectl get` (with the
+//!   `-o wide` columns).
 //! - Watch: from a resourceVersion (replayed from a bounded history; older versions get a 410
 //!   `Expired` ERROR event), from now with the current state as ADDED events, bookmarks,
 //!   `sendInitialEvents`, `timeoutSeconds`, selector transitions seen as ADDED/DELETED.
+//! - Bodies in JSON, YAML or, for built-in kinds, protobuf (one generic decoder, see
+//!   `protobuf.rs`).
 //! - Writes: create (`generateName`, uid, timestamps, generation), update (409 on a stale
 //!   resourceVersion), merge / JSON / strategic merge patch (415 for custom resources),
 //!   server-side apply with managedFields, conflicts and `force`; status and scale
@@ -55,9 +61,7 @@
 //!
 //! # What it knowingly does not do
 //!
-//! - Protobuf bodies except Namespaces, ConfigMaps, Secrets and ServiceAccounts (others are
-//!   answered 415, so e.g. `kubectl create deployment` fails while `kubectl apply` works),
-//!   protobuf or CBOR answers (always JSON), HTTP/2, authorization/RBAC,
+//! - Protobuf or CBOR answers (always JSON), `/openapi/v2`, HTTP/2, authorization/RBAC,
 //!   admission webhooks, aggregated APIs, conversion webhooks (all served versions of a CRD
 //!   share storage, as with conversion strategy `None`).
 //! - Validation of built-in kinds beyond the above (required fields, enums, formats are not

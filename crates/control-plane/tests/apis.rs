@@ -338,3 +338,70 @@ async fn openapi_v3_describes_built_in_kinds_for_kubectl_explain() {
     );
     assert!(schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"].is_object());
 }
+
+/// A ServiceAccount's token is a different user: `kubectl auth whoami` names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_subject_review_names_the_service_account_a_token_belongs_to() {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::api::{Api, PostParams};
+
+    let cp = control_plane();
+    let endpoint = cp
+        .serve_https("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    endpoint.enable_service_account_tokens();
+    let accounts: Api<ServiceAccount> = Api::namespaced(cp.client(), "default");
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "robot"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let admin = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::from_yaml(&endpoint.kubeconfig_yaml()).unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let issued = Api::<ServiceAccount>::namespaced(admin, "default")
+        .create_token_request(
+            "robot",
+            &PostParams::default(),
+            &TokenRequest {
+                spec: TokenRequestSpec::default(),
+                ..TokenRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let token = issued.status.unwrap().token;
+    let kubeconfig = endpoint.kubeconfig_yaml().replace(endpoint.token(), &token);
+    let robot = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::from_yaml(&kubeconfig).unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let out = send(
+        &robot,
+        post(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out["status"]["userInfo"]["username"],
+        "system:serviceaccount:default:robot"
+    );
+}
