@@ -28,6 +28,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -57,6 +58,9 @@ use crate::error::Error;
 /// The namespace every scenario's releases live in.
 pub const NAMESPACE: &str = "crash";
 
+/// The environment's service in [`Scenario::EnvironmentTeardown`].
+const SERVICE: &str = "svc";
+
 /// The client tag prefix of every operator generation (`operator-<generation>-<operator>`).
 const OPERATOR_TAG: &str = "operator-";
 
@@ -78,16 +82,26 @@ pub enum Scenario {
     /// value in its spec) and must reach `b`'s Deployment. Crashed from the first write after
     /// the rotation; each release upgrades once, so its migration runs twice in the run.
     OutputRotation,
+    /// An UpstartEnvironment `crash` (namespace `crash`) with one inline service holding `a` ←
+    /// `b` of the chain (HelmReleases `svc-a`, `svc-b`), Ready and quiet first; then its ttl is
+    /// cut to 1s, so it expires and tears itself down: everything must be gone. Runs the three
+    /// operators; crashed from the first write after the ttl edit.
+    EnvironmentTeardown,
 }
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 2] = [Scenario::Chain, Scenario::OutputRotation];
+    pub const ALL: [Scenario; 3] = [
+        Scenario::Chain,
+        Scenario::OutputRotation,
+        Scenario::EnvironmentTeardown,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Chain => "chain",
             Scenario::OutputRotation => "output-rotation",
+            Scenario::EnvironmentTeardown => "environment-teardown",
         }
     }
 
@@ -100,15 +114,43 @@ impl Scenario {
     fn releases(self) -> &'static [(&'static str, Option<&'static str>)] {
         match self {
             Scenario::Chain => &[("a", None), ("b", Some("a")), ("c", Some("b"))],
-            Scenario::OutputRotation => &[("a", None), ("b", Some("a"))],
+            Scenario::OutputRotation | Scenario::EnvironmentTeardown => {
+                &[("a", None), ("b", Some("a"))]
+            }
         }
+    }
+
+    /// The name of the HelmRelease object of release `key` (its `.Release.Name` is `key`).
+    fn release_object(self, key: &str) -> String {
+        match self {
+            Scenario::Chain | Scenario::OutputRotation => key.to_owned(),
+            Scenario::EnvironmentTeardown => format!("{SERVICE}-{key}"),
+        }
+    }
+
+    /// Whether the scenario runs the UpstartService and UpstartEnvironment operators besides
+    /// the HelmRelease one.
+    fn all_operators(self) -> bool {
+        self == Scenario::EnvironmentTeardown
+    }
+
+    /// Writes outside the releases' namespace the scenario's operators are expected to make:
+    /// the environment, its namespace and the Events about them (in `default`, as for every
+    /// cluster-scoped object).
+    fn may_write_outside(self, r: &LoggedRequest) -> bool {
+        self == Scenario::EnvironmentTeardown
+            && (r.resource == "upstartenvironments"
+                // A create names its object in the body only: the log cannot tell which.
+                || (r.resource == "namespaces"
+                    && (r.name == NAMESPACE || r.verb == Some(Verb::Create)))
+                || (r.resource == "events" && r.namespace == "default"))
     }
 
     /// The hooks each release runs, with how many times each is created in a run: (resource
     /// plural, object name, creations).
     fn hooks(self, release: &str) -> Vec<(&'static str, String, usize)> {
         let upgrades = match self {
-            Scenario::Chain => 0,
+            Scenario::Chain | Scenario::EnvironmentTeardown => 0,
             Scenario::OutputRotation => 1,
         };
         vec![
@@ -363,6 +405,8 @@ struct Rig {
     all_tokens: Mutex<Vec<String>>,
     /// Makes each token of the run unique.
     salt: u128,
+    /// Set once the environment's ttl was cut: from then on settled means gone.
+    expired: std::sync::atomic::AtomicBool,
     /// The resourceVersion at which each release was first seen Ready.
     first_ready: Arc<Mutex<HashMap<String, u64>>>,
     observer: tokio::task::JoinHandle<()>,
@@ -383,11 +427,20 @@ impl Rig {
                 .await
                 .map_err(Error::kube("installing the Upstart CRDs"))?;
         }
-        let namespace: Namespace = from_json(json!({"metadata": {"name": NAMESPACE}}))?;
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-            .map_err(Error::kube(format!("creating namespace {NAMESPACE}")))?;
+        // The environment creates its namespace; the others are given theirs. The catalog
+        // namespace exists as the operators' chart makes it.
+        let catalog = upstart_api::names::DEFAULT_CATALOG_NAMESPACE;
+        let namespaces: &[&str] = match scenario {
+            Scenario::EnvironmentTeardown => &[catalog],
+            Scenario::Chain | Scenario::OutputRotation => &[NAMESPACE],
+        };
+        for name in namespaces {
+            let namespace: Namespace = from_json(json!({"metadata": {"name": name}}))?;
+            Api::<Namespace>::all(client.clone())
+                .create(&PostParams::default(), &namespace)
+                .await
+                .map_err(Error::kube(format!("creating namespace {name}")))?;
+        }
         let simulator = Simulator::new(cp.client_tagged("simulator"), Default::default()).spawn();
         let dir = tempfile::tempdir().map_err(|e| Error::Unexpected {
             what: "a temporary folder for the charts".into(),
@@ -423,6 +476,7 @@ impl Rig {
             tokens: Mutex::new(tokens),
             all_tokens: Mutex::new(all_tokens),
             salt,
+            expired: std::sync::atomic::AtomicBool::new(false),
             first_ready,
             observer,
         })
@@ -528,6 +582,13 @@ impl Rig {
                     .await
                     .map_err(|seen| format!("before the rotation: {seen}")))
             }
+            Scenario::EnvironmentTeardown => {
+                self.apply_environment().await?;
+                Ok(self
+                    .wait_quiet(options)
+                    .await
+                    .map_err(|seen| format!("before the ttl was cut: {seen}")))
+            }
         }
     }
 
@@ -549,23 +610,77 @@ impl Rig {
                     .map_err(Error::kube("rotating the token of HelmRelease a"))?;
                 Ok(())
             }
+            Scenario::EnvironmentTeardown => {
+                self.expired
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                // Older than a second already: it expires at once.
+                Api::<upstart_api::v1alpha1::UpstartEnvironment>::all(self.client.clone())
+                    .patch(
+                        NAMESPACE,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"spec": {"ttl": "1s"}})),
+                    )
+                    .await
+                    .map_err(Error::kube("cutting the ttl of UpstartEnvironment crash"))?;
+                Ok(())
+            }
         }
+    }
+
+    /// The release specs of the scenario (key, spec): each with its token and its dependency's
+    /// output.
+    fn release_specs(&self) -> Vec<(&'static str, Value)> {
+        self.scenario
+            .releases()
+            .iter()
+            .map(|(name, dependency)| {
+                let mut spec = json!({
+                    "chart": "test/tier",
+                    "version": "0.1.0",
+                    "values": {"token": self.token(name)},
+                    "outputsFrom": [{"secretRef": {"name": format!("{name}-out")}}],
+                });
+                if let Some(dependency) = dependency {
+                    spec["dependencies"] = json!([{"name": dependency}]);
+                    spec["values"]["upstream"] = json!(format!("<< {dependency}.outputs.TOKEN >>"));
+                }
+                (*name, spec)
+            })
+            .collect()
+    }
+
+    /// Applies the UpstartEnvironment `crash`: a ttl of an hour, one inline service with the
+    /// scenario's releases.
+    async fn apply_environment(&self) -> Result<(), Error> {
+        let releases: serde_json::Map<String, Value> = self
+            .release_specs()
+            .into_iter()
+            .map(|(key, spec)| (key.to_owned(), spec))
+            .collect();
+        let environment: upstart_api::v1alpha1::UpstartEnvironment = from_json(json!({
+            "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+            "kind": "UpstartEnvironment",
+            "metadata": {"name": NAMESPACE},
+            "spec": {
+                "ttl": "1h",
+                "services": [{"name": SERVICE, "spec": {"helmReleases": releases}}],
+            },
+        }))?;
+        Api::<upstart_api::v1alpha1::UpstartEnvironment>::all(self.client.clone())
+            .patch(
+                NAMESPACE,
+                &PatchParams::apply("crash-harness"),
+                &Patch::Apply(&environment),
+            )
+            .await
+            .map_err(Error::kube("applying UpstartEnvironment crash"))?;
+        Ok(())
     }
 
     /// Applies the scenario's HelmReleases, each with its token and its dependency's output.
     async fn apply_releases(&self) -> Result<(), Error> {
         let api = self.releases();
-        for (name, dependency) in self.scenario.releases() {
-            let mut spec = json!({
-                "chart": "test/tier",
-                "version": "0.1.0",
-                "values": {"token": self.token(name)},
-                "outputsFrom": [{"secretRef": {"name": format!("{name}-out")}}],
-            });
-            if let Some(dependency) = dependency {
-                spec["dependencies"] = json!([{"name": dependency}]);
-                spec["values"]["upstream"] = json!(format!("<< {dependency}.outputs.TOKEN >>"));
-            }
+        for (name, spec) in self.release_specs() {
             let release: HelmRelease = from_json(json!({
                 "apiVersion": "upstartoperators.upstart.com/v1alpha1",
                 "kind": "HelmRelease",
@@ -620,9 +735,28 @@ impl Rig {
 
     /// Whether everything is Ready and wired; the error says what is not.
     async fn settled(&self) -> Result<(), String> {
+        if self.expired.load(std::sync::atomic::Ordering::Relaxed) {
+            return self.gone().await;
+        }
+        if self.scenario == Scenario::EnvironmentTeardown {
+            let environment =
+                Api::<upstart_api::v1alpha1::UpstartEnvironment>::all(self.client.clone())
+                    .get_opt(NAMESPACE)
+                    .await
+                    .map_err(|e| format!("reading UpstartEnvironment {NAMESPACE}: {e}"))?
+                    .ok_or_else(|| format!("UpstartEnvironment {NAMESPACE} does not exist"))?;
+            let ready = environment.status.as_ref().is_some_and(|s| {
+                is_ready_for_generation(&s.conditions, environment.metadata.generation)
+            });
+            if !ready {
+                return Err(format!("UpstartEnvironment {NAMESPACE} is not Ready"));
+            }
+        }
         let api = self.releases();
         let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), NAMESPACE);
-        for (name, dependency) in self.scenario.releases() {
+        for (key, dependency) in self.scenario.releases() {
+            let name = self.scenario.release_object(key);
+            let name = name.as_str();
             let release = api
                 .get_opt(name)
                 .await
@@ -643,16 +777,51 @@ impl Rig {
             }
             if let Some(dependency) = dependency {
                 let deployment = deployments
-                    .get_opt(name)
+                    .get_opt(key)
                     .await
-                    .map_err(|e| format!("reading Deployment {name}: {e}"))?
-                    .ok_or_else(|| format!("Deployment {name} does not exist"))?;
+                    .map_err(|e| format!("reading Deployment {key}: {e}"))?
+                    .ok_or_else(|| format!("Deployment {key} does not exist"))?;
                 if upstream(&deployment) != Some(self.token(dependency)) {
                     return Err(format!(
-                        "Deployment {name} does not hold the current output of {dependency}"
+                        "Deployment {key} does not hold the current output of {dependency}"
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Whether the environment, its namespace, its services and its releases are gone.
+    async fn gone(&self) -> Result<(), String> {
+        let environment =
+            Api::<upstart_api::v1alpha1::UpstartEnvironment>::all(self.client.clone())
+                .get_opt(NAMESPACE)
+                .await
+                .map_err(|e| format!("reading UpstartEnvironment {NAMESPACE}: {e}"))?;
+        if let Some(environment) = environment {
+            return Err(format!(
+                "UpstartEnvironment {NAMESPACE} still exists (finalizers {:?})",
+                environment.finalizers()
+            ));
+        }
+        let namespace = Api::<Namespace>::all(self.client.clone())
+            .get_opt(NAMESPACE)
+            .await
+            .map_err(|e| format!("reading namespace {NAMESPACE}: {e}"))?;
+        if namespace.is_some() {
+            return Err(format!("namespace {NAMESPACE} still exists"));
+        }
+        let releases = Api::<HelmRelease>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| format!("listing HelmReleases: {e}"))?;
+        if let Some(release) = releases.items.first() {
+            return Err(format!(
+                "HelmRelease {}/{} still exists (finalizers {:?})",
+                release.namespace().unwrap_or_default(),
+                release.name_any(),
+                release.finalizers()
+            ));
         }
         Ok(())
     }
@@ -680,11 +849,13 @@ impl Rig {
             .list(&ListParams::default())
             .await
             .map_err(Error::kube("listing the HelmReleases"))?;
-        for release in &releases.items {
-            let name = release.name_any();
+        for key in self.scenario.releases().iter().map(|(key, _)| key) {
+            // A release gone (torn down) has an empty inventory: nothing may keep its label.
+            let name = self.scenario.release_object(key);
+            let release = releases.items.iter().find(|r| r.name_any() == name);
             let inventory: BTreeSet<String> = release
-                .status
-                .iter()
+                .and_then(|r| r.status.as_ref())
+                .into_iter()
                 .flat_map(|s| &s.inventory)
                 .map(|e| {
                     format!(
@@ -730,6 +901,25 @@ impl Rig {
                         release.name_any()
                     ),
                 );
+            }
+        }
+        for (kind, objects) in [
+            (
+                "UpstartService",
+                list_json::<upstart_api::v1alpha1::UpstartService>(&self.client).await?,
+            ),
+            (
+                "UpstartEnvironment",
+                list_json::<upstart_api::v1alpha1::UpstartEnvironment>(&self.client).await?,
+            ),
+        ] {
+            for (name, text) in objects {
+                if secrets.iter().any(|s| text.contains(s.as_str())) {
+                    add(
+                        Invariant::OutputsHidden,
+                        format!("the status of {kind} {name} holds an output value"),
+                    );
+                }
             }
         }
         let events: Api<Event> = Api::all(self.client.clone());
@@ -808,19 +998,16 @@ struct Generation {
 }
 
 impl Generation {
-    fn start(rig: &Rig, generation: u32) -> Result<Generation, Error> {
+    fn start(rig: &Rig, number: u32) -> Result<Generation, Error> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .thread_name(format!("operator-{generation}"))
+            .thread_name(format!("operator-{number}"))
             .enable_all()
             .build()
             .map_err(|e| unexpected("starting the operators' runtime", e))?;
-        let failure = Arc::new(Mutex::new(None));
-        // The client's buffer task runs on the runtime it is created in: the operators' own.
-        let client = {
-            let _entered = runtime.enter();
-            rig.cp
-                .client_tagged(&format!("{OPERATOR_TAG}{generation}-helmrelease"))
+        let generation = Generation {
+            runtime: Some(runtime),
+            failure: Arc::new(Mutex::new(None)),
         };
         let repositories = RepositoryConfig::from_yaml(&format!(
             "repositories: {{test: {{url: \"{}\"}}}}",
@@ -831,36 +1018,67 @@ impl Generation {
             helm_path: rig.helm.clone(),
             repositories,
             // A restarted pod starts with an empty cache.
-            cache_dir: rig.dir.path().join(format!("cache-{generation}")),
+            cache_dir: rig.dir.path().join(format!("cache-{number}")),
             teardown_timeout: Duration::from_secs(60),
             ..Default::default()
         };
-        let op = upstart_operator_runtime::OperatorContext::new(
-            "upstart-helmrelease-operator",
-            client,
-            CommonArgs::default(),
-        );
-        let failed = failure.clone();
-        runtime.spawn(async move {
-            let result = upstart_operator_runtime::run(
-                op,
-                RunOptions::in_process(),
-                Shutdown::new(),
-                |op, shutdown| upstart_helmrelease_operator::controller::run(op, config, shutdown),
-            )
-            .await;
-            let message = match result {
-                Ok(()) => "the HelmRelease operator stopped on its own".to_owned(),
-                Err(e) => format!("the HelmRelease operator failed: {e}"),
-            };
-            *failed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(message);
+        generation.spawn(rig, number, "helmrelease", move |op, shutdown| {
+            upstart_helmrelease_operator::controller::run(op, config, shutdown)
         });
-        Ok(Generation {
-            runtime: Some(runtime),
-            failure,
-        })
+        if rig.scenario.all_operators() {
+            let catalog_namespace = upstart_api::names::DEFAULT_CATALOG_NAMESPACE.to_owned();
+            #[allow(
+                clippy::needless_update,
+                reason = "settings the operator adds later keep their defaults"
+            )]
+            let service = upstart_service_operator::controller::Config {
+                catalog_namespace: catalog_namespace.clone(),
+                ..Default::default()
+            };
+            generation.spawn(rig, number, "upstartservice", move |op, shutdown| {
+                upstart_service_operator::controller::run(op, service, shutdown)
+            });
+            let environment = upstart_environment_operator::controller::Config {
+                catalog_namespace,
+                teardown_timeout: Duration::from_secs(60),
+            };
+            generation.spawn(rig, number, "upstartenvironment", move |op, shutdown| {
+                upstart_environment_operator::controller::run(op, environment, shutdown)
+            });
+        }
+        Ok(generation)
+    }
+
+    /// Runs one operator (`name`) of generation `number` on its runtime, on a client tagged
+    /// `operator-<number>-<name>`; an end of its own is recorded as the generation's failure.
+    fn spawn<F, Fut, E>(&self, rig: &Rig, number: u32, name: &'static str, work: F)
+    where
+        F: FnOnce(upstart_operator_runtime::OperatorContext, Shutdown) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+    {
+        let Some(runtime) = &self.runtime else {
+            return;
+        };
+        // The client's buffer task runs on the runtime it is created in: the operators' own.
+        let client = {
+            let _entered = runtime.enter();
+            rig.cp
+                .client_tagged(&format!("{OPERATOR_TAG}{number}-{name}"))
+        };
+        let op =
+            upstart_operator_runtime::OperatorContext::new(name, client, CommonArgs::default());
+        let failed = self.failure.clone();
+        runtime.spawn(async move {
+            let result =
+                upstart_operator_runtime::run(op, RunOptions::in_process(), Shutdown::new(), work)
+                    .await;
+            let message = match result {
+                Ok(()) => format!("the {name} operator stopped on its own"),
+                Err(e) => format!("the {name} operator failed: {e}"),
+            };
+            lock(&failed).get_or_insert(message);
+        });
     }
 
     /// Why an operator of this generation ended, if one did.
@@ -949,7 +1167,10 @@ fn log_violations(
             }
         }
     }
-    for r in operator_writes.iter().filter(|r| r.namespace != NAMESPACE) {
+    for r in operator_writes
+        .iter()
+        .filter(|r| r.namespace != NAMESPACE && !scenario.may_write_outside(r))
+    {
         add(Invariant::ConfinedToNamespace, describe(r));
     }
     for (name, dependency) in scenario.releases() {
@@ -966,7 +1187,7 @@ fn log_violations(
         let Some(first) = first else {
             continue;
         };
-        match first_ready.get(*dependency) {
+        match first_ready.get(&scenario.release_object(dependency)) {
             // The write's own resourceVersion is at most the one logged with it, and is not the
             // Ready one: logged at or before Ready means written before it.
             Some(ready) if first.resource_version > *ready => {}
@@ -1102,6 +1323,29 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Each object of kind `K` in every namespace: its name and its status as JSON text.
+async fn list_json<K>(client: &Client) -> Result<Vec<(String, String)>, Error>
+where
+    K: Resource + Clone + DeserializeOwned + fmt::Debug + serde::Serialize,
+    K::DynamicType: Default,
+{
+    let list = Api::<K>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::kube("listing the Upstart objects"))?;
+    Ok(list
+        .items
+        .iter()
+        .map(|o| {
+            let status = serde_json::to_value(o)
+                .ok()
+                .and_then(|v| v.get("status").map(Value::to_string))
+                .unwrap_or_default();
+            (o.name_any(), status)
+        })
+        .collect())
+}
+
 fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
     serde_json::from_value(value).map_err(|e| unexpected("building an object of the scenario", e))
 }
@@ -1116,7 +1360,7 @@ fn unexpected(what: &str, e: impl fmt::Display) -> Error {
 /// The charts of `scenario`, written under `root`.
 fn write_charts(scenario: Scenario, root: &Path) -> Result<(), Error> {
     let files: &[(&str, &str)] = match scenario {
-        Scenario::Chain | Scenario::OutputRotation => &[
+        Scenario::Chain | Scenario::OutputRotation | Scenario::EnvironmentTeardown => &[
             (
                 "tier/Chart.yaml",
                 "apiVersion: v2\nname: tier\nversion: 0.1.0\n",

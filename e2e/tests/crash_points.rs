@@ -43,3 +43,9 @@ async fn output_rotation_survives_crashes_at_a_sample_of_its_writes()
 -> Result<(), upstart_e2e::Error> {
     sample(Scenario::OutputRotation, 5).await.map(drop)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_teardown_survives_crashes_at_a_sample_of_its_writes()
+-> Result<(), upstart_e2e::Error> {
+    sample(Scenario::EnvironmentTeardown, 5).await.map(drop)
+}
