@@ -333,6 +333,10 @@ pub fn hook_outcome(live: &Value) -> Option<HookOutcome> {
 /// A render, checked and ordered: what to apply, in which order, and the hooks around it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
+    /// CRDs from a chart's (or subchart's) `crds/` directory. As Helm treats them: created
+    /// before anything else when missing, never updated, never pruned and never deleted, so
+    /// they are not part of the inventory. (A CRD in `templates/` is an ordinary resource.)
+    pub crds: Vec<ManifestObject>,
     /// The release's objects in install order (CRDs, Namespaces, then Helm's order by kind,
     /// unknown kinds last, alphabetically by kind; equal kinds keep their rendered order).
     pub resources: Vec<ManifestObject>,
@@ -360,8 +364,9 @@ impl Plan {
     /// hooks), for status `appliedDigest`.
     pub fn digest(&self) -> String {
         let objects = self
-            .resources
+            .crds
             .iter()
+            .chain(&self.resources)
             .chain(self.hooks.iter().map(|h| &h.object))
             .map(|o| o.object.clone())
             .collect();
@@ -377,6 +382,7 @@ pub fn plan(manifest: &str, scope: &ReleaseScope<'_>, limits: &Limits) -> Result
     let release_label = scope.release_label_value();
 
     let mut seen = HashSet::new();
+    let mut crds = Vec::new();
     let mut resources = Vec::new();
     let mut hooks = Vec::new();
     for doc in documents {
@@ -385,6 +391,12 @@ pub fn plan(manifest: &str, scope: &ReleaseScope<'_>, limits: &Limits) -> Result
             return Err(Error::DuplicateObject {
                 object: object.display_name(),
             });
+        }
+        if object.entry.kind == "CustomResourceDefinition"
+            && object.source.as_deref().is_some_and(is_in_crds_directory)
+        {
+            crds.push(object);
+            continue;
         }
         match hook_annotation(&object.object) {
             None => resources.push(object),
@@ -406,7 +418,32 @@ pub fn plan(manifest: &str, scope: &ReleaseScope<'_>, limits: &Limits) -> Result
                     .cmp(&install_order_key(&b.object.entry.kind))
             })
     });
-    Ok(Plan { resources, hooks })
+    Ok(Plan {
+        crds,
+        resources,
+        hooks,
+    })
+}
+
+/// Whether Helm's `# Source:` path names a file of a chart's `crds/` directory: the chart's
+/// own (`mychart/crds/x.yaml`) or a subchart's (`mychart/charts/sub/crds/x.yaml`, at any depth).
+pub fn is_in_crds_directory(source: &str) -> bool {
+    let mut rest = match source.split_once('/') {
+        Some((_chart, rest)) => rest,
+        None => return false,
+    };
+    loop {
+        if rest.starts_with("crds/") {
+            return true;
+        }
+        match rest
+            .strip_prefix("charts/")
+            .and_then(|sub| sub.split_once('/'))
+        {
+            Some((_subchart, inner)) => rest = inner,
+            None => return false,
+        }
+    }
 }
 
 /// One rendered document before checks (no `Debug`: it may hold values).

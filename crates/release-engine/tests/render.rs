@@ -127,26 +127,24 @@ async fn a_chart_renders_and_plans_in_install_order_with_hooks_apart() {
         is_namespaced: &discovery,
     };
     let plan = plan(&rendered.manifest, &scope, &Limits::default()).expect("plans");
+    // The chart's crds/ CRD is apart, as Helm keeps it: created first, never in the inventory.
+    let crds: Vec<String> = plan.crds.iter().map(|o| o.display_name()).collect();
+    assert_eq!(crds, ["CustomResourceDefinition/widgets.example.com"]);
     let order: Vec<String> = plan.resources.iter().map(|o| o.display_name()).collect();
     assert_eq!(
         order,
-        [
-            "CustomResourceDefinition/widgets.example.com",
-            "ConfigMap/web-config",
-            "Service/web",
-            "Deployment/web",
-        ]
+        ["ConfigMap/web-config", "Service/web", "Deployment/web",]
     );
-    let service = &plan.resources[2];
+    let service = &plan.resources[1];
     assert_eq!(service.entry.namespace.as_deref(), Some("pr-1234"));
     assert_eq!(
         service.source.as_deref(),
         Some("app/templates/service.yaml")
     );
-    let config = &plan.resources[1].object;
+    let config = &plan.resources[0].object;
     assert_eq!(config["data"]["greeting"], "hi there");
     assert_eq!(config["data"]["install"], "true");
-    let deployment = &plan.resources[3].object;
+    let deployment = &plan.resources[2].object;
     assert_eq!(
         deployment["metadata"]["labels"]["app.kubernetes.io/managed-by"],
         "upstart"
@@ -162,7 +160,7 @@ async fn a_chart_renders_and_plans_in_install_order_with_hooks_apart() {
     assert_eq!(hook.object.display_name(), "Job/web-seed");
     assert_eq!(hook.weight, 5);
     assert!(hook.has_policy(HookDeletePolicy::HookSucceeded));
-    assert_eq!(plan.inventory().len(), 4);
+    assert_eq!(plan.inventory().len(), 3);
 }
 
 #[tokio::test]

@@ -110,10 +110,16 @@ pub struct Cluster {
     repo: RunningRepo,
     dirs: tempfile::TempDir,
     _sim: RunningSimulator,
-    _cp: ControlPlane,
+    control_plane: ControlPlane,
 }
 
 impl Cluster {
+    /// The control plane's fault injection: a test makes chosen requests fail (or wait) on
+    /// purpose, as a real API server would under RBAC, load or outages.
+    pub fn faults(&self) -> &upstart_control_plane::Faults {
+        self.control_plane.faults()
+    }
+
     /// Starts it all; `charts` writes the repository's chart folders into the folder it is given.
     pub async fn start(charts: impl FnOnce(&Path)) -> Cluster {
         let cp = ControlPlane::start(upstart_control_plane::Options::default());
@@ -138,7 +144,7 @@ impl Cluster {
             repo,
             dirs,
             _sim: sim,
-            _cp: cp,
+            control_plane: cp,
         }
     }
 

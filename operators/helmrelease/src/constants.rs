@@ -46,4 +46,8 @@ pub mod reasons {
     // Deletion Events.
     pub const TEARDOWN_TIMEOUT: &str = "TeardownTimeout";
     pub const DELETE_HOOKS_SKIPPED: &str = "DeleteHooksSkipped";
+    /// An object the operator may not delete (403), left in place at prune or teardown.
+    pub const DELETE_FORBIDDEN: &str = "DeleteForbidden";
+    /// An object whose deletion kept failing past the teardown timeout, left in place.
+    pub const OBJECT_LEFT_BEHIND: &str = "ObjectLeftBehind";
 }

@@ -146,6 +146,24 @@ impl Error {
         Classify::needs_spec_change(self)
     }
 
+    /// The API server refused the request as forbidden (403): the operator's RBAC does not
+    /// allow it.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, Error::Kube { source: kube::Error::Api(status), .. } if status.code == 403)
+    }
+
+    /// The API server's reason for a refused request (`Forbidden`, `NotFound`), never its
+    /// message (which may quote an object).
+    pub fn api_status(&self) -> Option<&str> {
+        match self {
+            Error::Kube {
+                source: kube::Error::Api(status),
+                ..
+            } => Some(status.reason.as_str()),
+            _ => None,
+        }
+    }
+
     /// Maps a failed API request of `step` into an error saying what it was doing.
     pub(crate) fn kube(
         step: ApiStep,

@@ -760,3 +760,52 @@ fn debug_output_of_planned_objects_shows_identity_not_data() {
     assert!(text.contains("Secret"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+#[test]
+fn a_source_in_a_crds_directory_of_the_chart_or_a_subchart_is_recognised() {
+    assert!(is_in_crds_directory("mychart/crds/widgets.yaml"));
+    assert!(is_in_crds_directory("mychart/charts/sub/crds/gadgets.yaml"));
+    assert!(is_in_crds_directory(
+        "mychart/charts/sub/charts/inner/crds/x.yaml"
+    ));
+    assert!(!is_in_crds_directory("mychart/templates/crds/x.yaml"));
+    assert!(!is_in_crds_directory("mychart/templates/crd.yaml"));
+    assert!(!is_in_crds_directory("mychart/charts/crds/x.yaml"));
+    assert!(!is_in_crds_directory("crds"));
+}
+
+#[test]
+fn crds_of_the_crds_directory_stay_out_of_the_inventory_and_templated_ones_stay_in() {
+    let crd = |name: &str, group: &str, kind: &str| {
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {name}\n\
+             spec:\n  group: {group}\n  scope: Namespaced\n  names: {{kind: {kind}, plural: x}}\n"
+        )
+    };
+    let manifest = format!(
+        "---\n# Source: app/crds/widgets.yaml\n{}---\n# Source: app/charts/sub/crds/gadgets.yaml\n{}\
+         ---\n# Source: app/templates/things.yaml\n{}---\n# Source: app/templates/cm.yaml\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+        crd("widgets.example.com", "example.com", "Widget"),
+        crd("gadgets.example.com", "example.com", "Gadget"),
+        crd("things.example.com", "example.com", "Thing"),
+    );
+    let plan = plan_with(&manifest, &["CustomResourceDefinition"]).expect("accepted");
+    let crds: Vec<String> = plan.crds.iter().map(|o| o.display_name()).collect();
+    assert_eq!(
+        crds,
+        [
+            "CustomResourceDefinition/widgets.example.com",
+            "CustomResourceDefinition/gadgets.example.com"
+        ]
+    );
+    assert_eq!(
+        kinds(&plan),
+        ["CustomResourceDefinition/things.example.com", "ConfigMap/c"]
+    );
+    assert!(
+        plan.inventory()
+            .iter()
+            .all(|e| e.name != "widgets.example.com" && e.name != "gadgets.example.com")
+    );
+}

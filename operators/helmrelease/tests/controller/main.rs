@@ -26,6 +26,7 @@ use upstart_test_support::operators::{Cluster, RunningOperator, object_where, wr
 const WAIT: Duration = Duration::from_secs(60);
 const NS: &str = "default";
 
+mod crds;
 mod deletion;
 mod dependencies;
 mod drift;
@@ -188,6 +189,39 @@ metadata:
 spec:
   size: 3
 "#,
+    );
+    // A CRD in the chart's crds/ directory (Helm: created first, never updated or deleted)
+    // and an instance of it in templates/.
+    write(
+        root,
+        "gadgets/Chart.yaml",
+        "apiVersion: v2\nname: gadgets\nversion: 0.1.0\n",
+    );
+    write(
+        root,
+        "gadgets/crds/gadgets.yaml",
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+spec:
+  group: example.com
+  names: {kind: Gadget, plural: gadgets, singular: gadget, listKind: GadgetList}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+"#,
+    );
+    write(
+        root,
+        "gadgets/templates/gadget.yaml",
+        "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n  size: {{ .Values.size | default 1 }}\n",
     );
     write(
         root,

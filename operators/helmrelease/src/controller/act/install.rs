@@ -14,7 +14,7 @@ use upstart_release_engine::render::RenderRequest;
 use crate::Error;
 use crate::controller::act::apply::ApplyRun;
 use crate::controller::act::hooks::{HookPass, HookStep};
-use crate::controller::act::objects::{apply_object, crd_not_established};
+use crate::controller::act::objects::{apply_object, crd_not_established, install_crd};
 use crate::controller::act::prune::{Removal, delete_unless_kept};
 use crate::controller::observe::release_name;
 use crate::controller::{Context, write_status};
@@ -161,6 +161,12 @@ pub(in crate::controller) async fn apply_release(
         ended: &[],
         for_deletion: false,
     };
+    // As Helm: the CRDs of `crds/` directories before anything else, hooks included.
+    for crd in &plan.crds {
+        if let Some(message) = install_crd(ctx, namespace, crd, hr.spec.timeout()).await? {
+            return Ok(Progress::Waiting { message, hooks });
+        }
+    }
     if with_hooks
         && let HookStep::Waiting(message) = hook_pass
             .step(pre, &mut hooks, &mut succeeded_hooks)
@@ -227,10 +233,16 @@ pub(in crate::controller) async fn apply_release(
         .map(|s| s.inventory.as_slice())
         .unwrap_or_default();
     let mut kept = Vec::new();
-    for entry in manifests::prune_set(old, &inventory) {
+    // A CRD recorded before it was known to come from `crds/` is never pruned either.
+    let from_crds_directory = |entry: &InventoryEntry| plan.crds.iter().any(|c| &c.entry == entry);
+    for entry in manifests::prune_set(old, &inventory)
+        .into_iter()
+        .filter(|e| !from_crds_directory(e))
+    {
         match delete_unless_kept(hr, ctx, namespace, &entry).await? {
             Removal::Deleted => ctx.release_metrics.objects_pruned.inc(),
             Removal::Kept => kept.push(entry),
+            Removal::Forbidden => {}
         }
     }
     Ok(Progress::Done(Applied {

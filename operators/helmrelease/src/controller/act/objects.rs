@@ -1,5 +1,5 @@
 //! Applying one planned object: server-side apply after the release conflict check, and
-//! whether an applied CRD is Established yet.
+//! whether an applied CRD is Established yet; the CRDs of `crds/` directories, created once.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use serde_json::Value;
 use upstart_api::v1alpha1::InventoryEntry;
 use upstart_operator_runtime::objects;
 use upstart_release_engine::health::{self, Health};
-use upstart_release_engine::manifests;
+use upstart_release_engine::manifests::{self, ManifestObject};
 
 use crate::Error;
 use crate::constants::FIELD_MANAGER;
@@ -41,6 +41,37 @@ pub(in crate::controller) fn older_than(live: &DynamicObject, age: Duration) -> 
         .creation_timestamp
         .as_ref()
         .is_some_and(|created| Timestamp::now().duration_since(created.0).unsigned_abs() > age)
+}
+
+/// A CRD of a chart's `crds/` directory, installed as Helm installs it: created when missing,
+/// left exactly as it is when it exists (never updated, whoever created it). `Some`: the
+/// release waits for it to be Established (its watch event starts the next pass).
+pub(in crate::controller) async fn install_crd(
+    ctx: &Context,
+    namespace: &str,
+    crd: &ManifestObject,
+    timeout: Duration,
+) -> Result<Option<String>, Error> {
+    let api = ctx.dynamic_api(&crd.entry, namespace).await?;
+    let display = crd.display_name();
+    let live = api.get_opt(&crd.entry.name).await.map_err(Error::kube(
+        ApiStep::ReadObject,
+        format!("reading {display}"),
+    ))?;
+    let live = match live {
+        Some(live) => live,
+        None => {
+            let created = objects::apply(&api, &crd.entry.name, &crd.object, FIELD_MANAGER)
+                .await
+                .map_err(Error::kube(
+                    ApiStep::ApplyObject,
+                    format!("creating {display}"),
+                ))?;
+            ctx.release_metrics.objects_applied.inc();
+            created
+        }
+    };
+    crd_not_established(&crd.entry, &live, timeout)
 }
 
 /// Server-side applies one object after checking it is not another release's.

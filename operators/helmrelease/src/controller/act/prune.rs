@@ -1,5 +1,7 @@
 //! Deleting what a release no longer renders (and, at teardown, everything it applied), as
-//! Helm does: an object marked `helm.sh/resource-policy: keep` is left in place.
+//! Helm does: an object marked `helm.sh/resource-policy: keep` is left in place. An object the
+//! operator may not delete (403: a kind its RBAC does not cover, such as CRDs) is left in place
+//! with an Event rather than holding the release (and its namespace) for ever.
 
 use kube::Resource;
 use upstart_api::v1alpha1::{HelmRelease, InventoryEntry};
@@ -18,6 +20,8 @@ pub(in crate::controller) enum Removal {
     Deleted,
     /// Left in place: it carries `helm.sh/resource-policy: keep`.
     Kept,
+    /// Left in place: the operator is not allowed to delete it (announced by an Event).
+    Forbidden,
 }
 
 /// Deletes an object of the release as Helm's uninstall and upgrade do: unless the live object
@@ -29,10 +33,18 @@ pub(in crate::controller) async fn delete_unless_kept(
     entry: &InventoryEntry,
 ) -> Result<Removal, Error> {
     let live = match ctx.dynamic_api(entry, namespace).await {
-        Ok(api) => api.get_opt(&entry.name).await.map_err(Error::kube(
-            ApiStep::ReadObject,
-            format!("reading {}", manifests::display_name(entry)),
-        ))?,
+        Ok(api) => match api.get_opt(&entry.name).await {
+            Ok(live) => live,
+            // Not allowed to read it: it cannot be known to be kept; the delete says the rest.
+            Err(kube::Error::Api(status)) if status.code == 403 => None,
+            Err(source) => {
+                return Err(Error::Kube {
+                    step: ApiStep::ReadObject,
+                    action: format!("reading {}", manifests::display_name(entry)),
+                    source,
+                });
+            }
+        },
         Err(Error::UnknownKind { .. }) => None,
         Err(error) => return Err(error),
     };
@@ -52,8 +64,26 @@ pub(in crate::controller) async fn delete_unless_kept(
             .await;
         return Ok(Removal::Kept);
     }
-    delete_entry(ctx, namespace, entry).await?;
-    Ok(Removal::Deleted)
+    match delete_entry(ctx, namespace, entry).await {
+        Ok(()) => Ok(Removal::Deleted),
+        Err(error) if error.is_forbidden() => {
+            let note = format!(
+                "{} left in place: the operator is not allowed to delete it ({})",
+                manifests::display_name(entry),
+                error.api_status().unwrap_or("Forbidden")
+            );
+            ctx.recorder
+                .warning(
+                    &hr.object_ref(&()),
+                    reasons::DELETE_FORBIDDEN,
+                    "Delete",
+                    Some(&note),
+                )
+                .await;
+            Ok(Removal::Forbidden)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 pub(in crate::controller) async fn delete_entry(

@@ -147,7 +147,26 @@ pub(in crate::controller) async fn teardown(
         }
     }
     for entry in manifests::uninstall_order(&status.inventory) {
-        delete_unless_kept(hr, ctx, namespace, &entry).await?;
+        if let Err(error) = delete_unless_kept(hr, ctx, namespace, &entry).await {
+            // Retried with backoff until the teardown timeout; past it, deletion never hangs
+            // (SPEC §2.8): the object is left behind and said so.
+            if !past_teardown_timeout(hr, ctx) {
+                return Err(error);
+            }
+            let note = format!(
+                "{} left behind: deleting it kept failing past the teardown timeout ({})",
+                manifests::display_name(&entry),
+                error.api_status().unwrap_or(error.metric_label())
+            );
+            ctx.recorder
+                .warning(
+                    &hr.object_ref(&()),
+                    reasons::OBJECT_LEFT_BEHIND,
+                    "Delete",
+                    Some(&note),
+                )
+                .await;
+        }
     }
     if let Some(pass) = &pass {
         match pass
@@ -231,6 +250,13 @@ async fn delete_hook_plan(
             None
         }
     }
+}
+
+/// Whether the release has been deleting for longer than the teardown timeout.
+fn past_teardown_timeout(hr: &HelmRelease, ctx: &Context) -> bool {
+    hr.metadata.deletion_timestamp.as_ref().is_some_and(|at| {
+        Timestamp::now().duration_since(at.0).unsigned_abs() >= ctx.teardown_timeout
+    })
 }
 
 /// A delete hook that failed is announced; it never blocks the deletion.
