@@ -198,6 +198,25 @@ impl upstart_failure::MetricLabel for Error {
 }
 
 impl Error {
+    /// The repository when this failure means it could not be reached or answered with a
+    /// server error (connection, timeout, 5xx, 408, 429): an outage, during which a chart
+    /// fetched before may be served instead (see [`crate::Stale`]). `None` for answers to
+    /// believe (not found, access denied, a bad index or archive) and local failures.
+    pub fn outage_repository(&self) -> Option<String> {
+        let url = match self {
+            Error::HttpStatus { url, status } if is_transient_status(*status) => url,
+            Error::Network { url, .. } | Error::Timeout { url, .. } => url,
+            Error::Registry {
+                registry,
+                transient: true,
+                ..
+            } => return Some(registry.clone()),
+            _ => return None,
+        };
+        let repository = url.strip_suffix("/index.yaml").unwrap_or(url);
+        Some(repository.to_owned())
+    }
+
     pub(crate) fn cache(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Cache {
             path: path.into(),

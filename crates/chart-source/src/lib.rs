@@ -101,6 +101,18 @@ pub struct FetchedChart {
     pub version: String,
     /// The archive's digest, `sha256:<hex>`.
     pub digest: String,
+    /// Set when the repository could not be read and this is the chart the same reference
+    /// resolved to last time (stale-while-error): what failed, naming the repository.
+    pub stale: Option<Stale>,
+}
+
+/// Why a chart was served from the cache without reading its repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stale {
+    /// The repository (URL without credentials or query, or the OCI registry and path).
+    pub repository: String,
+    /// The failure that kept it from being read (never a credential).
+    pub error: String,
 }
 
 /// Resolves and fetches charts. Cheap to clone; share one per process.
@@ -125,6 +137,9 @@ struct Inner {
     /// `(archive URL) -> hex` for index entries without a digest, so they are not downloaded
     /// on every fetch (a published chart version is immutable).
     undigested: Mutex<HashMap<String, String>>,
+    /// `(reference, requested version) -> chart` last fetched from a repository, served when
+    /// the repository is down so an outage does not fail releases that already had it.
+    last_good: Mutex<HashMap<(String, Option<String>), FetchedChart>>,
     local_roots: Vec<PathBuf>,
     cache: Cache,
 }
@@ -195,6 +210,7 @@ impl ChartSource {
                 repos,
                 unlisted: Mutex::new(HashMap::new()),
                 undigested: Mutex::new(HashMap::new()),
+                last_good: Mutex::new(HashMap::new()),
                 local_roots,
                 cache,
             }),
@@ -207,6 +223,55 @@ impl ChartSource {
     #[tracing::instrument(skip_all, fields(chart = %redact_url(chart), version = ?version))]
     pub async fn fetch(&self, chart: &str, version: Option<&str>) -> Result<FetchedChart, Error> {
         let requested = version.map(str::trim).filter(|v| !v.is_empty());
+        let key = (chart.to_owned(), requested.map(str::to_owned));
+        let result = self.fetch_fresh(chart, requested).await;
+        let mut last_good = self
+            .inner
+            .last_good
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(fetched) => {
+                if !chart.starts_with("file:") {
+                    last_good.insert(key, fetched.clone());
+                }
+                Ok(fetched)
+            }
+            Err(error) => {
+                // Only an unreachable repository: one that answers (not found, denied, a
+                // bad archive) is believed, and the release fails as it should.
+                let Some(repository) = error.outage_repository() else {
+                    return Err(error);
+                };
+                match last_good.get(&key) {
+                    // The unpacked chart is in the digest-addressed cache; gone means a
+                    // cache wipe, and nothing is left to serve.
+                    Some(good) if good.path.join("Chart.yaml").is_file() => {
+                        tracing::warn!(
+                            chart = %redact_url(chart),
+                            repository = %repository,
+                            error = %error,
+                            "repository unavailable: serving the chart fetched last time"
+                        );
+                        Ok(FetchedChart {
+                            stale: Some(Stale {
+                                repository,
+                                error: error.to_string(),
+                            }),
+                            ..good.clone()
+                        })
+                    }
+                    _ => Err(error),
+                }
+            }
+        }
+    }
+
+    async fn fetch_fresh(
+        &self,
+        chart: &str,
+        requested: Option<&str>,
+    ) -> Result<FetchedChart, Error> {
         let constraint = match requested {
             Some(text) => Constraint::parse(text).map_err(|e| Error::InvalidConstraint {
                 constraint: text.to_owned(),
@@ -570,6 +635,7 @@ impl ChartSource {
                             name: meta.name,
                             version: meta.version,
                             digest: format!("sha256:{hex}"),
+                            stale: None,
                         }
                     }
                 }
@@ -606,6 +672,7 @@ impl ChartSource {
                 name: meta.name,
                 version: meta.version,
                 digest: format!("sha256:{hex}"),
+                stale: None,
             }))
     }
 
@@ -673,6 +740,7 @@ fn checked(
         name: meta.name,
         version: meta.version,
         digest: format!("sha256:{hex}"),
+        stale: None,
     })
 }
 

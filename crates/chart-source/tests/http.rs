@@ -489,3 +489,44 @@ async fn fetched_chart_directory_renders_with_helm_template() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_repository_serves_the_chart_fetched_last_time_marked_stale() {
+    let mut state = FakeState::default();
+    let chart = packaged("tiny", "1.0.0");
+    state.add(&chart, Some(chart.digest.clone()));
+    let repo = FakeRepo::start(state).await;
+    // indexTtl 0: every fetch reads the index again, as an interval re-apply after the TTL.
+    let s = source(config(&format!(
+        "repositories: {{charts: {{url: \"{}\"}}}}\nindexTtl: 0s",
+        repo.url
+    )));
+    let fresh = s.source.fetch("charts/tiny", Some("^1")).await.unwrap();
+    assert_eq!(fresh.stale, None);
+
+    repo.state.lock().unwrap().fail_with = Some(500);
+    let stale = s.source.fetch("charts/tiny", Some("^1")).await.unwrap();
+    let why = stale.stale.clone().expect("served stale");
+    assert_eq!(why.repository, repo.url.trim_end_matches('/'));
+    assert!(why.error.contains("HTTP 500"), "{}", why.error);
+    assert_eq!((&stale.path, &stale.digest), (&fresh.path, &fresh.digest));
+    // Another reference (here another constraint) was never fetched: nothing to serve.
+    let error = s
+        .source
+        .fetch("charts/tiny", Some("1.0.0"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::HttpStatus { status: 500, .. }),
+        "{error}"
+    );
+
+    // A repository that answers is believed: a missing chart is not papered over.
+    repo.state.lock().unwrap().fail_with = Some(404);
+    let error = s.source.fetch("charts/tiny", Some("^1")).await.unwrap_err();
+    assert!(error.outage_repository().is_none(), "{error}");
+
+    repo.state.lock().unwrap().fail_with = None;
+    let back = s.source.fetch("charts/tiny", Some("^1")).await.unwrap();
+    assert_eq!(back, fresh);
+}
