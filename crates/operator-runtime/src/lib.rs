@@ -129,6 +129,7 @@ pub mod leader;
 mod logging;
 mod metrics;
 pub mod objects;
+pub mod outputs;
 mod run;
 mod shutdown;
 mod status;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
@@ -20,7 +19,8 @@ use upstart_api::conditions::{READY, find, is_ready_for_generation};
 use upstart_api::v1alpha1::{
     HelmRelease, OutputSource, ServicePhase, UpstartService, UpstartServiceStatus,
 };
-use upstart_dag::{Expressions, Objects, collect_service_outputs};
+use upstart_dag::{Expressions, collect_service_outputs};
+use upstart_operator_runtime::outputs::read_output_objects;
 use upstart_operator_runtime::{
     ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseGauge, PhaseSummary,
     Shutdown, apply_status, objects,
@@ -360,31 +360,17 @@ async fn exported_outputs(
     if external.is_empty() {
         return Ok(Vec::new());
     }
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
-    let mut objects = Objects::new();
-    for source in external.iter().flat_map(|(_, s)| s) {
-        if let Some(reference) = &source.secret_ref
-            && let Some(secret) = secrets.get_opt(&reference.name).await.map_err(Error::kube(
-                ApiStep::ReadOutputs,
-                "reading an exported Secret",
-            ))?
-        {
-            objects = objects.with_secret(secret);
-        }
-        if let Some(reference) = &source.config_map_ref
-            && let Some(config_map) =
-                config_maps
-                    .get_opt(&reference.name)
-                    .await
-                    .map_err(Error::kube(
-                        ApiStep::ReadOutputs,
-                        "reading an exported ConfigMap",
-                    ))?
-        {
-            objects = objects.with_config_map(config_map);
-        }
-    }
+    let sources: Vec<OutputSource> = external
+        .iter()
+        .flat_map(|(_, sources)| sources.iter().cloned())
+        .collect();
+    let objects = read_output_objects(&ctx.client, namespace, &sources)
+        .await
+        .map_err(|(kind, source)| Error::Kube {
+            step: ApiStep::ReadOutputs,
+            action: format!("reading an exported {kind:?}"),
+            source,
+        })?;
     // A duplicate key between two releases is reported by the HelmRelease operator to the
     // dependents; here it only means the names are not known.
     Ok(collect_service_outputs(

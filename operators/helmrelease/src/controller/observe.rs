@@ -20,6 +20,7 @@ use upstart_dag::{
     collect_service_outputs, release_values,
 };
 use upstart_failure::Classify;
+use upstart_operator_runtime::outputs::read_output_objects;
 use upstart_release_engine::digest::{FieldDigest, canonical_json};
 use upstart_release_engine::health::{self, Health};
 use upstart_release_engine::manifests;
@@ -420,32 +421,13 @@ async fn objects_for(
     namespace: &str,
     sources: &[upstart_api::v1alpha1::OutputSource],
 ) -> Result<Objects, Error> {
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
-    let mut objects = Objects::new();
-    for source in sources {
-        if let Some(reference) = &source.secret_ref
-            && let Some(secret) = secrets.get_opt(&reference.name).await.map_err(Error::kube(
-                ApiStep::ReadOutputs,
-                "reading an output Secret",
-            ))?
-        {
-            objects = objects.with_secret(secret);
-        }
-        if let Some(reference) = &source.config_map_ref
-            && let Some(config_map) =
-                config_maps
-                    .get_opt(&reference.name)
-                    .await
-                    .map_err(Error::kube(
-                        ApiStep::ReadOutputs,
-                        "reading an output ConfigMap",
-                    ))?
-        {
-            objects = objects.with_config_map(config_map);
-        }
-    }
-    Ok(objects)
+    read_output_objects(&ctx.client, namespace, sources)
+        .await
+        .map_err(|(kind, source)| Error::Kube {
+            step: ApiStep::ReadOutputs,
+            action: format!("reading an output {kind:?}"),
+            source,
+        })
 }
 
 /// The final values (SPEC §2.3), or why there are none yet.
