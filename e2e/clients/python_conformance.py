@@ -216,6 +216,17 @@ def main():
         out = apps.create_namespaced_deployment(ns, dep)
         assert out.spec.template.spec.containers[0].name == "app"
 
+    @check("built_in_field_of_wrong_type_is_400")
+    def _():
+        bad = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bad"},
+               "spec": {"replicas": "two", "selector": {"matchLabels": {"app": "bad"}},
+                        "template": {"metadata": {"labels": {"app": "bad"}},
+                                     "spec": {"containers": [{"name": "c", "image": "x"}]}}}}
+        # The dynamic client sends the body as is (the typed one checks types itself).
+        e = expect_status(400, dyn["client"].create, dyn["deployments"], body=bad, namespace=ns)
+        assert "spec.replicas" in _text(e.body), e.body
+        expect_status(404, apps.read_namespaced_deployment, "bad", ns)
+
     @check("patch_strategic_merges_containers_by_name")
     def _():
         out = apps.patch_namespaced_deployment("web", ns, {"spec": {"template": {"spec": {

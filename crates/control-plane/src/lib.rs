@@ -64,8 +64,8 @@
 //! - Protobuf or CBOR answers (always JSON), `/openapi/v2`, HTTP/2, authorization/RBAC,
 //!   admission webhooks, aggregated APIs, conversion webhooks (all served versions of a CRD
 //!   share storage, as with conversion strategy `None`).
-//! - Validation of built-in kinds beyond the above (required fields, enums, formats are not
-//!   checked); defaulting beyond Secret type / stringData, replicas, Job parallelism /
+//! - Validation of built-in kinds beyond the above and a field of the wrong type (400: required
+//!   fields, enums, formats are not checked); defaulting beyond Secret type / stringData, replicas, Job parallelism /
 //!   completions / backoffLimit and Service type / ports / cluster IP.
 //! - Consistent snapshots for paginated lists (later pages read the current state); a
 //!   resourceVersion on get/list is ignored (answers are always the latest state).

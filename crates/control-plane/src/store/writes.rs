@@ -191,7 +191,7 @@ impl Store {
         let mut warnings = Vec::new();
         if resource.builtin {
             unknown_fields(
-                &builtin::prune_unknown(resource, &mut obj),
+                &builtin::prune_unknown(resource, &mut obj)?,
                 opts,
                 &mut warnings,
             )?;
@@ -343,7 +343,7 @@ impl Store {
         };
         if resource.builtin {
             unknown_fields(
-                &builtin::prune_unknown(resource, &mut new),
+                &builtin::prune_unknown(resource, &mut new)?,
                 opts,
                 &mut warnings,
             )?;
