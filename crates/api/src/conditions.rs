@@ -13,6 +13,9 @@ pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 /// Catalog templates: schema, graph and expressions are valid.
 pub const VALID: &str = "Valid";
+/// HelmRelease: its chart repository answered the last fetch. Set False (with the repository
+/// named) while a chart fetched before is served during an outage, so Ready stays as it was.
+pub const REPOSITORY_REACHABLE: &str = "RepositoryReachable";
 
 /// Condition status values.
 pub const TRUE: &str = "True";

@@ -66,6 +66,13 @@
 //! belongs to one process. Archives are unpacked only when safe: one top-level directory named
 //! like the chart holding its `Chart.yaml`, no absolute paths, `..`, device files, or links
 //! leaving the chart, within the size and count limits.
+//!
+//! # Outages (stale-while-error)
+//! When a repository cannot be reached (connection refused, timeout, HTTP 5xx, 408 or 429:
+//! [`Error::outage_repository`]) and the same reference and version were fetched before by
+//! this process, that chart is returned from the cache with [`FetchedChart::stale`] naming the
+//! repository and the failure, so an outage does not fail releases that already had their
+//! chart. A repository that answers is believed: not found or access denied are errors.
 
 mod archive;
 mod cache;

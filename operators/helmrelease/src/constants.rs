@@ -26,6 +26,11 @@ pub mod reasons {
     pub const UNRESOLVED_ENVIRONMENT_RELEASE: &str = "UnresolvedEnvironmentRelease";
     /// An object left in place at deletion or prune by `helm.sh/resource-policy: keep`.
     pub const RESOURCE_KEPT: &str = "ResourceKept";
+    /// RepositoryReachable=False: the chart repository is down, the chart fetched last time
+    /// is served from the cache.
+    pub const REPOSITORY_UNAVAILABLE: &str = "RepositoryUnavailable";
+    /// RepositoryReachable=True again after an outage.
+    pub const REPOSITORY_REACHABLE: &str = "RepositoryReachable";
 
     // Failures (`crate::Error::reason`).
     pub const KUBERNETES_API_ERROR: &str = "KubernetesApiError";

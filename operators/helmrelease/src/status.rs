@@ -4,7 +4,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use upstart_api::conditions::{
-    ConditionUpdate, DEPENDENCIES_READY, READY, RECONCILING, STALLED, set_condition,
+    ConditionUpdate, DEPENDENCIES_READY, READY, RECONCILING, REPOSITORY_REACHABLE, STALLED, find,
+    set_condition,
 };
 use upstart_api::v1alpha1::{HelmReleasePhase, HelmReleaseStatus, ReleaseTimings};
 
@@ -118,6 +119,38 @@ pub fn failure_status(
         conditions = set_condition(&conditions, update, generation, now);
     }
     status.conditions = conditions;
+    status
+}
+
+/// `status` after a chart fetch: `outage` (repository, failure) when the chart was served from
+/// the cache because its repository could not be read. The outage is its own condition,
+/// RepositoryReachable=False, and leaves Ready alone: a release that was Ready stays so, and
+/// nothing depending on it follows it down. Once the repository answers the condition turns
+/// True; a release that never saw an outage gets no condition at all (no status change).
+pub fn with_repository_reachability(
+    mut status: HelmReleaseStatus,
+    outage: Option<(&str, &str)>,
+    generation: Option<i64>,
+    now: &Time,
+) -> HelmReleaseStatus {
+    let update = match outage {
+        Some((repository, error)) => ConditionUpdate::new(
+            REPOSITORY_REACHABLE,
+            false,
+            reasons::REPOSITORY_UNAVAILABLE,
+            format!(
+                "chart repository {repository} is unavailable ({error}); the chart fetched before is used until it answers"
+            ),
+        ),
+        None if find(&status.conditions, REPOSITORY_REACHABLE).is_some() => ConditionUpdate::new(
+            REPOSITORY_REACHABLE,
+            true,
+            reasons::REPOSITORY_REACHABLE,
+            "the chart repository answered",
+        ),
+        None => return status,
+    };
+    status.conditions = set_condition(&status.conditions, update, generation, now);
     status
 }
 
@@ -239,7 +272,7 @@ fn condition_updates(decision: &Decision) -> Vec<ConditionUpdate<'_>> {
 #[cfg(test)]
 mod tests {
     use k8s_openapi::jiff::Timestamp;
-    use upstart_api::conditions::{find, is_ready_for_generation};
+    use upstart_api::conditions::is_ready_for_generation;
 
     use super::*;
     use crate::decide::Reapply;
@@ -402,6 +435,53 @@ mod tests {
         assert_eq!(timings.created_at, Some(at(10)));
         assert_eq!(timings.started_at, Some(at(20)));
         assert_eq!(timings.ready_at, None);
+    }
+
+    #[test]
+    fn a_repository_outage_is_its_own_condition_and_leaves_ready_alone() {
+        let ready = next_status(None, &Decision::Ready, Some(1), &at(0));
+        // No outage ever: no condition, the status is as it was.
+        assert_eq!(
+            with_repository_reachability(ready.clone(), None, Some(1), &at(5)),
+            ready
+        );
+        let reapplied = next_status(
+            Some(&ready),
+            &Decision::Reapply(Reapply { drift: Vec::new() }),
+            Some(1),
+            &at(10),
+        );
+        let down = with_repository_reachability(
+            reapplied,
+            Some((
+                "http://charts.example.com",
+                "http://charts.example.com/index.yaml answered HTTP 500",
+            )),
+            Some(1),
+            &at(10),
+        );
+        assert_eq!(status_of(&down, READY), "True");
+        assert_eq!(down.phase, Some(HelmReleasePhase::Ready));
+        let condition = find(&down.conditions, REPOSITORY_REACHABLE).unwrap();
+        assert_eq!(
+            (condition.status.as_str(), condition.reason.as_str()),
+            ("False", reasons::REPOSITORY_UNAVAILABLE)
+        );
+        assert!(
+            condition.message.contains("http://charts.example.com "),
+            "{}",
+            condition.message
+        );
+        assert_eq!(
+            find(&down.conditions, READY).unwrap().last_transition_time,
+            find(&ready.conditions, READY).unwrap().last_transition_time
+        );
+        let back = with_repository_reachability(down, None, Some(1), &at(20));
+        let condition = find(&back.conditions, REPOSITORY_REACHABLE).unwrap();
+        assert_eq!(
+            (condition.status.as_str(), condition.reason.as_str()),
+            ("True", reasons::REPOSITORY_REACHABLE)
+        );
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod expressions;
 mod hooks;
 mod install;
 mod lookup;
+mod outage;
 mod parity;
 mod published;
 mod secrets;

@@ -21,7 +21,7 @@ use crate::controller::act::prune::delete_entry;
 use crate::controller::observe::Observed;
 use crate::controller::{APPLY_RECHECK, Context, write_status};
 use crate::decide::{Apply, Decision, Reapply};
-use crate::status::{applying_status, failure_status, next_status};
+use crate::status::{applying_status, failure_status, next_status, with_repository_reachability};
 
 /// Value strings at least this long are scrubbed from failure messages (as the renderer does).
 const MIN_SCRUB_LEN: usize = 4;
@@ -148,6 +148,11 @@ pub(in crate::controller) async fn apply(
                 status.hooks = applied.hooks;
             }
             status.outputs = observed.published_keys.clone();
+            let outage = applied
+                .stale
+                .as_ref()
+                .map(|s| (s.repository.as_str(), s.error.as_str()));
+            let status = with_repository_reachability(status, outage, generation, now);
             if matches!(decision, Decision::Reapply(_)) {
                 write_status(ctx, &api, hr, status).await?;
                 return Ok(Action::requeue(hr.spec.interval()));

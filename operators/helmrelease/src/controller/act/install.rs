@@ -98,6 +98,8 @@ pub(in crate::controller) struct Applied {
     pub(in crate::controller) succeeded_hooks: Vec<InventoryEntry>,
     /// Objects the prune left in place (`helm.sh/resource-policy: keep`).
     pub(in crate::controller) kept: Vec<InventoryEntry>,
+    /// Set when the chart came from the cache because its repository was down.
+    pub(in crate::controller) stale: Option<upstart_chart_source::Stale>,
 }
 
 /// Where one pass of an apply got to. A pass never waits: a hook still running or a CRD not
@@ -250,6 +252,7 @@ pub(in crate::controller) async fn apply_release(
         kept,
         version: chart.version,
         chart_digest: chart.digest,
+        stale: chart.stale,
         hooks,
         succeeded_hooks,
     }))
