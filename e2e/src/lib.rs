@@ -34,6 +34,7 @@
 //! slow (the workload simulator's delay), for scenarios about ordering and timing.
 
 pub mod crash;
+pub mod parity;
 mod error;
 mod objects;
 
