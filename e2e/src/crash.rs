@@ -225,7 +225,8 @@ pub enum Invariant {
     NoWriteOnceQuiet,
     /// No output value (raw or base64) in a HelmRelease status or an Event.
     OutputsHidden,
-    /// An operator ended on its own (an error), which no restart should cause.
+    /// An operator ended on its own (an error), which no restart should cause; or a killed
+    /// generation wrote after its kill (the harness's crash would not be one).
     OperatorRuns,
 }
 
@@ -517,6 +518,7 @@ impl Rig {
         }
         self.act().await?;
         let mut crashed = false;
+        let mut killed_at = None;
         if crash_at.is_some() {
             tokio::select! {
                 () = gate.wait_reached() => crashed = true,
@@ -525,6 +527,7 @@ impl Rig {
         }
         if crashed {
             generation.kill().await;
+            killed_at = Some(self.last_seq());
             gate.open();
             if options.expire_watches {
                 self.cp
@@ -561,6 +564,20 @@ impl Rig {
             });
         }
         generation.kill().await;
+        if let Some(killed_at) = killed_at {
+            let after: Vec<String> = self
+                .operator_writes_since(killed_at)
+                .iter()
+                .filter(|r| r.client.starts_with("operator-1-"))
+                .map(describe)
+                .collect();
+            if !after.is_empty() {
+                violations.push(Violation {
+                    invariant: Invariant::OperatorRuns,
+                    detail: format!("killed, generation 1 still wrote: {}", first_few(&after)),
+                });
+            }
+        }
         violations.extend(self.check().await?);
         let writes = self.operator_writes_since(mark).len();
         Ok((
