@@ -67,7 +67,10 @@ pub use config::{Config, DEFAULT_TEARDOWN_TIMEOUT, load_credentials};
 pub use observe::{MAX_VALUES_DOCUMENT_BYTES, edited_at, parse_values_document};
 
 /// How soon an apply waiting for a hook or a CRD is looked at again if no watch event came.
-const APPLY_RECHECK: Duration = Duration::from_millis(500);
+/// Only a safety net: the hook objects and CRDs a release applies carry its label and are
+/// watched (Jobs, Pods, CRDs...), so their progress wakes the release at once; polling here
+/// would re-run a whole pass (fetch, GET and apply of every object) for nothing.
+const APPLY_RECHECK: Duration = Duration::from_secs(10);
 
 /// Shared by every reconcile.
 pub struct Context {

@@ -1,6 +1,8 @@
 //! Helm hooks: order and delete policies, a failing pre-install hook, pre-delete hooks, an
 //! operator killed during a hook.
 
+use upstart_control_plane::Verb;
+
 use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,5 +308,43 @@ async fn slow_pre_delete_hook_holds_the_deletion_without_holding_the_operator() 
     );
     let bye_after = jobs.get("leaving-bye").await.unwrap();
     assert_eq!(bye_after.uid(), bye.uid(), "the hook was not run again");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_on_a_hook_is_woken_by_its_events_not_by_polling_passes() {
+    let h = Harness::start().await;
+    h.create(
+        "patient",
+        json!({"chart": "test/farewell", "version": "0.1.0"}),
+    )
+    .await;
+    h.ready("patient").await;
+    h.cluster.faults().start_request_log();
+    let api = h.releases();
+    api.delete("patient", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the release to disappear", || async {
+        api.get_opt("patient")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    // The pre-delete Job runs 3 s. Each teardown pass reads it once; a pass every 500 ms
+    // would read it 6 times or more. Woken by its watch events, a few passes suffice.
+    let reads = h
+        .cluster
+        .faults()
+        .request_log()
+        .iter()
+        .filter(|r| r.verb == Some(Verb::Get) && r.resource == "jobs" && r.name == "patient-bye")
+        .count();
+    assert!(
+        (1..=4).contains(&reads),
+        "{reads} reads of the hook Job while it ran"
+    );
     h.stop().await;
 }
