@@ -437,7 +437,7 @@ pub struct Observed {
 }
 
 /// A case's differences and the failures of its steps.
-type CaseResult = (Vec<Difference>, Vec<String>);
+type CaseResult = (Vec<Difference>, Vec<String>, String);
 
 /// The result of a run: every case and the differences, documented or not.
 #[derive(Debug, Default)]
@@ -445,6 +445,8 @@ pub struct Report {
     pub cases: Vec<String>,
     /// Per chart and step, the failures of either side (`None`: both succeeded).
     pub failures: Vec<String>,
+    /// Per chart, what each step left on the helm side (`Kind/name` by step), for the reader.
+    pub observed: Vec<String>,
     pub documented: Vec<(Difference, String)>,
     pub undocumented: Vec<Difference>,
     /// Documented rows no difference of this run matched (stale, or charts not run).
@@ -461,6 +463,9 @@ impl fmt::Display for Report {
             self.elapsed.as_secs_f64(),
             self.cases.join(", ")
         )?;
+        for line in &self.observed {
+            writeln!(f, "  {line}")?;
+        }
         for failure in &self.failures {
             writeln!(f, "  failed: {failure}")?;
         }
@@ -638,8 +643,9 @@ pub async fn run(workspace: &Path, options: &Options) -> Result<Report, Error> {
     let mut errors = Vec::new();
     for result in results {
         match result {
-            Ok((differences, failures)) => {
+            Ok((differences, failures, observed)) => {
                 report.failures.extend(failures);
+                report.observed.push(observed);
                 for d in differences {
                     match harness.documented.iter().find(|doc| doc.matches(&d)) {
                         Some(doc) => report.documented.push((d, doc.reason.clone())),
@@ -657,6 +663,7 @@ pub async fn run(workspace: &Path, options: &Options) -> Result<Report, Error> {
         .map(|doc| format!("{} {} {} {}", doc.chart, doc.step, doc.object, doc.path))
         .collect();
     report.failures.sort();
+    report.observed.sort();
     report.documented.sort();
     report.undocumented.sort();
     if let Ok(harness) = Arc::try_unwrap(harness) {
@@ -757,7 +764,15 @@ impl Harness {
                 }
             }
         }
-        Ok((out, failures))
+        let left: Vec<String> = Step::ALL
+            .iter()
+            .zip(&helm)
+            .map(|(step, o)| {
+                let names: Vec<&str> = o.objects.keys().map(String::as_str).collect();
+                format!("{step} [{}]", names.join(" "))
+            })
+            .collect();
+        Ok((out, failures, format!("{}: {}", case.name, left.join("; "))))
     }
 
     fn namespace(case: &Case, side: Side) -> String {
