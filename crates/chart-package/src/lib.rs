@@ -30,6 +30,10 @@ pub enum Error {
         path: PathBuf,
         source: ignore::Error,
     },
+    #[error(
+        "{path}: a symbolic link leading outside the chart directory (to {target}); charts may link only to their own files: copy the file into the chart instead"
+    )]
+    LinkLeavesChart { path: PathBuf, target: PathBuf },
     #[error("packaging {path}: {source}")]
     Package {
         path: PathBuf,
@@ -109,8 +113,12 @@ pub fn package_chart(dir: &Path) -> Result<PackagedChart, Error> {
     }
 
     let ignore = helmignore(dir)?;
+    let real_root = dir.canonicalize().map_err(|source| Error::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut files = Vec::new();
-    collect_files(dir, dir, &ignore, &mut files)?;
+    collect_files(dir, &real_root, dir, &ignore, &mut files)?;
     files.sort();
 
     let mut modified = SystemTime::UNIX_EPOCH;
@@ -177,10 +185,12 @@ fn helmignore(dir: &Path) -> Result<Gitignore, Error> {
 }
 
 /// Collects the paths (relative to `root`) of the regular files under `dir` that `ignore`
-/// keeps. Symbolic links to files are followed; links to directories are skipped, so a link
-/// cannot make the walk leave the chart or loop.
+/// keeps. Symbolic links to files are followed when they stay inside the chart (`real_root`
+/// is its canonical path) and refused otherwise, so a chart cannot carry a file of the machine
+/// it is packaged on; links to directories are skipped, so a link cannot make the walk loop.
 fn collect_files(
     root: &Path,
+    real_root: &Path,
     dir: &Path,
     ignore: &Gitignore,
     out: &mut Vec<PathBuf>,
@@ -204,8 +214,15 @@ fn collect_files(
         {
             continue;
         }
+        // A dangling link is skipped below, as before.
+        if file_type.is_symlink()
+            && let Ok(target) = path.canonicalize()
+            && !target.starts_with(real_root)
+        {
+            return Err(Error::LinkLeavesChart { path, target });
+        }
         if is_dir {
-            collect_files(root, &path, ignore, out)?;
+            collect_files(root, real_root, &path, ignore, out)?;
         } else if file_type.is_file() || (file_type.is_symlink() && path.is_file()) {
             let rel = path
                 .strip_prefix(root)
@@ -263,6 +280,26 @@ mod tests {
             out.push((path, text));
         }
         out
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_inside_the_chart_are_packaged_and_links_leaving_it_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("chart");
+        chart(&dir);
+        std::os::unix::fs::symlink("../values.yaml", dir.join("templates/values-copy")).unwrap();
+        let packaged = package_chart(&dir).unwrap();
+        assert!(
+            entries(&packaged.archive)
+                .contains(&("demo/templates/values-copy".into(), "replicas: 1\n".into()))
+        );
+
+        write(tmp.path(), "outside.txt", "a file of the machine");
+        std::os::unix::fs::symlink("../../outside.txt", dir.join("templates/stolen")).unwrap();
+        let error = package_chart(&dir).unwrap_err();
+        assert!(matches!(error, Error::LinkLeavesChart { .. }), "{error}");
+        assert!(error.to_string().contains("templates/stolen"), "{error}");
     }
 
     #[test]
