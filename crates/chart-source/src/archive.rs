@@ -1,5 +1,6 @@
 //! Unpacking a chart archive safely: only regular files, directories and links that stay
-//! inside the chart; one top-level directory named like the chart; size and count limits.
+//! inside the chart; one top-level directory named like the chart; size and count limits, with
+//! what links lead to counted once per link.
 
 use std::collections::HashSet;
 use std::io::{self, Read};
@@ -308,9 +309,20 @@ fn unpack_entries<R: Read>(
     }
     // Lexical checks cannot see what chains of links resolve to: resolve each one for real.
     let root = dest.canonicalize().map_err(|e| io_error(dest, e))?;
-    for link in &links {
+    // helm reads a chart through its links: what each one leads to is read again, so its
+    // bytes count toward the limit as often as it is linked (else a few MiB linked thousands
+    // of times would make helm read gigabytes). Sorted, so the error names the same link.
+    let mut sorted: Vec<&PathBuf> = links.iter().collect();
+    sorted.sort();
+    let mut budget = Budget {
+        chart,
+        limits,
+        bytes,
+        entries: files,
+    };
+    for link in sorted {
         match link.canonicalize() {
-            Ok(real) if real.starts_with(&root) => {}
+            Ok(real) if real.starts_with(&root) => budget.count_through(link, 0)?,
             Ok(_) => {
                 return Err(unsafe_archive(
                     chart,
@@ -332,6 +344,61 @@ fn unpack_entries<R: Read>(
         }
     }
     top.ok_or_else(|| invalid_archive(chart, "the archive is empty"))
+}
+
+/// What the archive's entries cost so far, with what is read again through links added.
+struct Budget<'a> {
+    chart: &'a str,
+    limits: &'a Limits,
+    bytes: u64,
+    entries: u64,
+}
+
+/// Links nested deeper than this are refused: helm would follow a loop for ever.
+const MAX_LINK_DEPTH: usize = 16;
+
+impl Budget<'_> {
+    /// Adds what reading `path` (following links) costs: a file's size; a directory's
+    /// entries, each counted. Bounded by the limits, so a loop of directory links fails fast.
+    fn count_through(&mut self, path: &Path, depth: usize) -> Result<(), Error> {
+        if depth > MAX_LINK_DEPTH {
+            return Err(unsafe_archive(
+                self.chart,
+                format!(
+                    "links nest more than {MAX_LINK_DEPTH} deep at {:?} (a loop of directory links?)",
+                    path.display()
+                ),
+            ));
+        }
+        self.entries += 1;
+        if self.entries > self.limits.max_files {
+            return Err(Error::LimitExceeded {
+                what: format!(
+                    "number of entries in chart {:?}, counting those read through links",
+                    self.chart
+                ),
+                limit: self.limits.max_files,
+                setting: "maxFiles",
+            });
+        }
+        let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
+        if meta.is_file() {
+            self.bytes = add_bytes(self.chart, self.limits, self.bytes, meta.len())?;
+            return Ok(());
+        }
+        if meta.is_dir() {
+            let mut children: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| io_error(path, e))?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| io_error(path, e))?;
+            children.sort();
+            for child in children {
+                self.count_through(&child, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn relative(dest: &Path, path: &Path) -> String {

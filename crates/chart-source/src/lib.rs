@@ -65,7 +65,8 @@
 //! downloaded again; concurrent fetches of one chart download it once. The cache directory
 //! belongs to one process. Archives are unpacked only when safe: one top-level directory named
 //! like the chart holding its `Chart.yaml`, no absolute paths, `..`, device files, or links
-//! leaving the chart, within the size and count limits.
+//! leaving the chart, within the size and count limits (what a link leads to counts as often
+//! as it is linked, since helm reads it through each link).
 //!
 //! # Outages (stale-while-error)
 //! When a repository cannot be reached (connection refused, timeout, HTTP 5xx, 408 or 429:

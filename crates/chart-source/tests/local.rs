@@ -311,3 +311,46 @@ async fn links_that_stay_inside_the_chart_are_kept() {
     let copied = std::fs::read_to_string(chart.path.join("copy.yaml")).unwrap();
     assert_eq!(copied, "kind: ConfigMap\n");
 }
+
+#[tokio::test]
+async fn bytes_read_through_links_count_toward_the_unpacked_limit() {
+    // 300 KiB, linked four times: 1.5 MiB for helm to read, over a 1 MiB limit.
+    let data = vec![b'a'; 300 << 10];
+    let names: Vec<String> = (0..4).map(|i| format!("tiny/templates/l{i}.txt")).collect();
+    let mut entries = vec![ok_chart(), Entry::File("tiny/templates/data.txt", data)];
+    entries.extend(names.iter().map(|n| Entry::Symlink(n, "data.txt")));
+    let (error, _parent) = refused(tgz(&entries), "{maxUnpackedBytes: 1048576}").await;
+    assert!(
+        matches!(
+            error,
+            Error::LimitExceeded {
+                setting: "maxUnpackedBytes",
+                ..
+            }
+        ),
+        "{error}"
+    );
+
+    // A directory linked to itself: what helm would walk is unbounded.
+    let (error, _parent) = refused(
+        tgz(&[
+            ok_chart(),
+            Entry::Dir("tiny/templates/"),
+            Entry::File("tiny/templates/cm.yaml", b"kind: ConfigMap\n".to_vec()),
+            Entry::Symlink("tiny/templates/again", "."),
+            Entry::Symlink("tiny/templates/more", "."),
+        ]),
+        "{maxFiles: 10000}",
+    )
+    .await;
+    assert!(
+        matches!(
+            error,
+            Error::LimitExceeded {
+                setting: "maxFiles",
+                ..
+            } | Error::UnsafeArchive { .. }
+        ),
+        "{error}"
+    );
+}
