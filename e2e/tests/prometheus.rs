@@ -464,6 +464,54 @@ fn the_dashboard_and_rule_expressions_are_extracted_from_the_chart() {
     );
 }
 
+/// GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces as dashes.
+fn heading_anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// Every alert's `runbook_url` is the chart's `alerts.runbookUrl` (the platform guide) plus a
+/// section of that guide named after the alert.
+#[test]
+fn every_alert_has_a_runbook_section_its_runbook_url_points_at() {
+    const GUIDE: &str = "docs/guides/platform-team.md";
+    let guide = std::fs::read_to_string(TestEnv::workspace_path(GUIDE)).unwrap();
+    let anchors: BTreeSet<String> = guide
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .map(|l| heading_anchor(l.trim_start_matches('#')))
+        .collect();
+    for service_monitors in [true, false] {
+        let docs = render_chart(service_monitors);
+        for group in of_kind(&docs, "PrometheusRule")[0]["spec"]["groups"]
+            .as_array()
+            .unwrap()
+        {
+            for rule in group["rules"].as_array().unwrap() {
+                let Some(alert) = rule["alert"].as_str() else {
+                    continue;
+                };
+                let anchor = heading_anchor(alert);
+                assert_eq!(
+                    rule["annotations"]["runbook_url"].as_str(),
+                    Some(format!("{GUIDE}#{anchor}").as_str()),
+                    "{alert}: runbook_url"
+                );
+                assert!(
+                    anchors.contains(&anchor),
+                    "{alert} has no runbook section (a heading `#### {alert}`) in {GUIDE}"
+                );
+            }
+        }
+    }
+    assert_eq!(heading_anchor(" Alert runbooks"), "alert-runbooks");
+}
+
 /// `promtool check rules` and `promtool test rules` on the rendered rules, for both shapes of
 /// the leader alert (with and without the chart's ServiceMonitors).
 #[test]
