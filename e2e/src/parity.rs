@@ -66,14 +66,25 @@ pub const SCAFFOLDS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Kinds whose hook objects are watched for the order they are created in.
+/// Kinds whose hook objects are watched for the order they are created in (and Deployments for
+/// when they become available).
 const HOOK_KINDS: &[(&str, &str, &str)] = &[
     ("batch", "v1", "Job"),
     ("", "v1", "Pod"),
     ("", "v1", "ConfigMap"),
     ("", "v1", "Secret"),
     ("", "v1", "ServiceAccount"),
+    ("apps", "v1", "Deployment"),
 ];
+
+/// Whether a (non-hook) object of a watched kind just became available: its moment goes into
+/// the hook sequence, so that post-install/post-upgrade hooks are seen to start after the
+/// release's workloads are healthy (as `helm install --wait` starts them), or before.
+fn is_available(o: &DynamicObject) -> bool {
+    o.data["status"]["availableReplicas"]
+        .as_i64()
+        .is_some_and(|n| n >= 1)
+}
 
 /// Namespaced kinds never compared: what controllers, the API server or the tools write for
 /// themselves rather than what the chart asks for.
@@ -428,7 +439,8 @@ pub struct Observed {
     /// `None`: succeeded; else what failed.
     pub failure: Option<String>,
     pub objects: BTreeMap<String, Value>,
-    /// Hook objects created during the step, in creation order (`Kind/name`).
+    /// Hook objects created during the step, in creation order (`Kind/name`), with the
+    /// moments Deployments first became available (`Deployment/name available`).
     pub hooks_created: Vec<String>,
     /// Hook objects deleted during the step.
     pub hooks_deleted: BTreeSet<String>,
@@ -445,7 +457,8 @@ pub struct Report {
     pub cases: Vec<String>,
     /// Per chart and step, the failures of either side (`None`: both succeeded).
     pub failures: Vec<String>,
-    /// Per chart, what each step left on the helm side (`Kind/name` by step), for the reader.
+    /// Per chart, what each step left on the helm side (`Kind/name` by step) and the hook
+    /// sequence it ran, for the reader.
     pub observed: Vec<String>,
     pub documented: Vec<(Difference, String)>,
     pub undocumented: Vec<Difference>,
@@ -541,7 +554,14 @@ fn spawn_hook_watches(client: &Client, log: &HookLog) -> Vec<tokio::task::JoinHa
                         _ => continue,
                     };
                     let uid = o.metadata.uid.clone().unwrap_or_default();
-                    if !is_hook(&o) || (!deleted && !seen.insert(uid.clone())) {
+                    let (uid, suffix) = if is_hook(&o) {
+                        (uid, "")
+                    } else if !deleted && is_available(&o) {
+                        (format!("{uid}/available"), " available")
+                    } else {
+                        continue;
+                    };
+                    if !deleted && !seen.insert(uid.clone()) {
                         continue;
                     }
                     let rv = o
@@ -553,7 +573,10 @@ fn spawn_hook_watches(client: &Client, log: &HookLog) -> Vec<tokio::task::JoinHa
                     if let Ok(mut log) = log.lock() {
                         log.push(HookEvent {
                             namespace: o.metadata.namespace.clone().unwrap_or_default(),
-                            object: format!("{kind}/{}", o.metadata.name.unwrap_or_default()),
+                            object: format!(
+                                "{kind}/{}{suffix}",
+                                o.metadata.name.unwrap_or_default()
+                            ),
                             uid,
                             resource_version: rv,
                             deleted,
@@ -769,7 +792,11 @@ impl Harness {
             .zip(&helm)
             .map(|(step, o)| {
                 let names: Vec<&str> = o.objects.keys().map(String::as_str).collect();
-                format!("{step} [{}]", names.join(" "))
+                format!(
+                    "{step} [{}] hooks [{}]",
+                    names.join(" "),
+                    o.hooks_created.join(" ")
+                )
             })
             .collect();
         Ok((out, failures, format!("{}: {}", case.name, left.join("; "))))
