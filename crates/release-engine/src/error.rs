@@ -24,6 +24,13 @@ pub enum Error {
     #[error("running helm failed: {0}")]
     HelmIo(#[source] std::io::Error),
 
+    /// helm ran out of memory (under the renderer's limit, or killed by the kernel): the
+    /// chart or values make it need more than the limit allows.
+    #[error(
+        "helm ran out of memory rendering the chart (limit {limit_mib} MiB of data per helm process, the operator's --helm-memory-limit): make the chart or its values smaller, or raise the limit"
+    )]
+    RenderOutOfMemory { limit_mib: u64 },
+
     /// `helm template` exited non-zero; `stderr` has been scrubbed of values.
     #[error("helm template failed ({status}): {stderr}")]
     HelmFailed { status: String, stderr: String },
@@ -112,6 +119,7 @@ impl upstart_failure::MetricLabel for Error {
             Error::HelmIo(_) => "helm_io",
             Error::HelmFailed { .. } => "helm_failed",
             Error::HelmTimeout { .. } => "helm_timeout",
+            Error::RenderOutOfMemory { .. } => "render_out_of_memory",
             Error::RenderTooLarge { .. } => "render_too_large",
             Error::RenderNotUtf8 => "render_not_utf8",
             Error::Values(_) => "values",
@@ -137,6 +145,7 @@ impl upstart_failure::Classify for Error {
     fn class(&self) -> upstart_failure::Class {
         match self {
             Error::HelmFailed { .. }
+            | Error::RenderOutOfMemory { .. }
             | Error::RenderTooLarge { .. }
             | Error::RenderNotUtf8
             | Error::ManifestTooLarge { .. }

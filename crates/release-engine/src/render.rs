@@ -51,7 +51,15 @@ pub struct RendererConfig {
     /// Most helm processes running at once (each is CPU-bound for its duration); further
     /// renders wait their turn. Cache hits never wait.
     pub max_concurrent: usize,
+    /// Most memory (bytes of data: heap and private writable mappings, `RLIMIT_DATA`) one
+    /// helm process may take; `None` for no limit. Go reserves address space it never uses,
+    /// so the data size is limited, not the address space. With `max_concurrent` it bounds
+    /// what rendering costs the pod. Linux only; elsewhere helm runs without it.
+    pub memory_limit: Option<u64>,
 }
+
+/// The default [`RendererConfig::memory_limit`]: 1 GiB per helm process.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
 
 impl RendererConfig {
     pub fn new(helm_path: impl Into<PathBuf>) -> Self {
@@ -64,6 +72,7 @@ impl RendererConfig {
             work_dir: None,
             min_scrub_len: 4,
             max_concurrent: 4,
+            memory_limit: Some(DEFAULT_MEMORY_LIMIT),
         }
     }
 }
@@ -401,9 +410,19 @@ impl Renderer {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(limit) = self.config.memory_limit {
+            // Go's collector works harder near this soft limit before the hard one is hit.
+            cmd.env("GOMEMLIMIT", (limit / 10 * 9).to_string());
+        }
 
         self.invocations.fetch_add(1, Ordering::Relaxed);
         let mut child = cmd.spawn().map_err(Error::HelmIo)?;
+        if let Some(limit) = self.config.memory_limit
+            && let Err(e) = limit_memory(&child, limit)
+        {
+            let _ = child.kill().await;
+            return Err(Error::HelmIo(e));
+        }
         let (Some(mut stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -444,6 +463,13 @@ impl Renderer {
             }
         };
         if !status.success() {
+            if let Some(limit) = self.config.memory_limit
+                && ran_out_of_memory(&status, &err)
+            {
+                return Err(Error::RenderOutOfMemory {
+                    limit_mib: limit >> 20,
+                });
+            }
             let scrubber = match session.map(LookupSession::secret_values) {
                 Some(secrets) if !secrets.is_empty() => {
                     let strings = secrets.into_iter().map(Value::String).collect();
@@ -466,6 +492,53 @@ impl Renderer {
         }
         String::from_utf8(out).map_err(|_| Error::RenderNotUtf8)
     }
+}
+
+/// Limits the data size of the helm process just started. helm is still starting up and
+/// waits for its values on stdin, written only after this: the render itself runs under the
+/// limit (setting it in the child before exec would need `unsafe`, forbidden here).
+#[cfg(target_os = "linux")]
+fn limit_memory(child: &tokio::process::Child, limit: u64) -> std::io::Result<()> {
+    use rustix::process::{Pid, Resource, Rlimit, prlimit};
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| std::io::Error::other("helm exited before its memory could be limited"))?;
+    let wanted = Rlimit {
+        current: Some(limit),
+        maximum: Some(limit),
+    };
+    match prlimit(Some(pid), Resource::Data, wanted) {
+        // Already exited (a bad flag, say): its exit status tells what happened.
+        Ok(_) | Err(rustix::io::Errno::SRCH) => Ok(()),
+        Err(e) => Err(std::io::Error::from(e)),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn limit_memory(_child: &tokio::process::Child, _limit: u64) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Whether a failed helm ran out of memory: the Go runtime says so on stderr when an
+/// allocation is refused; the kernel's OOM killer sends SIGKILL (the renderer's own kill at the
+/// timeout is reported before this is asked); a refused allocation while the runtime grows its
+/// own structures can end in SIGSEGV.
+fn ran_out_of_memory(status: &std::process::ExitStatus, stderr: &[u8]) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt as _;
+        if matches!(status.signal(), Some(9 | 11)) {
+            return true;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = status;
+    let text = String::from_utf8_lossy(stderr);
+    text.contains("fatal error: out of memory")
+        || text.contains("runtime: out of memory")
+        || text.contains("cannot allocate memory")
 }
 
 /// How helm says a rendered object's kind is not served (`ensure CRDs are installed first`).

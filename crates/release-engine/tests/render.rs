@@ -790,3 +790,64 @@ async fn a_failing_template_that_echoes_a_looked_up_secret_is_scrubbed() {
     assert!(!text.contains("a2VwdC1zZWNyZXQtdmFsdWU"), "{text}");
     assert!(text.contains(REDACTED), "{text}");
 }
+
+/// A chart whose template builds a string of `.Values.times` copies of a 1 MiB value.
+fn hungry_chart(dir: &Path) -> PathBuf {
+    let chart = dir.join("hungry");
+    write(
+        &chart,
+        &[
+            (
+                "Chart.yaml",
+                "apiVersion: v2\nname: hungry\nversion: 0.1.0\n",
+            ),
+            (
+                "templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  big: {{ .Values.chunk | repeat (int .Values.times) | sha256sum | quote }}\n",
+            ),
+        ],
+    );
+    chart
+}
+
+#[tokio::test]
+async fn helm_runs_under_a_memory_limit_and_running_out_is_its_own_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = hungry_chart(dir.path());
+    let caps = capabilities();
+    let chunk = "x".repeat(1 << 20);
+    let limited = |limit| {
+        let config = RendererConfig {
+            memory_limit: Some(limit),
+            ..RendererConfig::new(upstart_test_support::helm())
+        };
+        Renderer::with_config(config)
+    };
+    // 512 MiB of string for a helm limited to 128 MiB of data.
+    let renderer = limited(128 << 20).await.unwrap();
+    let values = json!({"chunk": chunk, "times": 512});
+    let err = renderer
+        .render(&request(&chart, &values, &caps))
+        .await
+        .expect_err("runs out of memory");
+    assert!(
+        matches!(err, Error::RenderOutOfMemory { limit_mib: 128 }),
+        "{err}"
+    );
+    assert!(
+        err.needs_spec_change(),
+        "the same render fails the same way"
+    );
+    assert_eq!(
+        upstart_failure::MetricLabel::metric_label(&err),
+        "render_out_of_memory"
+    );
+    assert!(err.to_string().contains("128 MiB"), "{err}");
+
+    // The same chart needing little renders under the same limit.
+    let values = json!({"chunk": chunk, "times": 4});
+    renderer
+        .render(&request(&chart, &values, &caps))
+        .await
+        .expect("a small render fits");
+}
