@@ -41,7 +41,7 @@ use upstart_operator_runtime::{
 };
 use upstart_release_engine::catalog::ApiCatalog;
 use upstart_release_engine::manifests::{ClusterScopedAllowList, Limits, RELEASE_LABEL};
-use upstart_release_engine::render::Renderer;
+use upstart_release_engine::render::{Renderer, RendererConfig};
 
 use crate::Error;
 use crate::constants::{CONTROLLER, FIELD_MANAGER, FINALIZER};
@@ -106,10 +106,13 @@ impl Context {
         releases: Store<HelmRelease>,
     ) -> Result<Self, Error> {
         let client = op.client.clone();
-        let renderer = Renderer::new(&config.helm_path)
-            .await
-            .map_err(Error::Render)?
-            .with_cluster(client.clone());
+        let renderer = Renderer::with_config(RendererConfig {
+            memory_limit: config.helm_memory_limit,
+            ..RendererConfig::new(&config.helm_path)
+        })
+        .await
+        .map_err(Error::Render)?
+        .with_cluster(client.clone());
         let late_credentials = LateCredentials::of(&config);
         if let Some(late) = &late_credentials {
             let aliases: Vec<String> = late.pending.lock().await.keys().cloned().collect();

@@ -48,6 +48,15 @@ struct Cli {
         value_delimiter = ','
     )]
     allow_cluster_scoped: Vec<String>,
+    /// Most memory one helm process may use, in MiB (its data size; 0: no limit). A render
+    /// needing more fails with its own error (RenderOutOfMemory) instead of growing the pod.
+    #[arg(
+        long,
+        env = "UPSTART_HELM_MEMORY_LIMIT",
+        value_name = "MIB",
+        default_value_t = upstart_release_engine::render::DEFAULT_MEMORY_LIMIT >> 20
+    )]
+    helm_memory_limit: u64,
 }
 
 #[tokio::main]
@@ -81,6 +90,8 @@ async fn operate(op: OperatorContext, shutdown: Shutdown, cli: Cli) -> Result<()
         cache_dir: cli.cache_dir,
         cluster_scoped_allow_list: ClusterScopedAllowList::new(cli.allow_cluster_scoped),
         teardown_timeout: cli.common.teardown_timeout,
+        helm_memory_limit: (cli.helm_memory_limit > 0)
+            .then_some(cli.helm_memory_limit.saturating_mul(1 << 20)),
     };
     controller::run(op, config, shutdown).await
 }

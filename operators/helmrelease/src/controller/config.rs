@@ -36,6 +36,9 @@ pub struct Config {
     pub cluster_scoped_allow_list: ClusterScopedAllowList,
     /// How long a deleted release waits for its dependents to go first (SPEC §2.8).
     pub teardown_timeout: Duration,
+    /// Most memory (bytes of data) one helm process may use; `None`: unlimited. Running out
+    /// is the render error `RenderOutOfMemory`.
+    pub helm_memory_limit: Option<u64>,
 }
 
 /// The default teardown timeout (SPEC §2.8), as the binary's `--teardown-timeout`.
@@ -51,6 +54,7 @@ impl Default for Config {
             cache_dir: std::env::temp_dir().join("upstart-helmrelease-charts"),
             cluster_scoped_allow_list: ClusterScopedAllowList::default(),
             teardown_timeout: DEFAULT_TEARDOWN_TIMEOUT,
+            helm_memory_limit: Some(upstart_release_engine::render::DEFAULT_MEMORY_LIMIT),
         }
     }
 }
