@@ -7,23 +7,6 @@ use upstart_control_plane::{Fault, Verb};
 
 use super::*;
 
-async fn event_with_reason(client: &Client, reason: &str, about: &str) {
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), NS);
-    eventually(&format!("a {reason} Event naming {about}"), || async {
-        events
-            .list(&Default::default())
-            .await
-            .ok()?
-            .items
-            .into_iter()
-            .find(|e| {
-                e.reason.as_deref() == Some(reason)
-                    && e.note.as_deref().is_some_and(|n| n.contains(about))
-            })
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crd_of_the_crds_directory_is_created_first_and_never_updated_pruned_or_deleted() {
     let h = Harness::start().await;

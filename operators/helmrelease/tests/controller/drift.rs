@@ -98,21 +98,11 @@ async fn object_edited_in_place_is_put_back_at_once() {
             .then_some(())
     })
     .await;
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(h.client.clone(), NS);
-    eventually("a DriftCorrected event naming the object", || async {
-        events
-            .list(&Default::default())
-            .await
-            .ok()?
-            .items
-            .into_iter()
-            .find(|e| {
-                e.reason.as_deref() == Some("DriftCorrected")
-                    && e.note
-                        .as_deref()
-                        .is_some_and(|n| n.contains("ConfigMap/web-settings (changed by hand)"))
-            })
-    })
+    event_with_reason(
+        &h.client,
+        "DriftCorrected",
+        "ConfigMap/web-settings (changed by hand)",
+    )
     .await;
     // Put back once: the correction is not itself taken for another edit.
     tokio::time::sleep(Duration::from_secs(2)).await;

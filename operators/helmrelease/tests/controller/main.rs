@@ -482,6 +482,24 @@ mod logs {
 }
 
 /// Polls `check` until it gives a value, for up to [`WAIT`].
+/// Waits for an Event in the test namespace with `reason` whose note mentions `about`.
+async fn event_with_reason(client: &Client, reason: &str, about: &str) {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), NS);
+    eventually(&format!("a {reason} Event naming {about}"), || async {
+        events
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.note.as_deref().is_some_and(|n| n.contains(about))
+            })
+    })
+    .await;
+}
+
 async fn eventually<T, Fut>(what: &str, check: impl FnMut() -> Fut) -> T
 where
     Fut: Future<Output = Option<T>>,

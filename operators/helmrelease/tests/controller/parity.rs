@@ -356,20 +356,6 @@ async fn objects_marked_keep_survive_prune_and_deletion_and_are_reported() {
     assert!(!exists(&client, "store-settings").await, "deleted");
     assert!(exists(&client, "store-data").await, "kept at deletion");
 
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), NS);
-    eventually("a ResourceKept Event naming the kept object", || async {
-        events
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .any(|e| {
-                e.reason.as_deref() == Some("ResourceKept")
-                    && e.note.as_deref().is_some_and(|n| n.contains("store-data"))
-            })
-            .then_some(())
-    })
-    .await;
+    event_with_reason(&client, "ResourceKept", "store-data").await;
     h.stop().await;
 }
