@@ -454,9 +454,9 @@ impl LeaderElector {
     ///   seen through [`LeadershipToken::shutdown`]): the Lease is renewed until then, then
     ///   released; returns `Ok(Some(output))`.
     /// - The leadership is lost (renew deadline passed, or another holder): the token's
-    ///   shutdown fires, `work` gets the time left before a standby may take over
-    ///   (lease duration − renew deadline) to stop, is dropped if it has not, and
-    ///   [`Error::LeadershipLost`] is returned. The process should then exit and restart as a
+    ///   shutdown fires, `work` is dropped at once (no grace: another instance may already
+    ///   lead, so in-flight writes must stop where they are), and [`Error::LeadershipLost`]
+    ///   is returned. The process should then exit and restart as a
     ///   fresh candidate, as client-go controllers do.
     pub async fn run_while_leader<F, Fut>(
         self,
@@ -475,8 +475,7 @@ impl LeaderElector {
             shutdown: work_shutdown.clone(),
             identity: self.config.identity.clone(),
         };
-        let work = work(token);
-        tokio::pin!(work);
+        let mut work = Box::pin(work(token));
         let output = tokio::select! {
             output = &mut work => Some(output),
             () = self.hold() => None,
@@ -489,16 +488,12 @@ impl LeaderElector {
                 Ok(Some(output))
             }
             None => {
+                // Stopped at once, as client-go programs do: another instance may already lead
+                // (a stolen lease is held by someone else now), and any write from here on
+                // races it. The work is dropped where it awaits, whatever it was doing; the
+                // token fires too, for tasks it spawned that watch it.
                 work_shutdown.trigger();
-                let grace = self
-                    .config
-                    .lease_duration
-                    .saturating_sub(self.config.renew_deadline);
-                if tokio::time::timeout(grace, &mut work).await.is_err() {
-                    tracing::warn!(
-                        "the work did not stop in time after the leadership was lost; abandoning it"
-                    );
-                }
+                drop(work);
                 Err(Error::LeadershipLost {
                     namespace: self.config.namespace.clone(),
                     name: self.config.name.clone(),

@@ -234,14 +234,14 @@ async fn a_leader_that_cannot_renew_within_the_deadline_stops_its_work_and_repor
     let cp = ControlPlane::start(Options::default());
     let a = LeaderElector::new(cp.client(), config("deadline", "a", 2000, 600, 100))?;
     let (leading_tx, leading_rx) = tokio::sync::oneshot::channel();
-    let work_stopped = Arc::new(AtomicBool::new(false));
+    let token_seen = Arc::new(std::sync::Mutex::new(None::<Shutdown>));
     let task = tokio::spawn({
-        let work_stopped = work_stopped.clone();
+        let token_seen = token_seen.clone();
         async move {
             a.run_while_leader(Shutdown::new(), |token| async move {
+                *token_seen.lock().expect("not poisoned") = Some(token.shutdown().clone());
                 let _ = leading_tx.send(());
-                token.shutdown().wait().await;
-                work_stopped.store(true, Ordering::SeqCst);
+                std::future::pending::<()>().await;
             })
             .await
         }
@@ -259,8 +259,10 @@ async fn a_leader_that_cannot_renew_within_the_deadline_stops_its_work_and_repor
         matches!(result, Err(Error::LeadershipLost { .. })),
         "{result:?}"
     );
+    // The work itself is dropped; its token fired for whatever it spawned.
+    let token = token_seen.lock().expect("not poisoned").clone();
     assert!(
-        work_stopped.load(Ordering::SeqCst),
+        token.is_some_and(|t| t.is_triggered()),
         "the work was told to stop"
     );
     let lost_after = broken.elapsed();
@@ -329,5 +331,71 @@ async fn a_standby_shut_down_before_leading_never_runs_its_work() -> anyhow::Res
     assert!(matches!(result, Ok(None)), "{result:?}");
     assert!(!ran.load(Ordering::SeqCst));
     assert_eq!(holder(&lease(&cp, "never").await).as_deref(), Some("a"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_leader_whose_lease_is_stolen_by_another_elector_stops_its_work_at_once()
+-> anyhow::Result<()> {
+    let cp = ControlPlane::start(Options::default());
+    // lease duration − renew deadline = 4 s: what the old leader used to get after the loss.
+    let a = LeaderElector::new(cp.client(), config("taken", "a", 6000, 2000, 100))?;
+    let b = LeaderElector::new(cp.client(), config("taken", "b", 6000, 2000, 100))?;
+    let (leading_tx, leading_rx) = tokio::sync::oneshot::channel();
+    let writes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let task = tokio::spawn({
+        let writes = writes.clone();
+        async move {
+            a.run_while_leader(Shutdown::new(), |_token| async move {
+                let _ = leading_tx.send(());
+                // In-flight work that does not look at its token: it must still stop.
+                loop {
+                    writes.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+        }
+    });
+    leading_rx.await?;
+    // The lease handed to b behind a's back: b renews it as its own from now on.
+    let api = Api::<Lease>::namespaced(cp.client(), "default");
+    let mut stolen = api.get("taken").await?;
+    if let Some(spec) = stolen.spec.as_mut() {
+        spec.holder_identity = Some("b".into());
+    }
+    api.replace("taken", &Default::default(), &stolen).await?;
+    let stolen_at = Instant::now();
+    let b_leads = Arc::new(AtomicBool::new(false));
+    let b_task = tokio::spawn({
+        let b_leads = b_leads.clone();
+        async move {
+            b.run_while_leader(Shutdown::new(), |token| async move {
+                b_leads.store(true, Ordering::SeqCst);
+                token.shutdown().wait().await;
+            })
+            .await
+        }
+    });
+    let result = tokio::time::timeout(Duration::from_secs(3), task).await??;
+    let stopped_after = stolen_at.elapsed();
+    assert!(
+        matches!(result, Err(Error::LeadershipLost { .. })),
+        "{result:?}"
+    );
+    assert!(
+        stopped_after < Duration::from_millis(1500),
+        "the old leader's work ran {stopped_after:?} after the lease was taken"
+    );
+    let after_loss = writes.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        writes.load(Ordering::SeqCst),
+        after_loss,
+        "no work of the old leader once it knows it lost the lease"
+    );
+    assert!(b_leads.load(Ordering::SeqCst), "b leads");
+    assert_eq!(holder(&lease(&cp, "taken").await).as_deref(), Some("b"));
+    b_task.abort();
     Ok(())
 }
