@@ -181,7 +181,125 @@ pub async fn client_from_args(args: &CommonArgs) -> Result<kube::Client, Error> 
             Some(_) => kube::Config::infer().await.map_err(Error::InferConfig)?,
         },
     };
-    kube::Client::try_from(config).map_err(Error::Client)
+    client_with_retry_after(config)
+}
+
+/// The client for `config`, with kube's default retries (up to 15, each waiting any
+/// `Retry-After` the server asks for, however long) replaced by [`retry_after`]'s: a 429 is
+/// retried once, after its `Retry-After` capped at [`retry_after::MAX_WAIT`]. Anything else is
+/// the reconciler's to retry, with its own backoff.
+fn client_with_retry_after(mut config: kube::Config) -> Result<kube::Client, Error> {
+    config.default_retry = false;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(Error::Client)?
+        // Retry needs a service it can clone; kube's stack is boxed, so it is shared.
+        .with_layer(&tower::buffer::BufferLayer::new(1024))
+        .with_layer(&tower::retry::RetryLayer::new(
+            retry_after::OnceAfter::default(),
+        ))
+        .build();
+    Ok(client)
+}
+
+/// Honouring `Retry-After` on 429 (API Priority and Fairness, or a proxy shedding load).
+pub mod retry_after {
+    use std::time::Duration;
+
+    use http::{HeaderMap, Request, Response, StatusCode};
+    use kube::client::Body;
+    use tower::BoxError;
+
+    /// The longest `Retry-After` waited for; a longer one is cut to this, and a second 429 is
+    /// returned to the caller (whose backoff takes over) rather than holding a reconcile.
+    pub const MAX_WAIT: Duration = Duration::from_secs(5);
+    /// The wait when a 429 has no (or no readable) `Retry-After`.
+    pub const DEFAULT_WAIT: Duration = Duration::from_secs(1);
+
+    /// The retry policy: one retry of a 429, after its `Retry-After` (bounded). tower clones
+    /// the policy for each request, so `spent` is per request.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct OnceAfter {
+        spent: bool,
+    }
+
+    /// How long a 429 asks to wait: `Retry-After` in seconds (the form the API server
+    /// sends), bounded by [`MAX_WAIT`]; [`DEFAULT_WAIT`] when absent or not a number.
+    pub fn wait_for(headers: &HeaderMap) -> Duration {
+        headers
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(DEFAULT_WAIT, Duration::from_secs)
+            .min(MAX_WAIT)
+    }
+
+    impl<B> tower::retry::Policy<Request<Body>, Response<B>, BoxError> for OnceAfter {
+        type Future = tokio::time::Sleep;
+
+        fn retry(
+            &mut self,
+            _request: &mut Request<Body>,
+            result: &mut Result<Response<B>, BoxError>,
+        ) -> Option<Self::Future> {
+            match result {
+                Ok(response)
+                    if !self.spent && response.status() == StatusCode::TOO_MANY_REQUESTS =>
+                {
+                    let wait = wait_for(response.headers());
+                    tracing::debug!(
+                        ?wait,
+                        "429 Too Many Requests: retrying once after Retry-After"
+                    );
+                    // One retry only: the next answer is the caller's, whatever it is.
+                    self.spent = true;
+                    Some(tokio::time::sleep(wait))
+                }
+                _ => None,
+            }
+        }
+
+        fn clone_request(&mut self, request: &Request<Body>) -> Option<Request<Body>> {
+            if self.spent {
+                return None;
+            }
+            // Only a body held in memory can be sent twice (kube's requests are).
+            let body = request.body().try_clone()?;
+            let mut copy = Request::new(body);
+            *copy.method_mut() = request.method().clone();
+            *copy.uri_mut() = request.uri().clone();
+            *copy.version_mut() = request.version();
+            *copy.headers_mut() = request.headers().clone();
+            *copy.extensions_mut() = request.extensions().clone();
+            Some(copy)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn headers(retry_after: Option<&str>) -> HeaderMap {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = retry_after {
+                headers.insert(
+                    http::header::RETRY_AFTER,
+                    value.parse().expect("a header value"),
+                );
+            }
+            headers
+        }
+
+        #[test]
+        fn retry_after_seconds_are_waited_up_to_the_cap() {
+            assert_eq!(wait_for(&headers(Some("2"))), Duration::from_secs(2));
+            assert_eq!(wait_for(&headers(Some("3600"))), MAX_WAIT);
+            assert_eq!(wait_for(&headers(None)), DEFAULT_WAIT);
+            assert_eq!(
+                wait_for(&headers(Some("Wed, 21 Oct 2026 07:28:00 GMT"))),
+                DEFAULT_WAIT
+            );
+        }
+    }
 }
 
 /// Runs `work` with `ctx` until it ends, with what `options` asks for around it:
