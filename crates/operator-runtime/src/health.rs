@@ -226,9 +226,44 @@ impl ReadyFlag {
         K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
         K::DynamicType: Default + Eq + std::hash::Hash + Clone,
     {
+        self.watch_counting(api, config, |_| {})
+    }
+
+    /// [`ReadyFlag::watch`], calling `on_change` with the store after every change to it
+    /// (an object applied or deleted, the initial list complete): how the phase gauges stay
+    /// exact, a deletion included, which no reconcile follows.
+    pub fn watch_counting<K>(
+        self,
+        api: Api<K>,
+        config: watcher::Config,
+        on_change: impl Fn(&Store<K>) + Send + Sync + 'static,
+    ) -> (
+        Store<K>,
+        impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    )
+    where
+        K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
         let (store, writer) = reflector::store();
+        let reader = store.clone();
         let stream = self
-            .track(watcher(api, config).default_backoff().reflect(writer))
+            .track(
+                watcher(api, config)
+                    .default_backoff()
+                    .reflect(writer)
+                    .inspect(move |event| {
+                        // Not for each object of the initial list: once, when it is complete.
+                        if matches!(
+                            event,
+                            Ok(watcher::Event::Apply(_)
+                                | watcher::Event::Delete(_)
+                                | watcher::Event::InitDone)
+                        ) {
+                            on_change(&reader);
+                        }
+                    }),
+            )
             .applied_objects();
         (store, stream)
     }

@@ -104,6 +104,7 @@ impl Context {
         op: &OperatorContext,
         config: Config,
         releases: Store<HelmRelease>,
+        release_metrics: ReleaseMetrics,
     ) -> Result<Self, Error> {
         let client = op.client.clone();
         let renderer = Renderer::with_config(RendererConfig {
@@ -128,7 +129,7 @@ impl Context {
         Ok(Context {
             client,
             metrics: op.metrics.controller(CONTROLLER),
-            release_metrics: ReleaseMetrics::register(&op.metrics)?,
+            release_metrics,
             recorder: op.recorder(CONTROLLER),
             backoff: FailureBackoff::default(),
             renderer,
@@ -267,10 +268,20 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     let ready = op.readiness.register(CONTROLLER);
     let releases: Api<HelmRelease> = op.api();
     let synced = ready.clone();
-    let (store, trigger) = ready.watch(releases.clone(), op.watcher_config());
+    let release_metrics = ReleaseMetrics::register(&op.metrics)?;
+    let by_phase = release_metrics.releases_by_phase.clone();
+    let (store, trigger) =
+        ready.watch_counting(releases.clone(), op.watcher_config(), move |store| {
+            by_phase.count(
+                store
+                    .state()
+                    .iter()
+                    .map(|r| r.status.as_ref().and_then(|s| s.phase)),
+            );
+        });
     let controller =
         Controller::for_stream(trigger, store.clone()).with_config(op.controller_config());
-    let context = Arc::new(Context::new(&op, config, store.clone()).await?);
+    let context = Arc::new(Context::new(&op, config, store.clone(), release_metrics).await?);
     let owned = watcher::Config::default().labels(RELEASE_LABEL);
     let all = watcher::Config::default();
 
@@ -407,12 +418,6 @@ fn applied_by<K: Resource>(
 #[instrument(skip_all, fields(namespace = hr.namespace(), name = hr.name_any()))]
 pub async fn reconcile(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.count_and_measure();
-    ctx.release_metrics.releases_by_phase.count(
-        ctx.releases
-            .state()
-            .iter()
-            .map(|r| r.status.as_ref().and_then(|s| s.phase)),
-    );
     let key = ObjectRef::from_obj(hr.as_ref());
     let namespace = hr.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), &namespace);

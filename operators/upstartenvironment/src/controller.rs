@@ -12,7 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, PostParams};
 use kube::core::object::HasSpec;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -74,7 +74,6 @@ pub struct Context {
     recorder: EventRecorder,
     backoff: FailureBackoff<ObjectRef<UpstartEnvironment>>,
     config: Config,
-    environments: Store<UpstartEnvironment>,
 }
 
 /// Runs the controller until `shutdown` fires: the work handed to the shared runtime
@@ -85,17 +84,25 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     let ready = op.readiness.register(CONTROLLER);
     let environments: Api<UpstartEnvironment> = Api::all(client.clone());
     let synced = ready.clone();
-    let (store, trigger) = ready.watch(environments, op.watcher_config());
+    let environment_metrics = EnvironmentMetrics::register(&op.metrics)?;
+    let by_phase = environment_metrics.environments_by_phase.clone();
+    let (store, trigger) = ready.watch_counting(environments, op.watcher_config(), move |store| {
+        by_phase.count(
+            store
+                .state()
+                .iter()
+                .map(|e| e.status.as_ref().and_then(|s| s.phase)),
+        );
+    });
     let controller =
         Controller::for_stream(trigger, store.clone()).with_config(op.controller_config());
     let context = Arc::new(Context {
         client: client.clone(),
         metrics: op.metrics.controller(CONTROLLER),
-        environment_metrics: EnvironmentMetrics::register(&op.metrics)?,
+        environment_metrics,
         recorder: op.recorder(CONTROLLER),
         backoff: FailureBackoff::default(),
         config: config.clone(),
-        environments: store.clone(),
     });
     let by_service = store.clone();
     let by_release = store.clone();
@@ -157,12 +164,6 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
 #[instrument(skip_all, fields(name = env.name_any()))]
 pub async fn reconcile(env: Arc<UpstartEnvironment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.count_and_measure();
-    ctx.environment_metrics.environments_by_phase.count(
-        ctx.environments
-            .state()
-            .iter()
-            .map(|e| e.status.as_ref().and_then(|s| s.phase)),
-    );
     let key = ObjectRef::from_obj(env.as_ref());
     let api: Api<UpstartEnvironment> = Api::all(ctx.client.clone());
     // Reconcile the newest object, not the cached one: a wake-up by a child can come before our

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use tracing::{debug, info, instrument, warn};
@@ -59,12 +59,10 @@ impl Default for Config {
 pub struct Context {
     client: Client,
     metrics: ControllerMetrics,
-    services_by_phase: PhaseGauge<ServicePhase>,
     recorder: EventRecorder,
     backoff: FailureBackoff<ObjectRef<UpstartService>>,
     expressions: Expressions,
     catalog_namespace: String,
-    services: Store<UpstartService>,
 }
 
 /// Runs the controller until `shutdown` fires: the work handed to the shared runtime
@@ -74,22 +72,29 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     let ready = op.readiness.register(CONTROLLER);
     let services: Api<UpstartService> = op.api();
     let synced = ready.clone();
-    let (store, trigger) = ready.watch(services.clone(), op.watcher_config());
     let services_by_phase = PhaseGauge::register(
         &op.metrics,
         "upstart_upstartservices",
         "UpstartServices by phase.",
     )
     .map_err(|e| Error::Config(e.to_string()))?;
+    let by_phase = services_by_phase.clone();
+    let (store, trigger) =
+        ready.watch_counting(services.clone(), op.watcher_config(), move |store| {
+            by_phase.count(
+                store
+                    .state()
+                    .iter()
+                    .map(|s| s.status.as_ref().and_then(|s| s.phase)),
+            );
+        });
     let context = Arc::new(Context {
         client: op.client.clone(),
         metrics: op.metrics.controller(CONTROLLER),
-        services_by_phase,
         recorder: op.recorder(CONTROLLER),
         backoff: FailureBackoff::default(),
         expressions: Expressions::new(),
         catalog_namespace: config.catalog_namespace,
-        services: store.clone(),
     });
     let by_release = store.clone();
     let by_service = store.clone();
@@ -131,12 +136,6 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
 #[instrument(skip_all, fields(namespace = service.namespace(), name = service.name_any()))]
 pub async fn reconcile(service: Arc<UpstartService>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.count_and_measure();
-    ctx.services_by_phase.count(
-        ctx.services
-            .state()
-            .iter()
-            .map(|s| s.status.as_ref().and_then(|s| s.phase)),
-    );
     let key = ObjectRef::from_obj(service.as_ref());
     let namespace = service.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<UpstartService> = Api::namespaced(ctx.client.clone(), &namespace);

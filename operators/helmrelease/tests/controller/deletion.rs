@@ -211,3 +211,38 @@ async fn release_deleted_in_the_middle_of_its_install_removes_what_was_applied()
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phase_gauge_counts_a_deleted_release_out_although_no_reconcile_follows() {
+    let h = Harness::start().await;
+    h.create("counted", json!({"chart": "test/app", "version": "0.1.0"}))
+        .await;
+    h.ready("counted").await;
+    eventually("the gauge to count it Ready", || async {
+        let text = h.metrics().encode().unwrap();
+        text.contains("upstart_helmreleases{phase=\"Ready\"} 1")
+            .then_some(())
+    })
+    .await;
+    h.releases()
+        .delete("counted", &DeleteParams::default())
+        .await
+        .unwrap();
+    let api = h.releases();
+    eventually("the release to disappear", || async {
+        api.get_opt("counted")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    eventually("every phase back to 0", || async {
+        let text = h.metrics().encode().unwrap();
+        (text.contains("upstart_helmreleases{phase=\"Ready\"} 0")
+            && text.contains("upstart_helmreleases{phase=\"Deleting\"} 0"))
+        .then_some(())
+    })
+    .await;
+    h.stop().await;
+}
