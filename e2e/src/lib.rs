@@ -34,9 +34,9 @@
 //! slow (the workload simulator's delay), for scenarios about ordering and timing.
 
 pub mod crash;
-pub mod parity;
 mod error;
 mod objects;
+pub mod parity;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
