@@ -1,6 +1,8 @@
 //! Deletion (SPEC §2.8), the finalizer's cleanup branch: reverse-dependency teardown, then
 //! delete hooks and the inventory in passes; each pass ends in "done" or "wait".
 
+use std::time::Duration;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
@@ -33,9 +35,6 @@ pub(in crate::controller) async fn wait_for_dependents(
     ctx: &Context,
     api: &Api<HelmRelease>,
 ) -> Result<Option<Action>, Error> {
-    let Some(deleted_at) = &hr.metadata.deletion_timestamp else {
-        return Ok(None);
-    };
     let candidates = wakeups::teardown_blockers(&ctx.releases.state(), hr);
     // The cache may still hold a dependent whose deletion woke us: only what the API server
     // still has holds the teardown, else the release would sleep until the safety requeue.
@@ -56,8 +55,7 @@ pub(in crate::controller) async fn wait_for_dependents(
     if dependents.is_empty() {
         return Ok(None);
     }
-    let now = Timestamp::now();
-    let waited = now.duration_since(deleted_at.0).unsigned_abs();
+    let waited = deleting_for(hr);
     if waited >= ctx.teardown_timeout {
         let note = format!(
             "teardown timeout reached; deleting although {} still depend on it",
@@ -81,7 +79,7 @@ pub(in crate::controller) async fn wait_for_dependents(
         hr.status.as_ref(),
         &message,
         hr.metadata.generation,
-        &Time(now),
+        &Time(Timestamp::now()),
     );
     write_status(ctx, api, hr, status).await?;
     Ok(Some(Action::requeue(
@@ -150,7 +148,7 @@ pub(in crate::controller) async fn teardown(
         if let Err(error) = delete_unless_kept(hr, ctx, namespace, &entry).await {
             // Retried with backoff until the teardown timeout; past it, deletion never hangs
             // (SPEC §2.8): the object is left behind and said so.
-            if !past_teardown_timeout(hr, ctx) {
+            if deleting_for(hr) < ctx.teardown_timeout {
                 return Err(error);
             }
             let note = format!(
@@ -252,11 +250,14 @@ async fn delete_hook_plan(
     }
 }
 
-/// Whether the release has been deleting for longer than the teardown timeout.
-fn past_teardown_timeout(hr: &HelmRelease, ctx: &Context) -> bool {
-    hr.metadata.deletion_timestamp.as_ref().is_some_and(|at| {
-        Timestamp::now().duration_since(at.0).unsigned_abs() >= ctx.teardown_timeout
-    })
+/// How long the release has been deleting (measured against the teardown timeout).
+fn deleting_for(hr: &HelmRelease) -> Duration {
+    hr.metadata
+        .deletion_timestamp
+        .as_ref()
+        .map_or(Duration::ZERO, |at| {
+            Timestamp::now().duration_since(at.0).unsigned_abs()
+        })
 }
 
 /// A delete hook that failed is announced; it never blocks the deletion.
