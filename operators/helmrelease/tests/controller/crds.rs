@@ -59,19 +59,7 @@ async fn a_crd_of_the_crds_directory_is_created_first_and_never_updated_pruned_o
         "an upgrade leaves a crds/ CRD as it is, even the fields the chart sets"
     );
 
-    h.releases()
-        .delete("gadgets", &DeleteParams::default())
-        .await
-        .unwrap();
-    let api = h.releases();
-    eventually("the release to disappear", || async {
-        api.get_opt("gadgets")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    h.delete("gadgets").await;
     assert!(
         crds.get_opt("gadgets.example.com").await.unwrap().is_some(),
         "uninstalling never deletes a crds/ CRD (nor, with it, everyone's custom resources)"
@@ -95,19 +83,8 @@ async fn an_object_the_operator_may_not_delete_never_holds_the_teardown() {
             .always()
             .fail(403),
     );
-    h.releases()
-        .delete("widgets", &DeleteParams::default())
-        .await
-        .unwrap();
-    let api = h.releases();
-    eventually("the release to disappear despite the 403", || async {
-        api.get_opt("widgets")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    // Gone despite the 403.
+    h.delete("widgets").await;
     event_with_reason(
         &h.client,
         "DeleteForbidden",

@@ -9,15 +9,7 @@ async fn deleting_a_release_removes_what_it_applied() {
     h.create("gone", json!({"chart": "test/app", "version": "0.1.0"}))
         .await;
     h.ready("gone").await;
-    h.releases()
-        .delete("gone", &DeleteParams::default())
-        .await
-        .unwrap();
-    let api = h.releases();
-    eventually("the release to disappear", || async {
-        api.get_opt("gone").await.unwrap().is_none().then_some(())
-    })
-    .await;
+    h.delete("gone").await;
     let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
     let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
     assert!(
@@ -191,17 +183,7 @@ async fn release_deleted_in_the_middle_of_its_install_removes_what_was_applied()
         "the install has not finished"
     );
 
-    api.delete("halfway", &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually("the release to disappear", || async {
-        api.get_opt("halfway")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    h.delete("halfway").await;
     assert!(
         config_maps
             .get_opt("halfway-settings")
@@ -224,19 +206,7 @@ async fn the_phase_gauge_counts_a_deleted_release_out_although_no_reconcile_foll
             .then_some(())
     })
     .await;
-    h.releases()
-        .delete("counted", &DeleteParams::default())
-        .await
-        .unwrap();
-    let api = h.releases();
-    eventually("the release to disappear", || async {
-        api.get_opt("counted")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    h.delete("counted").await;
     eventually("every phase back to 0", || async {
         let text = h.metrics().encode().unwrap();
         (text.contains("upstart_helmreleases{phase=\"Ready\"} 0")

@@ -109,18 +109,7 @@ async fn pre_delete_hook_runs_when_the_release_is_deleted() {
             .is_none(),
         "not at install"
     );
-    let api = h.releases();
-    api.delete("leaving", &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually("the release to disappear", || async {
-        api.get_opt("leaving")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    h.delete("leaving").await;
     assert!(
         config_maps
             .get_opt("leaving-farewell")
@@ -321,18 +310,7 @@ async fn waiting_on_a_hook_is_woken_by_its_events_not_by_polling_passes() {
     .await;
     h.ready("patient").await;
     h.cluster.faults().start_request_log();
-    let api = h.releases();
-    api.delete("patient", &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually("the release to disappear", || async {
-        api.get_opt("patient")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    h.delete("patient").await;
     // The pre-delete Job runs 3 s. Each teardown pass reads it once: woken by the events of
     // the Job and of the release's own status writes, about five passes; a pass every 500 ms
     // on top of those read it 9 times or more.

@@ -413,6 +413,16 @@ impl Harness {
         .await
     }
 
+    /// Deletes a release and waits until it is gone (its finalizer removed).
+    async fn delete(&self, name: &str) {
+        let api = self.releases();
+        api.delete(name, &DeleteParams::default()).await.unwrap();
+        eventually(&format!("release {name} to disappear"), || async {
+            api.get_opt(name).await.unwrap().is_none().then_some(())
+        })
+        .await;
+    }
+
     async fn stop(mut self) {
         self.shut_down().await;
     }

@@ -223,20 +223,11 @@ async fn install(h: &Harness, name: &str, chart: &str) {
     h.ready(name).await;
 }
 
-async fn delete(h: &Harness, name: &str) {
-    let api = h.releases();
-    api.delete(name, &DeleteParams::default()).await.unwrap();
-    eventually("the release gone", || async {
-        api.get_opt(name).await.unwrap().is_none().then_some(())
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_succeeded_in_an_earlier_pass_of_a_deletion_are_deleted_too() {
     let h = Harness::start().await;
     install(&h, "tidy", "tidy").await;
-    delete(&h, "tidy").await;
+    h.delete("tidy").await;
     let jobs: Api<Job> = Api::namespaced(h.client.clone(), NS);
     let left: Vec<String> = jobs
         .list(&Default::default())
@@ -260,11 +251,11 @@ async fn a_release_created_again_with_the_same_spec_runs_its_own_delete_hook() {
     let jobs: Api<Job> = Api::namespaced(h.client.clone(), NS);
 
     install(&h, "again", "lingering").await;
-    delete(&h, "again").await;
+    h.delete("again").await;
     let first = jobs.get("again-goodbye").await.expect("the hook stays");
 
     install(&h, "again", "lingering").await;
-    delete(&h, "again").await;
+    h.delete("again").await;
     let second = jobs.get("again-goodbye").await.expect("the hook stays");
     assert_ne!(
         first.uid(),
@@ -348,11 +339,7 @@ async fn objects_marked_keep_survive_prune_and_deletion_and_are_reported() {
     .unwrap();
     let back = ready_for_generation(&api, 3).await;
     assert!(back.status.unwrap().kept.is_empty(), "back in the release");
-    api.delete("store", &DeleteParams::default()).await.unwrap();
-    eventually("the release gone", || async {
-        api.get_opt("store").await.unwrap().is_none().then_some(())
-    })
-    .await;
+    h.delete("store").await;
     assert!(!exists(&client, "store-settings").await, "deleted");
     assert!(exists(&client, "store-data").await, "kept at deletion");
 
