@@ -586,11 +586,13 @@ async fn removing_keys_tears_their_children_down_dependents_first() {
             "the removed children were not deleted"
         );
         let now = started.elapsed();
-        if api_gone.is_none() && h.releases(NS).get_opt("shop-api").await.unwrap().is_none() {
-            api_gone = Some(now);
-        }
+        // Read in the reverse of the expected deletion order: whatever is seen gone was gone
+        // before the reads after it, so a read order racing the deletions cannot fail the test.
         if db_gone.is_none() && h.releases(NS).get_opt("shop-db").await.unwrap().is_none() {
             db_gone = Some(now);
+        }
+        if api_gone.is_none() && h.releases(NS).get_opt("shop-api").await.unwrap().is_none() {
+            api_gone = Some(now);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -633,14 +635,16 @@ async fn deleting_a_service_removes_its_children_dependents_first() {
     while api_gone.is_none() || db_gone.is_none() || service_gone.is_none() {
         assert!(started.elapsed() < WAIT, "the service was not deleted");
         let now = started.elapsed();
-        if api_gone.is_none() && h.releases(NS).get_opt("shop-api").await.unwrap().is_none() {
-            api_gone = Some(now);
+        // Read in the reverse of the expected deletion order: whatever is seen gone was gone
+        // before the reads after it, so a read order racing the deletions cannot fail the test.
+        if service_gone.is_none() && h.services(NS).get_opt("shop").await.unwrap().is_none() {
+            service_gone = Some(now);
         }
         if db_gone.is_none() && h.releases(NS).get_opt("shop-db").await.unwrap().is_none() {
             db_gone = Some(now);
         }
-        if service_gone.is_none() && h.services(NS).get_opt("shop").await.unwrap().is_none() {
-            service_gone = Some(now);
+        if api_gone.is_none() && h.releases(NS).get_opt("shop-api").await.unwrap().is_none() {
+            api_gone = Some(now);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
