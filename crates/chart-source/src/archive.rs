@@ -421,12 +421,12 @@ fn add_bytes(chart: &str, limits: &Limits, total: u64, size: u64) -> Result<u64,
 }
 
 #[cfg(unix)]
-fn make_symlink(link: &str, target: &Path) -> Result<(), Error> {
+pub(crate) fn make_symlink(link: &str, target: &Path) -> Result<(), Error> {
     std::os::unix::fs::symlink(link, target).map_err(|e| io_error(target, e))
 }
 
 #[cfg(not(unix))]
-fn make_symlink(_link: &str, target: &Path) -> Result<(), Error> {
+pub(crate) fn make_symlink(_link: &str, target: &Path) -> Result<(), Error> {
     Err(io_error(
         target,
         io::Error::other("symlinks in charts are only supported on unix"),

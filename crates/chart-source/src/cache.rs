@@ -4,6 +4,8 @@
 //! Layout under the cache directory:
 //! - `archives/sha256/<hex>.tgz`: verified archives;
 //! - `charts/sha256/<hex>/`: the chart directory unpacked from that archive;
+//! - `assembled/sha256/<hex>/`: a chart with the dependencies it lists but does not vendor
+//!   added to its `charts/`, `<hex>` being the digest of its and their archives;
 //! - `tmp/`: work in progress. Every entry is written there and renamed into place, so an
 //!   entry either exists complete or not at all, even after a crash.
 
@@ -41,7 +43,12 @@ impl Cache {
         if tmp.is_dir() {
             std::fs::remove_dir_all(&tmp).map_err(|e| Error::cache(&tmp, e))?;
         }
-        for dir in ["archives/sha256", "charts/sha256", "tmp"] {
+        for dir in [
+            "archives/sha256",
+            "charts/sha256",
+            "assembled/sha256",
+            "tmp",
+        ] {
             let path = root.join(dir);
             std::fs::create_dir_all(&path).map_err(|e| Error::cache(&path, e))?;
         }
@@ -74,6 +81,17 @@ impl Cache {
 
     pub(crate) fn chart_dir(&self, hex: &str) -> PathBuf {
         self.root.join("charts/sha256").join(hex)
+    }
+
+    /// A chart with the dependencies it did not vendor fetched into its `charts/`, named by
+    /// the digest of the chart's and the dependencies' archives.
+    pub(crate) fn assembled_dir(&self, hex: &str) -> PathBuf {
+        self.root.join("assembled/sha256").join(hex)
+    }
+
+    /// Where work in progress is staged before it is renamed into place.
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
     }
 
     /// The cached chart for `hex`, when it has been unpacked before. Its `Chart.yaml` is read

@@ -124,6 +124,53 @@ pub enum Error {
         transient: bool,
     },
 
+    /// A dependency of the chart (listed in `Chart.yaml`, not vendored) could not be fetched.
+    #[error("chart {chart:?}: dependency {dependency:?}: {source}")]
+    Dependency {
+        chart: String,
+        dependency: String,
+        source: Box<Error>,
+    },
+
+    /// A dependency names a repository that is not configured, and unlisted ones are refused.
+    #[error(
+        "chart {chart:?} depends on {dependency:?} from {repository}, which is not a configured repository; add it to the chart repository configuration's repositories, set `allowUnlisted: true`, or vendor the dependency in the chart's charts/ directory (helm dependency build before packaging)"
+    )]
+    UnlistedDependencyRepository {
+        chart: String,
+        dependency: String,
+        repository: String,
+    },
+
+    /// A dependency's `@alias` or `alias:NAME` repository is not a configured alias.
+    #[error(
+        "chart {chart:?} depends on {dependency:?} from repository alias {alias:?}, which is not configured (configured: {known}); configure a repository of that name or vendor the dependency in charts/"
+    )]
+    UnknownDependencyAlias {
+        chart: String,
+        dependency: String,
+        alias: String,
+        known: String,
+    },
+
+    /// A dependency entry that cannot be resolved as written (its repository or path).
+    #[error("chart {chart:?}: dependency {dependency:?}: {reason}")]
+    InvalidDependency {
+        chart: String,
+        dependency: String,
+        reason: String,
+    },
+
+    /// `Chart.lock` does not match `Chart.yaml`'s dependencies (helm refuses it too).
+    #[error(
+        "chart {chart:?}: Chart.lock is out of sync with the dependencies in Chart.yaml (lock digest {lock_digest:?}, the dependencies hash to {dependencies_digest}); run helm dependency update and publish the chart again"
+    )]
+    ChartLockOutOfSync {
+        chart: String,
+        lock_digest: String,
+        dependencies_digest: String,
+    },
+
     /// Reading or writing the on-disk cache failed.
     #[error("chart cache {path}: {source}")]
     Cache {
@@ -139,6 +186,7 @@ impl upstart_failure::Classify for Error {
     /// else needs the reference, the configuration or the chart to change.
     fn class(&self) -> upstart_failure::Class {
         let transient = match self {
+            Error::Dependency { source, .. } => source.class() == upstart_failure::Class::Transient,
             Error::Network { .. }
             | Error::Timeout { .. }
             | Error::Cache { .. }
@@ -159,7 +207,11 @@ impl upstart_failure::Classify for Error {
             | Error::LimitExceeded { .. }
             | Error::InvalidIndex { .. }
             | Error::AccessDenied { .. }
-            | Error::UntrustedCertificate { .. } => false,
+            | Error::UntrustedCertificate { .. }
+            | Error::UnlistedDependencyRepository { .. }
+            | Error::UnknownDependencyAlias { .. }
+            | Error::InvalidDependency { .. }
+            | Error::ChartLockOutOfSync { .. } => false,
         };
         if transient {
             upstart_failure::Class::Transient
@@ -193,6 +245,11 @@ impl upstart_failure::MetricLabel for Error {
             Error::Timeout { .. } => "timeout",
             Error::Registry { .. } => "registry",
             Error::Cache { .. } => "cache",
+            Error::Dependency { .. } => "dependency",
+            Error::UnlistedDependencyRepository { .. } => "unlisted_dependency_repository",
+            Error::UnknownDependencyAlias { .. } => "unknown_dependency_alias",
+            Error::InvalidDependency { .. } => "invalid_dependency",
+            Error::ChartLockOutOfSync { .. } => "chart_lock_out_of_sync",
         }
     }
 }
@@ -211,6 +268,7 @@ impl Error {
                 transient: true,
                 ..
             } => return Some(registry.clone()),
+            Error::Dependency { source, .. } => return source.outage_repository(),
             _ => return None,
         };
         let repository = url.strip_suffix("/index.yaml").unwrap_or(url);

@@ -27,6 +27,21 @@
 //! [`Constraint`]); none means the newest stable (non-prerelease) version. The resolved
 //! version and the archive's `sha256:` digest are returned for status.
 //!
+//! # Dependencies not vendored
+//! A chart whose `Chart.yaml` lists dependencies with a `repository` but has no subchart of
+//! that name in `charts/` (a chart packaged without `helm dependency build`) gets them as
+//! `helm dependency build` would: the versions of its `Chart.lock` when it has one (after
+//! helm's check that the lock's digest matches `Chart.yaml`), else the newest version each
+//! constraint allows. A dependency's `repository` is an `https://` or `oci://` repository
+//! (configured, or unlisted under the `allowUnlisted` rule), `@ALIAS` or `alias:ALIAS` (a
+//! configured repository) or `file://PATH` (relative to the chart's directory: inside a local
+//! root for a `file:` chart, inside the chart for one from a repository). Each is fetched
+//! like a chart (same limits, cache and outage rule), and the chart is copied with their
+//! archives added under `charts/` into `CACHE/assembled/sha256/<hex>/`, `<hex>` digesting the
+//! chart's and the dependencies' archives ([`FetchedChart::content_digest`]). Conditions,
+//! tags, aliases and import-values are left to helm. Dependencies of dependencies are not
+//! fetched (helm does not either: a published dependency carries its own `charts/`).
+//!
 //! # Configuration (YAML, e.g. from a ConfigMap)
 //! ```yaml
 //! repositories:                      # by alias
@@ -79,7 +94,10 @@ mod archive;
 mod cache;
 mod config;
 mod constraint;
+mod dependencies;
 mod error;
+#[doc(hidden)]
+pub mod fuzz_targets;
 mod http;
 mod oci;
 mod reference;
@@ -109,9 +127,41 @@ pub struct FetchedChart {
     pub version: String,
     /// The archive's digest, `sha256:<hex>`.
     pub digest: String,
+    /// What is rendered: the archive's digest, or when dependencies were fetched into the
+    /// chart, a digest of it and of theirs (`sha256:<hex>`). Keys the render cache.
+    pub content_digest: String,
+    /// The dependencies `Chart.yaml` lists that the chart did not vendor, fetched into its
+    /// `charts/` as `helm dependency build` would (see the crate docs).
+    pub dependencies: Vec<FetchedDependency>,
     /// Set when the repository could not be read and this is the chart the same reference
     /// resolved to last time (stale-while-error): what failed, naming the repository.
     pub stale: Option<Stale>,
+}
+
+/// A dependency fetched into a chart's `charts/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedDependency {
+    /// The chart's name (as `Chart.yaml` lists it).
+    pub name: String,
+    /// The version resolved.
+    pub version: String,
+    /// Its archive's digest, `sha256:<hex>`.
+    pub digest: String,
+}
+
+impl FetchedChart {
+    fn plain(path: PathBuf, name: String, version: String, hex: &str) -> Self {
+        let digest = format!("sha256:{hex}");
+        FetchedChart {
+            path,
+            name,
+            version,
+            content_digest: digest.clone(),
+            digest,
+            dependencies: Vec::new(),
+            stale: None,
+        }
+    }
 }
 
 /// Why a chart was served from the cache without reading its repository.
@@ -291,7 +341,7 @@ impl ChartSource {
             requested,
             constraint: &constraint,
         };
-        match reference::parse(chart)? {
+        let (fetched, origin) = match reference::parse(chart)? {
             ChartRef::Alias { alias, name } => {
                 let Some(repo) = self.inner.repos.get(&alias) else {
                     return Err(Error::UnknownAlias {
@@ -300,7 +350,7 @@ impl ChartSource {
                         known: self.known_aliases(),
                     });
                 };
-                self.fetch_from(repo, &name, &wanted).await
+                (self.fetch_from(repo, &name, &wanted).await?, None)
             }
             ChartRef::Oci {
                 registry,
@@ -308,14 +358,187 @@ impl ChartSource {
                 name,
             } => {
                 let repo = self.oci_repo(chart, &registry, &namespace)?;
-                self.fetch_from(&repo, &name, &wanted).await
+                (self.fetch_from(&repo, &name, &wanted).await?, None)
             }
             ChartRef::Http { repo_url, name } => {
                 let repo = self.http_repo(chart, &repo_url)?;
-                self.fetch_from(&repo, &name, &wanted).await
+                (self.fetch_from(&repo, &name, &wanted).await?, None)
             }
-            ChartRef::File { path } => self.fetch_local(chart, &path, &wanted).await,
+            ChartRef::File { path } => self.fetch_local(chart, &path, &wanted).await?,
+        };
+        self.with_dependencies(fetched, origin.as_deref()).await
+    }
+
+    /// The chart with the dependencies `Chart.yaml` lists but `charts/` lacks fetched into a
+    /// copy of it (see [`dependencies`]); the chart itself when nothing is missing. `origin`:
+    /// the directory of a `file:` chart, which `file://` dependencies are relative to.
+    async fn with_dependencies(
+        &self,
+        chart: FetchedChart,
+        origin: Option<&Path>,
+    ) -> Result<FetchedChart, Error> {
+        let aliases: BTreeMap<String, String> = self
+            .inner
+            .config
+            .repositories
+            .iter()
+            .map(|(alias, r)| (alias.clone(), r.url.trim().to_owned()))
+            .collect();
+        let (name, dir) = (chart.name.clone(), chart.path.clone());
+        let needed =
+            tokio::task::spawn_blocking(move || dependencies::needed(&name, &dir, &aliases))
+                .await
+                .map_err(|e| Error::cache("dependencies", std::io::Error::other(e)))??;
+        if needed.is_empty() {
+            return Ok(chart);
         }
+        let mut inserted = Vec::new();
+        let mut fetched = Vec::new();
+        for dependency in &needed {
+            let found = self
+                .fetch_dependency(&chart, dependency, origin)
+                .await
+                .map_err(|e| match e {
+                    e @ (Error::UnlistedDependencyRepository { .. }
+                    | Error::UnknownDependencyAlias { .. }
+                    | Error::InvalidDependency { .. }) => e,
+                    other => Error::Dependency {
+                        chart: chart.name.clone(),
+                        dependency: dependency.name.clone(),
+                        source: Box::new(other),
+                    },
+                })?;
+            let hex = found.digest.trim_start_matches("sha256:").to_owned();
+            let archive = self.inner.cache.archive_path(&hex);
+            inserted.push(dependencies::Inserted {
+                name: found.name.clone(),
+                version: found.version.clone(),
+                archive: archive.is_file().then_some(archive),
+                dir: found.path.clone(),
+            });
+            fetched.push(FetchedDependency {
+                name: found.name,
+                version: found.version,
+                digest: found.digest,
+            });
+        }
+        let base_hex = chart.digest.trim_start_matches("sha256:");
+        let pairs: Vec<(String, String)> = fetched
+            .iter()
+            .map(|d| (d.name.clone(), d.digest.clone()))
+            .collect();
+        let hex = dependencies::assembled_hex(base_hex, &pairs);
+        let dest = self.inner.cache.assembled_dir(&hex);
+        if !dest.is_dir() {
+            let _guard = self.inner.cache.lock(&hex).await;
+            if !dest.is_dir() {
+                let tmp = self.inner.cache.tmp_dir();
+                let (base, dest) = (chart.path.clone(), dest.clone());
+                tokio::task::spawn_blocking(move || {
+                    dependencies::assemble(&tmp, &base, &inserted, &dest)
+                })
+                .await
+                .map_err(|e| Error::cache("dependencies", std::io::Error::other(e)))??;
+            }
+        }
+        tracing::debug!(chart = %chart.name, dependencies = fetched.len(), "dependencies fetched into the chart");
+        Ok(FetchedChart {
+            path: dest,
+            content_digest: format!("sha256:{hex}"),
+            dependencies: fetched,
+            ..chart
+        })
+    }
+
+    /// Fetches one dependency from where its `repository` says, under the rules that apply
+    /// to chart references (configured repositories, `allowUnlisted`, limits, the cache).
+    async fn fetch_dependency(
+        &self,
+        chart: &FetchedChart,
+        dependency: &dependencies::Needed,
+        origin: Option<&Path>,
+    ) -> Result<FetchedChart, Error> {
+        let name = dependency.name.as_str();
+        let repository = dependency.repository.trim_end_matches('/');
+        let requested = Some(dependency.version.as_str()).filter(|v| !v.is_empty());
+        let constraint = match requested {
+            Some(text) => Constraint::parse(text).map_err(|e| Error::InvalidConstraint {
+                constraint: text.to_owned(),
+                reason: e.0,
+            })?,
+            None => Constraint::any_stable(),
+        };
+        let wanted = Wanted {
+            requested,
+            constraint: &constraint,
+        };
+        let unlisted = |e: Error| match e {
+            Error::UnlistedRepository { .. } => Error::UnlistedDependencyRepository {
+                chart: chart.name.clone(),
+                dependency: name.to_owned(),
+                repository: redact_url(repository),
+            },
+            other => other,
+        };
+        if repository.starts_with("file://") {
+            let (base, roots) = match origin {
+                Some(dir) => (dir.to_path_buf(), self.inner.local_roots.clone()),
+                None => {
+                    let real = chart
+                        .path
+                        .canonicalize()
+                        .map_err(|e| Error::cache(&chart.path, e))?;
+                    (real.clone(), vec![real])
+                }
+            };
+            let path =
+                dependencies::local_dependency(&chart.name, name, repository, &base, &roots)?;
+            let found = self.local_chart(repository, path, &wanted).await?;
+            if found.name != name {
+                return Err(Error::InvalidDependency {
+                    chart: chart.name.clone(),
+                    dependency: name.to_owned(),
+                    reason: format!("{repository} holds chart {:?}", found.name),
+                });
+            }
+            return Ok(found);
+        }
+        if let Some(alias) = dependencies::repository_alias(repository) {
+            let Some(repo) = self.inner.repos.get(alias) else {
+                return Err(Error::UnknownDependencyAlias {
+                    chart: chart.name.clone(),
+                    dependency: name.to_owned(),
+                    alias: alias.to_owned(),
+                    known: self.known_aliases(),
+                });
+            };
+            return self.fetch_from(repo, name, &wanted).await;
+        }
+        if repository.starts_with("oci://") {
+            let Some((host, path)) = split_oci_url(repository) else {
+                return Err(Error::InvalidDependency {
+                    chart: chart.name.clone(),
+                    dependency: name.to_owned(),
+                    reason: format!("repository {repository:?}: expected oci://HOST[:PORT][/PATH]"),
+                });
+            };
+            let reference = format!("{repository}/{name}");
+            let repo = self.oci_repo(&reference, &host, &path).map_err(unlisted)?;
+            return self.fetch_from(&repo, name, &wanted).await;
+        }
+        if repository.starts_with("https://") || repository.starts_with("http://") {
+            let reference = format!("{repository}/{name}");
+            let repo = self.http_repo(&reference, repository).map_err(unlisted)?;
+            return self.fetch_from(&repo, name, &wanted).await;
+        }
+        Err(Error::InvalidDependency {
+            chart: chart.name.clone(),
+            dependency: name.to_owned(),
+            reason: format!(
+                "repository {:?} is none of https://…, oci://…, @ALIAS, alias:ALIAS or file://PATH",
+                redact_url(repository)
+            ),
+        })
     }
 
     fn known_aliases(&self) -> String {
@@ -571,12 +794,14 @@ impl ChartSource {
         self.store(&hex, archive, name, &version).await
     }
 
+    /// A `file:` chart, and its directory when it is one (its `file://` dependencies are
+    /// relative to it).
     async fn fetch_local(
         &self,
         reference: &str,
         path: &str,
         wanted: &Wanted<'_>,
-    ) -> Result<FetchedChart, Error> {
+    ) -> Result<(FetchedChart, Option<PathBuf>), Error> {
         let refused = |reason: &str| Error::LocalChartRefused {
             reference: reference.to_owned(),
             reason: reason.to_owned(),
@@ -619,6 +844,18 @@ impl ChartSource {
                 reference: reference.to_owned(),
             });
         };
+        let origin = real.is_dir().then(|| real.clone());
+        Ok((self.local_chart(reference, real, wanted).await?, origin))
+    }
+
+    /// Packages (a directory) or reads (a `.tgz`) the local chart at `real`, which the caller
+    /// found allowed, into the cache, and checks its version against `wanted`.
+    async fn local_chart(
+        &self,
+        reference: &str,
+        real: PathBuf,
+        wanted: &Wanted<'_>,
+    ) -> Result<FetchedChart, Error> {
         let limits = self.inner.config.limits.clone();
         let reference_owned = reference.to_owned();
         let (name, archive) =
@@ -638,13 +875,7 @@ impl ChartSource {
                             .cache
                             .store(&hex, archive, &name, &self.inner.config.limits)
                             .await?;
-                        FetchedChart {
-                            path,
-                            name: meta.name,
-                            version: meta.version,
-                            digest: format!("sha256:{hex}"),
-                            stale: None,
-                        }
+                        FetchedChart::plain(path, meta.name, meta.version, &hex)
                     }
                 }
             }
@@ -675,13 +906,7 @@ impl ChartSource {
             .cached_chart(hex, name)
             .await?
             .filter(|(_, meta)| meta.name == name)
-            .map(|(path, meta)| FetchedChart {
-                path,
-                name: meta.name,
-                version: meta.version,
-                digest: format!("sha256:{hex}"),
-                stale: None,
-            }))
+            .map(|(path, meta)| FetchedChart::plain(path, meta.name, meta.version, hex)))
     }
 
     /// The cached chart for `hex`, checked against the expected name and version.
@@ -743,13 +968,7 @@ fn checked(
             ),
         });
     }
-    Ok(FetchedChart {
-        path,
-        name: meta.name,
-        version: meta.version,
-        digest: format!("sha256:{hex}"),
-        stale: None,
-    })
+    Ok(FetchedChart::plain(path, meta.name, meta.version, hex))
 }
 
 /// Reads a local chart: a directory is packaged (deterministically, honouring `.helmignore`,

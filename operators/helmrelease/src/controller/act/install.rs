@@ -60,7 +60,7 @@ pub(in crate::controller) async fn render_plan(
         .renderer
         .render(&RenderRequest {
             chart_dir: &chart.path,
-            chart_digest: &chart.digest,
+            chart_digest: &chart.content_digest,
             release_name: &release_name,
             namespace,
             values,
