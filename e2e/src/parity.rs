@@ -15,7 +15,14 @@
 //! clusterScoped: [apiextensions.k8s.io/CustomResourceDefinition]  # kinds it may create
 //! random: ["Secret/NAME:data.password"]  # generated values: each side must keep its own
 //! failsAt: [upgrade]             # steps meant to fail on both sides (others must succeed)
+//! helmDependencyBuild: true      # dependencies not vendored: helm side runs `helm dependency build`
 //! ```
+//!
+//! Dependencies a chart lists without vendoring them come from the repository `parity-deps`,
+//! the charts under [`DEPENDENCY_REPOSITORY`] served by the local chart repository: the pinned
+//! `helm dependency build` fetches them into the helm side's copy of the chart (the oracle),
+//! while the `HelmRelease` side gets the chart without them and resolves them itself from the
+//! same repository, configured in the operator under the same name.
 //!
 //! Scaffolds made by the pinned `helm create` at run time join the corpus ([`SCAFFOLDS`]).
 //! For each chart, the `helm` side runs in namespace `pa-NAME`, then the `HelmRelease` side in
@@ -45,6 +52,12 @@ use crate::Error;
 
 /// The corpus directory, relative to the workspace.
 pub const CORPUS: &str = "e2e/charts/parity";
+
+/// The charts served as the repository [`DEPENDENCY_REPOSITORY_NAME`], relative to the workspace.
+pub const DEPENDENCY_REPOSITORY: &str = "e2e/charts/parity/_repository";
+
+/// The name of that repository, for helm (`helm repo add`) and the operator alike.
+pub const DEPENDENCY_REPOSITORY_NAME: &str = "parity-deps";
 
 /// The document holding the table of documented differences, relative to the workspace.
 pub const DIFFERENCES_DOC: &str = "docs/architecture.md";
@@ -130,6 +143,12 @@ pub struct Case {
     pub name: String,
     pub v1: PathBuf,
     pub v2: PathBuf,
+    /// What the helm side installs: `v1` and `v2`, or copies of them where `helm dependency
+    /// build` fetched the dependencies the chart does not vendor.
+    pub helm_v1: PathBuf,
+    pub helm_v2: PathBuf,
+    /// Whether the helm side runs `helm dependency build` on its copies first.
+    pub dependency_build: bool,
     pub install_values: Value,
     pub upgrade_values: Value,
     pub cluster_scoped: Vec<String>,
@@ -154,6 +173,8 @@ struct CaseFile {
     random: Vec<String>,
     #[serde(default)]
     fails_at: Vec<String>,
+    #[serde(default)]
+    helm_dependency_build: bool,
 }
 
 fn unexpected(what: impl Into<String>, message: impl fmt::Display) -> Error {
@@ -242,7 +263,7 @@ fn prepare_case(case_dir: &Path, name: &str, out: &Path) -> Result<Case, Error> 
                     unexpected(
                         spec_path.display().to_string(),
                         format!(
-                            "{e} (expected the keys install, upgrade, remove, clusterScoped, random, failsAt)"
+                            "{e} (expected the keys install, upgrade, remove, clusterScoped, random, failsAt, helmDependencyBuild)"
                         ),
                     )
                 })?,
@@ -281,6 +302,17 @@ fn prepare_case(case_dir: &Path, name: &str, out: &Path) -> Result<Case, Error> 
             )
         })?;
     }
+    let (helm_v1, helm_v2) = if spec.helm_dependency_build {
+        let (h1, h2) = (
+            out.join(name).join("helm-0.1.0"),
+            out.join(name).join("helm-0.2.0"),
+        );
+        copy_dir(&v1, &h1)?;
+        copy_dir(&v2, &h2)?;
+        (h1, h2)
+    } else {
+        (v1.clone(), v2.clone())
+    };
     let object = |v: Option<Value>| v.unwrap_or_else(|| json!({}));
     let fails_at = spec
         .fails_at
@@ -301,6 +333,9 @@ fn prepare_case(case_dir: &Path, name: &str, out: &Path) -> Result<Case, Error> 
         name: name.to_owned(),
         v1,
         v2,
+        helm_v1,
+        helm_v2,
+        dependency_build: spec.helm_dependency_build,
         install_values: object(spec.install),
         upgrade_values: object(spec.upgrade),
         cluster_scoped: spec.cluster_scoped,
@@ -621,11 +656,29 @@ pub async fn run(workspace: &Path, options: &Options) -> Result<Report, Error> {
         .flat_map(|c| c.cluster_scoped.iter().cloned())
         .collect();
     let kubeconfig = corpus.root().join("kubeconfig");
+    let dependencies =
+        upstart_chart_repo::ChartRepo::from_dir(workspace.join(DEPENDENCY_REPOSITORY))
+            .map_err(|e| unexpected(DEPENDENCY_REPOSITORY, e))?
+            .serve(([127, 0, 0, 1], 0).into())
+            .await
+            .map_err(|e| unexpected("serving the dependency repository", e))?;
+    let mut repositories = BTreeMap::new();
+    repositories.insert(
+        DEPENDENCY_REPOSITORY_NAME.to_owned(),
+        upstart_chart_source::Repository {
+            url: dependencies.url().to_owned(),
+            kind: None,
+            plain_http: false,
+            credentials_secret: None,
+            ca_bundle: None,
+        },
+    );
     let cluster = LocalCluster::start(LocalClusterOptions {
         https_port: Some(0),
         kubeconfig_path: Some(kubeconfig.clone()),
         repositories: RepositoryConfig {
             local_roots: vec![corpus.root().to_path_buf()],
+            repositories,
             ..RepositoryConfig::default()
         },
         cluster_scoped_allow_list: ClusterScopedAllowList::new(allow),
@@ -648,6 +701,9 @@ pub async fn run(workspace: &Path, options: &Options) -> Result<Report, Error> {
         hooks,
         documented,
     });
+    harness
+        .dependency_builds(&corpus.cases, dependencies.url())
+        .await?;
     let results: Vec<Result<CaseResult, Error>> =
         futures::stream::iter(corpus.cases.iter().cloned().map(|case| {
             let harness = harness.clone();
@@ -692,6 +748,7 @@ pub async fn run(workspace: &Path, options: &Options) -> Result<Report, Error> {
     if let Ok(harness) = Arc::try_unwrap(harness) {
         harness.cluster.shutdown().await;
     }
+    dependencies.shutdown().await;
     report.elapsed = started.elapsed();
     if !errors.is_empty() {
         return Err(unexpected("the parity run", errors.join("\n")));
@@ -856,6 +913,39 @@ impl Harness {
         Ok(observed)
     }
 
+    /// The oracle's `helm dependency build` on the helm side's copies of the charts that do
+    /// not vendor their dependencies, from the repository at `url` added under its name.
+    async fn dependency_builds(&self, cases: &[Case], url: &str) -> Result<(), Error> {
+        if !cases.iter().any(|c| c.dependency_build) {
+            return Ok(());
+        }
+        let add = vec![
+            "repo".into(),
+            "add".into(),
+            DEPENDENCY_REPOSITORY_NAME.into(),
+            url.to_owned(),
+        ];
+        if let Err(e) = self.helm_run(add).await? {
+            return Err(unexpected("helm repo add", e));
+        }
+        for case in cases.iter().filter(|c| c.dependency_build) {
+            for dir in [&case.helm_v1, &case.helm_v2] {
+                let build = vec![
+                    "dependency".into(),
+                    "build".into(),
+                    dir.display().to_string(),
+                ];
+                if let Err(e) = self.helm_run(build).await? {
+                    return Err(unexpected(
+                        format!("{}: helm dependency build", case.name),
+                        e,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn helm_run(&self, args: Vec<String>) -> Result<Result<(), String>, Error> {
         let mut c = Command::new(&self.helm);
         c.args(&args)
@@ -890,7 +980,7 @@ impl Harness {
             Step::Install => vec![
                 "install".into(),
                 case.name.clone(),
-                case.v1.display().to_string(),
+                case.helm_v1.display().to_string(),
                 "-f".into(),
                 values_file(&case.install_values, "install")?,
                 "--wait".into(),
@@ -898,7 +988,7 @@ impl Harness {
             Step::Upgrade => vec![
                 "upgrade".into(),
                 case.name.clone(),
-                case.v2.display().to_string(),
+                case.helm_v2.display().to_string(),
                 "-f".into(),
                 values_file(&case.upgrade_values, "upgrade")?,
                 "--wait".into(),
