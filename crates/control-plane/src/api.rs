@@ -41,6 +41,7 @@ pub struct Shared {
     pub settings: ApiSettings,
     pub faults: Faults,
     pub requests: crate::requests::RequestCounter,
+    pub rbac: crate::rbac::Rbac,
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
@@ -112,6 +113,8 @@ enum Route {
     OpenApiV3(String, String),
     Resource(ResourcePath),
     NotFound,
+    /// Refused before routing: impersonation or authorization failed.
+    Refused(ApiError),
 }
 
 fn parse_route(path: &str) -> Route {
@@ -211,7 +214,7 @@ fn header_str(req: &Request<Bytes>, name: header::HeaderName) -> &str {
 pub async fn handle(
     shared: Arc<Shared>,
     way: crate::WayIn,
-    req: Request<Bytes>,
+    mut req: Request<Bytes>,
 ) -> Response<ResponseBody> {
     let path = req.uri().path().to_string();
     let query = Query::parse(req.uri().query());
@@ -227,7 +230,13 @@ pub async fn handle(
         .logging()
         .then(|| logged_request(&req, &route, verb));
     let mut pause_after = Vec::new();
+    // With RBAC on: impersonation and authorization.
+    let route = match crate::rbac::authorize(&shared, &mut req) {
+        Ok(()) => route,
+        Err(e) => Route::Refused(e),
+    };
     let response = match route {
+        Route::Refused(e) => error_response(&e),
         Route::Version => json_response(200, &version_info(&shared.settings.git_version)),
         Route::Health => {
             let mut r = Response::new(full("ok"));
@@ -531,8 +540,10 @@ async fn resource_request(
     } else {
         req
     };
+    // With RBAC on, writing a role or a binding is checked against what the writer holds.
+    crate::rbac::check_rbac_write(shared, req)?;
     if t.review {
-        return review(&t, verb, version, req);
+        return review(shared, &t, verb, version, req);
     }
     match verb {
         Verb::Get => {
@@ -792,9 +803,10 @@ fn write_response(
 }
 
 /// A review resource's answer to `create`: the review with its status. Access reviews are
-/// allowed (this control plane does no authorization), a SelfSubjectReview names the
+/// answered by RBAC when it is enforced, else allowed; a SelfSubjectReview names the
 /// authenticated user. Nothing is stored.
 fn review(
+    shared: &Shared,
     t: &ResourceType,
     verb: Verb,
     version: &str,
@@ -832,15 +844,14 @@ fn review(
             }
             json!({ "userInfo": info })
         }
-        "SelfSubjectRulesReview" => json!({
-            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
-            "incomplete": false,
-        }),
-        _ => json!({
-            "allowed": true,
-            "reason": "the local control plane does no authorization: every request is allowed",
-        }),
+        kind => {
+            let user = req
+                .extensions()
+                .get::<crate::auth::UserInfo>()
+                .cloned()
+                .unwrap_or_else(crate::auth::UserInfo::admin);
+            crate::rbac::review_status(shared, kind, &obj, &user, req.uri().path())?
+        }
     };
     Ok(json_response(201, &obj))
 }

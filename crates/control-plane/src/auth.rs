@@ -284,11 +284,19 @@ impl Authenticator {
 
     /// Answers a TokenRequest ([`Authenticator::serves`]): 201 with the token in
     /// `status.token`, or the apiserver's error.
-    pub async fn token_request<B>(&self, shared: &Shared, req: Request<B>) -> Response<ResponseBody>
+    pub async fn token_request<B>(
+        &self,
+        shared: &Shared,
+        mut req: Request<B>,
+    ) -> Response<ResponseBody>
     where
         B: http_body::Body<Data = Bytes>,
         B::Error: std::fmt::Display,
     {
+        // `create` on `serviceaccounts/token`, when RBAC is enforced.
+        if let Err(e) = crate::rbac::authorize(shared, &mut req) {
+            return api::error_response(&e);
+        }
         let path = req.uri().path().to_string();
         let Some((namespace, name)) = token_request_target(&path) else {
             return api::error_response(&ApiError::page_not_found());

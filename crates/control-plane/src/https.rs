@@ -242,11 +242,11 @@ pub async fn serve(
                                 );
                             }
                         };
+                        // Who is asking, for whatever authorises requests.
+                        req.extensions_mut().insert(user);
                         if auth.serves(&req) {
                             return Ok(auth.token_request(&shared, req).await);
                         }
-                        // Who is asking, for whatever authorises requests.
-                        req.extensions_mut().insert(user);
                         Ok(crate::serve(shared, crate::WayIn::Https, req).await)
                     }
                 });

@@ -29,12 +29,12 @@
 //!   coordination.k8s.io/v1, events.k8s.io/v1, apiextensions.k8s.io/v1, autoscaling/v2 and v1
 //!   (stored as v2), storage.k8s.io/v1, scheduling.k8s.io/v1, node.k8s.io/v1,
 //!   apiregistration.k8s.io/v1, certificates.k8s.io/v1, the access and self-subject reviews
-//!   (create only, every access allowed), and CRDs as soon as they are created (status
-//!   and scale subresources, printer columns, Established/NamesAccepted conditions; a CRD
-//!   without a structural schema is refused with 422). Aggregated discovery is answered with
-//!   the legacy documents, which clients fall back to; `/openapi/v3` describes the resources
-//!   (the built-in kinds' k8s-openapi schemas for `kubectl explain`, CRD schemas) so kubectl
-//!   validates on the server.
+//!   (create only; answered by RBAC when enforced, else every access allowed), and CRDs as
+//!   soon as they are created (status and scale subresources, printer columns,
+//!   Established/NamesAccepted conditions; a CRD without a structural schema is refused with
+//!   422). Aggregated discovery is answered with the legacy documents, which clients fall
+//!   back to; `/openapi/v3` describes the resources (the built-in kinds' k8s-openapi
+//!   schemas for `kubectl explain`, CRD schemas) so kubectl validates on the server.
 //! - Reads: get; list with label selectors (equality and set based), field selectors
 //!   (`metadata.name`, `metadata.namespace`, the documented per-kind fields and CRD
 //!   `selectableFields`), `limit`/`continue`; Table output for `kubectl get` (with the
@@ -61,9 +61,11 @@
 //!
 //! # What it knowingly does not do
 //!
-//! - Protobuf or CBOR answers (always JSON), `/openapi/v2`, HTTP/2, authorization/RBAC,
-//!   admission webhooks, aggregated APIs, conversion webhooks (all served versions of a CRD
-//!   share storage, as with conversion strategy `None`).
+//! - Protobuf or CBOR answers (always JSON), `/openapi/v2`, HTTP/2, authorization modes
+//!   other than RBAC (and RBAC only once [`ControlPlane::enable_rbac`] is called; the
+//!   aggregation controller's rules are computed when asked, not written into the
+//!   aggregated ClusterRole), admission webhooks, aggregated APIs, conversion webhooks (all
+//!   served versions of a CRD share storage, as with conversion strategy `None`).
 //! - Validation of built-in kinds beyond the above and a field of the wrong type (400: required
 //!   fields, enums, formats are not checked); defaulting beyond Secret type / stringData, replicas, Job parallelism /
 //!   completions / backoffLimit and Service type / ports / cluster IP.
@@ -85,6 +87,7 @@ mod meta;
 mod openapi;
 mod patching;
 mod protobuf;
+mod rbac;
 mod registry;
 mod requests;
 mod selectors;
@@ -164,6 +167,7 @@ impl ControlPlane {
             },
             faults: Faults::default(),
             requests: requests::RequestCounter::default(),
+            rbac: rbac::Rbac::default(),
             shutdown: tokio::sync::watch::channel(false).0,
         });
         ControlPlane {
@@ -199,6 +203,15 @@ impl ControlPlane {
     /// Serves the API over HTTPS on `addr` (use port 0 for a free port).
     pub async fn serve_https(&self, addr: SocketAddr) -> Result<Endpoint, Error> {
         https::serve(self.shared.clone(), addr, &self.options.default_namespace).await
+    }
+
+    /// Enforces RBAC from now on for the users of the HTTPS endpoint (ServiceAccount tokens,
+    /// impersonation), as kube-apiserver's RBAC authorizer does, and creates the bootstrap
+    /// roles clients rely on (see the `rbac` module). The admin (its token and client
+    /// certificate are in `system:masters`) and the in-process clients are allowed everything,
+    /// as `system:masters` is on a real cluster. Off by default.
+    pub fn enable_rbac(&self) -> Result<(), ApiError> {
+        rbac::enable(&self.shared)
     }
 
     /// Fault injection for this control plane.
