@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use upstart_api::v1alpha1::{Dependency, DependencyKind};
+use upstart_api::v1alpha1::{Dependency, DependencyKind, HookStatus};
 use upstart_release_engine::health::Health;
 
 use crate::constants::reasons;
@@ -352,9 +352,93 @@ impl Decision {
     }
 }
 
+/// Whether the `interval` re-apply is due: the interval has passed since this process last
+/// applied the release, or, when it has not applied it yet (it just started: a restart or a new
+/// leader), since it first looked at it. A restart alone re-renders nothing, so values a chart
+/// generates at render time do not rotate on failover; drift that happened while no operator
+/// ran is still seen at once by the observation (objects deleted or changed by hand).
+pub fn reapply_due(
+    since_last_apply: Option<Duration>,
+    since_first_seen: Duration,
+    interval: Duration,
+) -> bool {
+    since_last_apply.unwrap_or(since_first_seen) >= interval
+}
+
+/// The hooks of the run applying `digest` that status records as succeeded (`status.hooks`
+/// and `status.hooksDigest`): they are not run again for the same inputs, even once their
+/// object is gone (`ttlSecondsAfterFinished: 0`, a `hook-succeeded` deletion) or after a
+/// restart: a migration runs once. Hooks recorded for other inputs belong to another run.
+pub fn hooks_already_succeeded(
+    recorded: &[HookStatus],
+    recorded_digest: Option<&str>,
+    digest: &str,
+) -> Vec<HookStatus> {
+    if recorded_digest != Some(digest) {
+        return Vec::new();
+    }
+    recorded
+        .iter()
+        .filter(|h| h.phase == HOOK_SUCCEEDED)
+        .cloned()
+        .collect()
+}
+
+/// `status.hooks[].phase` of a hook that succeeded.
+pub const HOOK_SUCCEEDED: &str = "Succeeded";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restart_alone_does_not_make_the_interval_reapply_due() {
+        let interval = Duration::from_secs(600);
+        // Just started: nothing applied by this process, first seen now.
+        assert!(!reapply_due(None, Duration::ZERO, interval));
+        // Its clock runs from when it first saw the release.
+        assert!(reapply_due(None, interval, interval));
+        assert!(!reapply_due(
+            Some(Duration::from_secs(10)),
+            Duration::from_secs(900),
+            interval
+        ));
+        assert!(reapply_due(
+            Some(Duration::from_secs(601)),
+            Duration::from_secs(601),
+            interval
+        ));
+    }
+
+    fn hook(event: &str, object: &str, phase: &str) -> HookStatus {
+        HookStatus {
+            event: event.into(),
+            object: object.into(),
+            phase: phase.into(),
+        }
+    }
+
+    #[test]
+    fn hooks_that_succeeded_for_the_same_inputs_are_not_run_again() {
+        let recorded = [
+            hook("pre-install", "Job/migrate", "Succeeded"),
+            hook("post-install", "Job/seed", "Running"),
+            hook("post-install", "Job/notify", "Failed"),
+        ];
+        assert_eq!(
+            hooks_already_succeeded(&recorded, Some("sha256:a"), "sha256:a"),
+            [hook("pre-install", "Job/migrate", "Succeeded")],
+            "a running hook is looked at, a failed one is run again"
+        );
+    }
+
+    #[test]
+    fn hooks_recorded_for_other_inputs_belong_to_another_run() {
+        let recorded = [hook("pre-upgrade", "Job/migrate", "Succeeded")];
+        assert!(hooks_already_succeeded(&recorded, Some("sha256:a"), "sha256:b").is_empty());
+        // Recorded before status said which inputs they were for.
+        assert!(hooks_already_succeeded(&recorded, None, "sha256:a").is_empty());
+    }
 
     fn ready_observation() -> Observation {
         Observation {

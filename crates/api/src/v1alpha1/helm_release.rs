@@ -168,6 +168,11 @@ pub struct HelmReleaseStatus {
     /// Hooks of the last install, upgrade or deletion.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<HookStatus>,
+    /// The inputs digest (as `appliedDigest`) of the install or upgrade whose hooks `hooks`
+    /// lists: a hook recorded there as Succeeded is not run again for the same inputs, even
+    /// once its object is gone (`ttlSecondsAfterFinished: 0`) or the operator restarted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks_digest: Option<String>,
     /// When the release first waited, started applying and became Ready, for this generation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timings: Option<ReleaseTimings>,

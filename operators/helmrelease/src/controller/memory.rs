@@ -10,15 +10,18 @@ use upstart_api::v1alpha1::HelmRelease;
 
 use crate::controller::Context;
 
-/// What this process remembers of one release. In memory on purpose: after a restart every
-/// release is re-applied once, which also corrects drift that happened while the operator was
-/// down, and costs at most one no-op apply per object in `corrected`.
+/// What this process remembers of one release. In memory on purpose: it is timing and
+/// bookkeeping of this process; after a restart the interval clock starts when the release is
+/// first looked at (nothing is re-rendered for a restart alone), and an answered foreign write
+/// costs at most one no-op apply per object in `corrected`.
 #[derive(Debug, Default)]
 pub(in crate::controller) struct ReleaseMemory {
     /// When it was last applied (the interval re-apply clock), and whether that apply rendered
     /// as an upgrade: a re-apply renders the same way, so it is the same render (a render
     /// cache hit, no helm process).
     pub(in crate::controller) last_applied: Option<LastApply>,
+    /// When this process first looked at the release: the interval clock until it applies it.
+    pub(in crate::controller) first_seen: Option<std::time::Instant>,
     /// When this process wrote its flip to Ready: the precise start of a hand-off (`readyAt`
     /// in status has whole seconds only).
     pub(in crate::controller) became_ready: Option<std::time::Instant>,
@@ -136,12 +139,18 @@ impl Context {
             .flatten()
     }
 
+    /// Whether the interval re-apply is due ([`crate::decide::reapply_due`]); the first call
+    /// for a release starts its clock.
     pub(in crate::controller) fn reapply_due(
         &self,
         key: &ObjectRef<HelmRelease>,
         interval: Duration,
     ) -> bool {
-        self.since_last_apply(key)
-            .is_none_or(|elapsed| elapsed >= interval)
+        let since_first_seen = self.remember(key, |m| {
+            m.first_seen
+                .get_or_insert_with(std::time::Instant::now)
+                .elapsed()
+        });
+        crate::decide::reapply_due(self.since_last_apply(key), since_first_seen, interval)
     }
 }

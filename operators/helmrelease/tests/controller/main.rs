@@ -37,6 +37,7 @@ mod lookup;
 mod outage;
 mod parity;
 mod published;
+mod restarts;
 mod secrets;
 mod sources;
 
@@ -65,6 +66,7 @@ fn charts(root: &Path) {
     other_charts(root);
     parity::charts(root);
     lookup::charts(root);
+    restarts::charts(root);
 }
 
 fn app_chart(root: &Path) {

@@ -15,12 +15,12 @@ use upstart_api::v1alpha1::{DependencyKind, HelmRelease};
 use upstart_release_engine::render::Scrubber;
 
 use crate::Error;
-use crate::controller::act::hooks::hook_run;
+use crate::controller::act::hooks::{HookRun, hook_run};
 use crate::controller::act::install::{Progress, apply_release};
 use crate::controller::act::prune::delete_entry;
 use crate::controller::observe::Observed;
 use crate::controller::{APPLY_RECHECK, Context, write_status};
-use crate::decide::{Apply, Decision, Reapply};
+use crate::decide::{Apply, Decision, Reapply, hooks_already_succeeded};
 use crate::status::{applying_status, failure_status, next_status, with_repository_reachability};
 
 /// Value strings at least this long are scrubbed from failure messages (as the renderer does).
@@ -100,7 +100,13 @@ pub(in crate::controller) async fn apply(
     let inputs_changed =
         observed.digest.as_deref() != old.and_then(|s| s.applied_digest.as_deref());
     let with_hooks = how.hooks && inputs_changed;
-    let run = hook_run(hr, observed.digest.as_deref().unwrap_or_default());
+    let digest = observed.digest.as_deref().unwrap_or_default();
+    let run = HookRun {
+        id: hook_run(hr, digest),
+        succeeded: old.map_or_else(Vec::new, |s| {
+            hooks_already_succeeded(&s.hooks, s.hooks_digest.as_deref(), digest)
+        }),
+    };
     let mut recorded = hr.status.clone();
     let progress = apply_release(
         hr,
@@ -122,6 +128,7 @@ pub(in crate::controller) async fn apply(
             let mut status = applying_status(old, decision, &message, generation, now);
             if with_hooks {
                 status.hooks = hooks;
+                status.hooks_digest = observed.digest.clone();
             }
             status.outputs = observed.published_keys.clone();
             write_status(ctx, &api, hr, status).await?;
@@ -146,6 +153,7 @@ pub(in crate::controller) async fn apply(
             status.chart_digest = Some(applied.chart_digest);
             if with_hooks {
                 status.hooks = applied.hooks;
+                status.hooks_digest = observed.digest.clone();
             }
             status.outputs = observed.published_keys.clone();
             let outage = applied

@@ -1,6 +1,6 @@
 //! Helm hooks in passes (SPEC §2.5, §2.8): each pass looks at the hooks of one event in
 //! order, creates the next one, and stops at the first still running; progress lives in the
-//! hook objects (marked with their run) and, at deletion, in status.
+//! hook objects (marked with their run) and in status (a success outlives its object).
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -17,6 +17,7 @@ use crate::controller::act::objects::{apply_object, older_than};
 use crate::error::ApiStep;
 
 use crate::controller::act::prune::delete_entry;
+use crate::decide::HOOK_SUCCEEDED;
 
 /// What a pass over the hooks of one event found.
 pub(super) enum HookStep {
@@ -32,8 +33,10 @@ pub(super) struct HookPass<'a> {
     pub(super) plan: &'a manifests::Plan,
     pub(super) release_label: &'a str,
     pub(super) run: &'a str,
-    /// Hooks status already records as ended in this run (at deletion: delete hooks appear in
-    /// status only during the deletion, so they are unambiguous): not looked at again.
+    /// Hooks status already records as ended in this run, not looked at again: at an install
+    /// or upgrade those that succeeded ([`crate::decide::hooks_already_succeeded`]); at
+    /// deletion every one ended (delete hooks appear in status only during the deletion, so
+    /// they are unambiguous).
     pub(super) ended: &'a [HookStatus],
     /// At deletion a hook that ended badly is announced and left as it is, never run again.
     pub(super) for_deletion: bool,
@@ -59,7 +62,7 @@ impl HookPass<'_> {
             {
                 // Ended in an earlier pass of this run: a success still owes its deletion
                 // (`hook-succeeded`), done with this pass's, or it would be left behind.
-                if ended.phase == "Succeeded" && hook.delete_after(HookOutcome::Succeeded) {
+                if ended.phase == HOOK_SUCCEEDED && hook.delete_after(HookOutcome::Succeeded) {
                     succeeded.push(entry.clone());
                 }
                 statuses.push(ended.clone());
@@ -120,7 +123,7 @@ impl HookPass<'_> {
             let phase = match outcome {
                 None if timed_out => "Failed",
                 None => RUNNING,
-                Some(HookOutcome::Succeeded) => "Succeeded",
+                Some(HookOutcome::Succeeded) => HOOK_SUCCEEDED,
                 Some(HookOutcome::Failed) => "Failed",
             };
             statuses.push(HookStatus {
@@ -188,6 +191,15 @@ impl HookPass<'_> {
             source,
         })
     }
+}
+
+/// The hooks of one install or upgrade: what marks their objects, and what status already
+/// records of them.
+pub(in crate::controller) struct HookRun {
+    /// The value of [`HOOK_RUN_ANNOTATION`] on its hooks ([`hook_run`]).
+    pub(in crate::controller) id: String,
+    /// Its hooks status records as succeeded ([`crate::decide::hooks_already_succeeded`]).
+    pub(in crate::controller) succeeded: Vec<HookStatus>,
 }
 
 /// `status.hooks[].phase` of a hook that has not ended.

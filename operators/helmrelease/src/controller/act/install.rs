@@ -13,7 +13,7 @@ use upstart_release_engine::render::RenderRequest;
 
 use crate::Error;
 use crate::controller::act::apply::ApplyRun;
-use crate::controller::act::hooks::{HookPass, HookStep};
+use crate::controller::act::hooks::{HookPass, HookRun, HookStep};
 use crate::controller::act::objects::{apply_object, crd_not_established, install_crd};
 use crate::controller::act::prune::{Removal, delete_unless_kept};
 use crate::controller::observe::release_name;
@@ -114,8 +114,9 @@ pub(in crate::controller) enum Progress {
 
 /// One pass of fetch, render, plan, pre hooks, apply in order, post hooks, prune (SPEC §2.4,
 /// §2.5). Every step is idempotent and its progress lives in the cluster (hook objects are
-/// marked with `run`, the digest being applied), so a pass after a restart carries on where the
-/// last one stopped: a hook that completed is not run again.
+/// marked with `run`, the digest being applied; status records the hooks that succeeded), so a
+/// pass after a restart carries on where the last one stopped: a hook that completed is not run
+/// again, even once its object is gone.
 /// `recorded` is the status as last written: when the plan holds objects its inventory does not,
 /// they are added to it (and written) before anything is applied.
 pub(in crate::controller) async fn apply_release(
@@ -124,7 +125,7 @@ pub(in crate::controller) async fn apply_release(
     namespace: &str,
     values: &Value,
     how: ApplyRun,
-    run: &str,
+    run: &HookRun,
     recorded: &mut Option<HelmReleaseStatus>,
 ) -> Result<Progress, Error> {
     let (chart, plan) = render_plan(hr, ctx, namespace, values, how.upgrade).await?;
@@ -159,8 +160,8 @@ pub(in crate::controller) async fn apply_release(
         namespace,
         plan: &plan,
         release_label: &release_label,
-        run,
-        ended: &[],
+        run: &run.id,
+        ended: &run.succeeded,
         for_deletion: false,
     };
     // As Helm: the CRDs of `crds/` directories before anything else, hooks included.
