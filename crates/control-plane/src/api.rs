@@ -560,7 +560,14 @@ async fn resource_request(
         }
         Verb::List => {
             let lq = list_query(q, &t, rp.namespace.as_deref())?;
-            let result = shared.lock().list(&t, &lq)?;
+            // A list an informer may take from a cache can be a lagging one (faults).
+            let list_key = format!("{} {}", t.plural, req.uri().query().unwrap_or(""));
+            let result =
+                shared
+                    .faults
+                    .lagging_list(&client, q.get("resourceVersion"), &list_key, || {
+                        shared.lock().list(&t, &lq)
+                    })?;
             let rv = result.resource_version.to_string();
             if table {
                 let items: Vec<Value> = result
@@ -589,7 +596,15 @@ async fn resource_request(
             }
             Ok(list_response(&t, version, &metadata, &result.items))
         }
-        Verb::Watch => start_watch(shared, &t, version, q, rp.namespace.as_deref(), table),
+        Verb::Watch => start_watch(
+            shared,
+            &t,
+            version,
+            q,
+            rp.namespace.as_deref(),
+            table,
+            &client,
+        ),
         Verb::Create => {
             let opts = write_opts(q, req)?;
             let body = parse_body(req.body())?;
@@ -937,6 +952,15 @@ fn delete_opts(q: &Query, req: &Request<Bytes>) -> ApiResult<DeleteOpts> {
     })
 }
 
+/// `namespace/name` of an object: what a watch fault coalesces by.
+fn object_key(object: &Value) -> String {
+    format!(
+        "{}/{}",
+        object["metadata"]["namespace"].as_str().unwrap_or(""),
+        meta::name(object)
+    )
+}
+
 fn watch_line(ty: &str, object: &Value) -> Bytes {
     let mut line = serde_json::to_vec(&json!({"type": ty, "object": object})).unwrap_or_default();
     line.push(b'\n');
@@ -950,6 +974,7 @@ fn start_watch(
     q: &Query,
     namespace: Option<&str>,
     table_mode: bool,
+    client: &str,
 ) -> ApiResult<Response<ResponseBody>> {
     let lq = list_query(q, t, namespace)?;
     let rv_param = q.get("resourceVersion").filter(|v| !v.is_empty());
@@ -978,6 +1003,8 @@ fn start_watch(
         }
         Err(e) => return Err(e),
     };
+    // Events may be delayed, coalesced or reordered on their way (faults).
+    let tx = shared.faults.watch_sink(client, tx);
     let mut closer = shared.faults.watch_closer();
     closer.mark_unchanged();
     let mut shutdown = shared.shutdown.subscribe();
@@ -1021,11 +1048,15 @@ fn start_watch(
             return;
         }
         for (ty, obj) in &start.initial {
-            if tx.send(render(*ty, obj)).await.is_err() {
+            if tx
+                .send(Some(object_key(obj)), render(*ty, obj))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
-        if initial_end && tx.send(bookmark(last_rv, true)).await.is_err() {
+        if initial_end && tx.send(None, bookmark(last_rv, true)).await.is_err() {
             return;
         }
         let mut rx = start.rx;
@@ -1054,7 +1085,7 @@ fn start_watch(
                             continue;
                         }
                         if let Some(ty) = filter_event(&ev, &lq)
-                            && tx.send(render(ty, &ev.object)).await.is_err()
+                            && tx.send(Some(object_key(&ev.object)), render(ty, &ev.object)).await.is_err()
                         {
                             return;
                         }
@@ -1063,14 +1094,14 @@ fn start_watch(
                     Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => return,
                 },
                 _ = ticker.tick(), if bookmarks => {
-                    if tx.send(bookmark(last_rv, false)).await.is_err() {
+                    if tx.send(None, bookmark(last_rv, false)).await.is_err() {
                         return;
                     }
                 }
                 _ = sleep_until => return,
                 _ = closer.changed() => return,
                 _ = shutdown.changed() => return,
-                _ = tx.closed() => return,
+                () = tx.closed() => return,
             }
         }
     });

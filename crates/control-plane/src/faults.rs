@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::error::ApiError;
+use crate::store::ListResult;
 
 /// The verb of a request, as the apiserver names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +175,8 @@ pub struct Fault {
     /// Only requests from this client ([`Fault::client`]); a trailing `*` matches a prefix.
     client: Option<String>,
     resource: Option<String>,
+    /// Never requests for these resources ([`Fault::not_resource`]).
+    not_resources: Vec<String>,
     namespace: Option<String>,
     name: Option<String>,
     /// 1-based index of the first matching request hit.
@@ -217,6 +220,7 @@ impl Fault {
             writes: false,
             client: None,
             resource: None,
+            not_resources: Vec::new(),
             namespace: None,
             name: None,
             nth: 1,
@@ -231,6 +235,13 @@ impl Fault {
     /// Only requests for this resource (plural name, e.g. `configmaps`).
     pub fn resource(mut self, plural: &str) -> Self {
         self.resource = Some(plural.to_string());
+        self
+    }
+
+    /// Never requests for this resource (plural name): `Fault::writes().not_resource("leases")`
+    /// counts an operator's writes without its leader election's Lease renewals.
+    pub fn not_resource(mut self, plural: &str) -> Self {
+        self.not_resources.push(plural.to_string());
         self
     }
 
@@ -308,11 +319,9 @@ impl Fault {
             && self
                 .client
                 .as_deref()
-                .is_none_or(|c| match c.strip_suffix('*') {
-                    Some(prefix) => req.client.starts_with(prefix),
-                    None => c == req.client,
-                })
+                .is_none_or(|c| tag_matches(c, req.client))
             && self.resource.as_deref().is_none_or(|r| r == req.resource)
+            && !self.not_resources.iter().any(|r| r == req.resource)
             && self.namespace.as_deref().is_none_or(|n| n == req.namespace)
             && self.name.as_deref().is_none_or(|n| n == req.name)
     }
@@ -344,6 +353,8 @@ pub struct Faults {
     rules: Arc<Mutex<(u64, Vec<Rule>)>>,
     close_watches: Arc<watch::Sender<u64>>,
     log: Arc<RequestLog>,
+    watches: Arc<Mutex<Vec<WatchFault>>>,
+    lagging: Arc<Mutex<LaggingLists>>,
 }
 
 impl Default for Faults {
@@ -352,6 +363,8 @@ impl Default for Faults {
             rules: Arc::default(),
             close_watches: Arc::new(watch::channel(0).0),
             log: Arc::default(),
+            watches: Arc::default(),
+            lagging: Arc::default(),
         }
     }
 }
@@ -406,13 +419,81 @@ impl Faults {
         g.1.retain(|r| r.id != id.0);
     }
 
-    /// Removes every rule.
+    /// Removes every rule, watch fault and lagging cache.
     pub fn clear(&self) {
         let mut g = self
             .rules
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         g.1.clear();
+        lock(&self.watches).clear();
+        *lock(&self.lagging) = LaggingLists::default();
+    }
+
+    /// Shapes the events of the watches opened from now on by the clients `fault` names
+    /// (delayed, coalesced, reordered across objects; see [`WatchFault`]).
+    pub fn shape_watches(&self, fault: WatchFault) {
+        lock(&self.watches).push(fault);
+    }
+
+    /// Answers the lists that may be served from a cache (`resourceVersion=0`, as informers
+    /// start with) of the clients `client` names (a trailing `*` matches a prefix) from a
+    /// snapshot up to `lag` old: a past state with its own resourceVersion, from which the
+    /// watch that follows replays what changed since (the apiserver's watch cache does the
+    /// same when it lags). A quorum read (no resourceVersion) is always fresh.
+    pub fn lagging_lists(&self, client: &str, lag: Duration) {
+        let mut lagging = lock(&self.lagging);
+        lagging.clients.push((client.to_string(), lag));
+    }
+
+    /// A cached list for `key` when `client`'s lists lag and one is young enough, else
+    /// `fresh()` (cached for the next ones when it is whole, not a page).
+    pub(crate) fn lagging_list(
+        &self,
+        client: &str,
+        resource_version: Option<&str>,
+        key: &str,
+        fresh: impl FnOnce() -> Result<ListResult, ApiError>,
+    ) -> Result<ListResult, ApiError> {
+        let lag = lock(&self.lagging)
+            .clients
+            .iter()
+            .find(|(pattern, _)| tag_matches(pattern, client))
+            .map(|(_, lag)| *lag);
+        let Some(lag) = lag.filter(|_| resource_version == Some("0")) else {
+            return fresh();
+        };
+        let key = format!("{client} {key}");
+        if let Some((at, cached)) = lock(&self.lagging).cache.get(&key)
+            && at.elapsed() < lag
+        {
+            return Ok(cached.clone());
+        }
+        let result = fresh()?;
+        if result.continue_token.is_none() {
+            lock(&self.lagging)
+                .cache
+                .insert(key, (std::time::Instant::now(), result.clone()));
+        }
+        Ok(result)
+    }
+
+    /// Where a watch of `client` sends its lines: straight to `tx`, or through a shaper task
+    /// when a [`WatchFault`] names the client.
+    pub(crate) fn watch_sink(&self, client: &str, tx: mpsc::Sender<Bytes>) -> WatchSink {
+        let fault = lock(&self.watches)
+            .iter()
+            .find(|f| f.client.as_deref().is_none_or(|c| tag_matches(c, client)))
+            .cloned();
+        match fault {
+            None => WatchSink::Direct(tx),
+            Some(fault) => {
+                let (shaped, rx) = mpsc::unbounded_channel();
+                let closed = tx.clone();
+                tokio::spawn(shape(fault, rx, tx));
+                WatchSink::Shaped { shaped, closed }
+            }
+        }
     }
 
     /// Ends every open watch stream (clients see the stream close and re-watch).
@@ -592,4 +673,197 @@ fn injected_error(code: u16, retry_after: Option<u32>, req: &RequestInfo<'_>) ->
         );
     }
     e
+}
+
+/// Whether the client tag `client` matches `pattern` (a trailing `*` matches a prefix).
+fn tag_matches(pattern: &str, client: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => client.starts_with(prefix),
+        None => pattern == client,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The lagging list caches ([`Faults::lagging_lists`]).
+#[derive(Default)]
+struct LaggingLists {
+    clients: Vec<(String, Duration)>,
+    /// Per client and query: when it was taken, and the list.
+    cache: std::collections::HashMap<String, (std::time::Instant, ListResult)>,
+}
+
+/// How the watch events sent to some clients are shaped, within the watch contract (each
+/// object's events in order, every object's newest state delivered before a bookmark or the
+/// end of the stream): what an API server under load, or a cache between it and its clients,
+/// does.
+///
+/// ```
+/// use std::time::Duration;
+/// use upstart_control_plane::WatchFault;
+/// // Operators' watch events leave 50 ms late, coalesced per object over 200 ms windows,
+/// // each window's objects in reverse order.
+/// let fault = WatchFault::clients("operator*")
+///     .delay(Duration::from_millis(50))
+///     .coalesce(Duration::from_millis(200))
+///     .reorder();
+/// # let _ = fault;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchFault {
+    client: Option<String>,
+    delay: Duration,
+    window: Duration,
+    reorder: bool,
+}
+
+impl WatchFault {
+    /// Shapes the watches of every client.
+    pub fn all() -> Self {
+        WatchFault {
+            client: None,
+            delay: Duration::ZERO,
+            window: Duration::ZERO,
+            reorder: false,
+        }
+    }
+
+    /// Shapes the watches of the clients whose tag matches (a trailing `*` matches a prefix).
+    pub fn clients(tag: &str) -> Self {
+        WatchFault {
+            client: Some(tag.to_string()),
+            ..WatchFault::all()
+        }
+    }
+
+    /// Each event leaves this long after it happened.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Events are held for windows this long: of one object's events in a window only the
+    /// newest is sent (the intermediate states are skipped, as a watch cache that fell behind
+    /// and an informer's coalescing queue do).
+    pub fn coalesce(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Each window's objects go out newest first (one event per object per window, so each
+    /// object's order is kept).
+    pub fn reorder(mut self) -> Self {
+        self.reorder = true;
+        self
+    }
+}
+
+/// Where a watch's lines go ([`Faults::watch_sink`]).
+pub(crate) enum WatchSink {
+    Direct(mpsc::Sender<Bytes>),
+    Shaped {
+        /// (object key, line, when it happened); no key: a bookmark, which flushes first.
+        shaped: mpsc::UnboundedSender<(Option<String>, Bytes, tokio::time::Instant)>,
+        closed: mpsc::Sender<Bytes>,
+    },
+}
+
+impl WatchSink {
+    /// Sends one line: an object's event (`key`: its namespace/name) or, without a key, a
+    /// bookmark. `Err` once the client is gone.
+    pub(crate) async fn send(&self, key: Option<String>, line: Bytes) -> Result<(), ()> {
+        match self {
+            WatchSink::Direct(tx) => tx.send(line).await.map_err(drop),
+            WatchSink::Shaped { shaped, .. } => shaped
+                .send((key, line, tokio::time::Instant::now()))
+                .map_err(drop),
+        }
+    }
+
+    /// Resolves when the client is gone.
+    pub(crate) async fn closed(&self) {
+        match self {
+            WatchSink::Direct(tx) => tx.closed().await,
+            WatchSink::Shaped { closed, .. } => closed.closed().await,
+        }
+    }
+}
+
+/// The shaper of one watch: delays, coalesces per object within a window, reorders a window's
+/// objects; a bookmark or the end of the stream flushes what is held first, so that no
+/// resourceVersion the client resumes from skips an event it was not sent.
+async fn shape(
+    fault: WatchFault,
+    mut rx: mpsc::UnboundedReceiver<(Option<String>, Bytes, tokio::time::Instant)>,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let mut held: Vec<(String, Bytes)> = Vec::new();
+    let mut window_end: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match window_end {
+            Some(end) => tokio::select! {
+                next = rx.recv() => next.map(Some),
+                () = tokio::time::sleep_until(end) => Some(None),
+            },
+            None => rx.recv().await.map(Some),
+        };
+        match next {
+            // The stream ended: what is held goes out, then the stream ends.
+            None => {
+                let _ = flush(&mut held, fault.reorder, &tx).await;
+                return;
+            }
+            // The window closed.
+            Some(None) => {
+                window_end = None;
+                if flush(&mut held, fault.reorder, &tx).await.is_err() {
+                    return;
+                }
+            }
+            Some(Some((key, line, at))) => {
+                tokio::time::sleep_until(at + fault.delay).await;
+                match key {
+                    None => {
+                        window_end = None;
+                        if flush(&mut held, fault.reorder, &tx).await.is_err()
+                            || tx.send(line).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Some(key) => {
+                        match held.iter_mut().find(|(k, _)| *k == key) {
+                            Some(slot) => slot.1 = line,
+                            None => held.push((key, line)),
+                        }
+                        if fault.window.is_zero() {
+                            if flush(&mut held, fault.reorder, &tx).await.is_err() {
+                                return;
+                            }
+                        } else if window_end.is_none() {
+                            window_end = Some(tokio::time::Instant::now() + fault.window);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn flush(
+    held: &mut Vec<(String, Bytes)>,
+    reorder: bool,
+    tx: &mpsc::Sender<Bytes>,
+) -> Result<(), ()> {
+    if reorder {
+        held.reverse();
+    }
+    for (_, line) in held.drain(..) {
+        tx.send(line).await.map_err(drop)?;
+    }
+    Ok(())
 }

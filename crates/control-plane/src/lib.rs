@@ -107,7 +107,7 @@ pub use auth::UserInfo;
 pub use error::{ApiError, Error};
 pub use faults::{
     Fault, FaultAction, FaultId, Faults, Gate, LoggedRequest, PausePoint, REQUEST_LOG_CAPACITY,
-    Verb,
+    Verb, WatchFault,
 };
 pub use https::Endpoint;
 pub use requests::{RequestCounts, VerbCounts, WayIn};

@@ -137,6 +137,7 @@ impl ListQuery {
     }
 }
 
+#[derive(Clone)]
 pub struct ListResult {
     pub items: Vec<Arc<Value>>,
     pub resource_version: u64,
