@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 pub use index::render_index;
-pub use server::RunningRepo;
+pub use server::{RepoHandle, RunningRepo};
 use upstart_chart_package::{PackagedChart, package_chart};
 
 /// Everything that can go wrong while reading, packaging or serving charts.

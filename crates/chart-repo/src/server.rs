@@ -47,12 +47,15 @@ impl RunningRepo {
     /// Re-reads the chart directory and serves the new snapshot. On error the old snapshot
     /// keeps being served.
     pub fn reload(&self) -> Result<(), Error> {
-        let current = self.repo();
-        let fresh = Arc::new(
-            ChartRepo::from_dir(current.root())?.auto_reload(current.reloads_automatically()),
-        );
-        *self.repo.write().unwrap_or_else(|e| e.into_inner()) = fresh;
-        Ok(())
+        self.handle().reload()
+    }
+
+    /// A handle on the served snapshot that can be moved into a task (a watcher of the chart
+    /// directory) while this value keeps owning the server.
+    pub fn handle(&self) -> RepoHandle {
+        RepoHandle {
+            repo: Arc::clone(&self.repo),
+        }
     }
 
     /// Stops accepting connections and waits for the server to finish.
@@ -63,6 +66,40 @@ impl RunningRepo {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+/// The snapshot a [`RunningRepo`] serves, shared: read it, or reload it from the directory.
+#[derive(Clone, Debug)]
+pub struct RepoHandle {
+    repo: Shared,
+}
+
+impl RepoHandle {
+    /// The snapshot being served.
+    pub fn repo(&self) -> Arc<ChartRepo> {
+        snapshot(&self.repo)
+    }
+
+    /// Re-reads the chart directory and serves the new snapshot. On error the old snapshot
+    /// keeps being served.
+    pub fn reload(&self) -> Result<(), Error> {
+        let current = self.repo();
+        let fresh = Arc::new(
+            ChartRepo::from_dir(current.root())?.auto_reload(current.reloads_automatically()),
+        );
+        *self.repo.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// Reloads when a file under the directory changed since the snapshot was read; says
+    /// whether it did.
+    pub fn reload_if_stale(&self) -> Result<bool, Error> {
+        if !self.repo().is_stale()? {
+            return Ok(false);
+        }
+        self.reload()?;
+        Ok(true)
     }
 }
 

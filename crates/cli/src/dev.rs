@@ -83,10 +83,13 @@ pub struct DevArgs {
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub ready_timeout: Duration,
 
-    /// Directory of charts served as the `upstart-charts` repository. A chart added or changed
-    /// there is seen by the next release that resolves it; an installed release keeps what it
-    /// rendered until its own spec or values change. A repository named `upstart-charts` by
-    /// --repository or --repositories-config wins: the directory is then not served.
+    /// Directory of charts served as the `upstart-charts` repository, watched while `upstart
+    /// dev` runs. A chart added there is seen by the next release that resolves it; a chart
+    /// version changed in place (same version, new content) upgrades the releases running it
+    /// within about a second, without touching their spec (they get the new archive digest in
+    /// the `upstartoperators.upstart.com/chart-digest` annotation). A repository named
+    /// `upstart-charts` by --repository or --repositories-config wins: the directory is then
+    /// not served.
     #[arg(long, default_value = "./charts")]
     pub charts: PathBuf,
 

@@ -23,6 +23,7 @@
 //! ```
 
 mod apply;
+mod chart_watch;
 mod error;
 pub mod instance;
 mod manifests;
@@ -67,7 +68,10 @@ pub struct LocalClusterOptions {
     /// Requires `https_port`.
     pub kubeconfig_path: Option<PathBuf>,
     /// Directory of charts served as the `upstart-charts` repository. A chart added or changed
-    /// there is seen by the next release that resolves it (no index cache period).
+    /// there is seen by the next release that resolves it (no index cache period), and an
+    /// installed release whose chart version changed in place is upgraded to the new content
+    /// within a second or so: the directory is watched and such releases get the new archive
+    /// digest in their `upstartoperators.upstart.com/chart-digest` annotation.
     /// `None`, or a directory that does not exist (a warning then): no repository. A
     /// repository named `upstart-charts` in [`LocalClusterOptions::repositories`] wins: the
     /// directory is then not served.
@@ -100,6 +104,8 @@ pub struct LocalCluster {
     endpoint: Option<Endpoint>,
     kubeconfig_path: Option<PathBuf>,
     charts: Option<RunningRepo>,
+    /// Wakes the releases of charts changed in the charts directory (see [`chart_watch`]).
+    chart_watch: Option<tokio::task::JoinHandle<()>>,
     chart_repositories: Vec<ChartRepository>,
     simulator: RunningSimulator,
     operators: operators::RunningOperators,
@@ -197,6 +203,9 @@ impl LocalCluster {
             Some(dir) => serve_charts(dir).await?,
             None => None,
         };
+        let chart_watch = charts
+            .as_ref()
+            .map(|repo| chart_watch::spawn(client.clone(), repo.handle()));
         let repositories = repository_config(options.repositories.clone(), charts.as_ref());
         let chart_repositories: Vec<ChartRepository> = repositories
             .repositories
@@ -223,6 +232,7 @@ impl LocalCluster {
             endpoint,
             kubeconfig_path: options.kubeconfig_path,
             charts,
+            chart_watch,
             chart_repositories,
             simulator,
             operators,
@@ -300,6 +310,9 @@ impl LocalCluster {
     /// control plane (open watches end and the HTTPS listener stops), and removes the scratch
     /// directory.
     pub async fn shutdown(self) {
+        if let Some(watch) = &self.chart_watch {
+            watch.abort();
+        }
         self.operators.shutdown().await;
         self.simulator.shutdown().await;
         if let Some(repo) = self.charts {

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use kube::ResourceExt as _;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::runtime::watcher;
@@ -243,6 +244,74 @@ async fn a_chart_version_added_to_the_charts_directory_is_installable_at_once() 
         Api::namespaced(cluster.client().clone(), "default");
     let installed = config_maps.get("second").await.unwrap();
     assert_eq!(installed.data.unwrap()["version"], "0.2.0");
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_installed_release_renders_its_chart_edited_in_place_without_a_spec_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let charts = tmp.path().join("charts");
+    tiny_chart(&charts, "tiny-1", "0.1.0");
+    let cluster = LocalCluster::start(LocalClusterOptions {
+        charts_dir: Some(charts.clone()),
+        operators: OperatorSet::all(),
+        helm_path: Some(upstart_test_support::helm()),
+        ..LocalClusterOptions::default()
+    })
+    .await
+    .unwrap();
+    let applied = apply_manifests(
+        cluster.client(),
+        vec![tiny_release("edited", "0.1.0")],
+        MANAGER,
+        "default",
+    )
+    .await
+    .unwrap();
+    cluster
+        .wait_ready(&applied, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let releases: Api<upstart_api::v1alpha1::HelmRelease> =
+        Api::namespaced(cluster.client().clone(), "default");
+    let before = releases.get("edited").await.unwrap();
+
+    // Same version, new content: what `helm template` renders changes.
+    std::fs::write(
+        charts.join("tiny-1/templates/configmap.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  version: {{ .Chart.Version | quote }}\n  edited: \"yes\"\n",
+    )
+    .unwrap();
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(cluster.client().clone(), "default");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let live = config_maps.get("edited").await.unwrap();
+        if live
+            .data
+            .unwrap_or_default()
+            .get("edited")
+            .map(String::as_str)
+            == Some("yes")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the edited chart was not rendered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = releases.get("edited").await.unwrap();
+    assert_eq!(
+        after.metadata.generation, before.metadata.generation,
+        "the release's spec was not touched"
+    );
+    let (old, new) = (
+        before.status.unwrap().chart_digest.unwrap(),
+        after.annotations()["upstartoperators.upstart.com/chart-digest"].clone(),
+    );
+    assert_ne!(old, new, "annotated with the new archive's digest");
     cluster.shutdown().await;
 }
 

@@ -7,6 +7,11 @@ pub const FINALIZER: &str = "upstartoperators.upstart.com/helmrelease";
 /// On a hook object: the applied digest of the run that created it, so that a pass after a
 /// restart recognises a hook it already ran ("retired" once it ended without success).
 pub const HOOK_RUN_ANNOTATION: &str = "upstartoperators.upstart.com/hook-run";
+/// On a HelmRelease: the digest of the chart archive its chart reference now serves, set by a
+/// tool that knows a chart changed in place (same version, new content), as `upstart dev` does
+/// for its `--charts` directory. An input of the release like its values: a new value upgrades
+/// the release, which fetches the chart again and renders the new content.
+pub const CHART_DIGEST_ANNOTATION: &str = "upstartoperators.upstart.com/chart-digest";
 /// Name of the controller in metrics and logs.
 pub const CONTROLLER: &str = "helmrelease";
 

@@ -26,7 +26,7 @@ use upstart_release_engine::health::{self, Health};
 use upstart_release_engine::manifests;
 
 use crate::Error;
-use crate::constants::{FIELD_MANAGER, reasons};
+use crate::constants::{CHART_DIGEST_ANNOTATION, FIELD_MANAGER, reasons};
 use crate::controller::Context;
 use crate::decide::{
     DependencyObservation, DependencyState, Observation, ValuesState, alias_problems,
@@ -85,13 +85,17 @@ pub(in crate::controller) async fn observe(
     let (values_state, values, digest) = if all_ready {
         match resolve_values(hr, ctx, namespace, &mut expression_context).await? {
             Ok(values) => {
-                let digest = FieldDigest::new()
+                let mut inputs = FieldDigest::new()
                     .field("chart", &hr.spec.chart)
                     .field("version", hr.spec.version.as_deref().unwrap_or(""))
                     .field("releaseName", release_name(hr).as_str())
                     .field("namespace", namespace)
-                    .field("values", &canonical_json(&values))
-                    .finish();
+                    .field("values", &canonical_json(&values));
+                // Only when set, so the digest of every other release stays what it was.
+                if let Some(chart_digest) = hr.annotations().get(CHART_DIGEST_ANNOTATION) {
+                    inputs = inputs.field("chartDigest", chart_digest);
+                }
+                let digest = inputs.finish();
                 (
                     ValuesState::Resolved {
                         digest: digest.clone(),
