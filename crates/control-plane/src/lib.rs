@@ -82,6 +82,8 @@ mod builtin;
 mod convert;
 mod error;
 mod faults;
+#[doc(hidden)]
+pub mod fuzz_targets;
 mod https;
 mod meta;
 mod openapi;

@@ -29,6 +29,8 @@
 
 mod error;
 pub mod expressions;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod graph;
 pub mod outputs;
 pub mod values;

@@ -78,6 +78,8 @@
 pub mod catalog;
 pub mod digest;
 mod error;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod health;
 pub mod lookup;
 pub mod manifests;

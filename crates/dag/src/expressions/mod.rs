@@ -1052,9 +1052,8 @@ fn located(problem: &Problem, site: &Site<'_>, column: usize) -> Error {
     }
 }
 
-#[cfg(test)]
 pub(crate) mod testing {
-    //! Access to the slow path for tests that compare it with the fast one.
+    //! Access to the slow path for the tests and fuzz target that compare it with the fast one.
     use super::*;
 
     pub(crate) fn substitute_without_fast_path(
