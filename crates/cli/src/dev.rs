@@ -134,6 +134,16 @@ pub struct DevArgs {
     #[arg(long, value_name = "FILE")]
     pub repositories_config: Option<PathBuf>,
 
+    /// Do not start the web view (`upstart ui`) beside the control plane (it is not started
+    /// with --exit-when-ready either: nobody would have time to look).
+    #[arg(long)]
+    pub no_ui: bool,
+
+    /// Port of the web view on 127.0.0.1 (0 picks a free one). Default: 8480, or a free port
+    /// when 8480 is taken; its URL is printed under the kubeconfig line.
+    #[arg(long, env = "UPSTART_UI_PORT")]
+    pub ui_port: Option<u16>,
+
     /// How long simulated workloads (Deployments, Jobs, ...) take to become ready.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub workload_delay: Duration,
@@ -172,6 +182,16 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
     for repo in cluster.chart_repositories() {
         println!("# chart repository {}: {}", repo.alias, repo.url);
     }
+    let ui = if args.no_ui || args.exit_when_ready {
+        None
+    } else {
+        let loopback = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+        let catalog = cluster.catalog_namespace().to_owned();
+        let running =
+            crate::ui::start(cluster.client().clone(), loopback, args.ui_port, &catalog).await?;
+        println!("# web view: {}", running.url);
+        Some(running)
+    };
 
     let outcome = tokio::select! {
         result = apply_and_wait(&cluster, catalog, manifests, &args) => result,
@@ -187,6 +207,9 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
     }
 
     tracing::info!("shutting down");
+    if let Some(ui) = ui {
+        ui.stop();
+    }
     cluster.shutdown().await;
     outcome
 }

@@ -38,6 +38,15 @@ pub enum Error {
     /// An object asked for does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// The web view (`upstart ui`) could not listen.
+    #[error("web view: {what}: {source}")]
+    Ui {
+        /// What was being done.
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// `status --watch --timeout` ran out.
     #[error("not Ready after {0}")]
     Timeout(String),

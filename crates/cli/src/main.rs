@@ -12,6 +12,7 @@ mod render;
 mod rendered;
 mod source;
 mod status;
+mod ui;
 mod validate;
 
 use std::io::IsTerminal as _;
@@ -26,6 +27,7 @@ Examples:
   upstart graph examples/services/*.yaml --format mermaid
   upstart graph pr-1234 --format dot | dot -Tsvg > pr-1234.svg
   upstart status pr-1234 --watch                     follow an environment until Ready
+  upstart ui                                         the web view of environments (loopback)
   upstart dev --catalog examples/services examples/environment.yaml
                                                      local control plane with the operators
   source <(upstart completions bash)                 shell completions";
@@ -97,6 +99,18 @@ Examples:
   upstart status --namespace team-a                 services and releases without an environment")]
     Status(status::StatusArgs),
 
+    /// Serve a web view of the cluster's environments on loopback, with your kubeconfig: the
+    /// list, each environment's dependency graph live, and the catalog.
+    #[command(after_help = "\
+The view acts with your credentials: it shows only what you may read, and is bound to
+127.0.0.1 unless --address says otherwise. Pages update live (server-sent events fed by
+watches). Without --port it listens on 8480, or on a free port when 8480 is taken.
+
+Examples:
+  upstart ui                                        prints `web view: http://127.0.0.1:8480/`
+  upstart ui --port 9000 --context staging")]
+    Ui(ui::UiArgs),
+
     /// Print a completion script for a shell.
     #[command(after_help = "\
 Examples:
@@ -159,12 +173,13 @@ fn main() -> ExitCode {
     };
     // `dev` is a long-running process whose logs are its record; the other commands answer
     // on stderr once.
-    let log_failure = matches!(cli.command, Command::Dev(_));
+    let log_failure = matches!(cli.command, Command::Dev(_) | Command::Ui(_));
     let result = runtime.block_on(async {
         match cli.command {
             Command::Dev(args) => dev::run(args).await.map(|()| true),
             Command::Graph(args) => graph::run(&args).await,
             Command::Status(args) => status::run(&args).await.map(|()| true),
+            Command::Ui(args) => ui::run(&args).await.map(|()| true),
             Command::Validate(_) | Command::Plan(_) | Command::Completions { .. } => Ok(true),
         }
     });

@@ -126,7 +126,7 @@ fn since(time: Option<&Time>, now: jiff::Timestamp) -> Option<Duration> {
     Duration::try_from(span).ok()
 }
 
-fn row(
+pub(crate) fn row(
     name: String,
     node: &NodeId,
     live: &Live,
@@ -240,17 +240,19 @@ fn service_group(
     group
 }
 
-/// The tree of a snapshot at `now`.
-pub fn tree(live: &Live, now: jiff::Timestamp) -> Tree {
-    let graph = live.graph();
+/// Whether a node is Ready: a release by its Ready condition, a service when all its releases
+/// are (what the service operator reports).
+pub(crate) fn readiness<'a>(
+    live: &Live,
+    graph: &'a DependencyGraph,
+) -> impl Fn(&NodeId) -> bool + 'a {
     let ready_nodes: HashMap<NodeId, bool> = live
         .releases
         .iter()
         .filter_map(|r| Some((NodeId::release(r.metadata.name.clone()?), release_ready(r))))
         .collect();
-    let ready_fn = |node: &NodeId| match node.kind {
+    move |node: &NodeId| match node.kind {
         NodeKind::HelmRelease => ready_nodes.get(node).copied().unwrap_or(false),
-        // A service is ready when all its releases are (what the service operator reports).
         NodeKind::UpstartService => {
             let releases = graph.depends_on(node);
             !releases.is_empty()
@@ -258,7 +260,13 @@ pub fn tree(live: &Live, now: jiff::Timestamp) -> Tree {
                     .iter()
                     .all(|r| ready_nodes.get(r).copied().unwrap_or(false))
         }
-    };
+    }
+}
+
+/// The tree of a snapshot at `now`.
+pub fn tree(live: &Live, now: jiff::Timestamp) -> Tree {
+    let graph = live.graph();
+    let ready_fn = readiness(live, &graph);
     let ready: &dyn Fn(&NodeId) -> bool = &ready_fn;
 
     let mut service_names: Vec<String> = live
@@ -630,7 +638,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// Any change of the environment, or of a service or release of the namespace.
-fn change_stream(
+pub(crate) fn change_stream(
     client: &Client,
     environment: Option<&str>,
     namespace: &str,
