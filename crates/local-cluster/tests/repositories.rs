@@ -297,3 +297,37 @@ async fn a_repository_the_operator_would_refuse_fails_the_start() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_file_chart_under_a_configured_local_root_installs_and_one_outside_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("local");
+    config_map_chart(&root, "mine", "0.3.0");
+    config_map_chart(&tmp.path().join("elsewhere"), "theirs", "1.0.0");
+    let cluster = start(LocalClusterOptions {
+        repositories: RepositoryConfig {
+            local_roots: vec![root.clone()],
+            ..RepositoryConfig::default()
+        },
+        ..LocalClusterOptions::default()
+    })
+    .await;
+    let applied = install(&cluster, "from-file", "file:mine-0.3.0").await;
+    cluster
+        .wait_ready(&applied, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(installed_chart(&cluster, "from-file").await, "mine-0.3.0");
+
+    let outside = format!(
+        "file:{}",
+        tmp.path().join("elsewhere/theirs-1.0.0").display()
+    );
+    install(&cluster, "outside", &outside).await;
+    let message = refused(&cluster, "outside", "ChartFetchFailed").await;
+    assert!(
+        message.contains("outside every local chart root"),
+        "{message}"
+    );
+    cluster.shutdown().await;
+}
