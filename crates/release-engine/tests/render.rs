@@ -393,6 +393,28 @@ async fn a_render_over_the_output_limit_is_refused() {
     );
 }
 
+/// A schema bomb: `values.schema.json` referring to an endless file. A helm without the schema
+/// fixes (refused at startup: `helm_without_the_archive_and_schema_fixes_and_other_majors_are_refused`)
+/// reads it until it runs out of memory; the pinned one fails the render at once.
+#[tokio::test]
+async fn a_values_schema_referring_to_dev_zero_fails_the_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = app_chart(dir.path());
+    write(
+        &chart,
+        &[("values.schema.json", r#"{"$ref": "file:///dev/zero"}"#)],
+    );
+    let renderer = renderer().await;
+    let values = json!({});
+    let caps = capabilities();
+    let err = renderer
+        .render(&request(&chart, &values, &caps))
+        .await
+        .expect_err("the schema cannot be read");
+    assert!(matches!(err, Error::HelmFailed { .. }), "{err}");
+    assert!(err.to_string().contains("schema"), "{err}");
+}
+
 #[tokio::test]
 async fn a_missing_chart_directory_is_a_clear_error() {
     let renderer = renderer().await;
