@@ -147,8 +147,13 @@ async fn a_lookup_kept_password_survives_a_values_change_a_restart_and_a_chart_u
         "a values change keeps the password"
     );
 
-    // A new process: no render cache, no memory; its first pass applies the release again.
+    // A new process: no render cache, no memory. A restart alone renders nothing (see
+    // restarts.rs); an object deleted meanwhile makes it render and apply the release again.
     h.shut_down().await;
+    Api::<ConfigMap>::namespaced(h.client.clone(), NS)
+        .delete("vault-settings", &DeleteParams::default())
+        .await
+        .unwrap();
     h.run_operator(h.config());
     eventually(
         "the restarted operator to apply the release again",
