@@ -351,3 +351,59 @@ async fn dependent_renders_ahead_while_its_dependency_installs_and_applies_witho
     assert_eq!(renders_of("web"), 1, "the apply ran no helm of its own");
     h.stop().await;
 }
+
+/// Issue 15, "dependency flaps": a Ready dependency that goes not Ready for a while (an upgrade
+/// whose Deployment takes 2 s) holds its dependent back as a wait, never as a failure, and
+/// the dependent's objects are neither removed nor applied again: once the dependency is back,
+/// the dependent is Ready with the same objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependency_flapping_to_not_ready_and_back_leaves_its_dependent_in_place() {
+    let h = Harness::start().await;
+    h.create(
+        "base",
+        json!({"chart": "test/app", "version": "0.1.0", "values": {"readyAfter": "2s"}}),
+    )
+    .await;
+    h.create(
+        "top",
+        json!({"chart": "test/app", "version": "0.1.0", "dependencies": [{"name": "base"}]}),
+    )
+    .await;
+    h.ready("base").await;
+    h.ready("top").await;
+    let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
+    let before = deployments.get("top").await.unwrap();
+
+    let api = h.releases();
+    api.patch(
+        "base",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"values": {"password": "changed"}}})),
+    )
+    .await
+    .unwrap();
+    let waiting = eventually("top waiting for base", || async {
+        let release = api.get("top").await.ok()?;
+        let phase = release.status.as_ref()?.phase.clone()?;
+        assert_ne!(phase, HelmReleasePhase::Failed, "a flap is not a failure");
+        (phase == HelmReleasePhase::WaitingForDependencies).then_some(release)
+    })
+    .await;
+    assert!(
+        deployments.get_opt("top").await.unwrap().is_some(),
+        "the dependent's objects stay while it waits"
+    );
+    assert_eq!(
+        waiting.status.as_ref().unwrap().phase,
+        Some(HelmReleasePhase::WaitingForDependencies)
+    );
+
+    h.ready("base").await;
+    h.ready("top").await;
+    let after = deployments.get("top").await.unwrap();
+    assert_eq!(
+        after.metadata.resource_version, before.metadata.resource_version,
+        "the dependent's Deployment was not applied again"
+    );
+    h.stop().await;
+}
