@@ -1,17 +1,19 @@
-//! Issue 15's crash-at-every-write bench: for each scenario, one recorded run to count the
-//! operators' writes, then one run crashed at every write (`upstart_e2e::crash`), printing per
-//! scenario the number of writes crashed at and of invariant violations, each violation with
-//! its write and what was seen.
+//! Issue 15's crash-at-every-write bench: for each variant and scenario, one recorded run to
+//! count the operators' writes, then one run per write with the variant at that write
+//! (`upstart_e2e::crash`), printing per scenario × variant the number of writes crashed at and
+//! of invariant violations, each violation with its write and what was seen.
 //!
 //! `cargo bench -p upstart-e2e --bench crash_points`; settings from the environment:
-//! `CRASH_SCENARIOS=chain,...` (default: all), `CRASH_POINT=after|before` (the write stored and
+//! `CRASH_SCENARIOS=chain,...` (default: all), `CRASH_VARIANTS=kill,graceful-stop,fail-409,
+//! fail-429,fail-500,lease-stolen,lagging-watches` (default: `kill`; `all` for every one),
+//! `CRASH_POINT=after|before` (the write stored and
 //! unanswered, the default, or not stored), `CRASH_EXPIRE_WATCHES=0` (the restarted operators'
 //! first watches are not answered 410), `CRASH_EVERY=K` (every Kth write only, default 1).
 
 use std::time::Instant;
 
 use upstart_control_plane::PausePoint;
-use upstart_e2e::crash::{CrashOptions, CrashPoints, Scenario, crash_loop, run_once};
+use upstart_e2e::crash::{CrashOptions, CrashPoints, Scenario, Variant, crash_loop, run_once};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -40,6 +42,22 @@ async fn bench() -> BenchResult<()> {
             .collect::<Result<Vec<_>, _>>()?,
         _ => Scenario::ALL.to_vec(),
     };
+    let variants = match std::env::var("CRASH_VARIANTS") {
+        Ok(names) if names.trim() == "all" => Variant::ALL.to_vec(),
+        Ok(names) if !names.trim().is_empty() => names
+            .split(',')
+            .map(|name| {
+                Variant::from_name(name.trim()).ok_or_else(|| {
+                    let known: Vec<String> = Variant::ALL.iter().map(|v| v.name()).collect();
+                    format!(
+                        "CRASH_VARIANTS: unknown variant {name:?}; known: {} (or all)",
+                        known.join(", ")
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => vec![Variant::Kill],
+    };
     let point = match std::env::var("CRASH_POINT").as_deref() {
         Err(_) | Ok("" | "after") => PausePoint::AfterCommit,
         Ok("before") => PausePoint::BeforeCommit,
@@ -56,16 +74,20 @@ async fn bench() -> BenchResult<()> {
             .ok_or_else(|| format!("CRASH_EVERY: {k:?} is not a positive number"))?,
         _ => 1,
     };
-    let options = CrashOptions {
-        point,
-        expire_watches,
-        ..CrashOptions::default()
-    };
     eprintln!(
         "crash points: {point:?}, restarted watches expired: {expire_watches}, every {every} write(s)"
     );
     let mut reports = Vec::new();
-    for scenario in scenarios {
+    for (variant, scenario) in variants
+        .iter()
+        .flat_map(|v| scenarios.iter().map(move |s| (*v, *s)))
+    {
+        let options = CrashOptions {
+            variant,
+            point,
+            expire_watches,
+            ..CrashOptions::default()
+        };
         let started = Instant::now();
         let points = if every == 1 {
             CrashPoints::All
@@ -78,7 +100,7 @@ async fn bench() -> BenchResult<()> {
                 .crash_at
                 .map_or("recording".to_owned(), |n| format!("write {n}"));
             eprintln!(
-                "{scenario} {at}: {} writes, {}, {} violations, {:.1}s",
+                "{scenario} {variant} {at}: {} writes, {}, {} violations, {:.1}s",
                 run.writes,
                 if run.crashed {
                     "crashed"
@@ -90,7 +112,10 @@ async fn bench() -> BenchResult<()> {
             );
         })
         .await?;
-        eprintln!("{scenario}: {:.0}s in all", started.elapsed().as_secs_f64());
+        eprintln!(
+            "{scenario} {variant}: {:.0}s in all",
+            started.elapsed().as_secs_f64()
+        );
         reports.push(report);
     }
     println!();

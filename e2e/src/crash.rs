@@ -12,6 +12,12 @@
 //! [`CrashOptions::quiet`]. Each generation's client is tagged (`operator-1-helmrelease`,
 //! `operator-2-helmrelease`), so the control plane's request log says who wrote what.
 //!
+//! Other things can happen at write n instead ([`CrashOptions::variant`], [`Variant`]): a
+//! graceful stop (the shutdown signal, Leases released, a new generation resumes), a 409, 429
+//! or 500 answered to the write, the Leases taken by a standby generation behind the leader's
+//! back, or a crash while every operator watch is delayed, coalesced and reordered and their
+//! lists lag (the control plane's `WatchFault` and `lagging_lists`).
+//!
 //! The invariants ([`Invariant`]): the scenario settled (everything Ready, each dependent wired
 //! to its dependency's current output); no deleted object kept by a finalizer; each hook
 //! created once per run; each release's inventory equal to the objects labelled as its own;
@@ -36,6 +42,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -48,8 +55,10 @@ use upstart_api::conditions::is_ready_for_generation;
 use upstart_api::v1alpha1::HelmRelease;
 use upstart_chart_repo::{ChartRepo, RunningRepo};
 use upstart_chart_source::RepositoryConfig;
-use upstart_control_plane::{ControlPlane, Fault, Gate, LoggedRequest, PausePoint, Verb};
-use upstart_operator_runtime::{CommonArgs, RunOptions, Shutdown};
+use upstart_control_plane::{
+    ControlPlane, Fault, Gate, LoggedRequest, PausePoint, Verb, WatchFault,
+};
+use upstart_operator_runtime::{CommonArgs, LeaseConfig, RunOptions, Shutdown};
 use upstart_release_engine::manifests::{HOOK_ANNOTATION, RELEASE_LABEL};
 use upstart_workload_simulator::{RunningSimulator, Simulator};
 
@@ -63,6 +72,10 @@ const SERVICE: &str = "svc";
 
 /// The client tag prefix of every operator generation (`operator-<generation>-<operator>`).
 const OPERATOR_TAG: &str = "operator-";
+
+/// Where the operators' leader election Leases live, under [`Variant::GracefulStop`] and
+/// [`Variant::LeaseStolen`]: outside the scenario's namespace, which a teardown deletes.
+const LEASE_NAMESPACE: &str = "crash-leases";
 
 /// How often the harness looks at the request log and the objects while it waits.
 const POLL: Duration = Duration::from_millis(100);
@@ -166,9 +179,81 @@ impl fmt::Display for Scenario {
     }
 }
 
+/// What happens to the operators at write n (issue 15's variants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// Their Tokio runtime is dropped (every task ends where it stands), then a new
+    /// generation starts: a crash of the process.
+    Kill,
+    /// They get the shutdown signal (operator_runtime's SIGTERM path) with the write held,
+    /// then the write is let through: in-flight work finishes, each operator releases its
+    /// leader election Lease, and a new generation acquires it and resumes.
+    GracefulStop,
+    /// The write is answered with this status instead (409 Conflict, 429 TooManyRequests with
+    /// `Retry-After: 1`, 500 InternalError); the operators keep running and retry.
+    Fail(u16),
+    /// Two generations run under leader election, the second standing by; with write n held,
+    /// the Leases' holder is rewritten to the second: the first must not write once it has
+    /// seen that, and the second takes over.
+    LeaseStolen,
+    /// A [`Variant::Kill`] while every operator watch is delayed (50 ms), coalesced per object
+    /// (200 ms windows) and reordered across objects, and their informers' lists come from a
+    /// cache lagging up to 2 s behind.
+    LaggingWatches,
+}
+
+impl Variant {
+    /// Every variant.
+    pub const ALL: [Variant; 7] = [
+        Variant::Kill,
+        Variant::GracefulStop,
+        Variant::Fail(409),
+        Variant::Fail(429),
+        Variant::Fail(500),
+        Variant::LeaseStolen,
+        Variant::LaggingWatches,
+    ];
+
+    /// `kill`, `graceful-stop`, `fail-409`, `lease-stolen`, `lagging-watches`.
+    pub fn name(self) -> String {
+        match self {
+            Variant::Kill => "kill".into(),
+            Variant::GracefulStop => "graceful-stop".into(),
+            Variant::Fail(code) => format!("fail-{code}"),
+            Variant::LeaseStolen => "lease-stolen".into(),
+            Variant::LaggingWatches => "lagging-watches".into(),
+        }
+    }
+
+    /// The variant called `name` ([`Variant::name`]); `fail-<code>` for any 4xx or 5xx code.
+    pub fn from_name(name: &str) -> Option<Variant> {
+        if let Some(code) = name.strip_prefix("fail-") {
+            return code
+                .parse()
+                .ok()
+                .filter(|c| (400..600).contains(c))
+                .map(Variant::Fail);
+        }
+        Variant::ALL.into_iter().find(|v| v.name() == name)
+    }
+
+    /// Whether the operators run under leader election.
+    fn elects(self) -> bool {
+        matches!(self, Variant::GracefulStop | Variant::LeaseStolen)
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
 /// How the harness crashes and waits.
 #[derive(Debug, Clone)]
 pub struct CrashOptions {
+    /// What happens at write n.
+    pub variant: Variant,
     /// Kill the operators with their nth write stored but unanswered (`AfterCommit`, the
     /// default) or not stored (`BeforeCommit`).
     pub point: PausePoint,
@@ -185,6 +270,7 @@ pub struct CrashOptions {
 impl Default for CrashOptions {
     fn default() -> Self {
         CrashOptions {
+            variant: Variant::Kill,
             point: PausePoint::AfterCommit,
             expire_watches: true,
             quiet: Duration::from_millis(1500),
@@ -226,8 +312,13 @@ pub enum Invariant {
     /// No output value (raw or base64) in a HelmRelease status or an Event.
     OutputsHidden,
     /// An operator ended on its own (an error), which no restart should cause; or a killed
-    /// generation wrote after its kill (the harness's crash would not be one).
+    /// generation wrote after its kill (the harness's crash would not be one), or a stopped
+    /// one did not end.
     OperatorRuns,
+    /// Every leader election Lease released by a graceful stop.
+    LeaseReleased,
+    /// No write from an operator after it saw its Lease held by another instance.
+    NoWriteAfterLeaseLost,
 }
 
 impl Invariant {
@@ -242,6 +333,8 @@ impl Invariant {
             Invariant::NoWriteOnceQuiet => "no-write-once-quiet",
             Invariant::OutputsHidden => "outputs-hidden",
             Invariant::OperatorRuns => "operator-runs",
+            Invariant::LeaseReleased => "lease-released",
+            Invariant::NoWriteAfterLeaseLost => "no-write-after-lease-lost",
         }
     }
 }
@@ -283,6 +376,7 @@ pub struct RunOutcome {
 #[derive(Debug, Clone)]
 pub struct LoopReport {
     pub scenario: Scenario,
+    pub variant: Variant,
     pub recording: RunOutcome,
     pub runs: Vec<RunOutcome>,
 }
@@ -302,15 +396,16 @@ impl LoopReport {
     }
 }
 
-/// `scenario chain: 52 writes recorded; crashed at 52 writes; 0 invariant violations`, then one
-/// line per violation.
+/// `scenario chain, variant kill: 52 writes recorded; crashed at 52 writes; 0 invariant
+/// violations`, then one line per violation.
 impl fmt::Display for LoopReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let violations = self.violations();
         writeln!(
             f,
-            "scenario {}: {} writes recorded; crashed at {} writes; {} invariant violations",
+            "scenario {}, variant {}: {} writes recorded; crashed at {} writes; {} invariant violations",
             self.scenario,
+            self.variant,
             self.recording.writes,
             self.crashed_at(),
             violations.len()
@@ -349,6 +444,7 @@ pub async fn crash_loop(
     }
     Ok(LoopReport {
         scenario,
+        variant: options.variant,
         recording,
         runs,
     })
@@ -432,8 +528,8 @@ impl Rig {
         // namespace exists as the operators' chart makes it.
         let catalog = upstart_api::names::DEFAULT_CATALOG_NAMESPACE;
         let namespaces: &[&str] = match scenario {
-            Scenario::EnvironmentTeardown => &[catalog],
-            Scenario::Chain | Scenario::OutputRotation => &[NAMESPACE],
+            Scenario::EnvironmentTeardown => &[catalog, LEASE_NAMESPACE],
+            Scenario::Chain | Scenario::OutputRotation => &[NAMESPACE, LEASE_NAMESPACE],
         };
         for name in namespaces {
             let namespace: Namespace = from_json(json!({"metadata": {"name": name}}))?;
@@ -497,7 +593,18 @@ impl Rig {
         crash_at: Option<u32>,
         options: &CrashOptions,
     ) -> Result<(bool, u32, Vec<Violation>), Error> {
-        let mut generation = Generation::start(self, 1)?;
+        let variant = options.variant;
+        if variant == Variant::LaggingWatches {
+            let faults = self.cp.faults();
+            faults.shape_watches(
+                WatchFault::clients(OPERATOR_PATTERN)
+                    .delay(Duration::from_millis(50))
+                    .coalesce(Duration::from_millis(200))
+                    .reorder(),
+            );
+            faults.lagging_lists(OPERATOR_PATTERN, Duration::from_secs(2));
+        }
+        let mut generation = Generation::start(self, 1, variant.elects())?;
         let mut violations = Vec::new();
         if let Err(detail) = self.prepare(options).await? {
             violations.push(Violation {
@@ -505,36 +612,90 @@ impl Rig {
                 detail,
             });
         }
+        // The second generation stands by from the start (it leads once the Leases are its).
+        let mut standby = None;
+        if variant == Variant::LeaseStolen {
+            if let Err(detail) = self.wait_leading(1, options).await {
+                violations.push(Violation {
+                    invariant: Invariant::Settled,
+                    detail,
+                });
+            }
+            standby = Some(Generation::start(self, 2, true)?);
+        }
         // The writes counted and crashed at are the ones after this.
         let mark = self.last_seq();
         let gate = Gate::new();
+        let mut injected = None;
         if let Some(n) = crash_at {
-            self.cp.faults().inject(
-                Fault::writes()
-                    .client("operator-1-*")
-                    .nth(n)
-                    .pause(gate.clone(), options.point),
-            );
+            let fault = Fault::writes()
+                .client("operator-1-*")
+                .not_resource("leases")
+                .nth(n);
+            let fault = match variant {
+                Variant::Fail(429) => fault.too_many_requests(Duration::from_secs(1)),
+                Variant::Fail(code) => fault.fail(code),
+                _ => fault.pause(gate.clone(), options.point),
+            };
+            injected = Some(self.cp.faults().inject(fault));
         }
         self.act().await?;
         let mut crashed = false;
         let mut killed_at = None;
-        if crash_at.is_some() {
-            tokio::select! {
-                () = gate.wait_reached() => crashed = true,
-                _ = self.wait_quiet(options) => {}
-            }
+        let mut stolen_at = None;
+        let mut retired = None;
+        if let Some(id) = injected {
+            crashed = match variant {
+                Variant::Fail(_) => {
+                    let faults = self.cp.faults();
+                    tokio::select! {
+                        () = async { while faults.hits(id) == 0 { tokio::time::sleep(POLL).await } } => true,
+                        _ = self.wait_quiet(options) => faults.hits(id) > 0,
+                    }
+                }
+                _ => tokio::select! {
+                    () = gate.wait_reached() => true,
+                    _ = self.wait_quiet(options) => false,
+                },
+            };
         }
         if crashed {
-            generation.kill().await;
-            killed_at = Some(self.last_seq());
-            gate.open();
-            if options.expire_watches {
-                self.cp
-                    .faults()
-                    .inject(Fault::on(Verb::Watch).client("operator-2-*").fail(410));
+            match variant {
+                Variant::Kill | Variant::LaggingWatches => {
+                    generation.kill().await;
+                    killed_at = Some(self.last_seq());
+                    gate.open();
+                    self.expire_watches(2, options);
+                    generation = Generation::start(self, 2, false)?;
+                }
+                Variant::GracefulStop => {
+                    generation.expect_end();
+                    generation.shutdown.trigger();
+                    // The held write goes through: in-flight work finishes, then stops.
+                    gate.open();
+                    if let Err(detail) = generation.join(KILL_GRACE).await {
+                        violations.push(Violation {
+                            invariant: Invariant::OperatorRuns,
+                            detail,
+                        });
+                    }
+                    generation.kill().await;
+                    killed_at = Some(self.last_seq());
+                    violations.extend(self.leases_released().await?);
+                    self.expire_watches(2, options);
+                    generation = Generation::start(self, 2, true)?;
+                }
+                Variant::LeaseStolen => {
+                    generation.expect_end();
+                    self.expire_watches(2, options);
+                    stolen_at = Some(self.steal_leases(2).await?);
+                    gate.open();
+                    if let Some(next) = standby.take() {
+                        retired = Some(std::mem::replace(&mut generation, next));
+                    }
+                }
+                Variant::Fail(_) => {}
             }
-            generation = Generation::start(self, 2)?;
         }
         let quiet = self.wait_quiet(options).await;
         if let Err(detail) = &quiet {
@@ -564,6 +725,12 @@ impl Rig {
             });
         }
         generation.kill().await;
+        if let Some(mut old) = retired {
+            old.kill().await;
+        }
+        if let Some(mut standby) = standby {
+            standby.kill().await;
+        }
         if let Some(killed_at) = killed_at {
             let after: Vec<String> = self
                 .operator_writes_since(killed_at)
@@ -578,6 +745,9 @@ impl Rig {
                 });
             }
         }
+        if let Some(stolen_at) = stolen_at {
+            violations.extend(self.writes_after_lease_lost(stolen_at));
+        }
         violations.extend(self.check().await?);
         let writes = self.operator_writes_since(mark).len();
         Ok((
@@ -585,6 +755,147 @@ impl Rig {
             u32::try_from(writes).unwrap_or(u32::MAX),
             violations,
         ))
+    }
+
+    /// Answers the first watch of generation `number`'s operators with 410 Gone, when asked.
+    fn expire_watches(&self, number: u32, options: &CrashOptions) {
+        if options.expire_watches {
+            self.cp.faults().inject(
+                Fault::on(Verb::Watch)
+                    .client(&format!("{OPERATOR_TAG}{number}-*"))
+                    .fail(410),
+            );
+        }
+    }
+
+    /// The operators of the scenario (their names in client tags and Leases).
+    fn operators(&self) -> &'static [&'static str] {
+        if self.scenario.all_operators() {
+            &["helmrelease", "upstartservice", "upstartenvironment"]
+        } else {
+            &["helmrelease"]
+        }
+    }
+
+    fn leases(&self) -> Api<Lease> {
+        Api::namespaced(self.client.clone(), LEASE_NAMESPACE)
+    }
+
+    /// Waits until generation `number` holds every operator's Lease.
+    async fn wait_leading(&self, number: u32, options: &CrashOptions) -> Result<(), String> {
+        let deadline = Instant::now() + options.timeout;
+        loop {
+            let mut missing = Vec::new();
+            for name in self.operators() {
+                let holder = self
+                    .leases()
+                    .get_opt(&lease_name(name))
+                    .await
+                    .map_err(|e| format!("reading Lease {}: {e}", lease_name(name)))?
+                    .and_then(|l| l.spec?.holder_identity);
+                if holder.as_deref() != Some(lease_identity(number, name).as_str()) {
+                    missing.push(lease_name(name));
+                }
+            }
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "generation {number} did not hold the Leases {missing:?} within {:?}",
+                    options.timeout
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Violations for every Lease still held after a graceful stop.
+    async fn leases_released(&self) -> Result<Vec<Violation>, Error> {
+        let mut violations = Vec::new();
+        for name in self.operators() {
+            let lease = self
+                .leases()
+                .get_opt(&lease_name(name))
+                .await
+                .map_err(Error::kube("reading a leader election Lease"))?;
+            let holder = lease
+                .and_then(|l| l.spec?.holder_identity)
+                .filter(|h| !h.is_empty());
+            if let Some(holder) = holder {
+                violations.push(Violation {
+                    invariant: Invariant::LeaseReleased,
+                    detail: format!(
+                        "Lease {} still held by {holder} after a graceful stop",
+                        lease_name(name)
+                    ),
+                });
+            }
+        }
+        Ok(violations)
+    }
+
+    /// Rewrites every operator's Lease to generation `number` behind the leader's back (a
+    /// fresh renewTime, as if the other instance had taken it); returns the log position then.
+    async fn steal_leases(&self, number: u32) -> Result<u64, Error> {
+        for name in self.operators() {
+            let api = self.leases();
+            let mut lease = api
+                .get(&lease_name(name))
+                .await
+                .map_err(Error::kube("reading a leader election Lease"))?;
+            let spec = lease.spec.get_or_insert_with(Default::default);
+            spec.holder_identity = Some(lease_identity(number, name));
+            spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+            api.replace(&lease_name(name), &PostParams::default(), &lease)
+                .await
+                .map_err(Error::kube(
+                    "rewriting the holder of a leader election Lease",
+                ))?;
+        }
+        Ok(self.last_seq())
+    }
+
+    /// Writes of generation 1 after it saw its Lease held by another instance: its first
+    /// request about its Lease after `stolen_at` is when it could know (a lease-based leader
+    /// cannot know sooner; writes before that are the renew period's, as with client-go).
+    fn writes_after_lease_lost(&self, stolen_at: u64) -> Vec<Violation> {
+        let log = self.cp.faults().request_log_since(stolen_at);
+        let mut violations = Vec::new();
+        for name in self.operators() {
+            let tag = lease_identity(1, name);
+            let seen = log
+                .iter()
+                .find(|r| r.client == tag && r.resource == "leases")
+                .map(|r| r.seq);
+            let late: Vec<String> = log
+                .iter()
+                .filter(|r| {
+                    r.client == tag && is_operator_write(r) && seen.is_none_or(|seen| r.seq > seen)
+                })
+                .map(describe)
+                .collect();
+            if !late.is_empty() && seen.is_some() {
+                violations.push(Violation {
+                    invariant: Invariant::NoWriteAfterLeaseLost,
+                    detail: format!(
+                        "{tag} wrote after it saw its Lease taken: {}",
+                        first_few(&late)
+                    ),
+                });
+            } else if seen.is_none() {
+                violations.push(Violation {
+                    invariant: Invariant::NoWriteAfterLeaseLost,
+                    detail: format!(
+                        "{tag} never looked at its Lease after it was taken (wrote {} times)",
+                        late.len()
+                    ),
+                });
+            }
+        }
+        violations
     }
 
     /// What the scenario does before the writes counted and crashed at: `Err` with what was
@@ -1012,19 +1323,31 @@ impl Rig {
 struct Generation {
     runtime: Option<tokio::runtime::Runtime>,
     failure: Arc<Mutex<Option<String>>>,
+    /// Under leader election, each operator runs only while holding its Lease.
+    elect: bool,
+    /// What operator_runtime's SIGTERM handler triggers.
+    shutdown: Shutdown,
+    /// Set when the generation is to end (a graceful stop, a Lease taken): its operators'
+    /// ends are then no failure.
+    ending: Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Generation {
-    fn start(rig: &Rig, number: u32) -> Result<Generation, Error> {
+    fn start(rig: &Rig, number: u32, elect: bool) -> Result<Generation, Error> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name(format!("operator-{number}"))
             .enable_all()
             .build()
             .map_err(|e| unexpected("starting the operators' runtime", e))?;
-        let generation = Generation {
+        let mut generation = Generation {
             runtime: Some(runtime),
             failure: Arc::new(Mutex::new(None)),
+            elect,
+            shutdown: Shutdown::new(),
+            ending: Arc::default(),
+            tasks: Vec::new(),
         };
         let repositories = RepositoryConfig::from_yaml(&format!(
             "repositories: {{test: {{url: \"{}\"}}}}",
@@ -1068,7 +1391,7 @@ impl Generation {
 
     /// Runs one operator (`name`) of generation `number` on its runtime, on a client tagged
     /// `operator-<number>-<name>`; an end of its own is recorded as the generation's failure.
-    fn spawn<F, Fut, E>(&self, rig: &Rig, number: u32, name: &'static str, work: F)
+    fn spawn<F, Fut, E>(&mut self, rig: &Rig, number: u32, name: &'static str, work: F)
     where
         F: FnOnce(upstart_operator_runtime::OperatorContext, Shutdown) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
@@ -1086,16 +1409,39 @@ impl Generation {
         let op =
             upstart_operator_runtime::OperatorContext::new(name, client, CommonArgs::default());
         let failed = self.failure.clone();
-        runtime.spawn(async move {
-            let result =
-                upstart_operator_runtime::run(op, RunOptions::in_process(), Shutdown::new(), work)
-                    .await;
+        let ending = self.ending.clone();
+        let options = RunOptions {
+            leader_election: self.elect.then(|| lease_config(number, name)),
+            ..RunOptions::in_process()
+        };
+        let shutdown = self.shutdown.clone();
+        let task = runtime.spawn(async move {
+            let result = upstart_operator_runtime::run(op, options, shutdown, work).await;
+            if ending.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
             let message = match result {
                 Ok(()) => format!("the {name} operator stopped on its own"),
                 Err(e) => format!("the {name} operator failed: {e}"),
             };
             lock(&failed).get_or_insert(message);
         });
+        self.tasks.push(task);
+    }
+
+    /// From now on the generation is expected to end.
+    fn expect_end(&self) {
+        self.ending
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Waits up to `timeout` for every operator of the generation to end by itself.
+    async fn join(&mut self, timeout: Duration) -> Result<(), String> {
+        let tasks = std::mem::take(&mut self.tasks);
+        tokio::time::timeout(timeout, futures::future::join_all(tasks))
+            .await
+            .map(drop)
+            .map_err(|_| format!("the operators did not stop within {timeout:?} of the signal"))
     }
 
     /// Why an operator of this generation ended, if one did.
@@ -1229,8 +1575,37 @@ fn log_violations(
     violations
 }
 
+/// A write of an operator, its leader election's Lease renewals aside (periodic by design).
 fn is_operator_write(r: &LoggedRequest) -> bool {
-    r.client.starts_with(OPERATOR_TAG) && r.verb.is_some_and(Verb::is_write)
+    r.client.starts_with(OPERATOR_TAG)
+        && r.verb.is_some_and(Verb::is_write)
+        && r.resource != "leases"
+}
+
+/// Every operator generation's client tags.
+const OPERATOR_PATTERN: &str = "operator-*";
+
+/// The leader election Lease of operator `name` in the harness.
+fn lease_name(name: &str) -> String {
+    format!("crash-{name}")
+}
+
+/// The Lease identity of operator `name` of generation `number`: its client tag.
+fn lease_identity(number: u32, name: &str) -> String {
+    format!("{OPERATOR_TAG}{number}-{name}")
+}
+
+/// Short Lease timings, so that a released Lease is taken in a fraction of a second and a
+/// taken one is noticed as quickly.
+fn lease_config(number: u32, name: &str) -> LeaseConfig {
+    LeaseConfig {
+        namespace: LEASE_NAMESPACE.to_owned(),
+        name: lease_name(name),
+        identity: lease_identity(number, name),
+        lease_duration: Duration::from_secs(2),
+        renew_deadline: Duration::from_millis(1500),
+        retry_period: Duration::from_millis(200),
+    }
 }
 
 /// `operator-1-helmrelease patch configmaps crash/a-marker -> 201`.
