@@ -3,6 +3,14 @@
 //! control plane over HTTPS; two builds of the same inputs give the same digest; `--push` lands
 //! the image, digest unchanged, in a registry (Debian's `docker-registry`).
 //!
+//! The chart proven with RBAC enforced: `helm install charts/upstart-operators` (the pinned helm)
+//! into the control plane with RBAC on; a stand-in kubelet reads each Deployment's pod template
+//! and runs its container from the image (command on the image's PATH, the chart's args and
+//! env, fieldRefs resolved, emptyDirs and ConfigMaps mounted, a token of the pod's
+//! ServiceAccount); the example environment becomes Ready, expires by its ttl and is torn down,
+//! and no operator is refused anything on the way. The chart's ServiceAccounts are refused (403,
+//! the API server's messages) what the operators do not need.
+//!
 //! No container runtime runs here (`podman run` / crun cannot set rlimits in this sandbox), so
 //! the test plays the runtime: it unpacks the image with umoci, and starts each operator with
 //! `unshare --mount --pid --fork` (a mount and PID namespace of its own), where the pod's mounts
@@ -27,12 +35,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use upstart_api::v1alpha1::{EnvironmentPhase, UpstartEnvironment};
+use upstart_control_plane::Endpoint;
 use upstart_local_cluster::{
     CHARTS_ALIAS, FIELD_MANAGER, LocalCluster, LocalClusterOptions, OperatorSet, apply_files,
 };
@@ -335,14 +346,26 @@ fn sha256_hex(bytes: &[u8]) -> Option<String> {
         .map(str::to_string)
 }
 
-/// What a pod of one operator gets, on the host: directories bind-mounted into the image's
-/// root filesystem in the operator's own mount namespace.
-struct Pod {
-    name: &'static str,
-    service_account: PathBuf,
-    tmp: PathBuf,
-    cache: PathBuf,
+/// What the container runtime starts: a binary of the image with its arguments and
+/// environment, and the pod's directories bind-mounted into the image's root filesystem in the
+/// container's own mount namespace.
+struct Container {
+    /// For logs and failure messages.
+    name: String,
+    /// An absolute path inside the image.
+    binary: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    mounts: Vec<Mount>,
+    /// Its stdout; stderr goes beside it (`.stderr`).
     log: PathBuf,
+}
+
+/// A host directory mounted at `path` in the container.
+struct Mount {
+    host: PathBuf,
+    path: String,
+    read_only: bool,
 }
 
 fn mkdir_owned_by_image_user(path: &Path) {
@@ -350,46 +373,78 @@ fn mkdir_owned_by_image_user(path: &Path) {
     std::os::unix::fs::chown(path, Some(IMAGE_USER), Some(IMAGE_USER)).unwrap();
 }
 
-/// Starts `pod`'s operator from `rootfs` as the container runtime would.
-fn start_operator(
+/// An emptyDir on the host, writable by the image's user.
+fn empty_dir(path: &Path) -> PathBuf {
+    mkdir_owned_by_image_user(path);
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    path.to_path_buf()
+}
+
+/// A pod's ServiceAccount directory: `token`, `ca.crt`, `namespace`.
+fn service_account_dir(dir: &Path, token: &str, ca: &str, namespace: &str) -> Mount {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("token"), token).unwrap();
+    std::fs::write(dir.join("ca.crt"), ca).unwrap();
+    std::fs::write(dir.join("namespace"), namespace).unwrap();
+    Mount {
+        host: dir.to_path_buf(),
+        path: format!("/{SERVICE_ACCOUNT_DIR}"),
+        read_only: true,
+    }
+}
+
+/// A token for ServiceAccount `namespace/name`, as the kubelet requests one for a pod.
+async fn service_account_token(endpoint: &Endpoint, namespace: &str, name: &str) -> String {
+    // TokenRequest is served on the HTTPS endpoint, where tokens are used.
+    Api::<ServiceAccount>::namespaced(endpoint.client().await.unwrap(), namespace)
+        .create_token_request(
+            name,
+            &PostParams::default(),
+            &TokenRequest {
+                spec: TokenRequestSpec {
+                    expiration_seconds: Some(3600),
+                    ..TokenRequestSpec::default()
+                },
+                ..TokenRequest::default()
+            },
+        )
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token
+}
+
+/// Starts `container` from `rootfs` as the container runtime would, with the image's
+/// environment and what kubelet sets for a pod.
+fn start_container(
     rootfs: &Path,
-    config_dir: &Path,
-    pod: &Pod,
+    container: &Container,
     image_env: &[String],
     api_port: u16,
 ) -> Running {
-    let mut args: Vec<String> = vec![
-        // The chart's --metrics-addr=0.0.0.0:8080: the three share the host's network here.
-        "--metrics-addr=127.0.0.1:0".into(),
-        "--log-format=json".into(),
-        // The chart's default: leader election on. Without --leader-election-namespace the
-        // Lease goes to the namespace of the mounted ServiceAccount.
-        "--leader-elect=true".into(),
-        "--lease-duration=15s".into(),
-        "--renew-deadline=10s".into(),
-        "--retry-period=2s".into(),
-        "--catalog-namespace=upstart-catalog".into(),
-    ];
-    if pod.name == "upstart-helmrelease-operator" {
-        args.extend([
-            // As the chart: `helm`, found by the operator in the image's /usr/bin.
-            "--helm-path=helm".into(),
-            "--repository-config=/etc/upstart/repositories.yaml".into(),
-            format!("--credentials-namespace={SYSTEM_NAMESPACE}"),
-            format!("--cache-dir=/{CACHE_DIR}"),
-        ]);
-    }
-    // The runtime's part, with the host's tools, before the operator starts: the pod's mounts.
+    // The runtime's part, with the host's tools, before the binary starts: the pod's mounts.
     let setup = r#"set -e
-root="$1" service_account="$2" tmp="$3" cache="$4" config="$5" binary="$6"
-shift 6
+root="$1"
+shift
 mount --bind /dev "$root/dev"
-mount --bind "$service_account" "$root/var/run/secrets/kubernetes.io/serviceaccount"
-mount --bind "$tmp" "$root/tmp"
-mount --bind "$cache" "$root/var/cache/upstart/charts"
-mount --bind -o ro "$config" "$root/etc/upstart"
-exec chroot --userspec=65532:65532 "$root" "$binary" "$@"
+while [ "$1" != "--" ]; do
+    if [ "$3" = ro ]; then
+        mount --bind -o ro "$1" "$root$2"
+    else
+        mount --bind "$1" "$root$2"
+    fi
+    shift 3
+done
+shift
+exec chroot --userspec=65532:65532 "$root" "$@"
 "#;
+    for mount in &container.mounts {
+        std::fs::create_dir_all(rootfs.join(mount.path.trim_start_matches('/'))).unwrap();
+    }
+    for dir in ["dev", "proc"] {
+        std::fs::create_dir_all(rootfs.join(dir)).unwrap();
+    }
     let tools_path = std::env::var("PATH").unwrap_or_default();
     let mut command = tokio::process::Command::new(on_path("unshare").unwrap());
     command
@@ -397,19 +452,23 @@ exec chroot --userspec=65532:65532 "$root" "$binary" "$@"
         .arg(format!("--mount-proc={}", rootfs.join("proc").display()))
         .arg(on_path("sh").unwrap())
         .args(["-c", setup, "setup"])
-        .arg(rootfs)
-        .arg(&pod.service_account)
-        .arg(&pod.tmp)
-        .arg(&pod.cache)
-        .arg(config_dir)
-        .arg(format!("/usr/bin/{}", pod.name))
-        .args(&args)
+        .arg(rootfs);
+    for mount in &container.mounts {
+        command
+            .arg(&mount.host)
+            .arg(&mount.path)
+            .arg(if mount.read_only { "ro" } else { "rw" });
+    }
+    command
+        .arg("--")
+        .arg(&container.binary)
+        .args(&container.args)
         .env_clear()
         // Only the setup script uses the host's PATH; chroot then gets the image's.
         .env("PATH", &tools_path)
         .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&pod.log).unwrap())
-        .stderr(std::fs::File::create(pod.log.with_extension("stderr")).unwrap())
+        .stdout(std::fs::File::create(&container.log).unwrap())
+        .stderr(std::fs::File::create(container.log.with_extension("stderr")).unwrap())
         .kill_on_drop(true);
     for variable in image_env {
         if let Some((key, value)) = variable.split_once('=') {
@@ -420,18 +479,17 @@ exec chroot --userspec=65532:65532 "$root" "$binary" "$@"
         }
     }
     command
-        // What kubelet sets for a pod; no POD_NAMESPACE, so the namespace file is what tells
-        // the operator its namespace.
         .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-        .env("KUBERNETES_SERVICE_PORT", api_port.to_string())
-        .env("POD_NAME", format!("{}-0", pod.name))
-        .env("RUST_LOG", "info");
+        .env("KUBERNETES_SERVICE_PORT", api_port.to_string());
+    for (key, value) in &container.env {
+        command.env(key, value);
+    }
     Running {
         unshare: command.spawn().unwrap(),
     }
 }
 
-/// An operator started by [`start_operator`]; killed, with its PID namespace, when dropped
+/// A container started by [`start_container`]; killed, with its PID namespace, when dropped
 /// (also when the test fails).
 struct Running {
     unshare: tokio::process::Child,
@@ -467,14 +525,10 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_operators_run_from_the_image_and_the_example_environment_becomes_ready() {
-    if let Some(reason) = cannot_run_images() {
-        eprintln!("SKIPPED: the operators cannot be run from the image's filesystem: {reason}");
-        return;
-    }
+/// The image built from the debug binaries the tests built, unpacked with umoci as a runtime
+/// would: its root filesystem (under `scratch`) and its environment.
+fn unpacked_image(scratch: &Path) -> (PathBuf, Vec<String>) {
     let umoci = tool("umoci");
-
     step("the image, from the debug binaries the tests built");
     let target = target_dir();
     let debug = target.join("debug");
@@ -486,21 +540,26 @@ async fn the_operators_run_from_the_image_and_the_example_environment_becomes_re
         }
         run(cargo.current_dir(workspace()));
     }
+    // The scenario tests run in parallel processes and build the same archive: one at a time,
+    // until it is copied out.
+    std::fs::create_dir_all(target.join("image")).unwrap();
+    let lock = std::fs::File::create(target.join("image/.image-smoke.lock")).unwrap();
+    lock.lock().unwrap();
     let built = image_report(&run(
         image_command(&target, "1700000000").args(["--profile", "dev"])
     ));
     eprintln!("image: {built:?}");
 
     step("unpacked with umoci, as a runtime would");
-    let scratch = tempfile::tempdir().unwrap();
-    let layout = scratch.path().join("layout");
+    let layout = scratch.join("layout");
     std::fs::create_dir(&layout).unwrap();
     run(Command::new("tar")
         .arg("-xf")
         .arg(&built["archive"])
         .arg("-C")
         .arg(&layout));
-    let bundle = scratch.path().join("bundle");
+    drop(lock);
+    let bundle = scratch.join("bundle");
     run(Command::new(&umoci)
         .arg("unpack")
         .arg("--image")
@@ -517,6 +576,82 @@ async fn the_operators_run_from_the_image_and_the_example_environment_becomes_re
     let image_env: Vec<String> =
         serde_json::from_value(runtime_config["process"]["env"].clone()).unwrap();
     check_contents(&rootfs);
+    (rootfs, image_env)
+}
+
+/// Waits until `done` says the environment is where the test wants it, failing with the
+/// operators' logs when one exits or time runs out.
+async fn wait_for_environment(
+    client: &kube::Client,
+    containers: &[Container],
+    running: &mut [Running],
+    what: &str,
+    done: impl Fn(Option<&UpstartEnvironment>) -> bool,
+) {
+    let environments: Api<UpstartEnvironment> = Api::all(client.clone());
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        for (container, operator) in containers.iter().zip(running.iter_mut()) {
+            if let Some(status) = operator.exited() {
+                break_with_logs(
+                    containers,
+                    &format!("{} exited with {status}", container.name),
+                );
+            }
+        }
+        let environment = environments.get_opt(ENVIRONMENT).await.unwrap();
+        if done(environment.as_ref()) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let status = environment.and_then(|e| e.status);
+            break_with_logs(
+                containers,
+                &format!("{what}: not within {READY_TIMEOUT:?}: {status:?}"),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn is_ready(environment: Option<&UpstartEnvironment>) -> bool {
+    environment
+        .and_then(|e| e.status.as_ref())
+        .and_then(|s| s.phase)
+        == Some(EnvironmentPhase::Ready)
+}
+
+/// Applies the example catalog and environment as the admin.
+async fn apply_example(cluster: &LocalCluster) {
+    apply_files(
+        cluster.client(),
+        &[
+            workspace().join("examples/services/example-service.yaml"),
+            workspace().join("examples/services/another-upstart-service.yaml"),
+        ],
+        FIELD_MANAGER,
+        cluster.catalog_namespace(),
+    )
+    .await
+    .unwrap();
+    apply_files(
+        cluster.client(),
+        &[workspace().join("examples/environment.yaml")],
+        FIELD_MANAGER,
+        "default",
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_run_from_the_image_and_the_example_environment_becomes_ready() {
+    if let Some(reason) = cannot_run_images() {
+        eprintln!("SKIPPED: the operators cannot be run from the image's filesystem: {reason}");
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let (rootfs, image_env) = unpacked_image(scratch.path());
 
     step("the local control plane over HTTPS, charts served, ServiceAccount tokens on");
     let cluster = LocalCluster::start(LocalClusterOptions {
@@ -530,13 +665,7 @@ async fn the_operators_run_from_the_image_and_the_example_environment_becomes_re
     let endpoint = cluster.endpoint().unwrap().clone();
     endpoint.enable_service_account_tokens();
     let client = cluster.client().clone();
-    let charts = cluster
-        .chart_repositories()
-        .iter()
-        .find(|r| r.alias == CHARTS_ALIAS)
-        .unwrap()
-        .url
-        .clone();
+    let charts = charts_url(&cluster);
 
     step("a ServiceAccount and a token per operator, mounted as in a pod");
     Api::<Namespace>::all(client.clone())
@@ -547,9 +676,7 @@ async fn the_operators_run_from_the_image_and_the_example_environment_becomes_re
         )
         .await
         .unwrap();
-    // TokenRequest is served on the HTTPS endpoint, where tokens are used.
-    let accounts: Api<ServiceAccount> =
-        Api::namespaced(endpoint.client().await.unwrap(), SYSTEM_NAMESPACE);
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
     let config_dir = scratch.path().join("repositories");
     std::fs::create_dir(&config_dir).unwrap();
     std::fs::write(
@@ -557,10 +684,7 @@ async fn the_operators_run_from_the_image_and_the_example_environment_becomes_re
         format!("repositories:\n  {CHARTS_ALIAS}:\n    url: {charts}\nindexTtl: \"0s\"\n"),
     )
     .unwrap();
-    for dir in [SERVICE_ACCOUNT_DIR, CACHE_DIR, "etc/upstart", "dev", "proc"] {
-        std::fs::create_dir_all(rootfs.join(dir)).unwrap();
-    }
-    let mut pods = Vec::new();
+    let mut containers = Vec::new();
     for name in OPERATORS {
         accounts
             .create(
@@ -569,93 +693,79 @@ async fn the_operators_run_from_the_image_and_the_example_environment_becomes_re
             )
             .await
             .unwrap();
-        let issued = accounts
-            .create_token_request(
-                name,
-                &PostParams::default(),
-                &TokenRequest {
-                    spec: TokenRequestSpec {
-                        expiration_seconds: Some(3600),
-                        ..TokenRequestSpec::default()
-                    },
-                    ..TokenRequest::default()
-                },
-            )
-            .await
-            .unwrap();
-        let pod = Pod {
-            name,
-            service_account: scratch.path().join(name).join("serviceaccount"),
-            tmp: scratch.path().join(name).join("tmp"),
-            cache: scratch.path().join(name).join("cache"),
-            log: scratch.path().join(name).join("log"),
-        };
-        std::fs::create_dir_all(&pod.service_account).unwrap();
-        std::fs::write(
-            pod.service_account.join("token"),
-            issued.status.unwrap().token,
-        )
-        .unwrap();
-        std::fs::write(pod.service_account.join("ca.crt"), endpoint.ca_pem()).unwrap();
-        std::fs::write(pod.service_account.join("namespace"), SYSTEM_NAMESPACE).unwrap();
-        mkdir_owned_by_image_user(&pod.tmp);
-        std::fs::set_permissions(&pod.tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        mkdir_owned_by_image_user(&pod.cache);
-        pods.push(pod);
+        let token = service_account_token(&endpoint, SYSTEM_NAMESPACE, name).await;
+        let pod = scratch.path().join(name);
+        let mut mounts = vec![
+            service_account_dir(
+                &pod.join("serviceaccount"),
+                &token,
+                endpoint.ca_pem(),
+                SYSTEM_NAMESPACE,
+            ),
+            Mount {
+                host: empty_dir(&pod.join("tmp")),
+                path: "/tmp".into(),
+                read_only: false,
+            },
+        ];
+        let mut args: Vec<String> = vec![
+            // The chart's --metrics-addr=0.0.0.0:8080: the three share the host's network here.
+            "--metrics-addr=127.0.0.1:0".into(),
+            "--log-format=json".into(),
+            // The chart's default: leader election on. Without --leader-election-namespace the
+            // Lease goes to the namespace of the mounted ServiceAccount.
+            "--leader-elect=true".into(),
+            "--lease-duration=15s".into(),
+            "--renew-deadline=10s".into(),
+            "--retry-period=2s".into(),
+            "--catalog-namespace=upstart-catalog".into(),
+        ];
+        if name == "upstart-helmrelease-operator" {
+            args.extend([
+                // As the chart: `helm`, found by the operator in the image's /usr/bin.
+                "--helm-path=helm".into(),
+                "--repository-config=/etc/upstart/repositories.yaml".into(),
+                format!("--credentials-namespace={SYSTEM_NAMESPACE}"),
+                format!("--cache-dir=/{CACHE_DIR}"),
+            ]);
+            let cache = pod.join("cache");
+            mkdir_owned_by_image_user(&cache);
+            mounts.push(Mount {
+                host: cache,
+                path: format!("/{CACHE_DIR}"),
+                read_only: false,
+            });
+            mounts.push(Mount {
+                host: config_dir.clone(),
+                path: "/etc/upstart".into(),
+                read_only: true,
+            });
+        }
+        containers.push(Container {
+            name: name.to_string(),
+            binary: format!("/usr/bin/{name}"),
+            args,
+            // No POD_NAMESPACE, so the namespace file is what tells the operator its namespace.
+            env: vec![
+                ("POD_NAME".into(), format!("{name}-0")),
+                ("RUST_LOG".into(), "info".into()),
+            ],
+            mounts,
+            log: pod.join("log"),
+        });
     }
 
     step("the three operators, from the image, in-cluster configuration only");
-    let mut running: Vec<Running> = pods
+    let mut running: Vec<Running> = containers
         .iter()
-        .map(|pod| start_operator(&rootfs, &config_dir, pod, &image_env, endpoint.addr.port()))
+        .map(|c| start_container(&rootfs, c, &image_env, endpoint.addr.port()))
         .collect();
 
     step("the example catalog and environment applied");
-    apply_files(
-        &client,
-        &[
-            workspace().join("examples/services/example-service.yaml"),
-            workspace().join("examples/services/another-upstart-service.yaml"),
-        ],
-        FIELD_MANAGER,
-        cluster.catalog_namespace(),
-    )
-    .await
-    .unwrap();
-    apply_files(
-        &client,
-        &[workspace().join("examples/environment.yaml")],
-        FIELD_MANAGER,
-        "default",
-    )
-    .await
-    .unwrap();
+    apply_example(&cluster).await;
 
     step("the environment becomes Ready");
-    let environments: Api<UpstartEnvironment> = Api::all(client.clone());
-    let deadline = Instant::now() + READY_TIMEOUT;
-    let outcome = loop {
-        for (pod, operator) in pods.iter().zip(running.iter_mut()) {
-            if let Some(status) = operator.exited() {
-                break_with_logs(&pods, &format!("{} exited with {status}", pod.name));
-            }
-        }
-        let status = environments
-            .get_opt(ENVIRONMENT)
-            .await
-            .unwrap()
-            .and_then(|e| e.status);
-        if status.as_ref().and_then(|s| s.phase) == Some(EnvironmentPhase::Ready) {
-            break Ok(());
-        }
-        if Instant::now() > deadline {
-            break Err(format!("the environment is not Ready: {status:?}"));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    if let Err(why) = outcome {
-        break_with_logs(&pods, &why);
-    }
+    wait_for_environment(&client, &containers, &mut running, "Ready", is_ready).await;
 
     step("each operator took its Lease in the namespace of its mounted ServiceAccount");
     let leases: Vec<String> = Api::<Lease>::namespaced(client.clone(), SYSTEM_NAMESPACE)
@@ -677,21 +787,411 @@ async fn the_operators_run_from_the_image_and_the_example_environment_becomes_re
     cluster.shutdown().await;
 }
 
+fn charts_url(cluster: &LocalCluster) -> String {
+    cluster
+        .chart_repositories()
+        .iter()
+        .find(|r| r.alias == CHARTS_ALIAS)
+        .unwrap()
+        .url
+        .clone()
+}
+
+/// The local control plane over HTTPS with ServiceAccount tokens and RBAC enforced, and
+/// `charts/upstart-operators` installed into it by the pinned helm, as the admin.
+async fn cluster_with_the_chart(scratch: &Path) -> LocalCluster {
+    step("the local control plane over HTTPS, charts served, tokens on, RBAC enforced");
+    let cluster = LocalCluster::start(LocalClusterOptions {
+        https_port: Some(0),
+        charts_dir: Some(workspace().join("charts")),
+        operators: OperatorSet::none(),
+        ..LocalClusterOptions::default()
+    })
+    .await
+    .unwrap();
+    let endpoint = cluster.endpoint().unwrap().clone();
+    endpoint.enable_service_account_tokens();
+    cluster.control_plane().enable_rbac().unwrap();
+
+    step("helm install charts/upstart-operators (the pinned helm)");
+    let kubeconfig = scratch.join("kubeconfig");
+    endpoint.write_kubeconfig(&kubeconfig).unwrap();
+    let helm = upstart_local_cluster::locate_helm()
+        .expect("helm: run scripts/bootstrap-tools (it installs the pinned .tools/bin/helm)");
+    let repositories = serde_json::json!({ CHARTS_ALIAS: { "url": charts_url(&cluster) } });
+    let output = tokio::process::Command::new(helm)
+        .args(["install", "upstart-operators"])
+        .arg(workspace().join("charts/upstart-operators"))
+        .args(["--namespace", SYSTEM_NAMESPACE, "--create-namespace"])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg(format!("--set-json=repositories={repositories}"))
+        .arg("--set=indexTtl=0s")
+        .env("HELM_CACHE_HOME", scratch.join("helm/cache"))
+        .env("HELM_CONFIG_HOME", scratch.join("helm/config"))
+        .env("HELM_DATA_HOME", scratch.join("helm/data"))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "helm install failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    cluster
+}
+
+/// The kubelet's part for one Deployment of the chart: its pod template's container, with its
+/// command, args and env (fieldRefs resolved), its volumes (emptyDirs, ConfigMaps) and its
+/// ServiceAccount's token mounted as in a pod.
+async fn container_of(
+    cluster: &LocalCluster,
+    deployment: &Deployment,
+    rootfs: &Path,
+    image_env: &[String],
+    scratch: &Path,
+) -> Container {
+    let endpoint = cluster.endpoint().unwrap();
+    let name = deployment.metadata.name.clone().unwrap();
+    let namespace = deployment.metadata.namespace.clone().unwrap();
+    let pod_name = format!("{name}-0");
+    let spec = deployment.spec.clone().unwrap().template.spec.unwrap();
+    assert_eq!(spec.containers.len(), 1, "{name}: one container");
+    let container = spec.containers[0].clone();
+    let dir = scratch.join(&name);
+
+    let account = spec.service_account_name.clone().unwrap();
+    let token = service_account_token(endpoint, &namespace, &account).await;
+    let mut mounts = vec![service_account_dir(
+        &dir.join("serviceaccount"),
+        &token,
+        endpoint.ca_pem(),
+        &namespace,
+    )];
+    for mount in container.volume_mounts.clone().unwrap_or_default() {
+        let volume = spec
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount.name)
+            .unwrap_or_else(|| panic!("{name}: no volume {}", mount.name));
+        let host = dir.join("volumes").join(&volume.name);
+        if volume.empty_dir.is_some() {
+            empty_dir(&host);
+        } else if let Some(source) = &volume.config_map {
+            let config_map = Api::<ConfigMap>::namespaced(cluster.client().clone(), &namespace)
+                .get(&source.name)
+                .await
+                .unwrap();
+            std::fs::create_dir_all(&host).unwrap();
+            for (key, value) in config_map.data.unwrap_or_default() {
+                std::fs::write(host.join(key), value).unwrap();
+            }
+        } else {
+            panic!("{name}: the stand-in kubelet mounts emptyDirs and ConfigMaps only: {volume:?}");
+        }
+        mounts.push(Mount {
+            host,
+            path: mount.mount_path.clone(),
+            read_only: mount.read_only.unwrap_or(false),
+        });
+    }
+
+    // The command, found on the image's PATH as a runtime finds it.
+    let command = container.command.clone().unwrap_or_default();
+    let path = image_env
+        .iter()
+        .find_map(|v| v.strip_prefix("PATH="))
+        .unwrap_or("/usr/bin");
+    let binary = path
+        .split(':')
+        .map(|dir| format!("{dir}/{}", command[0]))
+        .find(|candidate| rootfs.join(candidate.trim_start_matches('/')).is_file())
+        .unwrap_or_else(|| panic!("{name}: {} is not on the image's PATH {path}", command[0]));
+    let args = command[1..]
+        .iter()
+        .chain(container.args.iter().flatten())
+        .map(|arg| {
+            if arg.starts_with("--metrics-addr=") {
+                // Each pod has its own network; here the three share the host's.
+                "--metrics-addr=127.0.0.1:0".to_string()
+            } else {
+                arg.clone()
+            }
+        })
+        .collect();
+    let env = container
+        .env
+        .iter()
+        .flatten()
+        .map(|variable| {
+            let field = variable
+                .value_from
+                .as_ref()
+                .and_then(|from| from.field_ref.as_ref())
+                .map(|field| field.field_path.as_str());
+            let value = match field {
+                Some("metadata.name") => pod_name.clone(),
+                Some("metadata.namespace") => namespace.clone(),
+                Some(other) => panic!("{name}: the stand-in kubelet does not resolve {other}"),
+                None => variable.value.clone().unwrap_or_default(),
+            };
+            (variable.name.clone(), value)
+        })
+        .collect();
+    Container {
+        name,
+        binary,
+        args,
+        env,
+        mounts,
+        log: dir.join("log"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_installed_with_rbac_enforced_runs_the_example_environment_until_its_ttl_tears_it_down()
+ {
+    if let Some(reason) = cannot_run_images() {
+        eprintln!("SKIPPED: the operators cannot be run from the image's filesystem: {reason}");
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let (rootfs, image_env) = unpacked_image(scratch.path());
+    let cluster = cluster_with_the_chart(scratch.path()).await;
+    let client = cluster.client().clone();
+    let port = cluster.endpoint().unwrap().addr.port();
+
+    step("each Deployment's container, from the image, as its pod template says");
+    let deployments = Api::<Deployment>::namespaced(client.clone(), SYSTEM_NAMESPACE)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(deployments.len(), 3, "one Deployment per operator");
+    let mut containers = Vec::new();
+    for deployment in &deployments {
+        containers
+            .push(container_of(&cluster, deployment, &rootfs, &image_env, scratch.path()).await);
+    }
+    let mut running: Vec<Running> = containers
+        .iter()
+        .map(|c| start_container(&rootfs, c, &image_env, port))
+        .collect();
+
+    step("the example catalog and environment applied; the environment becomes Ready");
+    apply_example(&cluster).await;
+    wait_for_environment(&client, &containers, &mut running, "Ready", is_ready).await;
+    let environments: Api<UpstartEnvironment> = Api::all(client.clone());
+    let namespace = environments
+        .get(ENVIRONMENT)
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.namespace)
+        .expect("a Ready environment names its namespace");
+
+    step("its ttl shortened to 1s: it expires, is torn down and deleted");
+    environments
+        .patch(
+            ENVIRONMENT,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"ttl": "1s"}})),
+        )
+        .await
+        .unwrap();
+    wait_for_environment(&client, &containers, &mut running, "deleted", |e| {
+        e.is_none()
+    })
+    .await;
+    let left = Api::<Namespace>::all(client.clone())
+        .get_opt(&namespace)
+        .await
+        .unwrap();
+    assert!(
+        left.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
+        "the environment's namespace {namespace} is gone or going"
+    );
+
+    step("no operator was refused anything on the way: the chart's RBAC is enough");
+    for container in &containers {
+        for log in [
+            container.log.clone(),
+            container.log.with_extension("stderr"),
+        ] {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let refused: Vec<&str> = text.lines().filter(|l| l.contains("forbidden")).collect();
+            assert!(
+                refused.is_empty(),
+                "{} was refused:\n{}",
+                container.name,
+                refused.join("\n")
+            );
+        }
+    }
+    drop(running);
+    cluster.shutdown().await;
+}
+
+/// A client of the HTTPS endpoint presenting a token of the chart's ServiceAccount `account`.
+async fn operator_client(cluster: &LocalCluster, account: &str) -> kube::Client {
+    let endpoint = cluster.endpoint().unwrap();
+    let token = service_account_token(endpoint, SYSTEM_NAMESPACE, account).await;
+    let kubeconfig = endpoint.kubeconfig_yaml().replace(endpoint.token(), &token);
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::from_yaml(&kubeconfig).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// The message of the 403 `result` failed with.
+fn forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> String {
+    match result {
+        Err(kube::Error::Api(status)) if status.code == 403 => status.message,
+        other => panic!("expected a 403, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_charts_service_accounts_are_refused_what_the_operators_do_not_need() {
+    let scratch = tempfile::tempdir().unwrap();
+    let cluster = cluster_with_the_chart(scratch.path()).await;
+    let admin = cluster.client().clone();
+    Api::<Secret>::namespaced(admin.clone(), "kube-system")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "cloud-credentials"}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let take_over = serde_json::json!({
+        "metadata": {"name": "take-over"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "User", "name": "mallory"}],
+    });
+    let cluster_admin: RoleBinding = serde_json::from_value(take_over.clone()).unwrap();
+    let cluster_admin_cluster_wide: ClusterRoleBinding = serde_json::from_value(take_over).unwrap();
+
+    for operator in OPERATORS {
+        step(operator);
+        let user = format!("system:serviceaccount:{SYSTEM_NAMESPACE}:{operator}");
+        let client = operator_client(&cluster, operator).await;
+        // What it needs works: the token and its bindings are in place.
+        let own_kind = match operator {
+            "upstart-helmrelease-operator" => "helmreleases",
+            "upstart-service-operator" => "upstartservices",
+            _ => "upstartenvironments",
+        };
+        let resource = kube::api::ApiResource {
+            group: "upstartoperators.upstart.com".into(),
+            version: "v1alpha1".into(),
+            api_version: "upstartoperators.upstart.com/v1alpha1".into(),
+            kind: String::new(),
+            plural: own_kind.into(),
+        };
+        Api::<kube::api::DynamicObject>::all_with(client.clone(), &resource)
+            .list(&ListParams::default())
+            .await
+            .unwrap_or_else(|e| panic!("{operator} cannot list its {own_kind}: {e}"));
+
+        // No RoleBinding or ClusterRoleBinding to cluster-admin. The HelmRelease operator may
+        // write RoleBindings (for charts that bind their Jobs a Role), so the bind check
+        // refuses it: it does not hold what cluster-admin grants.
+        let refused = forbidden(
+            Api::<RoleBinding>::namespaced(client.clone(), "default")
+                .create(&PostParams::default(), &cluster_admin)
+                .await,
+        );
+        if operator == "upstart-helmrelease-operator" {
+            assert_eq!(
+                refused,
+                format!(
+                    "rolebindings.rbac.authorization.k8s.io \"take-over\" is forbidden: user \"{user}\" (groups=[\"system:serviceaccounts\" \"system:serviceaccounts:{SYSTEM_NAMESPACE}\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{{APIGroups:[\"*\"], Resources:[\"*\"], Verbs:[\"*\"]}}\n{{NonResourceURLs:[\"*\"], Verbs:[\"*\"]}}"
+                )
+            );
+        } else {
+            assert_eq!(
+                refused,
+                format!(
+                    r#"rolebindings.rbac.authorization.k8s.io is forbidden: User "{user}" cannot create resource "rolebindings" in API group "rbac.authorization.k8s.io" in the namespace "default""#
+                )
+            );
+        }
+        assert_eq!(
+            forbidden(
+                Api::<ClusterRoleBinding>::all(client.clone())
+                    .create(&PostParams::default(), &cluster_admin_cluster_wide)
+                    .await
+            ),
+            format!(
+                r#"clusterrolebindings.rbac.authorization.k8s.io is forbidden: User "{user}" cannot create resource "clusterrolebindings" in API group "rbac.authorization.k8s.io" at the cluster scope"#
+            )
+        );
+        // Not listing another namespace's Secrets.
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), "kube-system");
+        if operator != "upstart-helmrelease-operator" {
+            assert_eq!(
+                forbidden(secrets.list(&ListParams::default()).await),
+                format!(
+                    r#"secrets is forbidden: User "{user}" cannot list resource "secrets" in API group "" in the namespace "kube-system""#
+                )
+            );
+        }
+        if operator == "upstart-environment-operator" {
+            assert_eq!(
+                forbidden(secrets.get("cloud-credentials").await),
+                format!(
+                    r#"secrets "cloud-credentials" is forbidden: User "{user}" cannot get resource "secrets" in API group "" in the namespace "kube-system""#
+                )
+            );
+        } else {
+            // Neither deleting a namespace: only the environment operator manages them.
+            assert_eq!(
+                forbidden(
+                    Api::<Namespace>::all(client.clone())
+                        .delete("kube-system", &Default::default())
+                        .await
+                ),
+                format!(
+                    r#"namespaces "kube-system" is forbidden: User "{user}" cannot delete resource "namespaces" in API group "" in the namespace "kube-system""#
+                )
+            );
+        }
+        // Nor impersonating anyone.
+        let request = http::Request::get("/api/v1/namespaces/kube-system/secrets")
+            .header("Impersonate-User", "admin")
+            .body(Vec::new())
+            .unwrap();
+        assert_eq!(
+            forbidden(client.request_text(request).await),
+            format!(
+                r#"users "admin" is forbidden: User "{user}" cannot impersonate resource "users" in API group "" at the cluster scope"#
+            )
+        );
+    }
+    cluster.shutdown().await;
+}
+
 fn step(what: &str) {
     eprintln!("==> {what}");
 }
 
-/// Fails the test with `why` and the end of each operator's log.
-fn break_with_logs(pods: &[Pod], why: &str) -> ! {
-    let logs: Vec<String> = pods
+/// Fails the test with `why` and the end of each container's log.
+fn break_with_logs(containers: &[Container], why: &str) -> ! {
+    let logs: Vec<String> = containers
         .iter()
-        .map(|pod| {
+        .map(|c| {
             format!(
                 "--- {} (stdout)\n{}\n--- {} (stderr)\n{}",
-                pod.name,
-                tail(&pod.log, 30),
-                pod.name,
-                tail(&pod.log.with_extension("stderr"), 30)
+                c.name,
+                tail(&c.log, 30),
+                c.name,
+                tail(&c.log.with_extension("stderr"), 30)
             )
         })
         .collect();
