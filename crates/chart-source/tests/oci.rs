@@ -353,3 +353,34 @@ async fn registry_credentials_from_basic_auth_or_docker_config_are_used_and_neve
         .unwrap();
     assert_eq!(chart.version, "1.0.0");
 }
+
+#[tokio::test]
+async fn a_dependency_in_an_oci_registry_is_fetched_when_the_registry_is_configured() {
+    let registry = Registry::start();
+    let digest = registry.push("tiny", "0.1.0");
+    let root = tempfile::tempdir().unwrap();
+    common::chart_dir(root.path(), "app", "app", "0.1.0");
+    common::write(
+        &root.path().join("app"),
+        "Chart.yaml",
+        &format!(
+            "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n  - {{name: tiny, version: ^0.1, repository: \"oci://{}/charts\"}}\n",
+            registry.host()
+        ),
+    );
+    let roots = format!("localRoots: [\"{}\"]", root.path().display());
+    let s = source(config(&format!("{}\n{roots}", alias_yaml(&registry))));
+    let chart = s.source.fetch("file:app", None).await.unwrap();
+    assert_eq!(chart.dependencies.len(), 1);
+    assert_eq!(chart.dependencies[0].digest, format!("sha256:{digest}"));
+    assert!(chart.path.join("charts/tiny-0.1.0.tgz").is_file());
+
+    // The same registry not configured: refused, naming the chart, the dependency and the fix.
+    let s = source(config(&roots));
+    let error = s.source.fetch("file:app", None).await.unwrap_err();
+    assert!(
+        matches!(error, Error::UnlistedDependencyRepository { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("allowUnlisted"), "{error}");
+}
