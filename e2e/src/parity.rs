@@ -1243,6 +1243,11 @@ pub fn normalise(mut object: Value, namespace: &str) -> Option<Value> {
         return None;
     }
     object.as_object_mut()?.remove("status");
+    // Values the API server derives from the uid differ like the uid (a Job's generated
+    // `controller-uid` selector and labels).
+    if let Some(uid) = object["metadata"]["uid"].as_str().map(str::to_owned) {
+        replace_uid(&mut object, &uid);
+    }
     let meta = object.get_mut("metadata")?.as_object_mut()?;
     for k in [
         "namespace",
@@ -1298,6 +1303,15 @@ pub fn normalise(mut object: Value, namespace: &str) -> Option<Value> {
     }
     replace_namespace(&mut object, namespace);
     Some(object)
+}
+
+fn replace_uid(value: &mut Value, uid: &str) {
+    match value {
+        Value::String(s) if s == uid => *s = "<uid>".to_owned(),
+        Value::Array(items) => items.iter_mut().for_each(|v| replace_uid(v, uid)),
+        Value::Object(map) => map.values_mut().for_each(|v| replace_uid(v, uid)),
+        _ => {}
+    }
 }
 
 fn replace_namespace(value: &mut Value, namespace: &str) {

@@ -1,6 +1,10 @@
 //! Per-kind apiserver behaviour of built-in types that clients observe: Secret `stringData`,
-//! immutable ConfigMaps and Secrets, a few defaults (replicas, Service type and cluster IP), and
-//! label validation common to every kind.
+//! immutable ConfigMaps and Secrets, defaulting and validation from the kinds' schemas, a
+//! Service's cluster IP, and label validation common to every kind.
+
+mod defaulting;
+mod schema;
+mod validation;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -8,73 +12,35 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, Cause};
 use crate::registry::ResourceType;
 
-/// Kind-specific normalisation before a create or update is stored (`old` is None on create).
+/// Kind-specific normalisation before a create or update is stored (`old` is None on create):
+/// the API server's defaults (`defaulting`), then what its storage strategies add.
 pub fn prepare(t: &ResourceType, obj: &mut Value, old: Option<&Value>, next_ip: &mut u32) {
-    match (t.group.as_str(), t.plural.as_str()) {
-        ("", "secrets") => {
-            // stringData is write-only: merged into data, base64-encoded, never stored.
-            if let Some(Value::Object(string_data)) =
-                obj.as_object_mut().and_then(|m| m.remove("stringData"))
-            {
-                if !obj["data"].is_object() {
-                    obj["data"] = json!({});
-                }
-                for (k, v) in string_data {
-                    let text = v
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string());
-                    obj["data"][k] =
-                        json!(base64::engine::general_purpose::STANDARD.encode(text.as_bytes()));
-                }
-            }
-            if obj["type"].as_str().is_none_or(str::is_empty) {
-                obj["type"] = json!("Opaque");
-            }
-        }
-        ("apps", "deployments") | ("apps", "statefulsets") | ("apps", "replicasets")
-            if obj["spec"].is_object() && obj["spec"]["replicas"].is_null() =>
+    if (t.group.as_str(), t.plural.as_str()) == ("", "secrets") {
+        // stringData is write-only: merged into data, base64-encoded, never stored.
+        if let Some(Value::Object(string_data)) =
+            obj.as_object_mut().and_then(|m| m.remove("stringData"))
         {
-            obj["spec"]["replicas"] = json!(1);
-        }
-        ("batch", "jobs") if obj["spec"].is_object() => {
-            // As the apiserver: both unset means one pod to completion; a set parallelism
-            // alone is a work queue and keeps completions unset.
-            if obj["spec"]["parallelism"].is_null() {
-                obj["spec"]["parallelism"] = json!(1);
-                if obj["spec"]["completions"].is_null() {
-                    obj["spec"]["completions"] = json!(1);
-                }
+            if !obj["data"].is_object() {
+                obj["data"] = json!({});
             }
-            if obj["spec"]["backoffLimit"].is_null() {
-                obj["spec"]["backoffLimit"] = json!(6);
+            for (k, v) in string_data {
+                let text = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
+                obj["data"][k] =
+                    json!(base64::engine::general_purpose::STANDARD.encode(text.as_bytes()));
             }
         }
+    }
+    defaulting::apply(t, obj);
+    match (t.group.as_str(), t.plural.as_str()) {
         // A new pod starts Pending, as the pod strategy sets it.
         ("", "pods") if old.is_none() => {
             obj["status"] = json!({"phase": "Pending"});
         }
         ("", "services") => {
-            if !obj["spec"].is_object() {
-                obj["spec"] = json!({});
-            }
             let spec = &mut obj["spec"];
-            if spec["type"].as_str().is_none_or(str::is_empty) {
-                spec["type"] = json!("ClusterIP");
-            }
-            if spec["sessionAffinity"].is_null() {
-                spec["sessionAffinity"] = json!("None");
-            }
-            if let Some(ports) = spec["ports"].as_array_mut() {
-                for p in ports.iter_mut().filter(|p| p.is_object()) {
-                    if p["protocol"].is_null() {
-                        p["protocol"] = json!("TCP");
-                    }
-                    if p["targetPort"].is_null() && !p["port"].is_null() {
-                        p["targetPort"] = p["port"].clone();
-                    }
-                }
-            }
             // The cluster IP is allocated once and kept.
             let kept = old
                 .map(|o| o["spec"]["clusterIP"].clone())
@@ -92,6 +58,11 @@ pub fn prepare(t: &ResourceType, obj: &mut Value, old: Option<&Value>, next_ip: 
         }
         _ => {}
     }
+}
+
+/// What the API server's validation refuses in a defaulted built-in object (`validation`).
+pub fn validate(t: &ResourceType, obj: &Value) -> Vec<Cause> {
+    validation::validate(t, obj)
 }
 
 /// Checks of an update that depend on the kind: immutable ConfigMaps and Secrets, and the

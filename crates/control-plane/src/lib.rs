@@ -49,7 +49,9 @@
 //!   server-side apply with managedFields, conflicts and `force`; status and scale
 //!   subresources; `dryRun=All`; `fieldValidation` for custom resources; schema validation,
 //!   pruning and defaulting of custom resources; unknown fields of built-in kinds dropped
-//!   (warning) or refused (`Strict`) using their k8s-openapi types; name, label and
+//!   (warning) or refused (`Strict`) using their k8s-openapi types; built-in kinds defaulted
+//!   (`SetDefaults_*`) and validated (required fields, enums, pod template rules) with the API
+//!   server's 422 causes, walking their schemas; name, label and
 //!   ownerReference validation; immutable fields of workloads (selectors, Job template,
 //!   StatefulSet spec) and of immutable ConfigMaps/Secrets.
 //! - Deletion: finalizers and `deletionTimestamp`, propagation (Background, Foreground with
@@ -66,9 +68,9 @@
 //!   aggregation controller's rules are computed when asked, not written into the
 //!   aggregated ClusterRole), admission webhooks, aggregated APIs, conversion webhooks (all
 //!   served versions of a CRD share storage, as with conversion strategy `None`).
-//! - Validation of built-in kinds beyond the above and a field of the wrong type (400: required
-//!   fields, enums, formats are not checked); defaulting beyond Secret type / stringData, replicas, Job parallelism /
-//!   completions / backoffLimit and Service type / ports / cluster IP.
+//! - Validation of built-in kinds beyond required fields, enums and the rules of
+//!   `builtin/validation.rs` (formats, ranges, uniqueness, other cross-field rules); what
+//!   admission plugins add to Pods (service account, token volume, tolerations, priority).
 //! - Consistent snapshots for paginated lists (later pages read the current state); a
 //!   resourceVersion on get/list is ignored (answers are always the latest state).
 //! - Pod graceful deletion (pods are deleted like any object), `pods/log`, `exec`, `proxy`,

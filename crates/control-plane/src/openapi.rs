@@ -128,7 +128,7 @@ fn reverse_domain(group: &str) -> String {
 /// The schema name of a built-in kind's k8s-openapi type and the definitions it needs (its
 /// own included), in OpenAPI v3 form with `$ref`s into `#/components/schemas/`; cached, as
 /// kubectl fetches them often and they never change.
-fn builtin_schemas(
+pub(crate) fn builtin_schemas(
     group: &str,
     version: &str,
     plural: &str,

@@ -234,6 +234,15 @@ impl Store {
         }
         if resource.builtin {
             builtin::prepare(resource, &mut obj, None, &mut self.next_ip);
+            let causes = builtin::validate(resource, &obj);
+            if !causes.is_empty() {
+                return Err(ApiError::invalid(
+                    &resource.kind,
+                    &resource.group,
+                    &name,
+                    causes,
+                ));
+            }
         }
         if !opts.applied {
             patching::record_update(None, &mut obj, &opts.field_manager, resource, None)?;
@@ -396,6 +405,9 @@ impl Store {
             builtin::prepare(resource, &mut new, Some(old), &mut self.next_ip);
         }
         let mut causes = builtin::validate_metadata(&new);
+        if resource.builtin && subresource.is_none() {
+            causes.extend(builtin::validate(resource, &new));
+        }
         causes.extend(builtin::validate_update(resource, &new, old));
         if !causes.is_empty() {
             return Err(ApiError::invalid(
