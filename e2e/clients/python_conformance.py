@@ -215,6 +215,17 @@ def main():
         }
         out = apps.create_namespaced_deployment(ns, dep)
         assert out.spec.template.spec.containers[0].name == "app"
+        # Read back with the API server's defaults.
+        assert out.spec.strategy.type == "RollingUpdate", out.spec.strategy
+        assert out.spec.strategy.rolling_update.max_surge == "25%", out.spec.strategy
+        assert out.spec.revision_history_limit == 10
+        assert out.spec.progress_deadline_seconds == 600
+        pod = out.spec.template.spec
+        assert (pod.restart_policy, pod.dns_policy, pod.scheduler_name) == (
+            "Always", "ClusterFirst", "default-scheduler"), pod
+        assert pod.termination_grace_period_seconds == 30
+        assert pod.containers[0].image_pull_policy == "IfNotPresent"
+        assert pod.containers[0].termination_message_path == "/dev/termination-log"
 
     @check("built_in_field_of_wrong_type_is_400")
     def _():
@@ -226,6 +237,15 @@ def main():
         e = expect_status(400, dyn["client"].create, dyn["deployments"], body=bad, namespace=ns)
         assert "spec.replicas" in _text(e.body), e.body
         expect_status(404, apps.read_namespaced_deployment, "bad", ns)
+
+    @check("built_in_missing_required_field_is_422")
+    def _():
+        bad = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bad"},
+               "spec": {"selector": {"matchLabels": {"app": "bad"}},
+                        "template": {"metadata": {"labels": {"app": "bad"}},
+                                     "spec": {"containers": [{"name": "c"}]}}}}
+        e = expect_status(422, dyn["client"].create, dyn["deployments"], body=bad, namespace=ns)
+        assert ("spec.template.spec.containers[0].image: Required value" in _text(e.body)), e.body
 
     @check("patch_strategic_merges_containers_by_name")
     def _():

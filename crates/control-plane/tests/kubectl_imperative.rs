@@ -289,6 +289,34 @@ async fn imperative_kubectl_commands_work_as_against_a_cluster() {
     let out = k
         .run(&[
             "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.spec.strategy.rollingUpdate.maxSurge} {.spec.revisionHistoryLimit} {.spec.progressDeadlineSeconds} {.spec.template.spec.restartPolicy} {.spec.template.spec.dnsPolicy} {.spec.template.spec.containers[0].imagePullPolicy} {.spec.template.spec.containers[0].ports[0].protocol}",
+        ])
+        .await;
+    c.output(
+        "deployment read back with the API server's defaults",
+        &out,
+        |s| s == "25% 10 600 Always ClusterFirst IfNotPresent TCP",
+    );
+    let out = k
+        .run(&[
+            "get",
+            "job",
+            "once",
+            "-o",
+            "jsonpath={.spec.template.metadata.labels.job-name} {.spec.completionMode} {.spec.selector.matchLabels}",
+        ])
+        .await;
+    c.output(
+        "job read back with its generated selector and job-name label",
+        &out,
+        |s| s.starts_with("once NonIndexed {\"batch.kubernetes.io/controller-uid\":"),
+    );
+    let out = k
+        .run(&[
+            "get",
             "job",
             "manual",
             "-o",
