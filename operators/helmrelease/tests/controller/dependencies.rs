@@ -384,7 +384,7 @@ async fn a_dependency_flapping_to_not_ready_and_back_leaves_its_dependent_in_pla
     .unwrap();
     let waiting = eventually("top waiting for base", || async {
         let release = api.get("top").await.ok()?;
-        let phase = release.status.as_ref()?.phase.clone()?;
+        let phase = release.status.as_ref()?.phase?;
         assert_ne!(phase, HelmReleasePhase::Failed, "a flap is not a failure");
         (phase == HelmReleasePhase::WaitingForDependencies).then_some(release)
     })
