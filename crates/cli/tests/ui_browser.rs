@@ -289,6 +289,110 @@ async fn the_environment_page_draws_every_release_and_shows_a_waiting_one_turn_r
             "the value of {key} reached the web view"
         );
     }
+
+    // 7. A request for another host name (DNS rebinding) is refused.
+    let address = dev
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let answer = tokio::task::spawn_blocking(move || {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "GET /api/environments HTTP/1.1\r\nHost: rebound.example:80\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
+    assert!(!answer.contains(ENVIRONMENT), "{answer}");
+
     browser.stop().await;
+    drop(dev);
+}
+
+/// `GET PATH` on `address` (`127.0.0.1:PORT`), answered as one string.
+fn get(address: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstart_ui_serves_what_the_kubeconfig_context_reaches_and_names_an_unknown_context() {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+
+    let dev = Dev::start(&["--no-operators", "examples/environment.yaml"]);
+    let kubeconfig = std::fs::read_to_string(&dev.kubeconfig).unwrap();
+    let context = kubeconfig
+        .lines()
+        .find_map(|l| l.strip_prefix("current-context: "))
+        .expect("a current context")
+        .trim()
+        .to_owned();
+    let ui = |context: &str| {
+        Command::new(env!("CARGO_BIN_EXE_upstart"))
+            .args(["ui", "--port", "0", "--context", context, "--kubeconfig"])
+            .arg(&dev.kubeconfig)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    let mut running = ui(&context);
+    let mut line = String::new();
+    std::io::BufReader::new(running.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .trim()
+        .strip_prefix("web view: http://")
+        .and_then(|a| a.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    let answer = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer = get(&address, "/api/environments");
+            if answer.contains(ENVIRONMENT) || std::time::Instant::now() > deadline {
+                return answer;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+    let _ = running.kill();
+    let _ = running.wait();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains(&format!("\"name\":\"{ENVIRONMENT}\"")),
+        "{answer}"
+    );
+
+    let out = ui("no-such-context").wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "has no context no-such-context (it has: {context})"
+        )),
+        "{stderr}"
+    );
     drop(dev);
 }

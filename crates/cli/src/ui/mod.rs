@@ -116,6 +116,17 @@ async fn client(args: &UiArgs) -> Result<Client, Error> {
         path: path.clone(),
         source,
     })?;
+    if !kubeconfig.contexts.iter().any(|c| &c.name == context) {
+        let known: Vec<&str> = kubeconfig
+            .contexts
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        return Err(Error::Usage(format!(
+            "kubeconfig {path} has no context {context} (it has: {})",
+            known.join(", ")
+        )));
+    }
     let options = kube::config::KubeConfigOptions {
         context: Some(context.clone()),
         ..kube::config::KubeConfigOptions::default()

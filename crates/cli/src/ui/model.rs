@@ -718,3 +718,266 @@ pub fn catalog(templates: &[UpstartService], environments: &[UpstartEnvironment]
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use serde_json::json;
+    use upstart_api::v1alpha1::{UpstartEnvironmentSpec, UpstartServiceSpec};
+
+    use super::*;
+
+    fn release(name: &str, phase: &str, ready: bool, outputs: &[&str]) -> HelmRelease {
+        serde_json::from_value(json!({
+            "apiVersion": "upstartoperators.upstart.com/v1alpha1", "kind": "HelmRelease",
+            "metadata": {"name": name, "namespace": "pr-1"},
+            "spec": {"chart": "r/x"},
+            "status": {"phase": phase, "outputs": outputs, "conditions": [{
+                "type": "Ready", "status": if ready { "True" } else { "False" },
+                "reason": phase, "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+        }))
+        .expect("release")
+    }
+
+    use upstart_api::v1alpha1::HelmRelease;
+
+    /// Environment `pr-1`: service `svc` (db, then app reading db's outputs and the
+    /// environment's flags), and the environment release `flags`.
+    fn live() -> Live {
+        let environment: UpstartEnvironmentSpec = serde_json::from_value(json!({
+            "helmReleases": {"flags": {"chart": "r/flags"}},
+            "services": [{"name": "svc", "spec": {"helmReleases": {
+                "db": {"chart": "r/db", "version": "1.2.3"},
+                "app": {"chart": "r/app",
+                        "dependencies": [{"name": "db"}, {"name": "pr-1-flags", "as": "flags"}],
+                        "values": {"env": {"DB": "postgres://<< db.outputs.USER >>:<< db.outputs.PASSWORD >>@h",
+                                           "FLAGS": "<< flags.outputs.KEY >>"},
+                                   "replicas": 2}}
+            }}}]
+        }))
+        .expect("environment");
+        let mut env = UpstartEnvironment::new("pr-1", environment);
+        env.status = Some(
+            serde_json::from_value(json!({"phase": "Provisioning", "namespace": "pr-1",
+                "criticalPath": [{"release": "svc-db", "waitSeconds": 0.5, "installSeconds": 4.0}]}))
+            .expect("status"),
+        );
+        let spec: UpstartServiceSpec = env.spec.services[0].spec.clone().expect("inline");
+        let mut service = UpstartService::new("svc", spec);
+        service.metadata.namespace = Some("pr-1".into());
+        Live {
+            environment: Some(env),
+            namespace: "pr-1".into(),
+            services: vec![service],
+            releases: vec![
+                release("pr-1-flags", "Ready", true, &["KEY"]),
+                release("svc-db", "Installing", false, &["USER", "PASSWORD"]),
+            ],
+            planned: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn the_graph_puts_releases_in_their_service_lane_by_level_with_what_each_waits_for() {
+        let live = live();
+        let view = environment_view(&live, &[], "2026-01-01T00:01:00Z".parse().expect("now"));
+        let graph = &view.graph;
+        let lanes: Vec<&str> = graph.lanes.iter().map(|l| l.id.as_str()).collect();
+        assert_eq!(lanes, ["service-svc", "environment"]);
+        let nodes: Vec<(&str, &str, Option<usize>, &str)> = graph
+            .nodes
+            .iter()
+            .map(|n| (n.short.as_str(), n.lane.as_str(), n.level, n.phase.as_str()))
+            .collect();
+        assert_eq!(
+            nodes,
+            [
+                ("db", "service-svc", Some(0), "Installing"),
+                ("app", "service-svc", Some(1), "NotCreated"),
+                ("flags", "environment", Some(0), "Ready"),
+            ]
+        );
+        let app = &graph.nodes[1];
+        assert_eq!(app.id, "release-svc-app");
+        assert_eq!(
+            app.waits_for,
+            ["svc/db"],
+            "the Ready flags are not waited for"
+        );
+        assert_eq!(graph.nodes[0].chart, "r/x", "the object's spec");
+        assert_eq!(
+            graph.nodes[1].chart, "r/app",
+            "the service's spec, before it exists"
+        );
+        assert_eq!(graph.levels, 2);
+        assert_eq!(view.releases, (1, 3));
+    }
+
+    #[test]
+    fn outputs_are_key_names_from_the_status_and_the_critical_path_is_marked() {
+        let view = environment_view(&live(), &[], jiff::Timestamp::now());
+        let db = &view.graph.nodes[0];
+        assert_eq!(db.outputs, ["USER", "PASSWORD"]);
+        assert_eq!(db.critical.as_ref().map(|c| c.install_seconds), Some(4.0));
+        assert!(view.graph.nodes[1].critical.is_none());
+        assert_eq!(view.critical_path.len(), 1);
+        let edge = view
+            .graph
+            .edges
+            .iter()
+            .find(|e| e.to == "release-svc-db")
+            .expect("app -> db");
+        assert_eq!(edge.from, "release-svc-app");
+        assert!(!edge.critical, "app is not on the critical path");
+    }
+
+    #[test]
+    fn wiring_lists_the_values_keys_each_dependency_feeds() {
+        let live = live();
+        let view = environment_view(&live, &[], jiff::Timestamp::now());
+        let app = &view.graph.nodes[1];
+        assert_eq!(
+            app.wiring,
+            [
+                Wire {
+                    dependency: "db".into(),
+                    alias: "db".into(),
+                    reads: vec![
+                        ("env.DB".into(), "db.outputs.PASSWORD".into()),
+                        ("env.DB".into(), "db.outputs.USER".into()),
+                    ],
+                },
+                Wire {
+                    dependency: "pr-1-flags".into(),
+                    alias: "flags".into(),
+                    reads: vec![("env.FLAGS".into(), "flags.outputs.KEY".into())],
+                },
+            ]
+        );
+        // The values themselves (which could hold anything a user wrote) are not part of it.
+        let json = serde_json::to_string(&view).expect("json");
+        assert!(!json.contains("postgres://"), "{json}");
+    }
+
+    #[test]
+    fn the_requester_is_the_annotation_else_the_first_field_manager() {
+        let mut meta = ObjectMeta::default();
+        assert_eq!(requester(&meta).source, "unknown");
+        let entry = |manager: &str, time: &str, subresource: Option<&str>| ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some("Apply".into()),
+            time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                time.parse().expect("time"),
+            )),
+            subresource: subresource.map(str::to_owned),
+            ..ManagedFieldsEntry::default()
+        };
+        meta.managed_fields = Some(vec![
+            entry(
+                "upstart-environment-operator",
+                "2026-01-01T00:00:00Z",
+                Some("status"),
+            ),
+            entry("ci-bot", "2026-01-01T00:00:05Z", None),
+            entry("kubectl", "2026-01-01T00:00:01Z", None),
+        ]);
+        assert_eq!(
+            requester(&meta),
+            Requester {
+                name: "kubectl".into(),
+                source: "fieldManager"
+            }
+        );
+        meta.annotations = Some(
+            [(REQUESTER_ANNOTATION.to_owned(), "alice".to_owned())]
+                .into_iter()
+                .collect(),
+        );
+        assert_eq!(
+            requester(&meta),
+            Requester {
+                name: "alice".into(),
+                source: "annotation"
+            }
+        );
+    }
+
+    #[test]
+    fn the_catalog_names_the_environments_that_use_each_template() {
+        let template = |name: &str, valid: Option<&str>| {
+            let mut t = UpstartService::new(name, UpstartServiceSpec::default());
+            t.metadata.generation = Some(3);
+            if let Some(status) = valid {
+                t.status = Some(
+                    serde_json::from_value(json!({"conditions": [{"type": "Valid",
+                        "status": status, "reason": "Checked", "message": "db: no chart",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}))
+                    .expect("status"),
+                );
+            }
+            t
+        };
+        let environment = |name: &str, template: &str| {
+            UpstartEnvironment::new(
+                name,
+                serde_json::from_value(
+                    json!({"services": [{"name": "s", "template": {"name": template}}]}),
+                )
+                .expect("spec"),
+            )
+        };
+        let catalog = catalog(
+            &[
+                template("web", Some("True")),
+                template("api", Some("False")),
+                template("new", None),
+            ],
+            &[
+                environment("pr-2", "web"),
+                environment("pr-1", "web"),
+                environment("pr-3", "api"),
+            ],
+        );
+        let rows: Vec<(&str, &str, Vec<&str>)> = catalog
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    t.valid.as_str(),
+                    t.used_by.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("api", "False", vec!["pr-3"]),
+                ("new", "Unknown", vec![]),
+                ("web", "True", vec!["pr-2", "pr-1"]),
+            ]
+        );
+        assert_eq!(catalog[0].message.as_deref(), Some("db: no chart"));
+        assert_eq!(catalog[2].revision, Some(3));
+    }
+
+    #[test]
+    fn events_are_the_most_recent_first_and_bounded() {
+        let event = |reason: &str, time: &str| -> Event {
+            serde_json::from_value(json!({
+                "metadata": {"name": reason, "namespace": "pr-1"},
+                "involvedObject": {"kind": "HelmRelease", "name": "svc-db"},
+                "reason": reason, "message": "m", "type": "Normal", "lastTimestamp": time
+            }))
+            .expect("event")
+        };
+        let all = [
+            event("Old", "2026-01-01T00:00:00Z"),
+            event("New", "2026-01-01T00:00:09Z"),
+            event("Mid", "2026-01-01T00:00:05Z"),
+        ];
+        let rows = events(&all, 2);
+        let reasons: Vec<&str> = rows.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(reasons, ["New", "Mid"]);
+        assert_eq!(rows[0].object, "HelmRelease/svc-db");
+    }
+}

@@ -30,24 +30,28 @@ use crate::error::Error;
 pub struct State {
     client: Client,
     catalog_namespace: Arc<str>,
-    /// Host headers accepted: the listening address, and `localhost` on loopback.
-    hosts: Arc<[String]>,
+    /// Host headers accepted on loopback: its addresses and `localhost` (none: any, when the
+    /// user chose to listen on another address, reachable by other names anyway).
+    hosts: Option<Arc<[String]>>,
 }
 
 impl State {
     /// The state of a server listening on `local`.
     pub fn new(client: Client, catalog_namespace: &str, local: SocketAddr) -> Self {
         let port = local.port();
-        let mut hosts = vec![local.to_string()];
-        if local.ip().is_loopback() {
-            hosts.push(format!("localhost:{port}"));
-            hosts.push(format!("127.0.0.1:{port}"));
-            hosts.push(format!("[::1]:{port}"));
-        }
+        let hosts = local.ip().is_loopback().then(|| {
+            vec![
+                local.to_string(),
+                format!("localhost:{port}"),
+                format!("127.0.0.1:{port}"),
+                format!("[::1]:{port}"),
+            ]
+            .into()
+        });
         State {
             client,
             catalog_namespace: catalog_namespace.into(),
-            hosts: hosts.into(),
+            hosts,
         }
     }
 }
@@ -85,7 +89,9 @@ async fn only_our_host(Extract(state): Extract<State>, request: Request, next: N
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
-    if !state.hosts.iter().any(|h| h == host) {
+    if let Some(hosts) = &state.hosts
+        && !hosts.iter().any(|h| h == host)
+    {
         return (StatusCode::MISDIRECTED_REQUEST, "unknown host").into_response();
     }
     let mut response = next.run(request).await;
