@@ -69,6 +69,15 @@ fn or_default(fields: &mut Fields, key: &str, value: Value) {
     }
 }
 
+/// Sets `key` when it is unset or zero: the check Go makes for a non-pointer number
+/// (`if x == 0`), where an explicit 0 cannot be told from unset.
+fn or_default_if_zero(fields: &mut Fields, key: &str, value: Value) {
+    if fields.get(key).is_some_and(|v| v == &json!(0)) {
+        fields.remove(key);
+    }
+    or_default(fields, key, value);
+}
+
 /// The object under `key`, created empty when unset.
 fn object<'a>(fields: &'a mut Fields, key: &str) -> &'a mut Fields {
     if !fields.get(key).is_some_and(Value::is_object) {
@@ -300,10 +309,10 @@ fn protocol_tcp(p: &mut Fields) {
 
 /// `SetDefaults_Probe`.
 fn probe(p: &mut Fields) {
-    or_default(p, "timeoutSeconds", json!(1));
-    or_default(p, "periodSeconds", json!(10));
-    or_default(p, "successThreshold", json!(1));
-    or_default(p, "failureThreshold", json!(3));
+    or_default_if_zero(p, "timeoutSeconds", json!(1));
+    or_default_if_zero(p, "periodSeconds", json!(10));
+    or_default_if_zero(p, "successThreshold", json!(1));
+    or_default_if_zero(p, "failureThreshold", json!(3));
 }
 
 /// `SetDefaults_HTTPGetAction`.
@@ -345,7 +354,7 @@ fn service(svc: &mut Fields) {
         for p in ports.iter_mut().filter_map(Value::as_object_mut) {
             // Go's zero port, so an absent port is refused naming both fields.
             let port = p.get("port").cloned().unwrap_or(json!(0));
-            or_default(p, "targetPort", port);
+            or_default_if_zero(p, "targetPort", port);
         }
     }
     if ty != "ExternalName" {
@@ -518,6 +527,22 @@ mod tests {
         assert_eq!(
             spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
             "Always"
+        );
+    }
+
+    /// A probe's numbers are not pointers in Go: 0 is unset there, and gets the default.
+    #[test]
+    fn a_probe_with_zero_numbers_gets_the_defaults() {
+        let p = defaulted(
+            "",
+            "pods",
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i",
+                   "readinessProbe": {"httpGet": {"port": 80}, "timeoutSeconds": 0, "periodSeconds": 5}}]}}),
+        );
+        assert_eq!(
+            p["spec"]["containers"][0]["readinessProbe"],
+            json!({"httpGet": {"port": 80, "path": "/", "scheme": "HTTP"}, "timeoutSeconds": 1,
+                   "periodSeconds": 5, "successThreshold": 1, "failureThreshold": 3})
         );
     }
 
