@@ -886,13 +886,18 @@ fn protobuf_body(body: &[u8], t: &ResourceType, version: &str) -> ApiResult<Valu
     if !t.builtin {
         return Err(unsupported(&format!("the custom resource {}", t.kind)));
     }
-    crate::protobuf::decode_object(body, &t.group, version, &t.kind).map_err(|e| match e {
+    let (mut obj, zeros) = crate::protobuf::decode_object_and_zeros(
+        body, &t.group, version, &t.kind,
+    )
+    .map_err(|e| match e {
         crate::protobuf::DecodeError::UnknownKind(kind) => unsupported(&kind),
         crate::protobuf::DecodeError::Malformed(why) => ApiError::bad_request(format!(
             "error decoding the protobuf body of a {}: {why}",
             t.kind
         )),
-    })
+    })?;
+    crate::builtin::keep_set_zeros(t, &mut obj, zeros);
+    Ok(obj)
 }
 
 fn delete_opts(q: &Query, req: &Request<Bytes>) -> ApiResult<DeleteOpts> {

@@ -60,6 +60,27 @@ pub fn prepare(t: &ResourceType, obj: &mut Value, old: Option<&Value>, next_ip: 
     }
 }
 
+/// Puts back the zeros a protobuf body carried (`zeros`: JSON pointers and values, dropped by
+/// the decoder as Go's unset non-pointer fields) where the API server would otherwise default
+/// a different value: there the field is a pointer the client set to zero (`kubectl create
+/// deployment --replicas=0`). Elsewhere a zero and unset mean the same to the server.
+pub fn keep_set_zeros(t: &ResourceType, obj: &mut Value, zeros: Vec<(String, Value)>) {
+    let mut defaulted = obj.clone();
+    defaulting::apply(t, &mut defaulted);
+    for (pointer, zero) in zeros {
+        if defaulted.pointer(&pointer).is_none_or(|v| v == &zero) {
+            continue;
+        }
+        let Some((parent, key)) = pointer.rsplit_once('/') else {
+            continue;
+        };
+        let key = key.replace("~1", "/").replace("~0", "~");
+        if let Some(fields) = obj.pointer_mut(parent).and_then(Value::as_object_mut) {
+            fields.insert(key, zero);
+        }
+    }
+}
+
 /// What the API server's validation refuses in a defaulted built-in object (`validation`).
 pub fn validate(t: &ResourceType, obj: &Value) -> Vec<Cause> {
     validation::validate(t, obj)
@@ -402,6 +423,36 @@ fn remove_path(obj: &mut Value, path: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Go writes an unset non-pointer field and a pointer set to zero alike; only the latter
+    /// would be defaulted to something else, so only it is kept.
+    #[test]
+    fn zeros_of_a_protobuf_body_are_kept_where_the_server_would_default_another_value() {
+        let t = crate::registry::Registry::with_builtins()
+            .lookup("apps", "v1", "deployments")
+            .cloned()
+            .unwrap();
+        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+                           "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+        let zeros = vec![
+            ("/spec/replicas".to_string(), json!(0)),
+            ("/spec/minReadySeconds".to_string(), json!(0)),
+            ("/spec/paused".to_string(), json!(false)),
+            (
+                "/spec/template/spec/containers/0/workingDir".to_string(),
+                json!(""),
+            ),
+        ];
+        keep_set_zeros(&t, &mut d, zeros);
+        assert_eq!(d["spec"]["replicas"], 0);
+        assert!(d["spec"].get("minReadySeconds").is_none());
+        assert!(d["spec"].get("paused").is_none());
+        assert!(
+            d["spec"]["template"]["spec"]["containers"][0]
+                .get("workingDir")
+                .is_none()
+        );
+    }
 
     #[test]
     fn label_keys_may_have_a_dns_prefix_and_values_may_be_empty() {

@@ -300,6 +300,17 @@ pub fn decode_object(
     version: &str,
     kind: &str,
 ) -> Result<Value, DecodeError> {
+    decode_object_and_zeros(body, group, version, kind).map(|(obj, _)| obj)
+}
+
+/// [`decode_object`], with the zero scalars it dropped (see [`decode_message`]) as JSON
+/// pointers and values, so the caller can keep the ones that were set (`--replicas=0`).
+pub fn decode_object_and_zeros(
+    body: &[u8],
+    group: &str,
+    version: &str,
+    kind: &str,
+) -> Result<(Value, Vec<(String, Value)>), DecodeError> {
     let (api_version, envelope_kind, raw) = envelope(body).ok_or_else(|| {
         DecodeError::Malformed(
             "the body is not a protobuf runtime.Unknown envelope (it must start with \"k8s\\0\")"
@@ -326,7 +337,9 @@ pub fn decode_object(
             }
         ))
     })?;
-    let mut obj = decode_message(message, raw, 0).map_err(DecodeError::Malformed)?;
+    let mut zeros = Vec::new();
+    let mut obj =
+        decode_message(message, raw, 0, "", &mut zeros).map_err(DecodeError::Malformed)?;
     if let Some(map) = obj.as_object_mut() {
         let api_version = if group.is_empty() {
             version
@@ -336,7 +349,12 @@ pub fn decode_object(
         map.insert("apiVersion".into(), json!(api_version));
         map.insert("kind".into(), json!(kind));
     }
-    Ok(obj)
+    Ok((obj, zeros))
+}
+
+/// A JSON pointer one step below `path`.
+fn pointer(path: &str, key: &str) -> String {
+    format!("{path}/{}", key.replace('~', "~0").replace('/', "~1"))
 }
 
 /// Nesting deeper than this is refused (the Kubernetes types nest far less; JSONSchemaProps
@@ -410,11 +428,17 @@ fn is_zero(v: &Value) -> bool {
 }
 
 /// Decodes one field's value: a scalar, or a message (recursively).
-fn field_value(ty: FieldType, f: &Field<'_>, depth: usize) -> Result<Value, String> {
+fn field_value(
+    ty: FieldType,
+    f: &Field<'_>,
+    depth: usize,
+    path: &str,
+    zeros: &mut Vec<(String, Value)>,
+) -> Result<Value, String> {
     match ty {
         FieldType::Scalar(s) => scalar_value(s, f),
         FieldType::Message(name) => match f {
-            Field::Bytes(b) => decode_message(name, b, depth + 1),
+            Field::Bytes(b) => decode_message(name, b, depth + 1, path, zeros),
             _ => Err(format!("the message field {name} has the wrong wire type")),
         },
     }
@@ -431,8 +455,16 @@ fn single<'a>(raw: &'a [u8]) -> Result<Vec<(u64, Field<'a>)>, String> {
 /// leaves out the zero values of `omitempty` fields, which nearly all optional fields are. So a
 /// zero scalar (`""`, `0`, `false`) is dropped unless the schema requires the field, and a zero
 /// Time is `null`. The price: a pointer field explicitly set to zero (`kubectl create
-/// deployment --replicas=0`) looks the same on the wire and is read as unset (then defaulted).
-fn decode_message(name: &'static str, raw: &[u8], depth: usize) -> Result<Value, String> {
+/// deployment --replicas=0`) looks the same on the wire: the dropped zeros are listed in
+/// `zeros` (JSON pointers below `path`), for the caller to keep the ones the API server would
+/// otherwise default (`builtin::keep_set_zeros`).
+fn decode_message(
+    name: &'static str,
+    raw: &[u8],
+    depth: usize,
+    path: &str,
+    zeros: &mut Vec<(String, Value)>,
+) -> Result<Value, String> {
     if depth > MAX_DEPTH {
         return Err(format!("messages nested deeper than {MAX_DEPTH}"));
     }
@@ -521,14 +553,14 @@ fn decode_message(name: &'static str, raw: &[u8], depth: usize) -> Result<Value,
                     if alternatives == "StringArray" {
                         scalar_value(Scalar::String, &Field::Bytes(b))
                     } else {
-                        decode_message(schema, b, depth + 1)
+                        decode_message(schema, b, depth + 1, path, zeros)
                     }
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array);
         }
         if let Some(b) = bytes_of(schema_field) {
-            return decode_message(schema, b, depth + 1);
+            return decode_message(schema, b, depth + 1, path, zeros);
         }
         return Ok(json!(varint_of(1).unwrap_or(0) != 0));
     }
@@ -559,7 +591,10 @@ fn decode_message(name: &'static str, raw: &[u8], depth: usize) -> Result<Value,
                             .unwrap_or_default()
                             .to_string();
                     }
-                    2 => value = field_value(def.ty, &ef, depth)?,
+                    2 => {
+                        let at = pointer(&pointer(path, def.json), &key);
+                        value = field_value(def.ty, &ef, depth, &at, zeros)?;
+                    }
                     _ => {}
                 }
             }
@@ -590,7 +625,14 @@ fn decode_message(name: &'static str, raw: &[u8], depth: usize) -> Result<Value,
                     }
                     out
                 }
-                _ => vec![field_value(def.ty, f, depth)?],
+                _ => {
+                    let index = obj
+                        .get(def.json)
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len);
+                    let at = pointer(&pointer(path, def.json), &index.to_string());
+                    vec![field_value(def.ty, f, depth, &at, zeros)?]
+                }
             };
             let entry = obj.entry(def.json).or_insert_with(|| json!([]));
             if let Some(a) = entry.as_array_mut() {
@@ -598,7 +640,13 @@ fn decode_message(name: &'static str, raw: &[u8], depth: usize) -> Result<Value,
             }
             continue;
         }
-        let value = field_value(def.ty, f, depth)?;
+        // An embedded struct's fields are the parent's: same path.
+        let at = if def.json == "-" {
+            path.to_string()
+        } else {
+            pointer(path, def.json)
+        };
+        let value = field_value(def.ty, f, depth, &at, zeros)?;
         if def.json == "-" {
             // An embedded Go struct (`json:",inline"`): its fields are this object's.
             if let Value::Object(inner) = value {
@@ -614,6 +662,7 @@ fn decode_message(name: &'static str, raw: &[u8], depth: usize) -> Result<Value,
             obj.insert(def.json.to_string(), value);
         } else {
             obj.remove(def.json);
+            zeros.push((at, value));
         }
     }
     Ok(Value::Object(obj))

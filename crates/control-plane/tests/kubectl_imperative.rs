@@ -151,6 +151,16 @@ async fn imperative_kubectl_commands_work_as_against_a_cluster() {
             ],
         ),
         (
+            "create deployment --replicas=0",
+            &[
+                "create",
+                "deployment",
+                "idle",
+                "--image=nginx:1",
+                "--replicas=0",
+            ],
+        ),
+        (
             "create job",
             &["create", "job", "once", "--image=busybox", "--", "true"],
         ),
@@ -299,6 +309,20 @@ async fn imperative_kubectl_commands_work_as_against_a_cluster() {
         "deployment read back with the API server's defaults",
         &out,
         |s| s == "25% 10 600 Always ClusterFirst IfNotPresent TCP",
+    );
+    let out = k
+        .run(&[
+            "get",
+            "deployment",
+            "idle",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ])
+        .await;
+    c.output(
+        "deployment created with --replicas=0 keeps zero replicas",
+        &out,
+        |s| s == "0",
     );
     let out = k
         .run(&[
