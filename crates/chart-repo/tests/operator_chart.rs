@@ -1674,3 +1674,94 @@ async fn helm_install_keeps_an_existing_catalog_namespace_and_refuses_monitoring
     assert!(ok, "helm upgrade failed:\n{output}");
     control_plane.shutdown();
 }
+
+/// Where the platform guide's table of the operators' rights starts and ends.
+const RBAC_TABLE_START: &str = "<!-- rbac-table: generated from `helm template charts/upstart-operators` by crates/chart-repo/tests/operator_chart.rs; UPSTART_REGENERATE_DOCS=1 rewrites it -->";
+const RBAC_TABLE_END: &str = "<!-- end rbac-table -->";
+
+/// The rules of the operators' Roles and ClusterRoles as rendered, one Markdown row per rule:
+/// operator, where the rule is granted, API group (or non-resource URLs), resources, names,
+/// verbs.
+fn rbac_table(objects: &[Value]) -> String {
+    let label = |name: &str| {
+        [
+            ("upstart-helmrelease-operator", "HelmRelease"),
+            ("upstart-service-operator", "UpstartService"),
+            ("upstart-environment-operator", "UpstartEnvironment"),
+        ]
+        .into_iter()
+        .find(|(prefix, _)| name.starts_with(prefix))
+        .map(|(_, label)| label)
+    };
+    let list = |value: &Value| {
+        strings(value)
+            .iter()
+            .map(|s| {
+                if s.is_empty() {
+                    "`\"\"`".to_string()
+                } else {
+                    format!("`{s}`")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut rows = vec![
+        "| Operator | Granted by | API group | Resources | Names | Verbs |".to_string(),
+        "|---|---|---|---|---|---|".to_string(),
+    ];
+    for kind in ["ClusterRole", "Role"] {
+        for role in of_kind(objects, kind) {
+            let name = role["metadata"]["name"].as_str().unwrap();
+            let Some(operator) = label(name) else {
+                continue;
+            };
+            let granted = format!("{kind} `{name}`");
+            for rule in role["rules"].as_sequence().unwrap() {
+                let (group, resources) = if rule["nonResourceURLs"].is_sequence() {
+                    (
+                        "(non-resource URLs)".to_string(),
+                        list(&rule["nonResourceURLs"]),
+                    )
+                } else {
+                    (list(&rule["apiGroups"]), list(&rule["resources"]))
+                };
+                rows.push(format!(
+                    "| {operator} | {granted} | {group} | {resources} | {} | {} |",
+                    list(&rule["resourceNames"]),
+                    strings(&rule["verbs"]).join(", ")
+                ));
+            }
+        }
+    }
+    rows.join("\n")
+}
+
+#[test]
+fn the_platform_guides_rbac_table_is_the_charts_rules() {
+    // Defaults, plus a credential Secret so that the credentials Role is rendered too.
+    let objects = render(
+        "repositories:\n  upstart-charts:\n    url: https://charts.example.com\n    credentialsSecret: upstart-charts-auth\n",
+    );
+    let table = rbac_table(&objects);
+    let guide_path = upstart_test_support::workspace_root().join("docs/guides/platform-team.md");
+    let guide = std::fs::read_to_string(&guide_path).unwrap();
+    let start = guide
+        .find(RBAC_TABLE_START)
+        .expect("the platform guide has the rbac-table start marker")
+        + RBAC_TABLE_START.len();
+    let end = guide[start..]
+        .find(RBAC_TABLE_END)
+        .expect("the platform guide has the rbac-table end marker")
+        + start;
+    let generated = format!("\n{table}\n");
+    if std::env::var_os("UPSTART_REGENERATE_DOCS").is_some_and(|v| !v.is_empty()) {
+        let updated = format!("{}{generated}{}", &guide[..start], &guide[end..]);
+        std::fs::write(&guide_path, updated).unwrap();
+        return;
+    }
+    assert!(
+        guide[start..end] == generated,
+        "docs/guides/platform-team.md's RBAC table differs from the chart's rules: run this test with UPSTART_REGENERATE_DOCS=1 to rewrite it.\nGenerated:\n{table}"
+    );
+}
