@@ -15,8 +15,9 @@
 //! Other things can happen at write n instead ([`CrashOptions::variant`], [`Variant`]): a
 //! graceful stop (the shutdown signal, Leases released, a new generation resumes), a 409, 429
 //! or 500 answered to the write, the Leases taken by a standby generation behind the leader's
-//! back, or a crash while every operator watch is delayed, coalesced and reordered and their
-//! lists lag (the control plane's `WatchFault` and `lagging_lists`).
+//! back, a crash while every operator watch is delayed, coalesced and reordered and their
+//! lists lag (the control plane's `WatchFault` and `lagging_lists`), or a real SIGKILL of the
+//! HelmRelease operator's binary running against the control plane's HTTPS endpoint.
 //!
 //! The invariants ([`Invariant`]): the scenario settled (everything Ready, each dependent wired
 //! to its dependency's current output); no deleted object kept by a finalizer; each hook
@@ -200,11 +201,16 @@ pub enum Variant {
     /// (200 ms windows) and reordered across objects, and their informers' lists come from a
     /// cache lagging up to 2 s behind.
     LaggingWatches,
+    /// The HelmRelease operator runs as its built binary (`upstart-helmrelease-operator` beside
+    /// the running test or bench, in cargo's target directory) against the control plane's
+    /// HTTPS endpoint, as a ServiceAccount of its own per generation; at write n it gets a real
+    /// SIGKILL (the other operators, if any, are killed in process).
+    Sigkill,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 7] = [
+    pub const ALL: [Variant; 8] = [
         Variant::Kill,
         Variant::GracefulStop,
         Variant::Fail(409),
@@ -212,6 +218,7 @@ impl Variant {
         Variant::Fail(500),
         Variant::LeaseStolen,
         Variant::LaggingWatches,
+        Variant::Sigkill,
     ];
 
     /// `kill`, `graceful-stop`, `fail-409`, `lease-stolen`, `lagging-watches`.
@@ -222,6 +229,7 @@ impl Variant {
             Variant::Fail(code) => format!("fail-{code}"),
             Variant::LeaseStolen => "lease-stolen".into(),
             Variant::LaggingWatches => "lagging-watches".into(),
+            Variant::Sigkill => "sigkill".into(),
         }
     }
 
@@ -472,7 +480,7 @@ pub async fn run_once(
     options: &CrashOptions,
 ) -> Result<RunOutcome, Error> {
     let started = Instant::now();
-    let rig = Rig::start(scenario).await?;
+    let rig = Rig::start(scenario, options.variant).await?;
     let result = rig.run(crash_at, options).await;
     rig.stop().await;
     let (crashed, writes, violations) = result?;
@@ -507,10 +515,12 @@ struct Rig {
     /// The resourceVersion at which each release was first seen Ready.
     first_ready: Arc<Mutex<HashMap<String, u64>>>,
     observer: tokio::task::JoinHandle<()>,
+    /// Under [`Variant::Sigkill`]: the HTTPS endpoint the operator binary talks to.
+    endpoint: Option<upstart_control_plane::Endpoint>,
 }
 
 impl Rig {
-    async fn start(scenario: Scenario) -> Result<Rig, Error> {
+    async fn start(scenario: Scenario, variant: Variant) -> Result<Rig, Error> {
         let helm = upstart_local_cluster::locate_helm().ok_or_else(|| Error::Unexpected {
             what: "the crash harness".into(),
             message: "helm is needed: set UPSTART_HELM or run scripts/bootstrap-tools".into(),
@@ -562,6 +572,16 @@ impl Rig {
         let all_tokens = tokens.values().cloned().collect();
         let first_ready = Arc::new(Mutex::new(HashMap::new()));
         let observer = tokio::spawn(observe_ready(client.clone(), first_ready.clone()));
+        let endpoint = if variant == Variant::Sigkill {
+            let endpoint = cp
+                .serve_https(([127, 0, 0, 1], 0).into())
+                .await
+                .map_err(|e| unexpected("serving the control plane over HTTPS", e))?;
+            endpoint.enable_service_account_tokens();
+            Some(endpoint)
+        } else {
+            None
+        };
         Ok(Rig {
             scenario,
             cp,
@@ -576,6 +596,7 @@ impl Rig {
             expired: std::sync::atomic::AtomicBool::new(false),
             first_ready,
             observer,
+            endpoint,
         })
     }
 
@@ -604,7 +625,7 @@ impl Rig {
             );
             faults.lagging_lists(OPERATOR_PATTERN, Duration::from_secs(2));
         }
-        let mut generation = Generation::start(self, 1, variant.elects())?;
+        let mut generation = Generation::start(self, 1, variant.elects()).await?;
         let mut violations = Vec::new();
         if let Err(detail) = self.prepare(options).await? {
             violations.push(Violation {
@@ -621,7 +642,7 @@ impl Rig {
                     detail,
                 });
             }
-            standby = Some(Generation::start(self, 2, true)?);
+            standby = Some(Generation::start(self, 2, true).await?);
         }
         // The writes counted and crashed at are the ones after this.
         let mark = self.last_seq();
@@ -661,12 +682,12 @@ impl Rig {
         }
         if crashed {
             match variant {
-                Variant::Kill | Variant::LaggingWatches => {
+                Variant::Kill | Variant::LaggingWatches | Variant::Sigkill => {
                     generation.kill().await;
                     killed_at = Some(self.last_seq());
                     gate.open();
                     self.expire_watches(2, options);
-                    generation = Generation::start(self, 2, false)?;
+                    generation = Generation::start(self, 2, false).await?;
                 }
                 Variant::GracefulStop => {
                     generation.expect_end();
@@ -683,7 +704,7 @@ impl Rig {
                     killed_at = Some(self.last_seq());
                     violations.extend(self.leases_released().await?);
                     self.expire_watches(2, options);
-                    generation = Generation::start(self, 2, true)?;
+                    generation = Generation::start(self, 2, true).await?;
                 }
                 Variant::LeaseStolen => {
                     generation.expect_end();
@@ -1331,10 +1352,12 @@ struct Generation {
     /// ends are then no failure.
     ending: Arc<std::sync::atomic::AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Under [`Variant::Sigkill`]: the HelmRelease operator's process.
+    binary: Option<std::process::Child>,
 }
 
 impl Generation {
-    fn start(rig: &Rig, number: u32, elect: bool) -> Result<Generation, Error> {
+    async fn start(rig: &Rig, number: u32, elect: bool) -> Result<Generation, Error> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name(format!("operator-{number}"))
@@ -1348,6 +1371,7 @@ impl Generation {
             shutdown: Shutdown::new(),
             ending: Arc::default(),
             tasks: Vec::new(),
+            binary: None,
         };
         let repositories = RepositoryConfig::from_yaml(&format!(
             "repositories: {{test: {{url: \"{}\"}}}}",
@@ -1362,9 +1386,13 @@ impl Generation {
             teardown_timeout: Duration::from_secs(60),
             ..Default::default()
         };
-        generation.spawn(rig, number, "helmrelease", move |op, shutdown| {
-            upstart_helmrelease_operator::controller::run(op, config, shutdown)
-        });
+        if let Some(endpoint) = &rig.endpoint {
+            generation.binary = Some(start_binary(rig, endpoint, number).await?);
+        } else {
+            generation.spawn(rig, number, "helmrelease", move |op, shutdown| {
+                upstart_helmrelease_operator::controller::run(op, config, shutdown)
+            });
+        }
         if rig.scenario.all_operators() {
             let catalog_namespace = upstart_api::names::DEFAULT_CATALOG_NAMESPACE.to_owned();
             #[allow(
@@ -1445,15 +1473,26 @@ impl Generation {
     }
 
     /// Why an operator of this generation ended, if one did.
-    fn failure(&self) -> Option<String> {
+    fn failure(&mut self) -> Option<String> {
+        if let Some(child) = &mut self.binary
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            return Some(format!("the helmrelease operator binary exited: {status}"));
+        }
         self.failure
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
-    /// Ends every task of the generation where it stands and waits until they are gone.
+    /// Ends every task of the generation where it stands and waits until they are gone; its
+    /// operator binary gets SIGKILL.
     async fn kill(&mut self) {
+        if let Some(mut child) = self.binary.take() {
+            // std's kill is SIGKILL on Unix.
+            let _ = child.kill();
+            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+        }
         if let Some(runtime) = self.runtime.take() {
             let _ = tokio::task::spawn_blocking(move || runtime.shutdown_timeout(KILL_GRACE)).await;
         }
@@ -1462,10 +1501,97 @@ impl Generation {
 
 impl Drop for Generation {
     fn drop(&mut self) {
+        if let Some(child) = &mut self.binary {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
     }
+}
+
+/// Starts the HelmRelease operator binary of generation `number` on `endpoint`, as the
+/// ServiceAccount `operator-<number>-helmrelease` (its client tag in the request log), with the
+/// harness's repository, helm and a fresh chart cache; its output goes to a log file beside
+/// them.
+async fn start_binary(
+    rig: &Rig,
+    endpoint: &upstart_control_plane::Endpoint,
+    number: u32,
+) -> Result<std::process::Child, Error> {
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("upstart-helmrelease-operator")))
+        .filter(|path| path.is_file())
+        .ok_or_else(|| Error::Unexpected {
+            what: "the sigkill variant".into(),
+            message: "upstart-helmrelease-operator is not in cargo's target directory beside \
+                      this program: build it first (cargo build -p upstart-helmrelease-operator, \
+                      with the same profile)"
+                .into(),
+        })?;
+    let account = lease_identity(number, "helmrelease");
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(rig.client.clone(), LEASE_NAMESPACE);
+    accounts
+        .create(
+            &PostParams::default(),
+            &from_json(json!({"metadata": {"name": account}}))?,
+        )
+        .await
+        .map_err(Error::kube("creating the operator binary's ServiceAccount"))?;
+    // TokenRequest is served where tokens are used: on the HTTPS endpoint.
+    let admin = endpoint
+        .client()
+        .await
+        .map_err(|e| unexpected("a client of the HTTPS endpoint", e))?;
+    let token =
+        Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(admin, LEASE_NAMESPACE)
+            .create_token_request(
+                &account,
+                &PostParams::default(),
+                &from_json(json!({"spec": {"expirationSeconds": 3600}}))?,
+            )
+            .await
+            .map_err(Error::kube("requesting the operator binary's token"))?
+            .status
+            .map(|s| s.token)
+            .ok_or_else(|| unexpected("requesting the operator binary's token", "no status"))?;
+    let dir = rig.dir.path();
+    let kubeconfig = dir.join(format!("kubeconfig-{number}"));
+    let repositories = dir.join("repositories.yaml");
+    let write = |path: &Path, text: String| {
+        std::fs::write(path, text)
+            .map_err(|e| unexpected(&format!("writing {}", path.display()), e))
+    };
+    write(
+        &kubeconfig,
+        endpoint.kubeconfig_yaml().replace(endpoint.token(), &token),
+    )?;
+    write(
+        &repositories,
+        format!("repositories: {{test: {{url: \"{}\"}}}}\n", rig.repo.url()),
+    )?;
+    let log = std::fs::File::create(dir.join(format!("helmrelease-operator-{number}.log")))
+        .map_err(|e| unexpected("creating the operator binary's log", e))?;
+    let err = log
+        .try_clone()
+        .map_err(|e| unexpected("creating the operator binary's log", e))?;
+    std::process::Command::new(&binary)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .env("UPSTART_KUBECONFIG", &kubeconfig)
+        .env("UPSTART_METRICS_ADDR", "127.0.0.1:0")
+        .env("UPSTART_HELM_PATH", &rig.helm)
+        .env("UPSTART_REPOSITORY_CONFIG", &repositories)
+        .env("UPSTART_CACHE_DIR", dir.join(format!("cache-{number}")))
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| unexpected(&format!("starting {}", binary.display()), e))
 }
 
 /// Records the resourceVersion at which each HelmRelease is first seen Ready (watch events come

@@ -1,8 +1,8 @@
 //! A sample of issue 15's crash-at-every-write harness (`upstart_e2e::crash`): each scenario
 //! crashed at a few of its writes (the first, one in the middle, the last), the restarted
 //! operators' first watch answered 410, and every invariant checked; then each other variant
-//! (graceful stop, 409/429/500, a stolen Lease, lagging watches) once, at a write in the middle
-//! of the chain's first install. The bench `crash_points` runs every write of every variant.
+//! (graceful stop, 409/429/500, a stolen Lease, lagging watches, a SIGKILL of the operator
+//! binary) once, at a write in the middle of the chain's first install. The bench `crash_points` runs every write of every variant.
 
 use upstart_e2e::crash::{
     CrashOptions, CrashPoints, LoopReport, Scenario, Variant, crash_loop, run_once,
@@ -103,4 +103,10 @@ async fn operator_whose_lease_is_taken_stops_writing_and_the_other_instance_fini
 async fn chain_survives_a_crash_under_delayed_coalesced_reordered_watches_and_lagging_lists()
 -> Result<(), upstart_e2e::Error> {
     chain_at_write_12(Variant::LaggingWatches).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_survives_a_sigkill_of_the_operator_binary() -> Result<(), upstart_e2e::Error> {
+    // The binary is built with the workspace's tests (it has integration tests of its own).
+    chain_at_write_12(Variant::Sigkill).await
 }

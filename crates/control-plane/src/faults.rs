@@ -130,8 +130,10 @@ impl PartialEq for Gate {
     }
 }
 
-/// Who sent a request: the tag of [`crate::ControlPlane::client_tagged`], else the product of
-/// its `User-Agent` (`kubectl`, `helm`, an operator binary), else empty.
+/// Who sent a request: the tag of [`crate::ControlPlane::client_tagged`], else the name of the
+/// ServiceAccount it authenticated as on the HTTPS endpoint (each operator binary of a test can
+/// run as an account of its own), else the product of its `User-Agent` (`kubectl`, `helm`, an
+/// operator binary), else empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ClientTag(pub String);
 
@@ -139,6 +141,12 @@ pub(crate) struct ClientTag(pub String);
 pub(crate) fn client_tag(req: &Request<Bytes>) -> String {
     if let Some(ClientTag(tag)) = req.extensions().get::<ClientTag>() {
         return tag.clone();
+    }
+    if let Some(user) = req.extensions().get::<crate::auth::UserInfo>()
+        && let Some(account) = user.username.strip_prefix("system:serviceaccount:")
+        && let Some((_, name)) = account.split_once(':')
+    {
+        return name.to_string();
     }
     req.headers()
         .get(http::header::USER_AGENT)
