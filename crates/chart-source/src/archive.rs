@@ -207,16 +207,11 @@ fn unpack_entries<R: Read>(
             ));
         }
         // Nothing may be written through a link this archive created.
-        for depth in 1..=rest.len() {
-            let ancestor = rest[..depth]
-                .iter()
-                .fold(dest.to_path_buf(), |p, c| p.join(c));
-            if links.contains(&ancestor) {
-                return Err(unsafe_archive(
-                    chart,
-                    format!("entry {path:?} goes through a link"),
-                ));
-            }
+        if goes_through_link(dest, rest, &links) {
+            return Err(unsafe_archive(
+                chart,
+                format!("entry {path:?} goes through a link"),
+            ));
         }
         if kind.is_dir() {
             std::fs::create_dir_all(&target).map_err(|e| io_error(&target, e))?;
@@ -265,6 +260,14 @@ fn unpack_entries<R: Read>(
                 )
             })?;
             match link_parts.split_first() {
+                // Nor read through one: links are only checked once the archive is unpacked,
+                // and a chain of them may lead anywhere meanwhile.
+                Some((_, link_rest)) if goes_through_link(dest, link_rest, &links) => {
+                    return Err(unsafe_archive(
+                        chart,
+                        format!("hard link {path:?} -> {link:?} goes through a link"),
+                    ));
+                }
                 Some((link_top, link_rest))
                     if Some(*link_top) == top.as_deref() && !link_rest.is_empty() =>
                 {
@@ -344,6 +347,15 @@ fn unpack_entries<R: Read>(
         }
     }
     top.ok_or_else(|| invalid_archive(chart, "the archive is empty"))
+}
+
+/// Whether `parts` (a path below `dest`) passes through, or is, one of `links`.
+fn goes_through_link(dest: &Path, parts: &[&str], links: &HashSet<PathBuf>) -> bool {
+    let mut path = dest.to_path_buf();
+    parts.iter().any(|part| {
+        path.push(part);
+        links.contains(&path)
+    })
 }
 
 /// What the archive's entries cost so far, with what is read again through links added.

@@ -18,7 +18,8 @@ pub fn limits() -> Limits {
     }
 }
 
-const SENTINEL: &[u8] = b"outside the chart";
+/// The content of a file beside the chart directory: no file of the chart may ever hold it.
+const SENTINEL: &[u8] = b"outside the chart: never to be read";
 
 /// Unpacks `data` as chart `mychart`: a gzip stream as it is, anything else gzipped first (so
 /// that the fuzzer mutates tar headers without breaking the gzip checksum).
@@ -57,6 +58,9 @@ pub fn chart_archive(data: &[u8]) {
         SENTINEL,
         "a file beside the chart was changed"
     );
+    if dest.exists() {
+        assert_nothing_read_from_outside(&dest);
+    }
     if result.is_ok() {
         let root = dest.canonicalize().expect("the chart directory");
         let mut tally = Tally::default();
@@ -71,6 +75,25 @@ pub fn chart_archive(data: &[u8]) {
             "{} entries unpacked",
             tally.entries
         );
+    }
+}
+
+/// Whether any regular file under `dir` (links not followed) is a copy of the sentinel, even
+/// when the unpack failed and its directory is to be removed.
+fn assert_nothing_read_from_outside(dir: &Path) {
+    for entry in std::fs::read_dir(dir).expect("listing the chart") {
+        let path = entry.expect("an entry").path();
+        let meta = path.symlink_metadata().expect("an entry's metadata");
+        if meta.is_dir() {
+            assert_nothing_read_from_outside(&path);
+        } else if meta.is_file() {
+            assert_ne!(
+                std::fs::read(&path).expect("reading an unpacked file"),
+                SENTINEL,
+                "{} was copied from outside the chart",
+                path.display()
+            );
+        }
     }
 }
 

@@ -212,6 +212,25 @@ async fn hard_links_leaving_the_chart_and_device_files_are_refused() {
 }
 
 #[tokio::test]
+async fn a_hard_link_through_a_symlink_chain_is_refused_before_it_reads_outside_the_chart() {
+    // `y -> .` and `x -> y/..` each stay inside the chart on their own, but `x` is the chart's
+    // parent: a hard link to `x/FILE` copied any readable file from there before the links
+    // were checked at the end (found by the chart_archive fuzz target's seeds).
+    let (error, _parent) = refused(
+        tgz(&[
+            ok_chart(),
+            Entry::Symlink("tiny/y", "."),
+            Entry::Symlink("tiny/x", "y/.."),
+            Entry::HardLink("tiny/copy", "tiny/x/sentinel"),
+        ]),
+        "{}",
+    )
+    .await;
+    assert!(matches!(error, Error::UnsafeArchive { .. }), "{error}");
+    assert!(error.to_string().contains("goes through a link"), "{error}");
+}
+
+#[tokio::test]
 async fn too_many_files_and_too_large_contents_hit_the_limits() {
     let mut entries = vec![ok_chart()];
     let names: Vec<String> = (0..20)
