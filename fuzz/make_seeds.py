@@ -254,7 +254,7 @@ REQUESTS = {
                            req("GET", "/api/v1/configmaps?fieldSelector=metadata.name%3Dcm")),
     "create-yaml": req("POST", NS + "/configmaps", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\ndata:\n  k: v\n", "application/yaml"),
     "yaml-alias-bomb": req("POST", NS + "/configmaps", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\ndata:\n  " + billion_laughs().replace("\n", "\n  "), "application/yaml"),
-    "yaml-quadratic": req("PATCH", NS + "/configmaps/q?fieldManager=m", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: q\nx:\n  " + quadratic_aliases(2000, 1000).replace("\n", "\n  "), "application/apply-patch+yaml"),
+    "yaml-quadratic": req("PATCH", NS + "/configmaps/q?fieldManager=m", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: q\nx:\n  " + quadratic_aliases(600, 300).replace("\n", "\n  "), "application/apply-patch+yaml"),
     "deep-json": req("POST", NS + "/configmaps", "[" * 5000 + "]" * 5000),
     "huge-numbers": req("POST", NS + "/configmaps", '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"n","generation":1e400,"resourceVersion":"99999999999999999999999"},"data":{"k":"v"}}'),
     "merge-patch": seq(req("POST", NS + "/configmaps", CMJ), req("PATCH", NS + "/configmaps/cm", '{"data":{"k":null,"z":"1"}}', "application/merge-patch+json")),
