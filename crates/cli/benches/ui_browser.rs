@@ -9,7 +9,8 @@
 //!
 //! The environment: 10 services of 10 releases each, every release depending on the previous
 //! one of its service (10 install levels), started by `upstart dev --no-operators`: the
-//! HelmReleases are created and their status written by this bench, as an operator would.
+//! UpstartServices and HelmReleases are created and the releases' status written by this
+//! bench, as the operators would.
 
 #![allow(
     clippy::unwrap_used,
@@ -30,7 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
-use upstart_api::v1alpha1::HelmRelease;
+use upstart_api::v1alpha1::{HelmRelease, UpstartService};
 
 use browser::{Browser, Dev};
 
@@ -40,20 +41,23 @@ const PER_SERVICE: usize = 10;
 const LOADS: usize = 7;
 const UPDATES: usize = 30;
 
+/// A service: releases `r0`..`r9`, each depending on the previous one.
+fn service_spec() -> serde_json::Value {
+    let releases: serde_json::Map<String, serde_json::Value> = (0..PER_SERVICE)
+        .map(|r| {
+            let mut release = json!({"chart": "upstart-charts/example-service"});
+            if r > 0 {
+                release["dependencies"] = json!([{"name": format!("r{}", r - 1)}]);
+            }
+            (format!("r{r}"), release)
+        })
+        .collect();
+    json!({"helmReleases": releases})
+}
+
 fn environment() -> String {
     let services: Vec<serde_json::Value> = (0..SERVICES)
-        .map(|s| {
-            let releases: serde_json::Map<String, serde_json::Value> = (0..PER_SERVICE)
-                .map(|r| {
-                    let mut release = json!({"chart": "upstart-charts/example-service"});
-                    if r > 0 {
-                        release["dependencies"] = json!([{"name": format!("r{}", r - 1)}]);
-                    }
-                    (format!("r{r}"), release)
-                })
-                .collect();
-            json!({"name": format!("s{s}"), "spec": {"helmReleases": releases}})
-        })
+        .map(|s| json!({"name": format!("s{s}"), "spec": service_spec()}))
         .collect();
     let environment = json!({
         "apiVersion": "upstartoperators.upstart.com/v1alpha1",
@@ -103,10 +107,23 @@ async fn main() {
     std::fs::write(&file, environment()).unwrap();
     let dev = Dev::start(&["--no-operators", file.to_str().unwrap()]);
     let client = dev.client().await;
-    let releases: Api<HelmRelease> = Api::namespaced(client, NAME);
+    let releases: Api<HelmRelease> = Api::namespaced(client.clone(), NAME);
+    let services: Api<UpstartService> = Api::namespaced(client, NAME);
     // The namespace and the environment are applied after the web view starts.
     let mut names = Vec::new();
     for s in 0..SERVICES {
+        let service: UpstartService = serde_json::from_value(json!({
+            "apiVersion": "upstartoperators.upstart.com/v1alpha1", "kind": "UpstartService",
+            "metadata": {"name": format!("s{s}")},
+            "spec": service_spec(),
+        }))
+        .unwrap();
+        loop {
+            match services.create(&PostParams::default(), &service).await {
+                Ok(_) => break,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
         for r in 0..PER_SERVICE {
             let name = upstart_api::names::child_name(&format!("s{s}"), &format!("r{r}"));
             let object: HelmRelease = serde_json::from_value(json!({
@@ -150,6 +167,9 @@ async fn main() {
             .await;
         loads.push(drawn.as_f64().unwrap());
     }
+
+    // UPSTART_UI_SCREENSHOTS=DIR: what a 100-release graph looks like.
+    browser.screenshot_if_asked("ui-100-releases").await;
 
     let mut latencies = Vec::new();
     for name in names.iter().take(UPDATES) {

@@ -26,9 +26,12 @@ function nodeClass(n) {
   return `node ${phaseClass(n.phase, n.ready)}${n.critical ? " critical" : ""}${selected}`;
 }
 
-function nodeSub(n) {
+// The phase and time inside a node (the long phase name is shortened there; the label and
+// the details keep it).
+function nodeSub(n, long) {
   const time = n.timeSeconds == null ? "" : ` ${n.ready ? "in" : "for"} ${duration(n.timeSeconds)}`;
-  return `${n.phase}${time}`;
+  const phase = !long && n.phase === "WaitingForDependencies" ? "Waiting" : n.phase;
+  return `${phase}${time}`;
 }
 
 // The SVG, laid out: each lane is as tall as its most crowded level.
@@ -166,7 +169,7 @@ function detail(focus) {
   if (!n) { aside.hidden = true; return; }
   aside.hidden = false;
   document.getElementById("detail-title").textContent = n.label;
-  const fields = [["Object", `HelmRelease ${n.name}`], ["Chart", n.chart], ["Phase", nodeSub(n)],
+  const fields = [["Object", `HelmRelease ${n.name}`], ["Chart", n.chart], ["Phase", nodeSub(n, true)],
     ["Waits for", n.waitsFor.join(", ") || "nothing"], ["Message", n.message || ""]];
   if (n.critical) fields.push(["Critical path", `waited ${duration(n.critical.waitSeconds)}, installed in ${duration(n.critical.installSeconds)}`]);
   document.getElementById("detail-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { "data-field": k }, v)]));
