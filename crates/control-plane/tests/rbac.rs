@@ -771,4 +771,32 @@ async fn kubectl_auth_can_i_as_a_service_account_answers_from_its_bindings() {
     );
     let elsewhere = can_i(&["get", "secrets", "-n", "other"]).await;
     assert_eq!(String::from_utf8_lossy(&elsewhere.stdout).trim(), "no");
+
+    // --list asks a SelfSubjectRulesReview: the namespace's rules and the bootstrap ones.
+    let listed = can_i(&["--list", "-n", "team"]).await;
+    let text = String::from_utf8_lossy(&listed.stdout);
+    let row = |first: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(first))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    assert_eq!(
+        row("secrets").as_deref(),
+        Some("secrets [] [] [get]"),
+        "{text}"
+    );
+    assert!(
+        row("selfsubjectaccessreviews.authorization.k8s.io").is_some(),
+        "system:basic-user's rules are listed: {text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("[/version]") && l.ends_with("[get]")),
+        "system:public-info-viewer's paths are listed: {text}"
+    );
+    let other = can_i(&["--list", "-n", "other"]).await;
+    assert!(
+        !String::from_utf8_lossy(&other.stdout).contains("secrets "),
+        "a RoleBinding's rules are listed in its namespace only"
+    );
 }
