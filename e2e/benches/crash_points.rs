@@ -5,7 +5,8 @@
 //!
 //! `cargo bench -p upstart-e2e --bench crash_points`; settings from the environment:
 //! `CRASH_SCENARIOS=chain,...` (default: all), `CRASH_VARIANTS=kill,graceful-stop,fail-409,
-//! fail-429,fail-500,lease-stolen,lagging-watches` (default: `kill`; `all` for every one),
+//! fail-429,fail-500,lease-stolen,lagging-watches,sigkill` (default: `kill`; `all` for every
+//! one; `sigkill` needs `upstart-helmrelease-operator` built with the bench's profile),
 //! `CRASH_POINT=after|before` (the write stored and
 //! unanswered, the default, or not stored), `CRASH_EXPIRE_WATCHES=0` (the restarted operators'
 //! first watches are not answered 410), `CRASH_EVERY=K` (every Kth write only, default 1).
