@@ -178,9 +178,15 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
     .await?;
 
     // stdout carries only what a user copies: how to reach the control plane and the charts.
-    println!("export KUBECONFIG={}", absolute(&args.kubeconfig).display());
+    announce(format_args!(
+        "export KUBECONFIG={}",
+        absolute(&args.kubeconfig).display()
+    ));
     for repo in cluster.chart_repositories() {
-        println!("# chart repository {}: {}", repo.alias, repo.url);
+        announce(format_args!(
+            "# chart repository {}: {}",
+            repo.alias, repo.url
+        ));
     }
     let ui = if args.no_ui || args.exit_when_ready {
         None
@@ -189,7 +195,7 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
         let catalog = cluster.catalog_namespace().to_owned();
         let running =
             crate::ui::start(cluster.client().clone(), loopback, args.ui_port, &catalog).await?;
-        println!("# web view: {}", running.url);
+        announce(format_args!("# web view: {}", running.url));
         Some(running)
     };
 
@@ -496,4 +502,15 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Error> {
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
     })
+}
+
+/// Prints one line of what a user copies to stdout. A reader that stopped reading (a script
+/// that took the first line and closed the pipe) must not stop the control plane, so a write
+/// that fails is ignored (`println!` would panic on the broken pipe).
+fn announce(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out
+        .write_fmt(format_args!("{line}\n"))
+        .and_then(|()| out.flush());
 }
