@@ -34,6 +34,18 @@ pub enum Error {
     )]
     UnlistedRepository { reference: String },
 
+    /// An `imageDigest` image on a registry no configured OCI repository covers.
+    #[error(
+        "image {image:?} is on a registry path no configured OCI repository covers; add an oci:// repository for its registry (with its credentials) to the chart repository configuration, or set `allowUnlisted: true`"
+    )]
+    UnlistedImageRegistry { image: String },
+
+    /// An `imageDigest` image whose tag the registry does not have (yet: retried).
+    #[error(
+        "image {image:?} not found in its registry; check the repository and tag, or push it: the lookup is retried"
+    )]
+    ImageNotFound { image: String },
+
     /// A `file:` chart outside every configured local root (or with `..` in its path).
     #[error("local chart {reference:?} is refused: {reason}")]
     LocalChartRefused { reference: String, reason: String },
@@ -191,6 +203,7 @@ impl upstart_failure::Classify for Error {
             | Error::Timeout { .. }
             | Error::Cache { .. }
             | Error::ChartNotFound { .. }
+            | Error::ImageNotFound { .. }
             | Error::NoMatchingVersion { .. } => true,
             Error::HttpStatus { status, .. } => is_transient_status(*status),
             Error::Registry { transient, .. } => *transient,
@@ -198,6 +211,7 @@ impl upstart_failure::Classify for Error {
             | Error::InvalidReference { .. }
             | Error::UnknownAlias { .. }
             | Error::UnlistedRepository { .. }
+            | Error::UnlistedImageRegistry { .. }
             | Error::LocalChartRefused { .. }
             | Error::LocalChartNotFound { .. }
             | Error::InvalidConstraint { .. }
@@ -228,6 +242,8 @@ impl upstart_failure::MetricLabel for Error {
             Error::InvalidReference { .. } => "invalid_reference",
             Error::UnknownAlias { .. } => "unknown_alias",
             Error::UnlistedRepository { .. } => "unlisted_repository",
+            Error::UnlistedImageRegistry { .. } => "unlisted_image_registry",
+            Error::ImageNotFound { .. } => "image_not_found",
             Error::LocalChartRefused { .. } => "local_chart_refused",
             Error::LocalChartNotFound { .. } => "local_chart_not_found",
             Error::InvalidConstraint { .. } => "invalid_constraint",

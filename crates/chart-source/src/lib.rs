@@ -18,8 +18,24 @@
 //!   `http://` too): a repository named directly. Accepted when it is the URL of a configured
 //!   repository (its settings and credentials then apply) or when `allowUnlisted` is true;
 //!   refused otherwise.
+//! - `oci://HOST[:PORT]/PATH/NAME:TAG`: the manifest the tag points at. `version` is then
+//!   optional and, when set, must be satisfied by the tag's version (a conflict is an
+//!   [`Error::InvalidReference`] naming both). A tag that is a version (as `helm push` writes
+//!   them, `+` as `_`) must match the chart's `Chart.yaml`; another tag takes the chart as it is.
+//! - `oci://HOST[:PORT]/PATH/NAME@sha256:HEX` (or `NAME:TAG@sha256:HEX`): exactly that
+//!   manifest, pulled by digest and its content checked against it; `version`, when set, must
+//!   be satisfied by the chart it holds.
 //! - `file:PATH`: a chart directory or `.tgz` under one of `localRoots` (a relative `PATH` is
 //!   looked up in each root in order; `..` and symlinks leaving the roots are refused).
+//!
+//! # Tags that move
+//! [`ChartSource::resolve_manifest`] gives the manifest digest an OCI reference and version
+//! resolve to now (a `HEAD` of the manifest, reused until older than the caller's interval,
+//! the last answer kept while the registry is down), and [`ChartSource::fetch_at`] reads that
+//! manifest rather than the tag, so that what is rendered is what was resolved;
+//! [`FetchedChart::manifest_digest`] records it. [`ChartSource::image_digest`] does the same
+//! for container images (the `imageDigest` expression helper), through the configured OCI
+//! repository whose path holds the image.
 //!
 //! # Versions
 //! Exact (`1.2.3`) or a range in Helm's constraint syntax (`^0.1`, `~1.2`, `>=1.2 <2`,
@@ -113,8 +129,8 @@ pub use oci::CHART_LAYER_MEDIA_TYPE;
 
 use crate::cache::{Cache, is_sha256_hex, sha256_hex};
 use crate::http::{HttpRepo, Index, IndexEntry};
-use crate::oci::{Failure, OciRepo};
-use crate::reference::ChartRef;
+use crate::oci::{Failure, ManifestAt, OciRepo};
+use crate::reference::{ChartRef, OciPin};
 
 /// A chart ready to render.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +143,9 @@ pub struct FetchedChart {
     pub version: String,
     /// The archive's digest, `sha256:<hex>`.
     pub digest: String,
+    /// For a chart from an OCI registry: the digest (`sha256:<hex>`) of the manifest it was
+    /// read from. A tag moved to another manifest changes it.
+    pub manifest_digest: Option<String>,
     /// What is rendered: the archive's digest, or when dependencies were fetched into the
     /// chart, a digest of it and of theirs (`sha256:<hex>`). Keys the render cache.
     pub content_digest: String,
@@ -158,6 +177,7 @@ impl FetchedChart {
             version,
             content_digest: digest.clone(),
             digest,
+            manifest_digest: None,
             dependencies: Vec::new(),
             stale: None,
         }
@@ -198,6 +218,9 @@ struct Inner {
     /// `(reference, requested version) -> chart` last fetched from a repository, served when
     /// the repository is down so an outage does not fail releases that already had it.
     last_good: Mutex<HashMap<(String, Option<String>), FetchedChart>>,
+    /// Tags resolved to manifest digests (charts and `imageDigest` images), with when: reused
+    /// until older than the caller's interval, and served while the registry is down.
+    resolved: Mutex<HashMap<String, (String, std::time::Instant)>>,
     local_roots: Vec<PathBuf>,
     cache: Cache,
 }
@@ -269,6 +292,7 @@ impl ChartSource {
                 unlisted: Mutex::new(HashMap::new()),
                 undigested: Mutex::new(HashMap::new()),
                 last_good: Mutex::new(HashMap::new()),
+                resolved: Mutex::new(HashMap::new()),
                 local_roots,
                 cache,
             }),
@@ -278,11 +302,24 @@ impl ChartSource {
     /// Resolves `chart` (see the crate docs for the forms) and `version` (exact, a range, or
     /// `None` for the newest stable), and returns the unpacked chart from the cache, fetching
     /// it first when needed.
-    #[tracing::instrument(skip_all, fields(chart = %redact_url(chart), version = ?version))]
     pub async fn fetch(&self, chart: &str, version: Option<&str>) -> Result<FetchedChart, Error> {
+        self.fetch_at(chart, version, None).await
+    }
+
+    /// As [`ChartSource::fetch`], reading an OCI chart from the manifest `manifest`
+    /// (`sha256:<hex>`, as [`ChartSource::resolve_manifest`] gave it) rather than from where
+    /// its tag points now, so that what is rendered is what was resolved. Ignored for charts
+    /// that do not come from an OCI registry.
+    #[tracing::instrument(skip_all, fields(chart = %redact_url(chart), version = ?version))]
+    pub async fn fetch_at(
+        &self,
+        chart: &str,
+        version: Option<&str>,
+        manifest: Option<&str>,
+    ) -> Result<FetchedChart, Error> {
         let requested = version.map(str::trim).filter(|v| !v.is_empty());
         let key = (chart.to_owned(), requested.map(str::to_owned));
-        let result = self.fetch_fresh(chart, requested).await;
+        let result = self.fetch_fresh(chart, requested, manifest).await;
         let mut last_good = self
             .inner
             .last_good
@@ -329,6 +366,7 @@ impl ChartSource {
         &self,
         chart: &str,
         requested: Option<&str>,
+        manifest: Option<&str>,
     ) -> Result<FetchedChart, Error> {
         let constraint = match requested {
             Some(text) => Constraint::parse(text).map_err(|e| Error::InvalidConstraint {
@@ -350,15 +388,36 @@ impl ChartSource {
                         known: self.known_aliases(),
                     });
                 };
-                (self.fetch_from(repo, &name, &wanted).await?, None)
+                let fetched = match repo {
+                    Repo::Oci(repo) => {
+                        let at = OciAt {
+                            reference: chart,
+                            pin: None,
+                            manifest,
+                        };
+                        self.fetch_oci(repo, &name, &wanted, &at).await?
+                    }
+                    Repo::Http(_) => self.fetch_from(repo, &name, &wanted).await?,
+                };
+                (fetched, None)
             }
             ChartRef::Oci {
                 registry,
                 namespace,
                 name,
+                pin,
             } => {
-                let repo = self.oci_repo(chart, &registry, &namespace)?;
-                (self.fetch_from(&repo, &name, &wanted).await?, None)
+                let Repo::Oci(repo) = self.oci_repo(chart, &registry, &namespace)? else {
+                    return Err(config_error(
+                        "an oci:// reference resolved to an HTTP repository",
+                    ));
+                };
+                let at = OciAt {
+                    reference: chart,
+                    pin: pin.as_ref(),
+                    manifest,
+                };
+                (self.fetch_oci(&repo, &name, &wanted, &at).await?, None)
             }
             ChartRef::Http { repo_url, name } => {
                 let repo = self.http_repo(chart, &repo_url)?;
@@ -627,7 +686,14 @@ impl ChartSource {
     ) -> Result<FetchedChart, Error> {
         match repo {
             Repo::Http(repo) => self.fetch_http(repo, name, wanted).await,
-            Repo::Oci(repo) => self.fetch_oci(repo, name, wanted).await,
+            Repo::Oci(repo) => {
+                let at = OciAt {
+                    reference: name,
+                    pin: None,
+                    manifest: None,
+                };
+                self.fetch_oci(repo, name, wanted, &at).await
+            }
         }
     }
 
@@ -718,43 +784,125 @@ impl ChartSource {
         Ok(fetched)
     }
 
+    /// Which tag (or manifest) of chart `name` in `repo` a reference and `version` name.
+    async fn oci_target(
+        &self,
+        repo: &OciRepo,
+        name: &str,
+        wanted: &Wanted<'_>,
+        at: &OciAt<'_>,
+    ) -> Result<OciTarget, Error> {
+        let tag_version = |tag: &str| {
+            let version = oci::version_for_tag(tag);
+            parse_version(&version).is_some().then_some(version)
+        };
+        match at.pin {
+            Some(OciPin::Digest { digest, tag }) => {
+                if let Some(tag) = tag {
+                    agree(at.reference, tag, wanted)?;
+                }
+                Ok(OciTarget {
+                    tag: tag.clone(),
+                    version: tag.as_deref().and_then(tag_version),
+                    digest: Some(digest.clone()),
+                })
+            }
+            Some(OciPin::Tag(tag)) => {
+                agree(at.reference, tag, wanted)?;
+                Ok(OciTarget {
+                    tag: Some(tag.clone()),
+                    version: tag_version(tag),
+                    digest: None,
+                })
+            }
+            None => {
+                // An exact version is its own tag: no need to list tags (Helm does the same).
+                let version = match (wanted.requested, wanted.constraint.exact()) {
+                    (Some(requested), Some(_)) => {
+                        requested.trim_start_matches('=').trim().to_owned()
+                    }
+                    _ => {
+                        let tags = repo.tags(name).await.map_err(|f| match f {
+                            Failure::NotFound => Error::ChartNotFound {
+                                chart: name.to_owned(),
+                                repository: repo.display.clone(),
+                            },
+                            Failure::Other(e) => e,
+                        })?;
+                        let versions: Vec<String> =
+                            tags.iter().map(|t| oci::version_for_tag(t)).collect();
+                        let chosen = select_version(name, &repo.display, &versions, wanted)?;
+                        versions[chosen].clone()
+                    }
+                };
+                Ok(OciTarget {
+                    tag: Some(oci::tag_for_version(&version)),
+                    version: Some(version),
+                    digest: None,
+                })
+            }
+        }
+    }
+
+    /// The chart `name` from `repo`: the manifest `at` names (see [`OciAt`]), its chart layer
+    /// from the cache or downloaded and checked against the layer's digest.
     async fn fetch_oci(
         &self,
         repo: &OciRepo,
         name: &str,
         wanted: &Wanted<'_>,
+        at: &OciAt<'_>,
     ) -> Result<FetchedChart, Error> {
-        let not_found = || Error::ChartNotFound {
-            chart: name.to_owned(),
-            repository: repo.display.clone(),
-        };
-        // An exact version is its own tag: no need to list tags (Helm does the same).
-        let version = match (wanted.requested, wanted.constraint.exact()) {
-            (Some(requested), Some(_)) => requested.trim_start_matches('=').trim().to_owned(),
-            _ => {
-                let tags = repo.tags(name).await.map_err(|f| match f {
-                    Failure::NotFound => not_found(),
-                    Failure::Other(e) => e,
-                })?;
-                let versions: Vec<String> = tags.iter().map(|t| oci::version_for_tag(t)).collect();
-                let chosen = select_version(name, &repo.display, &versions, wanted)?;
-                versions[chosen].clone()
+        let target = match at.manifest {
+            // Resolved before: the tag is not read again, and the chart's own version is
+            // checked against `version` below.
+            Some(digest) => {
+                if let Some(OciPin::Tag(tag) | OciPin::Digest { tag: Some(tag), .. }) = at.pin {
+                    agree(at.reference, tag, wanted)?;
+                }
+                OciTarget {
+                    tag: None,
+                    version: None,
+                    digest: Some(digest.to_owned()),
+                }
             }
+            None => self.oci_target(repo, name, wanted, at).await?,
         };
-        let tag = oci::tag_for_version(&version);
-        let layer = match repo.chart_layer(name, &tag).await {
-            Ok(layer) => layer,
+        let manifest = target.digest.as_deref();
+        let place = match (manifest, &target.tag) {
+            (Some(digest), _) => ManifestAt::Digest(digest),
+            (None, Some(tag)) => ManifestAt::Tag(tag),
+            (None, None) => return Err(config_error("an OCI chart with neither tag nor digest")),
+        };
+        let label = match &place {
+            ManifestAt::Digest(digest) => format!("{name}@{digest}"),
+            ManifestAt::Tag(tag) => format!("{name}:{tag}"),
+        };
+        let (layer, manifest_digest) = match repo.chart_layer(name, &place).await {
+            Ok(found) => found,
             Err(Failure::Other(e)) => return Err(e),
             Err(Failure::NotFound) => {
+                let constraint = match (&place, &target.version) {
+                    (ManifestAt::Tag(_), Some(version)) => version.clone(),
+                    _ => {
+                        return Err(Error::ChartNotFound {
+                            chart: label,
+                            repository: repo.display.clone(),
+                        });
+                    }
+                };
                 // Say what exists, as for a range that matches nothing.
                 return Err(match repo.tags(name).await {
                     Ok(tags) => Error::NoMatchingVersion {
                         chart: name.to_owned(),
                         repository: repo.display.clone(),
-                        constraint: version,
+                        constraint,
                         available: list_versions(tags.iter().map(|t| oci::version_for_tag(t))),
                     },
-                    Err(_) => not_found(),
+                    Err(_) => Error::ChartNotFound {
+                        chart: name.to_owned(),
+                        repository: repo.display.clone(),
+                    },
                 });
             }
         };
@@ -766,32 +914,271 @@ impl ChartSource {
         else {
             return Err(Error::Registry {
                 registry: repo.display.clone(),
-                message: format!("chart layer of {name}:{tag} does not have a sha256 digest"),
+                message: format!("chart layer of {label} does not have a sha256 digest"),
                 transient: false,
             });
         };
-        if let Some(found) = self.cached(&hex, name, &version).await? {
-            return Ok(found);
-        }
-        let _guard = self.inner.cache.lock(&hex).await;
-        if let Some(found) = self.cached(&hex, name, &version).await? {
-            return Ok(found);
-        }
-        if let Some(archive) = self.inner.cache.cached_archive(&hex).await? {
-            return self.store(&hex, archive, name, &version).await;
-        }
-        let archive = repo.pull_layer(name, &tag, &layer).await?;
-        let actual = sha256_hex(&archive);
-        if actual != hex {
-            return Err(Error::DigestMismatch {
-                chart: name.to_owned(),
-                version,
-                expected: hex,
-                actual,
+        let fetched = match self
+            .cached_oci(&hex, name, target.version.as_deref())
+            .await?
+        {
+            Some(found) => found,
+            None => {
+                let _guard = self.inner.cache.lock(&hex).await;
+                match self
+                    .cached_oci(&hex, name, target.version.as_deref())
+                    .await?
+                {
+                    Some(found) => found,
+                    None => {
+                        let archive = match self.inner.cache.cached_archive(&hex).await? {
+                            Some(archive) => archive,
+                            None => {
+                                let tag = target.tag.as_deref().unwrap_or(manifest_digest.as_str());
+                                let archive = repo.pull_layer(name, tag, &layer).await?;
+                                let actual = sha256_hex(&archive);
+                                if actual != hex {
+                                    return Err(Error::DigestMismatch {
+                                        chart: name.to_owned(),
+                                        version: label,
+                                        expected: hex,
+                                        actual,
+                                    });
+                                }
+                                tracing::debug!(chart = name, manifest = %manifest_digest, digest = %hex, "chart layer downloaded");
+                                archive
+                            }
+                        };
+                        let (path, meta) = self
+                            .inner
+                            .cache
+                            .store(&hex, archive, name, &self.inner.config.limits)
+                            .await?;
+                        checked_oci(path, meta, &hex, name, target.version.as_deref())?
+                    }
+                }
+            }
+        };
+        // A digest says nothing of the version: `version`, when set, must agree.
+        if target.version.is_none()
+            && let Some(requested) = wanted.requested
+            && requested != fetched.version
+            && !parse_version(&fetched.version).is_some_and(|v| wanted.constraint.matches(&v))
+        {
+            return Err(Error::InvalidReference {
+                reference: redact_url(at.reference),
+                reason: format!(
+                    "the manifest it names holds version {} of the chart, and `version` asks for {requested:?}; drop `version` (the reference decides) or make them agree",
+                    fetched.version
+                ),
             });
         }
-        tracing::debug!(chart = name, version = %version, digest = %hex, "chart layer downloaded");
-        self.store(&hex, archive, name, &version).await
+        Ok(FetchedChart {
+            manifest_digest: Some(manifest_digest),
+            ..fetched
+        })
+    }
+
+    /// The cached chart for `hex`, checked against the name and, when the tag is a version,
+    /// that version.
+    async fn cached_oci(
+        &self,
+        hex: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<FetchedChart>, Error> {
+        match self.inner.cache.cached_chart(hex, name).await? {
+            None => Ok(None),
+            Some((path, meta)) => checked_oci(path, meta, hex, name, version).map(Some),
+        }
+    }
+
+    /// The digest of the manifest an OCI chart reference and `version` resolve to now
+    /// (`sha256:<hex>`): a tag listing when `version` is a range, then a HEAD of the manifest.
+    /// `None` for charts that do not come from an OCI registry. A resolution younger than
+    /// `max_age` is reused, and while the registry cannot be reached the last one is served
+    /// (with a warning); a reference pinned by digest resolves to it without any request.
+    pub async fn resolve_manifest(
+        &self,
+        chart: &str,
+        version: Option<&str>,
+        max_age: std::time::Duration,
+    ) -> Result<Option<String>, Error> {
+        let requested = version.map(str::trim).filter(|v| !v.is_empty());
+        let (repo, name, pin) = match reference::parse(chart)? {
+            ChartRef::Alias { alias, name } => match self.inner.repos.get(&alias) {
+                Some(Repo::Oci(repo)) => (Arc::clone(repo), name, None),
+                Some(Repo::Http(_)) => return Ok(None),
+                None => {
+                    return Err(Error::UnknownAlias {
+                        reference: chart.to_owned(),
+                        alias,
+                        known: self.known_aliases(),
+                    });
+                }
+            },
+            ChartRef::Oci {
+                registry,
+                namespace,
+                name,
+                pin,
+            } => match self.oci_repo(chart, &registry, &namespace)? {
+                Repo::Oci(repo) => (repo, name, pin),
+                Repo::Http(_) => return Ok(None),
+            },
+            ChartRef::Http { .. } | ChartRef::File { .. } => return Ok(None),
+        };
+        if let Some(OciPin::Digest { digest, .. }) = &pin {
+            return Ok(Some(digest.clone()));
+        }
+        let key = format!("chart\n{chart}\n{}", requested.unwrap_or_default());
+        let resolved = self
+            .memoized(key, max_age, async {
+                let constraint = match requested {
+                    Some(text) => {
+                        Constraint::parse(text).map_err(|e| Error::InvalidConstraint {
+                            constraint: text.to_owned(),
+                            reason: e.0,
+                        })?
+                    }
+                    None => Constraint::any_stable(),
+                };
+                let wanted = Wanted {
+                    requested,
+                    constraint: &constraint,
+                };
+                let at = OciAt {
+                    reference: chart,
+                    pin: pin.as_ref(),
+                    manifest: None,
+                };
+                let target = self.oci_target(&repo, &name, &wanted, &at).await?;
+                let tag = target.tag.unwrap_or_default();
+                repo.manifest_digest(&name, &tag)
+                    .await
+                    .map_err(|f| match f {
+                        Failure::NotFound => Error::ChartNotFound {
+                            chart: format!("{name}:{tag}"),
+                            repository: repo.display.clone(),
+                        },
+                        Failure::Other(e) => e,
+                    })
+            })
+            .await?;
+        Ok(Some(resolved))
+    }
+
+    /// The manifest digest (`sha256:<hex>`) the image `REGISTRY/REPOSITORY:TAG` points at now,
+    /// for the `imageDigest` expression helper: a HEAD of the manifest with the credentials,
+    /// CA and plain-HTTP setting of the configured OCI repository on that registry whose path
+    /// holds the image (`oci://REGISTRY/PATH` with `REPOSITORY` under `PATH`, or the registry
+    /// alone), else anonymously when `allowUnlisted` is true; refused otherwise. Reused and
+    /// served during outages as [`ChartSource::resolve_manifest`].
+    pub async fn image_digest(
+        &self,
+        registry: &str,
+        repository: &str,
+        tag: &str,
+        max_age: std::time::Duration,
+    ) -> Result<String, Error> {
+        let image = format!("{registry}/{repository}:{tag}");
+        let (repo, name) = self.image_repo(&image, registry, repository)?;
+        let key = format!("image\n{image}");
+        self.memoized(key, max_age, async {
+            repo.manifest_digest(&name, tag).await.map_err(|f| match f {
+                Failure::NotFound => Error::ImageNotFound {
+                    image: image.clone(),
+                },
+                Failure::Other(e) => e,
+            })
+        })
+        .await
+    }
+
+    /// The repository an image is read through, and its name within it.
+    fn image_repo(
+        &self,
+        image: &str,
+        registry: &str,
+        repository: &str,
+    ) -> Result<(Arc<OciRepo>, String), Error> {
+        let mut best: Option<(usize, &str)> = None;
+        for (alias, configured) in &self.inner.config.repositories {
+            let Some((host, path)) = split_oci_url(&configured.url) else {
+                continue;
+            };
+            let inside = path.is_empty()
+                || repository
+                    .strip_prefix(path.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'));
+            if host == registry && inside && best.is_none_or(|(len, _)| path.len() > len) {
+                best = Some((path.len(), alias.as_str()));
+            }
+        }
+        if let Some((len, alias)) = best
+            && let Some(Repo::Oci(repo)) = self.inner.repos.get(alias)
+        {
+            let name = if len == 0 {
+                repository.to_owned()
+            } else {
+                repository[len + 1..].to_owned()
+            };
+            return Ok((Arc::clone(repo), name));
+        }
+        if !self.inner.config.allow_unlisted {
+            return Err(Error::UnlistedImageRegistry {
+                image: image.to_owned(),
+            });
+        }
+        match self.oci_repo(image, registry, "")? {
+            Repo::Oci(repo) => Ok((repo, repository.to_owned())),
+            Repo::Http(_) => Err(config_error(
+                "an image registry resolved to an HTTP repository",
+            )),
+        }
+    }
+
+    /// `resolve`'s answer for `key`, reused while younger than `max_age`; when `resolve` fails
+    /// because the registry cannot be reached, the last answer, however old.
+    async fn memoized(
+        &self,
+        key: String,
+        max_age: std::time::Duration,
+        resolve: impl std::future::Future<Output = Result<String, Error>>,
+    ) -> Result<String, Error> {
+        let last = self
+            .inner
+            .resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some((digest, at)) = &last
+            && at.elapsed() < max_age
+        {
+            return Ok(digest.clone());
+        }
+        match resolve.await {
+            Ok(digest) => {
+                self.inner
+                    .resolved
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, (digest.clone(), std::time::Instant::now()));
+                Ok(digest)
+            }
+            Err(error) => match (error.outage_repository(), last) {
+                (Some(repository), Some((digest, _))) => {
+                    tracing::warn!(
+                        repository = %repository,
+                        error = %error,
+                        "registry unavailable: keeping the manifest digest resolved last time"
+                    );
+                    Ok(digest)
+                }
+                _ => Err(error),
+            },
+        }
     }
 
     /// A `file:` chart, and its directory when it is one (its `file://` dependencies are
@@ -935,6 +1322,59 @@ impl ChartSource {
             .store(hex, archive, name, &self.inner.config.limits)
             .await?;
         checked(path, meta, hex, name, version)
+    }
+}
+
+/// How an OCI chart is named: the reference (for messages), its tag or digest, and the
+/// manifest the caller resolved its tag to before (read instead of the tag when set).
+struct OciAt<'a> {
+    reference: &'a str,
+    pin: Option<&'a OciPin>,
+    manifest: Option<&'a str>,
+}
+
+/// The tag (or digest) of an OCI chart to read, and the version it must hold when the tag is
+/// a version (as `helm push` tags charts).
+struct OciTarget {
+    tag: Option<String>,
+    version: Option<String>,
+    digest: Option<String>,
+}
+
+/// A tag in the reference and a `version` must agree: the tag's version satisfies it.
+fn agree(reference: &str, tag: &str, wanted: &Wanted<'_>) -> Result<(), Error> {
+    let Some(requested) = wanted.requested else {
+        return Ok(());
+    };
+    let version = oci::version_for_tag(tag);
+    if requested.trim_start_matches('=').trim() == version
+        || parse_version(&version).is_some_and(|v| wanted.constraint.matches(&v))
+    {
+        return Ok(());
+    }
+    Err(Error::InvalidReference {
+        reference: redact_url(reference),
+        reason: format!(
+            "the reference names tag {tag:?}, and `version` asks for {requested:?}, which that tag does not satisfy; drop `version` (the tag decides) or make them agree"
+        ),
+    })
+}
+
+/// An unpacked OCI chart checked against its name and, when known, its version.
+fn checked_oci(
+    path: PathBuf,
+    meta: archive::ChartMeta,
+    hex: &str,
+    name: &str,
+    version: Option<&str>,
+) -> Result<FetchedChart, Error> {
+    match version {
+        Some(version) => checked(path, meta, hex, name, version),
+        None if meta.name != name => Err(Error::InvalidArchive {
+            chart: name.to_owned(),
+            reason: format!("Chart.yaml names the chart {:?}", meta.name),
+        }),
+        None => Ok(FetchedChart::plain(path, meta.name, meta.version, hex)),
     }
 }
 
@@ -1181,6 +1621,37 @@ mod tests {
         );
         let text = error.to_string();
         assert!(text.contains("available: 0.2.0, 0.1.0, junk"), "{text}");
+    }
+
+    #[test]
+    fn an_image_is_read_through_the_configured_repository_with_the_longest_path_holding_it() {
+        let config = RepositoryConfig::from_yaml(
+            "repositories: {host: {url: \"oci://reg.example.com\"}, team: {url: \"oci://reg.example.com/team\"}, other: {url: \"oci://other.example.com/team\"}}",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let source = ChartSource::new(config, HashMap::new(), dir.path()).unwrap();
+        let (repo, name) = source
+            .image_repo("i", "reg.example.com", "team/api")
+            .unwrap();
+        assert_eq!(
+            (repo.display.as_str(), name.as_str()),
+            ("oci://reg.example.com/team", "api")
+        );
+        let (repo, name) = source
+            .image_repo("i", "reg.example.com", "teams/api")
+            .unwrap();
+        assert_eq!(
+            (repo.display.as_str(), name.as_str()),
+            ("oci://reg.example.com", "teams/api")
+        );
+        let error = source
+            .image_repo("other.example.com/api:1", "other.example.com", "api")
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::UnlistedImageRegistry { .. }),
+            "{error}"
+        );
     }
 
     #[test]

@@ -25,6 +25,14 @@ pub(crate) fn version_for_tag(tag: &str) -> String {
     tag.replace('_', "+")
 }
 
+/// Which manifest of a chart to read.
+pub(crate) enum ManifestAt<'a> {
+    /// The one a tag points at.
+    Tag(&'a str),
+    /// Exactly this one (`sha256:HEX`).
+    Digest(&'a str),
+}
+
 /// The outcome of a registry call that may be a plain "not there".
 pub(crate) enum Failure {
     NotFound,
@@ -103,13 +111,16 @@ impl OciRepo {
         })
     }
 
-    fn reference(&self, name: &str, tag: &str) -> Reference {
-        let repository = if self.namespace.is_empty() {
+    fn repository(&self, name: &str) -> String {
+        if self.namespace.is_empty() {
             name.to_owned()
         } else {
             format!("{}/{name}", self.namespace)
-        };
-        Reference::with_tag(self.registry.clone(), repository, tag.to_owned())
+        }
+    }
+
+    fn reference(&self, name: &str, tag: &str) -> Reference {
+        Reference::with_tag(self.registry.clone(), self.repository(name), tag.to_owned())
     }
 
     fn url(&self, name: &str) -> String {
@@ -133,15 +144,53 @@ impl OciRepo {
             .map_err(|e| classify(&self.display, e))
     }
 
-    /// The chart layer of `name:tag`, from its manifest.
+    /// The digest of the manifest `name:tag` points at now: a HEAD of the manifest (a GET when
+    /// the registry sends no `Docker-Content-Digest`), accepting OCI and Docker manifests and
+    /// indexes, so a multi-platform image resolves to its index.
+    pub(crate) async fn manifest_digest(&self, name: &str, tag: &str) -> Result<String, Failure> {
+        let reference = self.reference(name, tag);
+        let url = format!("{}:{tag}", self.url(name));
+        let digest = timed(&url, self.limits.fetch_timeout, async {
+            Ok(self
+                .client
+                .fetch_manifest_digest(&reference, &self.auth)
+                .await)
+        })
+        .await
+        .map_err(Failure::Other)?
+        .map_err(|e| classify(&self.display, e))?;
+        if !crate::reference::valid_sha256_digest(&digest) {
+            return Err(Failure::Other(Error::Registry {
+                registry: self.display.clone(),
+                message: format!("the manifest of {url} does not have a sha256 digest"),
+                transient: false,
+            }));
+        }
+        Ok(digest)
+    }
+
+    /// The chart layer of `name` at `at` (a tag, or a manifest digest whose content is checked
+    /// against it), from its manifest, and the manifest's digest.
     pub(crate) async fn chart_layer(
         &self,
         name: &str,
-        tag: &str,
-    ) -> Result<OciDescriptor, Failure> {
-        let reference = self.reference(name, tag);
-        let url = format!("{}:{tag}", self.url(name));
-        let (manifest, _digest) = timed(&url, self.limits.fetch_timeout, async {
+        at: &ManifestAt<'_>,
+    ) -> Result<(OciDescriptor, String), Failure> {
+        let (reference, url) = match at {
+            ManifestAt::Tag(tag) => (
+                self.reference(name, tag),
+                format!("{}:{tag}", self.url(name)),
+            ),
+            ManifestAt::Digest(digest) => (
+                Reference::with_digest(
+                    self.registry.clone(),
+                    self.repository(name),
+                    (*digest).to_owned(),
+                ),
+                format!("{}@{digest}", self.url(name)),
+            ),
+        };
+        let (manifest, digest) = timed(&url, self.limits.fetch_timeout, async {
             Ok(self
                 .client
                 .pull_image_manifest(&reference, &self.auth)
@@ -150,13 +199,24 @@ impl OciRepo {
         .await
         .map_err(Failure::Other)?
         .map_err(|e| classify(&self.display, e))?;
+        // oci-client checks a manifest pulled by digest against it; so does this, in case it
+        // ever stops doing so.
+        if let ManifestAt::Digest(pinned) = at
+            && digest != *pinned
+        {
+            return Err(Failure::Other(Error::Registry {
+                registry: self.display.clone(),
+                message: format!("{url}: the registry sent the manifest {digest}"),
+                transient: false,
+            }));
+        }
         let layers: Vec<&OciDescriptor> = manifest
             .layers
             .iter()
             .filter(|l| l.media_type == CHART_LAYER_MEDIA_TYPE)
             .collect();
         match layers.as_slice() {
-            [layer] => Ok((*layer).clone()),
+            [layer] => Ok(((*layer).clone(), digest)),
             _ => Err(Failure::Other(Error::InvalidArchive {
                 chart: name.to_owned(),
                 reason: format!(

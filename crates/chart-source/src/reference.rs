@@ -7,16 +7,80 @@ use crate::Error;
 pub(crate) enum ChartRef {
     /// `ALIAS/NAME`: a configured repository.
     Alias { alias: String, name: String },
-    /// `oci://HOST[:PORT]/PATH/NAME`: `base` is `oci://HOST[:PORT]/PATH` (or just the host).
+    /// `oci://HOST[:PORT]/PATH/NAME[:TAG][@sha256:HEX]`: `namespace` is `PATH` (may be empty).
     Oci {
         registry: String,
         namespace: String,
         name: String,
+        pin: Option<OciPin>,
     },
     /// `https://HOST/PATH/NAME`: `repo_url` is `https://HOST/PATH`.
     Http { repo_url: String, name: String },
     /// `file:PATH`
     File { path: String },
+}
+
+/// What an `oci://` reference names besides the chart: a tag, or a manifest digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OciPin {
+    /// `NAME:TAG`: the manifest the tag points at now (re-resolved by the caller).
+    Tag(String),
+    /// `NAME@sha256:HEX` (or `NAME:TAG@sha256:HEX`, the tag then only checked against the
+    /// chart's version): exactly that manifest, its content checked against the digest.
+    Digest { digest: String, tag: Option<String> },
+}
+
+/// OCI tags, as the distribution spec allows them: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+pub(crate) fn valid_tag(tag: &str) -> bool {
+    let mut bytes = tag.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && tag.len() <= 128
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// `sha256:` and 64 lowercase hex digits.
+pub(crate) fn valid_sha256_digest(digest: &str) -> bool {
+    digest
+        .strip_prefix("sha256:")
+        .is_some_and(crate::cache::is_sha256_hex)
+}
+
+/// Splits the last segment of an `oci://` reference into the chart name and its pin.
+fn split_pin(reference: &str, last: &str) -> Result<(String, Option<OciPin>), Error> {
+    let (before_digest, digest) = match last.split_once('@') {
+        Some((before, digest)) => (before, Some(digest)),
+        None => (last, None),
+    };
+    let (name, tag) = match before_digest.split_once(':') {
+        Some((name, tag)) => (name, Some(tag)),
+        None => (before_digest, None),
+    };
+    if let Some(tag) = tag
+        && !valid_tag(tag)
+    {
+        return Err(invalid(
+            reference,
+            format!("{tag:?} is not an OCI tag (letters, digits, '_', '.', '-'; at most 128)"),
+        ));
+    }
+    let pin = match digest {
+        Some(digest) if !valid_sha256_digest(digest) => {
+            return Err(invalid(
+                reference,
+                format!(
+                    "{digest:?} is not a manifest digest (expected sha256: and 64 lowercase hex digits)"
+                ),
+            ));
+        }
+        Some(digest) => Some(OciPin::Digest {
+            digest: digest.to_owned(),
+            tag: tag.map(str::to_owned),
+        }),
+        None => tag.map(|tag| OciPin::Tag(tag.to_owned())),
+    };
+    Ok((name.to_owned(), pin))
 }
 
 /// Chart names are one path segment of letters, digits, `-`, `_` and `.`, never `.` or `..`.
@@ -42,7 +106,7 @@ fn check_name(reference: &str, name: &str) -> Result<(), Error> {
     if name.contains(':') || name.contains('@') {
         return Err(invalid(
             reference,
-            "a tag or digest in the reference is not supported; put the version in `version`",
+            "only oci:// references take a tag or digest; put the version in `version`",
         ));
     }
     if !valid_chart_name(name) {
@@ -82,8 +146,8 @@ pub(crate) fn parse(reference: &str) -> Result<ChartRef, Error> {
         }
         let registry = segments[0];
         check_host(reference, registry)?;
-        let name = segments[segments.len() - 1];
-        check_name(reference, name)?;
+        let (name, pin) = split_pin(reference, segments[segments.len() - 1])?;
+        check_name(reference, &name)?;
         let namespace = segments[1..segments.len() - 1].join("/");
         if segments.iter().any(|s| *s == "." || *s == "..") {
             return Err(invalid(
@@ -94,7 +158,8 @@ pub(crate) fn parse(reference: &str) -> Result<ChartRef, Error> {
         return Ok(ChartRef::Oci {
             registry: registry.to_owned(),
             namespace,
-            name: name.to_owned(),
+            name,
+            pin,
         });
     }
     if trimmed.starts_with("https://") || trimmed.starts_with("http://") {
@@ -186,7 +251,8 @@ mod tests {
             ChartRef::Oci {
                 registry: "127.0.0.1:5000".into(),
                 namespace: "team/charts".into(),
-                name: "redis".into()
+                name: "redis".into(),
+                pin: None,
             }
         );
         assert_eq!(
@@ -194,8 +260,42 @@ mod tests {
             ChartRef::Oci {
                 registry: "registry.example.com".into(),
                 namespace: String::new(),
-                name: "redis".into()
+                name: "redis".into(),
+                pin: None,
             }
+        );
+    }
+
+    #[test]
+    fn oci_references_may_name_a_tag_a_digest_or_both() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let pin = |reference: &str| match parse(reference).unwrap() {
+            ChartRef::Oci { name, pin, .. } => (name, pin),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            pin("oci://127.0.0.1:5000/charts/redis:1.2.3_build.4"),
+            ("redis".into(), Some(OciPin::Tag("1.2.3_build.4".into())))
+        );
+        assert_eq!(
+            pin(&format!("oci://127.0.0.1:5000/charts/redis@{digest}")),
+            (
+                "redis".into(),
+                Some(OciPin::Digest {
+                    digest: digest.clone(),
+                    tag: None
+                })
+            )
+        );
+        assert_eq!(
+            pin(&format!("oci://host/redis:1.0.0@{digest}")),
+            (
+                "redis".into(),
+                Some(OciPin::Digest {
+                    digest,
+                    tag: Some("1.0.0".into())
+                })
+            )
         );
     }
 
@@ -227,7 +327,12 @@ mod tests {
             "alias/..",
             "alias/",
             "/name",
-            "oci://host/charts/name:1.0.0",
+            "alias/name:1.0.0",
+            "https://host/charts/name@sha256:0",
+            "oci://host/charts/name:",
+            "oci://host/charts/name:-x",
+            "oci://host/charts/name@sha256:abc",
+            "oci://host/charts/name@md5:0123",
             "oci://host//name",
             "oci://host/../name",
             "https://user:pw@host/charts/x",

@@ -384,3 +384,337 @@ async fn a_dependency_in_an_oci_registry_is_fetched_when_the_registry_is_configu
     );
     assert!(error.to_string().contains("allowUnlisted"), "{error}");
 }
+
+/// Chart `tiny` 0.1.0 whose ConfigMap says `greeting`: the same version with other content,
+/// as a re-push of a tag carries.
+fn tiny_saying(greeting: &str) -> upstart_chart_package::PackagedChart {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::chart_dir(tmp.path(), "tiny", "tiny", "0.1.0");
+    common::write(&dir, "values.yaml", &format!("greeting: {greeting}\n"));
+    upstart_chart_package::package_chart(&dir).unwrap()
+}
+
+impl Registry {
+    /// Pushes a packaged chart with `helm push --plain-http` into `oci://HOST/charts`.
+    fn push_chart(&self, chart: &upstart_chart_package::PackagedChart) {
+        let work = tempfile::tempdir().unwrap();
+        let file = work.path().join(chart.file_name());
+        std::fs::write(&file, &chart.archive).unwrap();
+        let output = Command::new(upstart_test_support::helm())
+            .arg("push")
+            .arg(&file)
+            .arg(format!("oci://{}/charts", self.host()))
+            .arg("--plain-http")
+            .env("HELM_CACHE_HOME", work.path().join("cache"))
+            .env("HELM_CONFIG_HOME", work.path().join("config"))
+            .env("HELM_DATA_HOME", work.path().join("data"))
+            .env("HELM_REGISTRY_CONFIG", work.path().join("registry.json"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "helm push failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Pushes a one-layer image `repository:tag` through the distribution API (blob uploads,
+    /// then the manifest) and returns the manifest's digest. `marker` makes the config, and so
+    /// the manifest, differ from one push to the next.
+    async fn push_image(&self, repository: &str, tag: &str, marker: &str) -> String {
+        self.push_image_with(repository, tag, marker, None).await
+    }
+
+    async fn push_image_with(
+        &self,
+        repository: &str,
+        tag: &str,
+        marker: &str,
+        login: Option<(&str, &str)>,
+    ) -> String {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::new();
+        let base = format!("http://{}/v2/{repository}", self.host());
+        let config = format!(
+            "{{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{{\"Labels\":{{\"marker\":\"{marker}\"}}}},\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[]}}}}"
+        );
+        let (config_digest, config_size) = self
+            .upload_blob(&http, &base, config.into_bytes(), login)
+            .await;
+        let (layer_digest, layer_size) = self
+            .upload_blob(&http, &base, common::tgz(&[]), login)
+            .await;
+        let manifest = format!(
+            "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\
+             \"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{config_digest}\",\"size\":{config_size}}},\
+             \"layers\":[{{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"{layer_digest}\",\"size\":{layer_size}}}]}}"
+        );
+        let digest = format!("sha256:{}", sha256_hex(manifest.as_bytes()));
+        let put = with_login(http.put(format!("{base}/manifests/{tag}")), login)
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(manifest)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 201, "pushing the manifest");
+        digest
+    }
+
+    /// One monolithic blob upload (POST, then PUT with the digest); the digest and size.
+    async fn upload_blob(
+        &self,
+        http: &reqwest::Client,
+        base: &str,
+        bytes: Vec<u8>,
+        login: Option<(&str, &str)>,
+    ) -> (String, usize) {
+        let digest = format!("sha256:{}", sha256_hex(&bytes));
+        let size = bytes.len();
+        let started = with_login(http.post(format!("{base}/blobs/uploads/")), login)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(started.status(), 202, "starting a blob upload");
+        let location = started.headers()["location"].to_str().unwrap().to_owned();
+        let location = if location.starts_with('/') {
+            format!("http://{}{location}", self.host())
+        } else {
+            location
+        };
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let done = with_login(
+            http.put(format!("{location}{separator}digest={digest}")),
+            login,
+        )
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(done.status(), 201, "finishing a blob upload");
+        (digest, size)
+    }
+}
+
+fn with_login(
+    request: reqwest::RequestBuilder,
+    login: Option<(&str, &str)>,
+) -> reqwest::RequestBuilder {
+    match login {
+        Some((user, password)) => request.basic_auth(user, Some(password)),
+        None => request,
+    }
+}
+
+#[tokio::test]
+async fn an_oci_digest_reference_reads_exactly_that_manifest_while_its_tag_follows_a_re_push() {
+    let registry = Registry::start();
+    let first = tiny_saying("first");
+    registry.push_chart(&first);
+    let s = source(config(&alias_yaml(&registry)));
+    let tagged = format!("oci://{}/charts/tiny:0.1.0", registry.host());
+    let now = Duration::ZERO;
+
+    let d1 = s
+        .source
+        .resolve_manifest(&tagged, None, now)
+        .await
+        .unwrap()
+        .expect("an OCI chart has a manifest");
+    let by_tag = s.source.fetch(&tagged, None).await.unwrap();
+    assert_eq!(by_tag.version, "0.1.0");
+    assert_eq!(by_tag.digest, format!("sha256:{}", first.digest));
+    assert_eq!(by_tag.manifest_digest.as_deref(), Some(d1.as_str()));
+    // The same manifest by alias and version: the same digest is recorded.
+    let by_alias = s.source.fetch("reg/tiny", Some("0.1.0")).await.unwrap();
+    assert_eq!(by_alias.manifest_digest.as_deref(), Some(d1.as_str()));
+
+    // The tag moves to other content of the same version.
+    let second = tiny_saying("second");
+    registry.push_chart(&second);
+    let within_interval = s
+        .source
+        .resolve_manifest(&tagged, None, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(
+        within_interval.as_deref(),
+        Some(d1.as_str()),
+        "a resolution younger than the interval is reused"
+    );
+    let d2 = s
+        .source
+        .resolve_manifest(&tagged, None, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(d1, d2, "the re-pushed tag resolves to its new manifest");
+    let moved = s.source.fetch(&tagged, None).await.unwrap();
+    assert_eq!(moved.digest, format!("sha256:{}", second.digest));
+    assert_eq!(moved.manifest_digest.as_deref(), Some(d2.as_str()));
+
+    // By digest: the first content still, whatever the tag says now.
+    let pinned = format!("oci://{}/charts/tiny@{d1}", registry.host());
+    assert_eq!(
+        s.source.resolve_manifest(&pinned, None, now).await.unwrap(),
+        Some(d1.clone())
+    );
+    let old = s.source.fetch(&pinned, None).await.unwrap();
+    assert_eq!(old.digest, format!("sha256:{}", first.digest));
+    assert_eq!(old.manifest_digest.as_deref(), Some(d1.as_str()));
+    let old = s.source.fetch(&pinned, Some("^0.1")).await.unwrap();
+    assert_eq!(old.version, "0.1.0");
+    // A tag resolved earlier is read from the manifest it was resolved to.
+    let at = s.source.fetch_at(&tagged, None, Some(&d1)).await.unwrap();
+    assert_eq!(at.digest, format!("sha256:{}", first.digest));
+}
+
+#[tokio::test]
+async fn a_tag_and_a_version_that_disagree_are_refused_naming_both() {
+    let registry = Registry::start();
+    registry.push_chart(&tiny_saying("hello"));
+    let s = source(config(&alias_yaml(&registry)));
+    let tagged = format!("oci://{}/charts/tiny:0.1.0", registry.host());
+
+    assert_eq!(
+        s.source.fetch(&tagged, Some("^0.1")).await.unwrap().version,
+        "0.1.0",
+        "a version the tag satisfies is fine"
+    );
+    let error = s.source.fetch(&tagged, Some("0.2.0")).await.unwrap_err();
+    assert!(matches!(error, Error::InvalidReference { .. }), "{error}");
+    assert!(!error.is_transient(), "only a spec change fixes it");
+    let text = error.to_string();
+    for part in ["tag \"0.1.0\"", "\"0.2.0\"", "drop `version`"] {
+        assert!(text.contains(part), "{part} not in {text}");
+    }
+    let d = s
+        .source
+        .resolve_manifest(&tagged, None, Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    let pinned = format!("oci://{}/charts/tiny@{d}", registry.host());
+    let error = s.source.fetch(&pinned, Some("^2")).await.unwrap_err();
+    assert!(matches!(error, Error::InvalidReference { .. }), "{error}");
+    assert!(error.to_string().contains("version 0.1.0"), "{error}");
+
+    // A digest the registry does not have: not found, naming it.
+    let absent = format!("sha256:{}", "0".repeat(64));
+    let error = s
+        .source
+        .fetch(
+            &format!("oci://{}/charts/tiny@{absent}", registry.host()),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::ChartNotFound { .. }), "{error}");
+    assert!(error.to_string().contains(&absent), "{error}");
+}
+
+#[tokio::test]
+async fn image_digest_is_the_manifest_digest_of_the_tag_and_follows_a_re_push() {
+    let registry = Registry::start();
+    let first = registry.push_image("charts/api", "1.4", "first").await;
+    let s = source(config(&alias_yaml(&registry)));
+    let now = Duration::ZERO;
+
+    let digest = s
+        .source
+        .image_digest(&registry.host(), "charts/api", "1.4", now)
+        .await
+        .unwrap();
+    assert_eq!(digest, first);
+
+    let second = registry.push_image("charts/api", "1.4", "second").await;
+    assert_ne!(first, second);
+    assert_eq!(
+        s.source
+            .image_digest(
+                &registry.host(),
+                "charts/api",
+                "1.4",
+                Duration::from_secs(3600)
+            )
+            .await
+            .unwrap(),
+        first,
+        "reused within the interval"
+    );
+    assert_eq!(
+        s.source
+            .image_digest(&registry.host(), "charts/api", "1.4", now)
+            .await
+            .unwrap(),
+        second
+    );
+
+    let error = s
+        .source
+        .image_digest(&registry.host(), "charts/api", "9.9", now)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::ImageNotFound { .. }), "{error}");
+    assert!(error.is_transient(), "the tag may be pushed later");
+
+    // Outside every configured repository's path, the registry is not allowed.
+    registry.push_image("other/api", "1", "x").await;
+    let error = s
+        .source
+        .image_digest(&registry.host(), "other/api", "1", now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::UnlistedImageRegistry { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("allowUnlisted"), "{error}");
+    let open = source(config("allowUnlisted: true\nunlistedPlainHttp: true"));
+    open.source
+        .image_digest(&registry.host(), "other/api", "1", now)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn image_digest_uses_the_registry_credentials_and_never_shows_them() {
+    let registry = Registry::start_with_auth();
+    let digest = registry
+        .push_image_with("charts/api", "1", "x", Some(("robot", "hunter2")))
+        .await;
+    let yaml = format!(
+        "repositories: {{reg: {{url: \"oci://{}/charts\", plainHttp: true, credentialsSecret: reg-auth}}}}",
+        registry.host()
+    );
+    let anonymous = source(config(&yaml));
+    let error = anonymous
+        .source
+        .image_digest(&registry.host(), "charts/api", "1", Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::AccessDenied { .. }), "{error}");
+
+    let with = common::source_with(
+        config(&yaml),
+        std::collections::HashMap::from([(
+            "reg".to_owned(),
+            upstart_chart_source::Credentials {
+                basic: Some(upstart_chart_source::BasicAuth {
+                    username: "robot".into(),
+                    password: "hunter2".into(),
+                }),
+                ..Default::default()
+            },
+        )]),
+    );
+    let resolved = with
+        .source
+        .image_digest(&registry.host(), "charts/api", "1", Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(resolved, digest);
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
