@@ -33,6 +33,7 @@ pub mod expressions;
 pub mod fuzz_targets;
 pub mod graph;
 pub mod outputs;
+pub mod template;
 pub mod values;
 
 pub use error::{Error, Location, reasons};
@@ -48,4 +49,5 @@ pub use outputs::{
     CollectedOutputs, MissingSource, Objects, Outputs, collect_release_outputs,
     collect_service_outputs,
 };
+pub use template::validate_template;
 pub use values::{merge_values, release_values};

@@ -19,7 +19,7 @@ use upstart_api::conditions::{READY, find, is_ready_for_generation};
 use upstart_api::v1alpha1::{
     HelmRelease, OutputSource, ServicePhase, UpstartService, UpstartServiceStatus,
 };
-use upstart_dag::{Expressions, collect_service_outputs};
+use upstart_dag::{Expressions, collect_service_outputs, validate_template};
 use upstart_operator_runtime::outputs::read_output_objects;
 use upstart_operator_runtime::{
     ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseGauge, PhaseSummary,
@@ -27,7 +27,6 @@ use upstart_operator_runtime::{
 };
 
 use crate::Error;
-use crate::catalog::validate_template;
 use crate::children::{build_child, is_child_of, never_installed, orphans};
 use crate::constants::{CONTROLLER, FIELD_MANAGER};
 use crate::error::ApiStep;

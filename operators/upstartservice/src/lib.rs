@@ -5,8 +5,9 @@
 //! key first, then an UpstartService or a HelmRelease), checks the namespace's graph for cycles
 //! and `.Release.Name` conflicts, and says which children to apply; [`children`] builds them;
 //! [`status`] computes the service's status from the plan and what the children report;
-//! [`catalog`] validates templates; [`wakeups`] maps a change to the services it concerns. The
-//! kube-facing code ([`controller`]) stays thin:
+//! catalog templates are validated by [`upstart_dag::validate_template`] (the rule the
+//! environment operator applies before copying one); [`wakeups`] maps a change to the services
+//! it concerns. The kube-facing code ([`controller`]) stays thin:
 //!
 //! 1. read the newest service, the services and HelmReleases of its namespace;
 //! 2. plan; apply every child that is not withheld (server-side apply), delete the children
@@ -19,7 +20,6 @@
 //! finalizer: children are owned, so deleting a service lets the garbage collector delete them,
 //! and the HelmRelease finalizer orders their teardown.
 
-pub mod catalog;
 pub mod children;
 pub mod constants;
 pub mod controller;

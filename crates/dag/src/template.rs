@@ -1,11 +1,14 @@
 //! Validation of catalog templates (SPEC §3): the graph inside the service (cycles, keys that
 //! would share a child name or a `.Release.Name`) and every expression checked offline against
 //! the declared dependencies, with `environment.*` and `service.*` available. Dependencies on
-//! objects outside the service are not checked: the environment provides them. Pure.
+//! objects outside the service are not checked: the environment provides them. One rule for
+//! the UpstartService operator (the `Valid` condition of a template) and the UpstartEnvironment
+//! operator (an invalid template is never copied into an environment).
 
 use upstart_api::names::release_name_clashes;
 use upstart_api::v1alpha1::UpstartServiceSpec;
-use upstart_dag::{DependencyGraph, Expressions, GraphInput, OfflineContext, check_aliases};
+
+use crate::{DependencyGraph, Expressions, GraphInput, OfflineContext, check_aliases};
 
 /// Every problem of the template, as messages naming the release key and the problem; empty
 /// when it is valid.
@@ -22,8 +25,7 @@ pub fn validate_template(
         // Names outside the service are the environment's to provide.
         if !matches!(
             problem,
-            upstart_dag::Error::UnknownDependency { .. }
-                | upstart_dag::Error::UnknownEnvironmentRelease { .. }
+            crate::Error::UnknownDependency { .. } | crate::Error::UnknownEnvironmentRelease { .. }
         ) {
             problems.push(problem.to_string());
         }
