@@ -1019,6 +1019,8 @@ fn check_variables(
                 name: release.node.name.clone(),
                 namespace: namespace.clone(),
             },
+            // `imageDigest` is resolved online only; offline its argument was checked.
+            images: Default::default(),
         };
         let path = format!("{}.values", release.origin.path);
         if let Err(error @ DagError::UnknownVariable { .. }) =

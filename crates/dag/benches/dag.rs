@@ -88,6 +88,7 @@ fn context() -> ExpressionContext {
             name: "example".to_owned(),
             namespace: "pr-1234".to_owned(),
         },
+        images: BTreeMap::new(),
     }
 }
 

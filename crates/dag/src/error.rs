@@ -39,6 +39,8 @@ pub mod reasons {
     pub const UNKNOWN_VARIABLE: &str = "UnknownVariable";
     /// An output key does not exist yet (a wait).
     pub const MISSING_OUTPUT: &str = "MissingOutput";
+    /// An `imageDigest` image has not been resolved to its digest yet (a wait).
+    pub const IMAGE_DIGEST_UNRESOLVED: &str = "ImageDigestUnresolved";
     /// A helper failed on the values it was given.
     pub const EXPRESSION_EVALUATION: &str = "ExpressionEvaluation";
     /// Substitution would produce more than the output cap.
@@ -239,6 +241,15 @@ pub enum Error {
         present: Vec<String>,
     },
 
+    /// An `imageDigest` image the caller has not resolved (yet): a wait.
+    #[error("{}: image {image} is not resolved to a digest yet", .at)]
+    ImageNotResolved {
+        /// Where the expression is.
+        at: Box<Location>,
+        /// The image as written.
+        image: String,
+    },
+
     /// A helper failed on the data it was given (e.g. `b64dec` of text that is not base64).
     #[error("{}: {reason}", .at)]
     Evaluation {
@@ -272,6 +283,7 @@ impl Error {
             | Error::InvalidReference { at, .. }
             | Error::UnknownVariable { at, .. }
             | Error::MissingOutput { at, .. }
+            | Error::ImageNotResolved { at, .. }
             | Error::Evaluation { at, .. } => Some(at),
             _ => None,
         }
@@ -297,6 +309,7 @@ impl Error {
             Error::InvalidReference { .. } => reasons::INVALID_EXPRESSION_REFERENCE,
             Error::UnknownVariable { .. } => reasons::UNKNOWN_VARIABLE,
             Error::MissingOutput { .. } => reasons::MISSING_OUTPUT,
+            Error::ImageNotResolved { .. } => reasons::IMAGE_DIGEST_UNRESOLVED,
             Error::Evaluation { .. } => reasons::EXPRESSION_EVALUATION,
             Error::SubstitutionTooLarge { .. } => reasons::SUBSTITUTION_TOO_LARGE,
         }
@@ -324,7 +337,8 @@ impl upstart_failure::Classify for Error {
             | Error::SubstitutionTooLarge { .. } => upstart_failure::Class::NeedsSpecChange,
             Error::UnknownDependency { .. }
             | Error::UnknownEnvironmentRelease { .. }
-            | Error::MissingOutput { .. } => upstart_failure::Class::Waiting,
+            | Error::MissingOutput { .. }
+            | Error::ImageNotResolved { .. } => upstart_failure::Class::Waiting,
             _ => upstart_failure::Class::Transient,
         }
     }

@@ -38,8 +38,8 @@ pub mod values;
 
 pub use error::{Error, Location, reasons};
 pub use expressions::{
-    EnvironmentInfo, ExpressionContext, Expressions, OfflineContext, OfflineReport, OutputRef,
-    ReleaseInfo, ServiceInfo, check_aliases,
+    EnvironmentInfo, ExpressionContext, Expressions, ImageRef, OfflineContext, OfflineReport,
+    OutputRef, ReleaseInfo, ServiceInfo, check_aliases, parse_image,
 };
 pub use graph::{
     CriticalStep, Cycle, DependencyGraph, GraphInput, NodeId, NodeKind, Ordering,

@@ -148,6 +148,7 @@ fn example_service_context(service: &UpstartService) -> ExpressionContext {
             name: "example-service-example-service".to_owned(),
             namespace: "pr-1234".to_owned(),
         },
+        images: Default::default(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The helpers expressions may call (SPEC §5): `default`, `b64enc`, `b64dec`, `upper`, `lower`,
-//! `trim`, `quote`, `urlencode`.
+//! `trim`, `quote`, `urlencode`; and `imageDigest`, whose answers the caller provides (see
+//! [`super::images`]).
 //!
 //! A helper given a missing value returns "missing" rather than failing, so that
 //! `default (upper dep.outputs.KEY) "x"` falls back; outside `default`, missing values never
@@ -25,7 +26,14 @@ pub(crate) const HELPERS: &[(&str, usize)] = &[
     ("trim", 1),
     ("quote", 1),
     ("urlencode", 1),
+    (IMAGE_DIGEST, 1),
 ];
+
+/// The helper pinning an image tag to its digest.
+pub(crate) const IMAGE_DIGEST: &str = "imageDigest";
+
+/// Where the Handlebars context holds the `imageDigest` answers (not a valid path root).
+pub(crate) const IMAGES_KEY: &str = "@images";
 
 /// RFC 3986 unreserved characters stay as they are; everything else is percent-encoded.
 const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -36,7 +44,8 @@ const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 
 pub(crate) fn register(registry: &mut Handlebars<'static>) {
     registry.register_helper("default", Box::new(DefaultHelper));
-    for &(name, _) in &HELPERS[1..] {
+    registry.register_helper(IMAGE_DIGEST, Box::new(ImageDigestHelper));
+    for &(name, _) in HELPERS[1..].iter().filter(|(n, _)| *n != IMAGE_DIGEST) {
         registry.register_helper(name, Box::new(StringHelper(name)));
     }
 }
@@ -75,6 +84,34 @@ fn is_empty(value: &Value) -> bool {
         Value::Null => true,
         Value::String(s) => s.is_empty(),
         _ => false,
+    }
+}
+
+/// `imageDigest "IMAGE"`: the answer the caller put in the context (missing until then).
+struct ImageDigestHelper;
+
+impl HelperDef for ImageDigestHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        ctx: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let Some(Value::String(image)) = h.param(0).map(|p| p.value()) else {
+            return Ok(ScopedJson::Missing);
+        };
+        let pinned = super::parse_image(image)
+            .ok()
+            .and_then(|parsed| match &parsed.digest {
+                Some(digest) => Some(parsed.pinned(digest)),
+                None => ctx.data()[IMAGES_KEY][image.as_str()]
+                    .as_str()
+                    .map(str::to_owned),
+            });
+        Ok(pinned.map_or(ScopedJson::Missing, |p| {
+            ScopedJson::Derived(Value::String(p))
+        }))
     }
 }
 

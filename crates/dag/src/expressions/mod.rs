@@ -3,7 +3,11 @@
 //!
 //! EXPR is a Handlebars expression (strict mode, no HTML escaping) over these roots: each
 //! dependency alias (`ALIAS.outputs.KEY`), `environment.name`, `environment.namespace`,
-//! `environment.variables.KEY`, `service.name`, `release.name`, `release.namespace`.
+//! `environment.variables.KEY`, `service.name`, `release.name`, `release.namespace`; and the
+//! helper `imageDigest "REGISTRY/REPOSITORY:TAG"`, whose argument is a string literal (checked
+//! offline by [`parse_image`]) and whose value is the digest-pinned reference the caller
+//! resolved beforehand ([`Expressions::images`] lists what to resolve,
+//! [`ExpressionContext::images`] holds the answers).
 //!
 //! Each distinct expression is parsed by Handlebars once per document, and its references are
 //! checked before anything is evaluated, so that errors are classified by this crate (a spec
@@ -14,6 +18,7 @@
 //! and a property test holds the two to the same text.
 
 mod helpers;
+mod images;
 mod scan;
 #[cfg(test)]
 mod tests;
@@ -34,6 +39,8 @@ use upstart_failure::Classify;
 use crate::{Error, Location, Outputs};
 use scan::{Piece, ScanError, column, scan};
 
+pub use images::{ImageRef, parse_image};
+
 /// The built-in roots; a dependency may not use them as its alias.
 pub const RESERVED_ROOTS: [&str; 3] = ["environment", "service", "release"];
 
@@ -49,6 +56,9 @@ pub struct ExpressionContext {
     pub service: Option<ServiceInfo>,
     /// The release itself.
     pub release: ReleaseInfo,
+    /// `imageDigest` answers: each image as written in the values
+    /// (`REGISTRY/REPOSITORY:TAG`) -> its digest-pinned reference (`REGISTRY/REPOSITORY@sha256:…`).
+    pub images: BTreeMap<String, String>,
 }
 
 /// `environment.*`.
@@ -234,6 +244,34 @@ impl Expressions {
         run.into_result()
     }
 
+    /// The images the `imageDigest` calls of `values` name and `context` does not answer yet,
+    /// to resolve before [`Expressions::substitute`]. Expressions that do not compile are
+    /// skipped (substitution reports them).
+    pub fn images(&self, values: &Value, context: &ExpressionContext) -> BTreeSet<String> {
+        let mut run = Run::new(self, Roots::of_context(context), "");
+        let mut found = BTreeSet::new();
+        let mut segments = Vec::new();
+        walk(values, &mut segments, &mut |s, _| {
+            if !s.contains("<<") {
+                return;
+            }
+            let _ = scan(s, |piece| {
+                if let Piece::Expression { text, .. } = piece
+                    && let Ok(compiled) = run.compiled(text).as_ref()
+                {
+                    for (reference, _) in &compiled.references {
+                        if let Reference::Image(image) = reference
+                            && !context.images.contains_key(image)
+                        {
+                            found.insert(image.clone());
+                        }
+                    }
+                }
+            });
+        });
+        found
+    }
+
     /// Checks every expression of `values` against the declared dependencies, without any
     /// value, and lists the outputs it reads.
     pub fn check_offline(
@@ -277,13 +315,18 @@ impl Expressions {
 /// One reference of an expression, after checking its shape.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Reference {
-    Output { alias: String, key: String },
+    Output {
+        alias: String,
+        key: String,
+    },
     EnvironmentName,
     EnvironmentNamespace,
     Variable(String),
     ServiceName,
     ReleaseName,
     ReleaseNamespace,
+    /// `imageDigest "IMAGE"`: the image as written.
+    Image(String),
 }
 
 /// A parsed and checked expression.
@@ -411,6 +454,9 @@ impl<'a> Roots<'a> {
             };
             return Err(Problem::Invalid(format!("{name} takes {usage}")));
         }
+        if helper_name == helpers::IMAGE_DIGEST {
+            return image_digest(&helper.params[0], optional, references);
+        }
         let mut arguments = Vec::with_capacity(arity);
         for (i, parameter) in helper.params.iter().enumerate() {
             let optional = optional || (name == "default" && i == 0);
@@ -506,6 +552,29 @@ impl<'a> Roots<'a> {
             }),
         }
     }
+}
+
+/// `imageDigest "IMAGE"`: the literal is checked here; an image already pinned by digest is
+/// its own answer, any other is a reference the caller resolves.
+fn image_digest(
+    parameter: &Parameter,
+    optional: bool,
+    references: &mut Vec<(Reference, bool)>,
+) -> Result<Node, Problem> {
+    let Parameter::Literal(Value::String(image)) = parameter else {
+        return Err(Problem::Invalid(
+            "imageDigest takes the image as a string literal (\"REGISTRY/REPOSITORY:TAG\")"
+                .to_owned(),
+        ));
+    };
+    let parsed =
+        parse_image(image).map_err(|reason| Problem::Invalid(format!("imageDigest: {reason}")))?;
+    if let Some(digest) = &parsed.digest {
+        return Ok(Node::Literal(parsed.pinned(digest)));
+    }
+    let reference = Reference::Image(image.clone());
+    references.push((reference.clone(), optional));
+    Ok(Node::Reference(reference))
 }
 
 /// Handlebars' parse errors carry a pest trace of our `{{...}}` wrapper; the first line is the
@@ -635,6 +704,7 @@ impl Resolver<'_> {
             Reference::ServiceName => context.service.as_ref().map(|s| s.name.as_str()),
             Reference::ReleaseName => Some(&context.release.name),
             Reference::ReleaseNamespace => Some(&context.release.namespace),
+            Reference::Image(image) => context.images.get(image).map(String::as_str),
         }
     }
 
@@ -680,6 +750,11 @@ fn context_json(context: &ExpressionContext) -> Value {
     root.insert(
         "release".to_owned(),
         serde_json::json!({ "name": context.release.name, "namespace": context.release.namespace }),
+    );
+    // Not a path any expression may use (`@` names are refused): only the helper reads it.
+    root.insert(
+        helpers::IMAGES_KEY.to_owned(),
+        serde_json::to_value(&context.images).unwrap_or(Value::Null),
     );
     Value::Object(root)
 }
@@ -856,6 +931,16 @@ impl<'e> Run<'e> {
                         }),
                         name: name.clone(),
                         defined,
+                    });
+                }
+                Reference::Image(image) => {
+                    return Err(Error::ImageNotResolved {
+                        at: Box::new(Location {
+                            path: (site.path)(),
+                            expression: expression.to_owned(),
+                            column: column(),
+                        }),
+                        image: image.clone(),
                     });
                 }
                 // The roots were checked against the same context when compiling.

@@ -42,6 +42,7 @@ fn context() -> ExpressionContext {
             name: "example-service-api".to_owned(),
             namespace: "pr-1234-ns".to_owned(),
         },
+        images: BTreeMap::new(),
     }
 }
 
@@ -538,6 +539,7 @@ fn random_context() -> impl Strategy<Value = ExpressionContext> {
             name: "rel".to_owned(),
             namespace: "ns".to_owned(),
         },
+        images: BTreeMap::new(),
     })
 }
 
@@ -754,4 +756,80 @@ fn substitution_output_is_capped_before_a_huge_document_is_built() {
         )
         .expect_err("12 bytes written");
     assert!(error.to_string().contains("more than 10 bytes"), "{error}");
+}
+
+#[test]
+fn image_digest_writes_the_pinned_reference_the_caller_resolved() {
+    let digest = format!("sha256:{}", "5e".repeat(32));
+    let mut context = context();
+    let values = json!({"image": "<< imageDigest \"127.0.0.1:5000/team/api:1.4\" >>"});
+    let wanted = Expressions::new().images(&values, &context);
+    assert_eq!(
+        wanted.into_iter().collect::<Vec<_>>(),
+        ["127.0.0.1:5000/team/api:1.4"]
+    );
+    context.images.insert(
+        "127.0.0.1:5000/team/api:1.4".to_owned(),
+        format!("127.0.0.1:5000/team/api@{digest}"),
+    );
+    assert!(Expressions::new().images(&values, &context).is_empty());
+    let out = Expressions::new()
+        .substitute(values.clone(), "spec.values", &context)
+        .unwrap();
+    assert_eq!(out["image"], format!("127.0.0.1:5000/team/api@{digest}"));
+    // The Handlebars reference behaviour agrees.
+    let slow = super::testing::substitute_without_fast_path(&Expressions::new(), values, &context)
+        .unwrap();
+    assert_eq!(slow["image"], out["image"]);
+}
+
+#[test]
+fn an_image_not_resolved_yet_is_a_wait_naming_the_image() {
+    let values = json!({"image": "<< imageDigest \"registry.example.com/api:1\" >>"});
+    let error = Expressions::new()
+        .substitute(values, "spec.values", &context())
+        .unwrap_err();
+    assert!(error.is_wait(), "{error}");
+    assert_eq!(error.reason(), crate::reasons::IMAGE_DIGEST_UNRESOLVED);
+    assert!(
+        error.to_string().contains("registry.example.com/api:1"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_image_already_pinned_by_digest_needs_no_resolution() {
+    let digest = format!("sha256:{}", "5e".repeat(32));
+    let values =
+        json!({"image": format!("<< imageDigest \"registry.example.com/api:1@{digest}\" >>")});
+    assert!(Expressions::new().images(&values, &context()).is_empty());
+    let out = Expressions::new()
+        .substitute(values, "spec.values", &context())
+        .unwrap();
+    assert_eq!(out["image"], format!("registry.example.com/api@{digest}"));
+}
+
+#[test]
+fn image_digest_is_checked_offline_with_the_form_to_write() {
+    let offline = OfflineContext::default();
+    let good = json!({"image": "<< imageDigest \"registry.example.com/api:1\" >>"});
+    assert!(
+        Expressions::new()
+            .check_offline(&good, "spec.values", &offline)
+            .is_valid()
+    );
+    for (bad, says) in [
+        ("<< imageDigest \"nginx:1\" >>", "write the registry out"),
+        ("<< imageDigest release.name >>", "string literal"),
+        (
+            "<< imageDigest \"registry.example.com/api\" >>",
+            "names no tag",
+        ),
+    ] {
+        let report =
+            Expressions::new().check_offline(&json!({ "image": bad }), "spec.values", &offline);
+        let error = &report.errors[0];
+        assert!(error.needs_spec_change(), "{bad}: {error}");
+        assert!(error.to_string().contains(says), "{bad}: {error}");
+    }
 }
