@@ -34,12 +34,15 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.version"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Manifest","type":"string","priority":1,"jsonPath":".status.manifestDigest"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct HelmReleaseSpec {
-    /// The chart: `ALIAS/NAME` of a configured repository, `oci://HOST/PATH/NAME`,
-    /// `https://HOST/PATH/NAME` (when unlisted repositories are allowed) or `file:PATH`.
+    /// The chart: `ALIAS/NAME` of a configured repository, `oci://HOST/PATH/NAME` (with
+    /// `:TAG` for a tag re-resolved every interval, or `@sha256:DIGEST` for exactly that
+    /// manifest), `https://HOST/PATH/NAME` (when unlisted repositories are allowed) or
+    /// `file:PATH`.
     #[schemars(pattern(CHART), length(max = 512))]
     pub chart: String,
 
@@ -152,6 +155,16 @@ pub struct HelmReleaseStatus {
     /// The digest (`sha256:...`) of the chart archive that was rendered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chart_digest: Option<String>,
+    /// For a chart from an OCI registry: the digest (`sha256:...`) of the manifest it was read
+    /// from. Its tag is resolved again every `interval`; a tag moved to another manifest
+    /// re-renders and re-applies the release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_digest: Option<String>,
+    /// The images `imageDigest` resolved for the last apply: each image as written in the
+    /// values (`REGISTRY/REPOSITORY:TAG`) -> the digest it was pinned to (`sha256:...`).
+    /// Resolved again every `interval`; a moved tag re-renders and re-applies the release.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub image_digests: std::collections::BTreeMap<String, String>,
     /// Digest of everything the last applied render depended on (chart, values, outputs, names).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_digest: Option<String>,
