@@ -42,6 +42,8 @@ pub mod reasons {
     pub const DISCOVERY_FAILED: &str = "DiscoveryFailed";
     pub const NOT_NAMESPACED: &str = "NotNamespaced";
     pub const CHART_FETCH_FAILED: &str = "ChartFetchFailed";
+    /// An `imageDigest` image on a registry the chart repository configuration does not allow.
+    pub const IMAGE_DIGEST_REFUSED: &str = "ImageDigestRefused";
     pub const OWNERSHIP_CONFLICT: &str = "OwnershipConflict";
     pub const FOREIGN_NAMESPACE: &str = "ForeignNamespace";
     pub const CLUSTER_SCOPED_NOT_ALLOWED: &str = "ClusterScopedNotAllowed";

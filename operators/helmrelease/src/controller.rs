@@ -62,6 +62,7 @@ mod act;
 mod config;
 mod memory;
 mod observe;
+mod pins;
 
 pub use config::{Config, DEFAULT_TEARDOWN_TIMEOUT, load_credentials};
 pub use observe::{MAX_VALUES_DOCUMENT_BYTES, edited_at, parse_values_document};

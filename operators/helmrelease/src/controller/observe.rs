@@ -27,7 +27,7 @@ use upstart_release_engine::manifests;
 
 use crate::Error;
 use crate::constants::{CHART_DIGEST_ANNOTATION, FIELD_MANAGER, reasons};
-use crate::controller::Context;
+use crate::controller::{Context, pins};
 use crate::decide::{
     DependencyObservation, DependencyState, Observation, ValuesState, alias_problems,
     cycle_problems,
@@ -51,6 +51,11 @@ pub(in crate::controller) struct Observed {
     /// Applied objects changed by hand, with the time of the newest foreign write: recorded
     /// as corrected once the apply putting them back succeeds.
     pub(in crate::controller) edits: Vec<(String, Timestamp)>,
+    /// The manifest the chart's OCI tag points at now (an input of the release; the fetch
+    /// reads this manifest), see [`pins`](crate::controller::pins).
+    pub(in crate::controller) manifest_digest: Option<String>,
+    /// The `imageDigest` images of the values -> the digest each was pinned to, for status.
+    pub(in crate::controller) image_digests: std::collections::BTreeMap<String, String>,
 }
 
 pub(in crate::controller) async fn observe(
@@ -82,9 +87,11 @@ pub(in crate::controller) async fn observe(
         .all(|d| d.state == DependencyState::Ready);
     expression_context.service = roots::service_info(hr);
 
+    let mut manifest_digest = None;
     let (values_state, values, digest) = if all_ready {
         match resolve_values(hr, ctx, namespace, &mut expression_context).await? {
             Ok(values) => {
+                manifest_digest = pins::chart_manifest(hr, ctx).await;
                 let mut inputs = FieldDigest::new()
                     .field("chart", &hr.spec.chart)
                     .field("version", hr.spec.version.as_deref().unwrap_or(""))
@@ -94,6 +101,11 @@ pub(in crate::controller) async fn observe(
                 // Only when set, so the digest of every other release stays what it was.
                 if let Some(chart_digest) = hr.annotations().get(CHART_DIGEST_ANNOTATION) {
                     inputs = inputs.field("chartDigest", chart_digest);
+                }
+                // A moved OCI tag is a new input (images pinned by `imageDigest` are in the
+                // values already).
+                if let Some(manifest) = &manifest_digest {
+                    inputs = inputs.field("manifestDigest", manifest);
                 }
                 let digest = inputs.finish();
                 (
@@ -224,6 +236,8 @@ pub(in crate::controller) async fn observe(
         published_keys,
         timeout_in: since_apply.map(|waited| hr.spec.timeout().saturating_sub(waited)),
         edits,
+        manifest_digest,
+        image_digests: pins::image_digests(&expression_context.images),
     })
 }
 
@@ -501,6 +515,13 @@ async fn resolve_values(
     // two reads are saved.
     if serde_json::to_string(&merged).is_ok_and(|text| text.contains("environment")) {
         context.environment = observe_environment(ctx, namespace).await?;
+    }
+    let images = ctx.expressions.images(&merged, context);
+    if !images.is_empty() {
+        match pins::resolve_images(ctx, &images, hr.spec.interval()).await {
+            Ok(pinned) => context.images.extend(pinned),
+            Err(state) => return Ok(Err(state)),
+        }
     }
     Ok(
         match ctx.expressions.substitute(merged, "spec.values", context) {

@@ -1,5 +1,5 @@
 //! Chart sources other than the local chart repository: an OCI registry with credentials
-//! from the operator's namespace.
+//! from the operator's namespace; OCI tags and `imageDigest` images re-resolved every interval.
 
 use super::*;
 
@@ -137,6 +137,67 @@ mod registry {
                 String::from_utf8_lossy(&output.stdout),
                 String::from_utf8_lossy(&output.stderr)
             );
+        }
+
+        /// Pushes a one-layer image `repository:tag` as robot through the distribution API
+        /// and returns its manifest digest; `marker` makes each push's manifest differ.
+        pub async fn push_image(&self, repository: &str, tag: &str, marker: &str) -> String {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let http = reqwest::Client::new();
+            let base = format!("http://{}/v2/{repository}", self.host());
+            let config = format!(
+                r#"{{"architecture":"amd64","os":"linux","config":{{"Labels":{{"marker":"{marker}"}}}},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+            );
+            let (config_digest, config_size) = self.upload(&http, &base, config.into_bytes()).await;
+            let (layer_digest, layer_size) = self.upload(&http, &base, b"layer".to_vec()).await;
+            let manifest = format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{config_size}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{layer_size}}}]}}"#
+            );
+            let digest = upstart_release_engine::digest::bytes_digest(manifest.as_bytes());
+            let put = http
+                .put(format!("{base}/manifests/{tag}"))
+                .basic_auth("robot", Some("hunter2"))
+                .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+                .body(manifest)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(put.status(), 201, "pushing the manifest");
+            digest
+        }
+
+        async fn upload(
+            &self,
+            http: &reqwest::Client,
+            base: &str,
+            bytes: Vec<u8>,
+        ) -> (String, usize) {
+            let digest = upstart_release_engine::digest::bytes_digest(&bytes);
+            let size = bytes.len();
+            let started = http
+                .post(format!("{base}/blobs/uploads/"))
+                .basic_auth("robot", Some("hunter2"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(started.status(), 202, "starting a blob upload");
+            let location = started.headers()["location"].to_str().unwrap().to_owned();
+            let location = if location.starts_with('/') {
+                format!("http://{}{location}", self.host())
+            } else {
+                location
+            };
+            let separator = if location.contains('?') { '&' } else { '?' };
+            let done = http
+                .put(format!("{location}{separator}digest={digest}"))
+                .basic_auth("robot", Some("hunter2"))
+                .header("content-type", "application/octet-stream")
+                .body(bytes)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(done.status(), 201, "finishing a blob upload");
+            (digest, size)
         }
     }
 }
@@ -299,6 +360,173 @@ async fn a_credentials_secret_missing_at_start_fails_only_its_repository_until_i
     let settings = config_maps.get("from-oci-settings").await.unwrap();
     assert_eq!(settings.data.unwrap()["message"], "pulled");
     let shown = serde_json::to_string(&h.releases().get("from-oci").await.unwrap()).unwrap();
+    assert!(!shown.contains("hunter2"));
+    h.stop().await;
+}
+
+/// An operator reading repository `test` (the local chart repository) and `reg`
+/// (`oci://REGISTRY/charts`, with robot's credentials from `upstart-system/reg-auth`).
+async fn operator_with_registry(h: &mut Harness, registry: &registry::Registry) {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "upstart-system"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(h.client.clone(), "upstart-system");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "reg-auth"},
+                "stringData": {"username": "robot", "password": "hunter2"}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut repositories = h.config().repositories;
+    repositories.repositories.extend(
+        RepositoryConfig::from_yaml(&format!(
+            "repositories: {{reg: {{url: \"oci://{}/charts\", plainHttp: true, credentialsSecret: reg-auth}}}}",
+            registry.host()
+        ))
+        .unwrap()
+        .repositories,
+    );
+    let credentials = controller::load_credentials(&h.client, "upstart-system", &repositories)
+        .await
+        .unwrap();
+    h.run_operator(Config {
+        repositories,
+        credentials,
+        ..h.config()
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_pushed_oci_tag_re_renders_the_release_within_its_interval() {
+    let registry = registry::Registry::start();
+    let mut h = Harness::boot().await;
+    registry.push(&h.cluster.dir().join("charts/app"));
+    operator_with_registry(&mut h, &registry).await;
+
+    let chart = format!("oci://{}/charts/app:0.1.0", registry.host());
+    h.create(
+        "tagged",
+        json!({"chart": chart, "interval": "1s", "values": {"message": "pulled"}}),
+    )
+    .await;
+    let first = h.ready("tagged").await.status.unwrap();
+    let first_manifest = first.manifest_digest.clone().expect("the manifest digest");
+    assert!(first_manifest.starts_with("sha256:"), "{first_manifest}");
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    let data = config_maps
+        .get("tagged-settings")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(data.get("edition"), None);
+
+    // The same version pushed again with another template: the tag moves.
+    let edited = tempfile::tempdir().unwrap();
+    write(
+        edited.path(),
+        "app/Chart.yaml",
+        "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+    );
+    write(
+        edited.path(),
+        "app/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n  message: {{ .Values.message | quote }}\n  edition: two\n",
+    );
+    registry.push(&edited.path().join("app"));
+    let data = eventually("the re-pushed chart to be applied", || async {
+        let data = config_maps.get("tagged-settings").await.ok()?.data?;
+        (data.get("edition").map(String::as_str) == Some("two")).then_some(data)
+    })
+    .await;
+    assert_eq!(data["message"], "pulled");
+    let api = h.releases();
+    let status = eventually("status to record the new manifest", || async {
+        let status = api.get("tagged").await.ok()?.status?;
+        (status.manifest_digest.as_deref() != Some(first_manifest.as_str())).then_some(status)
+    })
+    .await;
+    assert!(status.manifest_digest.unwrap().starts_with("sha256:"));
+    assert_ne!(status.chart_digest, first.chart_digest);
+    assert_ne!(
+        status.applied_digest, first.applied_digest,
+        "a moved tag is a new input: an upgrade, not the interval's re-apply"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_pushed_image_tag_re_renders_only_the_release_using_it() {
+    let registry = registry::Registry::start();
+    let mut h = Harness::boot().await;
+    let first = registry.push_image("charts/api", "1.4", "first").await;
+    operator_with_registry(&mut h, &registry).await;
+
+    let image = format!("{}/charts/api:1.4", registry.host());
+    let pinned_to = |digest: &str| format!("{}/charts/api@{digest}", registry.host());
+    h.create(
+        "pinned",
+        json!({"chart": "test/app", "version": "0.1.0", "interval": "1s",
+               "values": {"message": format!("<< imageDigest \"{image}\" >>")}}),
+    )
+    .await;
+    h.create(
+        "plain",
+        json!({"chart": "test/app", "version": "0.1.0", "interval": "1s",
+               "values": {"message": "no image"}}),
+    )
+    .await;
+    let status = h.ready("pinned").await.status.unwrap();
+    assert_eq!(status.image_digests.get(&image), Some(&first));
+    let plain = h.ready("plain").await.status.unwrap().applied_digest;
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    let message = |name: &'static str| {
+        let config_maps = config_maps.clone();
+        async move {
+            let data = config_maps
+                .get(&format!("{name}-settings"))
+                .await
+                .ok()?
+                .data?;
+            data.get("message").cloned()
+        }
+    };
+    assert_eq!(message("pinned").await, Some(pinned_to(&first)));
+
+    let second = registry.push_image("charts/api", "1.4", "second").await;
+    assert_ne!(first, second);
+    eventually("the release to be applied with the new digest", || async {
+        (message("pinned").await == Some(pinned_to(&second))).then_some(())
+    })
+    .await;
+    let api = h.releases();
+    eventually("status to record the new digest", || async {
+        let status = api.get("pinned").await.ok()?.status?;
+        (status.image_digests.get(&image) == Some(&second)).then_some(())
+    })
+    .await;
+    // The release without the image was not upgraded.
+    assert_eq!(
+        api.get("plain")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .applied_digest,
+        plain
+    );
+    let shown = serde_json::to_string(&api.get("pinned").await.unwrap()).unwrap();
     assert!(!shown.contains("hunter2"));
     h.stop().await;
 }

@@ -16,7 +16,7 @@ use upstart_release_engine::render::Scrubber;
 
 use crate::Error;
 use crate::controller::act::hooks::{HookRun, hook_run};
-use crate::controller::act::install::{Progress, apply_release};
+use crate::controller::act::install::{Progress, Render, apply_release};
 use crate::controller::act::prune::delete_entry;
 use crate::controller::observe::Observed;
 use crate::controller::{APPLY_RECHECK, Context, write_status};
@@ -112,7 +112,10 @@ pub(in crate::controller) async fn apply(
         hr,
         ctx,
         namespace,
-        &values,
+        Render {
+            values: &values,
+            manifest: observed.manifest_digest.as_deref(),
+        },
         ApplyRun {
             upgrade: how.upgrade,
             hooks: with_hooks,
@@ -151,6 +154,8 @@ pub(in crate::controller) async fn apply(
             status.inventory = applied.inventory;
             status.version = Some(applied.version);
             status.chart_digest = Some(applied.chart_digest);
+            status.manifest_digest = applied.manifest_digest;
+            status.image_digests = observed.image_digests.clone();
             if with_hooks {
                 status.hooks = applied.hooks;
                 status.hooks_digest = observed.digest.clone();

@@ -35,7 +35,8 @@ pub(in crate::controller) async fn render_ahead(
     }
 }
 
-/// Fetches the chart, renders it with `values` and plans the result.
+/// Fetches the chart (an OCI chart from the manifest status records, the one last applied),
+/// renders it with `values` and plans the result.
 pub(in crate::controller) async fn render_plan(
     hr: &HelmRelease,
     ctx: &Context,
@@ -43,11 +44,28 @@ pub(in crate::controller) async fn render_plan(
     values: &Value,
     is_upgrade: bool,
 ) -> Result<(upstart_chart_source::FetchedChart, manifests::Plan), Error> {
+    let recorded = hr
+        .status
+        .as_ref()
+        .and_then(|s| s.manifest_digest.as_deref());
+    render_plan_at(hr, ctx, namespace, values, is_upgrade, recorded).await
+}
+
+/// As [`render_plan`], an OCI chart read from the manifest `manifest` (the one its tag was
+/// resolved to when the release was observed), else from where its tag points now.
+pub(in crate::controller) async fn render_plan_at(
+    hr: &HelmRelease,
+    ctx: &Context,
+    namespace: &str,
+    values: &Value,
+    is_upgrade: bool,
+    manifest: Option<&str>,
+) -> Result<(upstart_chart_source::FetchedChart, manifests::Plan), Error> {
     let started = std::time::Instant::now();
     let chart = ctx
         .chart_source(&hr.spec.chart)
         .await?
-        .fetch(&hr.spec.chart, hr.spec.version.as_deref())
+        .fetch_at(&hr.spec.chart, hr.spec.version.as_deref(), manifest)
         .await
         .map_err(Error::ChartFetch)?;
     ctx.release_metrics
@@ -88,11 +106,20 @@ pub(in crate::controller) async fn render_plan(
     Ok((chart, plan))
 }
 
+/// What an apply pass renders: the values, and the OCI manifest the chart is read from (the
+/// one its tag was resolved to when the release was observed).
+pub(in crate::controller) struct Render<'a> {
+    pub(in crate::controller) values: &'a Value,
+    pub(in crate::controller) manifest: Option<&'a str>,
+}
+
 pub(in crate::controller) struct Applied {
     pub(in crate::controller) hooks: Vec<HookStatus>,
     pub(in crate::controller) inventory: Vec<InventoryEntry>,
     pub(in crate::controller) version: String,
     pub(in crate::controller) chart_digest: String,
+    /// The OCI manifest the chart was read from.
+    pub(in crate::controller) manifest_digest: Option<String>,
     /// Hooks that succeeded with the `hook-succeeded` policy: deleted once status records the
     /// apply, so that a restart before that finds them and does not run them again.
     pub(in crate::controller) succeeded_hooks: Vec<InventoryEntry>,
@@ -123,12 +150,13 @@ pub(in crate::controller) async fn apply_release(
     hr: &HelmRelease,
     ctx: &Context,
     namespace: &str,
-    values: &Value,
+    render: Render<'_>,
     how: ApplyRun,
     run: &HookRun,
     recorded: &mut Option<HelmReleaseStatus>,
 ) -> Result<Progress, Error> {
-    let (chart, plan) = render_plan(hr, ctx, namespace, values, how.upgrade).await?;
+    let Render { values, manifest } = render;
+    let (chart, plan) = render_plan_at(hr, ctx, namespace, values, how.upgrade, manifest).await?;
     let inventory = plan.inventory();
     let known = recorded
         .as_ref()
@@ -253,6 +281,7 @@ pub(in crate::controller) async fn apply_release(
         kept,
         version: chart.version,
         chart_digest: chart.digest,
+        manifest_digest: chart.manifest_digest,
         stale: chart.stale,
         hooks,
         succeeded_hooks,
