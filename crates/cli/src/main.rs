@@ -3,6 +3,7 @@
 mod cluster;
 mod dev;
 mod diagnostic;
+mod env;
 mod error;
 mod error_text;
 mod graph;
@@ -28,6 +29,8 @@ Examples:
   upstart graph pr-1234 --format dot | dot -Tsvg > pr-1234.svg
   upstart status pr-1234 --watch                     follow an environment until Ready
   upstart ui                                         the web view of environments (loopback)
+  upstart env create pr-1234 --service shop --set shop.app.values.image.tag=pr-1234 --wait
+                                                     an environment from a pipeline
   upstart dev --catalog examples/services examples/environment.yaml
                                                      local control plane with the operators
   source <(upstart completions bash)                 shell completions";
@@ -98,6 +101,19 @@ Examples:
   upstart status pr-1234 --watch --timeout 15m      exit 0 once Ready, 1 on timeout
   upstart status --namespace team-a                 services and releases without an environment")]
     Status(status::StatusArgs),
+
+    /// Environments for pipelines and people: create or update, list, get, extend, keep,
+    /// delete, and diff a change against the live environment.
+    #[command(after_help = "\
+Exit status: 0 success, 1 error, 2 `diff` found changes, 3 a --wait ran out of time.
+
+Examples:
+  upstart env create pr-1234 --service shop --set shop.app.values.image.tag=pr-1234-abc --wait
+  upstart env diff pr-1234 --service shop --set shop.app.values.image.tag=pr-1234-def
+  upstart env list
+  upstart env extend pr-1234 24h
+  upstart env delete pr-1234 --wait --ignore-not-found")]
+    Env(env::EnvArgs),
 
     /// Serve a web view of the cluster's environments on loopback, with your kubeconfig: the
     /// list, each environment's dependency graph live, and the catalog.
@@ -171,16 +187,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `env` has exit codes of its own (diff, --wait timeouts) and prints its errors itself.
+    let command = match cli.command {
+        Command::Env(args) => return runtime.block_on(env::run(args)),
+        command => command,
+    };
     // `dev` is a long-running process whose logs are its record; the other commands answer
     // on stderr once.
-    let log_failure = matches!(cli.command, Command::Dev(_) | Command::Ui(_));
+    let log_failure = matches!(command, Command::Dev(_) | Command::Ui(_));
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Dev(args) => dev::run(args).await.map(|()| true),
             Command::Graph(args) => graph::run(&args).await,
             Command::Status(args) => status::run(&args).await.map(|()| true),
             Command::Ui(args) => ui::run(&args).await.map(|()| true),
-            Command::Validate(_) | Command::Plan(_) | Command::Completions { .. } => Ok(true),
+            Command::Validate(_)
+            | Command::Plan(_)
+            | Command::Env(_)
+            | Command::Completions { .. } => Ok(true),
         }
     });
     match result {
