@@ -1121,6 +1121,25 @@ spec:
     }
 
     #[test]
+    fn an_image_pinned_by_image_digest_validates_offline_and_a_short_name_is_refused_at_its_line()
+    {
+        let yaml = format!(
+            "{HEAD}metadata: {{name: s}}\nspec:\n  helmReleases:\n    a:\n      chart: r/a\n      values:\n        image: '<< imageDigest \"registry.example.com/team/api:1.4\" >>'\n"
+        );
+        assert_eq!(problems(&yaml), Vec::<String>::new());
+        let yaml = format!(
+            "{HEAD}metadata: {{name: s}}\nspec:\n  helmReleases:\n    a:\n      chart: r/a\n      values:\n        image: '<< imageDigest \"team/api:1.4\" >>'\n"
+        );
+        let found = problems(&yaml);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("t.yaml:9: error: UpstartService/s release a: spec.helmReleases.a.values.image:"),
+            "{found:?}"
+        );
+        assert!(found[0].contains("write the registry out"), "{found:?}");
+    }
+
+    #[test]
     fn a_schema_error_carries_the_api_servers_message_and_the_field_line() {
         let yaml = format!(
             "{HEAD}metadata: {{name: s}}\nspec:\n  helmReleases:\n    a:\n      chart: r/a\n      version: not-a-range\n"
