@@ -1121,8 +1121,7 @@ spec:
     }
 
     #[test]
-    fn an_image_pinned_by_image_digest_validates_offline_and_a_short_name_is_refused_at_its_line()
-    {
+    fn an_image_pinned_by_image_digest_validates_offline_and_a_short_name_is_refused_at_its_line() {
         let yaml = format!(
             "{HEAD}metadata: {{name: s}}\nspec:\n  helmReleases:\n    a:\n      chart: r/a\n      values:\n        image: '<< imageDigest \"registry.example.com/team/api:1.4\" >>'\n"
         );
@@ -1133,7 +1132,9 @@ spec:
         let found = problems(&yaml);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(
-            found[0].starts_with("t.yaml:9: error: UpstartService/s release a: spec.helmReleases.a.values.image:"),
+            found[0].starts_with(
+                "t.yaml:9: error: UpstartService/s release a: spec.helmReleases.a.values.image:"
+            ),
             "{found:?}"
         );
         assert!(found[0].contains("write the registry out"), "{found:?}");
