@@ -16,6 +16,18 @@ pub const ENVIRONMENT_LABEL: &str = "upstartoperators.upstart.com/environment";
 /// `"true"` on an UpstartEnvironment suspends its expiry (SPEC §4).
 pub const KEEP_ANNOTATION: &str = "upstartoperators.upstart.com/keep";
 
+/// On an UpstartService an environment copied from a catalog template: the template's name.
+pub const TEMPLATE_ANNOTATION: &str = "upstartoperators.upstart.com/template";
+
+/// On an UpstartService an environment copied from a catalog template: the revision copied
+/// (the `sha256:` digest of the template's spec).
+pub const TEMPLATE_REVISION_ANNOTATION: &str = "upstartoperators.upstart.com/template-revision";
+
+/// On an UpstartService an environment copied from a catalog template: the template's spec as
+/// copied (JSON, before the environment's overrides), the copy a `pinned` environment keeps
+/// and the last good copy kept while the catalog's revision is invalid.
+pub const TEMPLATE_SPEC_ANNOTATION: &str = "upstartoperators.upstart.com/template-spec";
+
 /// `app.kubernetes.io/managed-by`, set to [`MANAGED_BY_VALUE`] on everything the operators create.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 

@@ -60,8 +60,8 @@ pub fn unless_gone<T>(result: Result<T, kube::Error>) -> Result<Option<T>, kube:
 }
 
 /// Whether a live child is as the operator would write it: the same spec, every desired label
-/// with its value, every desired owner (by uid), and not on its way out. A child that is not
-/// is applied again; one that is costs no request.
+/// and annotation with its value, every desired owner (by uid), and not on its way out. A child
+/// that is not is applied again; one that is costs no request.
 pub fn is_as_desired<K>(live: &K, desired: &K) -> bool
 where
     K: Resource + HasSpec,
@@ -72,6 +72,10 @@ where
             .labels()
             .iter()
             .all(|(key, value)| live.labels().get(key) == Some(value))
+        && desired
+            .annotations()
+            .iter()
+            .all(|(key, value)| live.annotations().get(key) == Some(value))
         && desired.owner_references().iter().all(|owner| {
             live.owner_references()
                 .iter()
@@ -135,5 +139,26 @@ mod tests {
         let mut deleted = child();
         deleted.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
         assert!(!is_as_desired(&deleted, &desired));
+    }
+
+    #[test]
+    fn a_desired_annotation_missing_or_changed_is_not_as_desired_and_others_do_not_matter() {
+        let mut desired = child();
+        desired.annotations_mut().insert(
+            "upstartoperators.upstart.com/template-revision".into(),
+            "sha256:2".into(),
+        );
+        let mut stale = desired.clone();
+        stale.annotations_mut().insert(
+            "upstartoperators.upstart.com/template-revision".into(),
+            "sha256:1".into(),
+        );
+        assert!(!is_as_desired(&stale, &desired));
+        assert!(!is_as_desired(&child(), &desired));
+        let mut extra = desired.clone();
+        extra
+            .annotations_mut()
+            .insert("added-by-someone".into(), "else".into());
+        assert!(is_as_desired(&extra, &desired));
     }
 }

@@ -1,7 +1,8 @@
 //! The objects an environment wants, built by pure functions: its namespace, one UpstartService
-//! per enabled service (a catalog template or an inline spec, with overrides deep-merged) and
-//! one HelmRelease per environment-wide release. Spec problems (a missing template, an override
-//! of an unknown key) are reported, never half-built.
+//! per enabled service (a catalog template or an inline spec, with overrides deep-merged), one
+//! per service the dependency closure adds, and one HelmRelease per environment-wide release.
+//! Spec problems (a missing or invalid template, an override of an unknown key, a dependency
+//! nothing provides) are reported, never half-built.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,12 +12,14 @@ use kube::{Resource, ResourceExt};
 use upstart_api::labels::{ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use upstart_api::names::child_name;
 use upstart_api::v1alpha1::{
-    Dependency, DependencyKind, EnvironmentService, HelmRelease, HelmReleaseSpec,
-    UpstartEnvironment, UpstartService, UpstartServiceSpec,
+    AddedService, Dependency, DependencyKind, EnvironmentService, HelmRelease, HelmReleaseSpec,
+    TemplateReference, TemplateUpdates, UpstartEnvironment, UpstartService, UpstartServiceSpec,
 };
 use upstart_dag::release_values;
 
+use crate::closure;
 use crate::constants::reasons;
+use crate::templates::{self, TemplateCopy, TemplateUse};
 
 /// The namespace of an environment: `spec.namespace`, default `metadata.name`.
 pub fn namespace_name(env: &UpstartEnvironment) -> String {
@@ -43,8 +46,16 @@ pub struct Desired {
     pub releases: Vec<HelmRelease>,
     /// Problems of services that are therefore not applied (what runs of them keeps running).
     pub problems: Vec<Problem>,
-    /// Names of every enabled service (applied or with a problem): the ones not to delete.
+    /// Names of every enabled service (applied or with a problem) and of every service the
+    /// closure added: the ones not to delete.
     pub kept_services: BTreeSet<String>,
+    /// The template copy each template-made service runs.
+    pub templates: Vec<TemplateUse>,
+    /// The services the closure added, and why.
+    pub added: Vec<AddedService>,
+    /// Dependencies nothing of the environment provides (reason `MissingDependency`): not a
+    /// failure, since an object applied by hand heals them, but said instead of waited on.
+    pub missing: Vec<Problem>,
 }
 
 impl Desired {
@@ -131,26 +142,62 @@ pub fn is_owned_by(meta: &ObjectMeta, uid: &str) -> bool {
     meta.owner_references.iter().flatten().any(|o| o.uid == uid)
 }
 
-/// Builds every child of `env`. `templates` holds the catalog's UpstartService specs by name.
-pub fn desired(
-    env: &UpstartEnvironment,
-    templates: &BTreeMap<String, UpstartServiceSpec>,
-) -> Desired {
+/// What the children of an environment are built from besides its spec: the catalog, the
+/// template copies its services carry, and what else is in its namespace.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    /// The catalog's templates by name.
+    pub catalog: BTreeMap<String, UpstartServiceSpec>,
+    /// The template copy each live service of the environment carries, by service name.
+    pub recorded: BTreeMap<String, TemplateCopy>,
+    /// UpstartServices of the namespace the environment does not own (applied by hand):
+    /// dependencies may name them.
+    pub foreign_services: Vec<(String, UpstartServiceSpec)>,
+    /// HelmReleases of the namespace that neither the environment nor a service owns, with
+    /// their dependencies.
+    pub foreign_releases: Vec<(String, Vec<Dependency>)>,
+    /// Names of the environment's services and releases in the namespace (wanted or not).
+    pub present: BTreeSet<String>,
+}
+
+/// Whether building the children of `env` may need the catalog: a service made from a
+/// template, or (with the closure on) any dependency at all, which may name a template.
+pub fn needs_catalog(env: &UpstartEnvironment) -> bool {
+    let enabled = || env.spec.services.iter().filter(|s| s.enabled());
+    enabled().any(|s| s.template.is_some())
+        || (env.spec.closure()
+            && enabled()
+                .filter_map(|s| s.spec.as_ref())
+                .flat_map(|s| s.helm_releases.values())
+                .chain(env.spec.helm_releases.values())
+                .any(|r| !r.dependencies.is_empty()))
+}
+
+/// The template copy a service was made from, and how it stands against the catalog.
+type Copied = (TemplateCopy, TemplateUse);
+
+/// A template's validation: its errors, none when it is valid.
+pub type Validate<'a> = &'a dyn Fn(&str, &UpstartServiceSpec) -> Vec<String>;
+
+/// Builds every child of `env`: its enabled services (each template copy chosen by
+/// [`templates::choose`], overrides applied), the services the closure adds for them
+/// ([`closure`]), and its environment-wide releases.
+pub fn desired(env: &UpstartEnvironment, sources: &Sources, validate: Validate<'_>) -> Desired {
     let namespace = namespace_name(env);
     let mut out = Desired::default();
     let env_name = env.name_any();
+    let mode = env.spec.template_updates();
+    let mut unbuilt = BTreeSet::new();
     for service in env.spec.services.iter().filter(|s| s.enabled()) {
         out.kept_services.insert(service.name.clone());
-        match service_spec(service, templates) {
-            Ok(mut spec) => out.services.push(UpstartService {
-                spec: {
-                    resolve_environment_releases(&env_name, spec.helm_releases.values_mut());
-                    spec
-                },
-                metadata: child_meta(env, service.name.clone(), Some(namespace.clone())),
-                status: None,
-            }),
-            Err(problems) => out.problems.extend(problems),
+        let built = base_spec(service, mode, sources, validate)
+            .and_then(|(spec, copy)| apply_overrides(service, spec).map(|spec| (spec, copy)));
+        match built {
+            Ok((spec, copy)) => out.push_service(env, &namespace, &service.name, spec, copy),
+            Err(problems) => {
+                unbuilt.insert(service.name.clone());
+                out.problems.extend(problems);
+            }
         }
     }
     for (key, spec) in &env.spec.helm_releases {
@@ -160,42 +207,174 @@ pub fn desired(
             status: None,
         });
     }
+    complete(env, &namespace, sources, validate, unbuilt, &mut out);
     out
 }
 
-/// The spec of one service: its template's (or inline) spec with the overrides applied. Every
-/// problem of the service is reported at once.
-pub fn service_spec(
+/// The dependency closure over what [`desired`] built: adds the catalog services that are
+/// depended on, until nothing more is, and reports every dependency left unresolved.
+fn complete(
+    env: &UpstartEnvironment,
+    namespace: &str,
+    sources: &Sources,
+    validate: Validate<'_>,
+    mut unbuilt: BTreeSet<String>,
+    out: &mut Desired,
+) {
+    let our_releases: BTreeSet<String> = out.releases.iter().map(|r| r.name_any()).collect();
+    // Enabled services are wanted even when they could not be built; the rest of what is
+    // present (disabled or removed services, removed releases) is on its way out.
+    let wanted = out.kept_services.clone();
+    let mut known = closure::Known {
+        disabled: env
+            .spec
+            .services
+            .iter()
+            .filter(|s| !s.enabled())
+            .map(|s| s.name.clone())
+            .collect(),
+        leaving: sources
+            .present
+            .iter()
+            .filter(|name| !wanted.contains(*name) && !our_releases.contains(*name))
+            .cloned()
+            .collect(),
+        ..closure::Known::new(env.spec.closure(), &sources.catalog)
+    };
+    let mut added = BTreeSet::new();
+    loop {
+        let services: Vec<(String, UpstartServiceSpec)> = out
+            .services
+            .iter()
+            .map(|s| (s.name_any(), s.spec.clone()))
+            .collect();
+        let members = closure::Members {
+            services: services
+                .iter()
+                .chain(&sources.foreign_services)
+                .map(|(name, spec)| (name.as_str(), spec))
+                .collect(),
+            releases: out
+                .releases
+                .iter()
+                .map(|r| {
+                    (
+                        r.metadata.name.as_deref().unwrap_or_default(),
+                        r.spec.dependencies.as_slice(),
+                    )
+                })
+                .chain(
+                    sources
+                        .foreign_releases
+                        .iter()
+                        .map(|(name, dependencies)| (name.as_str(), dependencies.as_slice())),
+                )
+                .collect(),
+        };
+        let graph = members.graph();
+        let ours: BTreeSet<String> = services.iter().map(|(name, _)| name.clone()).collect();
+        known.unbuilt.clone_from(&unbuilt);
+        let mut to_add = BTreeSet::new();
+        let mut missing = Vec::new();
+        for unresolved in closure::unresolved(&graph, &ours, &our_releases) {
+            match closure::verdict(&unresolved, &known) {
+                closure::Verdict::Add => {
+                    to_add.insert(unresolved.name);
+                }
+                closure::Verdict::Reported => {}
+                closure::Verdict::Missing(problem) => missing.push(problem),
+            }
+        }
+        if to_add.is_empty() {
+            out.added = closure::added_services(&graph, &added);
+            out.missing = missing;
+            return;
+        }
+        for name in to_add {
+            out.kept_services.insert(name.clone());
+            added.insert(name.clone());
+            let template = TemplateReference { name: name.clone() };
+            let service = EnvironmentService {
+                name: name.clone(),
+                template: Some(template),
+                ..EnvironmentService::default()
+            };
+            match base_spec(&service, env.spec.template_updates(), sources, validate) {
+                Ok((spec, copy)) => out.push_service(env, namespace, &name, spec, copy),
+                Err(problems) => {
+                    unbuilt.insert(name);
+                    out.problems.extend(problems);
+                }
+            }
+        }
+    }
+}
+
+impl Desired {
+    /// Adds the UpstartService `name` of `spec` (environment releases made concrete), with the
+    /// template copy it was made from recorded on it.
+    fn push_service(
+        &mut self,
+        env: &UpstartEnvironment,
+        namespace: &str,
+        name: &str,
+        mut spec: UpstartServiceSpec,
+        copy: Option<Copied>,
+    ) {
+        resolve_environment_releases(&env.name_any(), spec.helm_releases.values_mut());
+        let mut metadata = child_meta(env, name.to_owned(), Some(namespace.to_owned()));
+        if let Some((copy, used)) = copy {
+            metadata.annotations = Some(copy.annotations());
+            self.templates.push(used);
+        }
+        self.services.push(UpstartService {
+            spec,
+            metadata,
+            status: None,
+        });
+    }
+}
+
+/// The spec a service starts from: its inline spec, or the copy of its template that
+/// [`templates::choose`] picks (returned too, to be recorded).
+fn base_spec(
     service: &EnvironmentService,
-    templates: &BTreeMap<String, UpstartServiceSpec>,
+    mode: TemplateUpdates,
+    sources: &Sources,
+    validate: Validate<'_>,
+) -> Result<(UpstartServiceSpec, Option<Copied>), Vec<Problem>> {
+    match (&service.spec, &service.template) {
+        (Some(spec), _) => Ok((spec.clone(), None)),
+        (None, Some(template)) => templates::choose(
+            &service.name,
+            &template.name,
+            mode,
+            sources.catalog.get(&template.name),
+            sources.recorded.get(&service.name),
+            validate,
+        )
+        .map(|(copy, used)| (copy.spec.clone(), Some((copy, used))))
+        .map_err(|problem| vec![problem]),
+        // The schema refuses this; an object stored before the rule existed still gets a
+        // clear message.
+        (None, None) => Err(vec![Problem {
+            service: service.name.clone(),
+            reason: reasons::TEMPLATE_NOT_FOUND,
+            message: format!("service {}: neither template nor spec is set", service.name),
+        }]),
+    }
+}
+
+/// `spec` with the service's overrides applied. Every problem of the service is reported at
+/// once.
+pub fn apply_overrides(
+    service: &EnvironmentService,
+    mut spec: UpstartServiceSpec,
 ) -> Result<UpstartServiceSpec, Vec<Problem>> {
     let problem = |reason, message: String| Problem {
         service: service.name.clone(),
         reason,
         message,
-    };
-    let mut spec = match (&service.spec, &service.template) {
-        (Some(spec), _) => spec.clone(),
-        (None, Some(template)) => match templates.get(&template.name) {
-            Some(spec) => spec.clone(),
-            None => {
-                return Err(vec![problem(
-                    reasons::TEMPLATE_NOT_FOUND,
-                    format!(
-                        "service {}: template {} does not exist in the catalog",
-                        service.name, template.name
-                    ),
-                )]);
-            }
-        },
-        // The schema refuses this; an object stored before the rule existed still gets a
-        // clear message.
-        (None, None) => {
-            return Err(vec![problem(
-                reasons::TEMPLATE_NOT_FOUND,
-                format!("service {}: neither template nor spec is set", service.name),
-            )]);
-        }
     };
     let mut problems = Vec::new();
     for (key, release_override) in &service.overrides {
@@ -283,6 +462,7 @@ pub fn environment_release_spec(
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+    use upstart_api::labels::{TEMPLATE_ANNOTATION, TEMPLATE_REVISION_ANNOTATION};
 
     use super::*;
 
@@ -311,6 +491,15 @@ mod tests {
 
     fn catalog() -> BTreeMap<String, UpstartServiceSpec> {
         BTreeMap::from([("example-service".to_owned(), template())])
+    }
+
+    /// The children of `e` with `catalog`, every template valid, nothing else in the namespace.
+    fn build(e: &UpstartEnvironment, catalog: BTreeMap<String, UpstartServiceSpec>) -> Desired {
+        let sources = Sources {
+            catalog,
+            ..Sources::default()
+        };
+        desired(e, &sources, &|_, _| Vec::new())
     }
 
     #[test]
@@ -351,7 +540,7 @@ mod tests {
             },
             "services": [{"name": "example-service", "template": {"name": "example-service"}}]
         }));
-        let d = desired(&e, &catalog);
+        let d = build(&e, catalog);
         let concrete = Dependency {
             name: "pr-1-launch-darkly".into(),
             kind: Some(DependencyKind::HelmRelease),
@@ -381,7 +570,7 @@ mod tests {
             "template": {"name": "example-service"},
             "overrides": {"exampleService": {"version": "0.2.0", "values": {"image": {"tag": "pr-1"}}}}
         }]}));
-        let d = desired(&e, &catalog());
+        let d = build(&e, catalog());
         assert!(d.problems.is_empty(), "{:?}", d.problems);
         let service = &d.services[0];
         assert_eq!(service.metadata.namespace.as_deref(), Some("pr-1"));
@@ -407,7 +596,7 @@ mod tests {
             "template": {"name": "example-service"},
             "overrides": {"postgres": {"chart": "repo/postgres-fast", "values": {"size": "small"}}}
         }]}));
-        let d = desired(&e, &catalog());
+        let d = build(&e, catalog());
         let postgres = &d.services[0].spec.helm_releases["postgres"];
         assert_eq!(postgres.chart, "repo/postgres-fast");
         assert_eq!(postgres.values, Some(json!({"size": "small"})));
@@ -419,7 +608,7 @@ mod tests {
             {"name": "inline", "spec": {"helmReleases": {"cache": {"chart": "repo/redis"}}}},
             {"name": "off", "template": {"name": "example-service"}, "enabled": false}
         ]}));
-        let d = desired(&e, &catalog());
+        let d = build(&e, catalog());
         assert_eq!(d.services.len(), 1);
         assert_eq!(d.services[0].name_any(), "inline");
         assert_eq!(
@@ -435,7 +624,7 @@ mod tests {
             {"name": "svc", "template": {"name": "nope"}},
             {"name": "fine", "template": {"name": "example-service"}}
         ]}));
-        let d = desired(&e, &catalog());
+        let d = build(&e, catalog());
         assert_eq!(d.services.len(), 1);
         assert_eq!(d.services[0].name_any(), "fine");
         assert_eq!(d.problems.len(), 1);
@@ -452,7 +641,7 @@ mod tests {
             "template": {"name": "example-service"},
             "overrides": {"exampelService": {"values": {"secret": "hunter2"}}}
         }]}));
-        let d = desired(&e, &catalog());
+        let d = build(&e, catalog());
         assert!(d.services.is_empty());
         let problem = &d.problems[0];
         assert_eq!(problem.reason, reasons::UNKNOWN_OVERRIDE_KEY);
@@ -472,7 +661,7 @@ mod tests {
             "featureFlags": {"chart": "repo/ff", "releaseName": "flags",
                              "dependencies": [{"name": "launch-darkly"}, {"name": "example-service"}]}
         }}));
-        let d = desired(&e, &catalog());
+        let d = build(&e, catalog());
         let names: Vec<String> = d.releases.iter().map(|r| r.name_any()).collect();
         assert_eq!(names, ["pr-1-feature-flags", "pr-1-launch-darkly"]);
         let ld = &d.releases[1];
@@ -499,11 +688,159 @@ mod tests {
             "helmReleases": {"launch-darkly": {"chart": "repo/ld"}},
             "services": [{"name": "svc", "template": {"name": "example-service"}}]
         }));
-        let d = desired(&e, &catalog());
+        let d = build(&e, catalog());
         let expected: Vec<String> = d.expected_releases().into_iter().collect();
         assert_eq!(
             expected,
             ["pr-1-launch-darkly", "svc-example-service", "svc-postgres"]
         );
+    }
+
+    fn chain_catalog() -> BTreeMap<String, UpstartServiceSpec> {
+        let spec = |v: serde_json::Value| -> UpstartServiceSpec {
+            serde_json::from_value(json!({ "helmReleases": v })).expect("valid spec")
+        };
+        BTreeMap::from([
+            (
+                "web".to_owned(),
+                spec(json!({"app": {"chart": "repo/app", "dependencies": [{"name": "auth"}]}})),
+            ),
+            (
+                "auth".to_owned(),
+                spec(
+                    json!({"api": {"chart": "repo/auth", "dependencies": [{"name": "db", "kind": "UpstartService"}]}}),
+                ),
+            ),
+            (
+                "db".to_owned(),
+                spec(json!({"postgres": {"chart": "repo/postgres"}})),
+            ),
+        ])
+    }
+
+    #[test]
+    fn services_the_listed_ones_depend_on_are_added_from_the_catalog_transitively() {
+        let e = env(json!({"services": [{"name": "web", "template": {"name": "web"}}]}));
+        let d = build(&e, chain_catalog());
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        let names: Vec<String> = d.services.iter().map(|s| s.name_any()).collect();
+        assert_eq!(names, ["web", "auth", "db"]);
+        assert_eq!(
+            d.added,
+            [
+                AddedService {
+                    name: "auth".into(),
+                    required_by: vec!["web/app".into()]
+                },
+                AddedService {
+                    name: "db".into(),
+                    required_by: vec!["auth/api".into()]
+                },
+            ]
+        );
+        assert!(
+            d.kept_services.contains("db"),
+            "added services are not removed"
+        );
+        let db = &d.services[2];
+        assert_eq!(db.labels()[ENVIRONMENT_LABEL], "pr-1");
+        assert_eq!(db.annotations()[TEMPLATE_ANNOTATION], "db");
+        assert_eq!(
+            d.templates.len(),
+            3,
+            "added services record their copies too"
+        );
+    }
+
+    #[test]
+    fn a_listed_service_is_not_added_again() {
+        let e = env(json!({
+            "services": [
+                {"name": "web", "template": {"name": "web"}},
+                {"name": "auth", "spec": {"helmReleases": {"api": {"chart": "repo/auth"}}}}
+            ]
+        }));
+        let d = build(&e, chain_catalog());
+        assert!(d.added.is_empty(), "{:?}", d.added);
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+    }
+
+    #[test]
+    fn without_closure_a_dependency_on_an_unlisted_service_is_a_problem_naming_the_fix() {
+        let e = env(json!({
+            "closure": false,
+            "services": [{"name": "web", "template": {"name": "web"}}]
+        }));
+        let d = build(&e, chain_catalog());
+        assert!(d.added.is_empty());
+        let names: Vec<String> = d.services.iter().map(|s| s.name_any()).collect();
+        assert_eq!(names, ["web"], "the service is applied and waits");
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        assert_eq!(d.missing.len(), 1, "{:?}", d.missing);
+        assert_eq!(d.missing[0].reason, reasons::MISSING_DEPENDENCY);
+        assert!(
+            d.missing[0]
+                .message
+                .contains("release web/app depends on auth"),
+            "{}",
+            d.missing[0].message
+        );
+    }
+
+    #[test]
+    fn a_dependency_on_an_object_applied_by_hand_is_neither_added_nor_missing() {
+        let e = env(json!({"services": [{"name": "web", "template": {"name": "web"}}]}));
+        let sources = Sources {
+            catalog: chain_catalog(),
+            foreign_releases: vec![("auth".to_owned(), Vec::new())],
+            ..Sources::default()
+        };
+        let d = desired(&e, &sources, &|_, _| Vec::new());
+        assert!(d.added.is_empty(), "{:?}", d.added);
+        assert!(d.missing.is_empty(), "{:?}", d.missing);
+    }
+
+    #[test]
+    fn an_invalid_template_is_not_copied_and_the_service_keeps_its_last_good_copy() {
+        let e = env(json!({"services": [{
+            "name": "svc",
+            "template": {"name": "example-service"},
+            "overrides": {"exampleService": {"values": {"image": {"tag": "pr-1"}}}}
+        }]}));
+        let good = TemplateCopy::of("example-service", &template());
+        let mut edited = template();
+        edited
+            .helm_releases
+            .get_mut("postgres")
+            .expect("key")
+            .version = Some("9.9.9".into());
+        let sources = Sources {
+            catalog: BTreeMap::from([("example-service".to_owned(), edited)]),
+            recorded: BTreeMap::from([("svc".to_owned(), good.clone())]),
+            ..Sources::default()
+        };
+        let d = desired(&e, &sources, &|_, _| vec!["broken".to_owned()]);
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        let svc = &d.services[0];
+        assert_eq!(
+            svc.spec.helm_releases["postgres"].version.as_deref(),
+            Some("0.1.3")
+        );
+        assert_eq!(
+            svc.spec.helm_releases["exampleService"]
+                .values
+                .as_ref()
+                .expect("values")["image"]["tag"],
+            "pr-1",
+            "overrides still apply to the kept copy"
+        );
+        assert_eq!(
+            svc.annotations()[TEMPLATE_REVISION_ANNOTATION],
+            good.revision
+        );
+        assert!(matches!(
+            d.templates[0].state,
+            templates::TemplateState::Invalid { .. }
+        ));
     }
 }

@@ -10,6 +10,10 @@ pub const CONTROLLER: &str = "upstartenvironment";
 
 /// Condition type: the environment's namespace exists and belongs to it.
 pub const NAMESPACE_READY: &str = "NamespaceReady";
+/// Condition type: every service copied from a catalog template runs the template's current
+/// revision (False: pinned to an earlier one, or the catalog's is invalid and the last good
+/// copy runs).
+pub const TEMPLATES_UP_TO_DATE: &str = "TemplatesUpToDate";
 
 /// Condition reasons and Event reasons (bounded: they are also metric labels).
 pub mod reasons {
@@ -22,6 +26,16 @@ pub mod reasons {
     pub const NAMESPACE_NOT_OWNED: &str = "NamespaceNotOwned";
     pub const NAMESPACE_TERMINATING: &str = "NamespaceTerminating";
     pub const TEMPLATE_NOT_FOUND: &str = "TemplateNotFound";
+    /// A catalog template fails validation: it is not copied.
+    pub const TEMPLATE_INVALID: &str = "TemplateInvalid";
+    /// A service runs an earlier revision of its template (`templateUpdates: pinned`).
+    pub const TEMPLATE_PINNED: &str = "TemplatePinned";
+    /// Every service runs its template's current revision.
+    pub const TEMPLATES_CURRENT: &str = "TemplatesCurrent";
+    /// A dependency names nothing the environment has (and the closure does not add it).
+    pub const MISSING_DEPENDENCY: &str = "MissingDependency";
+    /// The closure added a service the listed ones depend on (an Event).
+    pub const SERVICE_ADDED: &str = "ServiceAdded";
     pub const UNKNOWN_OVERRIDE_KEY: &str = "UnknownOverrideKey";
     pub const INVALID_OVERRIDE: &str = "InvalidOverride";
     pub const EXPIRED: &str = "Expired";

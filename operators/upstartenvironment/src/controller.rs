@@ -25,7 +25,7 @@ use upstart_api::v1alpha1::{
     HelmRelease, HelmReleasePhase, ServicePhase, UpstartEnvironment, UpstartEnvironmentStatus,
     UpstartService, UpstartServiceSpec,
 };
-use upstart_dag::{DependencyGraph, NodeId, NodeKind};
+use upstart_dag::{DependencyGraph, Expressions, NodeId, NodeKind, validate_template};
 use upstart_operator_runtime::objects::Deletion;
 use upstart_operator_runtime::{
     Cleanup, ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseSummary,
@@ -33,13 +33,16 @@ use upstart_operator_runtime::{
 };
 
 use crate::Error;
-use crate::children::{self, Desired, NamespaceState, Problem, is_owned_by, namespace_name};
+use crate::children::{
+    self, Desired, NamespaceState, Problem, Sources, is_owned_by, namespace_name,
+};
 use crate::constants::{CONTROLLER, FIELD_MANAGER, FINALIZER, reasons};
 use crate::error::ApiStep;
 use crate::expiry;
 use crate::metrics::EnvironmentMetrics;
 use crate::status::{self, Member, Observation, deleting_status, next_status};
 use crate::teardown::{environment_graph, held_back, next_level};
+use crate::templates::{TemplateCopy, TemplateState};
 use crate::wakeups;
 
 /// How often an environment is looked at when no watch event came: a safety net only.
@@ -74,6 +77,8 @@ pub struct Context {
     recorder: EventRecorder,
     backoff: FailureBackoff<ObjectRef<UpstartEnvironment>>,
     config: Config,
+    /// Validates catalog templates before they are copied.
+    expressions: Expressions,
 }
 
 /// Runs the controller until `shutdown` fires: the work handed to the shared runtime
@@ -103,6 +108,7 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
         recorder: op.recorder(CONTROLLER),
         backoff: FailureBackoff::default(),
         config: config.clone(),
+        expressions: Expressions::new(),
     });
     let by_service = store.clone();
     let by_release = store.clone();
@@ -209,6 +215,7 @@ fn error_policy(env: Arc<UpstartEnvironment>, error: &Error, ctx: Arc<Context>) 
 }
 
 /// The services and releases found in the environment's namespace.
+#[derive(Default)]
 struct Members {
     services: Vec<UpstartService>,
     releases: Vec<HelmRelease>,
@@ -390,22 +397,21 @@ async fn converge(
         apply(&namespaces, &namespace, &children::build_namespace(env)).await?;
     }
 
-    let templates = if env.spec.services.iter().any(|s| s.template.is_some()) {
-        catalog(ctx).await?
+    let mut members = if namespace_state == NamespaceState::Owned {
+        Members::list(ctx, &namespace).await?
     } else {
-        BTreeMap::new()
+        Members::default()
     };
-    let mut desired = children::desired(env, &templates);
+    let sources = sources(ctx, env, &uid, &members).await?;
+    let mut desired = children::desired(env, &sources, &|name, spec| {
+        validate_template(name, spec, &ctx.expressions)
+    });
+    announce_catalog_changes(ctx, env, &desired).await;
     let now = Timestamp::now();
     let expires_at = expiry::expires_at(env);
 
     let mut pending_removal = false;
-    let mut members = Members {
-        services: Vec::new(),
-        releases: Vec::new(),
-    };
     if namespace_state == NamespaceState::Owned {
-        members = Members::list(ctx, &namespace).await?;
         apply_children(ctx, &namespace, &desired, &mut members).await?;
         let held;
         (pending_removal, held) =
@@ -472,6 +478,100 @@ async fn converge(
     } else {
         RESYNC
     }))
+}
+
+/// What the children are built from besides the spec: the catalog (read only when a service
+/// may come from it), the template copies the live services carry, and what else is in the
+/// namespace.
+async fn sources(
+    ctx: &Context,
+    env: &UpstartEnvironment,
+    uid: &str,
+    members: &Members,
+) -> Result<Sources, Error> {
+    let catalog = if children::needs_catalog(env) {
+        catalog(ctx).await?
+    } else {
+        BTreeMap::new()
+    };
+    Ok(Sources {
+        catalog,
+        recorded: members
+            .owned_services(uid)
+            .filter_map(|s| Some((s.name_any(), TemplateCopy::recorded(&s.metadata)?)))
+            .collect(),
+        foreign_services: members
+            .services
+            .iter()
+            .filter(|s| !is_owned_by(&s.metadata, uid))
+            .map(|s| (s.name_any(), s.spec.clone()))
+            .collect(),
+        foreign_releases: members
+            .releases
+            .iter()
+            .filter(|r| !is_owned_by(&r.metadata, uid) && service_owner(r).is_none())
+            .map(|r| (r.name_any(), r.spec.dependencies.clone()))
+            .collect(),
+        present: members.present(uid).into_iter().map(|n| n.name).collect(),
+    })
+}
+
+/// Events for what the catalog changed that the status does not say yet: a service the
+/// closure added, a template revision not copied because it is invalid, a dependency nothing
+/// provides.
+async fn announce_catalog_changes(ctx: &Context, env: &UpstartEnvironment, desired: &Desired) {
+    let old = env.status.as_ref();
+    let reference = env.object_ref(&());
+    let ready = old
+        .and_then(|s| find(&s.conditions, READY))
+        .map(|c| c.message.as_str())
+        .unwrap_or_default();
+    for missing in &desired.missing {
+        if !ready.contains(&missing.message) {
+            ctx.recorder
+                .warning(
+                    &reference,
+                    missing.reason,
+                    "Resolve",
+                    Some(&missing.message),
+                )
+                .await;
+        }
+    }
+    for added in &desired.added {
+        if old.is_some_and(|s| s.added_services.iter().any(|a| a.name == added.name)) {
+            continue;
+        }
+        let note = format!(
+            "added service {} from the catalog: required by {}",
+            added.name,
+            added.required_by.join(", ")
+        );
+        ctx.recorder
+            .normal(&reference, reasons::SERVICE_ADDED, "Add", Some(&note))
+            .await;
+    }
+    for used in &desired.templates {
+        let TemplateState::Invalid { errors } = &used.state else {
+            continue;
+        };
+        let catalog_revision = used.catalog_revision.as_deref().unwrap_or_default();
+        let said = old.is_some_and(|s| {
+            s.templates.iter().any(|t| {
+                t.service == used.service && t.catalog_revision.as_deref() == Some(catalog_revision)
+            })
+        });
+        if said {
+            continue;
+        }
+        let note = format!(
+            "template {} revision {catalog_revision} is invalid and was not copied; service {}              keeps running revision {}: {errors}",
+            used.template, used.service, used.revision
+        );
+        ctx.recorder
+            .warning(&reference, reasons::TEMPLATE_INVALID, "Copy", Some(&note))
+            .await;
+    }
 }
 
 /// The catalog's templates by name.
@@ -724,11 +824,13 @@ fn observe(
         .services
         .iter()
         .filter(|s| s.enabled())
+        .map(|s| &s.name)
+        .chain(desired.added.iter().map(|a| &a.name))
         .map(|wanted| {
             members
                 .owned_services(uid)
-                .find(|s| s.name_any() == wanted.name)
-                .map_or_else(|| Member::missing(&wanted.name), service_member)
+                .find(|s| s.name_any() == *wanted)
+                .map_or_else(|| Member::missing(wanted), service_member)
         })
         .collect();
     let uids = members.service_uids(uid);
@@ -761,6 +863,9 @@ fn observe(
         services,
         releases: releases.into_values().collect(),
         expires_at: None,
+        templates: desired.templates.clone(),
+        added: desired.added.clone(),
+        missing: desired.missing.clone(),
     }
 }
 

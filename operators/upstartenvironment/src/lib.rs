@@ -2,7 +2,9 @@
 //! service an engineer asked for, plus environment-wide releases.
 //!
 //! The core is pure: [`children`] builds the namespace, the UpstartServices (catalog template
-//! or inline spec, overrides deep-merged) and the environment-wide HelmReleases; [`status`]
+//! or inline spec, overrides deep-merged) and the environment-wide HelmReleases, with the
+//! services the [`closure`] adds for dependencies and the template copies [`templates`]
+//! chooses (an invalid revision is never copied; `pinned` keeps the copy it has); [`status`]
 //! turns an observation into phase, counts, conditions, time-to-ready and critical path;
 //! [`expiry`] says when the environment deletes itself; [`teardown`] says which objects go
 //! next so that dependents always go first; [`wakeups`] maps a change to the environments it
@@ -21,6 +23,7 @@
 //! the teardown timeout, after which it proceeds and says so in an Event.
 
 pub mod children;
+pub mod closure;
 pub mod constants;
 pub mod controller;
 mod error;
@@ -28,6 +31,7 @@ pub mod expiry;
 pub mod metrics;
 pub mod status;
 pub mod teardown;
+pub mod templates;
 pub mod wakeups;
 
 pub use error::Error;

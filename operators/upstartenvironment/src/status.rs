@@ -1,6 +1,6 @@
 //! The status of an environment from what a reconcile observed: phase, counts, conditions
-//! (Ready, NamespaceReady, Reconciling, Stalled), readyAt, time-to-ready, critical path and
-//! expiry. Pure: the same old status and observation give the same status, so a no-op
+//! (Ready, NamespaceReady, Reconciling, Stalled, TemplatesUpToDate), readyAt, time-to-ready,
+//! critical path, expiry, template revisions and the services the closure added. Pure: the same old status and observation give the same status, so a no-op
 //! reconcile writes nothing (SPEC §1).
 
 use std::collections::{BTreeMap, HashMap};
@@ -10,12 +10,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use upstart_api::conditions::{ConditionUpdate, READY, RECONCILING, STALLED, set_condition};
 use upstart_api::v1alpha1::{
-    CriticalPathStep, EnvironmentPhase, ReleaseTimings, UpstartEnvironmentStatus,
+    AddedService, CriticalPathStep, EnvironmentPhase, ReleaseTimings, UpstartEnvironmentStatus,
 };
 use upstart_dag::{DependencyGraph, NodeId, Timing};
 
 use crate::children::{NamespaceState, Problem};
 use crate::constants::{NAMESPACE_READY, reasons};
+use crate::templates::{self, TemplateUse};
 
 /// How many not-ready names a message lists before it says "and N more".
 const MAX_LISTED: usize = 5;
@@ -57,6 +58,13 @@ pub struct Observation {
     pub releases: Vec<Member>,
     /// When the environment deletes itself (see [`crate::expiry`]).
     pub expires_at: Option<Timestamp>,
+    /// The template copy each template-made service runs.
+    pub templates: Vec<TemplateUse>,
+    /// The services the dependency closure added.
+    pub added: Vec<AddedService>,
+    /// Dependencies nothing provides: said in `Ready` while provisioning (not a failure: an
+    /// object applied by hand heals them).
+    pub missing: Vec<Problem>,
 }
 
 impl Observation {
@@ -144,6 +152,12 @@ pub fn next_status(
         status.critical_path = critical_path();
     }
     status.expires_at = observation.expires_at.map(Time);
+    status.templates = observation
+        .templates
+        .iter()
+        .map(TemplateUse::status)
+        .collect();
+    status.added_services.clone_from(&observation.added);
 
     let time = Time(now);
     let mut conditions = std::mem::take(&mut status.conditions);
@@ -270,6 +284,14 @@ fn condition_updates(
                 reasons::DEGRADED,
                 format!("not Ready: {}", not_ready(observation)),
             ),
+            _ if !observation.missing.is_empty() => {
+                let messages: Vec<&str> = observation
+                    .missing
+                    .iter()
+                    .map(|p| p.message.as_str())
+                    .collect();
+                progressing(reasons::MISSING_DEPENDENCY, messages.join("; "))
+            }
             _ => progressing(
                 reasons::PROVISIONING,
                 if observation.namespace_state == NamespaceState::Owned {
@@ -281,6 +303,7 @@ fn condition_updates(
         }
     };
     updates.push(namespace_condition);
+    updates.push(templates::condition(&observation.templates));
     updates
 }
 
@@ -394,6 +417,9 @@ mod tests {
             services: vec![member("app", false)],
             releases: vec![member("app-api", false), member("pr-1-ld", true)],
             expires_at: Some(at(1000)),
+            templates: vec![],
+            added: vec![],
+            missing: vec![],
         }
     }
 

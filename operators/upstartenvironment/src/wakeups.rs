@@ -1,6 +1,7 @@
 //! Which environments a change wakes (STYLE pattern 5): pure functions over the environments
 //! of the cache. A service or release in an environment's namespace wakes that environment; a
-//! namespace wakes its owner; a catalog template wakes the environments using it.
+//! namespace wakes its owner; a catalog template wakes the environments using it (and the
+//! Failed ones, which may be missing it).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::runtime::reflector::ObjectRef;
 use upstart_api::labels::ENVIRONMENT_LABEL;
-use upstart_api::v1alpha1::UpstartEnvironment;
+use upstart_api::v1alpha1::{EnvironmentPhase, UpstartEnvironment};
 
 use crate::children::namespace_name;
 
@@ -24,7 +25,8 @@ pub fn environments_of_namespace(
         .collect()
 }
 
-/// Environments with a service made from the catalog template `template`.
+/// Environments with a service made from the catalog template `template` (listed, or added
+/// by the closure), and the Failed ones: a template published or fixed may be what they miss.
 pub fn users_of_template(
     environments: &[Arc<UpstartEnvironment>],
     template: &str,
@@ -32,10 +34,15 @@ pub fn users_of_template(
     environments
         .iter()
         .filter(|e| {
-            e.spec
+            let listed = e
+                .spec
                 .services
                 .iter()
-                .any(|s| s.template.as_ref().is_some_and(|t| t.name == template))
+                .any(|s| s.template.as_ref().is_some_and(|t| t.name == template));
+            let status = e.status.as_ref();
+            let copied = status.is_some_and(|s| s.templates.iter().any(|t| t.template == template));
+            let failed = status.is_some_and(|s| s.phase == Some(EnvironmentPhase::Failed));
+            listed || copied || failed
         })
         .map(|e| ObjectRef::from_obj(e.as_ref()))
         .collect()
@@ -146,6 +153,30 @@ mod tests {
             true,
         );
         assert_eq!(names(woken), ["a"]);
+    }
+
+    #[test]
+    fn catalog_template_change_wakes_environments_that_copied_it_or_failed() {
+        let mut added = (*env("d", json!({}))).clone();
+        added.status = Some(
+            serde_json::from_value(json!({
+                "templates": [{"service": "auth", "template": "auth", "revision": "sha256:1"}]
+            }))
+            .expect("status"),
+        );
+        let mut failed = (*env("e", json!({}))).clone();
+        failed.status = Some(serde_json::from_value(json!({"phase": "Failed"})).expect("status"));
+        let mut all = environments();
+        all.extend([Arc::new(added), Arc::new(failed)]);
+        let woken = woken_by_member(
+            &all,
+            "upstart-catalog",
+            Some("upstart-catalog"),
+            "auth",
+            &BTreeMap::new(),
+            true,
+        );
+        assert_eq!(names(woken), ["d", "e"]);
     }
 
     #[test]

@@ -15,8 +15,9 @@ pub use references::{
     ValuesReference,
 };
 pub use upstart_environment::{
-    CriticalPathStep, EnvironmentPhase, EnvironmentService, ReleaseOverride, TemplateReference,
-    UpstartEnvironment, UpstartEnvironmentSpec, UpstartEnvironmentStatus,
+    AddedService, CriticalPathStep, EnvironmentPhase, EnvironmentService, ReleaseOverride,
+    TemplateReference, TemplateRevision, TemplateUpdates, UpstartEnvironment,
+    UpstartEnvironmentSpec, UpstartEnvironmentStatus,
 };
 pub use upstart_service::{
     ReleaseSummary, ServicePhase, UpstartService, UpstartServiceSpec, UpstartServiceStatus,

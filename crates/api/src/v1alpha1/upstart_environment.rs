@@ -62,6 +62,46 @@ pub struct UpstartEnvironmentSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub services: Vec<EnvironmentService>,
+
+    /// Dependency closure. `true` (default): a service that a release of the environment
+    /// depends on (by name, not a `HelmRelease` dependency) and that the environment does not
+    /// list is copied from the catalog template of that name too, transitively, and reported
+    /// in `status.addedServices`. `false`: nothing is added, and such a dependency is reported
+    /// as missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closure: Option<bool>,
+
+    /// What a service copied from a catalog template does when the template changes. `follow`
+    /// (default): it copies each new revision (one that fails catalog validation is never
+    /// copied: the service keeps its last good copy, and the environment says so). `pinned`:
+    /// it keeps the revision it copied first (`status.templates`) until this is set back to
+    /// `follow`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_updates: Option<TemplateUpdates>,
+}
+
+impl UpstartEnvironmentSpec {
+    /// Whether services the listed ones depend on are added from the catalog (`spec.closure`).
+    pub fn closure(&self) -> bool {
+        self.closure.unwrap_or(true)
+    }
+
+    /// `spec.templateUpdates`, defaulted.
+    pub fn template_updates(&self) -> TemplateUpdates {
+        self.template_updates.unwrap_or_default()
+    }
+}
+
+/// Whether the services of an environment follow their catalog templates' edits.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TemplateUpdates {
+    // Copy every valid new revision (documented on the field: doc comments here would replace
+    // the field's description in the schema).
+    #[default]
+    Follow,
+    // Keep the revision copied first.
+    Pinned,
 }
 
 /// One service of an environment: a catalog template or an inline spec, with overrides.
@@ -132,7 +172,7 @@ pub struct UpstartEnvironmentStatus {
     /// The generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `NamespaceReady`, `Reconciling`, `Stalled`.
+    /// `Ready`, `NamespaceReady`, `Reconciling`, `Stalled`, `TemplatesUpToDate`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -169,6 +209,42 @@ pub struct UpstartEnvironmentStatus {
     /// When the environment deletes itself (absent: never, or kept by annotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
+    /// The catalog template each service was copied from and the revision it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["service"]))]
+    pub templates: Vec<TemplateRevision>,
+    /// Services the environment added from the catalog because its releases depend on them
+    /// (`spec.closure`), with the releases that do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub added_services: Vec<AddedService>,
+}
+
+/// The copy of a catalog template a service runs.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateRevision {
+    /// The UpstartService in the environment's namespace.
+    pub service: String,
+    /// The catalog template it was copied from.
+    pub template: String,
+    /// The revision it runs: the `sha256:` digest of the template's spec as copied.
+    pub revision: String,
+    /// The catalog's current revision, when the service runs another one (`pinned`, or the
+    /// catalog's revision is invalid); absent when they are the same or the template is gone
+    /// from the catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_revision: Option<String>,
+}
+
+/// A service added by the dependency closure.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddedService {
+    /// The service, named (and copied from the catalog template named) as the dependency.
+    pub name: String,
+    /// The releases that depend on it, as `service/key` (or an environment release's name).
+    pub required_by: Vec<String>,
 }
 
 /// One release on the critical path.

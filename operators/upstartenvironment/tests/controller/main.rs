@@ -40,6 +40,7 @@ use upstart_test_support::operators::{Cluster, RunningOperator, object_where, te
 const WAIT: Duration = Duration::from_secs(60);
 const CATALOG: &str = "upstart-catalog";
 
+mod catalog;
 mod expiry;
 mod provisioning;
 mod readiness;
