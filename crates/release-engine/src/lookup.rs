@@ -197,6 +197,9 @@ fn strip_bookkeeping(object: &mut Value) {
 
 struct Session {
     namespace: String,
+    /// Whom this render reads as, when not the proxy's own reader (a release acting as its
+    /// ServiceAccount).
+    reader: Option<Arc<dyn ClusterReader>>,
     reads: Vec<Read>,
     /// The values of the Secrets read (encoded and decoded), scrubbed from helm's errors: a
     /// template may `fail` with a looked-up value in its message.
@@ -247,8 +250,13 @@ impl LookupProxy {
         }
     }
 
-    /// A session for one render into `namespace`; it ends when the guard is dropped.
-    pub async fn session(&self, namespace: &str) -> std::io::Result<LookupSession<'_>> {
+    /// A session for one render into `namespace`, reading with `reader` (else the proxy's
+    /// own); it ends when the guard is dropped.
+    pub async fn session(
+        &self,
+        namespace: &str,
+        reader: Option<Arc<dyn ClusterReader>>,
+    ) -> std::io::Result<LookupSession<'_>> {
         let server = self
             .server
             .get_or_try_init(|| serve(self.reader.clone(), self.sessions.clone()))
@@ -258,6 +266,7 @@ impl LookupProxy {
             token.clone(),
             Session {
                 namespace: namespace.to_owned(),
+                reader,
                 reads: Vec::new(),
                 secret_values: Vec::new(),
             },
@@ -269,10 +278,16 @@ impl LookupProxy {
         })
     }
 
-    /// Whether every read of a render still answers the same, so its result still holds.
-    pub(crate) async fn still_answers(&self, reads: &[Read]) -> bool {
+    /// Whether every read of a render still answers the same to `reader` (else the proxy's
+    /// own), so its result still holds.
+    pub(crate) async fn still_answers(
+        &self,
+        reads: &[Read],
+        reader: Option<&Arc<dyn ClusterReader>>,
+    ) -> bool {
+        let reader = reader.unwrap_or(&self.reader);
         for read in reads {
-            match self.reader.get(&read.path, Some(JSON)).await {
+            match reader.get(&read.path, Some(JSON)).await {
                 Ok(answer) if answer_digest(answer.status, &answer.body) == read.digest => {}
                 _ => return false,
             }
@@ -444,9 +459,13 @@ async fn answer<B>(
         Some((token, rest)) => (token, format!("/{rest}")),
         None => return status(401, "Unauthorized", "unknown render session"),
     };
-    let Some(namespace) = lock(sessions).get(token).map(|s| s.namespace.clone()) else {
+    let Some((namespace, own_reader)) = lock(sessions)
+        .get(token)
+        .map(|s| (s.namespace.clone(), s.reader.clone()))
+    else {
         return status(401, "Unauthorized", "unknown render session");
     };
+    let reader = own_reader.as_deref().unwrap_or(reader);
     let route = route(&rest, &namespace);
     if route == Route::Refused {
         tracing::debug!(path = %rest, "a render asked for something outside its namespace: answered not found");
@@ -750,6 +769,7 @@ mod tests {
             "tok".into(),
             Session {
                 namespace: "team".into(),
+                reader: None,
                 reads: Vec::new(),
                 secret_values: Vec::new(),
             },
@@ -831,7 +851,7 @@ mod tests {
             answers: HashMap::from([("/api/v1/namespaces/team/secrets/db", "{\"a\":1}")]),
             asked: Mutex::new(Vec::new()),
         });
-        let session = proxy.session("team").await.unwrap();
+        let session = proxy.session("team", None).await.unwrap();
         assert!(session.server_url().starts_with("http://127.0.0.1:"));
         assert_eq!(lock(&proxy.sessions).len(), 1);
         let reads = vec![
@@ -844,13 +864,58 @@ mod tests {
                 digest: answer_digest(404, b"{\"kind\":\"Status\",\"code\":404}"),
             },
         ];
-        assert!(proxy.still_answers(&reads).await);
+        assert!(proxy.still_answers(&reads, None).await);
         let changed = vec![Read {
             path: "/api/v1/namespaces/team/secrets/db".into(),
             digest: answer_digest(200, b"{\"a\":2}"),
         }];
-        assert!(!proxy.still_answers(&changed).await);
+        assert!(!proxy.still_answers(&changed, None).await);
         drop(session);
         assert!(lock(&proxy.sessions).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_session_with_a_reader_of_its_own_reads_and_revalidates_with_it_only() {
+        let proxy_table = Arc::new(Table {
+            answers: HashMap::from([("/api/v1/namespaces/team/secrets/db", "{\"a\":1}")]),
+            asked: Mutex::new(Vec::new()),
+        });
+        // The release's account may not read the Secret: it gets the 404 of its own reader.
+        let own = Arc::new(Table {
+            answers: HashMap::new(),
+            asked: Mutex::new(Vec::new()),
+        });
+        let proxy = LookupProxy::new(proxy_table.clone());
+        let sessions = Sessions::default();
+        let reader: Arc<dyn ClusterReader> = own.clone();
+        lock(&sessions).insert(
+            "tok".into(),
+            Session {
+                namespace: "team".into(),
+                reader: Some(reader.clone()),
+                reads: Vec::new(),
+                secret_values: Vec::new(),
+            },
+        );
+        let get = http::Request::get("/tok/api/v1/namespaces/team/secrets/db")
+            .body(())
+            .unwrap();
+        let (code, _) = body_of(answer(proxy_table.as_ref(), &sessions, get).await).await;
+        assert_eq!(code, 404);
+        let reads = lock(&sessions).get("tok").unwrap().reads.clone();
+        assert!(proxy.still_answers(&reads, Some(&reader)).await);
+        assert!(!proxy.still_answers(&reads, None).await);
+        assert_eq!(
+            *own.asked.lock().unwrap(),
+            [
+                "/api/v1/namespaces/team/secrets/db",
+                "/api/v1/namespaces/team/secrets/db"
+            ]
+        );
+        assert_eq!(
+            *proxy_table.asked.lock().unwrap(),
+            ["/api/v1/namespaces/team/secrets/db"],
+            "the proxy's own reader is asked only without the session's"
+        );
     }
 }

@@ -259,10 +259,21 @@ impl Renderer {
 
     /// Renders, or returns the cached render of the same inputs without starting helm. A render
     /// that read the cluster is reused only while every object it read answers the same.
-    #[tracing::instrument(skip_all, fields(release = request.release_name, namespace = request.namespace))]
     pub async fn render(&self, request: &RenderRequest<'_>) -> Result<Arc<Rendered>> {
+        self.render_as(request, None).await
+    }
+
+    /// [`Renderer::render`], with `lookup` (and helm's existence checks) reading the cluster
+    /// through `reader` rather than the renderer's own: a release confined to what its
+    /// ServiceAccount may read renders with that account's reads.
+    #[tracing::instrument(skip_all, fields(release = request.release_name, namespace = request.namespace))]
+    pub async fn render_as(
+        &self,
+        request: &RenderRequest<'_>,
+        reader: Option<Arc<dyn ClusterReader>>,
+    ) -> Result<Arc<Rendered>> {
         let key = self.cache_key(request);
-        if let Some(hit) = self.cached(&key).await {
+        if let Some(hit) = self.cached(&key, reader.as_ref()).await {
             tracing::debug!("render cache hit");
             return Ok(hit);
         }
@@ -274,10 +285,10 @@ impl Renderer {
                 .await
                 .map_err(|e| Error::HelmIo(std::io::Error::other(e)))?;
             // Another task may have rendered the same inputs while this one waited.
-            if let Some(hit) = self.cached(&key).await {
+            if let Some(hit) = self.cached(&key, reader.as_ref()).await {
                 return Ok(hit);
             }
-            self.render_now(request).await?
+            self.render_now(request, reader).await?
         };
         let rendered = Arc::new(Rendered {
             manifest,
@@ -290,13 +301,17 @@ impl Renderer {
     }
 
     /// The cached render of `key`, unless what it read from the cluster has changed since.
-    async fn cached(&self, key: &str) -> Option<Arc<Rendered>> {
+    async fn cached(
+        &self,
+        key: &str,
+        reader: Option<&Arc<dyn ClusterReader>>,
+    ) -> Option<Arc<Rendered>> {
         let hit = self.cache_lock().get(key)?;
         if hit.reads.is_empty() {
             return Some(hit);
         }
         let lookup = self.lookup.as_ref()?;
-        if lookup.still_answers(&hit.reads).await {
+        if lookup.still_answers(&hit.reads, reader).await {
             Some(hit)
         } else {
             tracing::debug!("what the cached render looked up has changed: rendering again");
@@ -306,7 +321,11 @@ impl Renderer {
 
     /// Runs helm: against the cluster when the chart may call `lookup` and the renderer has
     /// the cluster, else offline.
-    async fn render_now(&self, request: &RenderRequest<'_>) -> Result<(String, Vec<Read>)> {
+    async fn render_now(
+        &self,
+        request: &RenderRequest<'_>,
+        reader: Option<Arc<dyn ClusterReader>>,
+    ) -> Result<(String, Vec<Read>)> {
         let Some(lookup) = &self.lookup else {
             return Ok((self.run_template(request, None).await?, Vec::new()));
         };
@@ -314,7 +333,7 @@ impl Renderer {
             return Ok((self.run_template(request, None).await?, Vec::new()));
         }
         let session = lookup
-            .session(request.namespace)
+            .session(request.namespace, reader)
             .await
             .map_err(Error::HelmIo)?;
         match self.run_template(request, Some(&session)).await {

@@ -159,6 +159,25 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
     }
 
+    /// Enforces RBAC on the control plane from now on and serves it over HTTPS; returns a
+    /// client of the admin (`system:masters`) through that endpoint. Unlike [`Cluster::client`]
+    /// (in process, never authorized), its requests go through authorization and
+    /// impersonation: an operator on it acting as a ServiceAccount gets that account's rights.
+    pub async fn enforce_rbac(&self) -> Client {
+        self.control_plane
+            .enable_rbac()
+            .expect("RBAC is enabled on the control plane");
+        let endpoint = self
+            .control_plane
+            .serve_https(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("the control plane serves HTTPS");
+        endpoint
+            .client()
+            .await
+            .expect("a client of the HTTPS endpoint")
+    }
+
     /// The chart repository's URL.
     pub fn repo_url(&self) -> &str {
         self.repo.url()

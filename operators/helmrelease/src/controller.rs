@@ -5,7 +5,8 @@
 //! - `act`: one module per action (`apply` and its `install` pass, `objects`, `hooks`,
 //!   `prune`, `teardown`);
 //! - `memory`: what this process remembers of each release between reconciles;
-//! - `config`: the operator's configuration and repository credentials.
+//! - `config`: the operator's configuration and repository credentials;
+//! - `accounts`: whom a release's objects are written as (its impersonated ServiceAccount).
 //!
 //! This file keeps the shared [`Context`], the wiring of [`run`] and the reconcile itself.
 
@@ -51,6 +52,7 @@ use crate::metrics::ReleaseMetrics;
 use crate::roots;
 use crate::status::next_status;
 use crate::wakeups::{self, DataKind};
+use accounts::Accounts;
 use act::apply::apply_run;
 use act::install::render_ahead;
 use act::teardown::cleanup;
@@ -58,6 +60,7 @@ use config::{LateCredentials, repository_alias, secret_credentials};
 use memory::ReleaseMemory;
 use observe::observe;
 
+mod accounts;
 mod act;
 mod config;
 mod memory;
@@ -88,6 +91,8 @@ pub struct Context {
     allow_list: ClusterScopedAllowList,
     teardown_timeout: Duration,
     limits: Limits,
+    /// The clients a release's objects are written with (impersonating its ServiceAccount).
+    accounts: Accounts,
     /// What this process remembers of each release, forgotten when the release is deleted.
     memory: std::sync::Mutex<HashMap<ObjectRef<HelmRelease>, ReleaseMemory>>,
     releases: Store<HelmRelease>,
@@ -128,6 +133,7 @@ impl Context {
             .map_err(Error::ChartFetch)?;
         let discovered = discover(&client).await?;
         Ok(Context {
+            accounts: Accounts::new(client.clone(), config.default_service_account),
             client,
             metrics: op.metrics.controller(CONTROLLER),
             release_metrics,
@@ -217,20 +223,24 @@ impl Context {
         Ok(built)
     }
 
+    /// The API of one object of release `hr`, as the account `hr` acts as (see
+    /// [`accounts`]): every read and write of a chart's objects goes through here.
     async fn dynamic_api(
         &self,
+        hr: &HelmRelease,
         entry: &InventoryEntry,
         namespace: &str,
     ) -> Result<Api<DynamicObject>, Error> {
         let (resource, capabilities) = self.resource(&entry.api_version, &entry.kind).await?;
+        let client = self.accounts.client(hr, namespace)?;
         Ok(if capabilities.scope == Scope::Namespaced {
             Api::namespaced_with(
-                self.client.clone(),
+                client,
                 entry.namespace.as_deref().unwrap_or(namespace),
                 &resource,
             )
         } else {
-            Api::all_with(self.client.clone(), &resource)
+            Api::all_with(client, &resource)
         })
     }
 }

@@ -57,6 +57,12 @@ struct Cli {
         default_value_t = upstart_release_engine::render::DEFAULT_MEMORY_LIMIT >> 20
     )]
     helm_memory_limit: u64,
+    /// The ServiceAccount, of each release's own namespace, that a HelmRelease without
+    /// `spec.serviceAccountName` acts as: its chart's objects are written by impersonating it
+    /// (the operator needs `impersonate` on serviceaccounts). Unset: such releases use the
+    /// operator's own rights.
+    #[arg(long, env = "UPSTART_DEFAULT_SERVICE_ACCOUNT", value_name = "NAME")]
+    default_service_account: Option<String>,
 }
 
 #[tokio::main]
@@ -92,6 +98,7 @@ async fn operate(op: OperatorContext, shutdown: Shutdown, cli: Cli) -> Result<()
         teardown_timeout: cli.common.teardown_timeout,
         helm_memory_limit: (cli.helm_memory_limit > 0)
             .then_some(cli.helm_memory_limit.saturating_mul(1 << 20)),
+        default_service_account: cli.default_service_account.filter(|name| !name.is_empty()),
     };
     controller::run(op, config, shutdown).await
 }

@@ -9,7 +9,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::references::{Dependency, OutputSource, ValuesReference};
-use super::validation::{CHART, DNS1123_LABEL, DURATION, optional_values_schema, version_schema};
+use super::validation::{
+    CHART, DNS1123_LABEL, DNS1123_SUBDOMAIN, DURATION, optional_values_schema, version_schema,
+};
 use crate::duration::parse_duration;
 
 /// How often a Ready release is re-applied to correct drift, unless `interval` says otherwise.
@@ -95,6 +97,14 @@ pub struct HelmReleaseSpec {
     /// Stop reconciling (nothing is applied or pruned) until unset.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspend: bool,
+
+    /// A ServiceAccount of the release's namespace: the chart's objects are applied, read,
+    /// pruned and deleted (hooks too) as that account, impersonated by the operator, so the
+    /// chart can only do what the account's Roles allow there. Default: the operator's
+    /// `--default-service-account`; neither: the operator's own rights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(DNS1123_SUBDOMAIN), length(max = 253))]
+    pub service_account_name: Option<String>,
 }
 
 impl HelmReleaseSpec {

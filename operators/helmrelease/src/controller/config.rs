@@ -39,6 +39,9 @@ pub struct Config {
     /// Most memory (bytes of data) one helm process may use; `None`: unlimited. Running out
     /// is the render error `RenderOutOfMemory`.
     pub helm_memory_limit: Option<u64>,
+    /// The ServiceAccount (of each release's own namespace) a release without
+    /// `spec.serviceAccountName` acts as; `None`: such a release uses the operator's rights.
+    pub default_service_account: Option<String>,
 }
 
 /// The default teardown timeout (SPEC §2.8), as the binary's `--teardown-timeout`.
@@ -55,6 +58,7 @@ impl Default for Config {
             cluster_scoped_allow_list: ClusterScopedAllowList::default(),
             teardown_timeout: DEFAULT_TEARDOWN_TIMEOUT,
             helm_memory_limit: Some(upstart_release_engine::render::DEFAULT_MEMORY_LIMIT),
+            default_service_account: None,
         }
     }
 }

@@ -145,7 +145,7 @@ pub(in crate::controller) async fn observe(
     let mut edits = Vec::new();
     let release = ObjectRef::from_obj(hr);
     for entry in &status.inventory {
-        let api = match ctx.dynamic_api(entry, namespace).await {
+        let api = match ctx.dynamic_api(hr, entry, namespace).await {
             Ok(api) => api,
             Err(Error::UnknownKind { .. }) => {
                 inventory_missing.push(manifests::display_name(entry));
@@ -154,10 +154,16 @@ pub(in crate::controller) async fn observe(
             }
             Err(error) => return Err(error),
         };
-        match api.get_opt(&entry.name).await.map_err(Error::kube(
-            ApiStep::ReadObject,
-            "reading an applied object",
-        ))? {
+        let read = match api.get_opt(&entry.name).await {
+            // Not allowed to read it (the release's account lost its rights): counted as
+            // missing, so the apply that follows puts the refusal, worded, in status.
+            Err(kube::Error::Api(status)) if status.code == 403 => None,
+            read => read.map_err(Error::kube(
+                ApiStep::ReadObject,
+                "reading an applied object",
+            ))?,
+        };
+        match read {
             Some(live) => {
                 let key = object_key(entry, namespace);
                 if let Some(at) = edited_at(live.managed_fields(), FIELD_MANAGER)

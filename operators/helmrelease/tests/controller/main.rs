@@ -26,6 +26,7 @@ use upstart_test_support::operators::{Cluster, RunningOperator, object_where, wr
 const WAIT: Duration = Duration::from_secs(60);
 const NS: &str = "default";
 
+mod confinement;
 mod crds;
 mod deletion;
 mod dependencies;
@@ -66,6 +67,7 @@ fn charts(root: &Path) {
     other_charts(root);
     parity::charts(root);
     lookup::charts(root);
+    confinement::charts(root);
     restarts::charts(root);
 }
 

@@ -15,6 +15,7 @@ use upstart_api::v1alpha1::{DependencyKind, HelmRelease};
 use upstart_release_engine::render::Scrubber;
 
 use crate::Error;
+use crate::controller::accounts::Account;
 use crate::controller::act::hooks::{HookRun, hook_run};
 use crate::controller::act::install::{Progress, Render, apply_release};
 use crate::controller::act::prune::delete_entry;
@@ -172,7 +173,7 @@ pub(in crate::controller) async fn apply(
             }
             write_status(ctx, &api, hr, status).await?;
             for entry in &applied.succeeded_hooks {
-                delete_entry(ctx, namespace, entry).await?;
+                delete_entry(hr, ctx, namespace, entry).await?;
             }
             // The status write wakes the release again; this is only the safety net.
             Ok(Action::requeue(Duration::from_secs(1)))
@@ -187,12 +188,28 @@ pub(in crate::controller) async fn apply(
             Ok(Action::requeue(hr.spec.interval()))
         }
         Err(error) => {
-            let message = scrubber.scrub(&error.to_string());
+            let mut message = scrubber.scrub(&error.to_string());
+            if error.is_forbidden()
+                && let Some(account) = ctx.accounts.account(hr, namespace)
+            {
+                message.push_str(&refused_as(&account));
+            }
             let status = failure_status(old, error.reason(), &message, generation, now);
             write_status(ctx, &api, hr, status).await?;
             Err(error)
         }
     }
+}
+
+/// What a refusal (403) means when the release acts as `account`: the chart asked for more
+/// than the account may do, and how to fix it.
+fn refused_as(account: &Account) -> String {
+    format!(
+        " (the release's objects are written as {account}, from spec.serviceAccountName or the \
+         operator's --default-service-account: grant that account the access with a Role and \
+         RoleBinding in {namespace}, or take the object out of the chart)",
+        namespace = account.namespace
+    )
 }
 
 /// On the first apply of a generation: how long since the last of its HelmRelease dependencies

@@ -68,7 +68,7 @@ impl HookPass<'_> {
                 statuses.push(ended.clone());
                 continue;
             }
-            let api = self.ctx.dynamic_api(entry, self.namespace).await?;
+            let api = self.ctx.dynamic_api(self.hr, entry, self.namespace).await?;
             let mut live = api.get_opt(&entry.name).await.map_err(Error::kube(
                 ApiStep::Hook,
                 format!("reading hook {display}"),
@@ -81,7 +81,7 @@ impl HookPass<'_> {
                     != Some(self.run)
             {
                 match &stale.metadata.deletion_timestamp {
-                    None => delete_entry(self.ctx, self.namespace, entry).await?,
+                    None => delete_entry(self.hr, self.ctx, self.namespace, entry).await?,
                     // Held by a finalizer longer than the release's timeout: a failure (retried
                     // with backoff, or announced at deletion), not an endless wait.
                     Some(since)
@@ -113,8 +113,15 @@ impl HookPass<'_> {
                     let mut object = hook.object.object.clone();
                     object["metadata"]["annotations"][HOOK_RUN_ANNOTATION] =
                         Value::String(self.run.to_owned());
-                    apply_object(self.ctx, self.namespace, entry, &object, self.release_label)
-                        .await?
+                    apply_object(
+                        self.hr,
+                        self.ctx,
+                        self.namespace,
+                        entry,
+                        &object,
+                        self.release_label,
+                    )
+                    .await?
                 }
             };
             let outcome =
@@ -174,7 +181,7 @@ impl HookPass<'_> {
         outcome: HookOutcome,
     ) -> Result<(), Error> {
         if hook.delete_after(outcome) {
-            return delete_entry(self.ctx, self.namespace, entry).await;
+            return delete_entry(self.hr, self.ctx, self.namespace, entry).await;
         }
         if self.for_deletion {
             return Ok(());

@@ -1,6 +1,8 @@
 //! One pass of an install or upgrade: fetch and render the chart into a plan, pre hooks, the
 //! objects in plan order, post hooks, prune; and the render ahead while dependencies finish.
 
+use std::sync::Arc;
+
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -8,6 +10,7 @@ use serde_json::Value;
 use tracing::debug;
 use upstart_api::v1alpha1::{HelmRelease, HelmReleaseStatus, HookStatus, InventoryEntry};
 use upstart_release_engine::health::{self, Health};
+use upstart_release_engine::lookup::ClusterReader;
 use upstart_release_engine::manifests::{self, HookEvent, ReleaseScope};
 use upstart_release_engine::render::RenderRequest;
 
@@ -74,17 +77,28 @@ pub(in crate::controller) async fn render_plan_at(
     let release_name = release_name(hr);
     let started = std::time::Instant::now();
     let capabilities = ctx.discovered.read().await.catalog.capabilities();
+    // `lookup` reads as the release's account too, when it acts as one.
+    let reader = match ctx.accounts.account(hr, namespace) {
+        Some(_) => {
+            let reader: Arc<dyn ClusterReader> = Arc::new(ctx.accounts.client(hr, namespace)?);
+            Some(reader)
+        }
+        None => None,
+    };
     let rendered = ctx
         .renderer
-        .render(&RenderRequest {
-            chart_dir: &chart.path,
-            chart_digest: &chart.content_digest,
-            release_name: &release_name,
-            namespace,
-            values,
-            capabilities: &capabilities,
-            is_upgrade,
-        })
+        .render_as(
+            &RenderRequest {
+                chart_dir: &chart.path,
+                chart_digest: &chart.content_digest,
+                release_name: &release_name,
+                namespace,
+                values,
+                capabilities: &capabilities,
+                is_upgrade,
+            },
+            reader,
+        )
         .await
         .map_err(Error::Render)?;
     ctx.release_metrics
@@ -194,7 +208,7 @@ pub(in crate::controller) async fn apply_release(
     };
     // As Helm: the CRDs of `crds/` directories before anything else, hooks included.
     for crd in &plan.crds {
-        if let Some(message) = install_crd(ctx, namespace, crd, hr.spec.timeout()).await? {
+        if let Some(message) = install_crd(hr, ctx, namespace, crd, hr.spec.timeout()).await? {
             return Ok(Progress::Waiting { message, hooks });
         }
     }
@@ -212,6 +226,7 @@ pub(in crate::controller) async fn apply_release(
     let mut healths = Vec::new();
     for object in &plan.resources {
         let live = apply_object(
+            hr,
             ctx,
             namespace,
             &object.entry,

@@ -7,7 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::DynamicObject;
 use serde_json::Value;
-use upstart_api::v1alpha1::InventoryEntry;
+use upstart_api::v1alpha1::{HelmRelease, InventoryEntry};
 use upstart_operator_runtime::objects;
 use upstart_release_engine::health::{self, Health};
 use upstart_release_engine::manifests::{self, ManifestObject};
@@ -47,12 +47,13 @@ pub(in crate::controller) fn older_than(live: &DynamicObject, age: Duration) -> 
 /// left exactly as it is when it exists (never updated, whoever created it). `Some`: the
 /// release waits for it to be Established (its watch event starts the next pass).
 pub(in crate::controller) async fn install_crd(
+    hr: &HelmRelease,
     ctx: &Context,
     namespace: &str,
     crd: &ManifestObject,
     timeout: Duration,
 ) -> Result<Option<String>, Error> {
-    let api = ctx.dynamic_api(&crd.entry, namespace).await?;
+    let api = ctx.dynamic_api(hr, &crd.entry, namespace).await?;
     let display = crd.display_name();
     let live = api.get_opt(&crd.entry.name).await.map_err(Error::kube(
         ApiStep::ReadObject,
@@ -76,6 +77,7 @@ pub(in crate::controller) async fn install_crd(
 
 /// Server-side applies one object after checking it is not another release's.
 pub(in crate::controller) async fn apply_object(
+    hr: &HelmRelease,
     ctx: &Context,
     namespace: &str,
     entry: &InventoryEntry,
@@ -83,7 +85,7 @@ pub(in crate::controller) async fn apply_object(
     release_label: &str,
 ) -> Result<DynamicObject, Error> {
     let display = manifests::display_name(entry);
-    let api = ctx.dynamic_api(entry, namespace).await?;
+    let api = ctx.dynamic_api(hr, entry, namespace).await?;
     let live = api.get_opt(&entry.name).await.map_err(Error::kube(
         ApiStep::ReadObject,
         format!("reading {display}"),

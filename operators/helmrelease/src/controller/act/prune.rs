@@ -32,7 +32,7 @@ pub(in crate::controller) async fn delete_unless_kept(
     namespace: &str,
     entry: &InventoryEntry,
 ) -> Result<Removal, Error> {
-    let live = match ctx.dynamic_api(entry, namespace).await {
+    let live = match ctx.dynamic_api(hr, entry, namespace).await {
         Ok(api) => match api.get_opt(&entry.name).await {
             Ok(live) => live,
             // Not allowed to read it: it cannot be known to be kept; the delete says the rest.
@@ -64,7 +64,7 @@ pub(in crate::controller) async fn delete_unless_kept(
             .await;
         return Ok(Removal::Kept);
     }
-    match delete_entry(ctx, namespace, entry).await {
+    match delete_entry(hr, ctx, namespace, entry).await {
         Ok(()) => Ok(Removal::Deleted),
         Err(error) if error.is_forbidden() => {
             let note = format!(
@@ -87,11 +87,12 @@ pub(in crate::controller) async fn delete_unless_kept(
 }
 
 pub(in crate::controller) async fn delete_entry(
+    hr: &HelmRelease,
     ctx: &Context,
     namespace: &str,
     entry: &InventoryEntry,
 ) -> Result<(), Error> {
-    let api = match ctx.dynamic_api(entry, namespace).await {
+    let api = match ctx.dynamic_api(hr, entry, namespace).await {
         Ok(api) => api,
         // A kind no longer served has nothing left to delete.
         Err(Error::UnknownKind { .. }) => return Ok(()),

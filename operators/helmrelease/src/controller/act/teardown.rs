@@ -177,7 +177,7 @@ pub(in crate::controller) async fn teardown(
         }
     }
     for entry in &succeeded {
-        delete_entry(ctx, namespace, entry).await?;
+        delete_entry(hr, ctx, namespace, entry).await?;
     }
     info!(objects = status.inventory.len(), "release deleted");
     Ok(None)
@@ -199,6 +199,8 @@ pub(in crate::controller) async fn cleanup(
         return Ok(Cleanup::Wait(action));
     }
     ctx.forget(&ObjectRef::from_obj(hr));
+    ctx.accounts
+        .keep_only_used(ctx.releases.state().iter().map(AsRef::as_ref));
     Ok(Cleanup::Done)
 }
 
