@@ -1409,6 +1409,7 @@ impl Generation {
             let environment = upstart_environment_operator::controller::Config {
                 catalog_namespace,
                 teardown_timeout: Duration::from_secs(60),
+                ..Default::default()
             };
             generation.spawn(rig, number, "upstartenvironment", move |op, shutdown| {
                 upstart_environment_operator::controller::run(op, environment, shutdown)

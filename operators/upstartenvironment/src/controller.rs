@@ -47,6 +47,7 @@ use crate::wakeups;
 
 /// How often an environment is looked at when no watch event came: a safety net only.
 const RESYNC: Duration = Duration::from_secs(300);
+use crate::tenancy::{ReleaseAccess, ReleaseAccounts};
 /// How soon a teardown (or a removal) in progress is looked at again if no watch event came.
 const TEARDOWN_RECHECK: Duration = Duration::from_secs(5);
 
@@ -61,6 +62,9 @@ pub struct Config {
 
 impl Default for Config {
     /// The defaults of the binary's flags.
+    /// The account each environment's releases act as ([`crate::tenancy`]); `None`: the
+    /// releases name no account (the HelmRelease operator's default applies).
+    pub release_access: Option<ReleaseAccess>,
     fn default() -> Self {
         Config {
             catalog_namespace: upstart_api::names::DEFAULT_CATALOG_NAMESPACE.to_owned(),
@@ -69,6 +73,7 @@ impl Default for Config {
     }
 }
 
+            release_access: None,
 /// Shared by every reconcile.
 pub struct Context {
     client: Client,
@@ -81,6 +86,7 @@ pub struct Context {
     expressions: Expressions,
 }
 
+    release_accounts: Option<ReleaseAccounts>,
 /// Runs the controller until `shutdown` fires: the work handed to the shared runtime
 /// (`upstart_operator_runtime::run`), in the binary and in process alike.
 pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Result<(), Error> {
@@ -112,6 +118,7 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     });
     let by_service = store.clone();
     let by_release = store.clone();
+        release_accounts: config.release_access.clone().map(ReleaseAccounts::new),
     let catalog = config.catalog_namespace.clone();
     let controller = controller
         .watches(
@@ -416,6 +423,11 @@ async fn converge(
         let held;
         (pending_removal, held) =
             remove_unwanted(ctx, env, &uid, &namespace, &desired, &members).await?;
+        if let Some(accounts) = &ctx.release_accounts {
+            accounts
+                .ensure(&ctx.client, env, &namespace, &mut desired)
+                .await?;
+        }
         announce_held(ctx, env, &held).await;
         desired.problems.extend(held);
     }

@@ -54,6 +54,8 @@ pub enum ApiStep {
     ApplyChild,
     /// Deleting a service or an environment release (teardown, removal from the spec).
     DeleteChild,
+    /// Applying the ServiceAccount the environment's releases act as, or its RoleBinding.
+    ApplyReleaseAccess,
     /// Deleting the namespace at teardown.
     DeleteNamespace,
     /// Deleting the environment when its ttl passed.

@@ -22,6 +22,9 @@
 //! reverse dependency order, waiting for each level to be gone, then the namespace; bounded by
 //! the teardown timeout, after which it proceeds and says so in an Event.
 
+//!
+//! With `--release-cluster-role`, [`tenancy`] gives each environment namespace the
+//! ServiceAccount its releases act as, bound to that ClusterRole there.
 pub mod children;
 pub mod closure;
 pub mod constants;
@@ -34,4 +37,5 @@ pub mod teardown;
 pub mod templates;
 pub mod wakeups;
 
+pub mod tenancy;
 pub use error::Error;

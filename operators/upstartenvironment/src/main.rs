@@ -5,6 +5,7 @@
 use clap::Parser;
 use upstart_environment_operator::Error;
 use upstart_environment_operator::controller::{self, Config};
+use upstart_environment_operator::tenancy::ReleaseAccess;
 use upstart_operator_runtime::{CommonArgs, OperatorContext, Shutdown, run_operator};
 
 #[derive(Parser)]
@@ -18,6 +19,12 @@ use upstart_operator_runtime::{CommonArgs, OperatorContext, Shutdown, run_operat
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
+    /// Give each environment namespace the ServiceAccount `upstart-release`, bound there by a
+    /// RoleBinding to this ClusterRole, and make every release of the environment act as it
+    /// (`serviceAccountName`): charts then create only what the ClusterRole allows, in their
+    /// namespace. The operator needs `bind` on the ClusterRole. Unset: no account is made.
+    #[arg(long, env = "UPSTART_RELEASE_CLUSTER_ROLE", value_name = "CLUSTERROLE")]
+    release_cluster_role: Option<String>,
 }
 
 #[tokio::main]
@@ -36,6 +43,10 @@ async fn operate(op: OperatorContext, shutdown: Shutdown, cli: Cli) -> Result<()
     let config = Config {
         catalog_namespace: cli.common.catalog_namespace,
         teardown_timeout: cli.common.teardown_timeout,
+        release_access: cli
+            .release_cluster_role
+            .filter(|role| !role.is_empty())
+            .map(ReleaseAccess::bound_to),
     };
     controller::run(op, config, shutdown).await
 }
@@ -62,6 +73,16 @@ mod tests {
         assert_eq!(
             cli.common.teardown_timeout,
             std::time::Duration::from_secs(90)
+        );
+        assert_eq!(cli.release_cluster_role, None);
+        let cli = Cli::parse_from([
+            "upstart-environment-operator",
+            "--release-cluster-role",
+            "upstart-release-edit",
+        ]);
+        assert_eq!(
+            cli.release_cluster_role.as_deref(),
+            Some("upstart-release-edit")
         );
     }
 }

@@ -109,6 +109,7 @@ impl Harness {
             catalog_namespace: CATALOG.to_owned(),
             teardown_timeout,
         };
+            ..Config::default()
         let environments =
             RunningOperator::spawn("environment-operator", client.clone(), |op, shutdown| {
                 controller::run(op, config, shutdown)
