@@ -121,3 +121,14 @@ the release namespace like the operators' cluster-scoped objects. Argument: `dic
 {{ include "upstart.sharedLabels" . }}
 app.kubernetes.io/component: user-role
 {{- end }}
+
+{{/* The ClusterRole bound to each environment's release account (`tenancy`). Argument: root. */}}
+{{- define "upstart.releaseClusterRole" -}}
+{{- .Values.tenancy.releaseClusterRole | default (printf "%supstart-release-%s" .Values.namePrefix .Release.Namespace | trunc 253 | trimSuffix "-") -}}
+{{- end }}
+
+{{/* The ServiceAccount names the HelmRelease operator may impersonate, comma-separated
+(`tenancy`). Argument: root. */}}
+{{- define "upstart.releaseAccounts" -}}
+{{- concat (list "upstart-release" .Values.tenancy.defaultServiceAccount) .Values.tenancy.serviceAccountNames | compact | uniq | join "," -}}
+{{- end }}

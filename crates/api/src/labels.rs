@@ -16,6 +16,10 @@ pub const ENVIRONMENT_LABEL: &str = "upstartoperators.upstart.com/environment";
 /// `"true"` on an UpstartEnvironment suspends its expiry (SPEC §4).
 pub const KEEP_ANNOTATION: &str = "upstartoperators.upstart.com/keep";
 
+/// On an UpstartEnvironment: who asked for it (`upstart env create` sets it from the
+/// kubeconfig's user); the operator copies it to `status.requester`.
+pub const REQUESTER_ANNOTATION: &str = "upstartoperators.upstart.com/requester";
+
 /// On an UpstartService an environment copied from a catalog template: the template's name.
 pub const TEMPLATE_ANNOTATION: &str = "upstartoperators.upstart.com/template";
 

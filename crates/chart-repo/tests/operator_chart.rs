@@ -176,11 +176,14 @@ fn binary(deployment: &Value) -> String {
         .unwrap()
 }
 
-/// The flags of the UpstartService and UpstartEnvironment operators: the shared ones.
+/// The flags of the UpstartService and UpstartEnvironment operators: the shared ones, and the
+/// environment operator's `--release-cluster-role` (operators/upstartenvironment/src/main.rs).
 #[derive(Parser, Debug)]
 struct OperatorCli {
     #[command(flatten)]
     common: CommonArgs,
+    #[arg(long)]
+    release_cluster_role: Option<String>,
 }
 
 /// The HelmRelease operator's flags, as operators/helmrelease/src/main.rs declares them (that
@@ -199,6 +202,8 @@ struct HelmReleaseCli {
     cache_dir: PathBuf,
     #[arg(long = "allow-cluster-scoped", value_delimiter = ',')]
     allow_cluster_scoped: Vec<String>,
+    #[arg(long)]
+    default_service_account: Option<String>,
 }
 
 /// Parses a Deployment's arguments as its operator does; for the HelmRelease operator also
@@ -213,8 +218,25 @@ fn parse_args(deployment: &Value) -> (CommonArgs, Option<HelmReleaseCli>) {
     } else {
         let cli = OperatorCli::try_parse_from(argv)
             .unwrap_or_else(|e| panic!("{name}: arguments do not parse: {e}"));
+        assert!(
+            cli.release_cluster_role.is_none() || name == "upstart-environment-operator",
+            "{name}: --release-cluster-role is the environment operator's flag"
+        );
         (cli.common, None)
     }
+}
+
+/// The environment operator's `--release-cluster-role`, if its Deployment passes one.
+fn release_cluster_role(objects: &[Value]) -> Option<String> {
+    let deployment = of_kind(objects, "Deployment")
+        .into_iter()
+        .find(|d| binary(d) == "upstart-environment-operator")
+        .unwrap();
+    let argv = std::iter::once("upstart-environment-operator".to_owned())
+        .chain(strings(&container(deployment)["args"]));
+    OperatorCli::try_parse_from(argv)
+        .unwrap()
+        .release_cluster_role
 }
 
 fn file_names(dir: &Path) -> Vec<String> {
@@ -485,8 +507,8 @@ fn no_cluster_role_grants_wildcards() {
             .collect();
         assert_eq!(
             of_kind(&objects, "ClusterRole").len(),
-            6,
-            "three operators' roles and three user-facing ones"
+            7,
+            "three operators' roles, the releases' role and three user-facing ones"
         );
         for role in roles {
             let name = role["metadata"]["name"].as_str().unwrap();
@@ -548,7 +570,49 @@ fn each_operator_gets_the_rights_of_its_own_controller_only() {
         read,
         "namespaces are only read"
     );
-    // The default chart-object rights cover the workload kinds, and CRDs without delete.
+    // Charts' objects are written as each release's ServiceAccount (tenancy, on by default):
+    // the operator only reads (and watches) what releases apply, writes none of it, and may
+    // impersonate the release accounts by name.
+    for (group, resource) in [
+        ("apps", "deployments"),
+        ("apps", "statefulsets"),
+        ("batch", "jobs"),
+        ("", "services"),
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+    ] {
+        assert_eq!(verbs(helm, group, resource), read, "{group}/{resource}");
+    }
+    for (group, resource) in [
+        ("networking.k8s.io", "ingresses"),
+        ("policy", "poddisruptionbudgets"),
+        ("rbac.authorization.k8s.io", "rolebindings"),
+        ("rbac.authorization.k8s.io", "roles"),
+        ("", "serviceaccounts"),
+    ] {
+        assert!(
+            verbs(helm, group, resource).is_empty(),
+            "{group}/{resource}"
+        );
+    }
+    let impersonation: Vec<&Value> = helm["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|r| strings(&r["verbs"]).contains(&"impersonate".to_owned()))
+        .collect();
+    assert_eq!(impersonation.len(), 1, "{impersonation:?}");
+    assert_eq!(strings(&impersonation[0]["resources"]), ["serviceaccounts"]);
+    assert_eq!(
+        strings(&impersonation[0]["resourceNames"]),
+        ["upstart-release"]
+    );
+    // The releases' own ClusterRole (bound per environment namespace) has the default
+    // chart-object rights: the workload kinds, and CRDs without delete.
+    let release_role = named(
+        &objects,
+        "ClusterRole",
+        &format!("upstart-release-{NAMESPACE}"),
+    );
     for (group, resource) in [
         ("apps", "deployments"),
         ("apps", "statefulsets"),
@@ -557,9 +621,17 @@ fn each_operator_gets_the_rights_of_its_own_controller_only() {
         ("networking.k8s.io", "ingresses"),
         ("policy", "poddisruptionbudgets"),
     ] {
-        assert_eq!(verbs(helm, group, resource), crud, "{group}/{resource}");
+        assert_eq!(
+            verbs(release_role, group, resource),
+            crud,
+            "{group}/{resource}"
+        );
     }
-    let crds = verbs(helm, "apiextensions.k8s.io", "customresourcedefinitions");
+    let crds = verbs(
+        release_role,
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+    );
     assert!(
         crds.is_superset(&set(&["get", "create", "patch"])),
         "{crds:?}"
@@ -598,6 +670,31 @@ fn each_operator_gets_the_rights_of_its_own_controller_only() {
         set(&["get", "list", "watch", "create", "patch", "delete"])
     );
     assert!(verbs(environment, "", "secrets").is_empty());
+    // The release account of each environment namespace and its binding: `bind` on the
+    // releases' ClusterRole only, whose rights it does not hold.
+    assert_eq!(
+        verbs(environment, "", "serviceaccounts"),
+        set(&["get", "create", "patch"])
+    );
+    assert_eq!(
+        verbs(environment, "rbac.authorization.k8s.io", "rolebindings"),
+        set(&["get", "create", "patch"])
+    );
+    let bind: Vec<&Value> = environment["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|r| strings(&r["verbs"]).contains(&"bind".to_owned()))
+        .collect();
+    assert_eq!(bind.len(), 1, "{bind:?}");
+    assert_eq!(
+        strings(&bind[0]["resourceNames"]),
+        [format!("upstart-release-{NAMESPACE}")]
+    );
+    assert_eq!(
+        release_cluster_role(&objects),
+        Some(format!("upstart-release-{NAMESPACE}"))
+    );
 
     // Each ClusterRole is bound to its own ServiceAccount only.
     for binary in OPERATORS {
@@ -625,6 +722,71 @@ fn each_operator_gets_the_rights_of_its_own_controller_only() {
             .find(|r| !r["resourceNames"].is_null())
             .unwrap();
         assert_eq!(strings(&named_rule["resourceNames"]), [binary]);
+    }
+}
+
+#[test]
+fn with_tenancy_off_the_helmrelease_operator_writes_charts_objects_with_its_own_rights() {
+    let objects = render("tenancy: {enabled: false}");
+    let helm = named(
+        &objects,
+        "ClusterRole",
+        &format!("upstart-helmrelease-operator-{NAMESPACE}"),
+    );
+    assert_eq!(
+        verbs(helm, "apps", "deployments"),
+        set(&[
+            "get", "list", "watch", "create", "update", "patch", "delete"
+        ])
+    );
+    assert!(
+        !helm["rules"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|r| strings(&r["verbs"]).contains(&"impersonate".to_owned()))
+    );
+    assert!(
+        of_kind(&objects, "ClusterRole")
+            .iter()
+            .all(|r| r["metadata"]["name"] != format!("upstart-release-{NAMESPACE}"))
+    );
+    assert_eq!(release_cluster_role(&objects), None);
+    for deployment in of_kind(&objects, "Deployment") {
+        if let (_, Some(cli)) = parse_args(deployment) {
+            assert_eq!(cli.default_service_account, None);
+        }
+    }
+    // On, with a ClusterRole of the platform team's: bound instead of the chart's, and more
+    // account names the operator may act as.
+    let objects = render(
+        "tenancy: {releaseClusterRole: edit, defaultServiceAccount: deployer, serviceAccountNames: [ci]}",
+    );
+    assert_eq!(release_cluster_role(&objects).as_deref(), Some("edit"));
+    assert!(
+        of_kind(&objects, "ClusterRole")
+            .iter()
+            .all(|r| r["metadata"]["name"] != format!("upstart-release-{NAMESPACE}"))
+    );
+    let helm = named(
+        &objects,
+        "ClusterRole",
+        &format!("upstart-helmrelease-operator-{NAMESPACE}"),
+    );
+    let impersonation = helm["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| strings(&r["verbs"]).contains(&"impersonate".to_owned()))
+        .unwrap();
+    assert_eq!(
+        strings(&impersonation["resourceNames"]),
+        ["upstart-release", "deployer", "ci"]
+    );
+    for deployment in of_kind(&objects, "Deployment") {
+        if let (_, Some(cli)) = parse_args(deployment) {
+            assert_eq!(cli.default_service_account.as_deref(), Some("deployer"));
+        }
     }
 }
 
@@ -1036,7 +1198,11 @@ fn user_facing_cluster_roles_grant_what_each_role_needs_and_aggregate_to_the_bui
         );
     }
     let off = render("userRoles: {enabled: false}");
-    assert_eq!(of_kind(&off, "ClusterRole").len(), 3, "the operators' only");
+    assert_eq!(
+        of_kind(&off, "ClusterRole").len(),
+        4,
+        "the operators' and the releases' only"
+    );
     let prefixed = render("namePrefix: blue-");
     named(
         &prefixed,
@@ -1205,8 +1371,8 @@ fn installations_in_two_namespaces_do_not_collide_on_cluster_scoped_names() {
     let b = cluster_scoped(&render_in("shard-b", "{}"));
     assert_eq!(
         a.len(),
-        9,
-        "three operators' ClusterRoles and their bindings, three user-facing ClusterRoles: {a:?}"
+        10,
+        "three operators' ClusterRoles and their bindings, the releases' and three user-facing ClusterRoles: {a:?}"
     );
     assert!(a.is_disjoint(&b), "{a:?} and {b:?} collide");
 }
@@ -1322,6 +1488,8 @@ fn resource_of(kind: &str) -> Option<(&'static str, &'static str)> {
         "Namespace" => ("", "namespaces"),
         "Pod" => ("", "pods"),
         "Service" => ("", "services"),
+        "ServiceAccount" => ("", "serviceaccounts"),
+        "RoleBinding" => ("rbac.authorization.k8s.io", "rolebindings"),
         "Deployment" => ("apps", "deployments"),
         "StatefulSet" => ("apps", "statefulsets"),
         "DaemonSet" => ("apps", "daemonsets"),
@@ -1688,6 +1856,7 @@ fn rbac_table(objects: &[Value]) -> String {
             ("upstart-helmrelease-operator", "HelmRelease"),
             ("upstart-service-operator", "UpstartService"),
             ("upstart-environment-operator", "UpstartEnvironment"),
+            ("upstart-release", "Releases (their ServiceAccount)"),
         ]
         .into_iter()
         .find(|(prefix, _)| name.starts_with(prefix))

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, PostParams};
 use kube::core::object::HasSpec;
@@ -20,10 +21,12 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tracing::{info, instrument, warn};
 use upstart_api::conditions::{READY, STALLED, find, is_ready_for_generation};
-use upstart_api::labels::ENVIRONMENT_LABEL;
+use upstart_api::labels::{
+    ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUESTER_ANNOTATION,
+};
 use upstart_api::v1alpha1::{
-    HelmRelease, HelmReleasePhase, ServicePhase, UpstartEnvironment, UpstartEnvironmentStatus,
-    UpstartService, UpstartServiceSpec,
+    Endpoint, HelmRelease, HelmReleasePhase, ServicePhase, UpstartEnvironment,
+    UpstartEnvironmentStatus, UpstartService, UpstartServiceSpec,
 };
 use upstart_dag::{DependencyGraph, Expressions, NodeId, NodeKind, validate_template};
 use upstart_operator_runtime::objects::Deletion;
@@ -37,17 +40,18 @@ use crate::children::{
     self, Desired, NamespaceState, Problem, Sources, is_owned_by, namespace_name,
 };
 use crate::constants::{CONTROLLER, FIELD_MANAGER, FINALIZER, reasons};
+use crate::endpoints;
 use crate::error::ApiStep;
 use crate::expiry;
 use crate::metrics::EnvironmentMetrics;
 use crate::status::{self, Member, Observation, deleting_status, next_status};
 use crate::teardown::{environment_graph, held_back, next_level};
 use crate::templates::{TemplateCopy, TemplateState};
+use crate::tenancy::{ReleaseAccess, ReleaseAccounts};
 use crate::wakeups;
 
 /// How often an environment is looked at when no watch event came: a safety net only.
 const RESYNC: Duration = Duration::from_secs(300);
-use crate::tenancy::{ReleaseAccess, ReleaseAccounts};
 /// How soon a teardown (or a removal) in progress is looked at again if no watch event came.
 const TEARDOWN_RECHECK: Duration = Duration::from_secs(5);
 
@@ -58,22 +62,22 @@ pub struct Config {
     pub catalog_namespace: String,
     /// How long a teardown waits for each level to be gone before it proceeds anyway.
     pub teardown_timeout: Duration,
+    /// The account each environment's releases act as ([`crate::tenancy`]); `None`: the
+    /// releases name no account (the HelmRelease operator's default applies).
+    pub release_access: Option<ReleaseAccess>,
 }
 
 impl Default for Config {
     /// The defaults of the binary's flags.
-    /// The account each environment's releases act as ([`crate::tenancy`]); `None`: the
-    /// releases name no account (the HelmRelease operator's default applies).
-    pub release_access: Option<ReleaseAccess>,
     fn default() -> Self {
         Config {
             catalog_namespace: upstart_api::names::DEFAULT_CATALOG_NAMESPACE.to_owned(),
             teardown_timeout: Duration::from_secs(600),
+            release_access: None,
         }
     }
 }
 
-            release_access: None,
 /// Shared by every reconcile.
 pub struct Context {
     client: Client,
@@ -82,11 +86,11 @@ pub struct Context {
     recorder: EventRecorder,
     backoff: FailureBackoff<ObjectRef<UpstartEnvironment>>,
     config: Config,
+    release_accounts: Option<ReleaseAccounts>,
     /// Validates catalog templates before they are copied.
     expressions: Expressions,
 }
 
-    release_accounts: Option<ReleaseAccounts>,
 /// Runs the controller until `shutdown` fires: the work handed to the shared runtime
 /// (`upstart_operator_runtime::run`), in the binary and in process alike.
 pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Result<(), Error> {
@@ -114,11 +118,11 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
         recorder: op.recorder(CONTROLLER),
         backoff: FailureBackoff::default(),
         config: config.clone(),
+        release_accounts: config.release_access.clone().map(ReleaseAccounts::new),
         expressions: Expressions::new(),
     });
     let by_service = store.clone();
     let by_release = store.clone();
-        release_accounts: config.release_access.clone().map(ReleaseAccounts::new),
     let catalog = config.catalog_namespace.clone();
     let controller = controller
         .watches(
@@ -419,20 +423,25 @@ async fn converge(
 
     let mut pending_removal = false;
     if namespace_state == NamespaceState::Owned {
-        apply_children(ctx, &namespace, &desired, &mut members).await?;
-        let held;
-        (pending_removal, held) =
-            remove_unwanted(ctx, env, &uid, &namespace, &desired, &members).await?;
         if let Some(accounts) = &ctx.release_accounts {
             accounts
                 .ensure(&ctx.client, env, &namespace, &mut desired)
                 .await?;
         }
+        apply_children(ctx, &namespace, &desired, &mut members).await?;
+        let held;
+        (pending_removal, held) =
+            remove_unwanted(ctx, env, &uid, &namespace, &desired, &members).await?;
         announce_held(ctx, env, &held).await;
         desired.problems.extend(held);
     }
 
     let observation = observe(env, &uid, &namespace, namespace_state, &desired, &members);
+    let endpoints = if namespace_state == NamespaceState::Owned {
+        reachable(ctx, &namespace, &uid, &members).await?
+    } else {
+        Vec::new()
+    };
     let created = env
         .metadata
         .creation_timestamp
@@ -444,6 +453,8 @@ async fn converge(
         &Observation {
             // Recomputed from the spec every time: editing ttl moves it.
             expires_at,
+            requester: env.annotations().get(REQUESTER_ANNOTATION).cloned(),
+            endpoints,
             ..observation
         },
         created,
@@ -583,6 +594,66 @@ async fn announce_catalog_changes(ctx: &Context, env: &UpstartEnvironment, desir
         ctx.recorder
             .warning(&reference, reasons::TEMPLATE_INVALID, "Copy", Some(&note))
             .await;
+    }
+}
+
+/// Where the environment's services can be reached ([`crate::endpoints`]), from the Ingresses
+/// and Services its releases applied. Informational: an install that may not list them (a 403)
+/// gets none, and the environment is not held up for it.
+async fn reachable(
+    ctx: &Context,
+    namespace: &str,
+    uid: &str,
+    members: &Members,
+) -> Result<Vec<Endpoint>, Error> {
+    let params = ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
+    let ingresses: Vec<Ingress> = list_unless_forbidden(
+        &Api::namespaced(ctx.client.clone(), namespace),
+        &params,
+        "listing the Ingresses",
+    )
+    .await?;
+    let services: Vec<Service> = list_unless_forbidden(
+        &Api::namespaced(ctx.client.clone(), namespace),
+        &params,
+        "listing the Services",
+    )
+    .await?;
+    let ours = members.service_uids(uid);
+    let owners: BTreeMap<String, String> = members
+        .releases
+        .iter()
+        .filter_map(|r| {
+            if is_owned_by(&r.metadata, uid) {
+                return Some((r.name_any(), r.name_any()));
+            }
+            let (service, service_uid) = service_owner(r)?;
+            (ours.get(service).map(String::as_str) == Some(service_uid))
+                .then(|| (r.name_any(), service.to_owned()))
+        })
+        .collect();
+    Ok(endpoints::endpoints(
+        namespace, &owners, &ingresses, &services,
+    ))
+}
+
+/// The objects `api` lists, none when the operator may not list them.
+async fn list_unless_forbidden<K>(
+    api: &Api<K>,
+    params: &ListParams,
+    action: &str,
+) -> Result<Vec<K>, Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match api.list(params).await {
+        Ok(list) => Ok(list.items),
+        Err(kube::Error::Api(status)) if status.code == 403 => Ok(Vec::new()),
+        Err(source) => Err(Error::Kube {
+            step: ApiStep::ListMembers,
+            action: action.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -878,6 +949,8 @@ fn observe(
         templates: desired.templates.clone(),
         added: desired.added.clone(),
         missing: desired.missing.clone(),
+        requester: None,
+        endpoints: Vec::new(),
     }
 }
 

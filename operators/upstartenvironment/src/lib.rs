@@ -6,6 +6,7 @@
 //! services the [`closure`] adds for dependencies and the template copies [`templates`]
 //! chooses (an invalid revision is never copied; `pinned` keeps the copy it has); [`status`]
 //! turns an observation into phase, counts, conditions, time-to-ready and critical path;
+//! [`endpoints`] says where each service can be reached;
 //! [`expiry`] says when the environment deletes itself; [`teardown`] says which objects go
 //! next so that dependents always go first; [`wakeups`] maps a change to the environments it
 //! concerns. The kube-facing code ([`controller`]) stays thin:
@@ -21,21 +22,22 @@
 //! Deletion runs through the finalizer: services and environment releases level by level in
 //! reverse dependency order, waiting for each level to be gone, then the namespace; bounded by
 //! the teardown timeout, after which it proceeds and says so in an Event.
-
 //!
 //! With `--release-cluster-role`, [`tenancy`] gives each environment namespace the
 //! ServiceAccount its releases act as, bound to that ClusterRole there.
+
 pub mod children;
 pub mod closure;
 pub mod constants;
 pub mod controller;
+pub mod endpoints;
 mod error;
 pub mod expiry;
 pub mod metrics;
 pub mod status;
 pub mod teardown;
 pub mod templates;
+pub mod tenancy;
 pub mod wakeups;
 
-pub mod tenancy;
 pub use error::Error;

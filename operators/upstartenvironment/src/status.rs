@@ -10,7 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use upstart_api::conditions::{ConditionUpdate, READY, RECONCILING, STALLED, set_condition};
 use upstart_api::v1alpha1::{
-    AddedService, CriticalPathStep, EnvironmentPhase, ReleaseTimings, UpstartEnvironmentStatus,
+    AddedService, CriticalPathStep, Endpoint, EnvironmentPhase, ReleaseTimings,
+    UpstartEnvironmentStatus,
 };
 use upstart_dag::{DependencyGraph, NodeId, Timing};
 
@@ -65,6 +66,10 @@ pub struct Observation {
     /// Dependencies nothing provides: said in `Ready` while provisioning (not a failure: an
     /// object applied by hand heals them).
     pub missing: Vec<Problem>,
+    /// Who asked for the environment (its requester annotation).
+    pub requester: Option<String>,
+    /// Where its services can be reached (see [`crate::endpoints`]).
+    pub endpoints: Vec<Endpoint>,
 }
 
 impl Observation {
@@ -158,6 +163,8 @@ pub fn next_status(
         .map(TemplateUse::status)
         .collect();
     status.added_services.clone_from(&observation.added);
+    status.requester.clone_from(&observation.requester);
+    status.endpoints.clone_from(&observation.endpoints);
 
     let time = Time(now);
     let mut conditions = std::mem::take(&mut status.conditions);
@@ -420,6 +427,8 @@ mod tests {
             templates: vec![],
             added: vec![],
             missing: vec![],
+            requester: None,
+            endpoints: vec![],
         }
     }
 

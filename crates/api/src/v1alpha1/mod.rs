@@ -15,7 +15,8 @@ pub use references::{
     ValuesReference,
 };
 pub use upstart_environment::{
-    AddedService, CriticalPathStep, EnvironmentPhase, EnvironmentService, ReleaseOverride,
+    AddedService, CriticalPathStep, Endpoint, EnvironmentPhase, EnvironmentService,
+    ReleaseOverride,
     TemplateReference, TemplateRevision, TemplateUpdates, UpstartEnvironment,
     UpstartEnvironmentSpec, UpstartEnvironmentStatus,
 };

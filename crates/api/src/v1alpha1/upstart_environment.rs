@@ -26,6 +26,8 @@ use super::validation::{DNS1123_LABEL, DURATION, optional_values_schema, version
     printcolumn = r#"{"name":"Namespace","type":"string","jsonPath":".status.namespace"}"#,
     printcolumn = r#"{"name":"Services","type":"string","jsonPath":".status.services"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Requester","type":"string","description":"Who asked for the environment (the requester annotation)","jsonPath":".status.requester"}"#,
+    printcolumn = r#"{"name":"Endpoint","type":"string","description":"Where to reach it first: an Ingress URL, else a LoadBalancer address, else a Service DNS name (status.endpoints has them all)","jsonPath":".status.endpoints[0].url"}"#,
     printcolumn = r#"{"name":"Expires","type":"string","description":"When the environment deletes itself (a date column would print <invalid> for a future time)","jsonPath":".status.expiresAt"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -213,6 +215,15 @@ pub struct UpstartEnvironmentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["service"]))]
     pub templates: Vec<TemplateRevision>,
+    /// Who asked for the environment: its `upstartoperators.upstart.com/requester`
+    /// annotation (set by `upstart env create` from the kubeconfig's user). Informational:
+    /// anyone who may edit the environment may set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<String>,
+    /// Where the environment's services can be reached: Ingress URLs, LoadBalancer addresses,
+    /// then Service DNS names (at most 50).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<Endpoint>,
     /// Services the environment added from the catalog because its releases depend on them
     /// (`spec.closure`), with the releases that do.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -235,6 +246,21 @@ pub struct TemplateRevision {
     /// from the catalog.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog_revision: Option<String>,
+}
+
+/// Where one service of an environment can be reached.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoint {
+    /// The UpstartService (or environment-wide HelmRelease) it belongs to.
+    pub service: String,
+    /// `Ingress` (a host, with `https` when the Ingress has TLS for it), `LoadBalancer` (an
+    /// address a LoadBalancer Service was given) or `Service` (a cluster DNS name).
+    pub kind: String,
+    /// The Ingress or Service it comes from.
+    pub object: String,
+    /// `https://HOST[/PATH]`, `ADDRESS:PORT`, or `NAME.NAMESPACE.svc:PORT`.
+    pub url: String,
 }
 
 /// A service added by the dependency closure.

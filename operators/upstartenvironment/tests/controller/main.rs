@@ -47,6 +47,7 @@ mod readiness;
 mod shutdown;
 mod spec_changes;
 mod teardown;
+mod who_and_where;
 
 /// `app`: a ConfigMap and a Deployment that the simulator makes available after
 /// `.Values.readyAfter`.
@@ -108,8 +109,8 @@ impl Harness {
         let config = Config {
             catalog_namespace: CATALOG.to_owned(),
             teardown_timeout,
-        };
             ..Config::default()
+        };
         let environments =
             RunningOperator::spawn("environment-operator", client.clone(), |op, shutdown| {
                 controller::run(op, config, shutdown)
