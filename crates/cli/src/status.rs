@@ -415,7 +415,8 @@ pub fn tree(live: &Live, now: jiff::Timestamp) -> Tree {
     }
 }
 
-/// When the environment expires, and the chain of releases that decided its time to ready.
+/// Who asked for the environment, when it expires, the chain of releases that decided its time
+/// to ready, and where it can be reached.
 fn environment_notes(
     status: Option<&upstart_api::v1alpha1::UpstartEnvironmentStatus>,
 ) -> Vec<String> {
@@ -423,6 +424,9 @@ fn environment_notes(
     let Some(status) = status else {
         return notes;
     };
+    if let Some(requester) = &status.requester {
+        notes.push(format!("requested by {requester}"));
+    }
     if let Some(expires) = &status.expires_at {
         notes.push(format!("expires at {}", expires.0));
     }
@@ -441,7 +445,40 @@ fn environment_notes(
             .collect();
         notes.push(format!("critical path: {}", steps.join(" -> ")));
     }
+    if !status.endpoints.is_empty() {
+        let endpoints: Vec<String> = status
+            .endpoints
+            .iter()
+            .map(|e| format!("{} {}", e.service, e.url))
+            .collect();
+        notes.push(format!("endpoints: {}", endpoints.join(", ")));
+    }
     notes
+}
+
+#[cfg(test)]
+mod notes_tests {
+    use super::environment_notes;
+
+    #[test]
+    fn notes_name_the_requester_and_every_endpoint_by_service() {
+        let status: upstart_api::v1alpha1::UpstartEnvironmentStatus =
+            serde_json::from_value(serde_json::json!({
+                "requester": "alice",
+                "endpoints": [
+                    {"service": "web", "kind": "Ingress", "object": "web", "url": "https://pr-1.example.com"},
+                    {"service": "db", "kind": "Service", "object": "postgres", "url": "postgres.pr-1.svc:5432"}
+                ]
+            }))
+            .expect("status");
+        assert_eq!(
+            environment_notes(Some(&status)),
+            [
+                "requested by alice",
+                "endpoints: web https://pr-1.example.com, db postgres.pr-1.svc:5432"
+            ]
+        );
+    }
 }
 
 /// `[########------------]`, `width` characters between the brackets.
