@@ -332,8 +332,7 @@ mod tests {
                          "annotations": {REQUESTER_ANNOTATION: "alice"}},
             "spec": {"ttl": "72h"},
             "status": {"phase": "Ready", "readyServices": 2, "totalServices": 2,
-                       "expiresAt": "2026-01-04T00:00:00Z",
-                       "endpoints": [{"service": "shop", "url": "https://shop.pr-1.example.com"}]}
+                       "expiresAt": "2026-01-04T00:00:00Z"}
         }));
         let raw = serde_json::to_value(&env).unwrap();
         let mut raw_with_endpoints = raw.clone();
