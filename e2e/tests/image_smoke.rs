@@ -992,6 +992,36 @@ async fn the_chart_installed_with_rbac_enforced_runs_the_example_environment_unt
         .and_then(|s| s.namespace)
         .expect("a Ready environment names its namespace");
 
+    step("its releases were written as the namespace's release account (tenancy)");
+    Api::<ServiceAccount>::namespaced(client.clone(), &namespace)
+        .get("upstart-release")
+        .await
+        .unwrap();
+    let binding = Api::<RoleBinding>::namespaced(client.clone(), &namespace)
+        .get("upstart-release")
+        .await
+        .unwrap();
+    assert_eq!(binding.role_ref.kind, "ClusterRole");
+    assert_eq!(
+        binding.role_ref.name,
+        format!("upstart-release-{SYSTEM_NAMESPACE}")
+    );
+    let releases =
+        Api::<upstart_api::v1alpha1::HelmRelease>::namespaced(client.clone(), &namespace)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+    assert!(!releases.is_empty());
+    for release in &releases {
+        assert_eq!(
+            release.spec.service_account_name.as_deref(),
+            Some("upstart-release"),
+            "{:?}",
+            release.metadata.name
+        );
+    }
+
     step("its ttl shortened to 1s: it expires, is torn down and deleted");
     environments
         .patch(
@@ -1099,15 +1129,15 @@ async fn the_charts_service_accounts_are_refused_what_the_operators_do_not_need(
             .await
             .unwrap_or_else(|e| panic!("{operator} cannot list its {own_kind}: {e}"));
 
-        // No RoleBinding or ClusterRoleBinding to cluster-admin. The HelmRelease operator may
-        // write RoleBindings (for charts that bind their Jobs a Role), so the bind check
-        // refuses it: it does not hold what cluster-admin grants.
+        // No RoleBinding or ClusterRoleBinding to cluster-admin. The environment operator may
+        // write RoleBindings (each environment's release account), so the bind check refuses
+        // it: it does not hold what cluster-admin grants, and may bind the releases' role only.
         let refused = forbidden(
             Api::<RoleBinding>::namespaced(client.clone(), "default")
                 .create(&PostParams::default(), &cluster_admin)
                 .await,
         );
-        if operator == "upstart-helmrelease-operator" {
+        if operator == "upstart-environment-operator" {
             assert_eq!(
                 refused,
                 format!(
@@ -1162,7 +1192,39 @@ async fn the_charts_service_accounts_are_refused_what_the_operators_do_not_need(
                 )
             );
         }
-        // Nor impersonating anyone.
+        if operator == "upstart-helmrelease-operator" {
+            // It writes charts' objects as the release accounts it may impersonate, which hold
+            // only what their namespace's bindings give them (none here)...
+            let account = "system:serviceaccount:default:upstart-release";
+            let request = http::Request::post(
+                "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+            )
+            .header("Impersonate-User", account)
+            .header("Content-Type", "application/json")
+            .body(serde_json::to_vec(&cluster_admin).unwrap())
+            .unwrap();
+            assert_eq!(
+                forbidden(client.request_text(request).await),
+                format!(
+                    r#"rolebindings.rbac.authorization.k8s.io is forbidden: User "{account}" cannot create resource "rolebindings" in API group "rbac.authorization.k8s.io" in the namespace "default""#
+                )
+            );
+            // ...and no other account.
+            let request = http::Request::get("/api/v1/namespaces/kube-system/secrets")
+                .header(
+                    "Impersonate-User",
+                    "system:serviceaccount:kube-system:default",
+                )
+                .body(Vec::new())
+                .unwrap();
+            assert_eq!(
+                forbidden(client.request_text(request).await),
+                format!(
+                    r#"serviceaccounts "default" is forbidden: User "{user}" cannot impersonate resource "serviceaccounts" in API group "" in the namespace "kube-system""#
+                )
+            );
+        }
+        // Nor impersonating anyone else.
         let request = http::Request::get("/api/v1/namespaces/kube-system/secrets")
             .header("Impersonate-User", "admin")
             .body(Vec::new())
