@@ -164,7 +164,15 @@ fn crds_carry_the_names_scopes_and_columns_of_the_api() {
             "UpstartEnvironment",
             "Cluster",
             "uenv",
-            vec!["Namespace", "Services", "Phase", "Expires", "Age"],
+            vec![
+                "Namespace",
+                "Services",
+                "Phase",
+                "Requester",
+                "Endpoint",
+                "Expires",
+                "Age",
+            ],
         ),
     ] {
         let crd = by_kind(kind);
