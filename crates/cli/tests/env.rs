@@ -388,7 +388,7 @@ async fn a_pull_request_lives_through_the_cli_from_create_to_delete() {
         "{run}"
     );
     assert!(
-        run.stdout.contains(&format!("requester: {requester}")),
+        run.stdout.contains(&format!("requested by {requester}")),
         "{run}"
     );
     let run = upstart(&cluster, &["unkeep", "pr-1", "-o", "name"]).await;

@@ -18,8 +18,8 @@ const API_VERSION: &str = "upstartoperators.upstart.com/v1alpha1";
 const KIND: &str = "UpstartEnvironment";
 
 /// Who asked for an environment: set by the CLI on create, from `--requester` or the
-/// kubeconfig's user.
-pub const REQUESTER_ANNOTATION: &str = "upstartoperators.upstart.com/requester";
+/// kubeconfig's user (the operator shows it as `status.requester`).
+pub use upstart_api::labels::REQUESTER_ANNOTATION;
 
 /// `--service NAME[=TEMPLATE]`: a service of the environment from a catalog template (by
 /// default the template of the same name).

@@ -660,14 +660,17 @@ async fn get(connection: &Connection, common: &Common, name: &str) -> Result<u8,
         "{}",
         crate::status::render(&crate::status::tree(&live, jiff::Timestamp::now()))
     );
+    // The tree's notes show status.requester and status.endpoints; an operator that does not
+    // report them yet leaves the annotation and whatever endpoints its status holds.
     let row = summary::summary(&environment, &raw);
-    if !row.requester.is_empty() {
-        println!("requester: {}", row.requester);
+    let status = environment.status.as_ref();
+    if status.and_then(|s| s.requester.as_ref()).is_none() && !row.requester.is_empty() {
+        println!("requested by {}", row.requester);
     }
     if row.kept {
         println!("kept: expiry suspended (upstart env unkeep {name} lets it expire)");
     }
-    if !row.endpoints.is_empty() {
+    if status.is_none_or(|s| s.endpoints.is_empty()) && !row.endpoints.is_empty() {
         println!("endpoints:");
         for endpoint in &row.endpoints {
             println!("  {endpoint}");
