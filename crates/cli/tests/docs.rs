@@ -41,6 +41,7 @@ const FILES: &[&str] = &[
     "README.md",
     "docs/guides/engineer.md",
     "docs/guides/platform-team.md",
+    "docs/guides/previews-from-ci.md",
     "docs/guides/squad.md",
 ];
 
@@ -57,6 +58,11 @@ fn engineer_guide() {
 #[test]
 fn platform_team_guide() {
     check_file("docs/guides/platform-team.md");
+}
+
+#[test]
+fn previews_from_ci_guide() {
+    check_file("docs/guides/previews-from-ci.md");
 }
 
 #[test]

@@ -20,10 +20,8 @@ use crate::cluster::Live;
 use crate::graph::GraphView;
 use crate::status;
 
-/// The annotation naming who asked for an environment (set by whoever creates it: a CI job,
-/// a bot, a person with kubectl). Kubernetes itself does not record the user who created an
-/// object, so without it the view falls back to the field manager that created it.
-pub const REQUESTER_ANNOTATION: &str = "upstartoperators.upstart.com/requested-by";
+/// The annotation naming who asked for an object, as `upstart env create` sets it.
+pub use upstart_api::labels::REQUESTER_ANNOTATION;
 
 /// Events shown on an environment's page.
 pub const EVENTS_SHOWN: usize = 20;
