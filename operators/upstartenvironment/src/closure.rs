@@ -301,7 +301,8 @@ mod tests {
     fn a_helmrelease_dependency_is_never_satisfied_by_adding_a_service() {
         let catalog = BTreeMap::from([("auth".to_owned(), spec(json!({})))]);
         let known = Known::new(true, &catalog);
-        let Verdict::Missing(problem) = verdict(&dependency_on("auth", Some("HelmRelease")), &known)
+        let Verdict::Missing(problem) =
+            verdict(&dependency_on("auth", Some("HelmRelease")), &known)
         else {
             panic!("reported")
         };

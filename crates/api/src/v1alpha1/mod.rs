@@ -16,8 +16,7 @@ pub use references::{
 };
 pub use upstart_environment::{
     AddedService, CriticalPathStep, Endpoint, EnvironmentPhase, EnvironmentService,
-    ReleaseOverride,
-    TemplateReference, TemplateRevision, TemplateUpdates, UpstartEnvironment,
+    ReleaseOverride, TemplateReference, TemplateRevision, TemplateUpdates, UpstartEnvironment,
     UpstartEnvironmentSpec, UpstartEnvironmentStatus,
 };
 pub use upstart_service::{
