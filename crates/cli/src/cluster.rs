@@ -44,6 +44,84 @@ pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, Error> {
     })
 }
 
+/// A client for `--kubeconfig` and `--context`, and the user the context names (who is asking,
+/// when the cluster does not say).
+pub struct Connection {
+    pub client: Client,
+    pub kubeconfig_user: Option<String>,
+}
+
+/// Connects as kubectl would: the kubeconfig given, else `$KUBECONFIG` or `~/.kube/config`, else
+/// (in a pod, with neither given) the ServiceAccount; `context`, else the current context. A
+/// context the kubeconfig lacks is refused naming those it has.
+pub async fn connect(
+    kubeconfig_file: Option<&Path>,
+    context: Option<&str>,
+) -> Result<Connection, Error> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let path = kubeconfig_file.map_or_else(
+        || "$KUBECONFIG or ~/.kube/config".to_owned(),
+        |p| p.display().to_string(),
+    );
+    let kubeconfig = match kubeconfig_file {
+        Some(file) => kube::config::Kubeconfig::read_from(file),
+        None => kube::config::Kubeconfig::read(),
+    };
+    let kubeconfig = match kubeconfig {
+        Ok(kubeconfig) => kubeconfig,
+        // In a pod: no kubeconfig, the ServiceAccount.
+        Err(_) if kubeconfig_file.is_none() && context.is_none() => {
+            return Ok(Connection {
+                client: client(None).await?,
+                kubeconfig_user: None,
+            });
+        }
+        Err(source) => {
+            return Err(Error::Kubeconfig {
+                path: path.clone(),
+                source,
+            });
+        }
+    };
+    let context_name = context
+        .map(str::to_owned)
+        .or_else(|| kubeconfig.current_context.clone());
+    if let Some(context) = context
+        && !kubeconfig.contexts.iter().any(|c| c.name == context)
+    {
+        let known: Vec<&str> = kubeconfig
+            .contexts
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        return Err(Error::Usage(format!(
+            "kubeconfig {path} has no context {context} (it has: {})",
+            known.join(", ")
+        )));
+    }
+    let kubeconfig_user = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| Some(&c.name) == context_name.as_ref())
+        .and_then(|c| c.context.as_ref())
+        .and_then(|c| c.user.clone());
+    let options = kube::config::KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..kube::config::KubeConfigOptions::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|source| Error::Kubeconfig { path, source })?;
+    let client = Client::try_from(config).map_err(|source| Error::Kube {
+        what: "creating the client".to_owned(),
+        source,
+    })?;
+    Ok(Connection {
+        client,
+        kubeconfig_user,
+    })
+}
+
 /// What the cluster holds for one environment or namespace.
 #[derive(Clone, Debug, Default)]
 pub struct Live {

@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde_json::Value;
 use upstart_api::names::child_name;
 use upstart_api::v1alpha1::{
     EnvironmentService, HelmRelease, HelmReleaseSpec, UpstartEnvironment, UpstartEnvironmentSpec,
@@ -196,18 +195,8 @@ impl Workspace {
         };
         for (key, change) in &service.overrides {
             if let Some(release) = spec.helm_releases.get_mut(key) {
-                if let Some(chart) = &change.chart {
-                    release.chart.clone_from(chart);
-                }
-                if let Some(version) = &change.version {
-                    release.version = Some(version.clone());
-                }
-                if let Some(values) = &change.values {
-                    let base = release
-                        .values
-                        .get_or_insert_with(|| Value::Object(Default::default()));
-                    upstart_dag::merge_values(base, values.clone());
-                }
+                // A values override that is not a mapping is reported by the schema check.
+                let _ = upstart_dag::apply_override(key, release, change);
             }
         }
         Some((spec, doc, prefix))
@@ -414,7 +403,7 @@ impl ScopeBuilder {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 

@@ -50,4 +50,4 @@ pub use outputs::{
     collect_service_outputs,
 };
 pub use template::validate_template;
-pub use values::{merge_values, release_values};
+pub use values::{apply_override, merge_values, release_values};

@@ -73,6 +73,34 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
+/// `release` with an environment's override of it applied, as the environment operator applies
+/// it (and the CLI previews it): the chart and version replaced, the values deep-merged over the
+/// release's inline values (`key` names the release in an error). A values override that is
+/// not a mapping is an error and leaves the values as they were.
+pub fn apply_override(
+    key: &str,
+    release: &mut upstart_api::v1alpha1::HelmReleaseSpec,
+    change: &upstart_api::v1alpha1::ReleaseOverride,
+) -> Result<(), Error> {
+    if let Some(chart) = &change.chart {
+        release.chart.clone_from(chart);
+    }
+    if let Some(version) = &change.version {
+        release.version = Some(version.clone());
+    }
+    if change.values.is_some() {
+        let base = release
+            .values
+            .clone()
+            .unwrap_or_else(|| Value::Object(Map::new()));
+        release.values = Some(release_values(
+            [(format!("the values of {key}"), base)],
+            change.values.as_ref(),
+        )?);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

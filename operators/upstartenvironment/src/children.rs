@@ -15,7 +15,6 @@ use upstart_api::v1alpha1::{
     AddedService, Dependency, DependencyKind, EnvironmentService, HelmRelease, HelmReleaseSpec,
     TemplateReference, TemplateUpdates, UpstartEnvironment, UpstartService, UpstartServiceSpec,
 };
-use upstart_dag::release_values;
 
 use crate::closure;
 use crate::constants::reasons;
@@ -390,27 +389,11 @@ pub fn apply_overrides(
             ));
             continue;
         };
-        if let Some(chart) = &release_override.chart {
-            release.chart = chart.clone();
-        }
-        if let Some(version) = &release_override.version {
-            release.version = Some(version.clone());
-        }
-        if release_override.values.is_some() {
-            let base = release
-                .values
-                .clone()
-                .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-            match release_values(
-                [(format!("the values of {key}"), base)],
-                release_override.values.as_ref(),
-            ) {
-                Ok(merged) => release.values = Some(merged),
-                Err(error) => problems.push(problem(
-                    reasons::INVALID_OVERRIDE,
-                    format!("service {}: override of {key}: {error}", service.name),
-                )),
-            }
+        if let Err(error) = upstart_dag::apply_override(key, release, release_override) {
+            problems.push(problem(
+                reasons::INVALID_OVERRIDE,
+                format!("service {}: override of {key}: {error}", service.name),
+            ));
         }
     }
     if problems.is_empty() {

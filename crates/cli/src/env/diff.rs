@@ -198,17 +198,11 @@ fn effective_releases(
                 ));
                 continue;
             };
-            if let Some(chart) = &change.chart {
-                release.chart.clone_from(chart);
-            }
-            if let Some(version) = &change.version {
-                release.version = Some(version.clone());
-            }
-            if let Some(values) = &change.values {
-                let base = release
-                    .values
-                    .get_or_insert_with(|| Value::Object(Default::default()));
-                upstart_dag::merge_values(base, values.clone());
+            if let Err(error) = upstart_dag::apply_override(key, release, change) {
+                notes.insert(format!(
+                    "service {}: override of {key}: {error} (the operator refuses it)",
+                    service.name
+                ));
             }
         }
         for (key, release) in releases {

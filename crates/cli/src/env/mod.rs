@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use upstart_api::labels::KEEP_ANNOTATION;
 use upstart_api::v1alpha1::{UpstartEnvironment, UpstartService, UpstartServiceSpec};
 
-use crate::cluster::Live;
+use crate::cluster::{Connection, Live};
 use crate::error::Error;
 use desired::{Request, ServiceArg, SetArg, VarArg};
 
@@ -233,7 +233,11 @@ pub async fn run(args: EnvArgs) -> ExitCode {
 }
 
 async fn dispatch(args: EnvArgs) -> Result<u8, Error> {
-    let connection = connect(&args.common).await?;
+    let connection = crate::cluster::connect(
+        args.common.kubeconfig.as_deref(),
+        args.common.context.as_deref(),
+    )
+    .await?;
     let common = &args.common;
     match args.command {
         EnvCommand::Create(create_args) => create(&connection, common, &create_args).await,
@@ -259,78 +263,6 @@ async fn dispatch(args: EnvArgs) -> Result<u8, Error> {
         }
         EnvCommand::Diff { name, change } => diff(&connection, common, &name, &change).await,
     }
-}
-
-/// A client, and the kubeconfig's user (the requester when the cluster does not say).
-struct Connection {
-    client: Client,
-    kubeconfig_user: Option<String>,
-}
-
-async fn connect(common: &Common) -> Result<Connection, Error> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let path = common.kubeconfig.as_ref().map_or_else(
-        || "$KUBECONFIG or ~/.kube/config".to_owned(),
-        |p| p.display().to_string(),
-    );
-    let kubeconfig = match &common.kubeconfig {
-        Some(file) => kube::config::Kubeconfig::read_from(file),
-        None => kube::config::Kubeconfig::read(),
-    };
-    let kubeconfig = match kubeconfig {
-        Ok(kubeconfig) => kubeconfig,
-        // In a pod: no kubeconfig, the ServiceAccount.
-        Err(_) if common.kubeconfig.is_none() && common.context.is_none() => {
-            return Ok(Connection {
-                client: crate::cluster::client(None).await?,
-                kubeconfig_user: None,
-            });
-        }
-        Err(source) => {
-            return Err(Error::Kubeconfig {
-                path: path.clone(),
-                source,
-            });
-        }
-    };
-    let context_name = common
-        .context
-        .clone()
-        .or_else(|| kubeconfig.current_context.clone());
-    if let Some(context) = &common.context
-        && !kubeconfig.contexts.iter().any(|c| &c.name == context)
-    {
-        let known: Vec<&str> = kubeconfig
-            .contexts
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        return Err(Error::Usage(format!(
-            "kubeconfig {path} has no context {context} (it has: {})",
-            known.join(", ")
-        )));
-    }
-    let kubeconfig_user = kubeconfig
-        .contexts
-        .iter()
-        .find(|c| Some(&c.name) == context_name.as_ref())
-        .and_then(|c| c.context.as_ref())
-        .and_then(|c| c.user.clone());
-    let options = kube::config::KubeConfigOptions {
-        context: common.context.clone(),
-        ..kube::config::KubeConfigOptions::default()
-    };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .map_err(|source| Error::Kubeconfig { path, source })?;
-    let client = Client::try_from(config).map_err(|source| Error::Kube {
-        what: "creating the client".to_owned(),
-        source,
-    })?;
-    Ok(Connection {
-        client,
-        kubeconfig_user,
-    })
 }
 
 /// Who is asking: `--requester`, else the user the cluster authenticated (a SelfSubjectReview,

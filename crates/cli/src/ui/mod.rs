@@ -98,51 +98,11 @@ async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
         })
 }
 
-/// A client from the kubeconfig and context asked for.
-async fn client(args: &UiArgs) -> Result<Client, Error> {
-    let Some(context) = &args.context else {
-        return crate::cluster::client(args.kubeconfig.as_deref()).await;
-    };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let path = args.kubeconfig.as_ref().map_or_else(
-        || "$KUBECONFIG or ~/.kube/config".to_owned(),
-        |p| p.display().to_string(),
-    );
-    let kubeconfig = match &args.kubeconfig {
-        Some(file) => kube::config::Kubeconfig::read_from(file),
-        None => kube::config::Kubeconfig::read(),
-    }
-    .map_err(|source| Error::Kubeconfig {
-        path: path.clone(),
-        source,
-    })?;
-    if !kubeconfig.contexts.iter().any(|c| &c.name == context) {
-        let known: Vec<&str> = kubeconfig
-            .contexts
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        return Err(Error::Usage(format!(
-            "kubeconfig {path} has no context {context} (it has: {})",
-            known.join(", ")
-        )));
-    }
-    let options = kube::config::KubeConfigOptions {
-        context: Some(context.clone()),
-        ..kube::config::KubeConfigOptions::default()
-    };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .map_err(|source| Error::Kubeconfig { path, source })?;
-    Client::try_from(config).map_err(|source| Error::Kube {
-        what: "creating the client".to_owned(),
-        source,
-    })
-}
-
 /// Runs `upstart ui` until Ctrl-C.
 pub async fn run(args: &UiArgs) -> Result<(), Error> {
-    let client = client(args).await?;
+    let client = crate::cluster::connect(args.kubeconfig.as_deref(), args.context.as_deref())
+        .await?
+        .client;
     let running = start(client, args.address, args.port, &args.catalog_namespace).await?;
     println!("web view: {}", running.url);
     tokio::signal::ctrl_c().await.map_err(Error::Signal)?;
