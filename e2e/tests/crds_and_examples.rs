@@ -97,7 +97,9 @@ async fn crds_and_examples_are_accepted_by_the_api() -> Result<(), Error> {
     let releases = env.table(API_VERSION, "HelmRelease").await?;
     assert_eq!(
         releases.columns,
-        ["Name", "Chart", "Version", "Phase", "Ready", "Age"]
+        [
+            "Name", "Chart", "Version", "Phase", "Ready", "Age", "Manifest"
+        ]
     );
     assert_eq!(
         releases
@@ -108,7 +110,16 @@ async fn crds_and_examples_are_accepted_by_the_api() -> Result<(), Error> {
     let environments = env.table(API_VERSION, "UpstartEnvironment").await?;
     assert_eq!(
         environments.columns,
-        ["Name", "Namespace", "Services", "Phase", "Expires", "Age"]
+        [
+            "Name",
+            "Namespace",
+            "Services",
+            "Phase",
+            "Requester",
+            "Endpoint",
+            "Expires",
+            "Age"
+        ]
     );
     assert!(
         environments.cell("my-environment-name", "Age").is_some(),
