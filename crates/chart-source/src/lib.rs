@@ -368,13 +368,7 @@ impl ChartSource {
         requested: Option<&str>,
         manifest: Option<&str>,
     ) -> Result<FetchedChart, Error> {
-        let constraint = match requested {
-            Some(text) => Constraint::parse(text).map_err(|e| Error::InvalidConstraint {
-                constraint: text.to_owned(),
-                reason: e.0,
-            })?,
-            None => Constraint::any_stable(),
-        };
+        let constraint = constraint_of(requested)?;
         let wanted = Wanted {
             requested,
             constraint: &constraint,
@@ -520,13 +514,7 @@ impl ChartSource {
         let name = dependency.name.as_str();
         let repository = dependency.repository.trim_end_matches('/');
         let requested = Some(dependency.version.as_str()).filter(|v| !v.is_empty());
-        let constraint = match requested {
-            Some(text) => Constraint::parse(text).map_err(|e| Error::InvalidConstraint {
-                constraint: text.to_owned(),
-                reason: e.0,
-            })?,
-            None => Constraint::any_stable(),
-        };
+        let constraint = constraint_of(requested)?;
         let wanted = Wanted {
             requested,
             constraint: &constraint,
@@ -1034,15 +1022,7 @@ impl ChartSource {
         let key = format!("chart\n{chart}\n{}", requested.unwrap_or_default());
         let resolved = self
             .memoized(key, max_age, async {
-                let constraint = match requested {
-                    Some(text) => {
-                        Constraint::parse(text).map_err(|e| Error::InvalidConstraint {
-                            constraint: text.to_owned(),
-                            reason: e.0,
-                        })?
-                    }
-                    None => Constraint::any_stable(),
-                };
+                let constraint = constraint_of(requested)?;
                 let wanted = Wanted {
                     requested,
                     constraint: &constraint,
@@ -1375,6 +1355,18 @@ fn checked_oci(
             reason: format!("Chart.yaml names the chart {:?}", meta.name),
         }),
         None => Ok(FetchedChart::plain(path, meta.name, meta.version, hex)),
+    }
+}
+
+/// The version constraint a caller asked for: none is any stable version, as with Helm; one
+/// that does not parse is an error naming it.
+fn constraint_of(requested: Option<&str>) -> Result<Constraint, Error> {
+    match requested {
+        Some(text) => Constraint::parse(text).map_err(|e| Error::InvalidConstraint {
+            constraint: text.to_owned(),
+            reason: e.0,
+        }),
+        None => Ok(Constraint::any_stable()),
     }
 }
 
