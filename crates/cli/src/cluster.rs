@@ -122,6 +122,18 @@ pub async fn connect(
     })
 }
 
+/// Every UpstartEnvironment the client may list.
+pub async fn list_environments(client: &Client) -> Result<Vec<UpstartEnvironment>, Error> {
+    Api::<UpstartEnvironment>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map(|list| list.items)
+        .map_err(|source| Error::Kube {
+            what: "listing UpstartEnvironments".to_owned(),
+            source,
+        })
+}
+
 /// What the cluster holds for one environment or namespace.
 #[derive(Clone, Debug, Default)]
 pub struct Live {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use kube::Api;
 use kube::api::ListParams;
-use upstart_api::v1alpha1::{UpstartEnvironment, UpstartService};
+use upstart_api::v1alpha1::UpstartService;
 use upstart_local_cluster::report::{self, Snapshot};
 use upstart_local_cluster::{
     ClusterScopedAllowList, LocalCluster, LocalClusterOptions, Manifest, OperatorSet, Repository,
@@ -252,16 +252,10 @@ async fn print_tree_and_wiring(cluster: &LocalCluster) -> Result<(), Error> {
     let client = cluster.client();
     let catalog_namespace = cluster.catalog_namespace();
     let now = jiff::Timestamp::now();
-    let environments = Api::<UpstartEnvironment>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(|source| Error::Kube {
-            what: "listing UpstartEnvironments".to_owned(),
-            source,
-        })?;
+    let environments = crate::cluster::list_environments(client).await?;
     let mut shown = BTreeSet::from([catalog_namespace.to_owned()]);
     let mut trees = Vec::new();
-    for environment in &environments.items {
+    for environment in &environments {
         let name = environment.metadata.name.as_deref().unwrap_or_default();
         let live = Live::read_environment(client, name).await?;
         shown.insert(live.namespace.clone());

@@ -131,18 +131,8 @@ fn failure(error: &Error) -> Response {
 }
 
 async fn list(client: &Client) -> Result<Vec<model::EnvironmentRow>, Error> {
-    let environments = Api::<UpstartEnvironment>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(|source| Error::Kube {
-            what: "listing UpstartEnvironments".to_owned(),
-            source,
-        })?;
-    let mut rows: Vec<_> = environments
-        .items
-        .iter()
-        .map(model::environment_row)
-        .collect();
+    let environments = crate::cluster::list_environments(client).await?;
+    let mut rows: Vec<_> = environments.iter().map(model::environment_row).collect();
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(rows)
 }
