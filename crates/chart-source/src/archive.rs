@@ -12,7 +12,7 @@ use crate::{Error, Limits};
 
 /// What `Chart.yaml` says about the unpacked chart.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ChartMeta {
+pub struct ChartMeta {
     pub name: String,
     pub version: String,
 }
@@ -443,6 +443,22 @@ pub(crate) fn make_symlink(_link: &str, target: &Path) -> Result<(), Error> {
         target,
         io::Error::other("symlinks in charts are only supported on unix"),
     ))
+}
+
+/// Checks a packaged chart (`.tgz`) from anyone, as every fetched archive is checked: within
+/// `limits`, only regular files, directories and links that stay inside the chart, one
+/// top-level directory named as `Chart.yaml` names the chart, a version. Unpacks into a
+/// temporary directory removed on return. For servers accepting pushed charts
+/// (`upstart charts serve`'s publish endpoint).
+pub fn check_archive(archive: &[u8], limits: &Limits) -> Result<ChartMeta, Error> {
+    let Some(chart) = top_level_name(archive) else {
+        return Err(invalid_archive(
+            "?",
+            "not a .tgz whose first entry is a directory named like a chart (helm package makes one)",
+        ));
+    };
+    let scratch = tempfile::tempdir().map_err(|e| io_error(&std::env::temp_dir(), e))?;
+    unpack(archive, &chart, limits, &scratch.path().join(&chart))
 }
 
 /// The top-level directory of a chart archive (from its first entry), when it is a valid

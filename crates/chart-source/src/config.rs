@@ -96,6 +96,9 @@ pub enum RepositoryKind {
     Http,
     /// An OCI registry (charts pushed with `helm push`).
     Oci,
+    /// A git repository (`git+https://`, `git+http://`, `git+ssh://`) holding charts as
+    /// directories, read with the git command-line client.
+    Git,
 }
 
 /// Limits on what a repository may make the operator download, unpack or wait for.
@@ -154,6 +157,11 @@ pub struct Credentials {
     pub docker_config_json: Option<String>,
     /// PEM certificates to trust, in addition to [`Repository::ca_bundle`].
     pub ca_bundle: Option<String>,
+    /// For `git+ssh://` repositories: the private key (OpenSSH or PEM form).
+    pub ssh_private_key: Option<String>,
+    /// For `git+ssh://` repositories: the `known_hosts` lines the server's host key must
+    /// match (an unknown or changed key fails the fetch).
+    pub known_hosts: Option<String>,
 }
 
 /// A user name and password.
@@ -184,6 +192,11 @@ impl fmt::Debug for Credentials {
                 &self.docker_config_json.as_ref().map(|_| "<redacted>"),
             )
             .field("ca_bundle", &self.ca_bundle.is_some())
+            .field(
+                "ssh_private_key",
+                &self.ssh_private_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("known_hosts", &self.known_hosts.is_some())
             .finish()
     }
 }
@@ -191,7 +204,8 @@ impl fmt::Debug for Credentials {
 impl Credentials {
     /// Reads credentials from a Secret's data, using the key names Helm and Kubernetes use:
     /// `username` + `password` (basic), `token` (bearer), `.dockerconfigjson` (a
-    /// `kubernetes.io/dockerconfigjson` Secret) and `ca.crt` (a PEM bundle). Other keys are
+    /// `kubernetes.io/dockerconfigjson` Secret), `ca.crt` (a PEM bundle), and for git over SSH
+    /// `ssh-privatekey` (a `kubernetes.io/ssh-auth` Secret) and `known_hosts`. Other keys are
     /// ignored; values that are not UTF-8 are ignored.
     pub fn from_secret_data(data: &BTreeMap<String, Vec<u8>>) -> Self {
         let text = |key: &str| {
@@ -208,6 +222,8 @@ impl Credentials {
             bearer_token: text("token"),
             docker_config_json: text(".dockerconfigjson"),
             ca_bundle: text("ca.crt"),
+            ssh_private_key: text("ssh-privatekey"),
+            known_hosts: text("known_hosts"),
         }
     }
 }

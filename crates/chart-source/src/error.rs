@@ -183,6 +183,25 @@ pub enum Error {
         dependencies_digest: String,
     },
 
+    /// A git ref (branch, tag, `HEAD`) the repository does not have, or no longer has: a
+    /// release that had the chart keeps it (see [`Error::keeps_last_chart`]).
+    #[error(
+        "git ref {reference:?} not found in {repository}; check `ref=` in the chart reference, or push the branch or tag: the lookup is retried every interval"
+    )]
+    GitRefNotFound {
+        repository: String,
+        reference: String,
+    },
+
+    /// git failed talking to a repository or reading a commit (its message scrubbed of URL
+    /// user info).
+    #[error("git repository {repository}: {message}")]
+    Git {
+        repository: String,
+        message: String,
+        transient: bool,
+    },
+
     /// Reading or writing the on-disk cache failed.
     #[error("chart cache {path}: {source}")]
     Cache {
@@ -204,9 +223,10 @@ impl upstart_failure::Classify for Error {
             | Error::Cache { .. }
             | Error::ChartNotFound { .. }
             | Error::ImageNotFound { .. }
+            | Error::GitRefNotFound { .. }
             | Error::NoMatchingVersion { .. } => true,
             Error::HttpStatus { status, .. } => is_transient_status(*status),
-            Error::Registry { transient, .. } => *transient,
+            Error::Registry { transient, .. } | Error::Git { transient, .. } => *transient,
             Error::Config(_)
             | Error::InvalidReference { .. }
             | Error::UnknownAlias { .. }
@@ -266,6 +286,8 @@ impl upstart_failure::MetricLabel for Error {
             Error::UnknownDependencyAlias { .. } => "unknown_dependency_alias",
             Error::InvalidDependency { .. } => "invalid_dependency",
             Error::ChartLockOutOfSync { .. } => "chart_lock_out_of_sync",
+            Error::GitRefNotFound { .. } => "git_ref_not_found",
+            Error::Git { .. } => "git",
         }
     }
 }
@@ -283,12 +305,28 @@ impl Error {
                 registry,
                 transient: true,
                 ..
+            }
+            | Error::Git {
+                repository: registry,
+                transient: true,
+                ..
             } => return Some(registry.clone()),
             Error::Dependency { source, .. } => return source.outage_repository(),
             _ => return None,
         };
         let repository = url.strip_suffix("/index.yaml").unwrap_or(url);
         Some(repository.to_owned())
+    }
+
+    /// Where a release that had its chart keeps it (with [`crate::Stale`] saying why): an
+    /// outage ([`Error::outage_repository`]), or a git ref that was deleted (the branch of a
+    /// merged pull request, say): the repository, and whether it is the ref that is gone.
+    pub fn keeps_last_chart(&self) -> Option<(String, bool)> {
+        match self {
+            Error::GitRefNotFound { repository, .. } => Some((repository.clone(), true)),
+            Error::Dependency { source, .. } => source.keeps_last_chart(),
+            other => other.outage_repository().map(|r| (r, false)),
+        }
     }
 
     pub(crate) fn cache(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

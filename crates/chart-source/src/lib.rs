@@ -114,6 +114,7 @@ mod dependencies;
 mod error;
 #[doc(hidden)]
 pub mod fuzz_targets;
+mod git;
 mod http;
 mod oci;
 mod reference;
@@ -122,12 +123,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+pub use archive::{ChartMeta, check_archive};
 pub use config::{BasicAuth, Credentials, Limits, Repository, RepositoryConfig, RepositoryKind};
 pub use constraint::{Constraint, parse_version};
 pub use error::{Error, redact_url};
 pub use oci::CHART_LAYER_MEDIA_TYPE;
 
 use crate::cache::{Cache, is_sha256_hex, sha256_hex};
+use crate::git::GitRepo;
 use crate::http::{HttpRepo, Index, IndexEntry};
 use crate::oci::{Failure, ManifestAt, OciRepo};
 use crate::reference::{ChartRef, OciPin};
@@ -146,6 +149,9 @@ pub struct FetchedChart {
     /// For a chart from an OCI registry: the digest (`sha256:<hex>`) of the manifest it was
     /// read from. A tag moved to another manifest changes it.
     pub manifest_digest: Option<String>,
+    /// For a chart from a git repository: the commit (40 hex digits) it was read from. A
+    /// branch or tag moved to another commit changes it.
+    pub commit: Option<String>,
     /// What is rendered: the archive's digest, or when dependencies were fetched into the
     /// chart, a digest of it and of theirs (`sha256:<hex>`). Keys the render cache.
     pub content_digest: String,
@@ -178,6 +184,7 @@ impl FetchedChart {
             content_digest: digest.clone(),
             digest,
             manifest_digest: None,
+            commit: None,
             dependencies: Vec::new(),
             stale: None,
         }
@@ -191,6 +198,9 @@ pub struct Stale {
     pub repository: String,
     /// The failure that kept it from being read (never a credential).
     pub error: String,
+    /// Whether the repository answered and the git ref is gone (a deleted branch or tag),
+    /// rather than the repository being unreachable.
+    pub ref_deleted: bool,
 }
 
 /// Resolves and fetches charts. Cheap to clone; share one per process.
@@ -222,6 +232,13 @@ struct Inner {
     /// until older than the caller's interval, and served while the registry is down.
     resolved: Mutex<HashMap<String, (String, std::time::Instant)>>,
     local_roots: Vec<PathBuf>,
+    /// Configured git repositories by URL (`git+https://HOST/PATH`), and unlisted ones used
+    /// since (when `allowUnlisted`).
+    git_repos: BTreeMap<String, Arc<GitRepo>>,
+    git_unlisted: Mutex<HashMap<String, Arc<GitRepo>>>,
+    /// `(repository, commit, directory) -> (archive hex, chart name)`: a commit's chart is
+    /// fetched from git once per process.
+    git_charts: Mutex<HashMap<String, (String, String)>>,
     cache: Cache,
 }
 
@@ -268,11 +285,25 @@ impl ChartSource {
             }
         }
         let mut repos = BTreeMap::new();
+        let mut git_repos = BTreeMap::new();
         for (alias, repository) in &config.repositories {
             if !valid_alias(alias) {
                 return Err(config_error(format!(
                     "repository alias {alias:?} must be letters, digits, '-', '_' or '.'"
                 )));
+            }
+            let url = repository.url.trim();
+            if url.starts_with("git+") || repository.kind == Some(RepositoryKind::Git) {
+                let repo = GitRepo::new(url, credentials.get(alias), &config.limits).map_err(
+                    |e| match e {
+                        Error::Config(message) => {
+                            config_error(format!("repository {alias:?}: {message}"))
+                        }
+                        other => other,
+                    },
+                )?;
+                git_repos.insert(repo.display.clone(), Arc::new(repo));
+                continue;
             }
             let repo = build_repo(alias, repository, credentials.get(alias), &config)?;
             repos.insert(alias.clone(), repo);
@@ -294,6 +325,9 @@ impl ChartSource {
                 last_good: Mutex::new(HashMap::new()),
                 resolved: Mutex::new(HashMap::new()),
                 local_roots,
+                git_repos,
+                git_unlisted: Mutex::new(HashMap::new()),
+                git_charts: Mutex::new(HashMap::new()),
                 cache,
             }),
         })
@@ -308,8 +342,9 @@ impl ChartSource {
 
     /// As [`ChartSource::fetch`], reading an OCI chart from the manifest `manifest`
     /// (`sha256:<hex>`, as [`ChartSource::resolve_manifest`] gave it) rather than from where
-    /// its tag points now, so that what is rendered is what was resolved. Ignored for charts
-    /// that do not come from an OCI registry.
+    /// its tag points now, and a git chart from the commit `manifest` (40 hex digits, as
+    /// [`ChartSource::resolve_commit`] gave it) rather than from where its ref points now, so
+    /// that what is rendered is what was resolved. Ignored for charts from elsewhere.
     #[tracing::instrument(skip_all, fields(chart = %redact_url(chart), version = ?version))]
     pub async fn fetch_at(
         &self,
@@ -333,9 +368,10 @@ impl ChartSource {
                 Ok(fetched)
             }
             Err(error) => {
-                // Only an unreachable repository: one that answers (not found, denied, a
-                // bad archive) is believed, and the release fails as it should.
-                let Some(repository) = error.outage_repository() else {
+                // Only an unreachable repository, or a git ref that is gone: a repository
+                // that answers otherwise (not found, denied, a bad archive) is believed, and
+                // the release fails as it should.
+                let Some((repository, ref_deleted)) = error.keeps_last_chart() else {
                     return Err(error);
                 };
                 match last_good.get(&key) {
@@ -352,6 +388,7 @@ impl ChartSource {
                             stale: Some(Stale {
                                 repository,
                                 error: error.to_string(),
+                                ref_deleted,
                             }),
                             ..good.clone()
                         })
@@ -376,6 +413,15 @@ impl ChartSource {
         let (fetched, origin) = match reference::parse(chart)? {
             ChartRef::Alias { alias, name } => {
                 let Some(repo) = self.inner.repos.get(&alias) else {
+                    if let Some(git) = self.inner.config.repositories.get(&alias) {
+                        return Err(Error::InvalidReference {
+                            reference: chart.to_owned(),
+                            reason: format!(
+                                "{alias:?} is a git repository: name the chart as {}@DIRECTORY?ref=BRANCH",
+                                git.url.trim()
+                            ),
+                        });
+                    }
                     return Err(Error::UnknownAlias {
                         reference: chart.to_owned(),
                         alias,
@@ -418,6 +464,21 @@ impl ChartSource {
                 (self.fetch_from(&repo, &name, &wanted).await?, None)
             }
             ChartRef::File { path } => self.fetch_local(chart, &path, &wanted).await?,
+            ChartRef::Git {
+                repo_url,
+                dir,
+                git_ref,
+            } => {
+                let repo = self.git_repo(chart, &repo_url)?;
+                let commit = match manifest.filter(|m| git::is_commit(m)) {
+                    Some(commit) => commit.to_owned(),
+                    None => {
+                        repo.resolve(git_ref.as_deref(), &self.inner.cache.tmp_dir())
+                            .await?
+                    }
+                };
+                (self.fetch_git(&repo, &commit, &dir, &wanted).await?, None)
+            }
         };
         self.with_dependencies(fetched, origin.as_deref()).await
     }
@@ -1014,7 +1075,9 @@ impl ChartSource {
                 Repo::Oci(repo) => (repo, name, pin),
                 Repo::Http(_) => return Ok(None),
             },
-            ChartRef::Http { .. } | ChartRef::File { .. } => return Ok(None),
+            ChartRef::Http { .. } | ChartRef::File { .. } | ChartRef::Git { .. } => {
+                return Ok(None);
+            }
         };
         if let Some(OciPin::Digest { digest, .. }) = &pin {
             return Ok(Some(digest.clone()));
@@ -1046,6 +1109,141 @@ impl ChartSource {
             })
             .await?;
         Ok(Some(resolved))
+    }
+
+    /// The commit a git chart reference's ref (branch, tag, `HEAD` when none) points at now
+    /// (40 hex digits): a `git ls-remote`. `None` for charts that do not come from git. A
+    /// resolution younger than `max_age` is reused (releases naming the same repository and
+    /// ref share it), and while the repository cannot be reached the last one is served (with a
+    /// warning); a ref that is a commit resolves to it without any request.
+    pub async fn resolve_commit(
+        &self,
+        chart: &str,
+        max_age: std::time::Duration,
+    ) -> Result<Option<String>, Error> {
+        let ChartRef::Git {
+            repo_url, git_ref, ..
+        } = reference::parse(chart)?
+        else {
+            return Ok(None);
+        };
+        let repo = self.git_repo(chart, &repo_url)?;
+        if let Some(commit) = git_ref.as_deref().filter(|r| git::is_commit(r)) {
+            return Ok(Some(commit.to_owned()));
+        }
+        let key = format!(
+            "git\n{}\n{}",
+            repo.display,
+            git_ref.as_deref().unwrap_or("HEAD")
+        );
+        let tmp = self.inner.cache.tmp_dir();
+        let resolved = self
+            .memoized(key, max_age, repo.resolve(git_ref.as_deref(), &tmp))
+            .await?;
+        Ok(Some(resolved))
+    }
+
+    /// The configured git repository at `repo_url` (`git+SCHEME://HOST/PATH`), or an unlisted
+    /// one when allowed.
+    fn git_repo(&self, reference: &str, repo_url: &str) -> Result<Arc<GitRepo>, Error> {
+        if let Some(repo) = self.inner.git_repos.get(repo_url) {
+            return Ok(Arc::clone(repo));
+        }
+        if !self.inner.config.allow_unlisted {
+            return Err(Error::UnlistedRepository {
+                reference: redact_url(reference),
+            });
+        }
+        let mut unlisted = self
+            .inner
+            .git_unlisted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(repo) = unlisted.get(repo_url) {
+            return Ok(Arc::clone(repo));
+        }
+        let repo = Arc::new(GitRepo::new(repo_url, None, &self.inner.config.limits)?);
+        unlisted.insert(repo_url.to_owned(), Arc::clone(&repo));
+        Ok(repo)
+    }
+
+    /// The chart in directory `dir` of `commit`: from the cache when this commit's chart was
+    /// read before, else fetched (shallow), unpacked under the archive rules and packaged;
+    /// `version`, when set, must be satisfied by its `Chart.yaml`.
+    async fn fetch_git(
+        &self,
+        repo: &GitRepo,
+        commit: &str,
+        dir: &str,
+        wanted: &Wanted<'_>,
+    ) -> Result<FetchedChart, Error> {
+        let key = format!("{}\n{commit}\n{dir}", repo.display);
+        let known = || {
+            self.inner
+                .git_charts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .cloned()
+        };
+        let mut fetched = None;
+        if let Some((hex, name)) = known() {
+            fetched = self.cached_any_version(&hex, &name).await?;
+        }
+        let fetched = match fetched {
+            Some(found) => found,
+            None => {
+                let _guard = self.inner.cache.lock(&key).await;
+                let again = match known() {
+                    Some((hex, name)) => self.cached_any_version(&hex, &name).await?,
+                    None => None,
+                };
+                match again {
+                    Some(found) => found,
+                    None => {
+                        let tmp = self.inner.cache.tmp_dir();
+                        let (name, archive) = repo.chart_archive(commit, dir, &tmp).await?;
+                        let hex = sha256_hex(&archive);
+                        let found = match self.cached_any_version(&hex, &name).await? {
+                            Some(found) => found,
+                            None => {
+                                let (path, meta) = self
+                                    .inner
+                                    .cache
+                                    .store(&hex, archive, &name, &self.inner.config.limits)
+                                    .await?;
+                                FetchedChart::plain(path, meta.name, meta.version, &hex)
+                            }
+                        };
+                        tracing::debug!(repository = %repo.display, commit, dir, digest = %hex, "chart read from git");
+                        self.inner
+                            .git_charts
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(key.clone(), (hex, name));
+                        found
+                    }
+                }
+            }
+        };
+        if let Some(requested) = wanted.requested
+            && requested != fetched.version
+            && !parse_version(&fetched.version).is_some_and(|v| wanted.constraint.matches(&v))
+        {
+            return Err(Error::NoMatchingVersion {
+                chart: fetched.name,
+                repository: format!("{}@{dir} (commit {commit})", repo.display),
+                constraint: requested.to_owned(),
+                available: format!(
+                    "{} (Chart.yaml at that commit; drop `version` to take it, or push a commit with a matching version)",
+                    fetched.version
+                ),
+            });
+        }
+        Ok(FetchedChart {
+            commit: Some(commit.to_owned()),
+            ..fetched
+        })
     }
 
     /// The manifest digest (`sha256:<hex>`) the image `REGISTRY/REPOSITORY:TAG` points at now,
@@ -1463,6 +1661,9 @@ fn build_repo(
         other => other,
     };
     match inferred {
+        RepositoryKind::Git => Err(config_error(format!(
+            "repository {alias:?}: a git repository's url starts with git+https://, git+http:// or git+ssh://"
+        ))),
         RepositoryKind::Oci => {
             let Some((host, path)) = split_oci_url(url) else {
                 return Err(config_error(format!(

@@ -18,6 +18,14 @@ pub(crate) enum ChartRef {
     Http { repo_url: String, name: String },
     /// `file:PATH`
     File { path: String },
+    /// `git+SCHEME://HOST/PATH@DIR?ref=REF`: `repo_url` is `git+SCHEME://HOST/PATH`, `dir` the
+    /// chart's directory in the repository (empty: its root), `git_ref` a branch, tag,
+    /// `refs/…` or commit (`None`: the remote's `HEAD`).
+    Git {
+        repo_url: String,
+        dir: String,
+        git_ref: Option<String>,
+    },
 }
 
 /// What an `oci://` reference names besides the chart: a tag, or a manifest digest.
@@ -162,6 +170,9 @@ pub(crate) fn parse(reference: &str) -> Result<ChartRef, Error> {
             pin,
         });
     }
+    if trimmed.starts_with("git+") {
+        return parse_git(reference, trimmed);
+    }
     if trimmed.starts_with("https://") || trimmed.starts_with("http://") {
         let url = reqwest::Url::parse(trimmed)
             .map_err(|e| invalid(reference, format!("not a URL: {e}")))?;
@@ -192,7 +203,7 @@ pub(crate) fn parse(reference: &str) -> Result<ChartRef, Error> {
     if trimmed.contains("://") {
         return Err(invalid(
             reference,
-            "only oci://, https://, http:// and file: references are supported",
+            "only oci://, https://, http://, git+https://, git+http://, git+ssh:// and file: references are supported",
         ));
     }
     let Some((alias, name)) = trimmed.split_once('/') else {
@@ -208,6 +219,107 @@ pub(crate) fn parse(reference: &str) -> Result<ChartRef, Error> {
     Ok(ChartRef::Alias {
         alias: alias.to_owned(),
         name: name.to_owned(),
+    })
+}
+
+/// `git+SCHEME://[USER@]HOST[:PORT]/PATH[@DIR][?ref=REF]`, as the helm-git plugin writes them
+/// (its `sparse=` parameter is accepted and ignored: the fetch is always shallow).
+fn parse_git(reference: &str, trimmed: &str) -> Result<ChartRef, Error> {
+    let scheme_end = trimmed
+        .find("://")
+        .ok_or_else(|| invalid(reference, "expected git+https://HOST/PATH@DIR?ref=REF"))?;
+    let scheme = &trimmed["git+".len()..scheme_end];
+    if !matches!(scheme, "https" | "http" | "ssh") {
+        return Err(invalid(
+            reference,
+            format!(
+                "git references use git+https://, git+http:// or git+ssh://, not git+{scheme}://"
+            ),
+        ));
+    }
+    let after = &trimmed[scheme_end + 3..];
+    let (before_query, query) = match after.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (after, None),
+    };
+    let Some((authority, path)) = before_query.split_once('/') else {
+        return Err(invalid(
+            reference,
+            "expected git+SCHEME://HOST/PATH@DIR?ref=REF",
+        ));
+    };
+    let user_info = authority.rsplit_once('@').map(|(user, _)| user);
+    if user_info.is_some_and(|user| user.contains(':')) || (scheme != "ssh" && user_info.is_some())
+    {
+        return Err(invalid(
+            &crate::error::redact_url(trimmed),
+            "credentials in the URL are refused; configure the repository with a credentials Secret",
+        ));
+    }
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    check_host(reference, host)?;
+    let (repo_path, dir) = match path.split_once('@') {
+        Some((repo_path, dir)) => (repo_path, dir.trim_end_matches('/')),
+        None => (path, ""),
+    };
+    let repo_path = repo_path.trim_end_matches('/');
+    if repo_path.is_empty()
+        || repo_path
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+        || !repo_path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'~'))
+    {
+        return Err(invalid(
+            reference,
+            "the repository path must be segments of letters, digits, '.', '_', '-', '~'",
+        ));
+    }
+    if !dir.is_empty()
+        && (dir
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+            || !dir
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-')))
+    {
+        return Err(invalid(
+            reference,
+            "the chart directory after @ must be path segments of letters, digits, '.', '_', '-' (no `..`)",
+        ));
+    }
+    let mut git_ref = None;
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("ref", value)) if crate::git::valid_ref(value) => {
+                git_ref = Some(value.to_owned());
+            }
+            Some(("ref", value)) => {
+                return Err(invalid(
+                    reference,
+                    format!("{value:?} is not a git ref (a branch, tag, refs/… or commit)"),
+                ));
+            }
+            Some(("sparse", _)) => {}
+            _ => {
+                return Err(invalid(
+                    &crate::error::redact_url(trimmed),
+                    "only the ref= parameter is supported after ?",
+                ));
+            }
+        }
+    }
+    Ok(ChartRef::Git {
+        repo_url: format!("git+{scheme}://{authority}/{repo_path}"),
+        dir: dir.to_owned(),
+        git_ref,
     })
 }
 
@@ -308,6 +420,55 @@ mod tests {
                 name: "redis".into()
             }
         );
+    }
+
+    #[test]
+    fn git_references_split_into_repository_directory_and_ref() {
+        assert_eq!(
+            parse("git+https://git.example.com/team/charts.git@charts/app?ref=main").unwrap(),
+            ChartRef::Git {
+                repo_url: "git+https://git.example.com/team/charts.git".into(),
+                dir: "charts/app".into(),
+                git_ref: Some("main".into()),
+            }
+        );
+        assert_eq!(
+            parse("git+ssh://git@git.example.com:2222/charts@app/?sparse=0").unwrap(),
+            ChartRef::Git {
+                repo_url: "git+ssh://git@git.example.com:2222/charts".into(),
+                dir: "app".into(),
+                git_ref: None,
+            }
+        );
+        assert_eq!(
+            parse("git+http://127.0.0.1:9418/r.git").unwrap(),
+            ChartRef::Git {
+                repo_url: "git+http://127.0.0.1:9418/r.git".into(),
+                dir: String::new(),
+                git_ref: None,
+            }
+        );
+    }
+
+    #[test]
+    fn git_references_with_credentials_traversal_or_odd_refs_are_refused() {
+        for bad in [
+            "git+https://robot:hunter2@h/r.git@app",
+            "git+https://robot@h/r.git@app",
+            "git+ssh://git:hunter2@h/r.git@app",
+            "git+ftp://h/r.git@app",
+            "git+file:///etc@app",
+            "git+https://h/r.git@../app",
+            "git+https://h/../r.git@app",
+            "git+https://h/r.git@app?ref=-upload-pack=x",
+            "git+https://h/r.git@app?ref=main~1",
+            "git+https://h/r.git@app?token=hunter2",
+            "git+https://h",
+        ] {
+            let error = parse(bad).expect_err(bad);
+            assert_eq!(error.metric_label(), "invalid_reference", "{bad}: {error}");
+            assert!(!error.to_string().contains("hunter2"), "{error}");
+        }
     }
 
     #[test]

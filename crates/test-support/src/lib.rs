@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod git_server;
 #[cfg(feature = "operators")]
 pub mod operators;
 
