@@ -31,6 +31,54 @@ pub fn render_index(charts: &[PackagedChart], generated: SystemTime) -> Result<S
     Ok(serde_yaml_ng::to_string(&index)?)
 }
 
+/// Renders the overlay's `index.yaml`: the local `charts`, then each upstream's entries (name,
+/// then its versions as the upstream index lists them) for every version no earlier source
+/// has, each entry's `urls` pointing at this repository (`NAME-VERSION.tgz`) so that archives
+/// are fetched through it. Versions of a chart are listed newest first, as Helm sorts them.
+pub fn merge_index(
+    charts: &[PackagedChart],
+    upstreams: &[&[(String, Vec<Mapping>)]],
+    generated: SystemTime,
+) -> Result<String, Error> {
+    let mut by_name: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
+    for chart in charts {
+        by_name
+            .entry(chart.name.clone())
+            .or_default()
+            .push((chart.version.clone(), entry(chart)));
+    }
+    for upstream in upstreams {
+        for (name, versions) in upstream.iter() {
+            for upstream_entry in versions {
+                let Some(version) = upstream_entry.get("version").and_then(Value::as_str) else {
+                    continue;
+                };
+                let known = by_name.entry(name.clone()).or_default();
+                if known.iter().any(|(v, _)| v == version) {
+                    continue;
+                }
+                let mut rewritten = upstream_entry.clone();
+                rewritten.insert(
+                    "urls".into(),
+                    Value::Sequence(vec![format!("{name}-{version}.tgz").into()]),
+                );
+                known.push((version.to_owned(), Value::Mapping(rewritten)));
+            }
+        }
+    }
+    let mut entries = Mapping::new();
+    for (name, mut versions) in by_name {
+        versions.sort_by_key(|(v, _)| std::cmp::Reverse(version_key(v)));
+        let list = versions.into_iter().map(|(_, e)| e).collect();
+        entries.insert(Value::from(name), Value::Sequence(list));
+    }
+    let mut index = Mapping::new();
+    index.insert("apiVersion".into(), "v1".into());
+    index.insert("entries".into(), Value::Mapping(entries));
+    index.insert("generated".into(), rfc3339(generated).into());
+    Ok(serde_yaml_ng::to_string(&index)?)
+}
+
 fn entry(chart: &PackagedChart) -> Value {
     let mut map = chart.metadata.clone();
     map.insert(
@@ -101,6 +149,58 @@ mod tests {
             render_index(&charts, SystemTime::UNIX_EPOCH).unwrap(),
             render_index(&charts, SystemTime::UNIX_EPOCH).unwrap()
         );
+    }
+
+    fn upstream_entry(name: &str, version: &str, digest: &str) -> Mapping {
+        serde_yaml_ng::from_str(&format!(
+            "name: {name}\nversion: {version}\ndigest: {digest}\nurls: [https://up.example/charts/{name}-{version}.tgz]\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn merged_index_prefers_local_versions_and_lists_upstream_ones_through_this_repository() {
+        let local = [chart("a", "1.0.0", 10)];
+        let upstream = vec![
+            (
+                "a".to_owned(),
+                vec![
+                    upstream_entry("a", "2.0.0", "up2"),
+                    upstream_entry("a", "1.0.0", "up1"),
+                ],
+            ),
+            ("b".to_owned(), vec![upstream_entry("b", "0.3.0", "b3")]),
+        ];
+        let text = merge_index(&local, &[&upstream], SystemTime::UNIX_EPOCH).unwrap();
+        let index: Value = serde_yaml_ng::from_str(&text).unwrap();
+        let a = index["entries"]["a"].as_sequence().unwrap();
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[0]["version"], "2.0.0");
+        assert_eq!(a[0]["digest"], "up2");
+        assert_eq!(a[0]["urls"][0], "a-2.0.0.tgz");
+        assert_eq!(a[1]["version"], "1.0.0");
+        assert_eq!(a[1]["digest"], "a1.0.0", "the local chart wins");
+        assert_eq!(index["entries"]["b"][0]["urls"][0], "b-0.3.0.tgz");
+    }
+
+    #[test]
+    fn an_earlier_upstream_wins_over_a_later_one_for_the_same_version() {
+        let first = vec![("c".to_owned(), vec![upstream_entry("c", "1.0.0", "first")])];
+        let second = vec![(
+            "c".to_owned(),
+            vec![
+                upstream_entry("c", "1.0.0", "second"),
+                upstream_entry("c", "1.10.0", "second"),
+            ],
+        )];
+        let text = merge_index(&[], &[&first, &second], SystemTime::UNIX_EPOCH).unwrap();
+        let index: Value = serde_yaml_ng::from_str(&text).unwrap();
+        let c = index["entries"]["c"].as_sequence().unwrap();
+        assert_eq!(
+            c[0]["version"], "1.10.0",
+            "newest first by semver, not by text"
+        );
+        assert_eq!(c[1]["digest"], "first");
     }
 
     #[test]

@@ -11,6 +11,12 @@
 //!   operator) re-read the index often;
 //! - `GET /NAME-VERSION.tgz` for each archive, with its sha256 digest as `ETag`.
 //!
+//! Packaged charts (`NAME-VERSION.tgz`) directly under the root are served too, after the
+//! checks the chart sources apply to every archive they fetch: that is where the publish
+//! endpoint (`POST /api/charts`, ChartMuseum's API) stores pushed charts. With upstream
+//! repositories ([`OverlayOptions`]) the repository is a development overlay: see [`overlay`].
+//! [`pack`] and [`unpack`] carry a chart directory with its cache to another machine.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), upstart_chart_repo::Error> {
 //! let repo = upstart_chart_repo::ChartRepo::from_dir("charts")?;
@@ -22,12 +28,17 @@
 //! ```
 
 mod index;
+pub mod overlay;
+mod pack;
+mod publish;
 mod server;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-pub use index::render_index;
+pub use index::{merge_index, render_index};
+pub use overlay::{CACHE_DIR_NAME, OverlayOptions, Upstream};
+pub use pack::{PackSummary, pack, unpack};
 pub use server::{RepoHandle, RunningRepo};
 use upstart_chart_package::{PackagedChart, package_chart};
 
@@ -51,6 +62,29 @@ pub enum Error {
     },
     #[error("serialising index.yaml: {0}")]
     Index(#[from] serde_yaml_ng::Error),
+    /// A packaged chart under the root that fails the archive checks.
+    #[error("{path}: {source}; remove the file or replace it with a chart made by `helm package`")]
+    PackagedArchive {
+        path: PathBuf,
+        source: Box<upstart_chart_source::Error>,
+    },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// An upstream repository that cannot be read, or that served something else than its
+    /// index promised.
+    #[error("upstream repository {name} ({url}): {message}")]
+    Upstream {
+        name: String,
+        url: String,
+        message: String,
+    },
+    #[error("invalid --upstream {given:?}: {message}")]
+    InvalidUpstream { given: String, message: String },
+    #[error("{path}: {message}")]
+    Pack { path: PathBuf, message: String },
     #[error("binding {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -78,6 +112,7 @@ impl ChartRepo {
         // Taken before reading, so a change made while packaging is seen by the next check.
         let fingerprint = tree_fingerprint(&root)?;
         let mut dirs = Vec::new();
+        let mut packaged = Vec::new();
         let entries = std::fs::read_dir(&root).map_err(|source| Error::Read {
             path: root.clone(),
             source,
@@ -90,12 +125,19 @@ impl ChartRepo {
             let path = entry.path();
             if path.is_dir() && path.join("Chart.yaml").is_file() {
                 dirs.push(path);
+            } else if path.is_file() && path.extension().is_some_and(|e| e == "tgz") {
+                packaged.push(path);
             }
         }
         dirs.sort();
+        packaged.sort();
         let mut charts: Vec<PackagedChart> = Vec::with_capacity(dirs.len());
-        for dir in dirs {
-            let chart = package_chart(&dir)?;
+        let from_dirs = dirs
+            .iter()
+            .map(|dir| package_chart(dir).map_err(Error::from));
+        let from_archives = packaged.iter().map(|path| read_packaged(path));
+        for chart in from_dirs.chain(from_archives) {
+            let chart: PackagedChart = chart?;
             if let Some(other) = charts
                 .iter()
                 .find(|c| c.name == chart.name && c.version == chart.version)
@@ -171,12 +213,85 @@ impl ChartRepo {
 
     /// Starts serving the repository over HTTP on `addr` (use port 0 for any free port).
     pub async fn serve(self, addr: std::net::SocketAddr) -> Result<RunningRepo, Error> {
-        server::serve(self, addr).await
+        server::serve(self, addr, OverlayOptions::default()).await
+    }
+
+    /// Starts serving the repository as a development overlay of `overlay`'s upstreams (see
+    /// [`overlay`]); with no upstream, as [`ChartRepo::serve`] plus the charts kept in the
+    /// cache by an earlier overlay (a directory unpacked from a pack).
+    pub async fn serve_overlay(
+        self,
+        addr: std::net::SocketAddr,
+        overlay: OverlayOptions,
+    ) -> Result<RunningRepo, Error> {
+        server::serve(self, addr, overlay).await
     }
 }
 
+/// Reads a packaged chart (`NAME-VERSION.tgz`) under the root, checked as the chart sources
+/// check fetched archives; its `Chart.yaml` becomes the index entry.
+pub(crate) fn read_packaged(path: &Path) -> Result<PackagedChart, Error> {
+    let archive = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let modified = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    packaged_from_bytes(archive, path, modified)
+}
+
+/// A checked [`PackagedChart`] from archive bytes that claim to live at `path`.
+pub(crate) fn packaged_from_bytes(
+    archive: Vec<u8>,
+    path: &Path,
+    modified: SystemTime,
+) -> Result<PackagedChart, Error> {
+    let refused = |source| Error::PackagedArchive {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    };
+    let limits = upstart_chart_source::Limits::default();
+    let meta = upstart_chart_source::check_archive(&archive, &limits).map_err(refused)?;
+    let metadata = chart_yaml_of(&archive, &meta.name).ok_or_else(|| {
+        refused(upstart_chart_source::Error::InvalidArchive {
+            chart: meta.name.clone(),
+            reason: "Chart.yaml is not a YAML mapping".into(),
+        })
+    })?;
+    Ok(PackagedChart {
+        digest: sha256_hex(&archive),
+        name: meta.name,
+        version: meta.version,
+        dir: path.to_path_buf(),
+        archive,
+        modified,
+        metadata,
+    })
+}
+
+/// `NAME/Chart.yaml` of a checked archive, as a mapping.
+fn chart_yaml_of(archive: &[u8], name: &str) -> Option<serde_yaml_ng::Mapping> {
+    use std::io::Read as _;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
+    let wanted = format!("{name}/Chart.yaml");
+    for entry in tar.entries().ok()? {
+        let mut entry = entry.ok()?;
+        let path = entry.path().ok()?.to_string_lossy().into_owned();
+        if path.trim_start_matches("./") == wanted {
+            let mut text = String::new();
+            entry.read_to_string(&mut text).ok()?;
+            return serde_yaml_ng::from_str(&text).ok();
+        }
+    }
+    None
+}
+
 /// Hex sha256 of `bytes`.
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     format!("{:x}", sha2::Sha256::digest(bytes))
 }
@@ -199,6 +314,10 @@ fn tree_fingerprint(root: &Path) -> Result<u64, Error> {
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
             let path = entry.path();
+            // The overlay's cache changes as upstream archives are fetched: not a chart edit.
+            if entry.file_name() == CACHE_DIR_NAME {
+                continue;
+            }
             entry.file_name().hash(hasher);
             let file_type = entry.file_type().map_err(read_err)?;
             if file_type.is_dir() {

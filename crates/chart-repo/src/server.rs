@@ -1,4 +1,5 @@
-//! The HTTP side of the chart repository: `index.yaml` with conditional GETs, and the archives.
+//! The HTTP side of the chart repository: `index.yaml` with conditional GETs, the archives
+//! (local first, then the overlay's upstreams), and the publish endpoint (see [`crate::publish`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -8,13 +9,85 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::overlay::{Overlay, OverlayOptions};
 use crate::{ChartRepo, Error};
 
-type Shared = Arc<RwLock<Arc<ChartRepo>>>;
+pub(crate) type Shared = Arc<RwLock<Arc<ChartRepo>>>;
+
+/// What the handlers share: the local snapshot, the upstreams, the last merged index.
+#[derive(Debug)]
+pub(crate) struct ServerState {
+    pub repo: Shared,
+    pub overlay: Overlay,
+    merged: std::sync::Mutex<Option<Merged>>,
+    /// Publishing and deleting one at a time, so that a check and its write see the same files.
+    pub publish: tokio::sync::Mutex<()>,
+}
+
+/// The served index: its bytes, `ETag` and `Last-Modified`.
+#[derive(Debug, Clone)]
+pub(crate) struct ServedIndex {
+    pub yaml: Arc<String>,
+    pub etag: String,
+    pub modified: SystemTime,
+}
+
+#[derive(Debug)]
+struct Merged {
+    key: (String, Vec<u64>),
+    index: ServedIndex,
+}
+
+impl ServerState {
+    /// The index as served now: the local one, merged with the upstreams' when there are any.
+    pub async fn index(&self) -> Result<ServedIndex, Error> {
+        let repo = snapshot(&self.repo);
+        if self.overlay.is_empty() {
+            return Ok(ServedIndex {
+                yaml: Arc::new(repo.index_yaml().to_owned()),
+                etag: repo.index_etag().to_owned(),
+                modified: repo.last_modified(),
+            });
+        }
+        let views = self.overlay.views().await;
+        let key = (
+            repo.index_etag().to_owned(),
+            views.iter().map(|v| v.generation).collect::<Vec<_>>(),
+        );
+        if let Some(merged) = self
+            .merged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|m| m.key == key)
+        {
+            return Ok(merged.index.clone());
+        }
+        let modified = views
+            .iter()
+            .map(|v| v.modified)
+            .chain([repo.last_modified()])
+            .max()
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let parts: Vec<&[(String, Vec<serde_yaml_ng::Mapping>)]> =
+            views.iter().map(|v| v.entries.as_slice()).collect();
+        let yaml = crate::merge_index(repo.charts(), &parts, modified)?;
+        let index = ServedIndex {
+            etag: format!("\"{}\"", crate::sha256_hex(yaml.as_bytes())),
+            yaml: Arc::new(yaml),
+            modified,
+        };
+        *self.merged.lock().unwrap_or_else(|e| e.into_inner()) = Some(Merged {
+            key,
+            index: index.clone(),
+        });
+        Ok(index)
+    }
+}
 
 /// A repository being served. Dropping it stops the server, as [`RunningRepo::shutdown`] does
 /// (without waiting for it).
@@ -111,7 +184,13 @@ impl Drop for RunningRepo {
     }
 }
 
-pub(crate) async fn serve(repo: ChartRepo, addr: SocketAddr) -> Result<RunningRepo, Error> {
+pub(crate) async fn serve(
+    repo: ChartRepo,
+    addr: SocketAddr,
+    overlay: OverlayOptions,
+) -> Result<RunningRepo, Error> {
+    let max_body = usize::try_from(overlay.limits.max_archive_bytes).unwrap_or(usize::MAX);
+    let overlay = Overlay::new(repo.root(), overlay)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Bind { addr, source })?;
@@ -119,10 +198,28 @@ pub(crate) async fn serve(repo: ChartRepo, addr: SocketAddr) -> Result<RunningRe
         .local_addr()
         .map_err(|source| Error::Bind { addr, source })?;
     let shared: Shared = Arc::new(RwLock::new(Arc::new(repo)));
+    let state = Arc::new(ServerState {
+        repo: Arc::clone(&shared),
+        overlay,
+        merged: std::sync::Mutex::new(None),
+        publish: tokio::sync::Mutex::new(()),
+    });
     let app = Router::new()
         .route("/index.yaml", get(index))
         .route("/{file}", get(archive))
-        .with_state(Arc::clone(&shared));
+        .route(
+            "/api/charts",
+            get(crate::publish::list).post(crate::publish::publish),
+        )
+        .route(
+            "/api/charts/{name}/{version}",
+            delete(crate::publish::remove),
+        )
+        // One byte over the archive limit, so that the publish handler says which limit.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            max_body.saturating_add(1),
+        ))
+        .with_state(state);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let result = axum::serve(listener, app)
@@ -144,13 +241,13 @@ pub(crate) async fn serve(repo: ChartRepo, addr: SocketAddr) -> Result<RunningRe
     })
 }
 
-fn snapshot(shared: &Shared) -> Arc<ChartRepo> {
+pub(crate) fn snapshot(shared: &Shared) -> Arc<ChartRepo> {
     Arc::clone(&shared.read().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// With auto-reload on, swaps in a fresh snapshot when the chart files changed. Errors keep
 /// the old snapshot and are logged: a chart being edited is often briefly invalid.
-async fn refresh(shared: &Shared) {
+pub(crate) async fn refresh(shared: &Shared) {
     let repo = snapshot(shared);
     if !repo.reloads_automatically() {
         return;
@@ -178,34 +275,40 @@ async fn refresh(shared: &Shared) {
     }
 }
 
-async fn index(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    refresh(&shared).await;
-    let repo = snapshot(&shared);
-    let last_modified = httpdate::fmt_http_date(repo.last_modified());
-    let mut response = if not_modified(&headers, repo.index_etag(), repo.last_modified()) {
+async fn index(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
+    refresh(&state.repo).await;
+    let served = match state.index().await {
+        Ok(served) => served,
+        Err(error) => {
+            tracing::error!(%error, "rendering index.yaml");
+            return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response();
+        }
+    };
+    let last_modified = httpdate::fmt_http_date(served.modified);
+    let mut response = if not_modified(&headers, &served.etag, served.modified) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         (
             [(header::CONTENT_TYPE, "application/x-yaml")],
-            repo.index_yaml().to_owned(),
+            served.yaml.as_str().to_owned(),
         )
             .into_response()
     };
     let h = response.headers_mut();
-    insert(h, header::ETAG, repo.index_etag());
+    insert(h, header::ETAG, &served.etag);
     insert(h, header::LAST_MODIFIED, &last_modified);
     insert(h, header::CACHE_CONTROL, "no-cache");
     response
 }
 
 async fn archive(
-    State(shared): State<Shared>,
+    State(state): State<Arc<ServerState>>,
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let repo = snapshot(&shared);
+    let repo = snapshot(&state.repo);
     let Some(chart) = repo.charts().iter().find(|c| c.file_name() == file) else {
-        return StatusCode::NOT_FOUND.into_response();
+        return upstream_archive(&state, &file).await;
     };
     let etag = format!("\"{}\"", chart.digest);
     let mut response = if not_modified(&headers, &etag, chart.modified) {
@@ -219,6 +322,24 @@ async fn archive(
     };
     insert(response.headers_mut(), header::ETAG, &etag);
     response
+}
+
+/// An archive the directory does not have: from the upstreams (or their cache).
+async fn upstream_archive(state: &ServerState, file: &str) -> Response {
+    match state.overlay.archive(file).await {
+        Ok(Some(bytes)) => {
+            let etag = format!("\"{}\"", crate::sha256_hex(&bytes));
+            let mut response =
+                ([(header::CONTENT_TYPE, "application/gzip")], bytes).into_response();
+            insert(response.headers_mut(), header::ETAG, &etag);
+            response
+        }
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "upstream archive not served");
+            (StatusCode::BAD_GATEWAY, format!("{error}\n")).into_response()
+        }
+    }
 }
 
 fn insert(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
