@@ -27,6 +27,16 @@
 //!   be satisfied by the chart it holds.
 //! - `file:PATH`: a chart directory or `.tgz` under one of `localRoots` (a relative `PATH` is
 //!   looked up in each root in order; `..` and symlinks leaving the roots are refused).
+//! - `git+https://HOST/PATH@DIR?ref=REF` (`git+http://`, `git+ssh://[USER@]HOST/PATH`, the
+//!   helm-git plugin's form): the chart in directory `DIR` (none: the root) of the commit the
+//!   branch or tag `REF` points at (none: the remote's `HEAD`; 40 hex digits: that commit),
+//!   read with the git command-line client (see `src/git.rs`). Accepted when the repository
+//!   (`git+SCHEME://HOST/PATH`) is configured (its credentials then apply) or `allowUnlisted`
+//!   is true. `version` is optional and, when set, must be satisfied by the chart's
+//!   `Chart.yaml`. [`ChartSource::resolve_commit`] resolves the ref (reused within the
+//!   caller's interval), [`ChartSource::fetch_at`] reads that commit, and
+//!   [`FetchedChart::commit`] records it. A ref deleted after the chart was fetched keeps the
+//!   chart, with [`Stale::ref_deleted`] set.
 //!
 //! # Tags that move
 //! [`ChartSource::resolve_manifest`] gives the manifest digest an OCI reference and version
@@ -69,7 +79,7 @@
 //!       ...
 //!   registry:
 //!     url: oci://registry.example.com/charts
-//!     kind: oci                        # optional: http | oci, default from the URL scheme
+//!     kind: oci                        # optional: http | oci | git, default from the URL scheme
 //!     plainHttp: false                 # OCI only: plain HTTP (local registries)
 //! allowUnlisted: false               # accept direct oci:// and https:// references to other repositories
 //! unlistedPlainHttp: false           # plain HTTP for unlisted OCI registries (development)
@@ -84,8 +94,8 @@
 //!   fetchTimeout: 60s                # per index, manifest or archive fetch
 //! ```
 //! A credentials Secret may hold `username` + `password` (basic auth), `token` (bearer),
-//! `.dockerconfigjson` (OCI; the `auths` entry for the registry host is used) and `ca.crt`
-//! (PEM). The operator reads it and passes [`Credentials::from_secret_data`] under the
+//! `.dockerconfigjson` (OCI; the `auths` entry for the registry host is used), `ca.crt`
+//! (PEM), and for `git+ssh://` repositories `ssh-privatekey` and `known_hosts`. The operator reads it and passes [`Credentials::from_secret_data`] under the
 //! repository's alias; this crate never talks to Kubernetes. Credentials are sent only to the
 //! repository's own origin and never appear in errors or logs.
 //!
