@@ -183,6 +183,25 @@ impl ManifestObject {
     }
 }
 
+/// The object as applied while its environment sleeps: a Deployment or StatefulSet (apps/v1)
+/// with `spec.replicas: 0`; `None` for anything else (applied as rendered). The rendered
+/// replicas are what waking puts back: the render is the memory, nothing else is recorded.
+pub fn asleep(entry: &InventoryEntry, object: &Value) -> Option<Value> {
+    if api_group(&entry.api_version) != "apps"
+        || !matches!(entry.kind.as_str(), "Deployment" | "StatefulSet")
+    {
+        return None;
+    }
+    let mut copy = object.clone();
+    let spec = copy
+        .as_object_mut()?
+        .entry("spec")
+        .or_insert_with(|| Value::Object(Map::new()));
+    spec.as_object_mut()?
+        .insert("replicas".to_owned(), Value::from(0));
+    Some(copy)
+}
+
 /// `Kind/name` of an inventory entry.
 pub fn display_name(entry: &InventoryEntry) -> String {
     format!("{}/{}", entry.kind, entry.name)

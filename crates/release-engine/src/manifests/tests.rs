@@ -809,3 +809,27 @@ fn crds_of_the_crds_directory_stay_out_of_the_inventory_and_templated_ones_stay_
             .all(|e| e.name != "widgets.example.com" && e.name != "gadgets.example.com")
     );
 }
+
+#[test]
+fn asleep_deployments_and_statefulsets_have_zero_replicas_and_nothing_else_changes() {
+    let entry = |api_version: &str, kind: &str| InventoryEntry {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        namespace: None,
+        name: "web".into(),
+    };
+    let deployment =
+        serde_json::json!({"kind": "Deployment", "spec": {"replicas": 3, "template": {}}});
+    let slept = asleep(&entry("apps/v1", "Deployment"), &deployment).unwrap();
+    assert_eq!(slept["spec"]["replicas"], 0);
+    assert_eq!(slept["spec"]["template"], serde_json::json!({}));
+    let no_replicas = serde_json::json!({"kind": "StatefulSet", "spec": {}});
+    let slept = asleep(&entry("apps/v1", "StatefulSet"), &no_replicas).unwrap();
+    assert_eq!(slept["spec"]["replicas"], 0);
+    assert_eq!(asleep(&entry("apps/v1", "DaemonSet"), &deployment), None);
+    assert_eq!(asleep(&entry("v1", "Service"), &deployment), None);
+    assert_eq!(
+        asleep(&entry("example.com/v1", "Deployment"), &deployment),
+        None
+    );
+}
