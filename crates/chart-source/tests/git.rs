@@ -249,3 +249,33 @@ async fn a_link_leaving_the_chart_and_a_missing_directory_are_refused() {
     let error = s.fetch(&missing, None).await.unwrap_err();
     assert!(error.to_string().contains("no Chart.yaml"), "{error}");
 }
+
+#[tokio::test]
+async fn a_git_chart_gets_the_dependencies_it_does_not_vendor_from_the_configured_repositories() {
+    let charts = tempfile::tempdir().unwrap();
+    chart_dir(charts.path(), "db", "db", "1.0.0");
+    let served = upstart_chart_repo::ChartRepo::from_dir(charts.path())
+        .unwrap()
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let repo = repository(None);
+    write(
+        &repo.work,
+        "charts/app/Chart.yaml",
+        "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n  - {name: db, version: ^1.0.0, repository: '@charts'}\n",
+    );
+    commit_and_push(&repo.work, "a dependency");
+    let yaml = format!(
+        "repositories: {{team: {{url: \"{}\"}}, charts: {{url: \"{}\"}}}}",
+        repo.repo_url(),
+        served.url()
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let s = ChartSource::new(config(&yaml), HashMap::new(), cache.path()).unwrap();
+    let chart = s.fetch(&repo.reference("main"), None).await.unwrap();
+    assert_eq!(chart.dependencies.len(), 1, "{chart:?}");
+    assert_eq!(chart.dependencies[0].version, "1.0.0");
+    assert!(chart.path.join("charts/db-1.0.0.tgz").is_file());
+    assert!(chart.commit.is_some());
+}
