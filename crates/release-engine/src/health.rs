@@ -14,7 +14,8 @@
 //! - DaemonSet: the current generation is observed; available and ready Pods equal
 //!   `desiredNumberScheduled`; with `RollingUpdate` every scheduled Pod is also updated (with
 //!   `OnDelete`, as for StatefulSets, updates are not waited for).
-//! - Job: `Complete=True` is healthy; `Failed=True` or `FailureTarget=True` is a failure;
+//! - Job: `Complete=True` is healthy; `Failed=True` or `FailureTarget=True` is a failure (the
+//!   message says where its logs are);
 //!   anything else (running, suspended, `SuccessCriteriaMet` before `Complete`) is progressing.
 //! - Pod: phase `Succeeded` or `Ready=True` is healthy; phase `Failed` is a failure.
 //! - PersistentVolumeClaim: phase `Bound`; `Lost` is a failure.
@@ -244,7 +245,7 @@ fn job(o: &Value, id: &str) -> Health {
     for type_ in ["Failed", "FailureTarget"] {
         if condition_is(o, type_, "True") {
             let reason = condition_reason(o, type_).unwrap_or("Failed");
-            return Health::Failed(format!("{id} failed: {reason}"));
+            return Health::Failed(format!("{id} failed: {reason}{}", job_logs(o)));
         }
     }
     if condition_is(o, "Suspended", "True") {
@@ -253,6 +254,20 @@ fn job(o: &Value, id: &str) -> Health {
     let completions = int_at(o, "/spec/completions").unwrap_or(1);
     let succeeded = count(o, "/status/succeeded");
     Health::Progressing(format!("{id} {succeeded}/{completions} completed"))
+}
+
+/// Where a failed Job's logs are, when its namespace is known (a live object): its pods
+/// carry the `job-name` label, so `kubectl logs job/NAME` finds them.
+fn job_logs(o: &Value) -> String {
+    match (
+        str_at(o, "/metadata/namespace"),
+        str_at(o, "/metadata/name"),
+    ) {
+        (Some(namespace), Some(name)) => {
+            format!(" (logs: kubectl logs -n {namespace} job/{name})")
+        }
+        _ => String::new(),
+    }
 }
 
 fn crd(o: &Value, id: &str) -> Health {

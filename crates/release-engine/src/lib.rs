@@ -81,6 +81,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzz_targets;
 pub mod health;
+pub mod job;
 pub mod lookup;
 pub mod manifests;
 pub mod render;

@@ -609,3 +609,15 @@ fn a_crd_whose_names_clash_has_failed() {
         failed("CustomResourceDefinition/widgets.example.com names not accepted: ListKindConflict")
     );
 }
+
+#[test]
+fn a_failed_job_of_a_namespace_says_where_its_logs_are() {
+    let conditions =
+        json!([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]);
+    let mut live = job(conditions, json!({"failed": 1}));
+    live["metadata"]["namespace"] = "pr-1".into();
+    assert_eq!(
+        assess(&live),
+        failed("Job/migrate failed: BackoffLimitExceeded (logs: kubectl logs -n pr-1 job/migrate)")
+    );
+}
