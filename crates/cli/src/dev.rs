@@ -13,8 +13,8 @@ use kube::api::ListParams;
 use upstart_api::v1alpha1::UpstartService;
 use upstart_local_cluster::report::{self, Snapshot};
 use upstart_local_cluster::{
-    ClusterScopedAllowList, LocalCluster, LocalClusterOptions, Manifest, OperatorSet, Repository,
-    RepositoryConfig, apply_manifests, read_files,
+    ClusterScopedAllowList, LocalCluster, LocalClusterOptions, Manifest, OperatorSet,
+    OverlayOptions, Repository, RepositoryConfig, apply_manifests, read_files,
 };
 
 use crate::cluster::Live;
@@ -93,6 +93,25 @@ pub struct DevArgs {
     #[arg(long, default_value = "./charts")]
     pub charts: PathBuf,
 
+    /// An upstream repository behind --charts, as NAME=URL (repeatable; an HTTP(S) Helm
+    /// repository): the served repository becomes a development overlay that serves the
+    /// directory's charts first and every other chart and version from the upstream, fetched
+    /// on first use and kept in the cache (so they are served later with the upstream down),
+    /// and takes over NAME as an alias besides `upstart-charts`, so releases referring to
+    /// NAME/CHART get the local charts without editing them. Charts pushed with
+    /// `curl --data-binary @CHART.tgz URL/api/charts` are served at once. A charts directory
+    /// unpacked by `upstart charts unpack` is served with its cached upstream charts even
+    /// without --upstream.
+    ///
+    /// Example: --upstream upstart-charts=https://charts.example.com/stable
+    #[arg(long = "upstream", value_name = "NAME=URL")]
+    pub upstreams: Vec<upstart_local_cluster::Upstream>,
+
+    /// Where the overlay keeps upstream indexes and archives (default: CHARTS/.upstart-cache,
+    /// which `upstart charts pack` carries).
+    #[arg(long, value_name = "DIR")]
+    pub chart_cache: Option<PathBuf>,
+
     /// A chart repository beside `upstart-charts`, as NAME=URL (repeatable): an HTTP(S) chart
     /// repository serving index.yaml, or an OCI registry path (oci://HOST[:PORT]/PATH). Charts
     /// are then referenced as NAME/CHART. It replaces a repository of the same name in
@@ -168,6 +187,11 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
         https_port: Some(args.port),
         kubeconfig_path: Some(args.kubeconfig.clone()),
         charts_dir: Some(args.charts.clone()),
+        chart_overlay: OverlayOptions {
+            upstreams: args.upstreams.clone(),
+            cache_dir: args.chart_cache.clone(),
+            ..OverlayOptions::default()
+        },
         workload_delay: args.workload_delay,
         fail_workloads: false,
         operators,
@@ -483,7 +507,7 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Error> {
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Error> {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(Error::Signal)?;
@@ -501,7 +525,7 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Error> {
 /// Prints one line of what a user copies to stdout. A reader that stopped reading (a script
 /// that took the first line and closed the pipe) must not stop the control plane, so a write
 /// that fails is ignored (`println!` would panic on the broken pipe).
-fn announce(line: std::fmt::Arguments<'_>) {
+pub(crate) fn announce(line: std::fmt::Arguments<'_>) {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     let _ = out

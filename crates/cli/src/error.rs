@@ -47,6 +47,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// `upstart charts`: serving, packing or unpacking a chart directory.
+    #[error(transparent)]
+    Charts(#[from] upstart_chart_repo::Error),
     /// `status --watch --timeout` ran out.
     #[error("not Ready after {0}")]
     Timeout(String),

@@ -1,5 +1,6 @@
 //! The `upstart` command-line tool.
 
+mod charts;
 mod cluster;
 mod dev;
 mod diagnostic;
@@ -61,6 +62,17 @@ enum Command {
     /// ./charts (as `upstart-charts`) and the operators, apply FILES, and keep running until
     /// Ctrl-C / SIGTERM. Prints how to point kubectl at it.
     Dev(dev::DevArgs),
+
+    /// Chart repositories for development: serve a chart directory over upstream
+    /// repositories (with a ChartMuseum-compatible publish endpoint), pack it with its cache
+    /// for a machine without network, unpack such a pack.
+    #[command(after_help = "\
+Examples:
+  upstart charts serve ./charts --upstream upstart-charts=https://charts.example.com/stable
+  curl --data-binary @mychart-0.2.0.tgz http://127.0.0.1:8879/api/charts
+  upstart charts pack charts.tar.gz --charts ./charts
+  upstart charts unpack charts.tar.gz --into ./charts")]
+    Charts(charts::ChartsArgs),
 
     /// Check UpstartService, HelmRelease and UpstartEnvironment files offline: schema (as the
     /// API server would), dependencies, cycles, expressions, environment overrides.
@@ -194,10 +206,14 @@ fn main() -> ExitCode {
     };
     // `dev` is a long-running process whose logs are its record; the other commands answer
     // on stderr once.
-    let log_failure = matches!(command, Command::Dev(_) | Command::Ui(_));
+    let log_failure = matches!(
+        command,
+        Command::Dev(_) | Command::Ui(_) | Command::Charts(_)
+    );
     let result = runtime.block_on(async {
         match command {
             Command::Dev(args) => dev::run(args).await.map(|()| true),
+            Command::Charts(args) => charts::run(args).await.map(|()| true),
             Command::Graph(args) => graph::run(&args).await,
             Command::Status(args) => status::run(&args).await.map(|()| true),
             Command::Ui(args) => ui::run(&args).await.map(|()| true),

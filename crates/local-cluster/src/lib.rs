@@ -51,6 +51,7 @@ pub use operators::{
 pub use ready::{Readiness, Verdict, readiness, verdict, wait_ready};
 pub use tools::{HELM_ENV, locate_helm};
 // The types of [`LocalClusterOptions`], so that its users need not depend on their crates.
+pub use upstart_chart_repo::{OverlayOptions, Upstream};
 pub use upstart_chart_source::{Repository, RepositoryConfig};
 pub use upstart_release_engine::manifests::ClusterScopedAllowList;
 
@@ -76,6 +77,11 @@ pub struct LocalClusterOptions {
     /// repository named `upstart-charts` in [`LocalClusterOptions::repositories`] wins: the
     /// directory is then not served.
     pub charts_dir: Option<PathBuf>,
+    /// Upstream repositories behind the charts directory (`upstart dev --upstream NAME=URL`):
+    /// the served repository becomes a development overlay (see `upstart_chart_repo::overlay`)
+    /// and takes over each upstream's NAME as an alias besides `upstart-charts`. With
+    /// upstreams, a missing charts directory is created.
+    pub chart_overlay: OverlayOptions,
     /// The HelmRelease operator's repository configuration (the operators' chart's
     /// `repositories.yaml`): other repositories by alias, `allowUnlisted`, `localRoots`,
     /// limits. `upstart-charts` is added for [`LocalClusterOptions::charts_dir`] unless it is
@@ -142,6 +148,7 @@ impl LocalCluster {
         // A configuration the operator would refuse fails here, before anything starts, rather
         // than as an operator failure once the cluster runs.
         check_repositories(&options.repositories, work_dir.path())?;
+        check_overlay_names(&options.repositories, &options.chart_overlay)?;
         let catalog_namespace = upstart_operator_runtime::CommonArgs::default().catalog_namespace;
         // Claimed before anything binds or writes: a kubeconfig of a live instance is never
         // overwritten, whatever the port.
@@ -200,13 +207,17 @@ impl LocalCluster {
                 );
                 None
             }
-            Some(dir) => serve_charts(dir).await?,
+            Some(dir) => serve_charts(dir, &options.chart_overlay).await?,
             None => None,
         };
         let chart_watch = charts
             .as_ref()
             .map(|repo| chart_watch::spawn(client.clone(), repo.handle()));
-        let repositories = repository_config(options.repositories.clone(), charts.as_ref());
+        let repositories = repository_config(
+            options.repositories.clone(),
+            charts.as_ref(),
+            &options.chart_overlay.upstreams,
+        );
         let chart_repositories: Vec<ChartRepository> = repositories
             .repositories
             .iter()
@@ -406,18 +417,23 @@ fn check_repositories(repositories: &RepositoryConfig, work_dir: &Path) -> Resul
 fn repository_config(
     mut configured: RepositoryConfig,
     charts: Option<&RunningRepo>,
+    upstreams: &[Upstream],
 ) -> RepositoryConfig {
     if let Some(repo) = charts {
-        configured.repositories.insert(
-            CHARTS_ALIAS.to_owned(),
-            Repository {
-                url: repo.url.clone(),
-                kind: None,
-                plain_http: false,
-                credentials_secret: None,
-                ca_bundle: None,
-            },
-        );
+        let aliases =
+            std::iter::once(CHARTS_ALIAS).chain(upstreams.iter().map(|u| u.name.as_str()));
+        for alias in aliases {
+            configured.repositories.insert(
+                alias.to_owned(),
+                Repository {
+                    url: repo.url.clone(),
+                    kind: None,
+                    plain_http: false,
+                    credentials_secret: None,
+                    ca_bundle: None,
+                },
+            );
+        }
     }
     configured.index_ttl = Duration::ZERO;
     configured
@@ -470,7 +486,41 @@ fn write_kubeconfig(endpoint: &Endpoint, path: &Path) -> Result<(), Error> {
         .map_err(|e| fail(e.to_string()))
 }
 
-async fn serve_charts(dir: &Path) -> Result<Option<RunningRepo>, Error> {
+/// An upstream of the overlay takes over its name as an alias: the repository configuration
+/// may not name it too.
+fn check_overlay_names(
+    repositories: &RepositoryConfig,
+    overlay: &OverlayOptions,
+) -> Result<(), Error> {
+    match overlay
+        .upstreams
+        .iter()
+        .find(|u| u.name != CHARTS_ALIAS && repositories.repositories.contains_key(&u.name))
+    {
+        Some(upstream) => Err(Error::RepositoryConfig {
+            message: format!(
+                "the upstream {} of the charts directory takes over the alias {}, which the \
+                 repository configuration names too: drop one of them",
+                upstream.name, upstream.name
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+async fn serve_charts(dir: &Path, overlay: &OverlayOptions) -> Result<Option<RunningRepo>, Error> {
+    let fail = |source| Error::ChartRepo {
+        path: dir.to_path_buf(),
+        source,
+    };
+    if !overlay.upstreams.is_empty() && !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|source| {
+            fail(upstart_chart_repo::Error::Write {
+                path: dir.to_path_buf(),
+                source,
+            })
+        })?;
+    }
     if !dir.is_dir() {
         tracing::warn!(
             dir = %dir.display(),
@@ -478,16 +528,17 @@ async fn serve_charts(dir: &Path) -> Result<Option<RunningRepo>, Error> {
         );
         return Ok(None);
     }
-    let fail = |source| Error::ChartRepo {
-        path: dir.to_path_buf(),
-        source,
-    };
     let repo = ChartRepo::from_dir(dir).map_err(fail)?.auto_reload(true);
     let count = repo.charts().len();
     let running = repo
-        .serve(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .serve_overlay(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), overlay.clone())
         .await
         .map_err(fail)?;
-    tracing::info!(alias = CHARTS_ALIAS, url = %running.url, charts = count, "chart repository serving");
+    let upstreams: Vec<String> = overlay
+        .upstreams
+        .iter()
+        .map(|u| format!("{}={}", u.name, u.url))
+        .collect();
+    tracing::info!(alias = CHARTS_ALIAS, url = %running.url, charts = count, upstreams = %upstreams.join(","), "chart repository serving");
     Ok(Some(running))
 }

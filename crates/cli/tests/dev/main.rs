@@ -24,6 +24,7 @@ mod applying;
 mod exit_when_ready;
 mod flags;
 mod instances;
+mod overlay;
 mod repositories;
 
 const CRD: &str = "
