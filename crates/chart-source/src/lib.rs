@@ -304,6 +304,11 @@ impl ChartSource {
             }
             let url = repository.url.trim();
             if url.starts_with("git+") || repository.kind == Some(RepositoryKind::Git) {
+                if repository.ca_bundle.is_some() || repository.plain_http {
+                    return Err(config_error(format!(
+                        "repository {alias:?}: caBundle and plainHttp do not apply to git repositories (git uses the system CA store; write the URL as git+http:// for plain HTTP)"
+                    )));
+                }
                 let repo = GitRepo::new(url, credentials.get(alias), &config.limits).map_err(
                     |e| match e {
                         Error::Config(message) => {

@@ -279,3 +279,17 @@ async fn a_git_chart_gets_the_dependencies_it_does_not_vendor_from_the_configure
     assert!(chart.path.join("charts/db-1.0.0.tgz").is_file());
     assert!(chart.commit.is_some());
 }
+
+#[test]
+fn a_ca_bundle_or_plain_http_on_a_git_repository_is_a_configuration_error() {
+    let cache = tempfile::tempdir().unwrap();
+    let yaml =
+        "repositories: {team: {url: \"git+https://git.example.com/charts.git\", caBundle: x}}";
+    let error = ChartSource::new(config(yaml), HashMap::new(), cache.path()).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("caBundle and plainHttp do not apply"),
+        "{error}"
+    );
+}
