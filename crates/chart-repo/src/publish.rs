@@ -8,8 +8,9 @@
 //! - `DELETE /api/charts/NAME/VERSION`: removes a pushed archive (200 `{"deleted":true}`);
 //! - `GET /api/charts`: every chart's index entries, as JSON by name.
 //!
-//! Errors answer `{"error": "..."}` as ChartMuseum does. Only raw bodies are accepted (not
-//! ChartMuseum's multipart form).
+//! The chart is the raw body, or the `chart` field of a multipart form (as ChartMuseum accepts
+//! it and the helm cm-push plugin sends it; a `prov` field is ignored). Errors answer
+//! `{"error": "..."}` as ChartMuseum does.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -47,9 +48,14 @@ fn forced(query: Option<&str>) -> bool {
 pub(crate) async fn publish(
     State(state): State<Arc<ServerState>>,
     RawQuery(query): RawQuery,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
     let force = forced(query.as_deref());
+    let body = match chart_of(&headers, body) {
+        Ok(body) => body,
+        Err(message) => return refuse(StatusCode::BAD_REQUEST, message),
+    };
     let limit = state.overlay.limits.max_archive_bytes;
     if body.len() as u64 > limit {
         return refuse(
@@ -210,9 +216,81 @@ async fn reload(state: &ServerState) -> Result<(), Error> {
     Ok(())
 }
 
+/// The chart of a request: the body, or the `chart` field of a `multipart/form-data` body.
+fn chart_of(headers: &axum::http::HeaderMap, body: Bytes) -> Result<Bytes, String> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !content_type.starts_with("multipart/form-data") {
+        return Ok(body);
+    }
+    let boundary = content_type
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))
+        .map(|b| b.trim_matches('"'))
+        .filter(|b| !b.is_empty())
+        .ok_or("a multipart/form-data body without a boundary")?;
+    let delimiter = format!("\r\n--{boundary}");
+    // The first delimiter has no line break before it.
+    let mut rest = body
+        .strip_prefix(&delimiter.as_bytes()[2..])
+        .ok_or("a multipart body that does not start with its boundary")?;
+    while let Some(end) = find(rest, delimiter.as_bytes()) {
+        let part = &rest[..end];
+        rest = &rest[end + delimiter.len()..];
+        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
+        let Some(split) = find(part, b"\r\n\r\n") else {
+            continue;
+        };
+        let part_headers = String::from_utf8_lossy(&part[..split]).to_ascii_lowercase();
+        if part_headers.contains("name=\"chart\"") {
+            let start = part.as_ptr() as usize - body.as_ptr() as usize + split + 4;
+            return Ok(body.slice(start..start + part.len() - split - 4));
+        }
+    }
+    Err("a multipart form without a `chart` field (send -F chart=@NAME-VERSION.tgz)".into())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::forced;
+    use super::{chart_of, forced};
+
+    #[test]
+    fn the_chart_field_of_a_multipart_form_is_the_chart() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            "multipart/form-data; boundary=XyZ".parse().unwrap(),
+        );
+        let body = axum::body::Bytes::from_static(
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"prov\"\r\n\r\nsig\r\n\
+              --XyZ\r\nContent-Disposition: form-data; name=\"chart\"; filename=\"a.tgz\"\r\n\
+              Content-Type: application/octet-stream\r\n\r\n\x1f\x8b\r\nbytes\r\n--XyZ--\r\n",
+        );
+        assert_eq!(&chart_of(&headers, body).unwrap()[..], b"\x1f\x8b\r\nbytes");
+        let without = axum::body::Bytes::from_static(
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\ny\r\n--XyZ--\r\n",
+        );
+        assert!(
+            chart_of(&headers, without)
+                .unwrap_err()
+                .contains("without a `chart` field")
+        );
+    }
+
+    #[test]
+    fn a_raw_body_is_the_chart() {
+        let body = axum::body::Bytes::from_static(b"raw");
+        assert_eq!(
+            &chart_of(&axum::http::HeaderMap::new(), body).unwrap()[..],
+            b"raw"
+        );
+    }
 
     #[test]
     fn force_is_asked_by_the_bare_key_or_a_true_value() {

@@ -215,9 +215,10 @@ pub(crate) async fn serve(
             "/api/charts/{name}/{version}",
             delete(crate::publish::remove),
         )
-        // One byte over the archive limit, so that the publish handler says which limit.
+        // Over the archive limit (room for a multipart form's headers), so that the publish
+        // handler says which limit.
         .layer(axum::extract::DefaultBodyLimit::max(
-            max_body.saturating_add(1),
+            max_body.saturating_add(64 << 10),
         ))
         .with_state(state);
     let (stop, stopped) = oneshot::channel::<()>();

@@ -237,6 +237,9 @@ async fn a_chart_pushed_with_curl_is_served_at_once_and_can_be_replaced_with_for
     let (status, _) = curl(&["--data-binary", &at, &format!("{api}?force")]).await;
     assert_eq!(status, 201);
 
+    // As the helm cm-push plugin sends it: a multipart form with a `chart` field.
+    let (status, body) = curl(&["-F", &format!("chart={at}"), &format!("{api}?force")]).await;
+    assert_eq!(status, 201, "{body}");
     let (status, listed) = curl(&[&api]).await;
     assert_eq!(status, 200);
     let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
