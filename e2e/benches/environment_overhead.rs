@@ -606,7 +606,7 @@ async fn environment_graph(
     let catalog: Api<UpstartService> =
         Api::namespaced(env.client().clone(), &env.catalog_namespace());
     for service in &environment.spec.services {
-        if service.enabled == Some(false) {
+        if !upstart_dag::switches::keeps_service(&environment.spec, service) {
             continue;
         }
         let spec: UpstartServiceSpec = match (&service.spec, &service.template) {

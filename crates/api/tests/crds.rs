@@ -152,7 +152,9 @@ fn crds_carry_the_names_scopes_and_columns_of_the_api() {
             "HelmRelease",
             "Namespaced",
             "uhr",
-            vec!["Chart", "Version", "Phase", "Ready", "Age", "Manifest"],
+            vec![
+                "Chart", "Version", "Phase", "Ready", "Age", "Manifest", "Commit",
+            ],
         ),
         (
             "UpstartService",

@@ -91,6 +91,23 @@ pub struct Scope {
     pub services: BTreeMap<NodeId, usize>,
     /// Label -> node, to map the graph's messages back to files.
     pub labels: HashMap<String, NodeId>,
+    /// What `enabled` and `jobs` make wrong (a switch reading neither true nor false, a
+    /// dependency on something disabled, a job named like a release), where it is written.
+    pub switch_problems: Vec<SwitchProblem>,
+    /// Release keys, jobs and services that `enabled` leaves out: a dependency naming one is
+    /// reported as such rather than as unknown.
+    pub disabled: BTreeSet<String>,
+}
+
+/// A problem of the switches or jobs of a spec, at its document and path.
+#[derive(Clone, Debug)]
+pub struct SwitchProblem {
+    /// The document.
+    pub doc: usize,
+    /// The JSON path of the field at fault.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
 }
 
 impl Scope {
@@ -242,13 +259,45 @@ impl Workspace {
 
         for (object, spec, namespace) in &environments {
             let mut builder = ScopeBuilder::default();
-            builder.add_environment(object, spec);
+            let environment = upstart_dag::EnvironmentInfo {
+                name: object.name.clone(),
+                namespace: namespace.clone(),
+                variables: spec.variables.clone(),
+            };
+            builder.environment = Some(environment.clone());
+            // The services an environment's `post` jobs wait for: those switched on.
+            let services: Vec<String> = spec
+                .services
+                .iter()
+                .filter(|s| upstart_dag::switches::keeps_service(spec, s))
+                .map(|s| s.name.clone())
+                .collect();
+            let pre_jobs = builder.add_environment(object, spec, &services);
             for (index, service) in spec.services.iter().enumerate() {
-                if !service.enabled() {
-                    continue;
+                let field = format!("spec.services[{index}].enabled");
+                match upstart_dag::is_enabled(service.enabled.as_ref(), &field, Some(&environment))
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        builder.disabled.insert(service.name.clone());
+                        continue;
+                    }
+                    Err(error) => {
+                        builder.switch_problems.push(SwitchProblem {
+                            doc: object.doc,
+                            path: field,
+                            message: error.to_string(),
+                        });
+                        continue;
+                    }
                 }
                 match self.environment_service(object.doc, index, service) {
-                    Some((spec, doc, prefix)) => {
+                    Some((mut spec, doc, prefix)) => {
+                        for release in spec.helm_releases.values_mut() {
+                            upstart_dag::switches::depend_on_environment_releases(
+                                release, &pre_jobs,
+                            );
+                        }
                         builder.add_service(&service.name, &spec, doc, object.doc, &prefix);
                     }
                     // Its releases are unknown, but others may still depend on it by name.
@@ -286,6 +335,10 @@ struct ScopeBuilder {
     releases: Vec<ScopeRelease>,
     services: BTreeMap<NodeId, usize>,
     environment_releases: Option<(String, BTreeSet<String>)>,
+    /// The environment whose variables `enabled` expressions read, in an environment.
+    environment: Option<upstart_dag::EnvironmentInfo>,
+    switch_problems: Vec<SwitchProblem>,
+    disabled: BTreeSet<String>,
 }
 
 impl ScopeBuilder {
@@ -318,14 +371,24 @@ impl ScopeBuilder {
         }
     }
 
-    fn add_environment(&mut self, object: &Object, spec: &UpstartEnvironmentSpec) {
-        self.input
-            .add_environment(&object.name, &spec.helm_releases);
-        self.environment_releases = Some((
-            object.name.clone(),
-            spec.helm_releases.keys().cloned().collect(),
-        ));
-        for (key, release) in &spec.helm_releases {
+    /// Adds the environment's own releases and jobs (switched); returns its `pre` jobs, which
+    /// every release of its services depends on.
+    fn add_environment(
+        &mut self,
+        object: &Object,
+        spec: &UpstartEnvironmentSpec,
+        services: &[String],
+    ) -> Vec<String> {
+        let mut releases = self.switch(object.doc, "spec", "", &spec.helm_releases, &spec.jobs);
+        for (key, release) in &mut releases {
+            if spec.jobs.get(key).and_then(|j| j.when) == Some(upstart_api::v1alpha1::JobWhen::Post)
+            {
+                upstart_dag::switches::depend_on_services(release, services);
+            }
+        }
+        self.input.add_environment(&object.name, &releases);
+        self.environment_releases = Some((object.name.clone(), releases.keys().cloned().collect()));
+        for (key, release) in &releases {
             let name = child_name(&object.name, key);
             self.releases.push(ScopeRelease {
                 node: NodeId::release(name.clone()),
@@ -333,12 +396,50 @@ impl ScopeBuilder {
                 origin: Origin {
                     doc: object.doc,
                     key: Some(key.clone()),
-                    path: format!("spec.helmReleases.{key}"),
+                    path: key_path("spec", &spec.jobs, key),
                 },
                 spec: release.clone(),
                 service: None,
             });
         }
+        spec.jobs
+            .iter()
+            .filter(|(key, job)| {
+                job.when == Some(upstart_api::v1alpha1::JobWhen::Pre) && releases.contains_key(*key)
+            })
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// `releases` and `jobs` of the spec at `prefix` of document `doc`, switched
+    /// ([`upstart_dag::switch_releases`]), its problems recorded where they are written.
+    fn switch(
+        &mut self,
+        doc: usize,
+        prefix: &str,
+        owner: &str,
+        releases: &BTreeMap<String, HelmReleaseSpec>,
+        jobs: &BTreeMap<String, upstart_api::v1alpha1::JobSpec>,
+    ) -> BTreeMap<String, HelmReleaseSpec> {
+        let switched =
+            upstart_dag::switch_releases(releases, jobs, prefix, owner, self.environment.as_ref());
+        self.disabled.extend(switched.disabled.iter().cloned());
+        for problem in &switched.problems {
+            let path = match problem {
+                upstart_dag::Error::InvalidSwitch { field, .. } => field.clone(),
+                // The graph finds it too (the dependency names nothing), and validate says
+                // why from `disabled`.
+                upstart_dag::Error::DependsOnDisabled { .. } => continue,
+                upstart_dag::Error::NameConflict { second, .. } => second.clone(),
+                _ => prefix.to_owned(),
+            };
+            self.switch_problems.push(SwitchProblem {
+                doc,
+                path,
+                message: problem.to_string(),
+            });
+        }
+        switched.releases
     }
 
     /// `doc` holds the releases (under `prefix`); `declared_in` declares the service.
@@ -350,7 +451,14 @@ impl ScopeBuilder {
         declared_in: usize,
         prefix: &str,
     ) {
-        self.input.add_service(name, spec);
+        let spec_prefix = prefix.trim_end_matches(".helmReleases");
+        let releases = self.switch(doc, spec_prefix, name, &spec.helm_releases, &spec.jobs);
+        let spec = UpstartServiceSpec {
+            helm_releases: releases,
+            jobs: BTreeMap::new(),
+        };
+        let jobs = &spec_of_jobs(&spec, spec_prefix);
+        self.input.add_service(name, &spec);
         self.services.insert(NodeId::service(name), declared_in);
         for (key, release) in &spec.helm_releases {
             self.releases.push(ScopeRelease {
@@ -359,7 +467,10 @@ impl ScopeBuilder {
                 origin: Origin {
                     doc,
                     key: Some(key.clone()),
-                    path: format!("{prefix}.{key}"),
+                    path: jobs
+                        .get(key)
+                        .cloned()
+                        .unwrap_or_else(|| format!("{prefix}.{key}")),
                 },
                 spec: release.clone(),
                 service: Some(name.to_owned()),
@@ -397,8 +508,29 @@ impl ScopeBuilder {
             releases,
             services: self.services,
             labels,
+            switch_problems: self.switch_problems,
+            disabled: self.disabled,
         }
     }
+}
+
+/// Where the release `key` of the spec at `prefix` is written: `jobs.KEY` for a job.
+fn key_path<T>(prefix: &str, jobs: &BTreeMap<String, T>, key: &str) -> String {
+    if jobs.contains_key(key) {
+        format!("{prefix}.jobs.{key}")
+    } else {
+        format!("{prefix}.helmReleases.{key}")
+    }
+}
+
+/// The paths of the job keys of a switched service spec (jobs are releases of chart
+/// `builtin:job` by then).
+fn spec_of_jobs(spec: &UpstartServiceSpec, prefix: &str) -> BTreeMap<String, String> {
+    spec.helm_releases
+        .iter()
+        .filter(|(_, release)| upstart_api::v1alpha1::is_job(release))
+        .map(|(key, _)| (key.clone(), format!("{prefix}.jobs.{key}")))
+        .collect()
 }
 
 #[cfg(test)]

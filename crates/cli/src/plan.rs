@@ -10,7 +10,7 @@ use upstart_dag::{Expressions, NodeId, NodeKind};
 
 use crate::model::{Scope, ScopeRelease};
 use crate::render::{BOLD, DIM, ERROR, WARNING, styled};
-use crate::validate::{Checked, check_files, consumed, declared_keys};
+use crate::validate::{Checked, check_files_with, consumed, declared_keys};
 
 /// Arguments of `upstart plan`.
 #[derive(Debug, clap::Args)]
@@ -19,6 +19,11 @@ pub struct PlanArgs {
     /// stands for the YAML files under it.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+
+    /// Sets the environment variable NAME to VALUE in every UpstartEnvironment of the files
+    /// (over its `spec.variables`): `enabled` expressions are evaluated with it. Repeatable.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = crate::validate::parse_var)]
+    pub vars: Vec<(String, String)>,
 }
 
 /// Prints the diagnostics of `checked` on stderr; true when there is an error (the plan of
@@ -37,7 +42,7 @@ pub fn report_errors(checked: &Checked) -> bool {
 
 /// Runs `upstart plan`; false when the files have errors.
 pub fn run(args: &PlanArgs) -> bool {
-    let checked = check_files(&args.files);
+    let checked = check_files_with(&args.files, &args.vars);
     if report_errors(&checked) {
         return false;
     }

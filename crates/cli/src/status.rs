@@ -66,6 +66,8 @@ pub struct Row {
     /// How long it has been in its current stage (waiting, installing), or how long the
     /// install took once Ready (from `status.timings`).
     pub time: Option<Duration>,
+    /// For a chart from git: the commit applied, shortened to 7 digits as git does.
+    pub commit: Option<String>,
 }
 
 /// A service, the environment's own releases, or the namespace's other releases.
@@ -173,6 +175,9 @@ pub(crate) fn row(
         (Some(created), None, _) => since(Some(created), now),
         _ => None,
     });
+    let commit = status
+        .and_then(|s| s.commit.as_deref())
+        .map(|c| c.chars().take(7).collect());
     Row {
         name,
         phase,
@@ -180,6 +185,7 @@ pub(crate) fn row(
         waits_for,
         message,
         time,
+        commit,
     }
 }
 
@@ -275,7 +281,12 @@ pub fn tree(live: &Live, now: jiff::Timestamp) -> Tree {
         .filter_map(|s| s.metadata.name.clone())
         .collect();
     if let Some(environment) = &live.environment {
-        for service in environment.spec.services.iter().filter(|s| s.enabled()) {
+        for service in environment
+            .spec
+            .services
+            .iter()
+            .filter(|s| upstart_dag::switches::keeps_service(&environment.spec, s))
+        {
             if !service_names.contains(&service.name) {
                 service_names.push(service.name.clone());
             }
@@ -550,6 +561,9 @@ pub fn row_text(row: &Row) -> String {
     if let Some(time) = row.time {
         let word = if row.ready { "in" } else { "for" };
         let _ = write!(line, " {word} {}", short_duration(time));
+    }
+    if let Some(commit) = &row.commit {
+        let _ = write!(line, "  commit {commit}");
     }
     if !row.waits_for.is_empty() {
         let _ = write!(line, "  waits for {}", row.waits_for.join(", "));
@@ -959,6 +973,9 @@ mod tests {
         releases[0].status.as_mut().expect("status").timings = timings(json!({
             "createdAt": "2026-01-01T00:00:00Z", "startedAt": "2026-01-01T00:00:01Z",
             "readyAt": "2026-01-01T00:00:08Z"}));
+        // A chart from git: the commit applied.
+        releases[0].status.as_mut().expect("status").commit =
+            Some("0123456789abcdef0123456789abcdef01234567".into());
         releases[2].status.as_mut().expect("status").timings = timings(json!({
             "createdAt": "2026-01-01T00:00:00Z", "startedAt": "2026-01-01T00:01:00Z"}));
         let later: UpstartServiceSpec =
@@ -1002,7 +1019,7 @@ mod tests {
 │  ├─ … app                  WaitingForDependencies  waits for svc/db
 │  └─ ◌ db                   Installing for 1m5s  applying 3 objects
 └─ environment releases  1/1 [##########]
-   └─ ✔ flags                Ready in 7s
+   └─ ✔ flags                Ready in 7s  commit 0123456
 ";
         assert_eq!(text, expected);
     }

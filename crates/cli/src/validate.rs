@@ -73,6 +73,20 @@ pub struct ValidateArgs {
     /// directory or a parent, else `helm` on PATH).
     #[arg(long, requires = "render")]
     pub helm: Option<PathBuf>,
+
+    /// Sets the environment variable NAME to VALUE in every UpstartEnvironment of the files
+    /// (over its `spec.variables`), as a pipeline would: `enabled` expressions and
+    /// `environment.variables` references are checked with it. Repeatable.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+}
+
+/// `NAME=VALUE` of `--var`.
+pub fn parse_var(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not NAME=VALUE")),
+    }
 }
 
 /// How `upstart validate` prints problems.
@@ -103,7 +117,14 @@ impl Checked {
 
 /// Reads and checks `files`.
 pub fn check_files(files: &[PathBuf]) -> Checked {
-    let (documents, mut diagnostics) = read_files(files);
+    check_files_with(files, &[])
+}
+
+/// Reads and checks `files`, every UpstartEnvironment's `spec.variables` set from `vars`
+/// first (`--var NAME=VALUE`).
+pub fn check_files_with(files: &[PathBuf], vars: &[(String, String)]) -> Checked {
+    let (mut documents, mut diagnostics) = read_files(files);
+    set_variables(&mut documents, vars);
     let mut checked = check(documents);
     diagnostics.append(&mut checked.diagnostics);
     diagnostics.sort();
@@ -115,7 +136,7 @@ pub fn check_files(files: &[PathBuf]) -> Checked {
 /// Runs `upstart validate`: prints every problem on stderr and a summary; `Ok(false)` when the
 /// files do not pass.
 pub fn run(args: &ValidateArgs) -> bool {
-    let mut checked = check_files(&args.files);
+    let mut checked = check_files_with(&args.files, &args.vars);
     if args.render {
         let Some(helm) = args
             .helm
@@ -157,6 +178,34 @@ pub fn run(args: &ValidateArgs) -> bool {
     !failed
 }
 
+/// Sets `vars` in the `spec.variables` of every UpstartEnvironment document (positions are
+/// kept: a problem is still reported at the line the file has).
+pub fn set_variables(documents: &mut [Document], vars: &[(String, String)]) {
+    if vars.is_empty() {
+        return;
+    }
+    for document in documents.iter_mut() {
+        if !is_upstart(document) || document.kind() != "UpstartEnvironment" {
+            continue;
+        }
+        let Some(spec) = document
+            .value
+            .get_mut("spec")
+            .and_then(|s| s.as_object_mut())
+        else {
+            continue;
+        };
+        let variables = spec
+            .entry("variables")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(variables) = variables.as_object_mut() {
+            for (name, value) in vars {
+                variables.insert(name.clone(), value.clone().into());
+            }
+        }
+    }
+}
+
 /// Every check on already parsed documents.
 pub fn check(documents: Vec<Document>) -> Checked {
     let mut out = Vec::new();
@@ -172,6 +221,7 @@ pub fn check(documents: Vec<Document>) -> Checked {
         check_variables(&workspace, scope, &expressions, &mut out);
         check_release_names(&workspace, scope, &mut out);
         check_published_objects(&workspace, scope, &mut out);
+        check_switches(&workspace, scope, &mut out);
     }
     check_expressions(&workspace, &expressions, &mut out);
     check_environments(&workspace, &mut out);
@@ -181,6 +231,33 @@ pub fn check(documents: Vec<Document>) -> Checked {
         workspace,
         diagnostics: out,
     }
+}
+
+/// What `enabled` and `jobs` make wrong: a switch that reads neither true nor false, a
+/// dependency on a release, job or service that is disabled, a job named like a release.
+fn check_switches(workspace: &Workspace, scope: &Scope, out: &mut Vec<Diagnostic>) {
+    for problem in &scope.switch_problems {
+        out.push(at(
+            &workspace.documents[problem.doc],
+            &problem.path,
+            Severity::Error,
+            problem.message.clone(),
+        ));
+    }
+}
+
+/// The release and the dependency name of an unknown dependency that names something
+/// `enabled` leaves out.
+fn on_disabled<'a>(scope: &'a Scope, problem: &'a DagError) -> Option<(&'a ScopeRelease, &'a str)> {
+    let (release, name) = match problem {
+        DagError::UnknownDependency { release, name, .. } => (release, name),
+        DagError::UnknownEnvironmentRelease { release, key, .. } => (release, key),
+        _ => return None,
+    };
+    if !scope.disabled.contains(name) {
+        return None;
+    }
+    Some((scope.release_by_label(release)?, name.as_str()))
 }
 
 /// A diagnostic about a field of a document; the release key is taken from the path.
@@ -519,6 +596,20 @@ fn unknown_dependency(
 
 fn check_graph(workspace: &Workspace, scope: &Scope, out: &mut Vec<Diagnostic>) {
     for problem in scope.graph.problems() {
+        if let Some((release, name)) = on_disabled(scope, problem) {
+            let message = format!(
+                "dependency {name} is disabled (its enabled is false): enable it, or remove the dependency"
+            );
+            let path = dependency_path(release, name);
+            out.push(about_release(
+                workspace,
+                release,
+                &path,
+                Severity::Error,
+                message,
+            ));
+            continue;
+        }
         let (release, path, severity, message) = match problem {
             DagError::UnknownDependency {
                 release,
@@ -1053,6 +1144,139 @@ mod tests {
     }
 
     const HEAD: &str = "apiVersion: upstartoperators.upstart.com/v1alpha1\nkind: UpstartService\n";
+
+    const ENVIRONMENT: &str = "apiVersion: upstartoperators.upstart.com/v1alpha1
+kind: UpstartEnvironment
+metadata: {name: pr-1}
+spec:
+  variables: {withSearch: 'false'}
+  helmReleases:
+    search:
+      chart: r/search
+      enabled: '<< environment.variables.withSearch >>'
+    api:
+      chart: r/api
+      dependencies:
+        - name: search
+";
+
+    fn problems_with(yaml: &str, vars: &[(&str, &str)]) -> Vec<String> {
+        let mut documents = parse("t.yaml", yaml).expect("YAML");
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        set_variables(&mut documents, &vars);
+        check(documents)
+            .diagnostics
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_dependency_on_a_release_disabled_by_a_variable_is_an_error_at_its_line() {
+        assert_eq!(
+            problems(ENVIRONMENT),
+            [
+                "t.yaml:13: error: UpstartEnvironment/pr-1 release api: dependency search is disabled (its enabled is false): enable it, or remove the dependency"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dependency_on_a_disabled_service_is_an_error_naming_it() {
+        let yaml = "apiVersion: upstartoperators.upstart.com/v1alpha1
+kind: UpstartEnvironment
+metadata: {name: pr-1}
+spec:
+  services:
+    - name: search
+      enabled: false
+      spec: {helmReleases: {es: {chart: r/es}}}
+    - name: web
+      spec:
+        helmReleases:
+          app:
+            chart: r/app
+            dependencies: [{name: search}]
+";
+        let found = problems(yaml);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("release web/app: dependency search is disabled"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn var_sets_the_variable_an_enabled_expression_reads() {
+        assert_eq!(
+            problems_with(ENVIRONMENT, &[("withSearch", "true")]),
+            Vec::<String>::new()
+        );
+        // Left out (and said so at its line), so its dependent is reported too.
+        let wrong = problems_with(ENVIRONMENT, &[("withSearch", "yes")]);
+        assert_eq!(wrong.len(), 2, "{wrong:?}");
+        assert!(
+            wrong[0].starts_with("t.yaml:9: error: UpstartEnvironment/pr-1 release search: spec.helmReleases.search.enabled: enabled must be true, false"),
+            "{wrong:?}"
+        );
+    }
+
+    #[test]
+    fn parse_var_takes_name_equals_value() {
+        assert_eq!(parse_var("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert!(parse_var("=b").is_err());
+        assert!(parse_var("ab").is_err());
+    }
+
+    #[test]
+    fn a_job_cycle_is_refused_like_a_release_cycle() {
+        let yaml = format!(
+            "{HEAD}metadata: {{name: s}}
+spec:
+  helmReleases:
+    api:
+      chart: r/api
+      dependencies:
+        - name: seed
+  jobs:
+    seed:
+      template: {{spec: {{containers: [{{name: c, image: busybox}}]}}}}
+      dependencies:
+        - name: api
+"
+        );
+        let found = problems(&yaml);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("dependency cycle"), "{found:?}");
+        assert!(
+            found[0].contains("s/seed") && found[0].contains("s/api"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn jobs_with_when_validate_and_take_expressions_like_releases() {
+        let yaml = format!(
+            "{HEAD}metadata: {{name: s}}
+spec:
+  helmReleases:
+    db: {{chart: r/db, outputsFrom: [{{secretRef: {{name: db}}, keys: [USER]}}]}}
+  jobs:
+    seed:
+      when: post
+      template:
+        spec:
+          containers:
+            - name: seed
+              image: busybox
+              env: [{{name: U, value: '<< db.outputs.USER >>'}}]
+"
+        );
+        assert_eq!(problems(&yaml), Vec::<String>::new());
+    }
 
     #[test]
     fn a_valid_service_has_no_problem() {

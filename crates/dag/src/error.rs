@@ -45,6 +45,10 @@ pub mod reasons {
     pub const EXPRESSION_EVALUATION: &str = "ExpressionEvaluation";
     /// Substitution would produce more than the output cap.
     pub const SUBSTITUTION_TOO_LARGE: &str = "SubstitutionTooLarge";
+    /// An `enabled` is neither a bool nor a string that reads `true` or `false`.
+    pub const INVALID_SWITCH: &str = "InvalidSwitch";
+    /// A release depends on a release, job or service that `enabled` leaves out.
+    pub const DEPENDS_ON_DISABLED: &str = "DependsOnDisabled";
 }
 
 /// Where an expression is: the JSON path of its string, its text and its column.
@@ -272,6 +276,29 @@ pub enum Error {
         /// The cap, in bytes.
         limit: usize,
     },
+
+    /// An `enabled` that is neither `true`/`false` nor a string reading one of them once its
+    /// expressions are substituted.
+    #[error(
+        "{field}: enabled must be true, false or an expression over environment.variables that reads true or false; it reads {found}"
+    )]
+    InvalidSwitch {
+        /// The field (`spec.services[search].enabled`).
+        field: String,
+        /// What it read (a JSON type, or the substituted text, shortened).
+        found: String,
+    },
+
+    /// A release (job, service) that depends on one `enabled` leaves out: it would wait for ever.
+    #[error(
+        "{release}: dependency {dependency} is disabled (its enabled is false): enable it, or remove the dependency"
+    )]
+    DependsOnDisabled {
+        /// The release as users know it (`service/key`, an environment release's key).
+        release: String,
+        /// The disabled dependency as written.
+        dependency: String,
+    },
 }
 
 impl Error {
@@ -312,6 +339,8 @@ impl Error {
             Error::ImageNotResolved { .. } => reasons::IMAGE_DIGEST_UNRESOLVED,
             Error::Evaluation { .. } => reasons::EXPRESSION_EVALUATION,
             Error::SubstitutionTooLarge { .. } => reasons::SUBSTITUTION_TOO_LARGE,
+            Error::InvalidSwitch { .. } => reasons::INVALID_SWITCH,
+            Error::DependsOnDisabled { .. } => reasons::DEPENDS_ON_DISABLED,
         }
     }
 }
@@ -334,7 +363,9 @@ impl upstart_failure::Classify for Error {
             | Error::UnknownRoot { .. }
             | Error::InvalidReference { .. }
             | Error::UnknownVariable { .. }
-            | Error::SubstitutionTooLarge { .. } => upstart_failure::Class::NeedsSpecChange,
+            | Error::SubstitutionTooLarge { .. }
+            | Error::InvalidSwitch { .. }
+            | Error::DependsOnDisabled { .. } => upstart_failure::Class::NeedsSpecChange,
             Error::UnknownDependency { .. }
             | Error::UnknownEnvironmentRelease { .. }
             | Error::MissingOutput { .. }

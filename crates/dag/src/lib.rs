@@ -33,6 +33,7 @@ pub mod expressions;
 pub mod fuzz_targets;
 pub mod graph;
 pub mod outputs;
+pub mod switches;
 pub mod template;
 pub mod values;
 
@@ -49,5 +50,6 @@ pub use outputs::{
     CollectedOutputs, MissingSource, Objects, Outputs, collect_release_outputs,
     collect_service_outputs,
 };
+pub use switches::{Switched, dependencies_on_disabled, is_enabled, switch_releases};
 pub use template::validate_template;
 pub use values::{apply_override, merge_values, release_values};

@@ -3,7 +3,8 @@
 //! the declared dependencies, with `environment.*` and `service.*` available. Dependencies on
 //! objects outside the service are not checked: the environment provides them. One rule for
 //! the UpstartService operator (the `Valid` condition of a template) and the UpstartEnvironment
-//! operator (an invalid template is never copied into an environment).
+//! operator (an invalid template is never copied into an environment). Jobs are checked as
+//! the releases they become.
 
 use upstart_api::names::release_name_clashes;
 use upstart_api::v1alpha1::UpstartServiceSpec;
@@ -18,6 +19,19 @@ pub fn validate_template(
     expressions: &Expressions,
 ) -> Vec<String> {
     let mut problems = Vec::new();
+    // Jobs are releases of the template; switches are read in each environment, so every key
+    // is checked here, on or off.
+    let expanded = match upstart_api::v1alpha1::with_jobs(&spec.helm_releases, &spec.jobs) {
+        Ok(helm_releases) => UpstartServiceSpec {
+            helm_releases,
+            jobs: Default::default(),
+        },
+        Err(taken) => {
+            problems.push(taken.to_string());
+            spec.clone()
+        }
+    };
+    let spec = &expanded;
     let mut input = GraphInput::new();
     input.add_service(name, spec);
     let graph = DependencyGraph::build(&input);
@@ -72,6 +86,22 @@ mod tests {
 
     fn validate(releases: serde_json::Value) -> Vec<String> {
         validate_template("example-service", &spec(releases), &Expressions::new())
+    }
+
+    #[test]
+    fn a_job_of_a_template_is_checked_like_a_release() {
+        let spec: UpstartServiceSpec = serde_json::from_value(json!({
+            "helmReleases": {"api": {"chart": "c/api", "dependencies": [{"name": "seed"}]}},
+            "jobs": {"seed": {
+                "dependencies": [{"name": "api"}],
+                "template": {"spec": {"containers": [{"name": "c", "image": "i",
+                    "env": [{"name": "X", "value": "<< nothere.outputs.X >>"}]}]}}
+            }}
+        }))
+        .expect("valid spec");
+        let problems = validate_template("svc", &spec, &Expressions::new());
+        assert!(problems.iter().any(|p| p.contains("dependency cycle")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("unknown name nothere")), "{problems:?}");
     }
 
     #[test]

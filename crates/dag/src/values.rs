@@ -74,7 +74,7 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 /// `release` with an environment's override of it applied, as the environment operator applies
-/// it (and the CLI previews it): the chart and version replaced, the values deep-merged over the
+/// it (and the CLI previews it): the chart, version and `enabled` replaced, the values deep-merged over the
 /// release's inline values (`key` names the release in an error). A values override that is
 /// not a mapping is an error and leaves the values as they were.
 pub fn apply_override(
@@ -87,6 +87,9 @@ pub fn apply_override(
     }
     if let Some(version) = &change.version {
         release.version = Some(version.clone());
+    }
+    if let Some(enabled) = &change.enabled {
+        release.enabled = Some(enabled.clone());
     }
     if change.values.is_some() {
         let base = release

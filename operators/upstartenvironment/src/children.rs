@@ -13,7 +13,8 @@ use upstart_api::labels::{ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE}
 use upstart_api::names::child_name;
 use upstart_api::v1alpha1::{
     AddedService, Dependency, DependencyKind, EnvironmentService, HelmRelease, HelmReleaseSpec,
-    TemplateReference, TemplateUpdates, UpstartEnvironment, UpstartService, UpstartServiceSpec,
+    JobWhen, TemplateReference, TemplateUpdates, UpstartEnvironment, UpstartService,
+    UpstartServiceSpec,
 };
 
 use crate::closure;
@@ -162,7 +163,13 @@ pub struct Sources {
 /// Whether building the children of `env` may need the catalog: a service made from a
 /// template, or (with the closure on) any dependency at all, which may name a template.
 pub fn needs_catalog(env: &UpstartEnvironment) -> bool {
-    let enabled = || env.spec.services.iter().filter(|s| s.enabled());
+    let environment = environment_info(env);
+    let enabled = || {
+        env.spec
+            .services
+            .iter()
+            .filter(|s| service_enabled(s, &environment).unwrap_or(true))
+    };
     enabled().any(|s| s.template.is_some())
         || (env.spec.closure()
             && enabled()
@@ -170,6 +177,36 @@ pub fn needs_catalog(env: &UpstartEnvironment) -> bool {
                 .flat_map(|s| s.helm_releases.values())
                 .chain(env.spec.helm_releases.values())
                 .any(|r| !r.dependencies.is_empty()))
+}
+
+/// `environment.*` of `env`, which `enabled` expressions read.
+pub fn environment_info(env: &UpstartEnvironment) -> upstart_dag::EnvironmentInfo {
+    upstart_dag::EnvironmentInfo {
+        name: env.name_any(),
+        namespace: namespace_name(env),
+        variables: env.spec.variables.clone(),
+    }
+}
+
+/// Whether `service` is part of the environment: its `enabled` read against `environment`.
+pub fn service_enabled(
+    service: &EnvironmentService,
+    environment: &upstart_dag::EnvironmentInfo,
+) -> Result<bool, upstart_dag::Error> {
+    upstart_dag::is_enabled(
+        service.enabled.as_ref(),
+        &format!("spec.services[{}].enabled", service.name),
+        Some(environment),
+    )
+}
+
+/// A problem of `service` (or of an environment release) from a DAG error.
+fn problem_of(service: &str, error: &upstart_dag::Error) -> Problem {
+    Problem {
+        service: service.to_owned(),
+        reason: error.reason(),
+        message: error.to_string(),
+    }
 }
 
 /// The template copy a service was made from, and how it stands against the catalog.
@@ -186,28 +223,112 @@ pub fn desired(env: &UpstartEnvironment, sources: &Sources, validate: Validate<'
     let mut out = Desired::default();
     let env_name = env.name_any();
     let mode = env.spec.template_updates();
+    let environment = environment_info(env);
     let mut unbuilt = BTreeSet::new();
-    for service in env.spec.services.iter().filter(|s| s.enabled()) {
+    // The environment's own releases and jobs, switched: its pre jobs go before every
+    // service's releases, its post jobs after every service.
+    let own = upstart_dag::switch_releases(
+        &env.spec.helm_releases,
+        &env.spec.jobs,
+        "spec",
+        "",
+        Some(&environment),
+    );
+    out.problems
+        .extend(own.problems.iter().map(|e| problem_of(&env_name, e)));
+    let jobs_on = |when| -> Vec<String> {
+        env.spec
+            .jobs
+            .iter()
+            .filter(|(key, job)| job.when == Some(when) && own.releases.contains_key(*key))
+            .map(|(key, _)| key.clone())
+            .collect()
+    };
+    let pre_jobs = jobs_on(JobWhen::Pre);
+    let post_jobs = jobs_on(JobWhen::Post);
+    for service in &env.spec.services {
+        match service_enabled(service, &environment) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(error) => {
+                // Kept (nothing of it is torn down over a typo) but not built.
+                out.kept_services.insert(service.name.clone());
+                unbuilt.insert(service.name.clone());
+                out.problems.push(problem_of(&service.name, &error));
+                continue;
+            }
+        }
         out.kept_services.insert(service.name.clone());
         let built = base_spec(service, mode, sources, validate)
             .and_then(|(spec, copy)| apply_overrides(service, spec).map(|spec| (spec, copy)));
         match built {
-            Ok((spec, copy)) => out.push_service(env, &namespace, &service.name, spec, copy),
+            Ok((spec, copy)) => {
+                let mut spec =
+                    switch_service(&service.name, &spec, &environment, &mut out.problems);
+                for release in spec.helm_releases.values_mut() {
+                    upstart_dag::switches::depend_on_environment_releases(release, &pre_jobs);
+                }
+                out.push_service(env, &namespace, &service.name, spec, copy);
+            }
             Err(problems) => {
                 unbuilt.insert(service.name.clone());
                 out.problems.extend(problems);
             }
         }
     }
-    for (key, spec) in &env.spec.helm_releases {
+    let services: Vec<String> = out.services.iter().map(|s| s.name_any()).collect();
+    for (key, spec) in &own.releases {
+        let mut spec = environment_release_spec(&env_name, key, spec, &own.releases);
+        if post_jobs.contains(key) {
+            upstart_dag::switches::depend_on_services(&mut spec, &services);
+        }
         out.releases.push(HelmRelease {
             metadata: child_meta(env, child_name(&env_name, key), Some(namespace.clone())),
-            spec: environment_release_spec(&env_name, key, spec, &env.spec.helm_releases),
+            spec,
             status: None,
         });
     }
+    for service in &out.services {
+        let name = service.name_any();
+        let on_disabled =
+            upstart_dag::dependencies_on_disabled(&service.spec.helm_releases, &name, |d| {
+                own.disabled
+                    .iter()
+                    .find(|key| {
+                        d.kind == Some(DependencyKind::HelmRelease)
+                            && d.name == child_name(&env_name, key)
+                    })
+                    .cloned()
+            });
+        out.problems
+            .extend(on_disabled.iter().map(|e| problem_of(&name, e)));
+    }
     complete(env, &namespace, sources, validate, unbuilt, &mut out);
     out
+}
+
+/// A service's spec with its switches read and its jobs made releases
+/// ([`upstart_dag::switch_releases`]): what is disabled is left out (so the service operator
+/// tears down what it created of it); problems (a switch that reads neither true nor false, a
+/// dependency on something disabled) are added to `problems`.
+fn switch_service(
+    name: &str,
+    spec: &UpstartServiceSpec,
+    environment: &upstart_dag::EnvironmentInfo,
+    problems: &mut Vec<Problem>,
+) -> UpstartServiceSpec {
+    let switched = upstart_dag::switch_releases(
+        &spec.helm_releases,
+        &spec.jobs,
+        &format!("spec.services[{name}]"),
+        name,
+        Some(environment),
+    );
+    problems.extend(switched.problems.iter().map(|e| problem_of(name, e)));
+    UpstartServiceSpec {
+        helm_releases: switched.releases,
+        jobs: BTreeMap::new(),
+    }
 }
 
 /// The dependency closure over what [`desired`] built: adds the catalog services that are
@@ -225,13 +346,15 @@ fn complete(
     // present (disabled or removed services, removed releases) is on its way out.
     let wanted = out.kept_services.clone();
     let mut known = closure::Known {
-        disabled: env
-            .spec
-            .services
-            .iter()
-            .filter(|s| !s.enabled())
-            .map(|s| s.name.clone())
-            .collect(),
+        disabled: {
+            let environment = environment_info(env);
+            env.spec
+                .services
+                .iter()
+                .filter(|s| service_enabled(s, &environment) == Ok(false))
+                .map(|s| s.name.clone())
+                .collect()
+        },
         leaving: sources
             .present
             .iter()

@@ -155,8 +155,8 @@ pub fn verdict(unresolved: &Unresolved, known: &Known<'_>) -> Verdict {
             return Verdict::Reported;
         }
         return problem(
-            "which is disabled in spec.services (enabled: false); enable it, or drop the \
-             dependency"
+            "which is disabled in spec.services (its enabled is false); enable it, or drop \
+             the dependency"
                 .to_owned(),
         );
     }

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Service};
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, PostParams};
 use kube::core::object::HasSpec;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -25,8 +26,8 @@ use upstart_api::labels::{
     ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, REQUESTER_ANNOTATION,
 };
 use upstart_api::v1alpha1::{
-    Endpoint, HelmRelease, HelmReleasePhase, ServicePhase, UpstartEnvironment,
-    UpstartEnvironmentStatus, UpstartService, UpstartServiceSpec,
+    Endpoint, EnvironmentPhase, HelmRelease, HelmReleasePhase, ServicePhase, SleepStatus,
+    UpstartEnvironment, UpstartEnvironmentStatus, UpstartService, UpstartServiceSpec,
 };
 use upstart_dag::{DependencyGraph, Expressions, NodeId, NodeKind, validate_template};
 use upstart_operator_runtime::objects::Deletion;
@@ -36,6 +37,7 @@ use upstart_operator_runtime::{
 };
 
 use crate::Error;
+use crate::admission::{self, Candidate, Limits, Other, QUOTA_NAME, Quota, Refusal};
 use crate::children::{
     self, Desired, NamespaceState, Problem, Sources, is_owned_by, namespace_name,
 };
@@ -44,7 +46,9 @@ use crate::endpoints;
 use crate::error::ApiStep;
 use crate::expiry;
 use crate::metrics::EnvironmentMetrics;
-use crate::status::{self, Member, Observation, deleting_status, next_status};
+use crate::sleep;
+use crate::sleeping;
+use crate::status::{self, Member, Observation, deleting_status, next_status, refused_status};
 use crate::teardown::{environment_graph, held_back, next_level};
 use crate::templates::{TemplateCopy, TemplateState};
 use crate::tenancy::{ReleaseAccess, ReleaseAccounts};
@@ -52,6 +56,8 @@ use crate::wakeups;
 
 /// How often an environment is looked at when no watch event came: a safety net only.
 const RESYNC: Duration = Duration::from_secs(300);
+/// How often a refused environment is looked at again if no deletion woke it: a safety net.
+const REFUSED_RECHECK: Duration = Duration::from_secs(30);
 /// How soon a teardown (or a removal) in progress is looked at again if no watch event came.
 const TEARDOWN_RECHECK: Duration = Duration::from_secs(5);
 
@@ -65,6 +71,8 @@ pub struct Config {
     /// The account each environment's releases act as ([`crate::tenancy`]); `None`: the
     /// releases name no account (the HelmRelease operator's default applies).
     pub release_access: Option<ReleaseAccess>,
+    /// Caps on environments, quota defaults and maximums ([`crate::admission`]).
+    pub limits: Limits,
 }
 
 impl Default for Config {
@@ -74,6 +82,7 @@ impl Default for Config {
             catalog_namespace: upstart_api::names::DEFAULT_CATALOG_NAMESPACE.to_owned(),
             teardown_timeout: Duration::from_secs(600),
             release_access: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -89,6 +98,8 @@ pub struct Context {
     release_accounts: Option<ReleaseAccounts>,
     /// Validates catalog templates before they are copied.
     expressions: Expressions,
+    /// Every environment, for the caps ([`crate::admission`]).
+    environments: Store<UpstartEnvironment>,
 }
 
 /// Runs the controller until `shutdown` fires: the work handed to the shared runtime
@@ -120,10 +131,13 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
         config: config.clone(),
         release_accounts: config.release_access.clone().map(ReleaseAccounts::new),
         expressions: Expressions::new(),
+        environments: store.clone(),
     });
     let by_service = store.clone();
     let by_release = store.clone();
+    let refused = store.clone();
     let catalog = config.catalog_namespace.clone();
+    let ctx_client = client.clone();
     let controller = controller
         .watches(
             Api::<UpstartService>::all(client.clone()),
@@ -154,10 +168,28 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
             },
         )
         .watches(
-            Api::<Namespace>::all(client),
+            Api::<Namespace>::all(client.clone()),
             watcher::Config::default().labels(ENVIRONMENT_LABEL),
             |namespace| {
                 wakeups::owners_of_namespace(namespace.owner_references(), namespace.labels())
+            },
+        )
+        // An environment on its way out makes room: the refused ones are looked at again.
+        .watches(
+            Api::<UpstartEnvironment>::all(ctx_client),
+            watcher::Config::default(),
+            move |environment| {
+                if environment.metadata.deletion_timestamp.is_none() {
+                    return Vec::new();
+                }
+                refused
+                    .state()
+                    .iter()
+                    .filter(|e| {
+                        e.status.as_ref().and_then(|s| s.phase) == Some(EnvironmentPhase::Refused)
+                    })
+                    .map(|e| ObjectRef::from_obj(e.as_ref()))
+                    .collect()
             },
         )
         // Stop taking work on SIGTERM or lost leadership; in-flight reconciles finish.
@@ -379,7 +411,24 @@ async fn converge(
         format!("reading namespace {namespace}"),
     ))?;
     let mut namespace_state = children::namespace_state(live.as_ref(), &uid);
+    let now = Timestamp::now();
+    let quota = admission::quota(env.spec.quota.as_ref(), &ctx.config.limits);
+    if namespace_state == NamespaceState::Missing
+        && let Some(refusal) = refusal(env, ctx, quota.as_ref().err())
+    {
+        return refuse(ctx, api, env, &refusal, now).await;
+    }
     if namespace_state == NamespaceState::Missing {
+        if env.status.as_ref().and_then(|s| s.phase) == Some(EnvironmentPhase::Refused) {
+            ctx.recorder
+                .normal(
+                    &env.object_ref(&()),
+                    reasons::ADMITTED,
+                    "Admit",
+                    Some("there is room now: creating the environment"),
+                )
+                .await;
+        }
         match namespaces
             .create(&PostParams::default(), &children::build_namespace(env))
             .await
@@ -417,8 +466,19 @@ async fn converge(
     let mut desired = children::desired(env, &sources, &|name, spec| {
         validate_template(name, spec, &ctx.expressions)
     });
+    crate::chart_repositories::apply(&mut desired, &env.spec.chart_repositories);
     announce_catalog_changes(ctx, env, &desired).await;
-    let now = Timestamp::now();
+    let sleep = match sleep::state_at(env.spec.sleep.as_ref(), now) {
+        Ok(state) => Some(state),
+        Err(message) => {
+            desired.problems.push(Problem {
+                service: env.name_any(),
+                reason: reasons::INVALID_SLEEP_SCHEDULE,
+                message,
+            });
+            None
+        }
+    };
     let expires_at = expiry::expires_at(env);
 
     let mut pending_removal = false;
@@ -428,7 +488,32 @@ async fn converge(
                 .ensure(&ctx.client, env, &namespace, &mut desired)
                 .await?;
         }
+        match &quota {
+            Ok(quota) => apply_quota(ctx, env, &namespace, quota).await?,
+            // Started already: it keeps the quota it has, and says why the new one is not used.
+            Err(refusal) => desired.problems.push(Problem {
+                service: env.name_any(),
+                reason: refusal.reason,
+                message: refusal.message.clone(),
+            }),
+        }
         apply_children(ctx, &namespace, &desired, &mut members).await?;
+        if let Some(state) = &sleep {
+            let services = members.service_uids(&uid);
+            let marked = sleeping::mark(
+                &ctx.client,
+                &namespace,
+                members.environment_releases(&uid, &services),
+                env.spec.sleep.as_ref(),
+                state.asleep,
+            )
+            .await?;
+            let to = if state.asleep { "asleep" } else { "awake" };
+            ctx.environment_metrics
+                .sleep_transitions
+                .with_label_values(&[to])
+                .inc_by(marked);
+        }
         let held;
         (pending_removal, held) =
             remove_unwanted(ctx, env, &uid, &namespace, &desired, &members).await?;
@@ -455,6 +540,16 @@ async fn converge(
             expires_at,
             requester: env.annotations().get(REQUESTER_ANNOTATION).cloned(),
             endpoints,
+            sleep: env
+                .spec
+                .sleep
+                .as_ref()
+                .and(sleep.as_ref())
+                .map(|s| SleepStatus {
+                    asleep: s.asleep,
+                    by: s.by.as_str().to_owned(),
+                    next_transition: s.next_transition.map(Time),
+                }),
             ..observation
         },
         created,
@@ -481,26 +576,156 @@ async fn converge(
     }
     write_status(ctx, api, env, status).await?;
 
+    // Woken at the next scheduled sleep or wake, as at the expiry.
+    let transition = sleep
+        .and_then(|s| s.next_transition)
+        .map(|at| expiry::time_left(at, now).saturating_add(Duration::from_millis(50)));
+    let next = |requeue: Duration| transition.map_or(requeue, |t| t.min(requeue));
     if let Some(at) = expires_at {
         let left = expiry::time_left(at, now);
         if left.is_zero() {
             return expire(ctx, api, env).await;
         }
+        let next_at = next;
         let next = if pending_removal {
             TEARDOWN_RECHECK
         } else {
             RESYNC
         };
         // Requeue exactly at the expiry (a little after, so the clock has passed it).
-        return Ok(Action::requeue(
+        return Ok(Action::requeue(next_at(
             next.min(left.saturating_add(Duration::from_millis(50))),
-        ));
+        )));
     }
-    Ok(Action::requeue(if pending_removal {
+    Ok(Action::requeue(next(if pending_removal {
         TEARDOWN_RECHECK
     } else {
         RESYNC
-    }))
+    })))
+}
+
+/// Why `env`, not started yet, may not start: its quota (`quota`, when refused) or a cap.
+fn refusal(env: &UpstartEnvironment, ctx: &Context, quota: Option<&Refusal>) -> Option<Refusal> {
+    if let Some(refusal) = quota {
+        return Some(refusal.clone());
+    }
+    let limits = &ctx.config.limits;
+    if !limits.caps() {
+        return None;
+    }
+    let created = |e: &UpstartEnvironment| {
+        e.metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or_else(Timestamp::now, |t| t.0)
+    };
+    let others: Vec<Other> = ctx
+        .environments
+        .state()
+        .iter()
+        .map(|e| {
+            let status = e.status.as_ref();
+            let phase = status.and_then(|s| s.phase);
+            Other {
+                name: e.name_any(),
+                requester: e.annotations().get(REQUESTER_ANNOTATION).cloned(),
+                created: created(e),
+                started: phase.is_some_and(|p| p != EnvironmentPhase::Refused),
+                refused_for_quota: phase == Some(EnvironmentPhase::Refused)
+                    && status
+                        .and_then(|s| find(&s.conditions, READY))
+                        .is_some_and(|c| c.reason == reasons::QUOTA_ABOVE_MAXIMUM),
+            }
+        })
+        .collect();
+    let name = env.name_any();
+    let candidate = Candidate {
+        name: &name,
+        requester: env
+            .annotations()
+            .get(REQUESTER_ANNOTATION)
+            .map(String::as_str),
+        created: created(env),
+    };
+    admission::admit(&candidate, &others, limits).err()
+}
+
+/// Writes the refusal (status, and an Event when it is new) and waits: a deletion of another
+/// environment wakes it (see `run`), the resync is the safety net.
+async fn refuse(
+    ctx: &Context,
+    api: &Api<UpstartEnvironment>,
+    env: &UpstartEnvironment,
+    refusal: &Refusal,
+    now: Timestamp,
+) -> Result<Action, Error> {
+    // Said once per refusal and reason: the message's counts may move while it waits.
+    let said = env.status.as_ref().is_some_and(|s| {
+        s.phase == Some(EnvironmentPhase::Refused)
+            && find(&s.conditions, READY).is_some_and(|c| c.reason == refusal.reason)
+    });
+    if !said {
+        ctx.recorder
+            .warning(
+                &env.object_ref(&()),
+                refusal.reason,
+                "Admit",
+                Some(&refusal.message),
+            )
+            .await;
+        ctx.environment_metrics
+            .refused
+            .with_label_values(&[refusal.reason])
+            .inc();
+    }
+    let status = refused_status(
+        env.status.as_ref(),
+        refusal.reason,
+        &refusal.message,
+        env.metadata.generation,
+        now,
+    );
+    write_status(ctx, api, env, status).await?;
+    Ok(Action::requeue(REFUSED_RECHECK))
+}
+
+/// Applies the namespace's ResourceQuota and LimitRange ([`crate::admission::build`]).
+async fn apply_quota(
+    ctx: &Context,
+    env: &UpstartEnvironment,
+    namespace: &str,
+    quota: &Quota,
+) -> Result<(), Error> {
+    let (resource_quota, limit_range) = admission::build(env, namespace, quota);
+    if let Some(object) = resource_quota {
+        let api: Api<ResourceQuota> = Api::namespaced(ctx.client.clone(), namespace);
+        apply_object(&api, QUOTA_NAME, &object).await?;
+    }
+    if let Some(object) = limit_range {
+        let api: Api<LimitRange> = Api::namespaced(ctx.client.clone(), namespace);
+        apply_object(&api, QUOTA_NAME, &object).await?;
+    }
+    Ok(())
+}
+
+/// Server-side applies a built-in object under the operator's field manager.
+async fn apply_object<K>(api: &Api<K>, name: &str, object: &K) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let mut value = serde_json::to_value(object).map_err(|source| Error::Serialize {
+        what: format!("{} {name}", K::kind(&())),
+        source,
+    })?;
+    value["apiVersion"] = json!(K::api_version(&()));
+    value["kind"] = json!(K::kind(&()));
+    objects::apply(api, name, &value, FIELD_MANAGER)
+        .await
+        .map_err(Error::kube(
+            ApiStep::ApplyQuota,
+            format!("applying {} {name}", K::kind(&())),
+        ))?;
+    Ok(())
 }
 
 /// What the children are built from besides the spec: the catalog (read only when a service
@@ -906,7 +1131,7 @@ fn observe(
         .spec
         .services
         .iter()
-        .filter(|s| s.enabled())
+        .filter(|s| desired.kept_services.contains(&s.name))
         .map(|s| &s.name)
         .chain(desired.added.iter().map(|a| &a.name))
         .map(|wanted| {
@@ -951,6 +1176,7 @@ fn observe(
         missing: desired.missing.clone(),
         requester: None,
         endpoints: Vec::new(),
+        sleep: None,
     }
 }
 

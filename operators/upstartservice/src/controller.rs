@@ -30,7 +30,7 @@ use crate::Error;
 use crate::children::{build_child, is_child_of, never_installed, orphans};
 use crate::constants::{CONTROLLER, FIELD_MANAGER};
 use crate::error::ApiStep;
-use crate::plan::{Plan, plan};
+use crate::plan::{Plan, plan, switched};
 use crate::status::{ChildState, Observation, deleting_status, next_status, template_status};
 use crate::wakeups;
 
@@ -199,7 +199,12 @@ pub async fn reconcile(service: Arc<UpstartService>, ctx: Arc<Context>) -> Resul
             "listing the HelmReleases of the namespace",
         ))?
         .items;
-    let plan = plan(&service, &services, &releases);
+    // Planned as switched: disabled keys are left out (their children are orphans, torn down
+    // dependents first), jobs are keys like any other.
+    let (service, switch_problems) = switched(&service);
+    let services: Vec<UpstartService> = services.iter().map(|s| switched(s).0).collect();
+    let mut plan = plan(&service, &services, &releases);
+    plan.problems.splice(0..0, switch_problems);
 
     let (children, apply_failures) =
         apply_children(&releases_api, &service, &plan, &releases).await?;

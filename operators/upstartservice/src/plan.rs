@@ -46,6 +46,12 @@ pub enum Problem {
         name: String,
         by: String,
     },
+    /// An `enabled` that reads neither true nor false, a job named like a release, or a
+    /// dependency on a key `enabled` leaves out ([`switched`]).
+    Switch {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 impl Problem {
@@ -59,6 +65,7 @@ impl Problem {
             Problem::Cycle { .. } => reasons::DEPENDENCY_CYCLE,
             Problem::ReleaseNameConflict { .. } => reasons::RELEASE_NAME_CONFLICT,
             Problem::NameTaken { .. } => reasons::NAME_CONFLICT,
+            Problem::Switch { reason, .. } => reason,
         }
     }
 
@@ -96,6 +103,7 @@ impl Problem {
             Problem::NameTaken { key, name, by } => {
                 format!("release {key}: HelmRelease {name} is already {by}")
             }
+            Problem::Switch { message, .. } => message.clone(),
         }
     }
 }
@@ -145,6 +153,32 @@ impl Plan {
     pub fn spec_errors(&self) -> impl Iterator<Item = &Problem> {
         self.problems.iter().filter(|p| p.needs_spec_change())
     }
+}
+
+/// The service as its children are planned: its `enabled` switches read and its jobs made
+/// releases ([`upstart_dag::switch_releases`]; in an environment the environment operator has
+/// done both already, outside one only literal switches can be read), with the problems found.
+pub fn switched(service: &UpstartService) -> (UpstartService, Vec<Problem>) {
+    let name = service.name_any();
+    let result = upstart_dag::switch_releases(
+        &service.spec.helm_releases,
+        &service.spec.jobs,
+        "spec",
+        &name,
+        None,
+    );
+    let problems = result
+        .problems
+        .iter()
+        .map(|e| Problem::Switch {
+            reason: e.reason(),
+            message: e.to_string(),
+        })
+        .collect();
+    let mut switched = service.clone();
+    switched.spec.helm_releases = result.releases;
+    switched.spec.jobs.clear();
+    (switched, problems)
 }
 
 /// Plans the children of `service` given everything of its namespace: the other

@@ -723,3 +723,73 @@ async fn catalog_templates_are_validated_and_never_deployed() {
     assert!(children.items.is_empty(), "templates are never deployed");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_children_ordered_around_the_releases_and_a_key_switched_off_is_torn_down() {
+    let h = Harness::start().await;
+    h.create_service(
+        NS,
+        "shop",
+        json!({
+            "api": {"chart": "test/app", "version": "0.1.0"},
+            "extra": {"chart": "test/app", "version": "0.1.0"}
+        }),
+    )
+    .await;
+    let container = json!({"spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}});
+    h.services(NS)
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"jobs": {
+                "migrate": {"when": "pre", "template": container},
+                "check": {"when": "post", "template": container}
+            }}})),
+        )
+        .await
+        .unwrap();
+    let service = h
+        .service_where(NS, "shop", "four children Ready", |s| {
+            s.status.as_ref().and_then(|s| s.releases.as_deref()) == Some("4/4")
+        })
+        .await;
+    assert_eq!(
+        service
+            .status
+            .unwrap()
+            .release_statuses
+            .keys()
+            .collect::<Vec<_>>(),
+        ["api", "check", "extra", "migrate"]
+    );
+    let api = h.releases(NS).get("shop-api").await.unwrap();
+    let check = h.releases(NS).get("shop-check").await.unwrap();
+    let names = |r: &HelmRelease| -> Vec<String> {
+        r.spec.dependencies.iter().map(|d| d.name.clone()).collect()
+    };
+    assert_eq!(names(&api), ["shop-migrate"]);
+    assert_eq!(names(&check), ["shop-api", "shop-extra"]);
+
+    h.services(NS)
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"helmReleases": {"extra": {"enabled": false}}}})),
+        )
+        .await
+        .unwrap();
+    eventually("shop-extra torn down", || async {
+        h.releases(NS)
+            .get_opt("shop-extra")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    h.service_where(NS, "shop", "three children Ready", |s| {
+        s.status.as_ref().and_then(|s| s.releases.as_deref()) == Some("3/3")
+    })
+    .await;
+    h.stop().await;
+}

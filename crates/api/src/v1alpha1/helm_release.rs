@@ -37,14 +37,17 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    printcolumn = r#"{"name":"Manifest","type":"string","priority":1,"jsonPath":".status.manifestDigest"}"#
+    printcolumn = r#"{"name":"Manifest","type":"string","priority":1,"jsonPath":".status.manifestDigest"}"#,
+    printcolumn = r#"{"name":"Commit","type":"string","priority":1,"jsonPath":".status.commit"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct HelmReleaseSpec {
     /// The chart: `ALIAS/NAME` of a configured repository, `oci://HOST/PATH/NAME` (with
     /// `:TAG` for a tag re-resolved every interval, or `@sha256:DIGEST` for exactly that
-    /// manifest), `https://HOST/PATH/NAME` (when unlisted repositories are allowed) or
-    /// `file:PATH`.
+    /// manifest), `https://HOST/PATH/NAME` (when unlisted repositories are allowed),
+    /// `git+https://HOST/PATH.git@DIR?ref=REF` (also `git+http://`, `git+ssh://`: the chart in
+    /// directory `DIR` of the commit branch or tag `REF` points at, re-resolved every
+    /// interval; no `ref`: the repository's default branch) or `file:PATH`.
     #[schemars(pattern(CHART), length(max = 512))]
     pub chart: String,
 
@@ -105,6 +108,14 @@ pub struct HelmReleaseSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(DNS1123_SUBDOMAIN), length(max = 253))]
     pub service_account_name: Option<String>,
+
+    /// As a `helmReleases` entry of an UpstartService or UpstartEnvironment: `false`, or an
+    /// expression over `environment.variables` that is `false` once substituted, leaves the
+    /// release out (one that was created is torn down, dependents first). Default `true`.
+    /// Ignored on a HelmRelease object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::jobs::switch_schema")]
+    pub enabled: Option<super::jobs::Switch>,
 }
 
 impl HelmReleaseSpec {
@@ -170,6 +181,11 @@ pub struct HelmReleaseStatus {
     /// re-renders and re-applies the release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest_digest: Option<String>,
+    /// For a chart from a git repository: the commit (40 hex digits) it was read from. Its
+    /// branch or tag is resolved again every `interval`; a new commit re-renders and re-applies
+    /// the release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
     /// The images `imageDigest` resolved for the last apply: each image as written in the
     /// values (`REGISTRY/REPOSITORY:TAG`) -> the digest it was pinned to (`sha256:...`).
     /// Resolved again every `interval`; a moved tag re-renders and re-applies the release.
@@ -199,6 +215,10 @@ pub struct HelmReleaseStatus {
     /// When the release first waited, started applying and became Ready, for this generation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timings: Option<ReleaseTimings>,
+    /// The last apply scaled the release's Deployments and StatefulSets to zero: its
+    /// environment sleeps (the asleep annotation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub asleep: bool,
 }
 
 /// Where a release is in its life.

@@ -1,7 +1,9 @@
 //! Version `v1alpha1` of the Upstart API.
 
 mod helm_release;
+mod jobs;
 mod references;
+mod sleep;
 mod upstart_environment;
 mod upstart_service;
 pub(crate) mod validation;
@@ -10,6 +12,8 @@ pub use helm_release::{
     DEFAULT_INTERVAL, DEFAULT_TIMEOUT, HelmRelease, HelmReleasePhase, HelmReleaseSpec,
     HelmReleaseStatus, HookStatus, InventoryEntry, ReleaseTimings,
 };
+pub use jobs::{JOB_CHART, JobNameTaken, JobSpec, JobWhen, Switch, is_job, with_jobs};
+pub use sleep::{CRON, ManualSleep, QuotaSpec, SleepSchedule, SleepSpec, SleepStatus, TIME_ZONE};
 pub use references::{
     Dependency, DependencyKind, KeyReference, ObjectReference, OutputScope, OutputSource,
     ValuesReference,

@@ -52,6 +52,19 @@ pub struct UpstartEnvironmentSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
 
+    /// Chart repository overrides, alias -> URL (e.g. `{upstart-charts:
+    /// https://charts.example.com/pr-1234}`): every chart reference `ALIAS/NAME` of the
+    /// environment's releases (its services' and its own) becomes `URL/NAME`, so that another
+    /// repository's charts (a pull request's) are tried without editing any service. The
+    /// HelmRelease operator resolves such a URL only when its repository configuration lists it
+    /// (under any alias) or allows unlisted repositories.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(k, self[k].startsWith('https://') || self[k].startsWith('http://') || self[k].startsWith('oci://'))",
+        "message": "chart repository URLs must start with https://, http:// or oci://"
+    }]))]
+    pub chart_repositories: BTreeMap<String, String>,
+
     /// Environment-wide releases, children named `<env>-<key>`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("x-kubernetes-validations" = [{
@@ -59,6 +72,17 @@ pub struct UpstartEnvironmentSpec {
         "message": "release keys must start with a letter, hold only letters, digits and '-', end with a letter or digit, and be at most 63 characters"
     }]))]
     pub helm_releases: BTreeMap<String, HelmReleaseSpec>,
+
+    /// Job name -> a Job run as one more node of the environment's graph (child named
+    /// `<env>-<name>`): `when: pre` runs it before every release of the environment and of its
+    /// services, `post` after all of them, or `dependencies` order it; a release depends on it
+    /// by naming it (`kind: EnvironmentRelease` from a service).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(k, k.matches('^[A-Za-z]([-A-Za-z0-9]*[A-Za-z0-9])?$') && k.size() <= 63)",
+        "message": "job names must start with a letter, hold only letters, digits and '-', end with a letter or digit, and be at most 63 characters"
+    }]))]
+    pub jobs: BTreeMap<String, super::jobs::JobSpec>,
 
     /// The services of the environment; they start together, ordered only by dependencies.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -80,6 +104,16 @@ pub struct UpstartEnvironmentSpec {
     /// `follow`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_updates: Option<TemplateUpdates>,
+
+    /// When the environment's Deployments and StatefulSets sleep (scaled to zero) and wake:
+    /// a schedule, a manual switch, releases that never sleep. TTL runs on while asleep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep: Option<super::sleep::SleepSpec>,
+
+    /// What the environment's namespace may use (a ResourceQuota and a LimitRange), within
+    /// the operator's maximums.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<super::sleep::QuotaSpec>,
 }
 
 impl UpstartEnvironmentSpec {
@@ -126,16 +160,12 @@ pub struct EnvironmentService {
     /// Per release key: chart, version, values (deep-merged into the template's).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub overrides: BTreeMap<String, ReleaseOverride>,
-    /// `false` leaves the service out. Default `true`.
+    /// `false`, or an expression over `environment.variables` that is `false` once
+    /// substituted (`<< environment.variables.withSearch >>`), leaves the service out (one
+    /// that was created is torn down, dependents first). Default `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-}
-
-impl EnvironmentService {
-    /// Whether the service is part of the environment.
-    pub fn enabled(&self) -> bool {
-        self.enabled.unwrap_or(true)
-    }
+    #[schemars(schema_with = "super::jobs::switch_schema")]
+    pub enabled: Option<super::jobs::Switch>,
 }
 
 /// A catalog template, by name.
@@ -165,6 +195,11 @@ pub struct ReleaseOverride {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "optional_values_schema")]
     pub values: Option<serde_json::Value>,
+    /// Replaces the release's `enabled`: `false`, or an expression over
+    /// `environment.variables` that is `false` once substituted, leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::jobs::switch_schema")]
+    pub enabled: Option<super::jobs::Switch>,
 }
 
 /// What the UpstartEnvironment operator observed. Names and reasons only, never values.
@@ -229,6 +264,9 @@ pub struct UpstartEnvironmentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub added_services: Vec<AddedService>,
+    /// Whether the environment sleeps (`spec.sleep`), why, and its next scheduled transition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep: Option<super::sleep::SleepStatus>,
 }
 
 /// The copy of a catalog template a service runs.
@@ -294,17 +332,24 @@ pub enum EnvironmentPhase {
     Failed,
     Expiring,
     Deleting,
+    /// Its workloads are scaled to zero (`spec.sleep`).
+    Sleeping,
+    /// Not started: a cap on environments is reached, or its quota is above the operator's
+    /// maximum (the Ready condition says which). Nothing of it exists.
+    Refused,
 }
 
 impl EnvironmentPhase {
     /// Every phase, in life order (for metrics that report all phases).
-    pub const ALL: [EnvironmentPhase; 6] = [
+    pub const ALL: [EnvironmentPhase; 8] = [
         EnvironmentPhase::Provisioning,
         EnvironmentPhase::Ready,
         EnvironmentPhase::Degraded,
         EnvironmentPhase::Failed,
         EnvironmentPhase::Expiring,
         EnvironmentPhase::Deleting,
+        EnvironmentPhase::Sleeping,
+        EnvironmentPhase::Refused,
     ];
 
     /// The phase as written in status.
@@ -316,6 +361,8 @@ impl EnvironmentPhase {
             EnvironmentPhase::Failed => "Failed",
             EnvironmentPhase::Expiring => "Expiring",
             EnvironmentPhase::Deleting => "Deleting",
+            EnvironmentPhase::Sleeping => "Sleeping",
+            EnvironmentPhase::Refused => "Refused",
         }
     }
 }

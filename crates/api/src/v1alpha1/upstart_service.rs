@@ -38,6 +38,16 @@ pub struct UpstartServiceSpec {
         }])
     )]
     pub helm_releases: BTreeMap<String, HelmReleaseSpec>,
+
+    /// Job name -> a Job run as one more node of the service's graph (child named
+    /// `<service>-<name in kebab-case>`): `when: pre` runs it before every release, `post` after
+    /// all of them, or `dependencies` order it; a release depends on it by naming it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(k, k.matches('^[A-Za-z]([-A-Za-z0-9]*[A-Za-z0-9])?$') && k.size() <= 63)",
+        "message": "job names must start with a letter, hold only letters, digits and '-', end with a letter or digit, and be at most 63 characters"
+    }]))]
+    pub jobs: BTreeMap<String, super::jobs::JobSpec>,
 }
 
 /// What the UpstartService operator observed. Names and reasons only, never values.

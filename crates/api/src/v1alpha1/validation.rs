@@ -21,8 +21,10 @@ pub const CONFIG_KEY: &str = "^[-._a-zA-Z0-9]+$";
 /// A Go duration (`90s`, `10m`, `1h30m`), as `kubectl` and Flux write them.
 pub const DURATION: &str = "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
 
-/// A chart reference: `ALIAS/NAME`, `oci://HOST/PATH/NAME`, `https://HOST/PATH/NAME` or `file:PATH`.
-pub const CHART: &str = "^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-z0-9]([-a-z0-9_.]*[a-z0-9])?|oci://[^\\s/]+/\\S+|https?://[^\\s/]+/\\S+|file:\\S+)$";
+/// A chart reference: `ALIAS/NAME`, `oci://HOST/PATH/NAME`, `https://HOST/PATH/NAME`,
+/// `git+https://HOST/PATH@DIR?ref=REF` (`git+http://`, `git+ssh://`), `file:PATH`, or
+/// `builtin:job` (a job's release, see `JOB_CHART`).
+pub const CHART: &str = "^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-z0-9]([-a-z0-9_.]*[a-z0-9])?|oci://[^\\s/]+/\\S+|https?://[^\\s/]+/\\S+|git\\+(https?|ssh)://[^\\s/]+/\\S+|file:\\S+|builtin:job)$";
 
 /// An exact semver version or a range in Helm's constraint syntax: comparators (`=`, `!=`, `>`,
 /// `<`, `>=`, `<=`, `~`, `^`), wildcards (`1.2.x`, `*`), hyphen ranges (`1.2 - 1.4`), `,` or

@@ -173,7 +173,11 @@ fn effective_releases(
             },
         );
     }
-    for service in spec.services.iter().filter(|s| s.enabled()) {
+    for service in spec
+        .services
+        .iter()
+        .filter(|s| upstart_dag::switches::keeps_service(spec, s))
+    {
         let base = match (&service.spec, &service.template) {
             (Some(spec), _) => spec.clone(),
             (None, Some(template)) => match templates.get(&template.name) {
@@ -440,7 +444,7 @@ pub fn diff(
     let enabled = |spec: &UpstartEnvironmentSpec| -> BTreeMap<String, String> {
         spec.services
             .iter()
-            .filter(|s| s.enabled())
+            .filter(|s| upstart_dag::switches::keeps_service(spec, s))
             .map(|s| (s.name.clone(), service_source(s)))
             .collect()
     };

@@ -697,7 +697,7 @@ pub fn catalog(templates: &[UpstartService], environments: &[UpstartEnvironment]
                     e.spec
                         .services
                         .iter()
-                        .any(|s| s.enabled() && s.template.as_ref().is_some_and(|t| t.name == name))
+                        .any(|s| upstart_dag::switches::keeps_service(&e.spec, s) && s.template.as_ref().is_some_and(|t| t.name == name))
                 })
                 .filter_map(|e| e.metadata.name.clone())
                 .collect();

@@ -1,5 +1,6 @@
-//! What a release pins beyond its spec: the OCI manifest its chart's tag points at, and the
-//! digest of each image its values name through `imageDigest`. Both are resolved again every
+//! What a release pins beyond its spec: the OCI manifest its chart's tag points at (or the git
+//! commit its chart's ref points at), and the digest of each image its values name through
+//! `imageDigest`. Both are resolved again every
 //! `interval` (a HEAD of the manifest, reused within the interval by the chart source); a tag
 //! that moved changes the release's inputs digest, so it re-renders and re-applies, and only
 //! the releases naming that tag do.
@@ -16,15 +17,23 @@ use crate::constants::reasons;
 use crate::controller::Context;
 use crate::decide::ValuesState;
 
-/// The manifest digest the chart's OCI tag (or version) points at now; `None` for charts from
-/// elsewhere. Also `None` when it cannot be resolved: the fetch then resolves the tag itself
-/// and reports the failure where chart failures go.
+/// The manifest digest the chart's OCI tag (or version) points at now, or the commit its git
+/// ref points at now; `None` for charts from elsewhere. Also `None` when it cannot be
+/// resolved: the fetch then resolves the tag itself and reports the failure where chart
+/// failures go. A git ref that no longer exists keeps the commit status records (the inputs do
+/// not change, nothing is re-rendered), with why in the second value, for the
+/// RepositoryReachable condition.
 pub(in crate::controller) async fn chart_manifest(
     hr: &HelmRelease,
     ctx: &Context,
-) -> Option<String> {
-    let source = ctx.chart_source(&hr.spec.chart).await.ok()?;
-    match source
+) -> (Option<String>, Option<upstart_chart_source::Stale>) {
+    if hr.spec.chart == upstart_api::v1alpha1::JOB_CHART {
+        return (None, None);
+    }
+    let Ok(source) = ctx.chart_source(&hr.spec.chart).await else {
+        return (None, None);
+    };
+    let resolved = match source
         .resolve_manifest(
             &hr.spec.chart,
             hr.spec.version.as_deref(),
@@ -32,13 +41,35 @@ pub(in crate::controller) async fn chart_manifest(
         )
         .await
     {
-        Ok(found) => found,
+        // Not from an OCI registry: perhaps from git.
+        Ok(None) => {
+            source
+                .resolve_commit(&hr.spec.chart, hr.spec.interval())
+                .await
+        }
+        other => other,
+    };
+    let recorded = hr.status.as_ref().and_then(|s| s.commit.clone());
+    match resolved {
+        Ok(found) => (found, None),
+        Err(error @ upstart_chart_source::Error::GitRefNotFound { .. }) if recorded.is_some() => {
+            let repository = error
+                .keeps_last_chart()
+                .map(|(repository, _)| repository)
+                .unwrap_or_default();
+            let gone = upstart_chart_source::Stale {
+                repository,
+                error: error.to_string(),
+                ref_deleted: true,
+            };
+            (recorded, Some(gone))
+        }
         Err(error) => {
             debug!(
                 reason = error.metric_label(),
                 "resolving the chart's manifest failed; the fetch reports it"
             );
-            None
+            (None, None)
         }
     }
 }

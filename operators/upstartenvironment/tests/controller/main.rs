@@ -42,9 +42,11 @@ const CATALOG: &str = "upstart-catalog";
 
 mod catalog;
 mod expiry;
+mod jobs_and_switches;
 mod provisioning;
 mod readiness;
 mod shutdown;
+mod sleep_and_quotas;
 mod spec_changes;
 mod teardown;
 mod who_and_where;
@@ -101,16 +103,22 @@ impl Harness {
     }
 
     async fn with_teardown_timeout(teardown_timeout: Duration) -> Harness {
+        Harness::with_config(|config| config.teardown_timeout = teardown_timeout).await
+    }
+
+    /// The environment operator configured by `configure` (over the tests' defaults).
+    async fn with_config(configure: impl FnOnce(&mut Config)) -> Harness {
         test_logs();
         let cluster = Cluster::start(charts).await;
         cluster.create_namespace(CATALOG).await;
         let client = cluster.client.clone();
         let releases = RunningOperator::helmrelease(client.clone(), cluster.helmrelease_config());
-        let config = Config {
+        let mut config = Config {
             catalog_namespace: CATALOG.to_owned(),
-            teardown_timeout,
+            teardown_timeout: Duration::from_secs(60),
             ..Config::default()
         };
+        configure(&mut config);
         let environments =
             RunningOperator::spawn("environment-operator", client.clone(), |op, shutdown| {
                 controller::run(op, config, shutdown)

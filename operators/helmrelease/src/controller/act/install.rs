@@ -8,7 +8,9 @@ use kube::ResourceExt;
 use kube::api::Api;
 use serde_json::Value;
 use tracing::debug;
-use upstart_api::v1alpha1::{HelmRelease, HelmReleaseStatus, HookStatus, InventoryEntry};
+use upstart_api::v1alpha1::{
+    HelmRelease, HelmReleaseStatus, HookStatus, InventoryEntry, JOB_CHART,
+};
 use upstart_release_engine::health::{self, Health};
 use upstart_release_engine::lookup::ClusterReader;
 use upstart_release_engine::manifests::{self, HookEvent, ReleaseScope};
@@ -50,7 +52,7 @@ pub(in crate::controller) async fn render_plan(
     let recorded = hr
         .status
         .as_ref()
-        .and_then(|s| s.manifest_digest.as_deref());
+        .and_then(|s| s.manifest_digest.as_deref().or(s.commit.as_deref()));
     render_plan_at(hr, ctx, namespace, values, is_upgrade, recorded).await
 }
 
@@ -64,6 +66,9 @@ pub(in crate::controller) async fn render_plan_at(
     is_upgrade: bool,
     manifest: Option<&str>,
 ) -> Result<(upstart_chart_source::FetchedChart, manifests::Plan), Error> {
+    if hr.spec.chart == JOB_CHART {
+        return job_plan(hr, ctx, namespace, values).await;
+    }
     let started = std::time::Instant::now();
     let chart = ctx
         .chart_source(&hr.spec.chart)
@@ -104,20 +109,54 @@ pub(in crate::controller) async fn render_plan_at(
     ctx.release_metrics
         .render_seconds
         .observe(started.elapsed().as_secs_f64());
-    let name = hr.name_any();
-    let plan = {
-        let discovered = ctx.discovered.read().await;
-        let is_namespaced =
-            |api_version: &str, kind: &str| discovered.catalog.is_namespaced(api_version, kind);
-        let scope = ReleaseScope {
-            namespace,
-            name: &name,
-            cluster_scoped_allow_list: &ctx.allow_list,
-            is_namespaced: &is_namespaced,
-        };
-        manifests::plan(&rendered.manifest, &scope, &ctx.limits).map_err(Error::Render)?
-    };
+    let plan = plan_manifest(hr, ctx, namespace, &rendered.manifest).await?;
     Ok((chart, plan))
+}
+
+/// A job's release (chart `builtin:job`): its one Job rendered from the values without helm,
+/// standing in for a fetched chart whose digest is the manifest's.
+async fn job_plan(
+    hr: &HelmRelease,
+    ctx: &Context,
+    namespace: &str,
+    values: &Value,
+) -> Result<(upstart_chart_source::FetchedChart, manifests::Plan), Error> {
+    let manifest = upstart_release_engine::job::job_manifest(&release_name(hr), values)
+        .map_err(Error::Render)?;
+    let digest = upstart_release_engine::digest::bytes_digest(manifest.as_bytes());
+    let chart = upstart_chart_source::FetchedChart {
+        path: std::path::PathBuf::new(),
+        name: "job".to_owned(),
+        version: JOB_CHART.trim_start_matches("builtin:").to_owned(),
+        digest: digest.clone(),
+        manifest_digest: None,
+        content_digest: digest,
+        dependencies: Vec::new(),
+        stale: None,
+        commit: None,
+    };
+    let plan = plan_manifest(hr, ctx, namespace, &manifest).await?;
+    Ok((chart, plan))
+}
+
+/// The install plan of a rendered manifest, confined to the release's namespace.
+async fn plan_manifest(
+    hr: &HelmRelease,
+    ctx: &Context,
+    namespace: &str,
+    manifest: &str,
+) -> Result<manifests::Plan, Error> {
+    let name = hr.name_any();
+    let discovered = ctx.discovered.read().await;
+    let is_namespaced =
+        |api_version: &str, kind: &str| discovered.catalog.is_namespaced(api_version, kind);
+    let scope = ReleaseScope {
+        namespace,
+        name: &name,
+        cluster_scoped_allow_list: &ctx.allow_list,
+        is_namespaced: &is_namespaced,
+    };
+    manifests::plan(manifest, &scope, &ctx.limits).map_err(Error::Render)
 }
 
 /// What an apply pass renders: the values, and the OCI manifest the chart is read from (the
@@ -125,6 +164,8 @@ pub(in crate::controller) async fn render_plan_at(
 pub(in crate::controller) struct Render<'a> {
     pub(in crate::controller) values: &'a Value,
     pub(in crate::controller) manifest: Option<&'a str>,
+    /// The environment sleeps: Deployments and StatefulSets are applied with zero replicas.
+    pub(in crate::controller) asleep: bool,
 }
 
 pub(in crate::controller) struct Applied {
@@ -134,6 +175,8 @@ pub(in crate::controller) struct Applied {
     pub(in crate::controller) chart_digest: String,
     /// The OCI manifest the chart was read from.
     pub(in crate::controller) manifest_digest: Option<String>,
+    /// The git commit the chart was read from.
+    pub(in crate::controller) commit: Option<String>,
     /// Hooks that succeeded with the `hook-succeeded` policy: deleted once status records the
     /// apply, so that a restart before that finds them and does not run them again.
     pub(in crate::controller) succeeded_hooks: Vec<InventoryEntry>,
@@ -169,7 +212,11 @@ pub(in crate::controller) async fn apply_release(
     run: &HookRun,
     recorded: &mut Option<HelmReleaseStatus>,
 ) -> Result<Progress, Error> {
-    let Render { values, manifest } = render;
+    let Render {
+        values,
+        manifest,
+        asleep,
+    } = render;
     let (chart, plan) = render_plan_at(hr, ctx, namespace, values, how.upgrade, manifest).await?;
     let inventory = plan.inventory();
     let known = recorded
@@ -225,12 +272,13 @@ pub(in crate::controller) async fn apply_release(
     let hooks_wait_for_health = with_hooks && hr.spec.wait() && !plan.hooks_for(post).is_empty();
     let mut healths = Vec::new();
     for object in &plan.resources {
+        let asleep_copy = asleep.then(|| manifests::asleep(&object.entry, &object.object));
         let live = apply_object(
             hr,
             ctx,
             namespace,
             &object.entry,
-            &object.object,
+            asleep_copy.flatten().as_ref().unwrap_or(&object.object),
             &release_label,
         )
         .await?;
@@ -297,6 +345,7 @@ pub(in crate::controller) async fn apply_release(
         version: chart.version,
         chart_digest: chart.digest,
         manifest_digest: chart.manifest_digest,
+        commit: chart.commit,
         stale: chart.stale,
         hooks,
         succeeded_hooks,
