@@ -20,6 +20,11 @@ pub const KEEP_ANNOTATION: &str = "upstartoperators.upstart.com/keep";
 /// kubeconfig's user); the operator copies it to `status.requester`.
 pub const REQUESTER_ANNOTATION: &str = "upstartoperators.upstart.com/requester";
 
+/// `"true"` on a HelmRelease whose environment sleeps (the environment operator sets and
+/// removes it): the HelmRelease operator applies its Deployments and StatefulSets with zero
+/// replicas, and puts the rendered replicas back once it is gone.
+pub const ASLEEP_ANNOTATION: &str = "upstartoperators.upstart.com/asleep";
+
 /// On an UpstartService an environment copied from a catalog template: the template's name.
 pub const TEMPLATE_ANNOTATION: &str = "upstartoperators.upstart.com/template";
 

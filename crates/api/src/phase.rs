@@ -31,6 +31,6 @@ mod tests {
         names_are_what_status_serializes::<EnvironmentPhase>();
         assert_eq!(HelmReleasePhase::ALL.len(), 8);
         assert_eq!(ServicePhase::ALL.len(), 8);
-        assert_eq!(EnvironmentPhase::ALL.len(), 6);
+        assert_eq!(EnvironmentPhase::ALL.len(), 8);
     }
 }

@@ -39,6 +39,10 @@ pub struct Observation {
     /// `spec.interval` has passed since the last apply: re-apply to correct drift of objects
     /// changed by hand (SPEC §2.5).
     pub reapply_due: bool,
+    /// The release's environment fell asleep or woke since the last apply (its asleep
+    /// annotation differs from `status.asleep`): the same render goes again, its workloads'
+    /// replicas zeroed or put back.
+    pub sleep_changed: bool,
 }
 
 /// A problem of the spec itself, found without reading anything else.
@@ -272,6 +276,11 @@ pub fn decide(observation: &Observation) -> Decision {
             drift: edited,
         });
     }
+    // Before health is judged: a release that falls asleep mid-rollout must not wait for
+    // it, and a woken one is unhealthy until its replicas are put back.
+    if observation.sleep_changed {
+        return Decision::Reapply(Reapply { drift: edited });
+    }
     if observation.wait {
         match &observation.health {
             Health::Failed(message) => {
@@ -459,6 +468,7 @@ mod tests {
             health_timed_out: false,
             published_missing: vec![],
             reapply_due: false,
+            sleep_changed: false,
         }
     }
 
@@ -843,6 +853,14 @@ mod tests {
     fn ready_release_is_reapplied_once_the_interval_has_passed() {
         let mut o = ready_observation();
         o.reapply_due = true;
+        assert_eq!(decide(&o), Decision::Reapply(Reapply { drift: vec![] }));
+    }
+
+    #[test]
+    fn release_whose_environment_falls_asleep_mid_rollout_is_reapplied_at_once() {
+        let mut o = ready_observation();
+        o.sleep_changed = true;
+        o.health = Health::Progressing("Deployment/app 0/1 available".into());
         assert_eq!(decide(&o), Decision::Reapply(Reapply { drift: vec![] }));
     }
 

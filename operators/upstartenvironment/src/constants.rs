@@ -44,6 +44,17 @@ pub mod reasons {
     /// A disabled or removed service (or environment release) stays: others depend on it.
     pub const STILL_DEPENDED_ON: &str = "StillDependedOn";
 
+    /// The environment sleeps (`spec.sleep`): its workloads are scaled to zero.
+    pub const SLEEPING: &str = "Sleeping";
+    /// `spec.sleep` holds a cron expression or time zone that cannot be read.
+    pub const INVALID_SLEEP_SCHEDULE: &str = "InvalidSleepSchedule";
+    /// Refused: the operator's cap on environments (in total or per requester) is reached.
+    pub const CAP_REACHED: &str = "CapReached";
+    /// Refused: `spec.quota` asks for more than the operator's maximum.
+    pub const QUOTA_ABOVE_MAXIMUM: &str = "QuotaAboveMaximum";
+    /// A refused environment was admitted: there is room now (an Event).
+    pub const ADMITTED: &str = "Admitted";
+
     // Failures (`crate::Error::reason`).
     pub const KUBERNETES_API_ERROR: &str = "KubernetesApiError";
     pub const SERIALIZE_FAILED: &str = "SerializeFailed";

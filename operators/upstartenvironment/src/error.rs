@@ -56,6 +56,10 @@ pub enum ApiStep {
     DeleteChild,
     /// Applying the ServiceAccount the environment's releases act as, or its RoleBinding.
     ApplyReleaseAccess,
+    /// Marking the environment's HelmReleases asleep or awake (`spec.sleep`).
+    MarkAsleep,
+    /// Applying the namespace's ResourceQuota or LimitRange.
+    ApplyQuota,
     /// Deleting the namespace at teardown.
     DeleteNamespace,
     /// Deleting the environment when its ttl passed.

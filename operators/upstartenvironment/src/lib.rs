@@ -23,9 +23,17 @@
 //! reverse dependency order, waiting for each level to be gone, then the namespace; bounded by
 //! the teardown timeout, after which it proceeds and says so in an Event.
 //!
+//! [`sleep`] says whether the environment sleeps now and until when (cron schedule, time
+//! zone, manual switch); [`sleeping`] marks its HelmReleases asleep, and the HelmRelease
+//! operator applies their Deployments and StatefulSets with zero replicas. [`admission`]
+//! decides whether an environment may start under the operator's caps, and the ResourceQuota
+//! and LimitRange its namespace gets.
+//!
 //! With `--release-cluster-role`, [`tenancy`] gives each environment namespace the
 //! ServiceAccount its releases act as, bound to that ClusterRole there.
 
+pub mod admission;
+pub mod chart_repositories;
 pub mod children;
 pub mod closure;
 pub mod constants;
@@ -34,6 +42,8 @@ pub mod endpoints;
 mod error;
 pub mod expiry;
 pub mod metrics;
+pub mod sleep;
+pub mod sleeping;
 pub mod status;
 pub mod teardown;
 pub mod templates;

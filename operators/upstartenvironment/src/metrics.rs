@@ -1,7 +1,7 @@
 //! The environment operator's own metrics (SPEC §6), beside the shared reconcile metrics of the
 //! runtime. Labels are bounded: phases only, never environment names.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts};
 use upstart_api::v1alpha1::EnvironmentPhase;
 use upstart_operator_runtime::{Metrics, PhaseGauge};
 
@@ -21,6 +21,12 @@ pub struct EnvironmentMetrics {
     pub time_to_ready: Histogram,
     /// `upstart_environments_expired_total`.
     pub expired: IntCounter,
+    /// `upstart_environments_refused_total{reason}` (`CapReached`, `QuotaAboveMaximum`): each
+    /// refusal counted once, when it is first said.
+    pub refused: IntCounterVec,
+    /// `upstart_environment_sleep_transitions_total{to}` (`asleep`, `awake`): releases marked
+    /// asleep or awake, the HelmRelease operator then scaling them.
+    pub sleep_transitions: IntCounterVec,
 }
 
 impl EnvironmentMetrics {
@@ -52,6 +58,30 @@ impl EnvironmentMetrics {
                     IntCounter::new(
                         "upstart_environments_expired_total",
                         "Environments deleted because their ttl passed.",
+                    )
+                    .map_err(prometheus_error)?,
+                )
+                .map_err(register_error)?,
+            refused: metrics
+                .register(
+                    IntCounterVec::new(
+                        Opts::new(
+                            "upstart_environments_refused_total",
+                            "Environments refused before anything of them was created, by reason.",
+                        ),
+                        &["reason"],
+                    )
+                    .map_err(prometheus_error)?,
+                )
+                .map_err(register_error)?,
+            sleep_transitions: metrics
+                .register(
+                    IntCounterVec::new(
+                        Opts::new(
+                            "upstart_environment_sleep_transitions_total",
+                            "HelmReleases of environments marked asleep or awake.",
+                        ),
+                        &["to"],
                     )
                     .map_err(prometheus_error)?,
                 )

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use upstart_api::conditions::{ConditionUpdate, READY, RECONCILING, STALLED, set_condition};
 use upstart_api::v1alpha1::{
-    AddedService, CriticalPathStep, Endpoint, EnvironmentPhase, ReleaseTimings,
+    AddedService, CriticalPathStep, Endpoint, EnvironmentPhase, ReleaseTimings, SleepStatus,
     UpstartEnvironmentStatus,
 };
 use upstart_dag::{DependencyGraph, NodeId, Timing};
@@ -70,12 +70,20 @@ pub struct Observation {
     pub requester: Option<String>,
     /// Where its services can be reached (see [`crate::endpoints`]).
     pub endpoints: Vec<Endpoint>,
+    /// Whether it sleeps (`spec.sleep`, see [`crate::sleep`]); `None`: no `spec.sleep`.
+    pub sleep: Option<SleepStatus>,
 }
 
 impl Observation {
     /// Whether the expiry has passed at `now`.
     pub fn expired(&self, now: Timestamp) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// Asleep, in a namespace of its own (nothing sleeps elsewhere).
+    fn asleep(&self) -> bool {
+        self.namespace_state == NamespaceState::Owned
+            && self.sleep.as_ref().is_some_and(|s| s.asleep)
     }
 
     fn all_ready(&self) -> bool {
@@ -96,6 +104,9 @@ pub fn phase(
     }
     if observation.expired(now) {
         return EnvironmentPhase::Expiring;
+    }
+    if observation.asleep() {
+        return EnvironmentPhase::Sleeping;
     }
     if observation.all_ready() {
         return EnvironmentPhase::Ready;
@@ -165,10 +176,37 @@ pub fn next_status(
     status.added_services.clone_from(&observation.added);
     status.requester.clone_from(&observation.requester);
     status.endpoints.clone_from(&observation.endpoints);
+    status.sleep.clone_from(&observation.sleep);
 
     let time = Time(now);
     let mut conditions = std::mem::take(&mut status.conditions);
     for update in condition_updates(observation, phase) {
+        conditions = set_condition(&conditions, update, generation, &time);
+    }
+    status.conditions = conditions;
+    status
+}
+
+/// The status of an environment refused before anything of it was created (a cap on
+/// environments, a quota above the maximum): phase Refused, `reason` and `message` in Ready
+/// and Stalled.
+pub fn refused_status(
+    old: Option<&UpstartEnvironmentStatus>,
+    reason: &'static str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> UpstartEnvironmentStatus {
+    let mut status = old.cloned().unwrap_or_default();
+    status.phase = Some(EnvironmentPhase::Refused);
+    status.observed_generation = generation;
+    let time = Time(now);
+    let mut conditions = std::mem::take(&mut status.conditions);
+    for update in [
+        ConditionUpdate::new(READY, false, reason, message),
+        ConditionUpdate::new(RECONCILING, false, reason, message),
+        ConditionUpdate::new(STALLED, true, reason, message),
+    ] {
         conditions = set_condition(&conditions, update, generation, &time);
     }
     status.conditions = conditions;
@@ -274,6 +312,20 @@ fn condition_updates(
                 ),
                 ConditionUpdate::new(STALLED, false, reasons::RECONCILED, ""),
             ],
+            EnvironmentPhase::Sleeping => {
+                let sleep = observation.sleep.as_ref();
+                let until = sleep
+                    .and_then(|s| s.next_transition.as_ref())
+                    .map_or_else(String::new, |t| format!(" until {}", t.0));
+                let by = sleep.map_or("schedule", |s| s.by.as_str());
+                let message =
+                    format!("asleep ({by}){until}: Deployments and StatefulSets scaled to zero");
+                vec![
+                    ConditionUpdate::new(READY, false, reasons::SLEEPING, message.clone()),
+                    ConditionUpdate::new(RECONCILING, false, reasons::SLEEPING, message),
+                    ConditionUpdate::new(STALLED, false, reasons::RECONCILED, ""),
+                ]
+            }
             EnvironmentPhase::Expiring => progressing(
                 reasons::EXPIRED,
                 "the environment's ttl has passed; deleting it".to_owned(),
@@ -429,6 +481,7 @@ mod tests {
             missing: vec![],
             requester: None,
             endpoints: vec![],
+            sleep: None,
         }
     }
 
@@ -442,6 +495,48 @@ mod tests {
     fn condition(status: &UpstartEnvironmentStatus, type_: &str) -> (String, String) {
         let c = find(&status.conditions, type_).expect("condition present");
         (c.status.clone(), c.reason.clone())
+    }
+
+    #[test]
+    fn asleep_environment_is_sleeping_and_not_ready_until_its_next_transition() {
+        let mut o = ready_observation();
+        o.sleep = Some(SleepStatus {
+            asleep: true,
+            by: "manual".into(),
+            next_transition: Some(Time(at(500))),
+        });
+        let status = next_status(None, &o, at(0), at(10), Vec::new);
+        assert_eq!(status.phase, Some(EnvironmentPhase::Sleeping));
+        assert_eq!(status.sleep, o.sleep);
+        let ready = find(&status.conditions, READY).expect("Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Sleeping")
+        );
+        assert!(
+            ready
+                .message
+                .starts_with("asleep (manual) until 1970-01-01T00:08:20Z"),
+            "{}",
+            ready.message
+        );
+        // Expiry still wins: TTL applies while asleep.
+        let status = next_status(None, &o, at(0), at(2000), Vec::new);
+        assert_eq!(status.phase, Some(EnvironmentPhase::Expiring));
+    }
+
+    #[test]
+    fn refused_environment_says_why_in_ready_and_stalled() {
+        let status = refused_status(None, reasons::CAP_REACHED, "cap reached", Some(1), at(5));
+        assert_eq!(status.phase, Some(EnvironmentPhase::Refused));
+        assert_eq!(
+            condition(&status, READY),
+            ("False".into(), "CapReached".into())
+        );
+        assert_eq!(
+            condition(&status, STALLED),
+            ("True".into(), "CapReached".into())
+        );
     }
 
     #[test]

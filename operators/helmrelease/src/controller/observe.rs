@@ -12,6 +12,7 @@ use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 use upstart_api::conditions::{READY, find, is_ready_for_generation};
+use upstart_api::labels::ASLEEP_ANNOTATION;
 use upstart_api::v1alpha1::{
     DependencyKind, HelmRelease, InventoryEntry, UpstartEnvironment, UpstartService,
 };
@@ -51,11 +52,22 @@ pub(in crate::controller) struct Observed {
     /// Applied objects changed by hand, with the time of the newest foreign write: recorded
     /// as corrected once the apply putting them back succeeds.
     pub(in crate::controller) edits: Vec<(String, Timestamp)>,
-    /// The manifest the chart's OCI tag points at now (an input of the release; the fetch
-    /// reads this manifest), see [`pins`](crate::controller::pins).
+    /// The manifest the chart's OCI tag points at now, or the commit its git ref points at now
+    /// (an input of the release; the fetch reads this manifest or commit), see
+    /// [`pins`](crate::controller::pins).
     pub(in crate::controller) manifest_digest: Option<String>,
+    /// The chart's git ref no longer exists: `manifest_digest` is the commit status records,
+    /// and this says so (the RepositoryReachable condition).
+    pub(in crate::controller) ref_gone: Option<upstart_chart_source::Stale>,
     /// The `imageDigest` images of the values -> the digest each was pinned to, for status.
     pub(in crate::controller) image_digests: std::collections::BTreeMap<String, String>,
+    /// The release's environment sleeps: its workloads are applied with zero replicas.
+    pub(in crate::controller) asleep: bool,
+}
+
+/// Whether the environment operator marked the release asleep ([`ASLEEP_ANNOTATION`]).
+pub(in crate::controller) fn asleep(hr: &HelmRelease) -> bool {
+    hr.annotations().get(ASLEEP_ANNOTATION).map(String::as_str) == Some("true")
 }
 
 pub(in crate::controller) async fn observe(
@@ -88,10 +100,11 @@ pub(in crate::controller) async fn observe(
     expression_context.service = roots::service_info(hr);
 
     let mut manifest_digest = None;
+    let mut ref_gone = None;
     let (values_state, values, digest) = if all_ready {
         match resolve_values(hr, ctx, namespace, &mut expression_context).await? {
             Ok(values) => {
-                manifest_digest = pins::chart_manifest(hr, ctx).await;
+                (manifest_digest, ref_gone) = pins::chart_manifest(hr, ctx).await;
                 let mut inputs = FieldDigest::new()
                     .field("chart", &hr.spec.chart)
                     .field("version", hr.spec.version.as_deref().unwrap_or(""))
@@ -102,8 +115,8 @@ pub(in crate::controller) async fn observe(
                 if let Some(chart_digest) = hr.annotations().get(CHART_DIGEST_ANNOTATION) {
                     inputs = inputs.field("chartDigest", chart_digest);
                 }
-                // A moved OCI tag is a new input (images pinned by `imageDigest` are in the
-                // values already).
+                // A moved OCI tag or git ref is a new input (images pinned by `imageDigest` are
+                // in the values already).
                 if let Some(manifest) = &manifest_digest {
                     inputs = inputs.field("manifestDigest", manifest);
                 }
@@ -235,7 +248,9 @@ pub(in crate::controller) async fn observe(
             health_timed_out,
             published_missing,
             reapply_due: ctx.reapply_due(&ObjectRef::from_obj(hr), hr.spec.interval()),
+            sleep_changed: asleep(hr) != status.asleep,
         },
+        asleep: asleep(hr),
         values,
         early_values,
         digest,
@@ -243,6 +258,7 @@ pub(in crate::controller) async fn observe(
         timeout_in: since_apply.map(|waited| hr.spec.timeout().saturating_sub(waited)),
         edits,
         manifest_digest,
+        ref_gone,
         image_digests: pins::image_digests(&expression_context.images),
     })
 }

@@ -116,6 +116,7 @@ pub(in crate::controller) async fn apply(
         Render {
             values: &values,
             manifest: observed.manifest_digest.as_deref(),
+            asleep: observed.asleep,
         },
         ApplyRun {
             upgrade: how.upgrade,
@@ -156,16 +157,15 @@ pub(in crate::controller) async fn apply(
             status.version = Some(applied.version);
             status.chart_digest = Some(applied.chart_digest);
             status.manifest_digest = applied.manifest_digest;
+            status.commit = applied.commit;
             status.image_digests = observed.image_digests.clone();
+            status.asleep = observed.asleep;
             if with_hooks {
                 status.hooks = applied.hooks;
                 status.hooks_digest = observed.digest.clone();
             }
             status.outputs = observed.published_keys.clone();
-            let outage = applied
-                .stale
-                .as_ref()
-                .map(|s| (s.repository.as_str(), s.error.as_str()));
+            let outage = applied.stale.as_ref().or(observed.ref_gone.as_ref());
             let status = with_repository_reachability(status, outage, generation, now);
             if matches!(decision, Decision::Reapply(_)) {
                 write_status(ctx, &api, hr, status).await?;
