@@ -1489,6 +1489,8 @@ fn resource_of(kind: &str) -> Option<(&'static str, &'static str)> {
         "Pod" => ("", "pods"),
         "Service" => ("", "services"),
         "ServiceAccount" => ("", "serviceaccounts"),
+        "ResourceQuota" => ("", "resourcequotas"),
+        "LimitRange" => ("", "limitranges"),
         "RoleBinding" => ("rbac.authorization.k8s.io", "rolebindings"),
         "Deployment" => ("apps", "deployments"),
         "StatefulSet" => ("apps", "statefulsets"),

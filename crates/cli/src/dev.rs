@@ -198,6 +198,7 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
         helm_path: args.helm.clone(),
         repositories,
         cluster_scoped_allow_list,
+        environment_limits: Default::default(),
     })
     .await?;
 

@@ -1,7 +1,8 @@
 //! `upstart env` as a pipeline runs it: the built binary against the local control plane over
 //! HTTPS, with the three operators, a catalog template and a tiny chart served as
 //! `upstart-charts`. One pull request's life, in numbered steps: create with an override and
-//! --wait, diff a second push, push it, extend, keep, delete --wait.
+//! --wait, diff a second push, push it, extend, keep, sleep, wake, a second pull request
+//! refused over the per-requester cap, delete --wait, and the refused one starting then.
 
 #![allow(
     clippy::unwrap_used,
@@ -15,8 +16,8 @@ use std::time::Duration;
 use kube::api::PostParams;
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use upstart_api::v1alpha1::{HelmRelease, UpstartEnvironment, UpstartService};
-use upstart_local_cluster::{LocalCluster, LocalClusterOptions, OperatorSet};
+use upstart_api::v1alpha1::{EnvironmentPhase, HelmRelease, UpstartEnvironment, UpstartService};
+use upstart_local_cluster::{EnvironmentLimits, LocalCluster, LocalClusterOptions, OperatorSet};
 
 const REQUESTER: &str = "upstartoperators.upstart.com/requester";
 const KEEP: &str = "upstartoperators.upstart.com/keep";
@@ -97,6 +98,11 @@ impl Cluster {
 /// The local cluster with the operators and the catalog template `shop`: `db`, and `app`
 /// depending on it, both of the `web` chart.
 async fn cluster() -> Cluster {
+    cluster_with(EnvironmentLimits::default()).await
+}
+
+/// [`cluster`] with the environment operator's caps and quotas set to `limits`.
+async fn cluster_with(limits: EnvironmentLimits) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     write_chart(&dir.path().join("charts"));
     let kubeconfig = dir.path().join("kubeconfig");
@@ -106,6 +112,7 @@ async fn cluster() -> Cluster {
         charts_dir: Some(dir.path().join("charts")),
         workload_delay: Duration::from_millis(100),
         operators: OperatorSet::all(),
+        environment_limits: limits,
         ..LocalClusterOptions::default()
     })
     .await
@@ -181,12 +188,22 @@ async fn rendered(client: &Client, name: &str) -> (Option<i64>, Option<String>) 
     )
 }
 
-/// Polls `check` on the environment until it holds (30 s at most).
+/// Polls `check` on the environment pr-1 until it holds (30 s at most).
 async fn eventually(client: &Client, what: &str, check: impl Fn(&UpstartEnvironment) -> bool) {
+    eventually_named(client, "pr-1", what, check).await;
+}
+
+/// Polls `check` on the environment `name` until it holds (30 s at most).
+async fn eventually_named(
+    client: &Client,
+    name: &str,
+    what: &str,
+    check: impl Fn(&UpstartEnvironment) -> bool,
+) {
     let environments: Api<UpstartEnvironment> = Api::all(client.clone());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let environment = environments.get("pr-1").await.unwrap();
+        let environment = environments.get(name).await.unwrap();
         if check(&environment) {
             return;
         }
@@ -221,9 +238,33 @@ const SECOND_PUSH: [&str; 8] = [
     "1h",
 ];
 
+/// Waits until the Deployments app and db have `want` replicas (30 s at most).
+async fn for_replicas<F, Fut>(replicas: &F, want: i32)
+where
+    F: Fn(&'static str) -> Fut,
+    Fut: std::future::Future<Output = Option<i32>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = (replicas("app").await, replicas("db").await);
+        if now == (Some(want), Some(want)) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "app and db at {want} replicas: not within 30 s: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_request_lives_through_the_cli_from_create_to_delete() {
-    let cluster = cluster().await;
+    let cluster = cluster_with(EnvironmentLimits {
+        max_per_requester: Some(1),
+        ..EnvironmentLimits::default()
+    })
+    .await;
     let client = cluster.client();
     let environments: Api<UpstartEnvironment> = Api::all(client.clone());
 
@@ -398,7 +439,51 @@ async fn a_pull_request_lives_through_the_cli_from_create_to_delete() {
         "{run}"
     );
 
-    // 6. Deleted, waited for: gone with its namespace's releases; deleting again is an error
+    // 6. Put to sleep: its workloads at zero, phase Sleeping; woken: their replicas back.
+    let run = upstart(&cluster, &["sleep", "pr-1"]).await;
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stdout.contains("pr-1 asleep until upstart env wake"),
+        "{run}"
+    );
+    eventually(&client, "phase Sleeping", |e| {
+        e.status.as_ref().and_then(|s| s.phase) == Some(EnvironmentPhase::Sleeping)
+    })
+    .await;
+    let replicas = |name: &'static str| {
+        let deployments = deployments.clone();
+        async move { deployments.get(name).await.unwrap().spec.unwrap().replicas }
+    };
+    for_replicas(&replicas, 0).await;
+    let run = upstart(&cluster, &["get", "pr-1"]).await;
+    assert!(run.stdout.contains("Sleeping"), "{run}");
+    let run = upstart(&cluster, &["wake", "pr-1"]).await;
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.contains("pr-1 awake"), "{run}");
+    for_replicas(&replicas, 1).await;
+    eventually(&client, "Ready again", |e| {
+        e.status.as_ref().and_then(|s| s.phase) == Some(EnvironmentPhase::Ready)
+    })
+    .await;
+
+    // 7. A second pull request of the same requester is over the cap (one each): refused,
+    // nothing of it created.
+    let run = upstart(&cluster, &["create", "pr-2", "--service", "shop"]).await;
+    assert_eq!(run.code, 0, "{run}");
+    eventually_named(&client, "pr-2", "refused", |e| {
+        e.status.as_ref().and_then(|s| s.phase) == Some(EnvironmentPhase::Refused)
+    })
+    .await;
+    let run = upstart(&cluster, &["get", "pr-2", "-o", "json"]).await;
+    assert!(run.stdout.contains("CapReached"), "{run}");
+    assert!(
+        run.stdout.contains("--max-environments-per-requester"),
+        "{run}"
+    );
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt("pr-2").await.unwrap().is_none());
+
+    // 8. Deleted, waited for: gone with its namespace's releases; deleting again is an error
     // unless --ignore-not-found.
     let run = upstart(&cluster, &["delete", "pr-1", "--wait", "--timeout", "60s"]).await;
     assert_eq!(run.code, 0, "{run}");
@@ -409,6 +494,27 @@ async fn a_pull_request_lives_through_the_cli_from_create_to_delete() {
     assert!(run.stderr.contains("--ignore-not-found"), "{run}");
     let run = upstart(&cluster, &["delete", "pr-1", "--ignore-not-found"]).await;
     assert_eq!(run.code, 0, "{run}");
+
+    // 9. There is room now: the refused pull request starts by itself.
+    let run = upstart(
+        &cluster,
+        &[
+            "create",
+            "pr-2",
+            "--service",
+            "shop",
+            "--wait",
+            "--timeout",
+            "60s",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stdout
+            .contains("UpstartEnvironment pr-2 is Ready in namespace pr-2"),
+        "{run}"
+    );
 
     cluster.shutdown().await;
 }

@@ -53,6 +53,7 @@ pub use tools::{HELM_ENV, locate_helm};
 // The types of [`LocalClusterOptions`], so that its users need not depend on their crates.
 pub use upstart_chart_repo::{OverlayOptions, Upstream};
 pub use upstart_chart_source::{Repository, RepositoryConfig};
+pub use upstart_environment_operator::admission::Limits as EnvironmentLimits;
 pub use upstart_release_engine::manifests::ClusterScopedAllowList;
 
 /// The field manager of what the cluster installs itself (the Upstart CRDs, the catalog
@@ -100,6 +101,9 @@ pub struct LocalClusterOptions {
     pub operators: OperatorSet,
     /// The `helm` binary of the HelmRelease operator. `None`: [`locate_helm`].
     pub helm_path: Option<PathBuf>,
+    /// The environment operator's caps and quota defaults (`--max-environments` and the
+    /// others); default: none.
+    pub environment_limits: EnvironmentLimits,
 }
 
 /// A running local cluster. Stop it with [`LocalCluster::shutdown`]; dropping it leaves its
@@ -236,6 +240,7 @@ impl LocalCluster {
             helm_path,
             work_dir: work_dir.path().to_path_buf(),
             catalog_namespace: catalog_namespace.clone(),
+            environment_limits: options.environment_limits.clone(),
         });
         Ok(LocalCluster {
             control_plane,

@@ -87,6 +87,8 @@ pub struct OperatorContext {
     pub work_dir: PathBuf,
     /// The namespace holding the catalog's UpstartService templates (created at start).
     pub catalog_namespace: String,
+    /// The environment operator's caps and quota defaults.
+    pub environment_limits: upstart_environment_operator::admission::Limits,
 }
 
 impl fmt::Debug for OperatorContext {
@@ -284,6 +286,7 @@ fn upstart_environment() -> Operator {
         |ctx: OperatorContext, stop: StopSignal| async move {
             let config = controller::Config {
                 catalog_namespace: ctx.catalog_namespace.clone(),
+                limits: ctx.environment_limits.clone(),
                 ..controller::Config::default()
             };
             run_in_process("upstart-environment-operator", ctx, stop, |op, shutdown| {

@@ -126,6 +126,32 @@ Examples:
         name: String,
     },
 
+    /// Put an environment to sleep: its Deployments and StatefulSets scale to zero (those of
+    /// spec.sleep.excludeReleases aside); the rendered replicas come back on wake.
+    #[command(after_help = "\
+Sets spec.sleep.manual (asleep, since now). With a schedule (spec.sleep.schedule), the manual
+switch wins until the schedule's next transition, then the schedule rules again; without one,
+until `upstart env wake`. The ttl runs on while asleep.
+
+Examples:
+  upstart env sleep pr-1234")]
+    Sleep {
+        /// The environment.
+        name: String,
+    },
+
+    /// Wake a sleeping environment: its workloads get their rendered replicas back.
+    #[command(after_help = "\
+Sets spec.sleep.manual (awake, since now): as with sleep, it wins until the schedule's next
+transition.
+
+Examples:
+  upstart env wake pr-1234")]
+    Wake {
+        /// The environment.
+        name: String,
+    },
+
     /// Delete an environment (its services, releases and namespace are torn down).
     #[command(after_help = "\
 With --wait, exit 0 once it is gone, 3 on timeout.
@@ -246,6 +272,8 @@ async fn dispatch(args: EnvArgs) -> Result<u8, Error> {
         EnvCommand::Extend { name, duration } => extend(&connection, common, &name, duration).await,
         EnvCommand::Keep { name } => keep(&connection, common, &name, true).await,
         EnvCommand::Unkeep { name } => keep(&connection, common, &name, false).await,
+        EnvCommand::Sleep { name } => sleep(&connection, common, &name, true).await,
+        EnvCommand::Wake { name } => sleep(&connection, common, &name, false).await,
         EnvCommand::Delete {
             name,
             wait,
@@ -719,6 +747,45 @@ async fn keep(
             );
         } else {
             println!("{RESOURCE}/{name} unkept: {expiry}");
+        }
+    }
+    Ok(0)
+}
+
+async fn sleep(
+    connection: &Connection,
+    common: &Common,
+    name: &str,
+    asleep: bool,
+) -> Result<u8, Error> {
+    let since = jiff::Timestamp::now().to_string();
+    let patch = json!({"spec": {"sleep": {"manual": {"asleep": asleep, "since": since}}}});
+    let (environment, raw) = merge_patch(
+        &connection.client,
+        name,
+        &patch,
+        if asleep { "putting to sleep" } else { "waking" },
+    )
+    .await?;
+    if !print_object(common.output, name, &raw)? {
+        let until = if environment
+            .spec
+            .sleep
+            .as_ref()
+            .is_some_and(|s| s.schedule.is_some())
+        {
+            "until the schedule's next transition"
+        } else if asleep {
+            "until upstart env wake"
+        } else {
+            "until upstart env sleep"
+        };
+        if asleep {
+            println!(
+                "{RESOURCE}/{name} asleep {until}: its Deployments and StatefulSets scale to zero"
+            );
+        } else {
+            println!("{RESOURCE}/{name} awake {until}: its workloads get their replicas back");
         }
     }
     Ok(0)
