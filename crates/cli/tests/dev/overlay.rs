@@ -1,7 +1,8 @@
 //! The development overlay (issue 17's done-when): `upstart dev --charts DIR --upstream
 //! upstart-charts=URL` installs a local chart, an upstream-only chart and a chart pushed with
-//! curl while it runs; `upstart charts pack` / `unpack` carry it to a fresh directory, where
-//! the same releases come up with the upstream stopped.
+//! curl while it runs, and an environment whose `spec.chartRepositories` points an alias at the
+//! overlay; `upstart charts pack` / `unpack` carry it to a fresh directory, where the same
+//! releases come up with the upstream stopped.
 
 use super::*;
 
@@ -137,6 +138,44 @@ fn local_upstream_and_pushed_charts_install_together_and_again_offline_from_an_u
             &["get", "configmap", "remote", "-o", "jsonpath={.data.chart}"]
         ),
         "remote-1.0.0"
+    );
+
+    // One environment with both charts; `shared` is no configured alias: the environment's
+    // spec.chartRepositories points it at the overlay.
+    let environment = write(
+        tmp.path(),
+        "environment.yaml",
+        &format!(
+            "apiVersion: upstartoperators.upstart.com/v1alpha1\nkind: UpstartEnvironment\n\
+             metadata: {{name: pr-1}}\nspec:\n  chartRepositories: {{shared: \"{repo_url}\"}}\n\
+             \x20 services:\n  - name: shop\n    spec:\n      helmReleases:\n\
+             \x20       app: {{chart: shared/mine}}\n        remote: {{chart: upstart-charts/remote}}\n"
+        ),
+    );
+    kubectl(&here, &["apply", "-f", environment.to_str().unwrap()]);
+    kubectl(
+        &here,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=60s",
+            "upstartenvironment/pr-1",
+        ],
+    );
+    assert_eq!(
+        kubectl(
+            &here,
+            &[
+                "-n",
+                "pr-1",
+                "get",
+                "helmrelease",
+                "shop-app",
+                "-o",
+                "jsonpath={.spec.chart}"
+            ]
+        ),
+        format!("{repo_url}/mine")
     );
     running.stop();
     upstream.stop_quietly();
