@@ -98,7 +98,7 @@ async fn crds_and_examples_are_accepted_by_the_api() -> Result<(), Error> {
     assert_eq!(
         releases.columns,
         [
-            "Name", "Chart", "Version", "Phase", "Ready", "Age", "Manifest"
+            "Name", "Chart", "Version", "Phase", "Ready", "Age", "Manifest", "Commit"
         ]
     );
     assert_eq!(

@@ -34,6 +34,9 @@ pub mod reasons {
     /// RepositoryReachable=False: the chart repository is down, the chart fetched last time
     /// is served from the cache.
     pub const REPOSITORY_UNAVAILABLE: &str = "RepositoryUnavailable";
+    /// RepositoryReachable=False: the git branch or tag of the chart reference no longer
+    /// exists; the chart fetched last time is kept.
+    pub const GIT_REF_NOT_FOUND: &str = "GitRefNotFound";
     /// RepositoryReachable=True again after an outage.
     pub const REPOSITORY_REACHABLE: &str = "RepositoryReachable";
 

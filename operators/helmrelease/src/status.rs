@@ -122,19 +122,31 @@ pub fn failure_status(
     status
 }
 
-/// `status` after a chart fetch: `outage` (repository, failure) when the chart was served from
-/// the cache because its repository could not be read. The outage is its own condition,
-/// RepositoryReachable=False, and leaves Ready alone: a release that was Ready stays so, and
-/// nothing depending on it follows it down. Once the repository answers the condition turns
-/// True; a release that never saw an outage gets no condition at all (no status change).
+/// `status` after a chart fetch: `outage` when the chart was served from the cache because its
+/// repository could not be read, or its git ref no longer exists (reason GitRefNotFound). The
+/// outage is its own condition, RepositoryReachable=False, and leaves Ready alone: a release
+/// that was Ready stays so, and nothing depending on it follows it down. Once the repository
+/// answers the condition turns True; a release that never saw an outage gets no condition at
+/// all (no status change).
 pub fn with_repository_reachability(
     mut status: HelmReleaseStatus,
-    outage: Option<(&str, &str)>,
+    outage: Option<&upstart_chart_source::Stale>,
     generation: Option<i64>,
     now: &Time,
 ) -> HelmReleaseStatus {
     let update = match outage {
-        Some((repository, error)) => ConditionUpdate::new(
+        Some(stale) if stale.ref_deleted => ConditionUpdate::new(
+            REPOSITORY_REACHABLE,
+            false,
+            reasons::GIT_REF_NOT_FOUND,
+            format!(
+                "{}; the chart fetched before is kept until the ref is back or the release names another",
+                stale.error
+            ),
+        ),
+        Some(upstart_chart_source::Stale {
+            repository, error, ..
+        }) => ConditionUpdate::new(
             REPOSITORY_REACHABLE,
             false,
             reasons::REPOSITORY_UNAVAILABLE,
@@ -453,10 +465,11 @@ mod tests {
         );
         let down = with_repository_reachability(
             reapplied,
-            Some((
-                "http://charts.example.com",
-                "http://charts.example.com/index.yaml answered HTTP 500",
-            )),
+            Some(&upstart_chart_source::Stale {
+                repository: "http://charts.example.com".into(),
+                error: "http://charts.example.com/index.yaml answered HTTP 500".into(),
+                ref_deleted: false,
+            }),
             Some(1),
             &at(10),
         );

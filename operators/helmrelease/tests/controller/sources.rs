@@ -530,3 +530,147 @@ async fn a_re_pushed_image_tag_re_renders_only_the_release_using_it() {
     assert!(!shown.contains("hunter2"));
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chart_from_git_follows_its_branch_and_keeps_its_last_chart_when_the_branch_is_deleted() {
+    use upstart_test_support::git_server::{GitServer, git};
+
+    // A repository on the system git's http-backend, requiring robot / hunter2, with chart
+    // `app` under charts/app on branch `feature`.
+    let dirs = tempfile::tempdir().unwrap();
+    let served = dirs.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let server = GitServer::start(&served, Some(("robot", "hunter2")));
+    let work = server.create_repository("charts", &dirs.path().join("work"));
+    write(
+        &work,
+        "charts/app/Chart.yaml",
+        "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+    );
+    let template = |edition: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ .Release.Name }}}}-settings\ndata:\n  edition: {edition}\n"
+        )
+    };
+    write(
+        &work,
+        "charts/app/templates/configmap.yaml",
+        &template("one"),
+    );
+    git(&work, &["checkout", "-q", "-b", "feature"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "one"]);
+    git(&work, &["push", "-q", "origin", "feature"]);
+    let first_commit = git(&work, &["rev-parse", "HEAD"]);
+
+    let mut h = Harness::boot().await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "upstart-system"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(h.client.clone(), "upstart-system");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "git-auth"},
+                "stringData": {"username": "robot", "password": "hunter2"}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let repository = format!("git+{}/charts.git", server.url());
+    let mut repositories = h.config().repositories;
+    repositories.repositories.extend(
+        RepositoryConfig::from_yaml(&format!(
+            "repositories: {{team: {{url: \"{repository}\", credentialsSecret: git-auth}}}}"
+        ))
+        .unwrap()
+        .repositories,
+    );
+    let credentials = controller::load_credentials(&h.client, "upstart-system", &repositories)
+        .await
+        .unwrap();
+    h.run_operator(Config {
+        repositories,
+        credentials,
+        ..h.config()
+    });
+
+    h.create(
+        "from-git",
+        json!({"chart": format!("{repository}@charts/app?ref=feature"), "interval": "1s"}),
+    )
+    .await;
+    let first = h.ready("from-git").await.status.unwrap();
+    assert_eq!(first.commit.as_deref(), Some(first_commit.as_str()));
+    assert_eq!(first.version.as_deref(), Some("0.1.0"));
+
+    // A pushed commit is applied within the interval, and status names it.
+    write(
+        &work,
+        "charts/app/templates/configmap.yaml",
+        &template("two"),
+    );
+    git(&work, &["commit", "-q", "-am", "two"]);
+    git(&work, &["push", "-q", "origin", "feature"]);
+    let second_commit = git(&work, &["rev-parse", "HEAD"]);
+    let config_maps: Api<ConfigMap> = Api::namespaced(h.client.clone(), NS);
+    eventually("the pushed commit to be applied", || async {
+        let data = config_maps.get("from-git-settings").await.ok()?.data?;
+        (data.get("edition").map(String::as_str) == Some("two")).then_some(())
+    })
+    .await;
+    let api = h.releases();
+    let status = eventually("status to record the new commit", || async {
+        let status = api.get("from-git").await.ok()?.status?;
+        (status.commit.as_deref() == Some(second_commit.as_str())).then_some(status)
+    })
+    .await;
+    assert_ne!(status.chart_digest, first.chart_digest);
+
+    // The branch deleted (merged, say): the release keeps its chart and says why.
+    git(&work, &["push", "-q", "origin", "--delete", "feature"]);
+    let status = eventually("RepositoryReachable=False with GitRefNotFound", || async {
+        let status = api.get("from-git").await.ok()?.status?;
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "RepositoryReachable" && c.reason == "GitRefNotFound")
+            .then_some(status)
+    })
+    .await;
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "True", "{:?}", status.conditions);
+    assert_eq!(status.commit.as_deref(), Some(second_commit.as_str()));
+    let data = config_maps
+        .get("from-git-settings")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(data["edition"], "two");
+
+    // The credentials show nowhere: status, Events, logs.
+    let shown = serde_json::to_string(&api.get("from-git").await.unwrap()).unwrap();
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(h.client.clone(), NS);
+    let events = serde_json::to_string(&events.list(&Default::default()).await.unwrap()).unwrap();
+    for text in [&shown, &events, &logs::captured()] {
+        assert!(!text.contains("hunter2"), "a credential is shown");
+        assert!(
+            !text.contains("cm9ib3Q6aHVudGVyMg"),
+            "an Authorization header is shown"
+        );
+    }
+    h.stop().await;
+}
