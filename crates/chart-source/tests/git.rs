@@ -293,3 +293,23 @@ fn a_ca_bundle_or_plain_http_on_a_git_repository_is_a_configuration_error() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn after_a_restart_the_commit_status_recorded_is_read_even_once_its_branch_is_deleted() {
+    let repo = repository(None);
+    git(&repo.work, &["checkout", "-q", "-b", "feature"]);
+    write(&repo.work, "charts/app/values.yaml", "greeting: feature\n");
+    git(&repo.work, &["commit", "-q", "-am", "feature"]);
+    git(&repo.work, &["push", "-q", "origin", "feature"]);
+    let recorded = git(&repo.work, &["rev-parse", "HEAD"]);
+    git(&repo.work, &["push", "-q", "origin", "--delete", "feature"]);
+    // A new process: nothing cached, the ref gone, the commit status recorded still named.
+    let (s, _cache) = listed(&repo, None);
+    let chart = s
+        .fetch_at(&repo.reference("feature"), None, Some(&recorded))
+        .await
+        .unwrap();
+    assert_eq!(chart.commit.as_deref(), Some(recorded.as_str()));
+    let values = std::fs::read_to_string(chart.path.join("values.yaml")).unwrap();
+    assert!(values.contains("feature"), "{values}");
+}
