@@ -6,6 +6,9 @@
 //! - `charts/sha256/<hex>/`: the chart directory unpacked from that archive;
 //! - `assembled/sha256/<hex>/`: a chart with the dependencies it lists but does not vendor
 //!   added to its `charts/`, `<hex>` being the digest of its and their archives;
+//! - `git/<hex>`: which archive the chart of a git repository, commit and directory is
+//!   (`<hex>` digests those three; the file holds the archive's hex and the chart's name), so
+//!   a commit is fetched from git once, across restarts;
 //! - `tmp/`: work in progress. Every entry is written there and renamed into place, so an
 //!   entry either exists complete or not at all, even after a crash.
 
@@ -47,6 +50,7 @@ impl Cache {
             "archives/sha256",
             "charts/sha256",
             "assembled/sha256",
+            "git",
             "tmp",
         ] {
             let path = root.join(dir);
@@ -87,6 +91,28 @@ impl Cache {
     /// the digest of the chart's and the dependencies' archives.
     pub(crate) fn assembled_dir(&self, hex: &str) -> PathBuf {
         self.root.join("assembled/sha256").join(hex)
+    }
+
+    /// The archive (hex) and chart name recorded for a git chart `key` (repository, commit,
+    /// directory), when it was fetched before.
+    pub(crate) fn git_chart(&self, key: &str) -> Option<(String, String)> {
+        let text =
+            std::fs::read_to_string(self.root.join("git").join(sha256_hex(key.as_bytes()))).ok()?;
+        let (hex, name) = text.trim_end().split_once('\n')?;
+        (is_sha256_hex(hex) && crate::reference::valid_chart_name(name))
+            .then(|| (hex.to_owned(), name.to_owned()))
+    }
+
+    /// Records which archive the git chart `key` is (written atomically).
+    pub(crate) fn record_git_chart(&self, key: &str, hex: &str, name: &str) -> Result<(), Error> {
+        let tmp = self.tmp_dir();
+        let mut file = tempfile::NamedTempFile::new_in(&tmp).map_err(|e| Error::cache(&tmp, e))?;
+        std::io::Write::write_all(&mut file, format!("{hex}\n{name}\n").as_bytes())
+            .map_err(|e| Error::cache(&tmp, e))?;
+        let path = self.root.join("git").join(sha256_hex(key.as_bytes()));
+        file.persist(&path)
+            .map_err(|e| Error::cache(&path, e.error))?;
+        Ok(())
     }
 
     /// Where work in progress is staged before it is renamed into place.

@@ -247,7 +247,7 @@ struct Inner {
     git_repos: BTreeMap<String, Arc<GitRepo>>,
     git_unlisted: Mutex<HashMap<String, Arc<GitRepo>>>,
     /// `(repository, commit, directory) -> (archive hex, chart name)`: a commit's chart is
-    /// fetched from git once per process.
+    /// fetched from git once (also recorded in the cache directory, for the next process).
     git_charts: Mutex<HashMap<String, (String, String)>>,
     cache: Cache,
 }
@@ -1194,12 +1194,14 @@ impl ChartSource {
     ) -> Result<FetchedChart, Error> {
         let key = format!("{}\n{commit}\n{dir}", repo.display);
         let known = || {
-            self.inner
+            let remembered = self
+                .inner
                 .git_charts
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&key)
-                .cloned()
+                .cloned();
+            remembered.or_else(|| self.inner.cache.git_chart(&key))
         };
         let mut fetched = None;
         if let Some((hex, name)) = known() {
@@ -1231,6 +1233,7 @@ impl ChartSource {
                             }
                         };
                         tracing::debug!(repository = %repo.display, commit, dir, digest = %hex, "chart read from git");
+                        self.inner.cache.record_git_chart(&key, &hex, &name)?;
                         self.inner
                             .git_charts
                             .lock()

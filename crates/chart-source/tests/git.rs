@@ -313,3 +313,24 @@ async fn after_a_restart_the_commit_status_recorded_is_read_even_once_its_branch
     let values = std::fs::read_to_string(chart.path.join("values.yaml")).unwrap();
     assert!(values.contains("feature"), "{values}");
 }
+
+#[tokio::test]
+async fn a_commit_fetched_before_is_read_from_the_cache_by_the_next_process() {
+    let repo = repository(None);
+    let commit = git(&repo.work, &["rev-parse", "HEAD"]);
+    let chart = repo.reference("main");
+    let (first, cache) = listed(&repo, None);
+    let fetched = first.fetch_at(&chart, None, Some(&commit)).await.unwrap();
+    drop(first);
+    let Repo { server, .. } = repo;
+    let before = server.requests();
+    // A new process on the same cache directory: the commit's chart is not fetched again.
+    let yaml = format!(
+        "repositories: {{team: {{url: \"git+{}/charts.git\"}}}}",
+        server.url()
+    );
+    let second = ChartSource::new(config(&yaml), HashMap::new(), cache.path()).unwrap();
+    let again = second.fetch_at(&chart, None, Some(&commit)).await.unwrap();
+    assert_eq!(again.digest, fetched.digest);
+    assert_eq!(server.requests(), before, "nothing asked of the git server");
+}
