@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 use upstart_api::labels::KEEP_ANNOTATION;
-use upstart_api::v1alpha1::UpstartEnvironment;
+use upstart_api::v1alpha1::{EnvironmentPhase, UpstartEnvironment};
 
 use super::desired::REQUESTER_ANNOTATION;
 use crate::cluster::Live;
@@ -244,11 +244,18 @@ pub fn settled(live: &Live) -> Result<(), String> {
             &s.conditions,
         )
     }) {
+        let phase = status.and_then(|s| s.phase);
+        // Refused and Sleeping do not pass by themselves: say why, so a pipeline's log does.
+        let why = match phase {
+            Some(EnvironmentPhase::Refused | EnvironmentPhase::Sleeping) => status
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                .map(|c| format!(" ({}: {})", c.reason, c.message))
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
         waiting.push(format!(
-            "environment {}",
-            status
-                .and_then(|s| s.phase)
-                .map_or("Pending", |p| p.as_str())
+            "environment {}{why}",
+            phase.map_or("Pending", |p| p.as_str())
         ));
     }
     for service in &live.services {
@@ -300,6 +307,31 @@ mod tests {
 
     fn environment(value: Value) -> UpstartEnvironment {
         serde_json::from_value(value).expect("environment")
+    }
+
+    #[test]
+    fn waiting_on_a_refused_environment_says_why() {
+        let live = Live {
+            environment: Some(environment(
+                json!({"metadata": {"name": "pr-2"}, "spec": {}, "status": {
+                    "phase": "Refused",
+                    "conditions": [{"type": "Ready", "status": "False", "reason": "CapReached",
+                                    "message": "requester ann has 1 environments",
+                                    "lastTransitionTime": "2026-12-07T10:00:00Z"}]
+                }}),
+            )),
+            namespace: "pr-2".into(),
+            services: vec![],
+            releases: vec![],
+            planned: Default::default(),
+        };
+        assert_eq!(
+            settled(&live),
+            Err(
+                "waiting for environment Refused (CapReached: requester ann has 1 environments)"
+                    .to_owned()
+            )
+        );
     }
 
     #[test]
