@@ -150,8 +150,9 @@ impl LateCredentials {
 }
 
 /// The alias of the configured repository `chart` is fetched from: `ALIAS/NAME`, or a direct
-/// `oci://…`/`https://…` reference to a configured repository's URL (as the chart source
-/// resolves them).
+/// `oci://…`/`https://…` reference to a configured repository's URL, or a
+/// `git+SCHEME://HOST/PATH@DIR?ref=REF` reference to a configured `git+SCHEME://HOST/PATH` (as
+/// the chart source resolves them).
 pub(in crate::controller) fn repository_alias<'a>(
     repositories: &'a RepositoryConfig,
     chart: &str,
@@ -159,6 +160,23 @@ pub(in crate::controller) fn repository_alias<'a>(
     let chart = chart.trim();
     if chart.starts_with("file:") {
         return None;
+    }
+    if chart.starts_with("git+") {
+        // The repository is what precedes `@DIR` in the path (an SSH user's `@` is before it).
+        let reference = chart.split('?').next()?;
+        let host_start = reference.find("://")? + 3;
+        let (authority, path) = reference[host_start..].split_once('/')?;
+        let repository_path = path.split_once('@').map_or(path, |(path, _)| path);
+        let base = format!(
+            "{}{authority}/{}",
+            &reference[..host_start],
+            repository_path.trim_end_matches('/')
+        );
+        return repositories
+            .repositories
+            .iter()
+            .find(|(_, repository)| repository.url.trim().trim_end_matches('/') == base)
+            .map(|(alias, _)| alias.as_str());
     }
     if chart.starts_with("oci://") || chart.starts_with("https://") || chart.starts_with("http://")
     {
@@ -200,7 +218,8 @@ mod tests {
     fn a_chart_reference_names_its_configured_repository_as_the_chart_source_resolves_it() {
         let config = RepositoryConfig::from_yaml(
             "repositories: {reg: {url: \"oci://registry.example.com/charts/\"}, \
-             web: {url: \"https://charts.example.com/stable\"}}",
+             web: {url: \"https://charts.example.com/stable\"}, \
+             team: {url: \"git+ssh://git@git.example.com/team/charts.git\"}}",
         )
         .expect("valid");
         for (chart, alias) in [
@@ -211,6 +230,11 @@ mod tests {
             ("other/app", None),
             ("oci://registry.example.com/other/app", None),
             ("file:charts/reg/app", None),
+            (
+                "git+ssh://git@git.example.com/team/charts.git@charts/app?ref=main",
+                Some("team"),
+            ),
+            ("git+ssh://git@git.example.com/team/other.git@app", None),
         ] {
             assert_eq!(repository_alias(&config, chart), alias, "{chart}");
         }
