@@ -217,6 +217,16 @@ fn local_upstream_and_pushed_charts_install_together_and_again_offline_from_an_u
         "{}",
         String::from_utf8_lossy(&unpacked.stderr)
     );
+    // The same charts, also as one environment.
+    let offline_environment = write(
+        tmp.path(),
+        "offline-environment.yaml",
+        "apiVersion: upstartoperators.upstart.com/v1alpha1\nkind: UpstartEnvironment\n\
+         metadata: {name: offline}\nspec:\n  services:\n  - name: shop\n    spec:\n\
+         \x20     helmReleases:\n        app: {chart: upstart-charts/mine}\n\
+         \x20       remote: {chart: upstart-charts/remote}\n\
+         \x20       pushed: {chart: upstart-charts/pushed}\n",
+    );
     let offline = run({
         let mut c = dev(
             &there,
@@ -225,6 +235,7 @@ fn local_upstream_and_pushed_charts_install_together_and_again_offline_from_an_u
                 "--ready-timeout",
                 "60s",
                 releases.to_str().unwrap(),
+                offline_environment.to_str().unwrap(),
             ],
         );
         c.env("RUST_LOG", "info");
