@@ -349,3 +349,35 @@ async fn a_pack_unpacked_in_a_fresh_directory_serves_local_and_cached_upstream_c
     let (status, body) = get(&format!("{}/remote-2.0.0.tgz", offline.url())).await;
     assert_eq!((status, body), (200, remote));
 }
+
+#[tokio::test]
+async fn an_upstream_version_published_later_is_listed_once_the_index_is_read_again() {
+    let upstream_dir = tempfile::tempdir().unwrap();
+    chart(upstream_dir.path(), "remote", "1.0.0", "one");
+    let upstream = serve(upstream_dir.path()).await;
+    let local = tempfile::tempdir().unwrap();
+    let repo = ChartRepo::from_dir(local.path())
+        .unwrap()
+        .serve_overlay(
+            "127.0.0.1:0".parse().unwrap(),
+            OverlayOptions {
+                upstreams: vec![format!("up={}", upstream.url()).parse().unwrap()],
+                refresh: std::time::Duration::ZERO,
+                ..OverlayOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(versions(&index(&repo).await, "remote"), ["1.0.0"]);
+    // Read again unchanged: the upstream answers 304 and its entries stay listed.
+    assert_eq!(versions(&index(&repo).await, "remote"), ["1.0.0"]);
+
+    std::fs::rename(
+        upstream_dir.path().join("remote"),
+        upstream_dir.path().join("remote-old"),
+    )
+    .unwrap();
+    chart(upstream_dir.path(), "remote", "2.0.0", "two");
+    upstream.reload().unwrap();
+    assert_eq!(versions(&index(&repo).await, "remote"), ["2.0.0", "1.0.0"]);
+}
