@@ -34,6 +34,8 @@ Examples:
                                                      an environment from a pipeline
   upstart dev --catalog examples/services examples/environment.yaml
                                                      local control plane with the operators
+  upstart dev --charts ./charts --upstream upstart-charts=https://charts.example.com
+                                                     your charts in front of the shared repository
   source <(upstart completions bash)                 shell completions";
 
 /// Upstart: ephemeral environments on Kubernetes.
