@@ -120,12 +120,12 @@ pub fn unpack(file: &Path, into: &Path) -> Result<PackSummary, Error> {
             });
         }
     }
-    std::fs::create_dir_all(into).map_err(|source| Error::Write {
-        path: into.to_path_buf(),
-        source,
-    })?;
     let reader = std::fs::File::open(file).map_err(|source| Error::Read {
         path: file.to_path_buf(),
+        source,
+    })?;
+    std::fs::create_dir_all(into).map_err(|source| Error::Write {
+        path: into.to_path_buf(),
         source,
     })?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(reader));

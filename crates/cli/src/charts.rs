@@ -46,7 +46,7 @@ struct ServeArgs {
     /// An upstream Helm repository, as NAME=URL (repeatable; earlier ones win for the same
     /// chart version). NAME names its cache directory.
     #[arg(long = "upstream", value_name = "NAME=URL")]
-    upstreams: Vec<Upstream>,
+    upstreams: Vec<String>,
 
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 8879)]
@@ -114,7 +114,17 @@ pub async fn run(args: ChartsArgs) -> Result<(), Error> {
     }
 }
 
+/// Parses `--upstream` values; not by clap, whose error would repeat the value (and a
+/// password in its URL).
+pub(crate) fn upstreams(given: &[String]) -> Result<Vec<Upstream>, Error> {
+    given
+        .iter()
+        .map(|u| u.parse::<Upstream>().map_err(Error::from))
+        .collect()
+}
+
 async fn serve(args: ServeArgs) -> Result<(), Error> {
+    let upstreams = upstreams(&args.upstreams)?;
     let shutdown = shutdown_signal()?;
     let repo = ChartRepo::from_dir(&args.dir)?.auto_reload(true);
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port);
@@ -122,7 +132,7 @@ async fn serve(args: ServeArgs) -> Result<(), Error> {
         .serve_overlay(
             addr,
             OverlayOptions {
-                upstreams: args.upstreams,
+                upstreams,
                 cache_dir: args.cache,
                 refresh: args.refresh,
                 ..OverlayOptions::default()

@@ -105,7 +105,7 @@ pub struct DevArgs {
     ///
     /// Example: --upstream upstart-charts=https://charts.example.com/stable
     #[arg(long = "upstream", value_name = "NAME=URL")]
-    pub upstreams: Vec<upstart_local_cluster::Upstream>,
+    pub upstreams: Vec<String>,
 
     /// Where the overlay keeps upstream indexes and archives (default: CHARTS/.upstart-cache,
     /// which `upstart charts pack` carries).
@@ -172,6 +172,7 @@ pub struct DevArgs {
 pub async fn run(args: DevArgs) -> Result<(), Error> {
     // Read everything first, so a typo fails before anything starts.
     let repositories = repository_config(&args)?;
+    let upstreams = crate::charts::upstreams(&args.upstreams)?;
     let cluster_scoped_allow_list = cluster_scoped_allow_list(&args.allow_cluster_scoped)?;
     let catalog = read_files(&args.catalog)?;
     let manifests = read_files(&args.files)?;
@@ -188,7 +189,7 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
         kubeconfig_path: Some(args.kubeconfig.clone()),
         charts_dir: Some(args.charts.clone()),
         chart_overlay: OverlayOptions {
-            upstreams: args.upstreams.clone(),
+            upstreams,
             cache_dir: args.chart_cache.clone(),
             ..OverlayOptions::default()
         },

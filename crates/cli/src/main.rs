@@ -208,10 +208,7 @@ fn main() -> ExitCode {
     };
     // `dev` is a long-running process whose logs are its record; the other commands answer
     // on stderr once.
-    let log_failure = matches!(
-        command,
-        Command::Dev(_) | Command::Ui(_) | Command::Charts(_)
-    );
+    let log_failure = matches!(command, Command::Dev(_) | Command::Ui(_));
     let result = runtime.block_on(async {
         match command {
             Command::Dev(args) => dev::run(args).await.map(|()| true),

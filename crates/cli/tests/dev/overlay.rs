@@ -248,3 +248,16 @@ fn local_upstream_and_pushed_charts_install_together_and_again_offline_from_an_u
         "{stderr}"
     );
 }
+
+#[test]
+fn an_upstream_with_a_password_is_refused_without_showing_it() {
+    let stderr = refused_flags(&[
+        "--upstream",
+        "shared=https://robot:s3cret@charts.example.com",
+    ]);
+    assert!(
+        stderr.contains("upstreams that need credentials are not supported"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
