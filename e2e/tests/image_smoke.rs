@@ -1,7 +1,9 @@
 //! The operator image (`scripts/image`): the three operators run from the image's own
 //! filesystem, configured as in a pod, bring the example environment to Ready against the local
 //! control plane over HTTPS; two builds of the same inputs give the same digest; `--push` lands
-//! the image, digest unchanged, in a registry (Debian's `docker-registry`).
+//! the image, digest unchanged, in a registry (Debian's `docker-registry`). git from the image,
+//! run in its root filesystem as the operator runs it (no PATH, no configuration), lists,
+//! fetches and archives a chart from a loopback git http-backend; ssh starts.
 //!
 //! The chart proven with RBAC enforced: `helm install charts/upstart-operators` (the pinned helm)
 //! into the control plane with RBAC on; a stand-in kubelet reads each Deployment's pod template
@@ -787,6 +789,151 @@ async fn the_operators_run_from_the_image_and_the_example_environment_becomes_re
     cluster.shutdown().await;
 }
 
+/// Runs `program ARGS` from the image's root filesystem as the image's user, with `/dev` and
+/// `tmp` (at `/tmp`) bind-mounted, and only `env`: as the operator runs git (an emptied
+/// environment, no PATH), so git finds its helpers by its compiled-in exec path alone.
+fn run_in_image(rootfs: &Path, tmp: &Path, env: &[(&str, &str)], argv: &[&str]) -> Output {
+    let setup = r#"set -e
+root="$1"
+chroot="$2"
+tmp="$3"
+shift 3
+mount --bind /dev "$root/dev"
+mount --bind "$tmp" "$root/tmp"
+exec env -u PATH "$chroot" --userspec=65532:65532 "$root" "$@"
+"#;
+    for dir in ["dev", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(dir)).unwrap();
+    }
+    let mut command = Command::new(on_path("unshare").unwrap());
+    command
+        .args(["--mount", "--pid", "--fork"])
+        .arg(on_path("sh").unwrap())
+        .args(["-c", setup, "setup"])
+        .arg(rootfs)
+        .arg(on_path("chroot").unwrap())
+        .arg(tmp)
+        .args(argv)
+        .env_clear()
+        // Only the setup script uses the host's PATH; the program in the image gets none.
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdin(Stdio::null());
+    run(&mut command)
+}
+
+#[test]
+fn git_from_the_image_lists_fetches_and_archives_a_chart_over_http_in_its_root_filesystem() {
+    use upstart_test_support::git_server::{GitServer, git};
+
+    if let Some(reason) = cannot_run_images() {
+        eprintln!("SKIPPED: git cannot be run from the image's filesystem: {reason}");
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let (rootfs, _) = unpacked_image(scratch.path());
+    let tmp = empty_dir(&scratch.path().join("tmp"));
+    mkdir_owned_by_image_user(&tmp.join("home"));
+
+    step("git and ssh start in the image");
+    let version = run_in_image(&rootfs, &tmp, &[], &["/usr/bin/git", "--version"]);
+    assert!(
+        String::from_utf8_lossy(&version.stdout).starts_with("git version "),
+        "{version:?}"
+    );
+    let ssh = run_in_image(&rootfs, &tmp, &[], &["/usr/bin/ssh", "-V"]);
+    assert!(
+        String::from_utf8_lossy(&ssh.stderr).contains("OpenSSH"),
+        "{ssh:?}"
+    );
+
+    step("a chart in a repository served over http on loopback");
+    let served = scratch.path().join("served");
+    let server = GitServer::start(&served, None);
+    let work = server.create_repository("charts", &scratch.path().join("work"));
+    std::fs::create_dir_all(work.join("demo")).unwrap();
+    let chart_yaml = "apiVersion: v2\nname: demo\nversion: 0.1.0\n";
+    std::fs::write(work.join("demo/Chart.yaml"), chart_yaml).unwrap();
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "demo chart"]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    let commit = git(&work, &["rev-parse", "HEAD"]);
+    let url = format!("{}/charts.git", server.url());
+
+    step("what chart-source/src/git.rs runs, from the image: ls-remote, fetch, cat-file, archive");
+    let env = [
+        ("HOME", "/tmp/home"),
+        ("GIT_CONFIG_NOSYSTEM", "1"),
+        ("GIT_CONFIG_GLOBAL", "/dev/null"),
+        ("GIT_TERMINAL_PROMPT", "0"),
+        ("GIT_ALLOW_PROTOCOL", "http"),
+    ];
+    let listed = run_in_image(
+        &rootfs,
+        &tmp,
+        &env,
+        &["/usr/bin/git", "ls-remote", "--", &url, "main"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout),
+        format!("{commit}\trefs/heads/main\n")
+    );
+    let bare = "/tmp/home/repo.git";
+    run_in_image(
+        &rootfs,
+        &tmp,
+        &env,
+        &["/usr/bin/git", "init", "--bare", "-q", bare],
+    );
+    let with_dir: Vec<(&str, &str)> = env.iter().copied().chain([("GIT_DIR", bare)]).collect();
+    run_in_image(
+        &rootfs,
+        &tmp,
+        &with_dir,
+        &[
+            "/usr/bin/git",
+            "fetch",
+            "-q",
+            "--depth=1",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--",
+            &url,
+            &commit,
+        ],
+    );
+    let shown = run_in_image(
+        &rootfs,
+        &tmp,
+        &with_dir,
+        &[
+            "/usr/bin/git",
+            "cat-file",
+            "blob",
+            &format!("{commit}:demo/Chart.yaml"),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&shown.stdout), chart_yaml);
+    let archived = run_in_image(
+        &rootfs,
+        &tmp,
+        &with_dir,
+        &[
+            "/usr/bin/git",
+            "archive",
+            "--format=tar",
+            "--prefix=demo/",
+            &format!("{commit}:demo"),
+        ],
+    );
+    let tar = String::from_utf8_lossy(&archived.stdout);
+    assert!(
+        tar.contains("demo/Chart.yaml") && tar.contains(chart_yaml),
+        "the archive lacks demo/Chart.yaml"
+    );
+    assert!(server.requests() >= 2, "git did not ask the server");
+}
+
 fn charts_url(cluster: &LocalCluster) -> String {
     cluster
         .chart_repositories()
@@ -1260,8 +1407,8 @@ fn break_with_logs(containers: &[Container], why: &str) -> ! {
     panic!("{why}\n{}", logs.join("\n"));
 }
 
-/// The image holds the operators, helm, their libraries, the CA bundle and the user files,
-/// nothing else: no shell, no package manager.
+/// The image holds the operators, helm, git (with its http transport and ssh), their libraries,
+/// the CA bundle and the user files, nothing else: no shell, no package manager.
 fn check_contents(rootfs: &Path) {
     let mut files = Vec::new();
     let mut pending = vec![rootfs.to_path_buf()];
@@ -1296,10 +1443,15 @@ fn check_contents(rootfs: &Path) {
             "etc/nsswitch.conf",
             "etc/passwd",
             "etc/ssl/certs/ca-certificates.crt",
+            "usr/bin/git",
             "usr/bin/helm",
+            "usr/bin/ssh",
             "usr/bin/upstart-environment-operator",
             "usr/bin/upstart-helmrelease-operator",
             "usr/bin/upstart-service-operator",
+            "usr/lib/git-core/git",
+            "usr/lib/git-core/git-remote-http",
+            "usr/lib/git-core/git-remote-https",
         ]
     );
     let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
