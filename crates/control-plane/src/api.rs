@@ -802,6 +802,7 @@ fn parse_body(body: &Bytes) -> ApiResult<Value> {
     // JSON is YAML: kubectl and kube-rs send JSON, hand-written requests may send YAML.
     serde_json::from_slice(body)
         .or_else(|_| serde_yaml_ng::from_slice(body))
+        .map(crate::meta::with_integral_floats_as_integers)
         .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
 }
 

@@ -201,6 +201,30 @@ pub fn generation_relevant(obj: &Value, drop_status: bool) -> Value {
     v
 }
 
+/// A request body's numbers as the apiserver keeps them: it decodes a JSON number that is not
+/// an integer literal (`100.0`, `1e3`) as a float and stores it re-encoded, where a float with
+/// an integral value is written as an integer (`100`). So `maximum: 100.0` from one client and
+/// `maximum: 100` from another are the same value, and server-side apply sees no change (nor
+/// a conflict) between them.
+pub fn with_integral_floats_as_integers(mut value: Value) -> Value {
+    fn walk(value: &mut Value) {
+        match value {
+            Value::Number(n) if n.is_f64() => {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                // 2^63: the floats at or beyond it do not fit an i64.
+                if f.fract() == 0.0 && f.abs() < 9_223_372_036_854_775_808.0 {
+                    *value = Value::from(f as i64);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            Value::Object(map) => map.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut value);
+    value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,7 @@ impl PatchKind {
 
 fn parse_json(body: &[u8]) -> ApiResult<Value> {
     serde_json::from_slice(body)
+        .map(crate::meta::with_integral_floats_as_integers)
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
 }
 
@@ -109,6 +110,7 @@ pub fn apply_patch(
 /// Parses an apply body (YAML or JSON).
 pub fn parse_apply_body(body: &[u8]) -> ApiResult<Value> {
     serde_yaml_ng::from_slice::<Value>(body)
+        .map(crate::meta::with_integral_floats_as_integers)
         .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
 }
 

@@ -387,3 +387,66 @@ async fn strategic_merge_patch_merges_containers_by_name() {
     assert_eq!(containers[0].image.as_deref(), Some("app:1"));
     assert_eq!(containers[1].image.as_deref(), Some("proxy:2"));
 }
+
+/// A CRD as two tools write it: `maximum: 100.0` (a float, as kube-rs serialises a schema's
+/// bounds) and `maximum: 100` (as Go re-encodes the same float, what helm sends).
+fn crd_with_maximum(maximum: serde_json::Value) -> serde_json::Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "scope": "Namespaced",
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": {
+                        "size": {"type": "integer", "minimum": 0.0, "maximum": maximum}
+                    }}
+                }}}
+            }]
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_float_with_an_integral_value_is_the_same_integer_to_another_manager() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let cp = control_plane();
+    let crds: Api<CustomResourceDefinition> = Api::all(cp.client());
+    let first = crds
+        .patch(
+            "widgets.example.com",
+            &PatchParams::apply("kube-rs-tool"),
+            &Patch::Apply(crd_with_maximum(json!(100.0))),
+        )
+        .await
+        .unwrap();
+    let raw: Api<kube::api::DynamicObject> = Api::all_with(
+        cp.client(),
+        &kube::api::ApiResource::erase::<CustomResourceDefinition>(&()),
+    );
+    let raw = raw.get("widgets.example.com").await.unwrap().data;
+    let stored = &raw["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["size"];
+    assert_eq!(
+        stored["maximum"].to_string(),
+        "100",
+        "stored as the apiserver re-encodes it"
+    );
+    assert_eq!(stored["minimum"].to_string(), "0");
+    let second = crds
+        .patch(
+            "widgets.example.com",
+            &PatchParams::apply("helm"),
+            &Patch::Apply(crd_with_maximum(json!(100))),
+        )
+        .await
+        .expect("the same value from another manager is no conflict");
+    assert_eq!(
+        first.metadata.generation, second.metadata.generation,
+        "and no change of the spec (the second manager only joins managedFields)"
+    );
+}
