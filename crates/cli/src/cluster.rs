@@ -191,7 +191,12 @@ impl Live {
         let namespace = environment_namespace(&environment);
         let mut live = Live::read_namespace(client, &namespace).await?;
         let templates: Api<UpstartService> = Api::namespaced(client.clone(), catalog);
-        for service in environment.spec.services.iter().filter(|s| upstart_dag::switches::keeps_service(&environment.spec, s)) {
+        for service in environment
+            .spec
+            .services
+            .iter()
+            .filter(|s| upstart_dag::switches::keeps_service(&environment.spec, s))
+        {
             if live.service(&service.name).is_some() {
                 continue;
             }

@@ -100,8 +100,14 @@ mod tests {
         }))
         .expect("valid spec");
         let problems = validate_template("svc", &spec, &Expressions::new());
-        assert!(problems.iter().any(|p| p.contains("dependency cycle")), "{problems:?}");
-        assert!(problems.iter().any(|p| p.contains("unknown name nothere")), "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.contains("dependency cycle")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("unknown name nothere")),
+            "{problems:?}"
+        );
     }
 
     #[test]

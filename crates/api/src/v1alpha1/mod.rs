@@ -13,11 +13,11 @@ pub use helm_release::{
     HelmReleaseStatus, HookStatus, InventoryEntry, ReleaseTimings,
 };
 pub use jobs::{JOB_CHART, JobNameTaken, JobSpec, JobWhen, Switch, is_job, with_jobs};
-pub use sleep::{CRON, ManualSleep, QuotaSpec, SleepSchedule, SleepSpec, SleepStatus, TIME_ZONE};
 pub use references::{
     Dependency, DependencyKind, KeyReference, ObjectReference, OutputScope, OutputSource,
     ValuesReference,
 };
+pub use sleep::{CRON, ManualSleep, QuotaSpec, SleepSchedule, SleepSpec, SleepStatus, TIME_ZONE};
 pub use upstart_environment::{
     AddedService, CriticalPathStep, Endpoint, EnvironmentPhase, EnvironmentService,
     ReleaseOverride, TemplateReference, TemplateRevision, TemplateUpdates, UpstartEnvironment,

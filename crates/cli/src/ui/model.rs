@@ -694,10 +694,10 @@ pub fn catalog(templates: &[UpstartService], environments: &[UpstartEnvironment]
             let used_by = environments
                 .iter()
                 .filter(|e| {
-                    e.spec
-                        .services
-                        .iter()
-                        .any(|s| upstart_dag::switches::keeps_service(&e.spec, s) && s.template.as_ref().is_some_and(|t| t.name == name))
+                    e.spec.services.iter().any(|s| {
+                        upstart_dag::switches::keeps_service(&e.spec, s)
+                            && s.template.as_ref().is_some_and(|t| t.name == name)
+                    })
                 })
                 .filter_map(|e| e.metadata.name.clone())
                 .collect();
