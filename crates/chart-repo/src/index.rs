@@ -14,21 +14,7 @@ use crate::{Error, PackagedChart};
 
 /// Renders `index.yaml` for `charts`; `generated` is the index's own time stamp.
 pub fn render_index(charts: &[PackagedChart], generated: SystemTime) -> Result<String, Error> {
-    let mut by_name: BTreeMap<&str, Vec<&PackagedChart>> = BTreeMap::new();
-    for chart in charts {
-        by_name.entry(&chart.name).or_default().push(chart);
-    }
-    let mut entries = Mapping::new();
-    for (name, mut versions) in by_name {
-        versions.sort_by_key(|c| std::cmp::Reverse(version_key(&c.version)));
-        let list = versions.into_iter().map(entry).collect();
-        entries.insert(Value::from(name), Value::Sequence(list));
-    }
-    let mut index = Mapping::new();
-    index.insert("apiVersion".into(), "v1".into());
-    index.insert("entries".into(), Value::Mapping(entries));
-    index.insert("generated".into(), rfc3339(generated).into());
-    Ok(serde_yaml_ng::to_string(&index)?)
+    merge_index(charts, &[], generated)
 }
 
 /// Renders the overlay's `index.yaml`: the local `charts`, then each upstream's entries (name,

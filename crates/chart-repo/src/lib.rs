@@ -296,6 +296,21 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
+/// The entries of `dir`, sorted by name (what the index, the fingerprint and a pack read in a
+/// stable order).
+pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, Error> {
+    let read_err = |source| Error::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(read_err)?
+        .collect::<Result<_, _>>()
+        .map_err(read_err)?;
+    entries.sort_by_key(|e| e.file_name());
+    Ok(entries)
+}
+
 /// A hash of every path and file content under `root`, in a stable order. Contents rather
 /// than modification times, because two edits within the file system's timestamp granularity
 /// would otherwise look the same; chart directories are small enough to read.
@@ -303,23 +318,17 @@ fn tree_fingerprint(root: &Path) -> Result<u64, Error> {
     use std::collections::hash_map::DefaultHasher;
     use std::hash::{Hash as _, Hasher as _};
     fn walk(dir: &Path, hasher: &mut DefaultHasher) -> Result<(), Error> {
-        let read_err = |source| Error::Read {
-            path: dir.to_path_buf(),
-            source,
-        };
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map_err(read_err)?
-            .collect::<Result<_, _>>()
-            .map_err(read_err)?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
+        for entry in sorted_entries(dir)? {
             let path = entry.path();
             // The overlay's cache changes as upstream archives are fetched: not a chart edit.
             if entry.file_name() == CACHE_DIR_NAME {
                 continue;
             }
             entry.file_name().hash(hasher);
-            let file_type = entry.file_type().map_err(read_err)?;
+            let file_type = entry.file_type().map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
             if file_type.is_dir() {
                 walk(&path, hasher)?;
             } else if path.is_file() {

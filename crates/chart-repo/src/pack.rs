@@ -77,16 +77,7 @@ fn walk(
     out: &mut Vec<(PathBuf, PathBuf)>,
     skip_cache: bool,
 ) -> Result<(), Error> {
-    let read_err = |source| Error::Read {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(read_err)?
-        .collect::<Result<_, _>>()
-        .map_err(read_err)?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
+    for entry in crate::sorted_entries(dir)? {
         if skip_cache && entry.file_name() == CACHE_DIR_NAME {
             continue;
         }
