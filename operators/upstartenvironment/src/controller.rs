@@ -454,7 +454,13 @@ async fn converge(
         && live.labels().get(ENVIRONMENT_LABEL) != Some(&env.name_any())
     {
         // Labels removed by hand: the HelmRelease operator reads the environment from them.
-        apply(&namespaces, &namespace, &children::build_namespace(env)).await?;
+        apply(
+            &namespaces,
+            &namespace,
+            &children::build_namespace(env),
+            ApiStep::ApplyChild,
+        )
+        .await?;
     }
 
     let mut members = if namespace_state == NamespaceState::Owned {
@@ -699,32 +705,12 @@ async fn apply_quota(
     let (resource_quota, limit_range) = admission::build(env, namespace, quota);
     if let Some(object) = resource_quota {
         let api: Api<ResourceQuota> = Api::namespaced(ctx.client.clone(), namespace);
-        apply_object(&api, QUOTA_NAME, &object).await?;
+        apply(&api, QUOTA_NAME, &object, ApiStep::ApplyQuota).await?;
     }
     if let Some(object) = limit_range {
         let api: Api<LimitRange> = Api::namespaced(ctx.client.clone(), namespace);
-        apply_object(&api, QUOTA_NAME, &object).await?;
+        apply(&api, QUOTA_NAME, &object, ApiStep::ApplyQuota).await?;
     }
-    Ok(())
-}
-
-/// Server-side applies a built-in object under the operator's field manager.
-async fn apply_object<K>(api: &Api<K>, name: &str, object: &K) -> Result<(), Error>
-where
-    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
-{
-    let mut value = serde_json::to_value(object).map_err(|source| Error::Serialize {
-        what: format!("{} {name}", K::kind(&())),
-        source,
-    })?;
-    value["apiVersion"] = json!(K::api_version(&()));
-    value["kind"] = json!(K::kind(&()));
-    objects::apply(api, name, &value, FIELD_MANAGER)
-        .await
-        .map_err(Error::kube(
-            ApiStep::ApplyQuota,
-            format!("applying {} {name}", K::kind(&())),
-        ))?;
     Ok(())
 }
 
@@ -933,7 +919,7 @@ where
         {
             continue;
         }
-        let applied = apply(api, &name, object).await?;
+        let applied = apply(api, &name, object, ApiStep::ApplyChild).await?;
         match current {
             Some(i) => live[i] = applied,
             None => live.push(applied),
@@ -943,8 +929,8 @@ where
 }
 
 /// Server-side apply of a whole object (its status left out) under the operator's field
-/// manager.
-async fn apply<K>(api: &Api<K>, name: &str, object: &K) -> Result<K, Error>
+/// manager; `step` names it in an error.
+async fn apply<K>(api: &Api<K>, name: &str, object: &K, step: ApiStep) -> Result<K, Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
 {
@@ -960,7 +946,7 @@ where
     objects::apply(api, name, &value, FIELD_MANAGER)
         .await
         .map_err(Error::kube(
-            ApiStep::ApplyChild,
+            step,
             format!("applying {} {name}", K::kind(&())),
         ))
 }
