@@ -1221,17 +1221,7 @@ impl ChartSource {
                         let tmp = self.inner.cache.tmp_dir();
                         let (name, archive) = repo.chart_archive(commit, dir, &tmp).await?;
                         let hex = sha256_hex(&archive);
-                        let found = match self.cached_any_version(&hex, &name).await? {
-                            Some(found) => found,
-                            None => {
-                                let (path, meta) = self
-                                    .inner
-                                    .cache
-                                    .store(&hex, archive, &name, &self.inner.config.limits)
-                                    .await?;
-                                FetchedChart::plain(path, meta.name, meta.version, &hex)
-                            }
-                        };
+                        let found = self.cached_or_stored(&hex, archive, &name).await?;
                         tracing::debug!(repository = %repo.display, commit, dir, digest = %hex, "chart read from git");
                         self.inner.cache.record_git_chart(&key, &hex, &name)?;
                         self.inner
@@ -1450,17 +1440,7 @@ impl ChartSource {
             Some(found) => found,
             None => {
                 let _guard = self.inner.cache.lock(&hex).await;
-                match self.cached_any_version(&hex, &name).await? {
-                    Some(found) => found,
-                    None => {
-                        let (path, meta) = self
-                            .inner
-                            .cache
-                            .store(&hex, archive, &name, &self.inner.config.limits)
-                            .await?;
-                        FetchedChart::plain(path, meta.name, meta.version, &hex)
-                    }
-                }
+                self.cached_or_stored(&hex, archive, &name).await?
             }
         };
         if let Some(requested) = wanted.requested {
@@ -1476,6 +1456,25 @@ impl ChartSource {
             }
         }
         Ok(fetched)
+    }
+
+    /// The cached chart of `archive` (digest `hex`), stored first when the cache lacks it; the
+    /// caller holds the cache lock that serialises fetches of this chart.
+    async fn cached_or_stored(
+        &self,
+        hex: &str,
+        archive: Vec<u8>,
+        name: &str,
+    ) -> Result<FetchedChart, Error> {
+        if let Some(found) = self.cached_any_version(hex, name).await? {
+            return Ok(found);
+        }
+        let (path, meta) = self
+            .inner
+            .cache
+            .store(hex, archive, name, &self.inner.config.limits)
+            .await?;
+        Ok(FetchedChart::plain(path, meta.name, meta.version, hex))
     }
 
     async fn cached_any_version(
