@@ -240,74 +240,12 @@ fn bad_arguments_are_refused_with_what_to_do() {
     );
 }
 
-/// A docker-registry (CNCF distribution) on a free loopback port; killed when dropped.
-struct Registry {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let binary = tool("docker-registry");
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("storage").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(binary)
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("registry.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let mut registry = Registry {
-            child,
-            port,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = registry.child.try_wait().unwrap() {
-                panic!("docker-registry exited with {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not listen within 20s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        registry
-    }
-}
-
 #[test]
 fn the_image_is_pushed_with_its_digest() {
-    let registry = Registry::start();
+    let registry = upstart_test_support::registry::Registry::start();
     let target = tempfile::tempdir().unwrap();
     stand_in_binaries(target.path(), "push");
-    let reference = format!(
-        "127.0.0.1:{}/upstart/upstart-operators:0.1.0",
-        registry.port
-    );
+    let reference = format!("{}/upstart/upstart-operators:0.1.0", registry.host());
     let pushed = image_report(&run(image_command(target.path(), "1700000000").args([
         "--profile",
         "dev",

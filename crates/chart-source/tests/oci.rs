@@ -6,184 +6,29 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{config, on_path, packaged, sha256_hex, source};
+use common::{config, packaged, sha256_hex, source};
 use upstart_chart_source::Error;
 use upstart_failure::Classify;
+use upstart_test_support::registry::Registry;
 
-fn docker_registry() -> PathBuf {
-    let system = PathBuf::from("/usr/bin/docker-registry");
-    if system.is_file() {
-        return system;
-    }
-    on_path("docker-registry").unwrap_or_else(|| {
-        panic!(
-            "docker-registry (CNCF distribution) is needed for the OCI tests: run \
-             scripts/bootstrap-tools as root (it runs `apt-get install -y docker-registry`), or \
-             install Debian's docker-registry package yourself"
-        )
-    })
+/// Packages `name` at `version`, pushes it with `helm push --plain-http` into
+/// `oci://HOST/charts` (logged in when the registry asks) and returns the archive's hex sha256.
+fn push(registry: &Registry, name: &str, version: &str) -> String {
+    let chart = packaged(name, version);
+    registry.push_chart(&chart.file_name(), &chart.archive);
+    chart.digest
 }
 
-/// A registry process on a free loopback port; killed when dropped.
-struct Registry {
-    child: Child,
-    port: u16,
-    access_log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `robot:hunter2` in htpasswd form (bcrypt, cost 4 so every request stays fast).
-const HTPASSWD: &str = "robot:$2b$04$dOCUmxWrQJs1yWkqVz67X.rqevP2xIH1eXi.3iHs5PsWCz/bG0MhC\n";
-
-impl Registry {
-    fn start() -> Self {
-        Self::start_with(false)
-    }
-
-    /// A registry requiring basic authentication as `robot` / `hunter2`.
-    fn start_with_auth() -> Self {
-        Self::start_with(true)
-    }
-
-    fn start_with(auth: bool) -> Self {
-        let binary = docker_registry();
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.path().join("config.yml");
-        let mut text = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("storage").display()
-        );
-        if auth {
-            let htpasswd = dir.path().join("htpasswd");
-            std::fs::write(&htpasswd, HTPASSWD).unwrap();
-            text.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
-                htpasswd.display()
-            ));
-        }
-        std::fs::write(&config, text).unwrap();
-        // The access log (combined format) goes to stdout.
-        let access_log = dir.path().join("access.log");
-        let child = Command::new(&binary)
-            .arg("serve")
-            .arg(&config)
-            .stdout(std::fs::File::create(&access_log).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("registry.log")).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-        let mut registry = Self {
-            child,
-            port,
-            access_log,
-            _dir: dir,
-        };
-        registry.wait_until_ready();
-        registry
-    }
-
-    fn wait_until_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(self._dir.path().join("registry.log"))
-                    .unwrap_or_default();
-                panic!("docker-registry exited with {status}: {log}");
-            }
-            if self.answers_v2() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not answer /v2/ within 20s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn answers_v2(&self) -> bool {
-        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let request = format!("GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n", self.port);
-        if stream.write_all(request.as_bytes()).is_err() {
-            return false;
-        }
-        let mut reply = String::new();
-        let _ = stream.read_to_string(&mut reply);
-        // 401 is an answer too: a registry with authentication is up.
-        ["200", "401"].iter().any(|code| {
-            reply.starts_with(&format!("HTTP/1.0 {code}"))
-                || reply.starts_with(&format!("HTTP/1.1 {code}"))
-        })
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Packages `name` at `version`, pushes it with `helm push --plain-http` into
-    /// `oci://HOST/charts` and returns the archive's hex sha256.
-    fn push(&self, name: &str, version: &str) -> String {
-        self.push_as(name, version, None)
-    }
-
-    fn push_as(&self, name: &str, version: &str, login: Option<(&str, &str)>) -> String {
-        let chart = packaged(name, version);
-        let work = tempfile::tempdir().unwrap();
-        let file = work.path().join(chart.file_name());
-        std::fs::write(&file, &chart.archive).unwrap();
-        let mut command = Command::new(upstart_test_support::helm());
-        command
-            .arg("push")
-            .arg(&file)
-            .arg(format!("oci://{}/charts", self.host()))
-            .arg("--plain-http");
-        if let Some((username, password)) = login {
-            command.args(["--username", username, "--password", password]);
-        }
-        let output = command
-            .env("HELM_CACHE_HOME", work.path().join("cache"))
-            .env("HELM_CONFIG_HOME", work.path().join("config"))
-            .env("HELM_DATA_HOME", work.path().join("data"))
-            .env("HELM_REGISTRY_CONFIG", work.path().join("registry.json"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "helm push failed: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        chart.digest
-    }
-
-    /// How many times a blob with this digest was downloaded (GET, status 200).
-    fn blob_downloads(&self, hex: &str) -> usize {
-        let log = std::fs::read_to_string(&self.access_log).unwrap();
-        let needle = format!("/blobs/sha256:{hex} HTTP/1.1\" 200");
-        log.lines()
-            .filter(|line| line.contains("\"GET ") && line.contains(&needle))
-            .count()
-    }
+/// How many times a blob with this digest was downloaded (GET, status 200).
+fn blob_downloads(registry: &Registry, hex: &str) -> usize {
+    let needle = format!("/blobs/sha256:{hex} HTTP/1.1\" 200");
+    registry
+        .access_log()
+        .lines()
+        .filter(|line| line.contains("\"GET ") && line.contains(&needle))
+        .count()
 }
 
 fn alias_yaml(registry: &Registry) -> String {
@@ -196,9 +41,9 @@ fn alias_yaml(registry: &Registry) -> String {
 #[tokio::test]
 async fn oci_chart_pushed_with_helm_is_fetched_by_alias_and_direct_reference_and_downloaded_once() {
     let registry = Registry::start();
-    let digest_010 = registry.push("tiny", "0.1.0");
-    let digest_020 = registry.push("tiny", "0.2.0");
-    registry.push("tiny", "0.3.0-rc.1");
+    let digest_010 = push(&registry, "tiny", "0.1.0");
+    let digest_020 = push(&registry, "tiny", "0.2.0");
+    push(&registry, "tiny", "0.3.0-rc.1");
     let s = source(config(&alias_yaml(&registry)));
 
     // No version: the newest stable tag.
@@ -209,7 +54,7 @@ async fn oci_chart_pushed_with_helm_is_fetched_by_alias_and_direct_reference_and
     );
     assert_eq!(chart.digest, format!("sha256:{digest_020}"));
     assert!(chart.path.join("templates/cm.yaml").is_file());
-    assert_eq!(registry.blob_downloads(&digest_020), 1);
+    assert_eq!(blob_downloads(&registry, &digest_020), 1);
 
     // The same tag again, by range, by exact version and by direct reference: the manifest
     // is resolved, but the cached layer is not downloaded again.
@@ -220,7 +65,7 @@ async fn oci_chart_pushed_with_helm_is_fetched_by_alias_and_direct_reference_and
     let direct = format!("oci://{}/charts/tiny", registry.host());
     let direct_chart = s.source.fetch(&direct, Some("0.2.0")).await.unwrap();
     assert_eq!(direct_chart, chart);
-    assert_eq!(registry.blob_downloads(&digest_020), 1);
+    assert_eq!(blob_downloads(&registry, &digest_020), 1);
 
     let older = s.source.fetch("reg/tiny", Some("~0.1")).await.unwrap();
     assert_eq!(older.version, "0.1.0");
@@ -237,20 +82,20 @@ async fn oci_chart_pushed_with_helm_is_fetched_by_alias_and_direct_reference_and
     for result in futures::future::join_all(fetches).await {
         assert_eq!(result.unwrap().unwrap().version, "0.1.0");
     }
-    assert_eq!(registry.blob_downloads(&digest_010), 2);
+    assert_eq!(blob_downloads(&registry, &digest_010), 2);
 }
 
 #[tokio::test]
 async fn unlisted_oci_reference_needs_allow_unlisted() {
     let registry = Registry::start();
-    let digest = registry.push("tiny", "1.0.0");
+    let digest = push(&registry, "tiny", "1.0.0");
     let direct = format!("oci://{}/charts/tiny", registry.host());
 
     let s = source(config("{}"));
     let error = s.source.fetch(&direct, None).await.unwrap_err();
     assert!(matches!(error, Error::UnlistedRepository { .. }), "{error}");
     assert!(error.to_string().contains("allowUnlisted"), "{error}");
-    assert_eq!(registry.blob_downloads(&digest), 0);
+    assert_eq!(blob_downloads(&registry, &digest), 0);
 
     let s = source(config("allowUnlisted: true\nunlistedPlainHttp: true"));
     let chart = s.source.fetch(&direct, None).await.unwrap();
@@ -272,8 +117,8 @@ async fn unlisted_oci_reference_needs_allow_unlisted() {
 #[tokio::test]
 async fn missing_oci_chart_and_unmatched_versions_are_retried_errors() {
     let registry = Registry::start();
-    registry.push("tiny", "1.0.0");
-    registry.push("tiny", "1.1.0");
+    push(&registry, "tiny", "1.0.0");
+    push(&registry, "tiny", "1.1.0");
     let s = source(config(&alias_yaml(&registry)));
 
     let error = s.source.fetch("reg/absent", None).await.unwrap_err();
@@ -295,8 +140,8 @@ async fn missing_oci_chart_and_unmatched_versions_are_retried_errors() {
 
 #[tokio::test]
 async fn registry_credentials_from_basic_auth_or_docker_config_are_used_and_never_shown() {
-    let registry = Registry::start_with_auth();
-    let digest = registry.push_as("tiny", "1.0.0", Some(("robot", "hunter2")));
+    let registry = Registry::start_with_basic_auth();
+    let digest = push(&registry, "tiny", "1.0.0");
     let yaml = format!(
         "repositories: {{reg: {{url: \"oci://{}/charts\", plainHttp: true, credentialsSecret: reg-auth}}}}",
         registry.host()
@@ -357,7 +202,7 @@ async fn registry_credentials_from_basic_auth_or_docker_config_are_used_and_neve
 #[tokio::test]
 async fn a_dependency_in_an_oci_registry_is_fetched_when_the_registry_is_configured() {
     let registry = Registry::start();
-    let digest = registry.push("tiny", "0.1.0");
+    let digest = push(&registry, "tiny", "0.1.0");
     let root = tempfile::tempdir().unwrap();
     common::chart_dir(root.path(), "app", "app", "0.1.0");
     common::write(
@@ -394,124 +239,16 @@ fn tiny_saying(greeting: &str) -> upstart_chart_package::PackagedChart {
     upstart_chart_package::package_chart(&dir).unwrap()
 }
 
-impl Registry {
-    /// Pushes a packaged chart with `helm push --plain-http` into `oci://HOST/charts`.
-    fn push_chart(&self, chart: &upstart_chart_package::PackagedChart) {
-        let work = tempfile::tempdir().unwrap();
-        let file = work.path().join(chart.file_name());
-        std::fs::write(&file, &chart.archive).unwrap();
-        let output = Command::new(upstart_test_support::helm())
-            .arg("push")
-            .arg(&file)
-            .arg(format!("oci://{}/charts", self.host()))
-            .arg("--plain-http")
-            .env("HELM_CACHE_HOME", work.path().join("cache"))
-            .env("HELM_CONFIG_HOME", work.path().join("config"))
-            .env("HELM_DATA_HOME", work.path().join("data"))
-            .env("HELM_REGISTRY_CONFIG", work.path().join("registry.json"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "helm push failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-
-    /// Pushes a one-layer image `repository:tag` through the distribution API (blob uploads,
-    /// then the manifest) and returns the manifest's digest. `marker` makes the config, and so
-    /// the manifest, differ from one push to the next.
-    async fn push_image(&self, repository: &str, tag: &str, marker: &str) -> String {
-        self.push_image_with(repository, tag, marker, None).await
-    }
-
-    async fn push_image_with(
-        &self,
-        repository: &str,
-        tag: &str,
-        marker: &str,
-        login: Option<(&str, &str)>,
-    ) -> String {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::new();
-        let base = format!("http://{}/v2/{repository}", self.host());
-        let config = format!(
-            "{{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{{\"Labels\":{{\"marker\":\"{marker}\"}}}},\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[]}}}}"
-        );
-        let (config_digest, config_size) = self
-            .upload_blob(&http, &base, config.into_bytes(), login)
-            .await;
-        let (layer_digest, layer_size) = self
-            .upload_blob(&http, &base, common::tgz(&[]), login)
-            .await;
-        let manifest = format!(
-            "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\
-             \"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{config_digest}\",\"size\":{config_size}}},\
-             \"layers\":[{{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"{layer_digest}\",\"size\":{layer_size}}}]}}"
-        );
-        let digest = format!("sha256:{}", sha256_hex(manifest.as_bytes()));
-        let put = with_login(http.put(format!("{base}/manifests/{tag}")), login)
-            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-            .body(manifest)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(put.status(), 201, "pushing the manifest");
-        digest
-    }
-
-    /// One monolithic blob upload (POST, then PUT with the digest); the digest and size.
-    async fn upload_blob(
-        &self,
-        http: &reqwest::Client,
-        base: &str,
-        bytes: Vec<u8>,
-        login: Option<(&str, &str)>,
-    ) -> (String, usize) {
-        let digest = format!("sha256:{}", sha256_hex(&bytes));
-        let size = bytes.len();
-        let started = with_login(http.post(format!("{base}/blobs/uploads/")), login)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(started.status(), 202, "starting a blob upload");
-        let location = started.headers()["location"].to_str().unwrap().to_owned();
-        let location = if location.starts_with('/') {
-            format!("http://{}{location}", self.host())
-        } else {
-            location
-        };
-        let separator = if location.contains('?') { '&' } else { '?' };
-        let done = with_login(
-            http.put(format!("{location}{separator}digest={digest}")),
-            login,
-        )
-        .header("content-type", "application/octet-stream")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-        assert_eq!(done.status(), 201, "finishing a blob upload");
-        (digest, size)
-    }
-}
-
-fn with_login(
-    request: reqwest::RequestBuilder,
-    login: Option<(&str, &str)>,
-) -> reqwest::RequestBuilder {
-    match login {
-        Some((user, password)) => request.basic_auth(user, Some(password)),
-        None => request,
-    }
+/// Pushes a packaged chart with `helm push --plain-http` into `oci://HOST/charts`.
+fn push_chart(registry: &Registry, chart: &upstart_chart_package::PackagedChart) {
+    registry.push_chart(&chart.file_name(), &chart.archive);
 }
 
 #[tokio::test]
 async fn an_oci_digest_reference_reads_exactly_that_manifest_while_its_tag_follows_a_re_push() {
     let registry = Registry::start();
     let first = tiny_saying("first");
-    registry.push_chart(&first);
+    push_chart(&registry, &first);
     let s = source(config(&alias_yaml(&registry)));
     let tagged = format!("oci://{}/charts/tiny:0.1.0", registry.host());
     let now = Duration::ZERO;
@@ -532,7 +269,7 @@ async fn an_oci_digest_reference_reads_exactly_that_manifest_while_its_tag_follo
 
     // The tag moves to other content of the same version.
     let second = tiny_saying("second");
-    registry.push_chart(&second);
+    push_chart(&registry, &second);
     let within_interval = s
         .source
         .resolve_manifest(&tagged, None, Duration::from_secs(3600))
@@ -573,7 +310,7 @@ async fn an_oci_digest_reference_reads_exactly_that_manifest_while_its_tag_follo
 #[tokio::test]
 async fn a_tag_and_a_version_that_disagree_are_refused_naming_both() {
     let registry = Registry::start();
-    registry.push_chart(&tiny_saying("hello"));
+    push_chart(&registry, &tiny_saying("hello"));
     let s = source(config(&alias_yaml(&registry)));
     let tagged = format!("oci://{}/charts/tiny:0.1.0", registry.host());
 
@@ -680,10 +417,8 @@ async fn image_digest_is_the_manifest_digest_of_the_tag_and_follows_a_re_push() 
 
 #[tokio::test]
 async fn image_digest_uses_the_registry_credentials_and_never_shows_them() {
-    let registry = Registry::start_with_auth();
-    let digest = registry
-        .push_image_with("charts/api", "1", "x", Some(("robot", "hunter2")))
-        .await;
+    let registry = Registry::start_with_basic_auth();
+    let digest = registry.push_image("charts/api", "1", "x").await;
     let yaml = format!(
         "repositories: {{reg: {{url: \"oci://{}/charts\", plainHttp: true, credentialsSecret: reg-auth}}}}",
         registry.host()

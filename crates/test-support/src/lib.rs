@@ -1,6 +1,7 @@
 //! What the project's tests share: where the workspace is, and which `helm` and `kubectl`
 //! binaries to drive (the pinned ones `scripts/bootstrap-tools` installs, unless told otherwise);
-//! with the feature `operators`, the operators' controller-test harness ([`operators`]).
+//! with the feature `operators`, the operators' controller-test harness ([`operators`]); with the
+//! feature `registry`, a real OCI registry ([`registry`]).
 //!
 //! A test that needs a tool and cannot find it fails with instructions; it never skips, so a
 //! machine without the tool cannot pass by running less.
@@ -10,6 +11,8 @@ use std::path::{Path, PathBuf};
 pub mod git_server;
 #[cfg(feature = "operators")]
 pub mod operators;
+#[cfg(feature = "registry")]
+pub mod registry;
 
 /// The root of the Cargo workspace.
 pub fn workspace_root() -> PathBuf {

@@ -2,211 +2,23 @@
 //! from the operator's namespace; OCI tags and `imageDigest` images re-resolved every interval.
 
 use super::*;
+use upstart_test_support::registry::Registry;
 
-/// Debian's `docker-registry` (CNCF distribution), as the chart-source OCI tests use it: its
-/// absence fails the test with how to install it, it is not skipped.
-mod registry {
-    use std::io::{Read as _, Write as _};
-    use std::path::{Path, PathBuf};
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
-
-    /// `robot:hunter2` in htpasswd form (bcrypt, cost 4 so every request stays fast).
-    const HTPASSWD: &str = "robot:$2b$04$dOCUmxWrQJs1yWkqVz67X.rqevP2xIH1eXi.3iHs5PsWCz/bG0MhC\n";
-
-    fn binary() -> PathBuf {
-        let system = PathBuf::from("/usr/bin/docker-registry");
-        if system.is_file() {
-            return system;
-        }
-        std::env::var_os("PATH")
-            .and_then(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|dir| dir.join("docker-registry"))
-                    .find(|p| p.is_file())
-            })
-            .unwrap_or_else(|| {
-                panic!(
-                    "docker-registry (CNCF distribution) is needed for the OCI test: run \
-                     scripts/bootstrap-tools as root, or `apt-get install -y docker-registry`"
-                )
-            })
-    }
-
-    /// A registry requiring basic authentication as `robot` / `hunter2`; killed when dropped.
-    pub struct Registry {
-        child: Child,
-        port: u16,
-        dir: tempfile::TempDir,
-    }
-
-    impl Drop for Registry {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    impl Registry {
-        pub fn start() -> Registry {
-            let dir = tempfile::tempdir().unwrap();
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let htpasswd = dir.path().join("htpasswd");
-            std::fs::write(&htpasswd, HTPASSWD).unwrap();
-            let config = dir.path().join("config.yml");
-            std::fs::write(
-                &config,
-                format!(
-                    "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-                     http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: test\n    path: {}\n",
-                    dir.path().join("storage").display(),
-                    htpasswd.display()
-                ),
-            )
-            .unwrap();
-            let child = Command::new(binary())
-                .arg("serve")
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(dir.path().join("registry.log")).unwrap())
-                .spawn()
-                .unwrap();
-            let mut registry = Registry { child, port, dir };
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while !registry.answers() {
-                if let Some(status) = registry.child.try_wait().unwrap() {
-                    let log = std::fs::read_to_string(registry.dir.path().join("registry.log"));
-                    panic!("docker-registry exited with {status}: {log:?}");
-                }
-                assert!(Instant::now() < deadline, "docker-registry did not answer");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            registry
-        }
-
-        fn answers(&self) -> bool {
-            let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-                return false;
-            };
-            let request = format!("GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n", self.port);
-            if stream.write_all(request.as_bytes()).is_err() {
-                return false;
-            }
-            let mut reply = String::new();
-            let _ = stream.read_to_string(&mut reply);
-            reply.contains(" 401 ") || reply.contains(" 200 ")
-        }
-
-        pub fn host(&self) -> String {
-            format!("127.0.0.1:{}", self.port)
-        }
-
-        /// Packages the chart in `chart_dir` and pushes it into `oci://HOST/charts` as robot.
-        pub fn push(&self, chart_dir: &Path) {
-            let chart = upstart_chart_package::package_chart(chart_dir).unwrap();
-            let work = tempfile::tempdir().unwrap();
-            let file = work
-                .path()
-                .join(format!("{}-{}.tgz", chart.name, chart.version));
-            std::fs::write(&file, &chart.archive).unwrap();
-            let output = Command::new(upstart_test_support::helm())
-                .arg("push")
-                .arg(&file)
-                .arg(format!("oci://{}/charts", self.host()))
-                .args([
-                    "--plain-http",
-                    "--username",
-                    "robot",
-                    "--password",
-                    "hunter2",
-                ])
-                .env("HELM_CACHE_HOME", work.path().join("cache"))
-                .env("HELM_CONFIG_HOME", work.path().join("config"))
-                .env("HELM_DATA_HOME", work.path().join("data"))
-                .env("HELM_REGISTRY_CONFIG", work.path().join("registry.json"))
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "helm push failed: {}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-
-        /// Pushes a one-layer image `repository:tag` as robot through the distribution API
-        /// and returns its manifest digest; `marker` makes each push's manifest differ.
-        pub async fn push_image(&self, repository: &str, tag: &str, marker: &str) -> String {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let http = reqwest::Client::new();
-            let base = format!("http://{}/v2/{repository}", self.host());
-            let config = format!(
-                r#"{{"architecture":"amd64","os":"linux","config":{{"Labels":{{"marker":"{marker}"}}}},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
-            );
-            let (config_digest, config_size) = self.upload(&http, &base, config.into_bytes()).await;
-            let (layer_digest, layer_size) = self.upload(&http, &base, b"layer".to_vec()).await;
-            let manifest = format!(
-                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{config_size}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{layer_size}}}]}}"#
-            );
-            let digest = upstart_release_engine::digest::bytes_digest(manifest.as_bytes());
-            let put = http
-                .put(format!("{base}/manifests/{tag}"))
-                .basic_auth("robot", Some("hunter2"))
-                .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-                .body(manifest)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(put.status(), 201, "pushing the manifest");
-            digest
-        }
-
-        async fn upload(
-            &self,
-            http: &reqwest::Client,
-            base: &str,
-            bytes: Vec<u8>,
-        ) -> (String, usize) {
-            let digest = upstart_release_engine::digest::bytes_digest(&bytes);
-            let size = bytes.len();
-            let started = http
-                .post(format!("{base}/blobs/uploads/"))
-                .basic_auth("robot", Some("hunter2"))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(started.status(), 202, "starting a blob upload");
-            let location = started.headers()["location"].to_str().unwrap().to_owned();
-            let location = if location.starts_with('/') {
-                format!("http://{}{location}", self.host())
-            } else {
-                location
-            };
-            let separator = if location.contains('?') { '&' } else { '?' };
-            let done = http
-                .put(format!("{location}{separator}digest={digest}"))
-                .basic_auth("robot", Some("hunter2"))
-                .header("content-type", "application/octet-stream")
-                .body(bytes)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(done.status(), 201, "finishing a blob upload");
-            (digest, size)
-        }
-    }
+/// Packages the chart in `chart_dir` and pushes it into `oci://HOST/charts` (as `robot` /
+/// `hunter2`, which the registries of these tests require).
+fn push_chart(registry: &Registry, chart_dir: &std::path::Path) {
+    let chart = upstart_chart_package::package_chart(chart_dir).unwrap();
+    registry.push_chart(
+        &format!("{}-{}.tgz", chart.name, chart.version),
+        &chart.archive,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chart_from_an_oci_registry_with_credentials_from_the_operator_namespace_installs() {
-    let registry = registry::Registry::start();
+    let registry = Registry::start_with_basic_auth();
     let mut h = Harness::boot().await;
-    registry.push(&h.cluster.dir().join("charts/app"));
+    push_chart(&registry, &h.cluster.dir().join("charts/app"));
 
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
     namespaces
@@ -264,9 +76,9 @@ async fn chart_from_an_oci_registry_with_credentials_from_the_operator_namespace
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_credentials_secret_missing_at_start_fails_only_its_repository_until_it_is_created() {
-    let registry = registry::Registry::start();
+    let registry = Registry::start_with_basic_auth();
     let mut h = Harness::boot().await;
-    registry.push(&h.cluster.dir().join("charts/app"));
+    push_chart(&registry, &h.cluster.dir().join("charts/app"));
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
     namespaces
         .create(
@@ -366,7 +178,7 @@ async fn a_credentials_secret_missing_at_start_fails_only_its_repository_until_i
 
 /// An operator reading repository `test` (the local chart repository) and `reg`
 /// (`oci://REGISTRY/charts`, with robot's credentials from `upstart-system/reg-auth`).
-async fn operator_with_registry(h: &mut Harness, registry: &registry::Registry) {
+async fn operator_with_registry(h: &mut Harness, registry: &Registry) {
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
     namespaces
         .create(
@@ -409,9 +221,9 @@ async fn operator_with_registry(h: &mut Harness, registry: &registry::Registry) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_re_pushed_oci_tag_re_renders_the_release_within_its_interval() {
-    let registry = registry::Registry::start();
+    let registry = Registry::start_with_basic_auth();
     let mut h = Harness::boot().await;
-    registry.push(&h.cluster.dir().join("charts/app"));
+    push_chart(&registry, &h.cluster.dir().join("charts/app"));
     operator_with_registry(&mut h, &registry).await;
 
     let chart = format!("oci://{}/charts/app:0.1.0", registry.host());
@@ -444,7 +256,7 @@ async fn a_re_pushed_oci_tag_re_renders_the_release_within_its_interval() {
         "app/templates/configmap.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n  message: {{ .Values.message | quote }}\n  edition: two\n",
     );
-    registry.push(&edited.path().join("app"));
+    push_chart(&registry, &edited.path().join("app"));
     let data = eventually("the re-pushed chart to be applied", || async {
         let data = config_maps.get("tagged-settings").await.ok()?.data?;
         (data.get("edition").map(String::as_str) == Some("two")).then_some(data)
@@ -468,7 +280,7 @@ async fn a_re_pushed_oci_tag_re_renders_the_release_within_its_interval() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_re_pushed_image_tag_re_renders_only_the_release_using_it() {
-    let registry = registry::Registry::start();
+    let registry = Registry::start_with_basic_auth();
     let mut h = Harness::boot().await;
     let first = registry.push_image("charts/api", "1.4", "first").await;
     operator_with_registry(&mut h, &registry).await;
