@@ -161,7 +161,8 @@ pub struct Sources {
 }
 
 /// Whether building the children of `env` may need the catalog: a service made from a
-/// template, or (with the closure on) any dependency at all, which may name a template.
+/// template, or (with the closure on) any dependency at all, of a release or a job, which may
+/// name a template.
 pub fn needs_catalog(env: &UpstartEnvironment) -> bool {
     let environment = environment_info(env);
     let enabled = || {
@@ -170,13 +171,15 @@ pub fn needs_catalog(env: &UpstartEnvironment) -> bool {
             .iter()
             .filter(|s| service_enabled(s, &environment).unwrap_or(true))
     };
+    let inline = || enabled().filter_map(|s| s.spec.as_ref());
     enabled().any(|s| s.template.is_some())
         || (env.spec.closure()
-            && enabled()
-                .filter_map(|s| s.spec.as_ref())
-                .flat_map(|s| s.helm_releases.values())
-                .chain(env.spec.helm_releases.values())
-                .any(|r| !r.dependencies.is_empty()))
+            && inline()
+                .flat_map(|s| s.helm_releases.values().map(|r| &r.dependencies))
+                .chain(env.spec.helm_releases.values().map(|r| &r.dependencies))
+                .chain(inline().flat_map(|s| s.jobs.values().map(|j| &j.dependencies)))
+                .chain(env.spec.jobs.values().map(|j| &j.dependencies))
+                .any(|dependencies| !dependencies.is_empty()))
 }
 
 /// `environment.*` of `env`, which `enabled` expressions read.
@@ -622,6 +625,23 @@ mod tests {
             ("UpstartEnvironment", "uid-1")
         );
         assert_eq!(namespace_name(&env(json!({"namespace": "other"}))), "other");
+    }
+
+    #[test]
+    fn the_catalog_is_read_for_a_dependency_of_a_job_as_of_a_release() {
+        let job =
+            json!({"template": {"spec": {"containers": []}}, "dependencies": [{"name": "db"}]});
+        let inline_job = env(json!({"services": [
+            {"name": "app", "spec": {"helmReleases": {"app": {"chart": "c/app"}}, "jobs": {"seed": job}}}
+        ]}));
+        assert!(needs_catalog(&inline_job));
+        assert!(needs_catalog(&env(json!({"jobs": {"seed": job}}))));
+        assert!(!needs_catalog(&env(
+            json!({"jobs": {"seed": job}, "closure": false})
+        )));
+        assert!(!needs_catalog(&env(json!({"services": [
+            {"name": "app", "spec": {"helmReleases": {"app": {"chart": "c/app"}}}}
+        ]}))));
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub fn owner_of(release: &HelmRelease) -> Option<ObjectRef<UpstartService>> {
     Some(ObjectRef::new(service).within(&namespace))
 }
 
-/// Services of `namespace` with a dependency named `name` that may be of `kind`.
+/// Services of `namespace` with a dependency (of a release or a job) named `name` that may be
+/// of `kind`.
 pub fn services_naming(
     services: &[Arc<UpstartService>],
     namespace: &str,
@@ -35,11 +36,11 @@ pub fn services_naming(
         .filter(|s| s.namespace().as_deref() == Some(namespace))
         .filter(|s| {
             let environment = s.labels().get(ENVIRONMENT_LABEL).map(String::as_str);
-            s.spec.helm_releases.values().any(|r| {
-                r.dependencies.iter().any(|d| {
-                    let d = d.in_environment(environment);
-                    d.name == name && d.kind.is_none_or(|k| k == kind)
-                })
+            let releases = s.spec.helm_releases.values().map(|r| &r.dependencies);
+            let jobs = s.spec.jobs.values().map(|j| &j.dependencies);
+            releases.chain(jobs).flatten().any(|d| {
+                let d = d.in_environment(environment);
+                d.name == name && d.kind.is_none_or(|k| k == kind)
             })
         })
         .map(|s| ObjectRef::from_obj(s.as_ref()))
@@ -167,6 +168,18 @@ mod tests {
         ];
         let ld = release("launch-darkly", json!({}), json!({}));
         assert_eq!(names(&woken_by_release(&services, &ld)), ["waiting"]);
+    }
+
+    #[test]
+    fn release_created_later_wakes_the_services_whose_job_names_it() {
+        let mut seeding: UpstartService = (*service("seeding", "pr-1", json!({}))).clone();
+        seeding.spec.jobs = serde_json::from_value(json!({
+            "seed": {"template": {"spec": {"containers": []}}, "dependencies": [{"name": "db"}]}
+        }))
+        .expect("valid jobs");
+        let services = vec![Arc::new(seeding)];
+        let db = release("db", json!({}), json!({}));
+        assert_eq!(names(&woken_by_release(&services, &db)), ["seeding"]);
     }
 
     #[test]
