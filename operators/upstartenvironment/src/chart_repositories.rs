@@ -10,19 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::children::Desired;
+use upstart_api::v1alpha1::rewrite_chart;
 
-/// The chart reference `chart` with its alias replaced by the override's URL, when `chart` is
-/// `ALIAS/NAME` of an overridden alias; `None` otherwise (other forms are left alone:
-/// `oci://`, `https://`, `file:`, `git+…`).
-pub fn rewrite_chart(chart: &str, repositories: &BTreeMap<String, String>) -> Option<String> {
-    let (alias, name) = chart.split_once('/')?;
-    if alias.contains(':') || name.is_empty() || name.contains('/') {
-        return None;
-    }
-    let url = repositories.get(alias)?;
-    Some(format!("{}/{name}", url.trim_end_matches('/')))
-}
+use crate::children::Desired;
 
 /// Rewrites the chart references of every release in `desired` (see [`rewrite_chart`]).
 pub fn apply(desired: &mut Desired, repositories: &BTreeMap<String, String>) {

@@ -21,7 +21,7 @@ pub use sleep::{CRON, ManualSleep, QuotaSpec, SleepSchedule, SleepSpec, SleepSta
 pub use upstart_environment::{
     AddedService, CriticalPathStep, Endpoint, EnvironmentPhase, EnvironmentService,
     ReleaseOverride, TemplateReference, TemplateRevision, TemplateUpdates, UpstartEnvironment,
-    UpstartEnvironmentSpec, UpstartEnvironmentStatus,
+    UpstartEnvironmentSpec, UpstartEnvironmentStatus, rewrite_chart,
 };
 pub use upstart_service::{
     ReleaseSummary, ServicePhase, UpstartService, UpstartServiceSpec, UpstartServiceStatus,

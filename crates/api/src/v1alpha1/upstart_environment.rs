@@ -128,6 +128,20 @@ impl UpstartEnvironmentSpec {
     }
 }
 
+/// The chart reference `chart` with its alias replaced by the URL `repositories` (an
+/// environment's `spec.chartRepositories`) gives that alias, when `chart` is `ALIAS/NAME` of an
+/// overridden alias; `None` otherwise (other forms are left alone: `oci://`, `https://`,
+/// `file:`, `git+…`). The environment operator rewrites its releases with it, and `upstart env
+/// diff` reads them the same way.
+pub fn rewrite_chart(chart: &str, repositories: &BTreeMap<String, String>) -> Option<String> {
+    let (alias, name) = chart.split_once('/')?;
+    if alias.contains(':') || name.is_empty() || name.contains('/') {
+        return None;
+    }
+    let url = repositories.get(alias)?;
+    Some(format!("{}/{name}", url.trim_end_matches('/')))
+}
+
 /// Whether the services of an environment follow their catalog templates' edits.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]

@@ -15,7 +15,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::Value;
 use upstart_api::names::child_name;
-use upstart_api::v1alpha1::{HelmReleaseSpec, UpstartEnvironmentSpec, UpstartServiceSpec};
+use upstart_api::v1alpha1::{
+    HelmReleaseSpec, UpstartEnvironmentSpec, UpstartServiceSpec, rewrite_chart,
+};
 
 use crate::render::{BOLD, DIM, ERROR, GOOD, WARNING, styled};
 
@@ -155,8 +157,8 @@ struct Effective {
     spec: HelmReleaseSpec,
 }
 
-/// Every release of `spec` by HelmRelease name, with templates and overrides applied (as the
-/// environment operator applies them).
+/// Every release of `spec` by HelmRelease name, with templates, overrides and
+/// `chartRepositories` applied (as the environment operator applies them).
 fn effective_releases(
     environment: &str,
     spec: &UpstartEnvironmentSpec,
@@ -165,11 +167,15 @@ fn effective_releases(
 ) -> BTreeMap<String, Effective> {
     let mut out = BTreeMap::new();
     for (key, release) in &spec.helm_releases {
+        let mut release = release.clone();
+        if let Some(chart) = rewrite_chart(&release.chart, &spec.chart_repositories) {
+            release.chart = chart;
+        }
         out.insert(
             child_name(environment, key),
             Effective {
                 label: format!("environment/{key}"),
-                spec: release.clone(),
+                spec: release,
             },
         );
     }
@@ -209,7 +215,10 @@ fn effective_releases(
                 ));
             }
         }
-        for (key, release) in releases {
+        for (key, mut release) in releases {
+            if let Some(chart) = rewrite_chart(&release.chart, &spec.chart_repositories) {
+                release.chart = chart;
+            }
             out.insert(
                 child_name(&service.name, &key),
                 Effective {
@@ -649,6 +658,40 @@ mod tests {
         assert_eq!(
             anstream::adapter::strip_str(&render(&diff)).to_string(),
             "UpstartEnvironment pr-1: no changes\n"
+        );
+    }
+
+    #[test]
+    fn a_chart_repository_override_re_renders_the_releases_of_that_alias_only() {
+        let mut pushed = live();
+        pushed
+            .chart_repositories
+            .insert("r".to_owned(), "https://charts.example.com/pr-1".to_owned());
+        pushed.services[1].spec = Some(
+            serde_json::from_value(json!({"helmReleases": {"web": {"chart": "other/web"}}}))
+                .expect("service spec"),
+        );
+        let mut base = live();
+        base.services[1].spec = pushed.services[1].spec.clone();
+        let diff = diff("pr-1", Some(&base), &pushed, &templates());
+        let changed: Vec<(&str, &[String])> = diff
+            .releases
+            .iter()
+            .map(|r| (r.release.as_str(), r.reasons.as_slice()))
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                (
+                    "shop/app",
+                    &["chart r/app -> https://charts.example.com/pr-1/app".to_owned()][..]
+                ),
+                (
+                    "shop/db",
+                    &["chart r/postgres -> https://charts.example.com/pr-1/postgres".to_owned()][..]
+                ),
+            ],
+            "{diff:#?}"
         );
     }
 
