@@ -14,12 +14,9 @@ fn push_chart(registry: &Registry, chart_dir: &std::path::Path) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chart_from_an_oci_registry_with_credentials_from_the_operator_namespace_installs() {
-    let registry = Registry::start_with_basic_auth();
-    let mut h = Harness::boot().await;
-    push_chart(&registry, &h.cluster.dir().join("charts/app"));
-
+/// The Secret `name` in the operator's namespace `upstart-system` (created first) holding
+/// `robot` / `hunter2`, the credentials the registries and git servers of these tests require.
+async fn robot_credentials(h: &Harness, name: &str) {
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
     namespaces
         .create(
@@ -34,13 +31,22 @@ async fn chart_from_an_oci_registry_with_credentials_from_the_operator_namespace
         .create(
             &PostParams::default(),
             &serde_json::from_value(json!({
-                "metadata": {"name": "reg-auth"},
+                "metadata": {"name": name},
                 "stringData": {"username": "robot", "password": "hunter2"}
             }))
             .unwrap(),
         )
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_from_an_oci_registry_with_credentials_from_the_operator_namespace_installs() {
+    let registry = Registry::start_with_basic_auth();
+    let mut h = Harness::boot().await;
+    push_chart(&registry, &h.cluster.dir().join("charts/app"));
+
+    robot_credentials(&h, "reg-auth").await;
     let repositories = RepositoryConfig::from_yaml(&format!(
         "repositories: {{reg: {{url: \"oci://{}/charts\", plainHttp: true, credentialsSecret: reg-auth}}}}",
         registry.host()
@@ -179,27 +185,7 @@ async fn a_credentials_secret_missing_at_start_fails_only_its_repository_until_i
 /// An operator reading repository `test` (the local chart repository) and `reg`
 /// (`oci://REGISTRY/charts`, with robot's credentials from `upstart-system/reg-auth`).
 async fn operator_with_registry(h: &mut Harness, registry: &Registry) {
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "upstart-system"}})).unwrap(),
-        )
-        .await
-        .unwrap();
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
-        Api::namespaced(h.client.clone(), "upstart-system");
-    secrets
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "metadata": {"name": "reg-auth"},
-                "stringData": {"username": "robot", "password": "hunter2"}
-            }))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    robot_credentials(h, "reg-auth").await;
     let mut repositories = h.config().repositories;
     repositories.repositories.extend(
         RepositoryConfig::from_yaml(&format!(
@@ -376,27 +362,7 @@ async fn a_chart_from_git_follows_its_branch_and_keeps_its_last_chart_when_the_b
     let first_commit = git(&work, &["rev-parse", "HEAD"]);
 
     let mut h = Harness::boot().await;
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "upstart-system"}})).unwrap(),
-        )
-        .await
-        .unwrap();
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
-        Api::namespaced(h.client.clone(), "upstart-system");
-    secrets
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "metadata": {"name": "git-auth"},
-                "stringData": {"username": "robot", "password": "hunter2"}
-            }))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    robot_credentials(&h, "git-auth").await;
     let repository = format!("git+{}/charts.git", server.url());
     let mut repositories = h.config().repositories;
     repositories.repositories.extend(
