@@ -731,6 +731,11 @@ async fn the_operators_run_from_the_image_and_the_example_environment_becomes_re
 /// `tmp` (at `/tmp`) bind-mounted, and only `env`: as the operator runs git (an emptied
 /// environment, no PATH), so git finds its helpers by its compiled-in exec path alone.
 fn run_in_image(rootfs: &Path, tmp: &Path, env: &[(&str, &str)], argv: &[&str]) -> Output {
+    run(&mut in_image(rootfs, tmp, env, argv))
+}
+
+/// The command that runs `argv` in the image's root filesystem (see [`run_in_image`]).
+fn in_image(rootfs: &Path, tmp: &Path, env: &[(&str, &str)], argv: &[&str]) -> Command {
     let setup = r#"set -e
 root="$1"
 chroot="$2"
@@ -757,11 +762,12 @@ exec env -u PATH "$chroot" --userspec=65532:65532 "$root" "$@"
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(env.iter().copied())
         .stdin(Stdio::null());
-    run(&mut command)
+    command
 }
 
 #[test]
-fn git_from_the_image_lists_fetches_and_archives_a_chart_over_http_in_its_root_filesystem() {
+fn git_from_the_image_lists_fetches_and_archives_a_chart_over_http_and_reaches_ssh_in_its_root_filesystem()
+ {
     use upstart_test_support::git_server::{GitServer, git};
 
     if let Some(reason) = cannot_run_images() {
@@ -870,6 +876,47 @@ fn git_from_the_image_lists_fetches_and_archives_a_chart_over_http_in_its_root_f
         "the archive lacks demo/Chart.yaml"
     );
     assert!(server.requests() >= 2, "git did not ask the server");
+
+    step("git+ssh without a shell: git runs the operator as its ssh, which becomes ssh");
+    let options = [
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=5",
+    ]
+    .join("\n");
+    let ssh_env = [
+        ("HOME", "/tmp/home"),
+        ("PATH", "/usr/bin"),
+        ("GIT_TERMINAL_PROMPT", "0"),
+        ("GIT_ALLOW_PROTOCOL", "ssh"),
+        ("GIT_SSH", "/usr/bin/upstart-helmrelease-operator"),
+        ("GIT_SSH_VARIANT", "ssh"),
+        (upstart_chart_source::SSH_WRAPPER_ENV, &options),
+    ];
+    // Port 1 on loopback refuses: the refusal is ssh's own message, so ssh ran with git's
+    // arguments after the options, and no shell was needed.
+    let refused = in_image(
+        &rootfs,
+        &tmp,
+        &ssh_env,
+        &[
+            "/usr/bin/git",
+            "ls-remote",
+            "ssh://git@127.0.0.1:1/charts.git",
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("connect to host 127.0.0.1 port 1: Connection refused"),
+        "{stderr}"
+    );
 }
 
 fn charts_url(cluster: &LocalCluster) -> String {

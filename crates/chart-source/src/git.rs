@@ -9,8 +9,9 @@
 //! killed after `limits.fetchTimeout`. Credentials never appear on a command line: HTTPS ones
 //! go in an `Authorization` header configured through `GIT_CONFIG_*` environment variables and
 //! scoped to the repository's URL; an SSH private key and `known_hosts` are written to files
-//! in that fresh `HOME` (mode 0600) and named by `GIT_SSH_COMMAND` with
-//! `StrictHostKeyChecking=yes`. git's own messages are cut to their first lines and scrubbed of
+//! in that fresh `HOME` (mode 0600) and named by ssh's options with
+//! `StrictHostKeyChecking=yes` (in `GIT_SSH_COMMAND`, or, where there is no shell to run that,
+//! through this binary run as git's ssh: [`exec_ssh_if_asked`]). git's own messages are cut to their first lines and scrubbed of
 //! anything that looks like URL user info before they reach an error.
 
 use std::path::{Path, PathBuf};
@@ -416,31 +417,87 @@ impl Home {
             Some(Auth::Ssh { .. }) | None => {}
         }
         if repo.scheme == "ssh" {
-            env.push((
-                "GIT_SSH_COMMAND".to_owned(),
-                ssh_command(self.path(), &repo.auth, &repo.limits),
-            ));
+            let argv = ssh_argv(self.path(), &repo.auth, &repo.limits);
+            let wrapper = std::env::current_exe().ok();
+            env.extend(ssh_env(&argv, Path::new(SHELL).exists(), wrapper));
         }
         env
     }
 }
 
+/// The shell git runs `GIT_SSH_COMMAND` with.
+const SHELL: &str = "/bin/sh";
+
+/// What tells a binary it was started by git as its ssh program (see [`exec_ssh_if_asked`]):
+/// the ssh command and its options, one a line.
+pub const SSH_WRAPPER_ENV: &str = "UPSTART_GIT_SSH";
+
 /// `ssh` with no configuration file, only the given key, only the given `known_hosts`, and
 /// `StrictHostKeyChecking=yes`: an unknown or changed host key fails the fetch.
-fn ssh_command(home: &Path, auth: &Option<Auth>, limits: &Limits) -> String {
-    let quote = |p: PathBuf| format!("'{}'", p.to_string_lossy().replace('\'', r"'\''"));
-    let mut command = format!(
-        "ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout={}",
-        quote(home.join("known_hosts")),
+fn ssh_argv(home: &Path, auth: &Option<Auth>, limits: &Limits) -> Vec<String> {
+    let path = |name: &str| home.join(name).to_string_lossy().into_owned();
+    let mut argv: Vec<String> = [
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+    ]
+    .map(str::to_owned)
+    .into();
+    argv.push(format!("UserKnownHostsFile={}", path("known_hosts")));
+    argv.extend(["-o", "GlobalKnownHostsFile=/dev/null", "-o"].map(str::to_owned));
+    argv.push(format!(
+        "ConnectTimeout={}",
         limits.fetch_timeout.as_secs().max(1)
-    );
+    ));
     if matches!(auth, Some(Auth::Ssh { .. })) {
-        command.push_str(&format!(
-            " -o IdentitiesOnly=yes -i {}",
-            quote(home.join("id"))
-        ));
+        argv.extend(["-o", "IdentitiesOnly=yes", "-i"].map(str::to_owned));
+        argv.push(path("id"));
     }
-    command
+    argv
+}
+
+/// How git is told to run `argv` for ssh. git runs `GIT_SSH_COMMAND` through the shell, and
+/// the operator image has none: there, git runs this very binary as `GIT_SSH` (git passes no
+/// options to it, only the host and the remote command), which [`exec_ssh_if_asked`] turns
+/// into `argv` followed by git's arguments.
+fn ssh_env(argv: &[String], shell: bool, wrapper: Option<PathBuf>) -> Vec<(String, String)> {
+    match wrapper.filter(|_| !shell) {
+        Some(wrapper) => vec![
+            ("GIT_SSH".to_owned(), wrapper.to_string_lossy().into_owned()),
+            ("GIT_SSH_VARIANT".to_owned(), "ssh".to_owned()),
+            (SSH_WRAPPER_ENV.to_owned(), argv.join("\n")),
+        ],
+        None => {
+            let quote = |a: &String| format!("'{}'", a.replace('\'', r"'\''"));
+            let command = argv.iter().map(quote).collect::<Vec<_>>().join(" ");
+            vec![("GIT_SSH_COMMAND".to_owned(), command)]
+        }
+    }
+}
+
+/// Called first by the binaries that fetch git charts: when git started this process as its
+/// ssh program ([`SSH_WRAPPER_ENV`] set), it becomes that ssh (the same process, `exec`), with
+/// git's arguments after the configured options; otherwise it returns at once.
+pub fn exec_ssh_if_asked() {
+    let Some(spec) = std::env::var_os(SSH_WRAPPER_ENV) else {
+        return;
+    };
+    let spec = spec.to_string_lossy().into_owned();
+    let mut argv = spec.lines();
+    let program = argv.next().unwrap_or("ssh");
+    let error = std::os::unix::process::CommandExt::exec(
+        std::process::Command::new(program)
+            .args(argv)
+            .args(std::env::args_os().skip(1))
+            .env_remove(SSH_WRAPPER_ENV),
+    );
+    eprintln!("git's ssh: cannot run {program}: {error}");
+    std::process::exit(255);
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), Error> {
@@ -695,15 +752,31 @@ mod tests {
         )
         .unwrap();
         let home = Home::new(work.path(), &repo).unwrap();
-        let env = home.env(&repo);
-        let command = env
-            .iter()
-            .find(|(k, _)| k == "GIT_SSH_COMMAND")
-            .map(|(_, v)| v.clone())
-            .unwrap();
-        assert!(command.contains("StrictHostKeyChecking=yes"), "{command}");
-        assert!(command.contains("IdentitiesOnly=yes -i '"), "{command}");
+        let argv = ssh_argv(home.path(), &repo.auth, &repo.limits);
+        let [(key, command)] = &ssh_env(&argv, true, None)[..] else {
+            panic!("one variable with a shell")
+        };
+        assert_eq!(key, "GIT_SSH_COMMAND");
+        assert!(command.contains("'StrictHostKeyChecking=yes'"), "{command}");
+        assert!(command.contains("'IdentitiesOnly=yes' '-i' '"), "{command}");
         assert!(!command.contains("BEGIN"), "{command}");
+        // Without a shell (the operator image), git runs the operator itself as its ssh.
+        let wrapped = ssh_env(&argv, false, Some(PathBuf::from("/usr/bin/operator")));
+        let get = |key: &str| {
+            wrapped
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get("GIT_SSH").as_deref(), Some("/usr/bin/operator"));
+        assert_eq!(get("GIT_SSH_COMMAND"), None);
+        let spec = get(SSH_WRAPPER_ENV).unwrap();
+        assert_eq!(
+            spec.lines().collect::<Vec<_>>(),
+            argv,
+            "one argument a line"
+        );
+        assert!(!spec.contains("BEGIN"), "{spec}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;

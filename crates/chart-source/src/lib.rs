@@ -137,6 +137,7 @@ pub use archive::{ChartMeta, check_archive};
 pub use config::{BasicAuth, Credentials, Limits, Repository, RepositoryConfig, RepositoryKind};
 pub use constraint::{Constraint, parse_version};
 pub use error::{Error, redact_url};
+pub use git::{SSH_WRAPPER_ENV, exec_ssh_if_asked};
 pub use oci::CHART_LAYER_MEDIA_TYPE;
 
 use crate::cache::{Cache, is_sha256_hex, sha256_hex};

@@ -67,6 +67,8 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> Result<(), upstart_operator_runtime::Error> {
+    // git runs this binary as its ssh where there is no shell (the operator image).
+    upstart_chart_source::exec_ssh_if_asked();
     let cli = Cli::parse();
     let common = cli.common.clone();
     run_operator(
