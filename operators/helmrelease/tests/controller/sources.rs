@@ -186,15 +186,23 @@ async fn a_credentials_secret_missing_at_start_fails_only_its_repository_until_i
 /// (`oci://REGISTRY/charts`, with robot's credentials from `upstart-system/reg-auth`).
 async fn operator_with_registry(h: &mut Harness, registry: &Registry) {
     robot_credentials(h, "reg-auth").await;
-    let mut repositories = h.config().repositories;
-    repositories.repositories.extend(
-        RepositoryConfig::from_yaml(&format!(
+    operator_with_repositories(
+        h,
+        &format!(
             "repositories: {{reg: {{url: \"oci://{}/charts\", plainHttp: true, credentialsSecret: reg-auth}}}}",
             registry.host()
-        ))
-        .unwrap()
-        .repositories,
-    );
+        ),
+    )
+    .await;
+}
+
+/// An operator reading repository `test` (the local chart repository) and those of the
+/// repository configuration `yaml`, with their credentials loaded.
+async fn operator_with_repositories(h: &mut Harness, yaml: &str) {
+    let mut repositories = h.config().repositories;
+    repositories
+        .repositories
+        .extend(RepositoryConfig::from_yaml(yaml).unwrap().repositories);
     let credentials = controller::load_credentials(&h.client, "upstart-system", &repositories)
         .await
         .unwrap();
@@ -364,22 +372,11 @@ async fn a_chart_from_git_follows_its_branch_and_keeps_its_last_chart_when_the_b
     let mut h = Harness::boot().await;
     robot_credentials(&h, "git-auth").await;
     let repository = format!("git+{}/charts.git", server.url());
-    let mut repositories = h.config().repositories;
-    repositories.repositories.extend(
-        RepositoryConfig::from_yaml(&format!(
-            "repositories: {{team: {{url: \"{repository}\", credentialsSecret: git-auth}}}}"
-        ))
-        .unwrap()
-        .repositories,
-    );
-    let credentials = controller::load_credentials(&h.client, "upstart-system", &repositories)
-        .await
-        .unwrap();
-    h.run_operator(Config {
-        repositories,
-        credentials,
-        ..h.config()
-    });
+    operator_with_repositories(
+        &mut h,
+        &format!("repositories: {{team: {{url: \"{repository}\", credentialsSecret: git-auth}}}}"),
+    )
+    .await;
 
     h.create(
         "from-git",
