@@ -582,32 +582,24 @@ async fn converge(
     }
     write_status(ctx, api, env, status).await?;
 
-    // Woken at the next scheduled sleep or wake, as at the expiry.
-    let transition = sleep
-        .and_then(|s| s.next_transition)
-        .map(|at| expiry::time_left(at, now).saturating_add(Duration::from_millis(50)));
-    let next = |requeue: Duration| transition.map_or(requeue, |t| t.min(requeue));
+    let mut requeue = if pending_removal {
+        TEARDOWN_RECHECK
+    } else {
+        RESYNC
+    };
+    // Requeue exactly at the expiry and at the next scheduled sleep or wake (a little after,
+    // so the clock has passed it).
     if let Some(at) = expires_at {
         let left = expiry::time_left(at, now);
         if left.is_zero() {
             return expire(ctx, api, env).await;
         }
-        let next_at = next;
-        let next = if pending_removal {
-            TEARDOWN_RECHECK
-        } else {
-            RESYNC
-        };
-        // Requeue exactly at the expiry (a little after, so the clock has passed it).
-        return Ok(Action::requeue(next_at(
-            next.min(left.saturating_add(Duration::from_millis(50))),
-        )));
+        requeue = requeue.min(left.saturating_add(Duration::from_millis(50)));
     }
-    Ok(Action::requeue(next(if pending_removal {
-        TEARDOWN_RECHECK
-    } else {
-        RESYNC
-    })))
+    if let Some(at) = sleep.and_then(|s| s.next_transition) {
+        requeue = requeue.min(expiry::time_left(at, now).saturating_add(Duration::from_millis(50)));
+    }
+    Ok(Action::requeue(requeue))
 }
 
 /// Why `env`, not started yet, may not start: its quota (`quota`, when refused) or a cap.
