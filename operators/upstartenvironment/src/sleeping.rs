@@ -28,15 +28,6 @@ pub fn wants_asleep(release: &HelmRelease, sleep: Option<&SleepSpec>, asleep: bo
         )
 }
 
-/// Whether `release` carries it.
-pub fn is_marked(release: &HelmRelease) -> bool {
-    release
-        .annotations()
-        .get(ASLEEP_ANNOTATION)
-        .map(String::as_str)
-        == Some("true")
-}
-
 /// Adds or removes the asleep annotation on each of `releases` (of `namespace`) whose mark
 /// differs from what `asleep` and the exclusions want, and says how many it changed. A release
 /// being deleted is left alone.
@@ -54,7 +45,7 @@ pub async fn mark<'a>(
             continue;
         }
         let want = wants_asleep(release, sleep, asleep);
-        if want == is_marked(release) {
+        if want == release.is_marked_asleep() {
             continue;
         }
         let value = if want { json!("true") } else { json!(null) };

@@ -118,6 +118,19 @@ pub struct HelmReleaseSpec {
     pub enabled: Option<super::jobs::Switch>,
 }
 
+impl HelmRelease {
+    /// Whether its environment marked it asleep ([`crate::labels::ASLEEP_ANNOTATION`] is
+    /// `"true"`): the environment operator sets the mark, the HelmRelease operator reads it.
+    pub fn is_marked_asleep(&self) -> bool {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::labels::ASLEEP_ANNOTATION))
+            .map(String::as_str)
+            == Some("true")
+    }
+}
+
 impl HelmReleaseSpec {
     /// The drift-check period.
     pub fn interval(&self) -> Duration {

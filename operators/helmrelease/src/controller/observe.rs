@@ -12,7 +12,6 @@ use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 use upstart_api::conditions::{READY, find, is_ready_for_generation};
-use upstart_api::labels::ASLEEP_ANNOTATION;
 use upstart_api::v1alpha1::{
     DependencyKind, HelmRelease, InventoryEntry, UpstartEnvironment, UpstartService,
 };
@@ -63,11 +62,6 @@ pub(in crate::controller) struct Observed {
     pub(in crate::controller) image_digests: std::collections::BTreeMap<String, String>,
     /// The release's environment sleeps: its workloads are applied with zero replicas.
     pub(in crate::controller) asleep: bool,
-}
-
-/// Whether the environment operator marked the release asleep ([`ASLEEP_ANNOTATION`]).
-pub(in crate::controller) fn asleep(hr: &HelmRelease) -> bool {
-    hr.annotations().get(ASLEEP_ANNOTATION).map(String::as_str) == Some("true")
 }
 
 pub(in crate::controller) async fn observe(
@@ -248,9 +242,9 @@ pub(in crate::controller) async fn observe(
             health_timed_out,
             published_missing,
             reapply_due: ctx.reapply_due(&ObjectRef::from_obj(hr), hr.spec.interval()),
-            sleep_changed: asleep(hr) != status.asleep,
+            sleep_changed: hr.is_marked_asleep() != status.asleep,
         },
-        asleep: asleep(hr),
+        asleep: hr.is_marked_asleep(),
         values,
         early_values,
         digest,
