@@ -225,15 +225,18 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
         Some(running)
     };
 
+    let mut interrupted = false;
     let outcome = tokio::select! {
         result = apply_and_wait(&cluster, catalog, manifests, &args) => result,
         () = &mut shutdown => {
             tracing::info!("interrupted");
+            interrupted = true;
             // A script waiting for readiness must not mistake an interruption for success.
             if args.exit_when_ready { Err(Error::Interrupted) } else { Ok(()) }
         }
     };
-    if outcome.is_ok() && !args.exit_when_ready {
+    // Interrupted while starting: the signal is spent, there is nothing left to wait for.
+    if outcome.is_ok() && !args.exit_when_ready && !interrupted {
         tracing::info!("running; press Ctrl-C to stop");
         shutdown.await;
     }

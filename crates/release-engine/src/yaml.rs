@@ -641,5 +641,11 @@ fn go_float32_key(f: f64) -> String {
     }
 }
 
+/// How soon the parser must refuse an exponential document in the tests. The refusal
+/// itself takes milliseconds; unrefused, such a document takes minutes and gigabytes, so a
+/// generous bound tells the two apart even on a loaded 2-core CI machine (a 2 s bound did not).
+#[cfg(test)]
+pub(crate) const REFUSED_WITHIN: std::time::Duration = std::time::Duration::from_secs(20);
+
 #[cfg(test)]
 mod tests;
