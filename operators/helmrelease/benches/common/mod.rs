@@ -1,6 +1,7 @@
 //! What every HelmRelease benchmark shares: a local control plane served over HTTPS, the
-//! workload simulator (instant workloads), a local chart repository, and the operator binary
-//! started as its own process against them, so that its memory and CPU are its own. The bench
+//! workload simulator (instant workloads unless [`ClusterOptions`] give a delay), a local chart
+//! repository, and the operator binary started as its own process against them, so that its
+//! memory and CPU are its own (and so that it can be killed and started again). The bench
 //! process watches the releases in process and notes, per release, when it was first seen Ready
 //! and when its first object was first seen applied.
 //!
@@ -14,6 +15,7 @@
 )]
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -112,6 +114,22 @@ pub struct Seen {
     pub longest_message: String,
 }
 
+/// What a benchmark may change in the [`Cluster`] it starts.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterOptions {
+    /// How long each simulated workload takes to become ready (the simulator's
+    /// `ready_after`, for every workload, the ones `helm install` creates included).
+    pub workload_delay: Duration,
+}
+
+/// A restart of the operator process.
+pub struct Restarted {
+    /// When the new process was started.
+    pub started: Instant,
+    /// From its start to its `/readyz` first answering 200 (polled every 10 ms).
+    pub ready_after: Duration,
+}
+
 pub struct Cluster {
     pub cp: ControlPlane,
     pub client: Client,
@@ -119,6 +137,10 @@ pub struct Cluster {
     pub metrics_url: String,
     pub operator_pid: u32,
     operator: Child,
+    /// The operator's arguments, for a restart with the same flags.
+    operator_args: Vec<OsString>,
+    kubeconfig: PathBuf,
+    charts: PathBuf,
     helm_log: PathBuf,
     operator_log: PathBuf,
     _sim: RunningSimulator,
@@ -128,9 +150,14 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts everything and waits until the operator reports ready and the bench's watches
-    /// have their initial state.
+    /// Starts everything with instant workloads and waits until the operator reports ready
+    /// and the bench's watches have their initial state.
     pub async fn start() -> BenchResult<Cluster> {
+        Cluster::start_with(ClusterOptions::default()).await
+    }
+
+    /// As [`Cluster::start`], with these options.
+    pub async fn start_with(options: ClusterOptions) -> BenchResult<Cluster> {
         // reqwest (for /metrics) is built without a TLS provider of its own.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let cp = ControlPlane::start(Options::default());
@@ -139,7 +166,11 @@ impl Cluster {
         for crd in upstart_api::crd::crds() {
             crds.create(&PostParams::default(), &crd).await?;
         }
-        let sim = Simulator::new(client.clone(), Default::default()).spawn();
+        let simulator = upstart_workload_simulator::Options {
+            ready_after: options.workload_delay,
+            ..Default::default()
+        };
+        let sim = Simulator::new(client.clone(), simulator).spawn();
         let dir = tempfile::tempdir()?;
         let charts = dir.path().join("charts");
         write_chart(&charts)?;
@@ -160,31 +191,23 @@ impl Cluster {
             .local_addr()?
             .port();
         let operator_log = dir.path().join("operator.log");
-        let log = std::fs::File::create(&operator_log)?;
-        let mut command = Command::new(OPERATOR);
-        command
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
-            .arg("--log-format=json")
-            .arg("--leader-elect=false")
-            .arg("--helm-path")
-            .arg(&helm)
-            .arg("--repository-config")
-            .arg(&repositories)
-            .arg("--cache-dir")
-            .arg(dir.path().join("cache"))
-            .env(
-                "RUST_LOG",
-                std::env::var("HR_BENCH_RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
-            )
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+        let mut operator_args: Vec<OsString> = vec![
+            "--kubeconfig".into(),
+            kubeconfig.clone().into(),
+            format!("--metrics-addr=127.0.0.1:{metrics_port}").into(),
+            "--log-format=json".into(),
+            "--leader-elect=false".into(),
+            "--helm-path".into(),
+            helm.into(),
+            "--repository-config".into(),
+            repositories.into(),
+            "--cache-dir".into(),
+            dir.path().join("cache").into(),
+        ];
         if let Ok(n) = std::env::var("HR_BENCH_MAX_CONCURRENT_RECONCILES") {
-            command.arg(format!("--max-concurrent-reconciles={n}"));
+            operator_args.push(format!("--max-concurrent-reconciles={n}").into());
         }
-        let operator = command.spawn()?;
+        let operator = spawn_operator(&operator_args, &operator_log)?;
         let mut cluster = Cluster {
             cp,
             client,
@@ -192,6 +215,9 @@ impl Cluster {
             metrics_url: format!("http://127.0.0.1:{metrics_port}"),
             operator_pid: operator.id(),
             operator,
+            operator_args,
+            kubeconfig,
+            charts,
             helm_log,
             operator_log,
             _sim: sim,
@@ -227,8 +253,38 @@ impl Cluster {
                 )
                 .into());
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Kills the operator (SIGKILL, as a crashed or evicted pod) and starts it again with the
+    /// same flags (its log continues in the same file); returns once its `/readyz` says 200.
+    pub async fn restart_operator(&mut self) -> BenchResult<Restarted> {
+        self.operator.kill()?;
+        self.operator.wait()?;
+        let started = Instant::now();
+        self.operator = spawn_operator(&self.operator_args, &self.operator_log)?;
+        self.operator_pid = self.operator.id();
+        self.wait_operator_ready().await?;
+        Ok(Restarted {
+            started,
+            ready_after: started.elapsed(),
+        })
+    }
+
+    /// The kubeconfig of the control plane's HTTPS endpoint (what the operator uses).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The directory of the benchmark chart (`bench`), as served by the chart repository.
+    pub fn chart_dir(&self) -> PathBuf {
+        self.charts.join("bench")
+    }
+
+    /// The bench's temporary directory (removed by [`Cluster::stop`] unless `HR_BENCH_KEEP`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Watches HelmReleases and released ConfigMaps in process, noting first-seen instants.
@@ -466,6 +522,24 @@ impl Cluster {
     }
 }
 
+/// Starts the operator binary with `args`, its output appended to `log`.
+fn spawn_operator(args: &[OsString], log: &Path) -> BenchResult<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    Ok(Command::new(OPERATOR)
+        .args(args)
+        .env(
+            "RUST_LOG",
+            std::env::var("HR_BENCH_RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        )
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?)
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = self.operator.kill();
@@ -497,6 +571,9 @@ pub struct Release {
     pub name: String,
     pub dependencies: Vec<String>,
     pub interval: Option<String>,
+    /// Publishes its ConfigMap as outputs, and its message is made of its first dependency's
+    /// (`from DEP: << DEP.outputs.message >>`): each hand-off carries a value.
+    pub wired: bool,
 }
 
 impl Release {
@@ -506,6 +583,7 @@ impl Release {
             name: name.to_owned(),
             dependencies: dependencies.to_vec(),
             interval: None,
+            wired: false,
         }
     }
 
@@ -528,6 +606,15 @@ impl Release {
         if let Some(interval) = &self.interval {
             spec["interval"] = json!(interval);
         }
+        if self.wired {
+            spec["outputsFrom"] =
+                json!([{"configMapRef": {"name": settings_config_map(&self.name)}}]);
+            if let Some(dependency) = self.dependencies.first() {
+                spec["values"]["message"] = json!(format!(
+                    "from {dependency}: << {dependency}.outputs.message >>"
+                ));
+            }
+        }
         Ok(serde_json::from_value(json!({
             "apiVersion": "upstartoperators.upstart.com/v1alpha1",
             "kind": "HelmRelease",
@@ -535,6 +622,11 @@ impl Release {
             "spec": spec,
         }))?)
     }
+}
+
+/// The ConfigMap the bench chart creates for a release (`RELEASE-settings`, key `message`).
+pub fn settings_config_map(release: &str) -> String {
+    format!("{release}-settings")
 }
 
 /// A chain `prefix-00 <- prefix-01 <- ...`: each release depends on the one before. Listed
@@ -760,10 +852,15 @@ pub fn ms_opt(d: Option<Duration>) -> String {
     d.map_or_else(|| "n/a".to_owned(), ms)
 }
 
+/// The cores this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Loaded machine note printed by every bench.
 pub fn print_load() {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = cores();
     println!(
         "machine: {cores} cores, load average {} (shared with other work: figures are pessimistic)",
         load.split_whitespace()
