@@ -1,6 +1,7 @@
 //! The HTTP layer: routes Kubernetes API requests to the store and renders answers (JSON
 //! objects, `Status` errors, Tables, watch streams). Shared by the in-process client and HTTPS.
 
+use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use crate::openapi;
 use crate::patching::PatchKind;
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
+use crate::shape::{self, Shape};
 use crate::store::{
     DeleteOpts, DeleteOutcome, EventType, FieldValidation, ListQuery, Propagation, Store,
     WriteOpts, WriteResult, filter_event,
@@ -369,13 +371,6 @@ fn present(obj: &Value, t: &ResourceType, version: &str) -> Value {
     o
 }
 
-fn wants_table(req: &Request<Bytes>) -> bool {
-    header_str(req, header::ACCEPT)
-        .split(',')
-        .next()
-        .is_some_and(|first| first.contains("as=Table"))
-}
-
 fn verb_of(method: &Method, has_name: bool, watch: bool) -> ApiResult<Verb> {
     Ok(match (method.as_str(), has_name) {
         ("GET", true) => Verb::Get,
@@ -516,7 +511,9 @@ async fn resource_request(
     }
     *pause_after = decision.pause_after;
     let version = rp.version.as_str();
-    let table = wants_table(req);
+    // Negotiated before anything is read, as the apiserver's handlers do. Scales and reviews
+    // are answered as themselves whatever their shape.
+    let shape = Shape::negotiate(header_str(req, header::ACCEPT), &t, include_object(q))?;
     if rp.sub.as_deref() == Some("scale") {
         return scale_request(shared, req, q, &t, verb, &ns, &name);
     }
@@ -548,15 +545,8 @@ async fn resource_request(
     match verb {
         Verb::Get => {
             let obj = shared.lock().get(&t, &ns, &name)?;
-            let obj = present(&obj, &t, version);
-            if table {
-                let rv = meta::resource_version(&obj).to_string();
-                return Ok(json_response(
-                    200,
-                    &table::table(&t, version, &[obj], &rv, None, include_object(q)),
-                ));
-            }
-            Ok(json_response(200, &obj))
+            let answer = shape.object(&t, version, present(&obj, &t, version))?;
+            Ok(json_response(200, &answer))
         }
         Verb::List => {
             let lq = list_query(q, &t, rp.namespace.as_deref())?;
@@ -569,24 +559,6 @@ async fn resource_request(
                         shared.lock().list(&t, &lq)
                     })?;
             let rv = result.resource_version.to_string();
-            if table {
-                let items: Vec<Value> = result
-                    .items
-                    .iter()
-                    .map(|o| present(o, &t, version))
-                    .collect();
-                return Ok(json_response(
-                    200,
-                    &table::table(
-                        &t,
-                        version,
-                        &items,
-                        &rv,
-                        result.continue_token.as_deref(),
-                        include_object(q),
-                    ),
-                ));
-            }
             let mut metadata = json!({"resourceVersion": rv});
             if let Some(c) = &result.continue_token {
                 metadata["continue"] = json!(c);
@@ -594,7 +566,7 @@ async fn resource_request(
             if let Some(r) = result.remaining {
                 metadata["remainingItemCount"] = json!(r);
             }
-            Ok(list_response(&t, version, &metadata, &result.items))
+            list_response(&t, version, shape, &metadata, &result.items)
         }
         Verb::Watch => start_watch(
             shared,
@@ -602,14 +574,14 @@ async fn resource_request(
             version,
             q,
             rp.namespace.as_deref(),
-            table,
+            shape,
             &client,
         ),
         Verb::Create => {
             let opts = write_opts(q, req)?;
             let body = parse_body(req.body())?;
             let result = shared.lock().create(&t, &ns, body, &opts)?;
-            Ok(write_response(&t, version, result, 201))
+            write_response(&t, version, shape, result, 201)
         }
         Verb::Update => {
             let opts = write_opts(q, req)?;
@@ -620,7 +592,7 @@ async fn resource_request(
             } else {
                 shared.lock().update(&t, &ns, &name, body, sub, &opts)?
             };
-            Ok(write_response(&t, version, result, 200))
+            write_response(&t, version, shape, result, 200)
         }
         Verb::Patch => {
             let mut opts = write_opts(q, req)?;
@@ -644,12 +616,15 @@ async fn resource_request(
                 &opts,
             )?;
             let code = if result.created { 201 } else { 200 };
-            Ok(write_response(&t, version, result, code))
+            write_response(&t, version, shape, result, code)
         }
         Verb::Delete => {
             let opts = delete_opts(q, req)?;
             match shared.lock().delete(&t, &ns, &name, &opts)? {
-                DeleteOutcome::Pending(obj) => Ok(json_response(200, &present(&obj, &t, version))),
+                DeleteOutcome::Pending(obj) => Ok(json_response(
+                    200,
+                    &shape.object(&t, version, present(&obj, &t, version))?,
+                )),
                 // Some built-in kinds answer with the deleted object instead of a Status.
                 DeleteOutcome::Gone(obj)
                     if t.builtin
@@ -658,7 +633,10 @@ async fn resource_request(
                             "pods" | "serviceaccounts" | "storageclasses"
                         ) =>
                 {
-                    Ok(json_response(200, &present(&obj, &t, version)))
+                    Ok(json_response(
+                        200,
+                        &shape.object(&t, version, present(&obj, &t, version))?,
+                    ))
                 }
                 DeleteOutcome::Gone(obj) => {
                     let mut details =
@@ -681,16 +659,8 @@ async fn resource_request(
                 let items = store.delete_collection(&t, &lq, &opts)?;
                 (items, store.current_rv())
             };
-            let items: Vec<Value> = items.iter().map(|o| present(o, &t, version)).collect();
-            Ok(json_response(
-                200,
-                &json!({
-                    "kind": t.list_kind,
-                    "apiVersion": t.api_version(version),
-                    "metadata": {"resourceVersion": rv.to_string()},
-                    "items": items,
-                }),
-            ))
+            let metadata = json!({"resourceVersion": rv.to_string()});
+            list_response(&t, version, shape, &metadata, &items)
         }
     }
 }
@@ -741,42 +711,88 @@ fn scale_request(
     }
 }
 
-/// A list answer, serialised item by item: stored objects are written as they are (no copy)
-/// unless the client asked for another served version.
-fn list_response(
+/// A list answer in the negotiated shape.
+fn list_response<B: Borrow<Value>>(
     t: &ResourceType,
     version: &str,
+    shape: Shape,
     metadata: &Value,
-    items: &[Arc<Value>],
-) -> Response<ResponseBody> {
+    items: &[B],
+) -> ApiResult<Response<ResponseBody>> {
     let api_version = t.api_version(version);
+    // A stored object is served as it is (no copy) unless the client asked another version.
+    let served = |item: &Value, write: &mut dyn FnMut(&Value) -> serde_json::Result<()>| {
+        if item["apiVersion"].as_str() == Some(api_version.as_str()) {
+            write(item)
+        } else {
+            write(&present(item, t, version))
+        }
+    };
+    match shape {
+        Shape::Object => list_body(&t.list_kind, &api_version, metadata, items, |out, item| {
+            served(item, &mut |o| serde_json::to_writer(&mut *out, o))
+        }),
+        Shape::MetadataList(meta_version) => list_body(
+            "PartialObjectMetadataList",
+            meta_version,
+            metadata,
+            items,
+            |out, item| {
+                served(item, &mut |o| {
+                    out.extend_from_slice(b"{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":");
+                    serde_json::to_writer(&mut *out, meta_version)?;
+                    out.extend_from_slice(b",\"metadata\":");
+                    serde_json::to_writer(&mut *out, &o["metadata"])?;
+                    out.push(b'}');
+                    Ok(())
+                })
+            },
+        ),
+        Shape::Table(include) => {
+            let items: Vec<Value> = items
+                .iter()
+                .map(|o| present(o.borrow(), t, version))
+                .collect();
+            let table = table::table(
+                t,
+                version,
+                &items,
+                metadata["resourceVersion"].as_str().unwrap_or(""),
+                metadata["continue"].as_str(),
+                include,
+            );
+            Ok(json_response(200, &table))
+        }
+        Shape::Metadata(_) => Err(shape::metadata_asked_of_a_list(t)),
+    }
+}
+
+/// A list's JSON, written item by item by `write_item`.
+fn list_body<B: Borrow<Value>>(
+    kind: &str,
+    api_version: &str,
+    metadata: &Value,
+    items: &[B],
+    mut write_item: impl FnMut(&mut Vec<u8>, &Value) -> serde_json::Result<()>,
+) -> ApiResult<Response<ResponseBody>> {
     let mut out = Vec::with_capacity(256 + items.len() * 512);
     out.extend_from_slice(b"{\"kind\":");
-    let head = serde_json::to_writer(&mut out, &t.list_kind)
+    serde_json::to_writer(&mut out, kind)
         .and_then(|()| {
             out.extend_from_slice(b",\"apiVersion\":");
-            serde_json::to_writer(&mut out, &api_version)
+            serde_json::to_writer(&mut out, api_version)
         })
         .and_then(|()| {
             out.extend_from_slice(b",\"metadata\":");
             serde_json::to_writer(&mut out, metadata)
-        });
-    if let Err(e) = head {
-        return error_response(&ApiError::internal(e.to_string()));
-    }
+        })
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     out.extend_from_slice(b",\"items\":[");
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        let written = if item["apiVersion"].as_str() == Some(api_version.as_str()) {
-            serde_json::to_writer(&mut out, &**item)
-        } else {
-            serde_json::to_writer(&mut out, &present(item, t, version))
-        };
-        if let Err(e) = written {
-            return error_response(&ApiError::internal(e.to_string()));
-        }
+        write_item(&mut out, item.borrow()).map_err(|e| ApiError::internal(e.to_string()))?;
     }
     out.extend_from_slice(b"]}");
     let mut r = Response::new(full(out));
@@ -784,7 +800,7 @@ fn list_response(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    r
+    Ok(r)
 }
 
 fn include_object(q: &Query) -> table::Include {
@@ -809,13 +825,15 @@ fn parse_body(body: &Bytes) -> ApiResult<Value> {
 fn write_response(
     t: &ResourceType,
     version: &str,
+    shape: Shape,
     result: WriteResult,
     code: u16,
-) -> Response<ResponseBody> {
-    with_warnings(
-        json_response(code, &present(&result.object, t, version)),
+) -> ApiResult<Response<ResponseBody>> {
+    let answer = shape.object(t, version, present(&result.object, t, version))?;
+    Ok(with_warnings(
+        json_response(code, &answer),
         &result.warnings,
-    )
+    ))
 }
 
 /// A review resource's answer to `create`: the review with its status. Access reviews are
@@ -979,7 +997,7 @@ fn start_watch(
     version: &str,
     q: &Query,
     namespace: Option<&str>,
-    table_mode: bool,
+    shape: Shape,
     client: &str,
 ) -> ApiResult<Response<ResponseBody>> {
     let lq = list_query(q, t, namespace)?;
@@ -1019,36 +1037,31 @@ fn start_watch(
     let interval = shared.settings.bookmark_interval;
     let t = t.clone();
     let version = version.to_string();
-    let include = include_object(q);
-    let bookmark_object = json!({
-        "kind": t.kind,
-        "apiVersion": t.api_version(&version),
-        "metadata": {"resourceVersion": ""},
-    });
     let watched = t.storage_key();
     let crd_name = (!t.builtin).then(|| format!("{}.{}", t.plural, t.group));
-    let render = move |ty: EventType, obj: &Value| -> Bytes {
-        let obj = present(obj, &t, &version);
-        if table_mode {
-            let rv = meta::resource_version(&obj).to_string();
-            watch_line(
-                ty.as_str(),
-                &table::table(&t, &version, &[obj], &rv, None, include),
-            )
-        } else {
-            watch_line(ty.as_str(), &obj)
-        }
-    };
+    let events = shape.of_watch_events();
     let initial_end = send_initial && bookmarks;
     tokio::spawn(async move {
+        // Every event's object, bookmarks included, in the version asked and then the shape.
+        let event = |ty: &str, served: Value| {
+            // `of_watch_events` leaves no shape that refuses an object.
+            let object = events
+                .object(&t, &version, served)
+                .unwrap_or_else(|e| e.to_status());
+            watch_line(ty, &object)
+        };
+        let render = |ty: EventType, obj: &Value| event(ty.as_str(), present(obj, &t, &version));
         let mut last_rv = start.rv;
         let bookmark = |rv: u64, initial_end: bool| {
-            let mut b = bookmark_object.clone();
-            b["metadata"]["resourceVersion"] = json!(rv.to_string());
+            let mut b = json!({
+                "kind": t.kind,
+                "apiVersion": t.api_version(&version),
+                "metadata": {"resourceVersion": rv.to_string()},
+            });
             if initial_end {
                 b["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
             }
-            watch_line("BOOKMARK", &b)
+            event("BOOKMARK", b)
         };
         if already_shut_down {
             return;

@@ -38,7 +38,10 @@
 //! - Reads: get; list with label selectors (equality and set based), field selectors
 //!   (`metadata.name`, `metadata.namespace`, the documented per-kind fields and CRD
 //!   `selectableFields`), `limit`/`continue`; Table output for `kubectl get` (with the
-//!   `-o wide` columns).
+//!   `-o wide` columns); metadata only (`PartialObjectMetadata[List]`, what kube's
+//!   `Api<PartialObjectMeta<K>>` asks) on every verb and in watch events. The answer's shape is
+//!   negotiated from `Accept` as the apiserver does (first acceptable media type wins; none is
+//!   a 406).
 //! - Watch: from a resourceVersion (replayed from a bounded history; older versions get a 410
 //!   `Expired` ERROR event), from now with the current state as ADDED events, bookmarks,
 //!   `sendInitialEvents`, `timeoutSeconds`, selector transitions seen as ADDED/DELETED.
@@ -63,7 +66,7 @@
 //!
 //! # What it knowingly does not do
 //!
-//! - Protobuf or CBOR answers (always JSON), `/openapi/v2`, HTTP/2, authorization modes
+//! - Protobuf, YAML or CBOR answers (always JSON), `/openapi/v2`, HTTP/2, authorization modes
 //!   other than RBAC (and RBAC only once [`ControlPlane::enable_rbac`] is called; the
 //!   aggregation controller's rules are computed when asked, not written into the
 //!   aggregated ClusterRole), admission webhooks, aggregated APIs, conversion webhooks (all
@@ -95,6 +98,7 @@ mod rbac;
 mod registry;
 mod requests;
 mod selectors;
+mod shape;
 mod store;
 mod table;
 
