@@ -245,6 +245,33 @@ impl ReadyFlag {
         K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
         K::DynamicType: Default + Eq + std::hash::Hash + Clone,
     {
+        self.watch_observing(api, config, move |store, event| {
+            // Not for each object of the initial list: once, when it is complete.
+            if matches!(
+                event,
+                watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone
+            ) {
+                on_change(store);
+            }
+        })
+    }
+
+    /// [`ReadyFlag::watch`], calling `on_event` with the store and each event once the store
+    /// holds it: what the event makes of other objects (a release's dependents) is then
+    /// computed from a store that already has it, from the one watch of the kind.
+    pub fn watch_observing<K>(
+        self,
+        api: Api<K>,
+        config: watcher::Config,
+        on_event: impl Fn(&Store<K>, &watcher::Event<K>) + Send + Sync + 'static,
+    ) -> (
+        Store<K>,
+        impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    )
+    where
+        K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
         let (store, writer) = reflector::store();
         let reader = store.clone();
         let stream = self
@@ -253,14 +280,8 @@ impl ReadyFlag {
                     .default_backoff()
                     .reflect(writer)
                     .inspect(move |event| {
-                        // Not for each object of the initial list: once, when it is complete.
-                        if matches!(
-                            event,
-                            Ok(watcher::Event::Apply(_)
-                                | watcher::Event::Delete(_)
-                                | watcher::Event::InitDone)
-                        ) {
-                            on_change(&reader);
+                        if let Ok(event) = event {
+                            on_event(&reader, event);
                         }
                     }),
             )

@@ -121,9 +121,11 @@
 
 mod args;
 mod backoff;
+mod cache;
 mod error;
 mod events;
 pub mod finalizer;
+mod gate;
 mod health;
 pub mod leader;
 mod logging;
@@ -136,9 +138,11 @@ mod status;
 
 pub use args::CommonArgs;
 pub use backoff::{BackoffPolicy, FailureBackoff, apply_jitter, backoff_delay};
+pub use cache::{Cache, Cached};
 pub use error::Error;
 pub use events::EventRecorder;
 pub use finalizer::{Cleanup, FinalizerError, finalizer};
+pub use gate::{GatePermit, Priority, WorkGate};
 pub use health::{HealthServer, Readiness, ReadinessStatus, ReadyFlag, router};
 pub use leader::{LeaderElector, LeadershipToken, LeaseConfig, default_identity};
 pub use logging::{LogFormat, env_filter, init_logging, subscriber};

@@ -28,7 +28,7 @@ pub struct PhaseSummary<'a> {
 }
 
 /// What [`apply_status`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusWrite {
     /// The desired status equals the object's: nothing was written, no event published.
     Unchanged,
@@ -39,6 +39,9 @@ pub enum StatusWrite {
         /// Taken just before the write, so anything that reacts to the new status (a watch
         /// event) comes after it: a latency measured from here is never short.
         started: Instant,
+        /// The object's resourceVersion after the write: a cached copy with this version
+        /// holds the write (see the HelmRelease operator's reconcile).
+        resource_version: Option<String>,
     },
 }
 
@@ -90,14 +93,16 @@ where
         "status": status,
     });
     let started = Instant::now();
-    api.patch_status(
-        &name,
-        &PatchParams::apply(field_manager).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    let written = api
+        .patch_status(
+            &name,
+            &PatchParams::apply(field_manager).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
     Ok(StatusWrite::Written {
         phase_changed,
         started,
+        resource_version: written.meta().resource_version.clone(),
     })
 }

@@ -1,0 +1,91 @@
+//! Kinds a reconcile reads but does not own, kept in memory by the watch that also wakes
+//! reconciles for them: a reconcile woken by a change reads that change from memory (the store
+//! is updated before the wake-up is passed on) instead of asking the API server again.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::{Stream, StreamExt};
+use kube::Api;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::de::DeserializeOwned;
+
+/// A store of one kind and whether its first list is complete.
+pub struct Cache<K: kube::Resource + 'static>
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store: Store<K>,
+    listed: Arc<AtomicBool>,
+}
+
+impl<K: kube::Resource + 'static> Clone for Cache<K>
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    fn clone(&self) -> Self {
+        Cache {
+            store: self.store.clone(),
+            listed: self.listed.clone(),
+        }
+    }
+}
+
+/// What the cache knows of one object.
+#[derive(Debug)]
+pub enum Cached<K> {
+    /// The object as last seen by the watch.
+    Found(Arc<K>),
+    /// Not in the cluster, as far as the complete list and the watch since tell.
+    Absent,
+    /// The first list is not complete yet: read the object from the API instead.
+    Unknown,
+}
+
+impl<K> Cache<K>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    /// Watches `api` with `config` into a new cache. The stream yields every object applied or
+    /// deleted (after the cache holds the change), for `Controller::watches_stream`; the cache
+    /// is only filled while that stream is polled.
+    pub fn watch(
+        api: Api<K>,
+        config: watcher::Config,
+    ) -> (
+        Self,
+        impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    ) {
+        let (store, writer) = reflector::store();
+        let listed = Arc::new(AtomicBool::new(false));
+        let flag = listed.clone();
+        let stream = watcher(api, config)
+            .default_backoff()
+            .reflect(writer)
+            .inspect(move |event| {
+                if matches!(event, Ok(watcher::Event::InitDone)) {
+                    flag.store(true, Ordering::Release);
+                }
+            })
+            .touched_objects();
+        (Cache { store, listed }, stream)
+    }
+
+    /// What the cache knows of the object `key` names.
+    pub fn get(&self, key: &ObjectRef<K>) -> Cached<K> {
+        if !self.listed.load(Ordering::Acquire) {
+            return Cached::Unknown;
+        }
+        match self.store.get(key) {
+            Some(found) => Cached::Found(found),
+            None => Cached::Absent,
+        }
+    }
+
+    /// Every object of the cache (empty until the first list is complete).
+    pub fn store(&self) -> &Store<K> {
+        &self.store
+    }
+}
