@@ -11,6 +11,7 @@
 //! This file keeps the shared [`Context`], the wiring of [`run`] and the reconcile itself.
 
 use std::collections::HashMap;
+use std::hash::{Hash as _, Hasher as _};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,11 +22,11 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DynamicObject};
+use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{PredicateConfig, WatchStreamExt as _, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::RwLock;
 use tracing::{info, instrument, warn};
@@ -37,8 +38,8 @@ use upstart_api::v1alpha1::{
 use upstart_chart_source::ChartSource;
 use upstart_dag::Expressions;
 use upstart_operator_runtime::{
-    ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseSummary, Shutdown,
-    StatusWrite, apply_status, finalizer,
+    Cache, ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseSummary,
+    Shutdown, StatusWrite, WorkGate, apply_status, finalizer,
 };
 use upstart_release_engine::catalog::ApiCatalog;
 use upstart_release_engine::manifests::{ClusterScopedAllowList, Limits, RELEASE_LABEL};
@@ -50,24 +51,29 @@ use crate::decide::{Decision, decide};
 use crate::error::ApiStep;
 use crate::metrics::ReleaseMetrics;
 use crate::roots;
+use crate::schedule;
 use crate::status::next_status;
 use crate::wakeups::{self, DataKind};
 use accounts::Accounts;
 use act::apply::apply_run;
 use act::install::render_ahead;
 use act::teardown::cleanup;
+use applied::AppliedObjects;
 use config::{LateCredentials, repository_alias, secret_credentials};
 use memory::ReleaseMemory;
 use observe::observe;
 
 mod accounts;
 mod act;
+mod applied;
 mod config;
 mod memory;
 mod observe;
 mod pins;
 
-pub use config::{Config, DEFAULT_TEARDOWN_TIMEOUT, load_credentials};
+pub use config::{
+    Config, DEFAULT_MAX_CONCURRENT_APPLIES, DEFAULT_TEARDOWN_TIMEOUT, load_credentials,
+};
 pub use observe::{MAX_VALUES_DOCUMENT_BYTES, edited_at, parse_values_document};
 
 /// How soon an apply waiting for a hook or a CRD is looked at again if no watch event came.
@@ -75,6 +81,10 @@ pub use observe::{MAX_VALUES_DOCUMENT_BYTES, edited_at, parse_values_document};
 /// watched (Jobs, Pods, CRDs...), so their progress wakes the release at once; polling here
 /// would re-run a whole pass (fetch, GET and apply of every object) for nothing.
 const APPLY_RECHECK: Duration = Duration::from_secs(10);
+
+/// How soon a release queued at the work gate is looked at again if its turn was not
+/// announced (only a safety net: the gate's turns start its next reconcile).
+const GATE_RECHECK: Duration = Duration::from_secs(30);
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -96,6 +106,22 @@ pub struct Context {
     /// What this process remembers of each release, forgotten when the release is deleted.
     memory: std::sync::Mutex<HashMap<ObjectRef<HelmRelease>, ReleaseMemory>>,
     releases: Store<HelmRelease>,
+    /// The kinds a reconcile reads besides releases, kept by their watches (see [`Caches`]).
+    caches: Caches,
+    /// The objects releases applied, as their watches last saw them.
+    applied_objects: AppliedObjects,
+    /// At most `max_concurrent_applies` renders and applies at once, by priority.
+    gate: WorkGate<ObjectRef<HelmRelease>>,
+}
+
+/// What a reconcile reads from memory instead of the API: the UpstartServices it depends on,
+/// the Namespace and UpstartEnvironment of `environment.*`. Each is kept by the watch that also
+/// wakes the releases concerned, so a reconcile woken by a change reads that change.
+#[derive(Clone)]
+pub struct Caches {
+    services: Cache<UpstartService>,
+    namespaces: Cache<Namespace>,
+    environments: Cache<UpstartEnvironment>,
 }
 
 /// What discovery found: the catalog for rendering and planning, and how to reach each kind.
@@ -110,6 +136,8 @@ impl Context {
         op: &OperatorContext,
         config: Config,
         releases: Store<HelmRelease>,
+        caches: Caches,
+        applied_objects: AppliedObjects,
         release_metrics: ReleaseMetrics,
     ) -> Result<Self, Error> {
         let client = op.client.clone();
@@ -149,6 +177,9 @@ impl Context {
             memory: std::sync::Mutex::default(),
             limits: Limits::default(),
             releases,
+            caches,
+            applied_objects,
+            gate: WorkGate::new(config.max_concurrent_applies),
         })
     }
 
@@ -281,22 +312,97 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     let synced = ready.clone();
     let release_metrics = ReleaseMetrics::register(&op.metrics)?;
     let by_phase = release_metrics.releases_by_phase.clone();
-    let (store, trigger) =
-        ready.watch_counting(releases.clone(), op.watcher_config(), move |store| {
-            by_phase.count(
-                store
-                    .state()
-                    .iter()
-                    .map(|r| r.status.as_ref().and_then(|s| s.phase)),
-            );
-        });
+    // One watch of releases: it feeds the store, starts their own reconciles, and wakes the
+    // releases a change concerns (its dependents) once the store holds the change, so that
+    // their reconcile reads the dependency as it now is from the store.
+    let (woken_tx, woken) = futures::channel::mpsc::unbounded();
+    let (store, trigger) = ready.watch_observing(
+        releases.clone(),
+        op.watcher_config(),
+        move |store, event| {
+            if let watcher::Event::Apply(changed) | watcher::Event::Delete(changed) = event {
+                for dependent in wakeups::dependents_of_release(&store.state(), changed) {
+                    // Nobody listening: the controller stopped.
+                    let _ = woken_tx.unbounded_send(dependent);
+                }
+            }
+            // Not for each object of the initial list: once, when it is complete.
+            if matches!(
+                event,
+                watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone
+            ) {
+                by_phase.count(
+                    store
+                        .state()
+                        .iter()
+                        .map(|r| r.status.as_ref().and_then(|s| s.phase)),
+                );
+            }
+        },
+    );
+    let trigger = trigger.predicate_filter(beyond_status, PredicateConfig::default());
     let controller =
         Controller::for_stream(trigger, store.clone()).with_config(op.controller_config());
-    let context = Arc::new(Context::new(&op, config, store.clone(), release_metrics).await?);
-    let owned = watcher::Config::default().labels(RELEASE_LABEL);
     let all = watcher::Config::default();
+    let (services, service_changes) = Cache::watch(op.api::<UpstartService>(), all.clone());
+    let (namespaces, namespace_events) =
+        Cache::watch(Api::<Namespace>::all(client.clone()), all.clone());
+    let (environments, environment_events) =
+        Cache::watch(Api::<UpstartEnvironment>::all(client.clone()), all.clone());
+    let caches = Caches {
+        services,
+        namespaces,
+        environments,
+    };
+    // What releases applied, by the watches that wake them on a change (readiness, drift).
+    let owned = watcher::Config::default().labels(RELEASE_LABEL);
+    let (deployments, deployment_events) = Cache::watch(op.api::<Deployment>(), owned.clone());
+    let (stateful_sets, stateful_set_events) =
+        Cache::watch(Api::<StatefulSet>::all(client.clone()), owned.clone());
+    let (daemon_sets, daemon_set_events) = Cache::watch(op.api::<DaemonSet>(), owned.clone());
+    let (jobs, job_events) = Cache::watch(op.api::<Job>(), owned.clone());
+    let (pods, pod_events) = Cache::watch(op.api::<Pod>(), owned.clone());
+    let (kube_services, kube_service_events) = Cache::watch(op.api::<Service>(), owned.clone());
+    let (crds, crd_events) =
+        Cache::watch(Api::<CustomResourceDefinition>::all(client.clone()), owned);
+    // All of them, not only those releases applied: outputs may come from any Secret or
+    // ConfigMap of the namespace. Metadata only: no Secret's data reaches the operator
+    // through a watch (outputs are read when used).
+    let (secrets, secret_events) = Cache::watch(
+        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+        all.clone(),
+    );
+    let (config_maps, config_map_events) = Cache::watch(
+        Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()),
+        all.clone(),
+    );
+    let applied_objects = AppliedObjects {
+        deployments,
+        stateful_sets,
+        daemon_sets,
+        jobs,
+        pods,
+        services: kube_services,
+        crds,
+        config_maps,
+        secrets,
+    };
+    let context = Arc::new(
+        Context::new(
+            &op,
+            config,
+            store.clone(),
+            caches,
+            applied_objects,
+            release_metrics,
+        )
+        .await?,
+    );
+    let turns = context
+        .gate
+        .take_turns()
+        .ok_or_else(|| Error::Config("the work gate's turns were already taken".to_owned()))?;
 
-    let by_release = store.clone();
     let by_service = store.clone();
     let by_secret = store.clone();
     let by_config_map = store.clone();
@@ -304,11 +410,24 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     let by_namespace = store.clone();
     let environment_changes = wakeups::ChangeFilter::default();
     let namespace_changes = wakeups::ChangeFilter::default();
-    let controller = controller
-        .watches(releases, all.clone(), move |changed| {
+    let controller = controller.reconcile_on(woken);
+    // A shard (--label-selector) sees only its own releases: a dependency in another shard
+    // wakes its dependents here through a watch of every release.
+    let sharded = op
+        .args
+        .label_selector
+        .as_deref()
+        .is_some_and(|selector| !selector.trim().is_empty());
+    let controller = if sharded {
+        let by_release = store.clone();
+        controller.watches(releases, all.clone(), move |changed| {
             wakeups::dependents_of_release(&by_release.state(), &changed)
         })
-        .watches(op.api::<UpstartService>(), all.clone(), move |service| {
+    } else {
+        controller
+    };
+    let controller = controller
+        .watches_stream(service_changes, move |service| {
             service
                 .namespace()
                 .map(|ns| {
@@ -321,78 +440,56 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
                 })
                 .unwrap_or_default()
         })
-        .watches(
-            Api::<Secret>::all(client.clone()),
-            watcher::Config::default(),
-            move |s| {
-                wakeups::woken_by_data(
-                    &by_secret.state(),
-                    s.namespace().as_deref(),
-                    s.labels(),
-                    DataKind::Secret,
-                    &s.name_any(),
-                )
-            },
-        )
-        .watches(
-            Api::<ConfigMap>::all(client.clone()),
-            watcher::Config::default(),
-            move |c| {
-                wakeups::woken_by_data(
-                    &by_config_map.state(),
-                    c.namespace().as_deref(),
-                    c.labels(),
-                    DataKind::ConfigMap,
-                    &c.name_any(),
-                )
-            },
-        )
-        .watches(
-            Api::<UpstartEnvironment>::all(client.clone()),
-            all.clone(),
-            move |environment| {
-                let read = (
-                    roots::environment_namespace(&environment),
-                    environment.spec.variables.clone(),
-                );
-                if environment_changes.changed(&environment.name_any(), read) {
-                    wakeups::releases_of_environment(&by_environment.state(), &environment)
-                } else {
-                    Vec::new()
-                }
-            },
-        )
-        .watches(
-            Api::<Namespace>::all(client.clone()),
-            all.clone(),
-            move |namespace| {
-                let name = namespace.name_any();
-                let label = roots::environment_of_namespace(namespace.labels()).map(str::to_owned);
-                if namespace_changes.changed(&name, label) {
-                    wakeups::releases_in_namespace(&by_namespace.state(), &name)
-                } else {
-                    Vec::new()
-                }
-            },
-        )
-        .watches(op.api::<Deployment>(), owned.clone(), applied_by(&store))
-        .watches(
-            Api::<StatefulSet>::all(client.clone()),
-            owned.clone(),
-            applied_by(&store),
-        )
-        .watches(op.api::<DaemonSet>(), owned.clone(), applied_by(&store))
-        .watches(op.api::<Job>(), owned.clone(), applied_by(&store))
+        .watches_stream(secret_events, move |s| {
+            wakeups::woken_by_data(
+                &by_secret.state(),
+                s.namespace().as_deref(),
+                s.labels(),
+                DataKind::Secret,
+                &s.name_any(),
+            )
+        })
+        .watches_stream(config_map_events, move |c| {
+            wakeups::woken_by_data(
+                &by_config_map.state(),
+                c.namespace().as_deref(),
+                c.labels(),
+                DataKind::ConfigMap,
+                &c.name_any(),
+            )
+        })
+        .watches_stream(environment_events, move |environment| {
+            let read = (
+                roots::environment_namespace(&environment),
+                environment.spec.variables.clone(),
+            );
+            if environment_changes.changed(&environment.name_any(), read) {
+                wakeups::releases_of_environment(&by_environment.state(), &environment)
+            } else {
+                Vec::new()
+            }
+        })
+        .watches_stream(namespace_events, move |namespace| {
+            let name = namespace.name_any();
+            let label = roots::environment_of_namespace(namespace.labels()).map(str::to_owned);
+            if namespace_changes.changed(&name, label) {
+                wakeups::releases_in_namespace(&by_namespace.state(), &name)
+            } else {
+                Vec::new()
+            }
+        })
+        .watches_stream(deployment_events, applied_by(&store))
+        .watches_stream(stateful_set_events, applied_by(&store))
+        .watches_stream(daemon_set_events, applied_by(&store))
+        .watches_stream(job_events, applied_by(&store))
         // Hooks may be Pods; a CRD's Established condition moves an apply pass on.
-        .watches(op.api::<Pod>(), owned.clone(), applied_by(&store))
+        .watches_stream(pod_events, applied_by(&store))
         // Drift (SPEC §2.5): a Service changed by hand is put back at once, as the kinds above
         // and the ConfigMaps and Secrets (watched for outputs too) are.
-        .watches(op.api::<Service>(), owned.clone(), applied_by(&store))
-        .watches(
-            Api::<CustomResourceDefinition>::all(client.clone()),
-            owned,
-            applied_by(&store),
-        )
+        .watches_stream(kube_service_events, applied_by(&store))
+        .watches_stream(crd_events, applied_by(&store))
+        // A release queued at the work gate is reconciled again when its turn comes.
+        .reconcile_on(turns)
         // Stop taking work on SIGTERM or lost leadership; in-flight reconciles finish.
         .graceful_shutdown_on(shutdown.wait())
         .run(reconcile, error_policy, context)
@@ -409,6 +506,24 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
         });
     synced.run_until_stopped(controller, &shutdown).await;
     Ok(())
+}
+
+/// What a release's own reconcile reacts to: any change but one of its status alone. Only
+/// this operator writes that status, at the end of a reconcile; reacting to it would repeat
+/// the reconcile that wrote it, reading everything again. (Its dependents still see it: they
+/// are woken from the unfiltered watch.)
+fn beyond_status(hr: &HelmRelease) -> Option<u64> {
+    let mut hasher = std::hash::DefaultHasher::new();
+    (
+        &hr.metadata.uid,
+        hr.metadata.generation,
+        hr.metadata.deletion_timestamp.is_some(),
+        hr.finalizers(),
+        hr.annotations(),
+        hr.labels(),
+    )
+        .hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// Maps an object applied by a release (its release label) to that release.
@@ -432,21 +547,30 @@ pub async fn reconcile(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Result<Action
     let key = ObjectRef::from_obj(hr.as_ref());
     let namespace = hr.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), &namespace);
-    // Reconcile the newest object, not the cached one: a wake-up by a workload event can come
-    // before our own last status write reaches the cache, and a stale status would apply (and
-    // run hooks) a second time.
-    let Some(hr) = api
-        .get_opt(&hr.name_any())
-        .await
-        .map_err(Error::kube(ApiStep::ReadRelease, "reading the HelmRelease"))?
-    else {
-        return Ok(Action::await_change());
+    // Never act on a copy older than our own last write: a wake-up by a workload event can
+    // come before our last status write reaches the cache, and a stale status would apply
+    // (and run hooks) a second time. The cached copy is used when it holds that write (same
+    // resourceVersion) or when this process has not written the release; else the newest is
+    // read. (A copy older than someone else's write is fine: their write's event comes next.)
+    let written = ctx.recall(&key, |m| m.written_version.clone()).flatten();
+    let hr = match written {
+        Some(version) if hr.resource_version().as_deref() != Some(version.as_str()) => {
+            let Some(newest) = api
+                .get_opt(&hr.name_any())
+                .await
+                .map_err(Error::kube(ApiStep::ReadRelease, "reading the HelmRelease"))?
+            else {
+                return Ok(Action::await_change());
+            };
+            Arc::new(newest)
+        }
+        _ => hr,
     };
     let (context, namespace, releases) = (ctx.as_ref(), namespace.as_str(), &api);
     let action = finalizer(
         &api,
         FINALIZER,
-        Arc::new(hr),
+        hr,
         move |hr| async move { apply(&hr, context, namespace).await },
         move |hr| async move { cleanup(&hr, context, releases, namespace).await },
     )
@@ -470,11 +594,19 @@ async fn apply(hr: &HelmRelease, ctx: &Context, namespace: &str) -> Result<Actio
     let observed = observe(hr, ctx, namespace).await?;
     let decision = decide(&observed.observation);
     let now = Time(Timestamp::now());
-    if let Some(run) = apply_run(&decision, ctx, &ObjectRef::from_obj(hr)) {
+    let key = ObjectRef::from_obj(hr);
+    if let Some(run) = apply_run(&decision, ctx, &key) {
+        let priority = schedule::priority(&ctx.releases.state(), namespace, &hr.name_any());
+        let Some(_permit) = ctx.gate.enter(&key, namespace, priority) else {
+            return Ok(Action::requeue(GATE_RECHECK));
+        };
         return act::apply::apply(hr, ctx, namespace, &observed, &decision, run, &now).await;
     }
+    ctx.gate.leave(&key);
     if let (Decision::WaitForDependencies { .. }, Some(values)) =
         (&decision, &observed.early_values)
+        // Only on an idle slot: rendering ahead never delays an apply.
+        && let Some(_permit) = ctx.gate.enter_if_idle(namespace)
     {
         let applied_before = hr
             .status
@@ -518,15 +650,21 @@ async fn write_status(
     )
     .await
     .map_err(Error::kube(ApiStep::WriteStatus, "writing status"))?;
-    // The write's start, not its end: a dependent cannot be woken before it, so a hand-off
-    // measured from here is never short.
     if let StatusWrite::Written {
-        phase_changed: true,
+        phase_changed,
         started,
+        resource_version,
     } = written
-        && status.phase == Some(HelmReleasePhase::Ready)
     {
-        ctx.remember(&ObjectRef::from_obj(hr), |m| m.became_ready = Some(started));
+        // The write's start, not its end: a dependent cannot be woken before it, so a
+        // hand-off measured from here is never short.
+        let became_ready = phase_changed && status.phase == Some(HelmReleasePhase::Ready);
+        ctx.remember(&ObjectRef::from_obj(hr), |m| {
+            m.written_version = resource_version;
+            if became_ready {
+                m.became_ready = Some(started);
+            }
+        });
     }
     Ok(())
 }

@@ -30,6 +30,7 @@ pub mod decide;
 mod error;
 pub mod metrics;
 pub mod roots;
+pub mod schedule;
 pub mod status;
 pub mod wakeups;
 

@@ -63,6 +63,21 @@ struct Cli {
     /// operator's own rights.
     #[arg(long, env = "UPSTART_DEFAULT_SERVICE_ACCOUNT", value_name = "NAME")]
     default_service_account: Option<String>,
+    /// How many releases render and apply at the same time, taken by priority: a dependent
+    /// whose dependencies just became Ready first, then releases others wait for. Reconciles
+    /// that only observe and write status are not counted here (see
+    /// --max-concurrent-reconciles).
+    #[arg(
+        long,
+        env = "UPSTART_MAX_CONCURRENT_APPLIES",
+        value_name = "N",
+        default_value_t = controller::DEFAULT_MAX_CONCURRENT_APPLIES,
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::value_parser!(u16).range(1..),
+            usize::from
+        )
+    )]
+    max_concurrent_applies: usize,
 }
 
 #[tokio::main]
@@ -101,6 +116,7 @@ async fn operate(op: OperatorContext, shutdown: Shutdown, cli: Cli) -> Result<()
         helm_memory_limit: (cli.helm_memory_limit > 0)
             .then_some(cli.helm_memory_limit.saturating_mul(1 << 20)),
         default_service_account: cli.default_service_account.filter(|name| !name.is_empty()),
+        max_concurrent_applies: cli.max_concurrent_applies,
     };
     controller::run(op, config, shutdown).await
 }

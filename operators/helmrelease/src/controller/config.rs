@@ -42,7 +42,14 @@ pub struct Config {
     /// The ServiceAccount (of each release's own namespace) a release without
     /// `spec.serviceAccountName` acts as; `None`: such a release uses the operator's rights.
     pub default_service_account: Option<String>,
+    /// How many releases render and apply at the same time. Only that step is limited (the
+    /// work gate, by priority: see `upstart_operator_runtime::WorkGate`); reconciles that only
+    /// observe and write status are limited by the controller's concurrency.
+    pub max_concurrent_applies: usize,
 }
+
+/// The default of [`Config::max_concurrent_applies`], as the binary's `--max-concurrent-applies`.
+pub const DEFAULT_MAX_CONCURRENT_APPLIES: usize = 4;
 
 /// The default teardown timeout (SPEC §2.8), as the binary's `--teardown-timeout`.
 pub const DEFAULT_TEARDOWN_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -59,6 +66,7 @@ impl Default for Config {
             teardown_timeout: DEFAULT_TEARDOWN_TIMEOUT,
             helm_memory_limit: Some(upstart_release_engine::render::DEFAULT_MEMORY_LIMIT),
             default_service_account: None,
+            max_concurrent_applies: DEFAULT_MAX_CONCURRENT_APPLIES,
         }
     }
 }

@@ -9,6 +9,7 @@ use kube::runtime::reflector::ObjectRef;
 use upstart_api::v1alpha1::HelmRelease;
 
 use crate::controller::Context;
+use crate::controller::applied::AppliedVersion;
 
 /// What this process remembers of one release. In memory on purpose: it is timing and
 /// bookkeeping of this process; after a restart the interval clock starts when the release is
@@ -25,6 +26,14 @@ pub(in crate::controller) struct ReleaseMemory {
     /// When this process wrote its flip to Ready: the precise start of a hand-off (`readyAt`
     /// in status has whole seconds only).
     pub(in crate::controller) became_ready: Option<std::time::Instant>,
+    /// The resourceVersion of the release after this process last wrote its status: a cached
+    /// copy with another version may predate that write (see `reconcile`).
+    pub(in crate::controller) written_version: Option<String>,
+    /// The objects (by [`object_key`](crate::controller::observe::object_key)) this process
+    /// applied, with what its last apply of each returned. They carry this release's label, so
+    /// no other release can have taken them (a re-apply needs no read to check), and a cached
+    /// copy holding that apply can stand for a read (see `applied`).
+    pub(in crate::controller) applied: HashMap<String, AppliedVersion>,
     /// Per applied object (see [`object_key`](crate::controller::observe::object_key)): the
     /// newest write by another field manager that a re-apply already answered. A write our apply does not take back (a controller's
     /// annotation on the main resource) keeps its entry newer than ours; this stops it from

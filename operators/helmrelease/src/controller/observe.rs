@@ -2,6 +2,7 @@
 //! `valuesFrom`, the environment, the live inventory and its health, the release's own
 //! outputs) into an [`Observation`], plus what the apply step needs besides.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
@@ -21,12 +22,14 @@ use upstart_dag::{
 };
 use upstart_failure::Classify;
 use upstart_operator_runtime::outputs::read_output_objects;
+use upstart_operator_runtime::{Cache, Cached};
 use upstart_release_engine::digest::{FieldDigest, canonical_json};
 use upstart_release_engine::health::{self, Health};
 use upstart_release_engine::manifests;
 
 use crate::Error;
 use crate::constants::{CHART_DIGEST_ANNOTATION, FIELD_MANAGER, reasons};
+use crate::controller::applied::Live;
 use crate::controller::{Context, pins};
 use crate::decide::{
     DependencyObservation, DependencyState, Observation, ValuesState, alias_problems,
@@ -161,28 +164,38 @@ pub(in crate::controller) async fn observe(
             }
             Err(error) => return Err(error),
         };
-        let read = match api.get_opt(&entry.name).await {
-            // Not allowed to read it (the release's account lost its rights): counted as
-            // missing, so the apply that follows puts the refusal, worded, in status.
-            Err(kube::Error::Api(status)) if status.code == 403 => None,
-            read => read.map_err(Error::kube(
-                ApiStep::ReadObject,
-                "reading an applied object",
-            ))?,
+        let key = object_key(entry, namespace);
+        let applied = ctx
+            .recall(&release, |m| m.applied.get(&key).cloned())
+            .flatten();
+        let read = match ctx.applied_objects.live(entry, namespace, applied.as_ref()) {
+            Live::Known(found) => found,
+            Live::Read => match api.get_opt(&entry.name).await {
+                // Not allowed to read it (the release's account lost its rights): counted as
+                // missing, so the apply that follows puts the refusal, worded, in status.
+                Err(kube::Error::Api(status)) if status.code == 403 => None,
+                read => read
+                    .map_err(Error::kube(
+                        ApiStep::ReadObject,
+                        "reading an applied object",
+                    ))?
+                    .map(Arc::new),
+            },
         };
         match read {
             Some(live) => {
-                let key = object_key(entry, namespace);
                 if let Some(at) = edited_at(live.managed_fields(), FIELD_MANAGER)
                     && ctx.is_uncorrected(&release, &key, at)
                 {
                     inventory_edited.push(manifests::display_name(entry));
                     edits.push((key, at));
                 }
-                let live = serde_json::to_value(&live).unwrap_or(Value::Null);
+                let live = serde_json::to_value(live.as_ref()).unwrap_or(Value::Null);
                 healths.push(health::assess(&live));
             }
             None => {
+                // Whoever creates it next, the apply that puts it back checks first.
+                ctx.remember(&release, |m| m.applied.remove(&key));
                 inventory_missing.push(manifests::display_name(entry));
                 healths.push(Health::missing(entry));
             }
@@ -316,10 +329,12 @@ async fn observe_environment(
     namespace: &str,
 ) -> Result<Option<EnvironmentInfo>, Error> {
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    let Some(found) = namespaces.get_opt(namespace).await.map_err(Error::kube(
-        ApiStep::ReadEnvironment,
-        "reading the release's Namespace",
-    ))?
+    let Some(found) = cached_or_read(&ctx.caches.namespaces, &namespaces, namespace)
+        .await
+        .map_err(Error::kube(
+            ApiStep::ReadEnvironment,
+            "reading the release's Namespace",
+        ))?
     else {
         return Ok(None);
     };
@@ -327,14 +342,42 @@ async fn observe_environment(
         return Ok(None);
     };
     let environments: Api<UpstartEnvironment> = Api::all(ctx.client.clone());
-    Ok(environments
-        .get_opt(name)
-        .await
-        .map_err(Error::kube(
-            ApiStep::ReadEnvironment,
-            "reading the namespace's UpstartEnvironment",
-        ))?
-        .and_then(|environment| roots::environment_info(&environment, namespace)))
+    Ok(
+        cached_or_read(&ctx.caches.environments, &environments, name)
+            .await
+            .map_err(Error::kube(
+                ApiStep::ReadEnvironment,
+                "reading the namespace's UpstartEnvironment",
+            ))?
+            .and_then(|environment| roots::environment_info(&environment, namespace)),
+    )
+}
+
+/// The object `name` of `api` from `cache`, read from the API while the cache's first list
+/// is not complete.
+async fn cached_or_read<K>(
+    cache: &Cache<K>,
+    api: &Api<K>,
+    name: &str,
+) -> Result<Option<Arc<K>>, kube::Error>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + for<'de> k8s_openapi::serde::Deserialize<'de>
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let mut key = ObjectRef::<K>::new(name);
+    if let Some(namespace) = api.namespace() {
+        key = key.within(namespace);
+    }
+    match cache.get(&key) {
+        Cached::Found(found) => Ok(Some(found)),
+        Cached::Absent => Ok(None),
+        Cached::Unknown => Ok(api.get_opt(name).await?.map(Arc::new)),
+    }
 }
 
 pub(in crate::controller) fn release_name(hr: &HelmRelease) -> String {
@@ -350,17 +393,22 @@ async fn observe_dependency(
 ) -> Result<(DependencyState, Outputs), Error> {
     let releases: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), namespace);
     let services: Api<UpstartService> = Api::namespaced(ctx.client.clone(), namespace);
+    // From the store, which held the change that woke this reconcile before it was passed
+    // on; a release not there yet (just created, or in another shard) is read directly.
     let release = match kind {
         Some(DependencyKind::UpstartService) => None,
-        _ => releases
-            .get_opt(name)
-            .await
-            .map_err(Error::kube(ApiStep::ReadDependency, "reading a dependency"))?,
+        _ => match ctx.releases.get(&ObjectRef::new(name).within(namespace)) {
+            Some(cached) => Some(cached),
+            None => releases
+                .get_opt(name)
+                .await
+                .map_err(Error::kube(ApiStep::ReadDependency, "reading a dependency"))?
+                .map(Arc::new),
+        },
     };
     let service = match kind {
         Some(DependencyKind::HelmRelease) => None,
-        _ => services
-            .get_opt(name)
+        _ => cached_or_read(&ctx.caches.services, &services, name)
             .await
             .map_err(Error::kube(ApiStep::ReadDependency, "reading a dependency"))?,
     };

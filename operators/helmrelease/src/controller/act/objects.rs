@@ -6,6 +6,7 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::DynamicObject;
+use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 use upstart_api::v1alpha1::{HelmRelease, InventoryEntry};
 use upstart_operator_runtime::objects;
@@ -15,6 +16,8 @@ use upstart_release_engine::manifests::{self, ManifestObject};
 use crate::Error;
 use crate::constants::FIELD_MANAGER;
 use crate::controller::Context;
+use crate::controller::applied::AppliedVersion;
+use crate::controller::observe::object_key;
 use crate::error::ApiStep;
 
 /// A CRD that is not Established yet: what to say while waiting, or an error once the release's
@@ -86,12 +89,20 @@ pub(in crate::controller) async fn apply_object(
 ) -> Result<DynamicObject, Error> {
     let display = manifests::display_name(entry);
     let api = ctx.dynamic_api(hr, entry, namespace).await?;
-    let live = api.get_opt(&entry.name).await.map_err(Error::kube(
-        ApiStep::ReadObject,
-        format!("reading {display}"),
-    ))?;
-    manifests::check_conflict(entry, live.as_ref().map(|l| l.labels()), release_label)
-        .map_err(Error::Render)?;
+    let release = ObjectRef::from_obj(hr);
+    let key = object_key(entry, namespace);
+    // Applied by this process before: it carries our label, no other release took it.
+    let ours = ctx
+        .recall(&release, |m| m.applied.contains_key(&key))
+        .unwrap_or(false);
+    if !ours {
+        let live = api.get_opt(&entry.name).await.map_err(Error::kube(
+            ApiStep::ReadObject,
+            format!("reading {display}"),
+        ))?;
+        manifests::check_conflict(entry, live.as_ref().map(|l| l.labels()), release_label)
+            .map_err(Error::Render)?;
+    }
     let applied = objects::apply(&api, &entry.name, object, FIELD_MANAGER)
         .await
         .map_err(Error::kube(
@@ -99,5 +110,7 @@ pub(in crate::controller) async fn apply_object(
             format!("applying {display}"),
         ))?;
     ctx.release_metrics.objects_applied.inc();
+    let version = AppliedVersion::of(&applied);
+    ctx.remember(&release, |m| m.applied.insert(key, version));
     Ok(applied)
 }

@@ -4,6 +4,7 @@
 //! with an Event rather than holding the release (and its namespace) for ever.
 
 use kube::Resource;
+use kube::runtime::reflector::ObjectRef;
 use upstart_api::v1alpha1::{HelmRelease, InventoryEntry};
 use upstart_operator_runtime::objects;
 use upstart_release_engine::manifests;
@@ -11,6 +12,7 @@ use upstart_release_engine::manifests;
 use crate::Error;
 use crate::constants::reasons;
 use crate::controller::Context;
+use crate::controller::observe::object_key;
 use crate::error::ApiStep;
 
 /// What [`delete_unless_kept`] did.
@@ -98,6 +100,8 @@ pub(in crate::controller) async fn delete_entry(
         Err(Error::UnknownKind { .. }) => return Ok(()),
         Err(error) => return Err(error),
     };
+    let key = object_key(entry, namespace);
+    ctx.remember(&ObjectRef::from_obj(hr), |m| m.applied.remove(&key));
     objects::delete_if_present(&api, &entry.name)
         .await
         .map(drop)

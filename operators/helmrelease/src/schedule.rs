@@ -1,0 +1,191 @@
+//! Where a release stands in its namespace's dependency graph, for the work gate
+//! ([`upstart_operator_runtime::WorkGate`]): how far along its chain it is and how long a chain
+//! of dependents waits behind it. Pure, over the releases of the cache.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use upstart_api::v1alpha1::{DependencyKind, HelmRelease};
+use upstart_operator_runtime::Priority;
+
+use crate::roots;
+
+/// The gate priority of release `name` of `namespace`: `depth` counts the releases on the
+/// longest chain of dependencies ending at it (itself included), `remaining` those on the
+/// longest chain of dependents starting at it. A dependency on an UpstartService is one on
+/// each release it owns. Releases on a cycle (a spec problem reported elsewhere) count as
+/// having no dependencies there.
+pub fn priority(releases: &[Arc<HelmRelease>], namespace: &str, name: &str) -> Priority {
+    let local: Vec<&HelmRelease> = releases
+        .iter()
+        .filter(|r| r.namespace().as_deref() == Some(namespace))
+        .map(Arc::as_ref)
+        .collect();
+    let index: HashMap<String, usize> = local
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name_any(), i))
+        .collect();
+    let Some(&me) = index.get(name) else {
+        return Priority {
+            depth: 1,
+            remaining: 1,
+        };
+    };
+    let mut children_of: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, release) in local.iter().enumerate() {
+        for service in roots::owning_services(release) {
+            children_of.entry(service).or_default().push(i);
+        }
+    }
+    // dependencies[i]: the releases release i waits for.
+    let dependencies: Vec<Vec<usize>> = local
+        .iter()
+        .map(|release| {
+            let mut found = Vec::new();
+            for dependency in &release.spec.dependencies {
+                if dependency.kind != Some(DependencyKind::UpstartService)
+                    && let Some(&d) = index.get(&dependency.name)
+                {
+                    found.push(d);
+                }
+                if dependency.kind != Some(DependencyKind::HelmRelease)
+                    && let Some(children) = children_of.get(&dependency.name)
+                {
+                    found.extend(children);
+                }
+            }
+            found
+        })
+        .collect();
+    let mut dependents = vec![Vec::new(); local.len()];
+    for (i, waits_for) in dependencies.iter().enumerate() {
+        for &d in waits_for {
+            dependents[d].push(i);
+        }
+    }
+    Priority {
+        depth: longest_chain(&dependencies, &dependents, me),
+        remaining: longest_chain(&dependents, &dependencies, me),
+    }
+}
+
+/// The number of nodes on the longest path that ends at `target`, following `incoming` edges
+/// backwards (`outgoing` is their reverse). Kahn's order over the whole graph: nodes on a
+/// cycle are never reached and count as chains of one.
+fn longest_chain(incoming: &[Vec<usize>], outgoing: &[Vec<usize>], target: usize) -> u32 {
+    let mut waiting: Vec<usize> = incoming.iter().map(Vec::len).collect();
+    let mut length = vec![1u32; incoming.len()];
+    let mut ready: VecDeque<usize> = (0..incoming.len()).filter(|&i| waiting[i] == 0).collect();
+    while let Some(node) = ready.pop_front() {
+        for &next in &outgoing[node] {
+            length[next] = length[next].max(length[node].saturating_add(1));
+            waiting[next] -= 1;
+            if waiting[next] == 0 {
+                ready.push_back(next);
+            }
+        }
+    }
+    length[target]
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use kube::api::ObjectMeta;
+    use upstart_api::v1alpha1::{Dependency, HelmReleaseSpec};
+
+    use super::*;
+
+    fn release(name: &str, dependencies: &[(&str, Option<DependencyKind>)]) -> Arc<HelmRelease> {
+        let mut hr = HelmRelease::new(
+            name,
+            HelmReleaseSpec {
+                chart: "repo/chart".to_owned(),
+                dependencies: dependencies
+                    .iter()
+                    .map(|(name, kind)| Dependency {
+                        name: (*name).to_owned(),
+                        kind: *kind,
+                        alias: None,
+                    })
+                    .collect(),
+                ..HelmReleaseSpec::default()
+            },
+        );
+        hr.metadata.namespace = Some("ns".to_owned());
+        Arc::new(hr)
+    }
+
+    fn owned_by(hr: Arc<HelmRelease>, service: &str) -> Arc<HelmRelease> {
+        let mut hr = (*hr).clone();
+        hr.metadata = ObjectMeta {
+            owner_references: Some(vec![OwnerReference {
+                api_version: "upstart.dev/v1alpha1".to_owned(),
+                kind: "UpstartService".to_owned(),
+                name: service.to_owned(),
+                uid: format!("uid-{service}"),
+                ..OwnerReference::default()
+            }]),
+            ..hr.metadata
+        };
+        Arc::new(hr)
+    }
+
+    fn at(depth: u32, remaining: u32) -> Priority {
+        Priority { depth, remaining }
+    }
+
+    #[test]
+    fn a_chain_gives_each_release_its_place_and_what_waits_behind_it() {
+        let releases = [
+            release("db", &[]),
+            release("api", &[("db", None)]),
+            release("web", &[("api", None)]),
+            release("leaf", &[]),
+        ];
+        assert_eq!(priority(&releases, "ns", "db"), at(1, 3));
+        assert_eq!(priority(&releases, "ns", "api"), at(2, 2));
+        assert_eq!(priority(&releases, "ns", "web"), at(3, 1));
+        assert_eq!(priority(&releases, "ns", "leaf"), at(1, 1));
+    }
+
+    #[test]
+    fn the_longest_chain_counts_where_several_meet() {
+        let releases = [
+            release("a", &[]),
+            release("b", &[("a", None)]),
+            release("c", &[]),
+            release("d", &[("b", None), ("c", None)]),
+        ];
+        assert_eq!(priority(&releases, "ns", "d"), at(3, 1));
+        assert_eq!(priority(&releases, "ns", "c"), at(1, 2));
+        assert_eq!(priority(&releases, "ns", "a"), at(1, 3));
+    }
+
+    #[test]
+    fn a_dependency_on_a_service_is_one_on_each_release_it_owns() {
+        let releases = [
+            owned_by(release("postgres", &[]), "database"),
+            release("api", &[("database", Some(DependencyKind::UpstartService))]),
+        ];
+        assert_eq!(priority(&releases, "ns", "postgres"), at(1, 2));
+        assert_eq!(priority(&releases, "ns", "api"), at(2, 1));
+    }
+
+    #[test]
+    fn other_namespaces_and_cycles_do_not_count() {
+        let mut elsewhere = (*release("b", &[])).clone();
+        elsewhere.metadata.namespace = Some("other".to_owned());
+        let releases = [
+            release("a", &[("b", None)]),
+            Arc::new(elsewhere),
+            release("x", &[("y", None)]),
+            release("y", &[("x", None)]),
+        ];
+        assert_eq!(priority(&releases, "ns", "a"), at(1, 1));
+        assert_eq!(priority(&releases, "ns", "x"), at(1, 1));
+        assert_eq!(priority(&releases, "ns", "unknown"), at(1, 1));
+    }
+}
