@@ -49,7 +49,7 @@ pub enum StatusWrite {
 /// the operator owns its status), unless it equals the status `object` already has.
 ///
 /// When the phase (as `summary` reads it) changes to a new one, publishes an event on `object`
-/// first: Warning for the failed phase, Normal otherwise, reason the phase, note the Ready
+/// at the same time: Warning for the failed phase, Normal otherwise, reason the phase, note the Ready
 /// condition's message. A failed event is logged, never returned; a failed write is returned
 /// for the caller to map into its own error.
 pub async fn apply_status<K>(
@@ -71,20 +71,22 @@ where
     let old_phase = old.and_then(&summary).map(|s| s.phase);
     let new = summary(status);
     let phase_changed = new.map(|s| s.phase) != old_phase;
-    if let Some(new) = new
-        && phase_changed
-    {
-        let regarding = object.object_ref(&());
-        if new.failed {
-            recorder
-                .warning(&regarding, new.phase, ACTION, new.note)
-                .await;
-        } else {
-            recorder
-                .normal(&regarding, new.phase, ACTION, new.note)
-                .await;
+    let announce = async {
+        if let Some(new) = new
+            && phase_changed
+        {
+            let regarding = object.object_ref(&());
+            if new.failed {
+                recorder
+                    .warning(&regarding, new.phase, ACTION, new.note)
+                    .await;
+            } else {
+                recorder
+                    .normal(&regarding, new.phase, ACTION, new.note)
+                    .await;
+            }
         }
-    }
+    };
     let name = object.name_any();
     let patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
@@ -93,13 +95,15 @@ where
         "status": status,
     });
     let started = Instant::now();
-    let written = api
-        .patch_status(
-            &name,
-            &PatchParams::apply(field_manager).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+    let params = PatchParams::apply(field_manager).force();
+    let patch = Patch::Apply(&patch);
+    // The Event and the write go out together: waiting for the Event first would delay every
+    // phase change (a dependent's start among them) by one request.
+    let ((), written) = futures::join!(
+        announce,
+        api.patch_status(&name, &params, &patch)
+    );
+    let written = written?;
     Ok(StatusWrite::Written {
         phase_changed,
         started,
