@@ -1,6 +1,7 @@
 //! Applying one planned object: server-side apply after the release conflict check, and
 //! whether an applied CRD is Established yet; the CRDs of `crds/` directories, created once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
@@ -16,7 +17,7 @@ use upstart_release_engine::manifests::{self, ManifestObject};
 use crate::Error;
 use crate::constants::FIELD_MANAGER;
 use crate::controller::Context;
-use crate::controller::applied::AppliedVersion;
+use crate::controller::applied::{AppliedVersion, Live};
 use crate::controller::observe::object_key;
 use crate::error::ApiStep;
 
@@ -96,10 +97,19 @@ pub(in crate::controller) async fn apply_object(
         .recall(&release, |m| m.applied.contains_key(&key))
         .unwrap_or(false);
     if !ours {
-        let live = api.get_opt(&entry.name).await.map_err(Error::kube(
-            ApiStep::ReadObject,
-            format!("reading {display}"),
-        ))?;
+        // Another release's object carries its label: the caches of the watched kinds hold
+        // every such object (and every Secret and ConfigMap), so they answer without a read.
+        let live = match ctx.applied_objects.live(entry, namespace, None) {
+            Live::Known(found) => found,
+            Live::Read => api
+                .get_opt(&entry.name)
+                .await
+                .map_err(Error::kube(
+                    ApiStep::ReadObject,
+                    format!("reading {display}"),
+                ))?
+                .map(Arc::new),
+        };
         manifests::check_conflict(entry, live.as_ref().map(|l| l.labels()), release_label)
             .map_err(Error::Render)?;
     }
