@@ -99,10 +99,7 @@ where
     let patch = Patch::Apply(&patch);
     // The Event and the write go out together: waiting for the Event first would delay every
     // phase change (a dependent's start among them) by one request.
-    let ((), written) = futures::join!(
-        announce,
-        api.patch_status(&name, &params, &patch)
-    );
+    let ((), written) = futures::join!(announce, api.patch_status(&name, &params, &patch));
     let written = written?;
     Ok(StatusWrite::Written {
         phase_changed,
