@@ -204,6 +204,8 @@ struct HelmReleaseCli {
     allow_cluster_scoped: Vec<String>,
     #[arg(long)]
     default_service_account: Option<String>,
+    #[arg(long, default_value_t = 4)]
+    max_concurrent_applies: u16,
 }
 
 /// Parses a Deployment's arguments as its operator does; for the HelmRelease operator also

@@ -60,7 +60,7 @@ use act::install::render_ahead;
 use act::teardown::cleanup;
 use applied::AppliedObjects;
 use config::{LateCredentials, repository_alias, secret_credentials};
-use memory::ReleaseMemory;
+use memory::{ReleaseMemory, cached_copy_will_do};
 use observe::observe;
 
 mod accounts;
@@ -547,24 +547,18 @@ pub async fn reconcile(hr: Arc<HelmRelease>, ctx: Arc<Context>) -> Result<Action
     let key = ObjectRef::from_obj(hr.as_ref());
     let namespace = hr.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), &namespace);
-    // Never act on a copy older than our own last write: a wake-up by a workload event can
-    // come before our last status write reaches the cache, and a stale status would apply
-    // (and run hooks) a second time. The cached copy is used when it holds that write (same
-    // resourceVersion) or when this process has not written the release; else the newest is
-    // read. (A copy older than someone else's write is fine: their write's event comes next.)
     let written = ctx.recall(&key, |m| m.written_version.clone()).flatten();
-    let hr = match written {
-        Some(version) if hr.resource_version().as_deref() != Some(version.as_str()) => {
-            let Some(newest) = api
-                .get_opt(&hr.name_any())
-                .await
-                .map_err(Error::kube(ApiStep::ReadRelease, "reading the HelmRelease"))?
-            else {
-                return Ok(Action::await_change());
-            };
-            Arc::new(newest)
-        }
-        _ => hr,
+    let hr = if cached_copy_will_do(&hr, written.as_deref()) {
+        hr
+    } else {
+        let Some(newest) = api
+            .get_opt(&hr.name_any())
+            .await
+            .map_err(Error::kube(ApiStep::ReadRelease, "reading the HelmRelease"))?
+        else {
+            return Ok(Action::await_change());
+        };
+        Arc::new(newest)
     };
     let (context, namespace, releases) = (ctx.as_ref(), namespace.as_str(), &api);
     let action = finalizer(

@@ -41,6 +41,22 @@ pub(in crate::controller) struct ReleaseMemory {
     pub(in crate::controller) corrected: HashMap<String, Timestamp>,
 }
 
+/// Whether a reconcile may act on the cached `copy` of a release instead of reading the newest.
+/// Never on a copy older than this process's last status write (`written_version`): a wake-up
+/// by a workload event can come before that write reaches the cache, and a stale status would
+/// apply (and run hooks) a second time. A copy older than someone else's write is fine: their
+/// write's event comes next. A release being deleted is always read anew: once its teardown is
+/// through, the finalizer goes and the memory with it, and a copy still in the cache would start
+/// the teardown again and run its delete hooks a second time, with nobody left to delete them.
+pub(in crate::controller) fn cached_copy_will_do(
+    copy: &HelmRelease,
+    written_version: Option<&str>,
+) -> bool {
+    copy.metadata.deletion_timestamp.is_none()
+        && written_version
+            .is_none_or(|written| copy.metadata.resource_version.as_deref() == Some(written))
+}
+
 /// The last apply of a release by this process.
 #[derive(Clone, Copy, Debug)]
 pub(in crate::controller) struct LastApply {
@@ -161,5 +177,36 @@ impl Context {
                 .elapsed()
         });
         crate::decide::reapply_due(self.since_last_apply(key), since_first_seen, interval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+
+    fn copy(resource_version: &str, deleting: bool) -> HelmRelease {
+        let mut hr = HelmRelease::new("web", Default::default());
+        hr.metadata.resource_version = Some(resource_version.to_owned());
+        hr.metadata.deletion_timestamp = deleting.then(|| Time(Timestamp::now()));
+        hr
+    }
+
+    #[test]
+    fn a_copy_holding_our_last_write_or_any_copy_we_never_wrote_will_do() {
+        assert!(cached_copy_will_do(&copy("7", false), Some("7")));
+        assert!(cached_copy_will_do(&copy("7", false), None));
+    }
+
+    #[test]
+    fn a_copy_older_than_our_last_write_is_read_anew() {
+        assert!(!cached_copy_will_do(&copy("6", false), Some("7")));
+    }
+
+    #[test]
+    fn a_release_being_deleted_is_read_anew_even_when_the_copy_holds_our_write() {
+        assert!(!cached_copy_will_do(&copy("7", true), Some("7")));
+        assert!(!cached_copy_will_do(&copy("7", true), None));
     }
 }
