@@ -21,8 +21,8 @@ use kube::Api;
 use upstart_api::names::release_label_value;
 
 use common::{
-    BenchResult, Cluster, ClusterOptions, Release, chain, env_usize, ms, ms_opt, percentile,
-    print_load, settings_config_map,
+    BenchResult, Cluster, ClusterOptions, HopPhases, Release, chain, env_usize, ms, ms_opt,
+    percentile, print_load, settings_config_map,
 };
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -110,6 +110,7 @@ async fn per_hop(runs: usize, length: usize, delay: Duration) -> BenchResult<()>
     let mut script_walls = Vec::new();
     let mut ratios = Vec::new();
     let mut installs = Vec::new();
+    let mut phases = Vec::new();
     for run in 0..runs {
         let namespace = format!("hop-{run}");
         cluster.create_namespace(&namespace).await?;
@@ -124,6 +125,7 @@ async fn per_hop(runs: usize, length: usize, delay: Duration) -> BenchResult<()>
             .await?;
         let operator = last.duration_since(started);
         let handoffs = cluster.handoffs(&releases);
+        phases.extend(cluster.hop_phases(&releases, started, delay));
         check_last_output(&cluster, &namespace, length).await?;
 
         let namespace = format!("script-{run}");
@@ -166,6 +168,7 @@ async fn per_hop(runs: usize, length: usize, delay: Duration) -> BenchResult<()>
         overhead(script, critical, length),
         ratios[ratios.len() / 2],
     );
+    print_hop_phases(&phases);
     println!(
         "  helm --wait check: every Deployment was Available when its `helm install --wait` returned; installs took {} to {} (median {}) for a workload delay of {}",
         ms(percentile(&installs, 0.0)),
@@ -175,6 +178,24 @@ async fn per_hop(runs: usize, length: usize, delay: Duration) -> BenchResult<()>
     );
     cluster.stop();
     Ok(())
+}
+
+/// Where a hop's time beyond the workload delay went (medians over every hop of every run).
+fn print_hop_phases(phases: &[Option<HopPhases>]) {
+    let seen: Vec<HopPhases> = phases.iter().flatten().copied().collect();
+    let median = |phase: fn(&HopPhases) -> Duration| {
+        let values: Vec<Duration> = seen.iter().map(phase).collect();
+        format!("{:.1} ms", percentile(&values, 0.5).as_secs_f64() * 1000.0)
+    };
+    println!(
+        "  per hop, beyond the workload delay (medians of {} hops of {}): dependency Ready -> first object {}; -> Deployment created {}; -> Available beyond the delay {}; -> release Ready {}",
+        seen.len(),
+        phases.len(),
+        median(|p| p.handoff),
+        median(|p| p.apply),
+        median(|p| p.workload_beyond_delay),
+        median(|p| p.ready),
+    );
 }
 
 /// `+X % (Y ms per hop)` of `wall` over the critical path.

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
@@ -108,6 +109,10 @@ fn write_helm_wrapper(dir: &Path, log: &Path) -> BenchResult<PathBuf> {
 pub struct Seen {
     pub ready: HashMap<String, Instant>,
     pub first_object: HashMap<String, Instant>,
+    /// When its Deployment was first seen (created), and first seen Available (the simulator's
+    /// status write after the workload delay): the workload part of a hop.
+    pub workload_created: HashMap<String, Instant>,
+    pub workload_available: HashMap<String, Instant>,
     /// HelmRelease watch events (each a write of the release: spec, finalizer or status).
     pub writes: HashMap<String, usize>,
     /// The longest `Ready` condition message seen (what a waiting release says).
@@ -287,9 +292,10 @@ impl Cluster {
         self.dir.path()
     }
 
-    /// Watches HelmReleases and released ConfigMaps in process, noting first-seen instants.
+    /// Watches HelmReleases, released ConfigMaps and Deployments in process, noting first-seen
+    /// instants.
     async fn watch(&mut self) -> BenchResult<()> {
-        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(2);
+        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(3);
         let releases: Api<HelmRelease> = Api::all(self.client.clone());
         let seen = self.seen.clone();
         let tx = ready_tx.clone();
@@ -332,6 +338,7 @@ impl Cluster {
         }));
         let config_maps: Api<ConfigMap> = Api::all(self.client.clone());
         let seen = self.seen.clone();
+        let tx = ready_tx.clone();
         self.watchers.push(tokio::spawn(async move {
             let config = watcher::Config::default().labels(RELEASE_LABEL);
             let mut events = std::pin::pin!(watcher(config_maps, config));
@@ -339,7 +346,7 @@ impl Cluster {
                 let now = Instant::now();
                 match event {
                     watcher::Event::InitDone => {
-                        let _ = ready_tx.send(()).await;
+                        let _ = tx.send(()).await;
                     }
                     watcher::Event::Apply(cm) | watcher::Event::InitApply(cm) => {
                         if let Some(release) = cm.labels().get(RELEASE_LABEL) {
@@ -353,7 +360,41 @@ impl Cluster {
                 }
             }
         }));
-        for _ in 0..2 {
+        let deployments: Api<Deployment> = Api::all(self.client.clone());
+        let seen = self.seen.clone();
+        let tx = ready_tx;
+        self.watchers.push(tokio::spawn(async move {
+            let config = watcher::Config::default().labels(RELEASE_LABEL);
+            let mut events = std::pin::pin!(watcher(deployments, config));
+            while let Ok(Some(event)) = events.try_next().await {
+                let now = Instant::now();
+                match event {
+                    watcher::Event::InitDone => {
+                        let _ = tx.send(()).await;
+                    }
+                    watcher::Event::Apply(d) | watcher::Event::InitApply(d) => {
+                        let Some(release) = d.labels().get(RELEASE_LABEL) else {
+                            continue;
+                        };
+                        let available = d.status.as_ref().is_some_and(|s| {
+                            s.conditions
+                                .iter()
+                                .flatten()
+                                .any(|c| c.type_ == "Available" && c.status == "True")
+                        });
+                        let mut seen = lock(&seen);
+                        seen.workload_created.entry(release.clone()).or_insert(now);
+                        if available {
+                            seen.workload_available
+                                .entry(release.clone())
+                                .or_insert(now);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }));
+        for _ in 0..3 {
             ready_rx.recv().await.ok_or("a bench watch ended early")?;
         }
         Ok(())
@@ -554,6 +595,66 @@ pub fn lock_seen(cluster: &Cluster) -> std::sync::MutexGuard<'_, Seen> {
 fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
     seen.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Where one hop's time went, from the bench's watches: the dependency seen Ready (for the
+/// first release, its creation) -> its first object seen -> its Deployment seen -> the
+/// Deployment seen Available -> the release seen Ready.
+#[derive(Clone, Copy, Debug)]
+pub struct HopPhases {
+    /// Dependency Ready -> first object (the hand-off: wake-up, outputs, render, first apply).
+    pub handoff: Duration,
+    /// First object -> Deployment created (the rest of the apply).
+    pub apply: Duration,
+    /// Deployment created -> Available, beyond the workload delay (the simulator's part).
+    pub workload_beyond_delay: Duration,
+    /// Deployment Available -> release Ready (health seen, status written).
+    pub ready: Duration,
+}
+
+impl Cluster {
+    /// The phases of each release's hop, in the order given; `start` stands for the
+    /// dependency's Ready of a release without dependencies. `None` for a release not seen
+    /// through every phase.
+    pub fn hop_phases(
+        &self,
+        releases: &[Release],
+        start: Instant,
+        delay: Duration,
+    ) -> Vec<Option<HopPhases>> {
+        let seen = lock(&self.seen);
+        releases
+            .iter()
+            .map(|r| {
+                let began = match r.dependencies.as_slice() {
+                    [] => start,
+                    dependencies => dependencies
+                        .iter()
+                        .map(|d| {
+                            seen.ready
+                                .get(&release_label_value(&r.namespace, d))
+                                .copied()
+                        })
+                        .collect::<Option<Vec<Instant>>>()?
+                        .into_iter()
+                        .max()?,
+                };
+                let key = r.key();
+                let first_object = *seen.first_object.get(&key)?;
+                let created = *seen.workload_created.get(&key)?;
+                let available = *seen.workload_available.get(&key)?;
+                let ready = *seen.ready.get(&key)?;
+                Some(HopPhases {
+                    handoff: first_object.saturating_duration_since(began),
+                    apply: created.saturating_duration_since(first_object),
+                    workload_beyond_delay: available
+                        .saturating_duration_since(created)
+                        .saturating_sub(delay),
+                    ready: ready.saturating_duration_since(available),
+                })
+            })
+            .collect()
+    }
 }
 
 /// One hand-off: when the last dependency of `release` was seen Ready, when its first object
