@@ -37,6 +37,7 @@ use upstart_api::v1alpha1::{
 };
 use upstart_chart_source::ChartSource;
 use upstart_dag::Expressions;
+use upstart_operator_runtime::outputs::OutputReads;
 use upstart_operator_runtime::{
     Cache, ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseSummary,
     Shutdown, StatusWrite, WorkGate, apply_status, finalizer,
@@ -110,6 +111,8 @@ pub struct Context {
     caches: Caches,
     /// The objects releases applied, as their watches last saw them.
     applied_objects: AppliedObjects,
+    /// Output Secrets and ConfigMaps, read once per version.
+    outputs: OutputReads,
     /// At most `max_concurrent_applies` renders and applies at once, by priority.
     gate: WorkGate<ObjectRef<HelmRelease>>,
 }
@@ -178,6 +181,10 @@ impl Context {
             limits: Limits::default(),
             releases,
             caches,
+            outputs: OutputReads::new(
+                applied_objects.secrets.clone(),
+                applied_objects.config_maps.clone(),
+            ),
             applied_objects,
             gate: WorkGate::new(config.max_concurrent_applies),
         })

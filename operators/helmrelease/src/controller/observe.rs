@@ -21,7 +21,6 @@ use upstart_dag::{
     collect_service_outputs, release_values,
 };
 use upstart_failure::Classify;
-use upstart_operator_runtime::outputs::read_output_objects;
 use upstart_operator_runtime::{Cache, Cached};
 use upstart_release_engine::digest::{FieldDigest, canonical_json};
 use upstart_release_engine::health::{self, Health};
@@ -503,7 +502,8 @@ async fn objects_for(
     namespace: &str,
     sources: &[upstart_api::v1alpha1::OutputSource],
 ) -> Result<Objects, Error> {
-    read_output_objects(&ctx.client, namespace, sources)
+    ctx.outputs
+        .read(&ctx.client, namespace, sources)
         .await
         .map_err(|(kind, source)| Error::Kube {
             step: ApiStep::ReadOutputs,
