@@ -211,6 +211,7 @@ async fn reconcile<K: Simulated>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Actio
     for warning in warnings {
         tracing::warn!(kind = %K::kind(&()), %namespace, %name, "{warning}");
     }
+    let observed_at = Instant::now();
     let obs = Observation {
         elapsed: ctx.elapsed(&*obj),
         now: now_seconds(),
@@ -228,7 +229,9 @@ async fn reconcile<K: Simulated>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Actio
         tracing::debug!(kind = %K::kind(&()), %namespace, %name, "status written");
     }
     Ok(match outcome.requeue_after {
-        Some(after) => Action::requeue(after),
+        // From the observation, not from now: the delay is the configured one, not that plus
+        // this reconcile's status write.
+        Some(after) => Action::requeue(after.saturating_sub(observed_at.elapsed())),
         None => Action::await_change(),
     })
 }

@@ -479,17 +479,7 @@ impl Cluster {
             .iter()
             .filter(|r| !r.dependencies.is_empty())
             .filter_map(|r| {
-                let dependencies_ready = r
-                    .dependencies
-                    .iter()
-                    .map(|d| {
-                        seen.ready
-                            .get(&release_label_value(&r.namespace, d))
-                            .copied()
-                    })
-                    .collect::<Option<Vec<Instant>>>()?
-                    .into_iter()
-                    .max()?;
+                let dependencies_ready = dependencies_ready(&seen, r)?;
                 Some(Handoff {
                     release: r.key(),
                     dependencies_ready,
@@ -597,8 +587,8 @@ fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Where one hop's time went, from the bench's watches: the dependency seen Ready (for the
-/// first release, its creation) -> its first object seen -> its Deployment seen -> the
+/// Where one hop's time went, from the bench's watches: the dependency seen Ready -> its first
+/// object seen -> its Deployment seen -> the
 /// Deployment seen Available -> the release seen Ready.
 #[derive(Clone, Copy, Debug)]
 pub struct HopPhases {
@@ -613,32 +603,15 @@ pub struct HopPhases {
 }
 
 impl Cluster {
-    /// The phases of each release's hop, in the order given; `start` stands for the
-    /// dependency's Ready of a release without dependencies. `None` for a release not seen
-    /// through every phase.
-    pub fn hop_phases(
-        &self,
-        releases: &[Release],
-        start: Instant,
-        delay: Duration,
-    ) -> Vec<Option<HopPhases>> {
+    /// The phases of each release's hop, for the releases with dependencies, in the order
+    /// given. `None` for a release not seen through every phase.
+    pub fn hop_phases(&self, releases: &[Release], delay: Duration) -> Vec<Option<HopPhases>> {
         let seen = lock(&self.seen);
         releases
             .iter()
+            .filter(|r| !r.dependencies.is_empty())
             .map(|r| {
-                let began = match r.dependencies.as_slice() {
-                    [] => start,
-                    dependencies => dependencies
-                        .iter()
-                        .map(|d| {
-                            seen.ready
-                                .get(&release_label_value(&r.namespace, d))
-                                .copied()
-                        })
-                        .collect::<Option<Vec<Instant>>>()?
-                        .into_iter()
-                        .max()?,
-                };
+                let began = dependencies_ready(&seen, r)?;
                 let key = r.key();
                 let first_object = *seen.first_object.get(&key)?;
                 let created = *seen.workload_created.get(&key)?;
@@ -655,6 +628,21 @@ impl Cluster {
             })
             .collect()
     }
+}
+
+/// When the last of `release`'s dependencies was seen Ready, once all were.
+fn dependencies_ready(seen: &Seen, release: &Release) -> Option<Instant> {
+    release
+        .dependencies
+        .iter()
+        .map(|d| {
+            seen.ready
+                .get(&release_label_value(&release.namespace, d))
+                .copied()
+        })
+        .collect::<Option<Vec<Instant>>>()?
+        .into_iter()
+        .max()
 }
 
 /// One hand-off: when the last dependency of `release` was seen Ready, when its first object
