@@ -73,6 +73,67 @@ async fn list_with_limit_returns_pages_linked_by_continue_tokens() {
 }
 
 #[tokio::test]
+async fn a_namespaced_list_holds_its_namespace_alone_and_pages_within_it() {
+    let cp = control_plane();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cp.client());
+    // Names that sort next to each other, and prefixes of one another.
+    for namespace in ["a", "a-b", "ab", "b"] {
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap(),
+            )
+            .await
+            .unwrap();
+        let cms: Api<ConfigMap> = Api::namespaced(cp.client(), namespace);
+        for i in 0..3 {
+            cms.create(
+                &PostParams::default(),
+                &cm(&format!("{namespace}-{i}"), json!({})),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    for namespace in ["a", "a-b", "ab", "b"] {
+        let cms: Api<ConfigMap> = Api::namespaced(cp.client(), namespace);
+        let whole: Vec<String> = cms
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|c| c.name_any())
+            .collect();
+        let expected: Vec<String> = (0..3).map(|i| format!("{namespace}-{i}")).collect();
+        assert_eq!(whole, expected, "namespace {namespace}");
+        let first = cms.list(&ListParams::default().limit(2)).await.unwrap();
+        assert_eq!(first.metadata.remaining_item_count, Some(1));
+        let rest = cms
+            .list(
+                &ListParams::default()
+                    .limit(2)
+                    .continue_token(first.metadata.continue_.as_deref().unwrap()),
+            )
+            .await
+            .unwrap();
+        let paged: Vec<String> = first
+            .items
+            .iter()
+            .chain(&rest.items)
+            .map(|c| c.name_any())
+            .collect();
+        assert_eq!(paged, expected, "namespace {namespace}, in pages");
+        assert!(rest.metadata.continue_.is_none());
+    }
+    let all: Api<ConfigMap> = Api::all(cp.client());
+    assert_eq!(
+        all.list(&ListParams::default()).await.unwrap().items.len(),
+        12
+    );
+}
+
+#[tokio::test]
 async fn label_selectors_support_equality_and_set_based_requirements() {
     let cp = control_plane();
     let cms: Api<ConfigMap> = Api::default_namespaced(cp.client());

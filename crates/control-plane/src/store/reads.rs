@@ -1,6 +1,8 @@
 //! Reads: list with pagination (continue tokens over a snapshot resourceVersion) and the start
 //! of watches, from the current state or from the watch history.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use serde_json::{Value, json};
 
@@ -27,7 +29,20 @@ impl Store {
         let mut next = None;
         let mut remaining = 0usize;
         if let Some(bucket) = self.bucket(&resource.storage_key()) {
-            let after_start = bucket.iter().filter(|(object_key, _)| match &start {
+            // Keys are (namespace, name): a namespace's objects are one range of the bucket, as
+            // they are one key prefix in etcd, so a namespaced list does not visit the others.
+            let in_scope: Box<dyn Iterator<Item = (&ObjKey, &Arc<Value>)>> = match &query.namespace
+            {
+                Some(namespace) => Box::new(
+                    bucket
+                        .range((namespace.clone(), String::new())..)
+                        .take_while(move |((object_namespace, _), _)| {
+                            object_namespace == namespace
+                        }),
+                ),
+                None => Box::new(bucket.iter()),
+            };
+            let after_start = in_scope.filter(|(object_key, _)| match &start {
                 Some(start_key) => *object_key > start_key,
                 None => true,
             });
