@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use common::{
     BenchResult, OperatorFigures, OperatorMetrics, Recorder, WORKLOAD_KINDS, Watched,
     delete_and_wait, env_usize, helm_template_time, load_average, ms, read_example_environment,
-    secs,
+    secs, start_local_cluster,
 };
 use kube::api::PostParams;
 use kube::{Api, ResourceExt as _};
@@ -36,7 +36,6 @@ use serde_json::{Value, json};
 use upstart_api::v1alpha1::{HelmRelease, UpstartEnvironment, UpstartService, UpstartServiceSpec};
 use upstart_dag::{DependencyGraph, GraphInput, NodeId, NodeKind, Timing};
 use upstart_e2e::TestEnv;
-use upstart_local_cluster::LocalClusterOptions;
 use upstart_workload_simulator::{Options, READY_AFTER, Settings};
 
 /// Every simulated workload's delay unless its annotation says otherwise (SPEC §9: >= 1 s).
@@ -71,20 +70,12 @@ async fn main() -> BenchResult<()> {
     }
 
     let operator_metrics = OperatorMetrics::default();
-    let env = TestEnv::start_with(LocalClusterOptions {
-        workload_delay: WORKLOAD_DELAY,
-        operators: operator_metrics.operators(),
-        ..TestEnv::local_options()
-    })
+    let (env, client, recorder) = start_local_cluster(
+        WORKLOAD_DELAY,
+        operator_metrics.operators(),
+        Watched::Everything,
+    )
     .await?;
-    if env.local().is_none() {
-        return Err(
-            "this benchmark measures the local cluster: unset UPSTART_E2E_KUBECONFIG".into(),
-        );
-    }
-    let client = env.client().clone();
-    let recorder = Recorder::start(&client, Watched::Everything).await?;
-    env.apply_catalog(&["examples/services"]).await?;
 
     let scenarios = [
         Scenario {

@@ -28,15 +28,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{
-    BenchResult, OperatorMetrics, Recorder, Watched, delete_and_wait, env_usize,
-    helm_template_time, load_average, ms, read_example_environment, secs,
+    BenchResult, OperatorMetrics, Watched, delete_and_wait, env_usize, helm_template_time,
+    load_average, ms, read_example_environment, secs, start_local_cluster,
 };
 use kube::api::{ListParams, PostParams};
 use kube::{Api, ResourceExt as _};
 use serde_json::{Value, json};
 use upstart_api::v1alpha1::{HelmRelease, UpstartEnvironment};
-use upstart_e2e::TestEnv;
-use upstart_local_cluster::LocalClusterOptions;
+use upstart_test_support::process::ProcessUsage;
 
 /// Issue 21: p95 time-to-ready of the fleet <= 1.2 x the render-CPU bound.
 const TARGET_RATIO: f64 = 1.2;
@@ -71,24 +70,16 @@ async fn main() -> BenchResult<()> {
     }
 
     // Read before anything is measured: getconf is a child process too.
-    let ticks_per_second = clock_ticks();
+    upstart_test_support::process::clock_ticks();
     let helm = upstart_local_cluster::locate_helm().ok_or("helm not found (UPSTART_HELM)")?;
     let counter = HelmCounter::new(&helm)?;
     let operator_metrics = OperatorMetrics::default();
-    let env = TestEnv::start_with(LocalClusterOptions {
-        workload_delay: delay,
-        operators: operator_metrics.operators_with_helm(Some(counter.wrapper.clone())),
-        ..TestEnv::local_options()
-    })
+    let (env, client, recorder) = start_local_cluster(
+        delay,
+        operator_metrics.operators_with_helm(Some(counter.wrapper.clone())),
+        Watched::Environments,
+    )
     .await?;
-    if env.local().is_none() {
-        return Err(
-            "this benchmark measures the local cluster: unset UPSTART_E2E_KUBECONFIG".into(),
-        );
-    }
-    let client = env.client().clone();
-    let recorder = Recorder::start(&client, Watched::Environments).await?;
-    env.apply_catalog(&["examples/services"]).await?;
     let template = read_example_environment()?;
     let environments: Api<UpstartEnvironment> = Api::all(client.clone());
 
@@ -96,7 +87,7 @@ async fn main() -> BenchResult<()> {
     let mut singles = Vec::new();
     for run in 1..=single_runs {
         let environment = copy(&template, &format!("single-{run}"), delay)?;
-        let before = Usage::now(ticks_per_second, &counter)?;
+        let before = Usage::now(&counter)?;
         let t0 = Instant::now();
         let created = environments
             .create(&PostParams::default(), &environment)
@@ -116,7 +107,7 @@ async fn main() -> BenchResult<()> {
             }
             tokio::time::sleep(POLL).await;
         };
-        let used = Usage::now(ticks_per_second, &counter)?.since(&before);
+        let used = Usage::now(&counter)?.since(&before);
         println!(
             "  single environment run {run}: Ready in {}; {} `helm template` runs, helm CPU {}",
             secs(ready),
@@ -145,7 +136,7 @@ async fn main() -> BenchResult<()> {
         .map(|i| copy(&template, &format!("fleet-{i:03}"), delay))
         .collect::<BenchResult<_>>()?;
     let fleet_load = load_average();
-    let before = Usage::now(ticks_per_second, &counter)?;
+    let before = Usage::now(&counter)?;
     let metrics_before = operator_metrics.snapshot();
     let t0 = Instant::now();
     let creates = fleet.iter().map(|environment| {
@@ -201,7 +192,7 @@ async fn main() -> BenchResult<()> {
         }
         tokio::time::sleep(POLL).await;
     }
-    let used = Usage::now(ticks_per_second, &counter)?.since(&before);
+    let used = Usage::now(&counter)?.since(&before);
     let operator = operator_metrics.snapshot().since(&metrics_before);
 
     let all_ready = ready
@@ -383,21 +374,11 @@ struct Usage {
 }
 
 impl Usage {
-    fn now(ticks_per_second: f64, counter: &HelmCounter) -> BenchResult<Usage> {
-        let stat = std::fs::read_to_string("/proc/self/stat")?;
-        // The fields after the command name, which is in parentheses and may hold spaces.
-        let fields: Vec<u64> = stat
-            .rsplit_once(')')
-            .map_or("", |(_, rest)| rest)
-            .split_whitespace()
-            .map(|f| f.parse().unwrap_or(0))
-            .collect();
-        // utime, stime, cutime, cstime: fields 14 to 17 of stat, 12 to 15 after the name.
-        let ticks = |i: usize| fields.get(i).copied().unwrap_or(0);
-        let cpu = |t: u64| Duration::from_secs_f64(t as f64 / ticks_per_second);
+    fn now(counter: &HelmCounter) -> BenchResult<Usage> {
+        let this = ProcessUsage::of_self()?;
         Ok(Usage {
-            own_cpu: cpu(ticks(11) + ticks(12)),
-            children_cpu: cpu(ticks(13) + ticks(14)),
+            own_cpu: this.cpu,
+            children_cpu: this.children_cpu,
             templates: counter.templates()?,
         })
     }
@@ -409,14 +390,4 @@ impl Usage {
             templates: self.templates.saturating_sub(before.templates),
         }
     }
-}
-
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 pub mod git_server;
 #[cfg(feature = "operators")]
 pub mod operators;
+pub mod process;
 #[cfg(feature = "registry")]
 pub mod registry;
 

@@ -26,7 +26,8 @@ use serde_json::Value;
 use upstart_api::v1alpha1::{HelmRelease, UpstartEnvironment, UpstartService};
 use upstart_e2e::TestEnv;
 use upstart_local_cluster::{
-    Operator, OperatorContext, OperatorSet, Readiness, StopSignal, readiness, run_in_process,
+    LocalClusterOptions, Operator, OperatorContext, OperatorSet, Readiness, StopSignal, readiness,
+    run_in_process,
 };
 use upstart_release_engine::health;
 
@@ -61,6 +62,31 @@ pub struct Trace {
     pub phases: Vec<(Instant, String)>,
     /// The latest object seen.
     pub object: Value,
+}
+
+/// The local cluster a bench measures: every operator as `operators` run them, workloads ready
+/// after `delay`, the example catalog applied, and a recorder of what `watched` names. Refuses a
+/// real cluster (`UPSTART_E2E_KUBECONFIG`): the figures are the local cluster's.
+pub async fn start_local_cluster(
+    delay: Duration,
+    operators: OperatorSet,
+    watched: Watched,
+) -> BenchResult<(TestEnv, Client, Recorder)> {
+    let env = TestEnv::start_with(LocalClusterOptions {
+        workload_delay: delay,
+        operators,
+        ..TestEnv::local_options()
+    })
+    .await?;
+    if env.local().is_none() {
+        return Err(
+            "this benchmark measures the local cluster: unset UPSTART_E2E_KUBECONFIG".into(),
+        );
+    }
+    let client = env.client().clone();
+    let recorder = Recorder::start(&client, watched).await?;
+    env.apply_catalog(&["examples/services"]).await?;
+    Ok((env, client, recorder))
 }
 
 /// Watches (every namespace) the Upstart kinds and the workloads, or only the environments,

@@ -526,7 +526,7 @@ impl Cluster {
 
     /// The operator process's memory and CPU so far.
     pub fn operator_usage(&self) -> BenchResult<Usage> {
-        Usage::of(self.operator_pid)
+        Ok(Usage::of(self.operator_pid)?)
     }
 
     pub fn operator_log_tail(&self) -> String {
@@ -732,57 +732,7 @@ pub fn chain(namespace: &str, prefix: &str, length: usize) -> Vec<Release> {
 }
 
 /// Memory and CPU of a process, from `/proc`.
-#[derive(Clone, Copy, Debug)]
-pub struct Usage {
-    /// Peak resident set size (`VmHWM`).
-    pub peak_rss_kib: u64,
-    pub rss_kib: u64,
-    /// User + system CPU of the process itself.
-    pub cpu: Duration,
-    /// User + system CPU of its children it has waited for (the helm subprocesses).
-    pub children_cpu: Duration,
-}
-
-impl Usage {
-    pub fn of(pid: u32) -> BenchResult<Usage> {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let field = |name: &str| -> u64 {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-        // Fields after the command name (which may hold spaces) in parentheses.
-        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-        let fields: Vec<u64> = after
-            .split_whitespace()
-            .map(|f| f.parse().unwrap_or(0))
-            .collect();
-        // utime, stime, cutime, cstime are fields 14..=17 of stat, 12..=15 after the name.
-        let ticks = |i: usize| fields.get(i).copied().unwrap_or(0);
-        let per_second = clock_ticks();
-        let cpu = |t: u64| Duration::from_secs_f64(t as f64 / per_second);
-        Ok(Usage {
-            peak_rss_kib: field("VmHWM:"),
-            rss_kib: field("VmRSS:"),
-            cpu: cpu(ticks(11) + ticks(12)),
-            children_cpu: cpu(ticks(13) + ticks(14)),
-        })
-    }
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
+pub use upstart_test_support::process::ProcessUsage as Usage;
 
 /// Prometheus text exposition, as `name{labels}` -> value.
 pub struct Metrics {
