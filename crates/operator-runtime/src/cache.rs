@@ -50,10 +50,35 @@ where
 {
     /// Watches `api` with `config` into a new cache. The stream yields every object applied or
     /// deleted (after the cache holds the change), for `Controller::watches_stream`; the cache
-    /// is only filled while that stream is polled.
+    /// is only filled while that stream is polled. Objects are kept without their
+    /// `managedFields` (often the larger part of an object, and read by no reconcile of these
+    /// kinds); [`Cache::watch_with_managed_fields`] keeps them.
     pub fn watch(
         api: Api<K>,
         config: watcher::Config,
+    ) -> (
+        Self,
+        impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    ) {
+        Self::watch_keeping(api, config, false)
+    }
+
+    /// As [`Cache::watch`], keeping each object's `managedFields` (who wrote what: how drift is
+    /// told from the operator's own writes).
+    pub fn watch_with_managed_fields(
+        api: Api<K>,
+        config: watcher::Config,
+    ) -> (
+        Self,
+        impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    ) {
+        Self::watch_keeping(api, config, true)
+    }
+
+    fn watch_keeping(
+        api: Api<K>,
+        config: watcher::Config,
+        managed_fields: bool,
     ) -> (
         Self,
         impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -63,6 +88,11 @@ where
         let flag = listed.clone();
         let stream = watcher(api, config)
             .default_backoff()
+            .modify(move |object| {
+                if !managed_fields {
+                    object.meta_mut().managed_fields = None;
+                }
+            })
             .reflect(writer)
             .inspect(move |event| {
                 if matches!(event, Ok(watcher::Event::InitDone)) {

@@ -278,6 +278,9 @@ impl ReadyFlag {
             .track(
                 watcher(api, config)
                     .default_backoff()
+                    // Nothing reads who wrote what of the operator's own kind: memory kept for
+                    // the rest (managedFields are often the larger part of an object).
+                    .modify(|object| object.meta_mut().managed_fields = None)
                     .reflect(writer)
                     .inspect(move |event| {
                         if let Ok(event) = event {

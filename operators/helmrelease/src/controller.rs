@@ -361,25 +361,31 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
         namespaces,
         environments,
     };
-    // What releases applied, by the watches that wake them on a change (readiness, drift).
+    // What releases applied, by the watches that wake them on a change (readiness, drift),
+    // with who wrote what (drift is a write by another field manager).
     let owned = watcher::Config::default().labels(RELEASE_LABEL);
-    let (deployments, deployment_events) = Cache::watch(op.api::<Deployment>(), owned.clone());
+    let (deployments, deployment_events) =
+        Cache::watch_with_managed_fields(op.api::<Deployment>(), owned.clone());
     let (stateful_sets, stateful_set_events) =
-        Cache::watch(Api::<StatefulSet>::all(client.clone()), owned.clone());
-    let (daemon_sets, daemon_set_events) = Cache::watch(op.api::<DaemonSet>(), owned.clone());
-    let (jobs, job_events) = Cache::watch(op.api::<Job>(), owned.clone());
-    let (pods, pod_events) = Cache::watch(op.api::<Pod>(), owned.clone());
-    let (kube_services, kube_service_events) = Cache::watch(op.api::<Service>(), owned.clone());
-    let (crds, crd_events) =
-        Cache::watch(Api::<CustomResourceDefinition>::all(client.clone()), owned);
+        Cache::watch_with_managed_fields(Api::<StatefulSet>::all(client.clone()), owned.clone());
+    let (daemon_sets, daemon_set_events) =
+        Cache::watch_with_managed_fields(op.api::<DaemonSet>(), owned.clone());
+    let (jobs, job_events) = Cache::watch_with_managed_fields(op.api::<Job>(), owned.clone());
+    let (pods, pod_events) = Cache::watch_with_managed_fields(op.api::<Pod>(), owned.clone());
+    let (kube_services, kube_service_events) =
+        Cache::watch_with_managed_fields(op.api::<Service>(), owned.clone());
+    let (crds, crd_events) = Cache::watch_with_managed_fields(
+        Api::<CustomResourceDefinition>::all(client.clone()),
+        owned,
+    );
     // All of them, not only those releases applied: outputs may come from any Secret or
     // ConfigMap of the namespace. Metadata only: no Secret's data reaches the operator
     // through a watch (outputs are read when used).
-    let (secrets, secret_events) = Cache::watch(
+    let (secrets, secret_events) = Cache::watch_with_managed_fields(
         Api::<PartialObjectMeta<Secret>>::all(client.clone()),
         all.clone(),
     );
-    let (config_maps, config_map_events) = Cache::watch(
+    let (config_maps, config_map_events) = Cache::watch_with_managed_fields(
         Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()),
         all.clone(),
     );
