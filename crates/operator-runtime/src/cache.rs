@@ -118,4 +118,19 @@ where
     pub fn store(&self) -> &Store<K> {
         &self.store
     }
+
+    /// The objects of `namespace` as the watch last saw them, or `None` while the first list is
+    /// not complete: the store is empty until then, which would read as "there are none".
+    pub fn in_namespace(&self, namespace: &str) -> Option<Vec<Arc<K>>> {
+        if !self.listed.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(
+            self.store
+                .state()
+                .into_iter()
+                .filter(|object| object.meta().namespace.as_deref() == Some(namespace))
+                .collect(),
+        )
+    }
 }
