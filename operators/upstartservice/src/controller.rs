@@ -9,11 +9,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, DeleteParams, ListParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use tracing::{debug, info, instrument, warn};
 use upstart_api::conditions::{READY, find, is_ready_for_generation};
 use upstart_api::v1alpha1::{
@@ -22,8 +23,8 @@ use upstart_api::v1alpha1::{
 use upstart_dag::{Expressions, collect_service_outputs, validate_template};
 use upstart_operator_runtime::outputs::read_output_objects;
 use upstart_operator_runtime::{
-    ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseGauge, PhaseSummary,
-    Shutdown, apply_status, objects,
+    Cache, ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseGauge,
+    PhaseSummary, Shutdown, apply_status, objects,
 };
 
 use crate::Error;
@@ -62,6 +63,10 @@ pub struct Context {
     backoff: FailureBackoff<ObjectRef<UpstartService>>,
     expressions: Expressions,
     catalog_namespace: String,
+    /// Every UpstartService, kept by the watch that wakes services for a change of another.
+    services: Cache<UpstartService>,
+    /// Every HelmRelease, kept by the watch that wakes services for a change of one.
+    releases: Cache<HelmRelease>,
 }
 
 /// Runs the controller until `shutdown` fires: the work handed to the shared runtime
@@ -87,6 +92,12 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
                     .map(|s| s.status.as_ref().and_then(|s| s.phase)),
             );
         });
+    // Not the store above: with --label-selector that holds this shard's services only, and a
+    // plan reads the whole namespace. These caches are filled by the watches that wake the
+    // services a change concerns, and hold the change before the wake-up is passed on.
+    let (service_cache, service_changes) = Cache::watch(services, watcher::Config::default());
+    let (release_cache, release_changes) =
+        Cache::watch(op.api::<HelmRelease>(), watcher::Config::default());
     let context = Arc::new(Context {
         client: op.client.clone(),
         metrics: op.metrics.controller(CONTROLLER),
@@ -94,17 +105,17 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
         backoff: FailureBackoff::default(),
         expressions: Expressions::new(),
         catalog_namespace: config.catalog_namespace,
+        services: service_cache,
+        releases: release_cache,
     });
     let by_release = store.clone();
     let by_service = store.clone();
     let controller = Controller::for_stream(trigger, store)
         .with_config(op.controller_config())
-        .watches(
-            op.api::<HelmRelease>(),
-            watcher::Config::default(),
-            move |release| wakeups::woken_by_release(&by_release.state(), &release),
-        )
-        .watches(services, watcher::Config::default(), move |service| {
+        .watches_stream(release_changes, move |release| {
+            wakeups::woken_by_release(&by_release.state(), &release)
+        })
+        .watches_stream(service_changes, move |service| {
             wakeups::woken_by_service(&by_service.state(), &service)
         })
         // Stop taking work on SIGTERM or lost leadership; in-flight reconciles finish.
@@ -182,23 +193,14 @@ pub async fn reconcile(service: Arc<UpstartService>, ctx: Arc<Context>) -> Resul
         return Err(Error::NoUid);
     }
 
-    let services = api
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::kube(
-            ApiStep::ListNamespace,
-            "listing the UpstartServices of the namespace",
-        ))?
-        .items;
+    // From the watch caches, which may lag the API server a little. That is safe: every
+    // change they have not shown yet wakes this service again once they hold it; a child
+    // missing from them is applied (server-side apply of what is already there changes
+    // nothing) and the API server's answer is used; an orphan is deleted by name, whatever its
+    // state; a withheld child is deleted only as the copy judged (see `apply_children`).
+    let services = in_namespace(&ctx.services, &api, &namespace).await?;
     let releases_api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), &namespace);
-    let releases = releases_api
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::kube(
-            ApiStep::ListNamespace,
-            "listing the HelmReleases of the namespace",
-        ))?
-        .items;
+    let releases = in_namespace(&ctx.releases, &releases_api, &namespace).await?;
     // Planned as switched: disabled keys are left out (their children are orphans, torn down
     // dependents first), jobs are keys like any other.
     let (service, switch_problems) = switched(&service);
@@ -252,6 +254,25 @@ fn error_policy(service: Arc<UpstartService>, error: &Error, ctx: Arc<Context>) 
     )
 }
 
+/// The objects of `namespace`: from `cache`, else (its first list is not complete, and an
+/// empty cache would say there are none) from a LIST.
+async fn in_namespace<K>(cache: &Cache<K>, api: &Api<K>, namespace: &str) -> Result<Vec<K>, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync,
+{
+    if let Some(cached) = cache.in_namespace(namespace) {
+        return Ok(cached.into_iter().map(Arc::unwrap_or_clone).collect());
+    }
+    Ok(api
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::kube(
+            ApiStep::ListNamespace,
+            format!("listing the {}s of the namespace", K::kind(&())),
+        ))?
+        .items)
+}
+
 /// Applies every child that is not withheld, in install order, with server-side apply; a child
 /// already as planned is not sent again. Returns the children by key (as the API server
 /// returned them) and the keys whose child the API server refused.
@@ -272,12 +293,14 @@ async fn apply_children(
             // Nothing on a cycle or in a conflict is installed or changed: a child created
             // before the problem appeared goes if it never ran, and is left as it is if it does.
             if let Some(existing) = existing {
-                if never_installed(existing) && existing.metadata.deletion_timestamp.is_none() {
+                if never_installed(existing)
+                    && existing.metadata.deletion_timestamp.is_none()
+                    && delete_unchanged(api, existing).await?
+                {
                     info!(
                         child = existing.name_any(),
-                        "deleting a withheld child that never ran"
+                        "deleted a withheld child that never ran"
                     );
-                    delete_child(api, &existing.name_any()).await?;
                 } else {
                     children.insert(key.clone(), existing.clone());
                 }
@@ -322,6 +345,30 @@ async fn delete_child(api: &Api<HelmRelease>, name: &str) -> Result<(), Error> {
             action: format!("deleting HelmRelease {name}"),
             source,
         })
+}
+
+/// Deletes `child` only as it is here (its resourceVersion): the copy may come from the cache,
+/// and one that started installing meanwhile must stay. False when it changed meanwhile: its
+/// change wakes the service, which judges it again.
+async fn delete_unchanged(api: &Api<HelmRelease>, child: &HelmRelease) -> Result<bool, Error> {
+    let name = child.name_any();
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            resource_version: child.resource_version(),
+            uid: child.uid(),
+        }),
+        ..DeleteParams::background()
+    };
+    match api.delete(&name, &params).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        Err(source) => Err(Error::Kube {
+            step: ApiStep::DeleteChild,
+            action: format!("deleting HelmRelease {name}"),
+            source,
+        }),
+    }
 }
 
 /// Whether the live child already has the planned spec, labels and owner.

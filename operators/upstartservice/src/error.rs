@@ -32,7 +32,8 @@ pub enum Error {
 pub enum ApiStep {
     /// Reading the newest copy of the service.
     ReadService,
-    /// Listing the services and releases of the namespace (the graph).
+    /// Listing the services and releases of the namespace (the graph), while the watch caches
+    /// do not hold their first list yet.
     ListNamespace,
     /// Server-side applying a child HelmRelease.
     ApplyChild,

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use upstart_api::conditions::{READY, STALLED, VALID, find, is_ready_for_generation};
 use upstart_api::labels::{RELEASE_KEY_LABEL, SERVICE_LABEL};
 use upstart_api::v1alpha1::{HelmRelease, ServicePhase, UpstartService};
+use upstart_control_plane::{Fault, Verb};
 use upstart_service_operator::constants::DEPENDENCIES_RESOLVED;
 use upstart_test_support::operators::{Cluster, RunningOperator, object_where, test_logs, write};
 
@@ -97,7 +98,7 @@ data:
 }
 
 struct Harness {
-    _cluster: Cluster,
+    cluster: Cluster,
     client: Client,
     operators: Vec<RunningOperator>,
     /// The service operator's metrics.
@@ -120,7 +121,7 @@ impl Harness {
                 )
             });
         Harness {
-            _cluster: cluster,
+            cluster,
             client,
             metrics: services.metrics.clone(),
             operators: vec![releases, services],
@@ -610,6 +611,67 @@ async fn removing_keys_tears_their_children_down_dependents_first() {
         ["cache"]
     );
     h.releases(NS).get("shop-cache").await.unwrap();
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciles_read_the_namespace_from_the_watch_caches_without_listing_it() {
+    let h = Harness::start().await;
+    h.create_service(
+        NS,
+        "db",
+        json!({"db": {"chart": "test/producer", "version": "0.1.0"}}),
+    )
+    .await;
+    h.create_service(
+        NS,
+        "shop",
+        json!({"api": {"chart": "test/app", "version": "0.1.0"}}),
+    )
+    .await;
+    h.ready_service(NS, "db").await;
+    h.ready_service(NS, "shop").await;
+    // Counted, not failed: a zero delay only counts the namespace's LISTs of either kind
+    // (the watches list the whole cluster, once, when they start).
+    let count = |resource: &str| {
+        h.cluster.faults().inject(
+            Fault::on(Verb::List)
+                .resource(resource)
+                .namespace(NS)
+                .always()
+                .delay(Duration::ZERO),
+        )
+    };
+    let (service_lists, release_lists) = (count("upstartservices"), count("helmreleases"));
+    h.services(NS)
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"helmReleases": {"cache": {
+                "chart": "test/app", "version": "0.1.0",
+                "dependencies": [{"name": "api"}, {"name": "db", "kind": "UpstartService"}]
+            }}}})),
+        )
+        .await
+        .unwrap();
+    let service = h.ready_service(NS, "shop").await;
+    assert_eq!(service.status.unwrap().releases.as_deref(), Some("2/2"));
+    let cache = h.releases(NS).get("shop-cache").await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&cache.spec.dependencies).unwrap(),
+        json!([
+            {"name": "shop-api", "kind": "HelmRelease", "as": "api"},
+            {"name": "db", "kind": "UpstartService", "as": "db"}
+        ])
+    );
+    assert_eq!(
+        (
+            h.cluster.faults().hits(service_lists),
+            h.cluster.faults().hits(release_lists)
+        ),
+        (0, 0),
+        "LISTs of the namespace's UpstartServices and HelmReleases"
+    );
     h.stop().await;
 }
 
