@@ -32,8 +32,8 @@ use upstart_api::v1alpha1::{
 use upstart_dag::{DependencyGraph, Expressions, NodeId, NodeKind, validate_template};
 use upstart_operator_runtime::objects::Deletion;
 use upstart_operator_runtime::{
-    Cleanup, ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseSummary,
-    Shutdown, apply_status, finalizer, objects,
+    Cache, Cleanup, ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext,
+    PhaseSummary, Shutdown, apply_status, finalizer, objects,
 };
 
 use crate::Error;
@@ -100,6 +100,11 @@ pub struct Context {
     expressions: Expressions,
     /// Every environment, for the caps ([`crate::admission`]).
     environments: Store<UpstartEnvironment>,
+    /// Every UpstartService (members and catalog templates), kept by the watch that wakes the
+    /// environments a change concerns.
+    services: Cache<UpstartService>,
+    /// Every HelmRelease, kept by the watch that wakes the environments a change concerns.
+    releases: Cache<HelmRelease>,
 }
 
 /// Runs the controller until `shutdown` fires: the work handed to the shared runtime
@@ -122,6 +127,16 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     });
     let controller =
         Controller::for_stream(trigger, store.clone()).with_config(op.controller_config());
+    // Members and templates are read from memory: each cache holds a change before its watch
+    // wakes the environments it concerns.
+    let (services, service_changes) = Cache::watch(
+        Api::<UpstartService>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let (releases, release_changes) = Cache::watch(
+        Api::<HelmRelease>::all(client.clone()),
+        watcher::Config::default(),
+    );
     let context = Arc::new(Context {
         client: client.clone(),
         metrics: op.metrics.controller(CONTROLLER),
@@ -132,6 +147,8 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
         release_accounts: config.release_access.clone().map(ReleaseAccounts::new),
         expressions: Expressions::new(),
         environments: store.clone(),
+        services,
+        releases,
     });
     let by_service = store.clone();
     let by_release = store.clone();
@@ -139,34 +156,26 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     let catalog = config.catalog_namespace.clone();
     let ctx_client = client.clone();
     let controller = controller
-        .watches(
-            Api::<UpstartService>::all(client.clone()),
-            watcher::Config::default(),
-            move |service| {
-                wakeups::woken_by_member(
-                    &by_service.state(),
-                    &catalog,
-                    service.namespace().as_deref(),
-                    &service.name_any(),
-                    service.labels(),
-                    true,
-                )
-            },
-        )
-        .watches(
-            Api::<HelmRelease>::all(client.clone()),
-            watcher::Config::default(),
-            move |release| {
-                wakeups::woken_by_member(
-                    &by_release.state(),
-                    "",
-                    release.namespace().as_deref(),
-                    &release.name_any(),
-                    release.labels(),
-                    false,
-                )
-            },
-        )
+        .watches_stream(service_changes, move |service| {
+            wakeups::woken_by_member(
+                &by_service.state(),
+                &catalog,
+                service.namespace().as_deref(),
+                &service.name_any(),
+                service.labels(),
+                true,
+            )
+        })
+        .watches_stream(release_changes, move |release| {
+            wakeups::woken_by_member(
+                &by_release.state(),
+                "",
+                release.namespace().as_deref(),
+                &release.name_any(),
+                release.labels(),
+                false,
+            )
+        })
         .watches(
             Api::<Namespace>::all(client.clone()),
             watcher::Config::default().labels(ENVIRONMENT_LABEL),
@@ -265,6 +274,25 @@ struct Members {
 }
 
 impl Members {
+    /// The members as the watch caches hold them, which may lag the API server a little. That
+    /// is safe for converging: a change they do not show yet wakes the environment again once
+    /// they hold it; a member missing from them is applied (server-side apply of what is there
+    /// changes nothing) and the API server's answer used; one already gone is deleted again by
+    /// name (a 404, nothing). While a cache's first list is not complete, a LIST instead.
+    async fn read(ctx: &Context, namespace: &str) -> Result<Members, Error> {
+        match (
+            ctx.services.in_namespace(namespace),
+            ctx.releases.in_namespace(namespace),
+        ) {
+            (Some(services), Some(releases)) => Ok(Members {
+                services: services.into_iter().map(Arc::unwrap_or_clone).collect(),
+                releases: releases.into_iter().map(Arc::unwrap_or_clone).collect(),
+            }),
+            _ => Members::list(ctx, namespace).await,
+        }
+    }
+
+    /// The members as the API server has them now.
     async fn list(ctx: &Context, namespace: &str) -> Result<Members, Error> {
         let services: Api<UpstartService> = Api::namespaced(ctx.client.clone(), namespace);
         let releases: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), namespace);
@@ -464,7 +492,7 @@ async fn converge(
     }
 
     let mut members = if namespace_state == NamespaceState::Owned {
-        Members::list(ctx, &namespace).await?
+        Members::read(ctx, &namespace).await?
     } else {
         Members::default()
     };
@@ -860,8 +888,15 @@ where
     }
 }
 
-/// The catalog's templates by name.
+/// The catalog's templates by name: from the cache (a template change not in it yet wakes the
+/// environments using it once it is), else, before its first list, from a LIST.
 async fn catalog(ctx: &Context) -> Result<BTreeMap<String, UpstartServiceSpec>, Error> {
+    if let Some(templates) = ctx.services.in_namespace(&ctx.config.catalog_namespace) {
+        return Ok(templates
+            .iter()
+            .map(|s| (s.name_any(), s.spec.clone()))
+            .collect());
+    }
     let api: Api<UpstartService> =
         Api::namespaced(ctx.client.clone(), &ctx.config.catalog_namespace);
     Ok(api
@@ -1272,8 +1307,14 @@ async fn teardown(
     ))?;
     let state = children::namespace_state(live.as_ref(), &uid);
     if matches!(state, NamespaceState::Owned | NamespaceState::Terminating) {
-        let members = Members::list(ctx, &namespace).await?;
-        let level = next_level(&members.graph(&uid), |_| true, &members.present(&uid));
+        let mut members = Members::read(ctx, &namespace).await?;
+        let mut level = next_level(&members.graph(&uid), |_| true, &members.present(&uid));
+        // Nothing left, as the caches tell, ends the teardown with the namespace: confirmed
+        // against the API server first, since a member created just now may not be in them yet.
+        if level.is_empty() {
+            members = Members::list(ctx, &namespace).await?;
+            level = next_level(&members.graph(&uid), |_| true, &members.present(&uid));
+        }
         if !level.is_empty() && !timed_out {
             delete_level(ctx, &namespace, &level, &members).await?;
             let message = format!("deleting {} (dependents first)", names(&level));

@@ -30,7 +30,9 @@ pub fn wants_asleep(release: &HelmRelease, sleep: Option<&SleepSpec>, asleep: bo
 
 /// Adds or removes the asleep annotation on each of `releases` (of `namespace`) whose mark
 /// differs from what `asleep` and the exclusions want, and says how many it changed. A release
-/// being deleted is left alone.
+/// being deleted is left alone. Each is patched only as it is here (its resourceVersion): the
+/// copies may come from a watch cache, and one changed or gone meanwhile is skipped, not
+/// marked twice; its change wakes the environment, which looks at it again.
 pub async fn mark<'a>(
     client: &Client,
     namespace: &str,
@@ -49,24 +51,35 @@ pub async fn mark<'a>(
             continue;
         }
         let value = if want { json!("true") } else { json!(null) };
-        let patch = json!({"metadata": {"annotations": {ASLEEP_ANNOTATION: value}}});
+        let patch = json!({"metadata": {
+            "resourceVersion": release.resource_version(),
+            "annotations": {ASLEEP_ANNOTATION: value}
+        }});
         let name = release.name_any();
-        api.patch(
-            &name,
-            &PatchParams {
-                field_manager: Some(SLEEP_MANAGER.to_owned()),
-                ..PatchParams::default()
-            },
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(Error::kube(
-            ApiStep::MarkAsleep,
-            format!(
-                "marking HelmRelease {name} {}",
-                if want { "asleep" } else { "awake" }
-            ),
-        ))?;
+        let patched = api
+            .patch(
+                &name,
+                &PatchParams {
+                    field_manager: Some(SLEEP_MANAGER.to_owned()),
+                    ..PatchParams::default()
+                },
+                &Patch::Merge(&patch),
+            )
+            .await;
+        match patched {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => continue,
+            Err(source) => {
+                return Err(Error::Kube {
+                    step: ApiStep::MarkAsleep,
+                    action: format!(
+                        "marking HelmRelease {name} {}",
+                        if want { "asleep" } else { "awake" }
+                    ),
+                    source,
+                });
+            }
+        }
         info!(release = %name, asleep = want, "release marked");
         marked += 1;
     }

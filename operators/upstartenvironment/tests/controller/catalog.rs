@@ -5,6 +5,7 @@
 
 use k8s_openapi::api::events::v1::Event;
 use upstart_api::labels::{TEMPLATE_ANNOTATION, TEMPLATE_REVISION_ANNOTATION};
+use upstart_control_plane::{Fault, Verb};
 
 use super::*;
 
@@ -286,6 +287,70 @@ async fn an_invalid_template_is_never_copied_and_the_last_good_copy_runs_on() {
         .await;
         assert_ne!(live.annotations()[TEMPLATE_REVISION_ANNOTATION], copied);
     }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciles_read_members_and_templates_from_the_watch_caches_without_listing_them() {
+    let h = Harness::start().await;
+    h.create_template(
+        "web",
+        json!({"helmReleases": {"app": {"chart": "test/app", "values": {"tag": "1"}}}}),
+    )
+    .await;
+    h.create_environment(
+        "cached",
+        json!({"services": [{"name": "web", "template": {"name": "web"}}]}),
+    )
+    .await;
+    h.environment_where("cached", "the template copied", |e| {
+        e.status.as_ref().is_some_and(|s| s.templates.len() == 1)
+    })
+    .await;
+    h.create_children("cached", "web").await;
+    h.release_ready("cached", "web-app").await;
+    // Counted, not failed: a zero delay only counts the LISTs of one namespace (the watches
+    // list the whole cluster, once, when they start).
+    let count = |resource: &str, namespace: &str| {
+        h.cluster.faults().inject(
+            Fault::on(Verb::List)
+                .resource(resource)
+                .namespace(namespace)
+                .always()
+                .delay(Duration::ZERO),
+        )
+    };
+    let counted = [
+        count("upstartservices", CATALOG),
+        count("upstartservices", "cached"),
+        count("helmreleases", "cached"),
+    ];
+
+    // A template edit, the copy it brings, and the service's readiness: each wakes the
+    // environment, which reads the catalog and its members each time.
+    edit_template(
+        &h,
+        "web",
+        json!({"helmReleases": {"app": {"values": {"tag": "2"}}}}),
+    )
+    .await;
+    eventually("the new revision copied", || async {
+        let live = h.services("cached").get_opt("web").await.unwrap()?;
+        (live.spec.helm_releases["app"].values == Some(json!({"tag": "2"}))).then_some(())
+    })
+    .await;
+    h.mark_service_ready("cached", "web").await;
+    let env = h.phase("cached", EnvironmentPhase::Ready).await;
+    assert_eq!(
+        status(&env).templates[0].revision,
+        revision_of(&h, "cached", "web").await
+    );
+    let lists = counted.map(|id| h.cluster.faults().hits(id));
+    assert_eq!(
+        lists,
+        [0, 0, 0],
+        "LISTs of the catalog's templates, the namespace's services and its releases"
+    );
     h.stop().await;
 }
 

@@ -89,7 +89,7 @@ spec:
 }
 
 struct Harness {
-    _cluster: Cluster,
+    cluster: Cluster,
     client: Client,
     /// The environment operator's metrics.
     metrics: Metrics,
@@ -124,7 +124,7 @@ impl Harness {
                 controller::run(op, config, shutdown)
             });
         Harness {
-            _cluster: cluster,
+            cluster,
             client,
             metrics: environments.metrics.clone(),
             operators: vec![releases, environments],
