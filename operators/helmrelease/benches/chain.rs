@@ -176,7 +176,7 @@ async fn per_hop(runs: usize, length: usize, delay: Duration) -> BenchResult<()>
         overhead(script, critical, length),
         ratios[ratios.len() / 2],
     );
-    print_hop_phases(&phases, &starts);
+    print_hop_phases(&phases, &starts, length);
     println!(
         "  helm --wait check: every Deployment was Available when its `helm install --wait` returned; installs took {} to {} (median {}) for a workload delay of {}",
         ms(percentile(&installs, 0.0)),
@@ -189,7 +189,7 @@ async fn per_hop(runs: usize, length: usize, delay: Duration) -> BenchResult<()>
 }
 
 /// Where a hop's time beyond the workload delay went (medians over every hop of every run).
-fn print_hop_phases(phases: &[Option<HopPhases>], starts: &[Duration]) {
+fn print_hop_phases(phases: &[Option<HopPhases>], starts: &[Duration], length: usize) {
     let seen: Vec<HopPhases> = phases.iter().flatten().copied().collect();
     let median = |phase: fn(&HopPhases) -> Duration| {
         let values: Vec<Duration> = seen.iter().map(phase).collect();
@@ -206,7 +206,7 @@ fn print_hop_phases(phases: &[Option<HopPhases>], starts: &[Duration]) {
     );
     println!(
         "  once per chain: creation of the {} releases (one call each, the head last) -> the head's first object {} (median)",
-        phases.len() / starts.len().max(1) + 1,
+        length,
         ms(percentile(starts, 0.5)),
     );
 }

@@ -296,108 +296,103 @@ impl Cluster {
     /// instants.
     async fn watch(&mut self) -> BenchResult<()> {
         let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(3);
-        let releases: Api<HelmRelease> = Api::all(self.client.clone());
-        let seen = self.seen.clone();
-        let tx = ready_tx.clone();
-        self.watchers.push(tokio::spawn(async move {
-            let mut events = std::pin::pin!(watcher(releases, watcher::Config::default()));
-            while let Ok(Some(event)) = events.try_next().await {
-                let now = Instant::now();
-                match event {
-                    watcher::Event::InitDone => {
-                        let _ = tx.send(()).await;
-                    }
-                    watcher::Event::Apply(hr) | watcher::Event::InitApply(hr) => {
-                        let key = release_label_value(
-                            &hr.namespace().unwrap_or_default(),
-                            &hr.name_any(),
-                        );
-                        let message = hr
-                            .status
-                            .as_ref()
-                            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-                            .map(|c| c.message.clone())
-                            .unwrap_or_default();
-                        {
-                            let mut seen = lock(&seen);
-                            *seen.writes.entry(key.clone()).or_default() += 1;
-                            if message.len() > seen.longest_message.len() {
-                                seen.longest_message = message;
-                            }
-                        }
-                        let ready = hr.status.as_ref().is_some_and(|s| {
-                            is_ready_for_generation(&s.conditions, hr.metadata.generation)
-                        });
-                        if ready {
-                            lock(&seen).ready.entry(key).or_insert(now);
-                        }
-                    }
-                    _ => {}
+        let released = || watcher::Config::default().labels(RELEASE_LABEL);
+        self.note_each(
+            Api::<HelmRelease>::all(self.client.clone()),
+            watcher::Config::default(),
+            &ready_tx,
+            |hr, now, seen| {
+                let key = release_label_value(&hr.namespace().unwrap_or_default(), &hr.name_any());
+                let message = hr
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                    .map(|c| c.message.clone())
+                    .unwrap_or_default();
+                *seen.writes.entry(key.clone()).or_default() += 1;
+                if message.len() > seen.longest_message.len() {
+                    seen.longest_message = message;
                 }
-            }
-        }));
-        let config_maps: Api<ConfigMap> = Api::all(self.client.clone());
-        let seen = self.seen.clone();
-        let tx = ready_tx.clone();
-        self.watchers.push(tokio::spawn(async move {
-            let config = watcher::Config::default().labels(RELEASE_LABEL);
-            let mut events = std::pin::pin!(watcher(config_maps, config));
-            while let Ok(Some(event)) = events.try_next().await {
-                let now = Instant::now();
-                match event {
-                    watcher::Event::InitDone => {
-                        let _ = tx.send(()).await;
-                    }
-                    watcher::Event::Apply(cm) | watcher::Event::InitApply(cm) => {
-                        if let Some(release) = cm.labels().get(RELEASE_LABEL) {
-                            lock(&seen)
-                                .first_object
-                                .entry(release.clone())
-                                .or_insert(now);
-                        }
-                    }
-                    _ => {}
+                let ready = hr.status.as_ref().is_some_and(|s| {
+                    is_ready_for_generation(&s.conditions, hr.metadata.generation)
+                });
+                if ready {
+                    seen.ready.entry(key).or_insert(now);
                 }
-            }
-        }));
-        let deployments: Api<Deployment> = Api::all(self.client.clone());
-        let seen = self.seen.clone();
-        let tx = ready_tx;
-        self.watchers.push(tokio::spawn(async move {
-            let config = watcher::Config::default().labels(RELEASE_LABEL);
-            let mut events = std::pin::pin!(watcher(deployments, config));
-            while let Ok(Some(event)) = events.try_next().await {
-                let now = Instant::now();
-                match event {
-                    watcher::Event::InitDone => {
-                        let _ = tx.send(()).await;
-                    }
-                    watcher::Event::Apply(d) | watcher::Event::InitApply(d) => {
-                        let Some(release) = d.labels().get(RELEASE_LABEL) else {
-                            continue;
-                        };
-                        let available = d.status.as_ref().is_some_and(|s| {
-                            s.conditions
-                                .iter()
-                                .flatten()
-                                .any(|c| c.type_ == "Available" && c.status == "True")
-                        });
-                        let mut seen = lock(&seen);
-                        seen.workload_created.entry(release.clone()).or_insert(now);
-                        if available {
-                            seen.workload_available
-                                .entry(release.clone())
-                                .or_insert(now);
-                        }
-                    }
-                    _ => {}
+            },
+        );
+        self.note_each(
+            Api::<ConfigMap>::all(self.client.clone()),
+            released(),
+            &ready_tx,
+            |cm, now, seen| {
+                if let Some(release) = cm.labels().get(RELEASE_LABEL) {
+                    seen.first_object.entry(release.clone()).or_insert(now);
                 }
-            }
-        }));
+            },
+        );
+        self.note_each(
+            Api::<Deployment>::all(self.client.clone()),
+            released(),
+            &ready_tx,
+            |d, now, seen| {
+                let Some(release) = d.labels().get(RELEASE_LABEL) else {
+                    return;
+                };
+                let available = d.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .flatten()
+                        .any(|c| c.type_ == "Available" && c.status == "True")
+                });
+                seen.workload_created.entry(release.clone()).or_insert(now);
+                if available {
+                    seen.workload_available
+                        .entry(release.clone())
+                        .or_insert(now);
+                }
+            },
+        );
         for _ in 0..3 {
             ready_rx.recv().await.ok_or("a bench watch ended early")?;
         }
         Ok(())
+    }
+
+    /// Watches `api` in the background, calling `note` with each object applied (and the
+    /// instant it was seen); `ready` gets one message when the first list is complete.
+    fn note_each<K>(
+        &mut self,
+        api: Api<K>,
+        config: watcher::Config,
+        ready: &tokio::sync::mpsc::Sender<()>,
+        note: impl Fn(&K, Instant, &mut Seen) + Send + 'static,
+    ) where
+        K: kube::Resource
+            + Clone
+            + k8s_openapi::serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + 'static,
+        K::DynamicType: Default,
+    {
+        let seen = self.seen.clone();
+        let ready = ready.clone();
+        self.watchers.push(tokio::spawn(async move {
+            let mut events = std::pin::pin!(watcher(api, config));
+            while let Ok(Some(event)) = events.try_next().await {
+                let now = Instant::now();
+                match event {
+                    watcher::Event::InitDone => {
+                        let _ = ready.send(()).await;
+                    }
+                    watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+                        note(&object, now, &mut lock(&seen));
+                    }
+                    _ => {}
+                }
+            }
+        }));
     }
 
     pub async fn create_namespace(&self, name: &str) -> BenchResult<()> {
