@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{Stream, StreamExt};
 use kube::Api;
+use kube::api::ListParams;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
@@ -132,5 +133,18 @@ where
                 .filter(|object| object.meta().namespace.as_deref() == Some(namespace))
                 .collect(),
         )
+    }
+
+    /// The objects of `namespace`, which `api` lists: from memory, or, before the first list
+    /// is complete, from a LIST.
+    pub async fn in_namespace_or_list(
+        &self,
+        api: &Api<K>,
+        namespace: &str,
+    ) -> kube::Result<Vec<K>> {
+        match self.in_namespace(namespace) {
+            Some(cached) => Ok(cached.into_iter().map(Arc::unwrap_or_clone).collect()),
+            None => Ok(api.list(&ListParams::default()).await?.items),
+        }
     }
 }

@@ -89,12 +89,9 @@ where
         }
     }
 
-    async fn read(
-        &self,
-        api: &Api<K>,
-        namespace: &str,
-        name: &str,
-    ) -> kube::Result<Option<Arc<K>>> {
+    /// The object `name` of `api` (a namespaced one).
+    async fn read(&self, api: &Api<K>, name: &str) -> kube::Result<Option<Arc<K>>> {
+        let namespace = api.namespace().unwrap_or_default();
         let key = (namespace.to_owned(), name.to_owned());
         match self.versions.get(&ObjectRef::new(name).within(namespace)) {
             Cached::Found(meta) => {
@@ -145,40 +142,39 @@ async fn read(
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let mut objects = Objects::new();
     for source in sources {
-        if let Some(reference) = &source.secret_ref {
-            let found = match memory {
-                Some(memory) => {
-                    memory
-                        .secrets
-                        .read(&secrets, namespace, &reference.name)
-                        .await
-                }
-                None => secrets
-                    .get_opt(&reference.name)
-                    .await
-                    .map(|s| s.map(Arc::new)),
-            };
-            if let Some(found) = found.map_err(|e| (OutputKind::Secret, e))? {
-                objects = objects.with_secret(found);
-            }
+        if let Some(reference) = &source.secret_ref
+            && let Some(found) = read_one(&secrets, memory.map(|m| &m.secrets), &reference.name)
+                .await
+                .map_err(|e| (OutputKind::Secret, e))?
+        {
+            objects = objects.with_secret(found);
         }
-        if let Some(reference) = &source.config_map_ref {
-            let found = match memory {
-                Some(memory) => {
-                    memory
-                        .config_maps
-                        .read(&config_maps, namespace, &reference.name)
-                        .await
-                }
-                None => config_maps
-                    .get_opt(&reference.name)
-                    .await
-                    .map(|c| c.map(Arc::new)),
-            };
-            if let Some(found) = found.map_err(|e| (OutputKind::ConfigMap, e))? {
-                objects = objects.with_config_map(found);
-            }
+        if let Some(reference) = &source.config_map_ref
+            && let Some(found) = read_one(
+                &config_maps,
+                memory.map(|m| &m.config_maps),
+                &reference.name,
+            )
+            .await
+            .map_err(|e| (OutputKind::ConfigMap, e))?
+        {
+            objects = objects.with_config_map(found);
         }
     }
     Ok(objects)
+}
+
+/// The object `name` of `api`: from `memory` when it holds it at its version, else read.
+async fn read_one<K>(
+    api: &Api<K>,
+    memory: Option<&Versioned<K>>,
+    name: &str,
+) -> kube::Result<Option<Arc<K>>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync,
+{
+    match memory {
+        Some(memory) => memory.read(api, name).await,
+        None => Ok(api.get_opt(name).await?.map(Arc::new)),
+    }
 }

@@ -280,16 +280,26 @@ impl Members {
     /// changes nothing) and the API server's answer used; one already gone is deleted again by
     /// name (a 404, nothing). While a cache's first list is not complete, a LIST instead.
     async fn read(ctx: &Context, namespace: &str) -> Result<Members, Error> {
-        match (
-            ctx.services.in_namespace(namespace),
-            ctx.releases.in_namespace(namespace),
-        ) {
-            (Some(services), Some(releases)) => Ok(Members {
-                services: services.into_iter().map(Arc::unwrap_or_clone).collect(),
-                releases: releases.into_iter().map(Arc::unwrap_or_clone).collect(),
-            }),
-            _ => Members::list(ctx, namespace).await,
-        }
+        let services: Api<UpstartService> = Api::namespaced(ctx.client.clone(), namespace);
+        let releases: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), namespace);
+        Ok(Members {
+            services: ctx
+                .services
+                .in_namespace_or_list(&services, namespace)
+                .await
+                .map_err(Error::kube(
+                    ApiStep::ListMembers,
+                    "listing the UpstartServices",
+                ))?,
+            releases: ctx
+                .releases
+                .in_namespace_or_list(&releases, namespace)
+                .await
+                .map_err(Error::kube(
+                    ApiStep::ListMembers,
+                    "listing the HelmReleases",
+                ))?,
+        })
     }
 
     /// The members as the API server has them now.
@@ -891,22 +901,16 @@ where
 /// The catalog's templates by name: from the cache (a template change not in it yet wakes the
 /// environments using it once it is), else, before its first list, from a LIST.
 async fn catalog(ctx: &Context) -> Result<BTreeMap<String, UpstartServiceSpec>, Error> {
-    if let Some(templates) = ctx.services.in_namespace(&ctx.config.catalog_namespace) {
-        return Ok(templates
-            .iter()
-            .map(|s| (s.name_any(), s.spec.clone()))
-            .collect());
-    }
-    let api: Api<UpstartService> =
-        Api::namespaced(ctx.client.clone(), &ctx.config.catalog_namespace);
-    Ok(api
-        .list(&ListParams::default())
+    let namespace = &ctx.config.catalog_namespace;
+    let api: Api<UpstartService> = Api::namespaced(ctx.client.clone(), namespace);
+    Ok(ctx
+        .services
+        .in_namespace_or_list(&api, namespace)
         .await
         .map_err(Error::kube(
             ApiStep::ReadCatalog,
             "listing the catalog templates",
         ))?
-        .items
         .into_iter()
         .map(|s| (s.name_any(), s.spec))
         .collect())

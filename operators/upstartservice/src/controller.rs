@@ -9,12 +9,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Preconditions};
+use kube::api::{Api, DeleteParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 use tracing::{debug, info, instrument, warn};
 use upstart_api::conditions::{READY, find, is_ready_for_generation};
 use upstart_api::v1alpha1::{
@@ -198,9 +197,23 @@ pub async fn reconcile(service: Arc<UpstartService>, ctx: Arc<Context>) -> Resul
     // missing from them is applied (server-side apply of what is already there changes
     // nothing) and the API server's answer is used; an orphan is deleted by name, whatever its
     // state; a withheld child is deleted only as the copy judged (see `apply_children`).
-    let services = in_namespace(&ctx.services, &api, &namespace).await?;
+    let services = ctx
+        .services
+        .in_namespace_or_list(&api, &namespace)
+        .await
+        .map_err(Error::kube(
+            ApiStep::ListNamespace,
+            "listing the UpstartServices of the namespace",
+        ))?;
     let releases_api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), &namespace);
-    let releases = in_namespace(&ctx.releases, &releases_api, &namespace).await?;
+    let releases = ctx
+        .releases
+        .in_namespace_or_list(&releases_api, &namespace)
+        .await
+        .map_err(Error::kube(
+            ApiStep::ListNamespace,
+            "listing the HelmReleases of the namespace",
+        ))?;
     // Planned as switched: disabled keys are left out (their children are orphans, torn down
     // dependents first), jobs are keys like any other.
     let (service, switch_problems) = switched(&service);
@@ -252,25 +265,6 @@ fn error_policy(service: Arc<UpstartService>, error: &Error, ctx: Arc<Context>) 
         ctx.backoff
             .on_failure(ObjectRef::from_obj(service.as_ref())),
     )
-}
-
-/// The objects of `namespace`: from `cache`, else (its first list is not complete, and an
-/// empty cache would say there are none) from a LIST.
-async fn in_namespace<K>(cache: &Cache<K>, api: &Api<K>, namespace: &str) -> Result<Vec<K>, Error>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync,
-{
-    if let Some(cached) = cache.in_namespace(namespace) {
-        return Ok(cached.into_iter().map(Arc::unwrap_or_clone).collect());
-    }
-    Ok(api
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::kube(
-            ApiStep::ListNamespace,
-            format!("listing the {}s of the namespace", K::kind(&())),
-        ))?
-        .items)
 }
 
 /// Applies every child that is not withheld, in install order, with server-side apply; a child
