@@ -879,9 +879,10 @@ impl Rig {
         Ok(self.last_seq())
     }
 
-    /// Writes of generation 1 after it saw its Lease held by another instance: its first
-    /// request about its Lease after `stolen_at` is when it could know (a lease-based leader
-    /// cannot know sooner; writes before that are the renew period's, as with client-go).
+    /// Writes of generation 1 after it saw its Lease held by another instance: its first read
+    /// of its Lease after `stolen_at` is when it could know (a lease-based leader cannot know
+    /// sooner; a renewal refused with a conflict does not say who holds it, and the leader reads
+    /// again at once; writes before that are the renew period's, as with client-go).
     fn writes_after_lease_lost(&self, stolen_at: u64) -> Vec<Violation> {
         let log = self.cp.faults().request_log_since(stolen_at);
         let mut violations = Vec::new();
@@ -889,7 +890,7 @@ impl Rig {
             let tag = lease_identity(1, name);
             let seen = log
                 .iter()
-                .find(|r| r.client == tag && r.resource == "leases")
+                .find(|r| r.client == tag && r.resource == "leases" && r.verb == Some(Verb::Get))
                 .map(|r| r.seq);
             let late: Vec<String> = log
                 .iter()

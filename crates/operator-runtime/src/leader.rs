@@ -420,8 +420,12 @@ impl LeaderElector {
     /// renewal succeeded within the renew deadline. Never returns while leading.
     async fn hold(&self) {
         let mut last_renewed = Instant::now();
+        let mut read_again_now = false;
         loop {
-            tokio::time::sleep(self.config.retry_period).await;
+            let reading_again = std::mem::take(&mut read_again_now);
+            if !reading_again {
+                tokio::time::sleep(self.config.retry_period).await;
+            }
             let remaining = self
                 .config
                 .renew_deadline
@@ -438,6 +442,12 @@ impl LeaderElector {
                         tracing::error!(lease = %self.config.name, holder = holder.as_deref().unwrap_or(""), "another instance took the lease");
                         return;
                     }
+                    // Still ours as last read, yet the renewal conflicted: someone wrote the
+                    // Lease since. Read it again at once (as client-go falls back from its
+                    // optimistic update to a read) instead of leading blind for a retry period;
+                    // once in a row, so that a Lease written over and over is not hammered.
+                    tracing::debug!(lease = %self.config.name, "renewing the lease conflicted; reading it again");
+                    read_again_now = !reading_again;
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "renewing the lease failed; retrying"),
                 Err(_) => tracing::warn!("renewing the lease timed out; retrying"),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use tokio::time::Instant;
-use upstart_control_plane::{ControlPlane, Fault, Options, Verb};
+use upstart_control_plane::{ControlPlane, Fault, Gate, Options, PausePoint, Verb};
 use upstart_operator_runtime::{Error, LeaderElector, LeaseConfig, Shutdown};
 
 fn config(name: &str, identity: &str, lease_ms: u64, renew_ms: u64, retry_ms: u64) -> LeaseConfig {
@@ -397,5 +397,59 @@ async fn a_leader_whose_lease_is_stolen_by_another_elector_stops_its_work_at_onc
     assert!(b_leads.load(Ordering::SeqCst), "b leads");
     assert_eq!(holder(&lease(&cp, "taken").await).as_deref(), Some("b"));
     b_task.abort();
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_leader_whose_renewal_conflicts_reads_the_lease_again_at_once() -> anyhow::Result<()> {
+    let cp = ControlPlane::start(Options::default());
+    // A long retry period: a leader that waited it out after the conflict would run on for 2 s.
+    let a = LeaderElector::new(
+        cp.client_tagged("a"),
+        config("conflict", "a", 6000, 5000, 2000),
+    )?;
+    let (leading_tx, leading_rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        a.run_while_leader(Shutdown::new(), |token| async move {
+            let _ = leading_tx.send(());
+            token.shutdown().wait().await;
+        })
+        .await
+    });
+    leading_rx.await?;
+    // The leader's next renewal reads the Lease (still its own) and is held there; the Lease is
+    // taken meanwhile, so the renewal's update conflicts.
+    let gate = Gate::new();
+    let read = cp.faults().inject(
+        Fault::on(Verb::Get)
+            .resource("leases")
+            .client("a")
+            .pause(gate.clone(), PausePoint::AfterCommit),
+    );
+    gate.wait_reached().await;
+    let api = Api::<Lease>::namespaced(cp.client(), "default");
+    let mut stolen = api.get("conflict").await?;
+    if let Some(spec) = stolen.spec.as_mut() {
+        spec.holder_identity = Some("b".into());
+        spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+    }
+    api.replace("conflict", &Default::default(), &stolen)
+        .await?;
+    let taken = Instant::now();
+    gate.open();
+    let result = tokio::time::timeout(Duration::from_secs(5), task).await??;
+    let stopped_after = taken.elapsed();
+    assert!(
+        matches!(result, Err(Error::LeadershipLost { .. })),
+        "{result:?}"
+    );
+    assert_eq!(cp.faults().hits(read), 1, "the held read was the renewal's");
+    assert!(
+        stopped_after < Duration::from_millis(1000),
+        "the leader ran on for {stopped_after:?} after its renewal conflicted"
+    );
+    assert_eq!(holder(&lease(&cp, "conflict").await).as_deref(), Some("b"));
     Ok(())
 }
