@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{Stream, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ObjectMeta};
 use kube::Api;
 use kube::api::ListParams;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -53,7 +54,7 @@ where
     /// deleted (after the cache holds the change), for `Controller::watches_stream`; the cache
     /// is only filled while that stream is polled. Objects are kept without their
     /// `managedFields` (often the larger part of an object, and read by no reconcile of these
-    /// kinds); [`Cache::watch_with_managed_fields`] keeps them.
+    /// kinds); [`Cache::watch_with_field_owners`] keeps who wrote what.
     pub fn watch(
         api: Api<K>,
         config: watcher::Config,
@@ -64,9 +65,11 @@ where
         Self::watch_keeping(api, config, false)
     }
 
-    /// As [`Cache::watch`], keeping each object's `managedFields` (who wrote what: how drift is
-    /// told from the operator's own writes).
-    pub fn watch_with_managed_fields(
+    /// As [`Cache::watch`], keeping each object's `managedFields` as
+    /// [`summarise_managed_fields`] leaves them: who wrote the object, how, when, through which
+    /// subresource, and which of its top-level fields (how drift is told from the operator's
+    /// own writes), without the field trees below them.
+    pub fn watch_with_field_owners(
         api: Api<K>,
         config: watcher::Config,
     ) -> (
@@ -79,7 +82,7 @@ where
     fn watch_keeping(
         api: Api<K>,
         config: watcher::Config,
-        managed_fields: bool,
+        field_owners: bool,
     ) -> (
         Self,
         impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -90,8 +93,11 @@ where
         let stream = watcher(api, config)
             .default_backoff()
             .modify(move |object| {
-                if !managed_fields {
-                    object.meta_mut().managed_fields = None;
+                let meta = object.meta_mut();
+                if field_owners {
+                    summarise_managed_fields(meta);
+                } else {
+                    meta.managed_fields = None;
                 }
             })
             .reflect(writer)
@@ -145,6 +151,83 @@ where
         match self.in_namespace(namespace) {
             Some(cached) => Ok(cached.into_iter().map(Arc::unwrap_or_clone).collect()),
             None => Ok(api.list(&ListParams::default()).await?.items),
+        }
+    }
+}
+
+/// Cuts each `managedFields` entry's `fieldsV1` to its first level (`{"f:metadata": {},
+/// "f:spec": {}}`): the manager, operation, time and subresource stay, and so does which
+/// top-level fields each manager owns; the trees below, most of an applied object's size in
+/// memory, go.
+pub fn summarise_managed_fields(meta: &mut ObjectMeta) {
+    for entry in meta.managed_fields.iter_mut().flatten() {
+        if let Some(FieldsV1(serde_json::Value::Object(owned))) = entry.fields_v1.as_mut() {
+            for below in owned.values_mut() {
+                *below = serde_json::Value::Object(serde_json::Map::new());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_summary_keeps_who_wrote_which_top_level_fields_and_drops_the_trees_below() {
+        let entry = |manager: &str, subresource: Option<&str>, fields: serde_json::Value| {
+            ManagedFieldsEntry {
+                manager: Some(manager.into()),
+                operation: Some("Apply".into()),
+                subresource: subresource.map(Into::into),
+                fields_v1: Some(FieldsV1(fields)),
+                ..ManagedFieldsEntry::default()
+            }
+        };
+        let mut meta = ObjectMeta {
+            managed_fields: Some(vec![
+                entry(
+                    "upstart",
+                    None,
+                    json!({"f:metadata": {"f:labels": {"f:app": {}}},
+                           "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {}}}}),
+                ),
+                entry(
+                    "kubectl",
+                    None,
+                    json!({"f:metadata": {"f:annotations": {}}}),
+                ),
+                entry(
+                    "kcm",
+                    Some("status"),
+                    json!({"f:status": {"f:replicas": {}}}),
+                ),
+            ]),
+            ..ObjectMeta::default()
+        };
+        let before = meta.managed_fields.clone();
+        summarise_managed_fields(&mut meta);
+        let after = meta.managed_fields.unwrap_or_default();
+        let fields: Vec<_> = after
+            .iter()
+            .map(|e| e.fields_v1.as_ref().map(|f| f.0.clone()))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                Some(json!({"f:metadata": {}, "f:spec": {}})),
+                Some(json!({"f:metadata": {}})),
+                Some(json!({"f:status": {}})),
+            ]
+        );
+        for (summary, whole) in after.iter().zip(before.unwrap_or_default()) {
+            assert_eq!(summary.manager, whole.manager);
+            assert_eq!(summary.operation, whole.operation);
+            assert_eq!(summary.subresource, whole.subresource);
+            assert_eq!(summary.time, whole.time);
         }
     }
 }

@@ -138,7 +138,7 @@ mod status;
 
 pub use args::CommonArgs;
 pub use backoff::{BackoffPolicy, FailureBackoff, apply_jitter, backoff_delay};
-pub use cache::{Cache, Cached};
+pub use cache::{Cache, Cached, summarise_managed_fields};
 pub use error::Error;
 pub use events::EventRecorder;
 pub use finalizer::{Cleanup, FinalizerError, finalizer};

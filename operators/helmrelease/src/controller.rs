@@ -365,27 +365,25 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
     // with who wrote what (drift is a write by another field manager).
     let owned = watcher::Config::default().labels(RELEASE_LABEL);
     let (deployments, deployment_events) =
-        Cache::watch_with_managed_fields(op.api::<Deployment>(), owned.clone());
+        Cache::watch_with_field_owners(op.api::<Deployment>(), owned.clone());
     let (stateful_sets, stateful_set_events) =
-        Cache::watch_with_managed_fields(Api::<StatefulSet>::all(client.clone()), owned.clone());
+        Cache::watch_with_field_owners(Api::<StatefulSet>::all(client.clone()), owned.clone());
     let (daemon_sets, daemon_set_events) =
-        Cache::watch_with_managed_fields(op.api::<DaemonSet>(), owned.clone());
-    let (jobs, job_events) = Cache::watch_with_managed_fields(op.api::<Job>(), owned.clone());
-    let (pods, pod_events) = Cache::watch_with_managed_fields(op.api::<Pod>(), owned.clone());
+        Cache::watch_with_field_owners(op.api::<DaemonSet>(), owned.clone());
+    let (jobs, job_events) = Cache::watch_with_field_owners(op.api::<Job>(), owned.clone());
+    let (pods, pod_events) = Cache::watch_with_field_owners(op.api::<Pod>(), owned.clone());
     let (kube_services, kube_service_events) =
-        Cache::watch_with_managed_fields(op.api::<Service>(), owned.clone());
-    let (crds, crd_events) = Cache::watch_with_managed_fields(
-        Api::<CustomResourceDefinition>::all(client.clone()),
-        owned,
-    );
+        Cache::watch_with_field_owners(op.api::<Service>(), owned.clone());
+    let (crds, crd_events) =
+        Cache::watch_with_field_owners(Api::<CustomResourceDefinition>::all(client.clone()), owned);
     // All of them, not only those releases applied: outputs may come from any Secret or
     // ConfigMap of the namespace. Metadata only: no Secret's data reaches the operator
     // through a watch (outputs are read when used).
-    let (secrets, secret_events) = Cache::watch_with_managed_fields(
+    let (secrets, secret_events) = Cache::watch_with_field_owners(
         Api::<PartialObjectMeta<Secret>>::all(client.clone()),
         all.clone(),
     );
-    let (config_maps, config_map_events) = Cache::watch_with_managed_fields(
+    let (config_maps, config_map_events) = Cache::watch_with_field_owners(
         Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()),
         all.clone(),
     );
