@@ -85,3 +85,79 @@ async fn normal_and_warning_events_are_attached_to_the_object_under_the_controll
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_repeat_is_folded_into_the_first_events_series_and_a_deleted_one_starts_anew()
+-> anyhow::Result<()> {
+    let cp = ControlPlane::start(Options::default());
+    let client = cp.client();
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some("app".into());
+    let cm = configmaps.create(&PostParams::default(), &cm).await?;
+    let ctx = OperatorContext::new(
+        "helmrelease-operator",
+        client.clone(),
+        CommonArgs::default(),
+    );
+    let recorder = ctx.recorder("helmrelease");
+    let reference = cm.object_ref(&());
+    let events: Api<Event> = Api::namespaced(client, "default");
+    let retrying = |note: &'static str| {
+        let recorder = recorder.clone();
+        let reference = reference.clone();
+        async move {
+            recorder
+                .publish(
+                    &reference,
+                    EventType::Warning,
+                    "ApplyFailed",
+                    "Apply",
+                    Some(note),
+                )
+                .await
+        }
+    };
+
+    retrying("first").await?;
+    retrying("second").await?;
+    retrying("third").await?;
+    recorder
+        .normal(&reference, "Installed", "Install", Some("installed"))
+        .await;
+    let list = events.list(&ListParams::default()).await?.items;
+    assert_eq!(list.len(), 2, "{list:?}");
+    let failed = list
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("ApplyFailed"))
+        .ok_or_else(|| anyhow::anyhow!("no ApplyFailed event"))?;
+    assert_eq!(failed.series.as_ref().map(|s| s.count), Some(3));
+    assert_eq!(
+        failed.note.as_deref(),
+        Some("first"),
+        "a series keeps its first note"
+    );
+    let installed = list
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("Installed"))
+        .ok_or_else(|| anyhow::anyhow!("no Installed event"))?;
+    assert!(installed.series.is_none(), "{installed:?}");
+
+    // The apiserver drops Events after their TTL: a repeat then starts a new series.
+    events
+        .delete(
+            failed.metadata.name.as_deref().unwrap_or_default(),
+            &Default::default(),
+        )
+        .await?;
+    retrying("after the first expired").await?;
+    let list = events.list(&ListParams::default()).await?.items;
+    let failed: Vec<_> = list
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("ApplyFailed"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].note.as_deref(), Some("after the first expired"));
+    assert!(failed[0].series.is_none());
+    Ok(())
+}
