@@ -1,30 +1,33 @@
 //! Events published through the recorder land in `events.k8s.io/v1` with the controller as
 //! reporter.
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Resource};
 use upstart_control_plane::{ControlPlane, Options};
 use upstart_operator_runtime::{CommonArgs, EventType, OperatorContext};
 
-#[tokio::test]
-async fn normal_and_warning_events_are_attached_to_the_object_under_the_controllers_name()
--> anyhow::Result<()> {
-    let cp = ControlPlane::start(Options::default());
+/// A ConfigMap `app` in `default` to publish events on, and an operator's context.
+async fn config_map_and_context(
+    cp: &ControlPlane,
+) -> anyhow::Result<(ObjectReference, OperatorContext)> {
     let client = cp.client();
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let mut cm = ConfigMap::default();
     cm.metadata.name = Some("app".into());
     let cm = configmaps.create(&PostParams::default(), &cm).await?;
+    let ctx = OperatorContext::new("helmrelease-operator", client, CommonArgs::default());
+    Ok((cm.object_ref(&()), ctx))
+}
 
-    let ctx = OperatorContext::new(
-        "helmrelease-operator",
-        client.clone(),
-        CommonArgs::default(),
-    );
+#[tokio::test]
+async fn normal_and_warning_events_are_attached_to_the_object_under_the_controllers_name()
+-> anyhow::Result<()> {
+    let cp = ControlPlane::start(Options::default());
+    let client = cp.client();
+    let (reference, ctx) = config_map_and_context(&cp).await?;
     let recorder = ctx.recorder("helmrelease");
-    let reference = cm.object_ref(&());
     recorder
         .normal(
             &reference,
@@ -90,19 +93,9 @@ async fn normal_and_warning_events_are_attached_to_the_object_under_the_controll
 async fn a_repeat_is_folded_into_the_first_events_series_and_a_deleted_one_starts_anew()
 -> anyhow::Result<()> {
     let cp = ControlPlane::start(Options::default());
-    let client = cp.client();
-    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let mut cm = ConfigMap::default();
-    cm.metadata.name = Some("app".into());
-    let cm = configmaps.create(&PostParams::default(), &cm).await?;
-    let ctx = OperatorContext::new(
-        "helmrelease-operator",
-        client.clone(),
-        CommonArgs::default(),
-    );
+    let (reference, ctx) = config_map_and_context(&cp).await?;
     let recorder = ctx.recorder("helmrelease");
-    let reference = cm.object_ref(&());
-    let events: Api<Event> = Api::namespaced(client, "default");
+    let events: Api<Event> = Api::namespaced(cp.client(), "default");
     let retrying = |note: &'static str| {
         let recorder = recorder.clone();
         let reference = reference.clone();

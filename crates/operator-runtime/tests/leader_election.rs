@@ -33,6 +33,39 @@ fn holder(lease: &Lease) -> Option<String> {
     lease.spec.as_ref().and_then(|s| s.holder_identity.clone())
 }
 
+/// Runs `elector` until its leadership ends, its work waiting on the token; returns once it
+/// leads, with the task to join.
+async fn leading(
+    elector: LeaderElector,
+) -> anyhow::Result<tokio::task::JoinHandle<Result<Option<()>, Error>>> {
+    let (leading_tx, leading_rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        elector
+            .run_while_leader(Shutdown::new(), |token| async move {
+                let _ = leading_tx.send(());
+                token.shutdown().wait().await;
+            })
+            .await
+    });
+    leading_rx.await?;
+    Ok(task)
+}
+
+/// Rewrites the holder of the Lease `name` behind its holder's back (a person, or a candidate
+/// with a skewed view), renewed now.
+async fn give_lease(cp: &ControlPlane, name: &str, to: &str) -> anyhow::Result<()> {
+    let api = Api::<Lease>::namespaced(cp.client(), "default");
+    let mut taken = api.get(name).await?;
+    if let Some(spec) = taken.spec.as_mut() {
+        spec.holder_identity = Some(to.into());
+        spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+    }
+    api.replace(name, &Default::default(), &taken).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn exactly_one_of_two_racing_electors_wins_a_missing_lease() -> anyhow::Result<()> {
     for round in 0..10 {
@@ -277,22 +310,8 @@ async fn a_leader_that_cannot_renew_within_the_deadline_stops_its_work_and_repor
 async fn a_leader_whose_lease_is_taken_stops_its_work() -> anyhow::Result<()> {
     let cp = ControlPlane::start(Options::default());
     let a = LeaderElector::new(cp.client(), config("stolen", "a", 5000, 3000, 100))?;
-    let (leading_tx, leading_rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(async move {
-        a.run_while_leader(Shutdown::new(), |token| async move {
-            let _ = leading_tx.send(());
-            token.shutdown().wait().await;
-        })
-        .await
-    });
-    leading_rx.await?;
-    // Someone (an operator by hand, or a candidate with a skewed view) overwrites the holder.
-    let api = Api::<Lease>::namespaced(cp.client(), "default");
-    let mut stolen = api.get("stolen").await?;
-    if let Some(spec) = stolen.spec.as_mut() {
-        spec.holder_identity = Some("intruder".into());
-    }
-    api.replace("stolen", &Default::default(), &stolen).await?;
+    let task = leading(a).await?;
+    give_lease(&cp, "stolen", "intruder").await?;
     let result = tokio::time::timeout(Duration::from_secs(3), task).await??;
     assert!(
         matches!(result, Err(Error::LeadershipLost { .. })),
@@ -408,15 +427,7 @@ async fn a_leader_whose_renewal_conflicts_reads_the_lease_again_at_once() -> any
         cp.client_tagged("a"),
         config("conflict", "a", 6000, 5000, 2000),
     )?;
-    let (leading_tx, leading_rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(async move {
-        a.run_while_leader(Shutdown::new(), |token| async move {
-            let _ = leading_tx.send(());
-            token.shutdown().wait().await;
-        })
-        .await
-    });
-    leading_rx.await?;
+    let task = leading(a).await?;
     // The leader's next renewal reads the Lease (still its own) and is held there; the Lease is
     // taken meanwhile, so the renewal's update conflicts.
     let gate = Gate::new();
@@ -427,16 +438,7 @@ async fn a_leader_whose_renewal_conflicts_reads_the_lease_again_at_once() -> any
             .pause(gate.clone(), PausePoint::AfterCommit),
     );
     gate.wait_reached().await;
-    let api = Api::<Lease>::namespaced(cp.client(), "default");
-    let mut stolen = api.get("conflict").await?;
-    if let Some(spec) = stolen.spec.as_mut() {
-        spec.holder_identity = Some("b".into());
-        spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
-            k8s_openapi::jiff::Timestamp::now(),
-        ));
-    }
-    api.replace("conflict", &Default::default(), &stolen)
-        .await?;
+    give_lease(&cp, "conflict", "b").await?;
     let taken = Instant::now();
     gate.open();
     let result = tokio::time::timeout(Duration::from_secs(5), task).await??;
