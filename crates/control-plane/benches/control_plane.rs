@@ -1,5 +1,7 @@
 //! Control plane benchmarks: start-up, get/list/watch throughput, watch fan-out latency with
-//! 1,000 objects and 10 watchers. Prints figures (`cargo bench -p upstart-control-plane`).
+//! 1,000 objects and 10 watchers, and the server-side apply of a custom resource's status (the
+//! write an operator makes most: the HelmRelease CRD of this repository, a status of the size
+//! a release writes). Prints figures (`cargo bench -p upstart-control-plane`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a benchmark binary
 
@@ -7,7 +9,11 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+    WatchEvent, WatchParams,
+};
 use serde_json::json;
 use upstart_control_plane::{ControlPlane, Options};
 
@@ -216,6 +222,81 @@ async fn fan_out() {
     println!("  (latency from the start of the write until the 10th watcher received the event)");
 }
 
+/// A status as a HelmRelease writes it once installed: phase, conditions, inventory, timings.
+fn release_status(i: usize) -> serde_json::Value {
+    let condition = |type_: &str, status: &str, reason: &str| {
+        json!({"type": type_, "status": status, "reason": reason, "observedGeneration": 1,
+               "lastTransitionTime": "2026-01-01T00:00:00Z",
+               "message": format!("{reason} after {i} reconciles of the release")})
+    };
+    json!({
+        "apiVersion": "upstartoperators.upstart.com/v1alpha1",
+        "kind": "HelmRelease",
+        "metadata": {"name": "app"},
+        "status": {
+            "phase": "Ready",
+            "observedGeneration": 1,
+            "conditions": [
+                condition("Ready", "True", "Installed"),
+                condition("DependenciesReady", "True", "Ready"),
+                condition("Reconciling", "False", "Installed"),
+            ],
+            "inventory": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "app-settings"},
+                {"apiVersion": "apps/v1", "kind": "Deployment", "name": "app"},
+            ],
+            "appliedDigest": format!("sha256:{:064x}", i),
+            "chartDigest": format!("sha256:{:064x}", 7),
+            "outputs": ["url", "port"],
+            "timings": {"createdAt": "2026-01-01T00:00:00Z", "startedAt": "2026-01-01T00:00:01Z"},
+        }
+    })
+}
+
+async fn status_apply() {
+    let cp = ControlPlane::start(Options::default());
+    let crd: CustomResourceDefinition = serde_yaml_ng::from_str(include_str!(
+        "../../../crds/helmreleases.upstartoperators.upstart.com.yaml"
+    ))
+    .unwrap();
+    Api::<CustomResourceDefinition>::all(cp.client())
+        .create(&PostParams::default(), &crd)
+        .await
+        .unwrap();
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "upstartoperators.upstart.com",
+        "v1alpha1",
+        "HelmRelease",
+    ));
+    let releases: Api<DynamicObject> = Api::namespaced_with(cp.client(), "default", &resource);
+    let mut release = DynamicObject::new("app", &resource);
+    release.data = json!({"spec": {"chart": "example/app"}});
+    // The CRD is served once it is established: retry the create until then.
+    let started = Instant::now();
+    while let Err(e) = releases.create(&PostParams::default(), &release).await {
+        assert!(started.elapsed() < Duration::from_secs(10), "{e}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let params = PatchParams::apply("bench").force();
+    let applies = 1_000;
+    let mut times = Vec::with_capacity(applies);
+    for i in 0..applies {
+        let start = Instant::now();
+        releases
+            .patch_status("app", &params, &Patch::Apply(release_status(i)))
+            .await
+            .unwrap();
+        times.push(start.elapsed());
+    }
+    times.sort();
+    println!(
+        "{:<40} p50 {:>7.3} ms  p99 {:>7.3} ms  ({applies} applies, each changing the status)",
+        "CRD status server-side apply",
+        percentile(&times, 0.5).as_secs_f64() * 1e3,
+        percentile(&times, 0.99).as_secs_f64() * 1e3,
+    );
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -225,5 +306,6 @@ fn main() {
         startup().await;
         throughput().await;
         fan_out().await;
+        status_apply().await;
     });
 }
