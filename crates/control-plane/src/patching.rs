@@ -1,6 +1,8 @@
 //! PATCH bodies and managed-fields bookkeeping: the one place the store turns a patch into an
 //! object, delegating the semantics to `upstart-k8s-patch`.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 use upstart_k8s_patch::{self as kp, ApplyParams, Semantics, UpdateParams, WriteScope};
 
@@ -39,9 +41,9 @@ fn parse_json(body: &[u8]) -> ApiResult<Value> {
 }
 
 /// The merge rules of a type: built-in tables, or the CRD schema of the object's version.
-pub fn semantics(t: &ResourceType, obj: Option<&Value>) -> Semantics {
+pub fn semantics(t: &ResourceType, obj: Option<&Value>) -> Arc<Semantics> {
     if t.builtin {
-        return Semantics::builtin();
+        return Arc::new(Semantics::builtin());
     }
     let version = obj
         .and_then(|o| o["apiVersion"].as_str())
@@ -52,8 +54,8 @@ pub fn semantics(t: &ResourceType, obj: Option<&Value>) -> Semantics {
         .get(&version)
         .or_else(|| t.crd_versions.values().next())
     {
-        Some(v) => v.semantics.clone(),
-        None => Semantics::from_crd_schema(&json!({"type": "object"})),
+        Some(v) => Arc::clone(&v.semantics),
+        None => Arc::new(Semantics::from_crd_schema(&json!({"type": "object"}))),
     }
 }
 

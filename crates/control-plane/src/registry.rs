@@ -69,8 +69,9 @@ impl ScalePaths {
 pub struct CrdVersion {
     /// The compiled schema (validation, pruning, defaulting).
     pub compiled: Option<Arc<upstart_crd_validation::CompiledSchema>>,
-    /// List and map merge rules for patches and server-side apply.
-    pub semantics: upstart_k8s_patch::Semantics,
+    /// List and map merge rules for patches and server-side apply (shared by every write, not
+    /// copied for each).
+    pub semantics: Arc<upstart_k8s_patch::Semantics>,
     /// The `openAPIV3Schema` of this version, if given.
     pub schema: Option<Value>,
     /// `additionalPrinterColumns` as declared.
@@ -934,9 +935,9 @@ pub fn type_from_crd(crd: &Value) -> Result<ResourceType, String> {
             .cloned()
             .unwrap_or_default();
         let schema = v["schema"].get("openAPIV3Schema").cloned();
-        let semantics = upstart_k8s_patch::Semantics::from_crd_schema(
+        let semantics = Arc::new(upstart_k8s_patch::Semantics::from_crd_schema(
             schema.as_ref().unwrap_or(&json!({"type": "object"})),
-        );
+        ));
         crd_versions.insert(
             name.to_string(),
             Arc::new(CrdVersion {
