@@ -188,17 +188,19 @@ pub fn owner_refs(obj: &Value) -> Vec<(String, bool)> {
         .unwrap_or_default()
 }
 
-/// The object without `metadata` (and without `status` when `drop_status`): what `generation`
-/// tracks.
-pub fn generation_relevant(obj: &Value, drop_status: bool) -> Value {
-    let mut v = obj.clone();
-    if let Some(m) = v.as_object_mut() {
-        m.remove("metadata");
-        if drop_status {
-            m.remove("status");
+/// Whether `a` and `b` are the same but for `metadata` (and `status` when `drop_status`): what
+/// `generation` tracks. Compared in place, without copying either object.
+pub fn same_for_generation(a: &Value, b: &Value, drop_status: bool) -> bool {
+    let tracked = |key: &String| key != "metadata" && !(drop_status && key == "status");
+    match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) => {
+            a.keys().filter(|k| tracked(k)).count() == b.keys().filter(|k| tracked(k)).count()
+                && a.iter()
+                    .filter(|(k, _)| tracked(k))
+                    .all(|(k, v)| b.get(k) == Some(v))
         }
+        _ => a == b,
     }
-    v
 }
 
 /// A request body's numbers as the apiserver keeps them: it decodes a JSON number that is not
@@ -227,6 +229,27 @@ pub fn with_integral_floats_as_integers(mut value: Value) -> Value {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn generation_follows_all_but_metadata_and_status() {
+        let a = serde_json::json!({"metadata": {"name": "a", "labels": {"x": "1"}},
+            "spec": {"replicas": 1}, "status": {"ready": 0}, "data": {"k": "v"}});
+        let mut b = a.clone();
+        b["metadata"]["labels"]["x"] = serde_json::json!("2");
+        b["status"]["ready"] = serde_json::json!(1);
+        assert!(same_for_generation(&a, &b, true));
+        assert!(
+            !same_for_generation(&a, &b, false),
+            "status counts without a subresource"
+        );
+        b["spec"]["replicas"] = serde_json::json!(2);
+        assert!(!same_for_generation(&a, &b, true));
+        let mut c = a.clone();
+        c.as_object_mut().map(|m| m.remove("data"));
+        assert!(!same_for_generation(&a, &c, true), "a field removed");
+        assert!(!same_for_generation(&c, &a, true), "a field added");
+    }
+
     use super::*;
 
     #[test]

@@ -417,9 +417,7 @@ impl Store {
                 causes,
             ));
         }
-        if resource.tracks_generation
-            && meta::generation_relevant(&new, resource.has_status)
-                != meta::generation_relevant(old, resource.has_status)
+        if resource.tracks_generation && !meta::same_for_generation(&new, old, resource.has_status)
         {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
             meta::metadata_mut(&mut new).insert("generation".into(), json!(generation));
