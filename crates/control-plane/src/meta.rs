@@ -229,6 +229,7 @@ pub fn with_integral_floats_as_integers(mut value: Value) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn generation_follows_all_but_metadata_and_status() {
@@ -245,12 +246,12 @@ mod tests {
         b["spec"]["replicas"] = serde_json::json!(2);
         assert!(!same_for_generation(&a, &b, true));
         let mut c = a.clone();
-        c.as_object_mut().map(|m| m.remove("data"));
+        if let Some(fields) = c.as_object_mut() {
+            fields.remove("data");
+        }
         assert!(!same_for_generation(&a, &c, true), "a field removed");
         assert!(!same_for_generation(&c, &a, true), "a field added");
     }
-
-    use super::*;
 
     #[test]
     fn names_follow_dns_1123_rules() {

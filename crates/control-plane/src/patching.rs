@@ -42,8 +42,11 @@ fn parse_json(body: &[u8]) -> ApiResult<Value> {
 
 /// The merge rules of a type: built-in tables, or the CRD schema of the object's version.
 pub fn semantics(t: &ResourceType, obj: Option<&Value>) -> Arc<Semantics> {
+    /// Built-in kinds all share the built-in tables.
+    static BUILTIN: std::sync::LazyLock<Arc<Semantics>> =
+        std::sync::LazyLock::new(|| Arc::new(Semantics::builtin()));
     if t.builtin {
-        return Arc::new(Semantics::builtin());
+        return Arc::clone(&BUILTIN);
     }
     let version = obj
         .and_then(|o| o["apiVersion"].as_str())

@@ -70,14 +70,13 @@ pub async fn mark<'a>(
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => continue,
             Err(source) => {
-                return Err(Error::Kube {
-                    step: ApiStep::MarkAsleep,
-                    action: format!(
+                return Err(Error::kube(
+                    ApiStep::MarkAsleep,
+                    format!(
                         "marking HelmRelease {name} {}",
                         if want { "asleep" } else { "awake" }
                     ),
-                    source,
-                });
+                )(source));
             }
         }
         info!(release = %name, asleep = want, "release marked");
