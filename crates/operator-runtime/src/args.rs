@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kube::runtime::{controller, watcher};
+use kube::runtime::watcher;
+
+use crate::ControllerConfig;
 
 use crate::logging::LogFormat;
 
@@ -147,7 +149,9 @@ impl CommonArgs {
     }
 
     /// Controller settings: at most `--max-concurrent-reconciles` reconciles at once.
-    pub fn controller_config(&self) -> controller::Config {
-        controller::Config::default().concurrency(self.max_concurrent_reconciles)
+    pub fn controller_config(&self) -> ControllerConfig {
+        ControllerConfig {
+            concurrency: self.max_concurrent_reconciles,
+        }
     }
 }

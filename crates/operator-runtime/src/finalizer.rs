@@ -8,10 +8,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+
+use crate::Action;
 
 /// What a cleanup pass ended in.
 #[derive(Debug, Clone, PartialEq, Eq)]

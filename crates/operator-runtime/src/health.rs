@@ -156,14 +156,14 @@ impl ReadyFlag {
             .unwrap_or(false)
     }
 
-    /// Drives `controller` (a kube-runtime `Controller`'s run future, set up with
+    /// Drives `controller` (a [`Controller`](crate::Controller)'s run future, set up with
     /// `graceful_shutdown_on(shutdown.wait())`) until it ends, or until `shutdown` fires
     /// before this controller's first sync.
     ///
-    /// kube-runtime's `Controller` holds its work until the first list is in its store, also
-    /// once told to shut down, so a shutdown before that list would wait forever. Nothing can
-    /// be in flight then, so such a shutdown ends the controller at once; after the sync the
-    /// controller's own graceful shutdown lets in-flight reconciles finish.
+    /// Nothing can be in flight before the first list is in the store, so such a shutdown
+    /// ends the controller at once, whatever the future does (kube-runtime's `Controller`,
+    /// used before, waited for that list forever); after the sync the controller's own
+    /// graceful shutdown lets in-flight reconciles finish.
     pub async fn run_until_stopped(
         &self,
         controller: impl Future<Output = ()>,
@@ -201,11 +201,11 @@ impl ReadyFlag {
     }
 
     /// The primary watch of a controller, reporting this flag ready once its initial list is in
-    /// the store: a reader and a trigger stream for `Controller::for_stream`.
+    /// the store: a reader and a trigger stream for [`Controller::for_stream`](crate::Controller::for_stream).
     ///
     /// ```no_run
     /// # use k8s_openapi::api::core::v1::ConfigMap;
-    /// # use kube::runtime::Controller;
+    /// # use upstart_operator_runtime::Controller;
     /// # fn demo(ctx: upstart_operator_runtime::OperatorContext) {
     /// let ready = ctx.readiness.register("configmaps");
     /// let (store, trigger) = ready.watch(ctx.api::<ConfigMap>(), ctx.watcher_config());

@@ -19,11 +19,10 @@
 //! use clap::Parser;
 //! use futures::StreamExt;
 //! use k8s_openapi::api::core::v1::ConfigMap;
-//! use kube::runtime::controller::{Action, Controller};
 //! use kube::runtime::reflector::ObjectRef;
 //! use kube::Resource;
 //! use upstart_operator_runtime::{
-//!     run_operator, CommonArgs, ControllerMetrics, EventRecorder, FailureBackoff, MetricLabel,
+//!     run_operator, Action, CommonArgs, Controller, ControllerMetrics, EventRecorder, FailureBackoff, MetricLabel,
 //!     OperatorContext, Shutdown,
 //! };
 //!
@@ -122,6 +121,7 @@
 mod args;
 mod backoff;
 mod cache;
+mod controller;
 mod error;
 mod events;
 pub mod finalizer;
@@ -139,6 +139,7 @@ mod status;
 pub use args::CommonArgs;
 pub use backoff::{BackoffPolicy, FailureBackoff, apply_jitter, backoff_delay};
 pub use cache::{Cache, Cached, summarise_managed_fields};
+pub use controller::{Action, Controller, ControllerConfig, ControllerError, RunResult};
 pub use error::Error;
 pub use events::EventRecorder;
 pub use finalizer::{Cleanup, FinalizerError, finalizer};

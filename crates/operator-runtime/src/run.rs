@@ -5,7 +5,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use kube::Api;
-use kube::runtime::{controller, watcher};
+use kube::runtime::watcher;
+
+use crate::ControllerConfig;
 
 use crate::{
     CommonArgs, Error, EventRecorder, HealthServer, LeaderElector, LeaseConfig, Metrics, Readiness,
@@ -85,7 +87,7 @@ impl OperatorContext {
     }
 
     /// Controller settings (`--max-concurrent-reconciles`).
-    pub fn controller_config(&self) -> controller::Config {
+    pub fn controller_config(&self) -> ControllerConfig {
         self.args.controller_config()
     }
 

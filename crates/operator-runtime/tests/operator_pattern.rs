@@ -9,13 +9,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::PostParams;
-use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use upstart_control_plane::{ControlPlane, Options};
 use upstart_operator_runtime::{
-    BackoffPolicy, CommonArgs, ControllerMetrics, FailureBackoff, MetricLabel, OperatorContext,
-    RunOptions, Shutdown, run,
+    Action, BackoffPolicy, CommonArgs, Controller, ControllerMetrics, FailureBackoff, MetricLabel,
+    OperatorContext, RunOptions, Shutdown, run,
 };
 
 const CONTROLLER: &str = "configmaps";

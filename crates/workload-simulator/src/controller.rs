@@ -19,7 +19,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::Scope;
-use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt as _};
 use serde::Serialize;
@@ -29,6 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::status::{self, Observation, Outcome};
 use crate::{Error, FIELD_MANAGER, Options, Settings};
+use upstart_operator_runtime::{Action, Controller};
 
 /// How long to wait before retrying after an error.
 const RETRY: Duration = Duration::from_secs(1);

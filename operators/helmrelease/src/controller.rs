@@ -24,7 +24,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
-use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt as _, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -37,7 +36,7 @@ use upstart_api::v1alpha1::{
 };
 use upstart_chart_source::ChartSource;
 use upstart_dag::Expressions;
-use upstart_operator_runtime::outputs::OutputReads;
+use upstart_operator_runtime::{Action, Controller, outputs::OutputReads};
 use upstart_operator_runtime::{
     Cache, ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseSummary,
     Shutdown, StatusWrite, WorkGate, apply_status, finalizer,
@@ -348,8 +347,15 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
         },
     );
     let trigger = trigger.predicate_filter(beyond_status, PredicateConfig::default());
-    let controller =
-        Controller::for_stream(trigger, store.clone()).with_config(op.controller_config());
+    let by_priority = store.clone();
+    let controller = Controller::for_stream(trigger, store.clone())
+        .with_config(op.controller_config())
+        .with_priority(move |hr: &HelmRelease| {
+            let namespace = hr.namespace().unwrap_or_default();
+            schedule::reconcile_priority(hr, |name| {
+                by_priority.get(&ObjectRef::new(name).within(&namespace))
+            })
+        });
     let all = watcher::Config::default();
     let (services, service_changes) = Cache::watch(op.api::<UpstartService>(), all.clone());
     let (namespaces, namespace_events) =
@@ -509,7 +515,7 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
                 Ok(_) => {}
                 // The message went, scrubbed, to the release's status; logs get the reason only,
                 // since a Kubernetes API error may quote an applied object.
-                Err(kube::runtime::controller::Error::ReconcilerFailed(error, object)) => {
+                Err(upstart_operator_runtime::ControllerError::ReconcilerFailed(error, object)) => {
                     warn!(reason = error.metric_label(), %object, "reconcile failed");
                 }
                 Err(error) => warn!(%error, "controller error"),

@@ -1,6 +1,7 @@
 //! Where a release stands in its namespace's dependency graph, for the work gate
 //! ([`upstart_operator_runtime::WorkGate`]): how far along its chain it is and how long a chain
-//! of dependents waits behind it. Pure, over the releases of the cache.
+//! of dependents waits behind it; and for the reconcile queue, whether it can start at all.
+//! Pure, over the releases of the cache.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -71,6 +72,26 @@ pub fn priority(releases: &[Arc<HelmRelease>], namespace: &str, name: &str) -> P
     }
 }
 
+/// The reconcile queue's priority of `hr` (higher first): 1 when nothing it depends on is
+/// still to come (no dependencies, or every HelmRelease it names Ready in `release`'s view), so
+/// that among many releases created at once the head of a chain starts before the releases
+/// that will only find it not Ready yet; 0 otherwise (a dependency on an UpstartService, whose
+/// readiness is not known here, included).
+pub fn reconcile_priority(
+    hr: &HelmRelease,
+    release: impl Fn(&str) -> Option<Arc<HelmRelease>>,
+) -> u8 {
+    let ready = |dependency: &upstart_api::v1alpha1::Dependency| {
+        dependency.kind != Some(DependencyKind::UpstartService)
+            && release(&dependency.name).is_some_and(|dependency| {
+                dependency.status.as_ref().is_some_and(|s| {
+                    upstart_api::conditions::is_true(&s.conditions, upstart_api::conditions::READY)
+                })
+            })
+    };
+    u8::from(hr.spec.dependencies.iter().all(ready))
+}
+
 /// The number of nodes on the longest path that ends at `target`, following `incoming` edges
 /// backwards (`outgoing` is their reverse). Kahn's order over the whole graph: nodes on a
 /// cycle are never reached and count as chains of one.
@@ -135,6 +156,50 @@ mod tests {
 
     fn at(depth: u32, remaining: u32) -> Priority {
         Priority { depth, remaining }
+    }
+
+    fn ready(hr: Arc<HelmRelease>) -> Arc<HelmRelease> {
+        let mut hr = (*hr).clone();
+        hr.status = Some(upstart_api::v1alpha1::HelmReleaseStatus {
+            conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                type_: upstart_api::conditions::READY.to_owned(),
+                status: "True".to_owned(),
+                reason: "Installed".to_owned(),
+                message: String::new(),
+                observed_generation: None,
+                last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                ),
+            }],
+            ..Default::default()
+        });
+        Arc::new(hr)
+    }
+
+    #[test]
+    fn a_release_whose_dependencies_are_all_ready_is_reconciled_first() {
+        let head = release("head", &[]);
+        let next = release("next", &[("head", None)]);
+        let of_service = release(
+            "of-service",
+            &[("svc", Some(DependencyKind::UpstartService))],
+        );
+        let none = |_: &str| None;
+        assert_eq!(reconcile_priority(&head, none), 1, "no dependencies");
+        assert_eq!(
+            reconcile_priority(&next, none),
+            0,
+            "its dependency is not there"
+        );
+        let not_ready = |_: &str| Some(head.clone());
+        assert_eq!(reconcile_priority(&next, not_ready), 0);
+        let is_ready = |_: &str| Some(ready(head.clone()));
+        assert_eq!(reconcile_priority(&next, is_ready), 1);
+        assert_eq!(
+            reconcile_priority(&of_service, is_ready),
+            0,
+            "a service's readiness is not known here"
+        );
     }
 
     #[test]

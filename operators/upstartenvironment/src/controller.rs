@@ -13,7 +13,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, PostParams};
 use kube::core::object::HasSpec;
-use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
@@ -30,7 +29,7 @@ use upstart_api::v1alpha1::{
     UpstartEnvironment, UpstartEnvironmentStatus, UpstartService, UpstartServiceSpec,
 };
 use upstart_dag::{DependencyGraph, Expressions, NodeId, NodeKind, validate_template};
-use upstart_operator_runtime::objects::Deletion;
+use upstart_operator_runtime::{Action, Controller, objects::Deletion};
 use upstart_operator_runtime::{
     Cache, Cleanup, ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext,
     PhaseSummary, Shutdown, apply_status, finalizer, objects,
@@ -207,7 +206,7 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
         .for_each(|result| async move {
             match result {
                 Ok(_) => {}
-                Err(kube::runtime::controller::Error::ReconcilerFailed(error, object)) => {
+                Err(upstart_operator_runtime::ControllerError::ReconcilerFailed(error, object)) => {
                     // The summary, not the error: an API message may quote an applied object.
                     warn!(reason = error.metric_label(), %object, failure = error.summary(), "reconcile failed");
                 }

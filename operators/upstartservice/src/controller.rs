@@ -10,7 +10,6 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Preconditions};
-use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
@@ -20,7 +19,7 @@ use upstart_api::v1alpha1::{
     HelmRelease, OutputSource, ServicePhase, UpstartService, UpstartServiceStatus,
 };
 use upstart_dag::{Expressions, collect_service_outputs, validate_template};
-use upstart_operator_runtime::outputs::read_output_objects;
+use upstart_operator_runtime::{Action, Controller, outputs::read_output_objects};
 use upstart_operator_runtime::{
     Cache, ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseGauge,
     PhaseSummary, Shutdown, apply_status, objects,
@@ -126,11 +125,11 @@ pub async fn run(op: OperatorContext, config: Config, shutdown: Shutdown) -> Res
                 // Errors name objects and API answers about HelmReleases and UpstartServices,
                 // whose specs hold no output values (those are substituted by the HelmRelease
                 // operator, at render time).
-                Err(kube::runtime::controller::Error::ReconcilerFailed(error, object)) => {
+                Err(upstart_operator_runtime::ControllerError::ReconcilerFailed(error, object)) => {
                     warn!(reason = error.metric_label(), %object, %error, "reconcile failed");
                 }
                 // A wake-up for a service deleted meanwhile (a namespace being torn down).
-                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
+                Err(upstart_operator_runtime::ControllerError::ObjectNotFound(object)) => {
                     debug!(%object, "woken service no longer exists");
                 }
                 Err(error) => warn!(%error, "controller error"),

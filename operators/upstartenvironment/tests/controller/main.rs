@@ -281,8 +281,8 @@ impl Harness {
     }
 
     async fn stop(self) {
-        // The HelmRelease operator does not stop when shut down before its first sync (a
-        // kube-runtime Controller waits for that sync): give it the time to sync first.
+        // Stopped once synced, as in a real run (a stop before the first sync skips the
+        // graceful shutdown): give the operators the time to sync first.
         for operator in &self.operators {
             eventually("the operators to be ready", || async {
                 operator.readiness.is_ready().then_some(())

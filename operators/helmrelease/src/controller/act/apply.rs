@@ -7,11 +7,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 use kube::api::Api;
-use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 use tracing::info;
 use upstart_api::v1alpha1::{DependencyKind, HelmRelease};
+use upstart_operator_runtime::Action;
 use upstart_release_engine::render::Scrubber;
 
 use crate::Error;

@@ -6,12 +6,11 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
-use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tracing::info;
 use upstart_api::v1alpha1::{HelmRelease, HookStatus};
-use upstart_operator_runtime::Cleanup;
+use upstart_operator_runtime::{Action, Cleanup};
 use upstart_release_engine::manifests::{self, HookEvent};
 
 use crate::Error;
