@@ -27,7 +27,6 @@ use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_util::time::{DelayQueue, delay_queue};
 use tracing::Instrument as _;
 
 /// What a reconcile asks for next: to run again after a while, or only on a change.
@@ -409,8 +408,12 @@ struct Queue<T: Clone + Eq + Hash> {
     /// What is in `ready`, with its priority.
     due: HashMap<T, u8>,
     /// Due later (a requeue), with the time; at most one entry each, the earliest.
-    delayed: HashMap<T, (Instant, delay_queue::Key)>,
-    timers: DelayQueue<T>,
+    delayed: HashMap<T, (Instant, u64)>,
+    /// The same, by time (then by when requeued). A sleep until the first of them, not a
+    /// `DelayQueue`, which rounds every deadline up to a millisecond past its own start
+    /// before the timer rounds it again.
+    timers: BTreeMap<(Instant, u64), T>,
+    requeues: u64,
     /// Being reconciled; woken again meanwhile when in `rerun` (run once it finishes).
     running: HashSet<T>,
     rerun: HashSet<T>,
@@ -422,7 +425,8 @@ impl<T: Clone + Eq + Hash> Default for Queue<T> {
             ready: BTreeMap::new(),
             due: HashMap::new(),
             delayed: HashMap::new(),
-            timers: DelayQueue::new(),
+            timers: BTreeMap::new(),
+            requeues: 0,
             running: HashSet::new(),
             rerun: HashSet::new(),
         }
@@ -438,7 +442,7 @@ impl<T: Clone + Eq + Hash> Queue<T> {
     /// [`Queue::wake`] at `priority`: after the items due at a higher one. Woken again at a
     /// higher one, an item moves up.
     fn wake_at(&mut self, item: T, priority: u8) {
-        if let Some((_, key)) = self.delayed.remove(&item) {
+        if let Some(key) = self.delayed.remove(&item) {
             self.timers.remove(&key);
         }
         if self.running.contains(&item) {
@@ -470,17 +474,16 @@ impl<T: Clone + Eq + Hash> Queue<T> {
             return;
         }
         let at = Instant::now() + after;
-        match self.delayed.get_mut(&item) {
-            Some((when, _)) if *when <= at => {}
-            Some((when, key)) => {
-                *when = at;
-                self.timers.reset_at(key, at);
+        if let Some(&(when, seq)) = self.delayed.get(&item) {
+            if when <= at {
+                return;
             }
-            None => {
-                let key = self.timers.insert_at(item.clone(), at);
-                self.delayed.insert(item, (at, key));
-            }
+            self.timers.remove(&(when, seq));
         }
+        self.requeues += 1;
+        let key = (at, self.requeues);
+        self.timers.insert(key, item.clone());
+        self.delayed.insert(item, key);
     }
 
     /// The next item due now that is not being reconciled, marked as running.
@@ -505,8 +508,9 @@ impl<T: Clone + Eq + Hash> Queue<T> {
 
     /// The next delayed item whose time came (pending while none is delayed).
     async fn next_delayed(&mut self) -> Option<T> {
-        let expired = std::future::poll_fn(|cx| self.timers.poll_expired(cx)).await?;
-        let item = expired.into_inner();
+        let (&(at, _), _) = self.timers.first_key_value()?;
+        tokio::time::sleep_until(at).await;
+        let (_, item) = self.timers.pop_first()?;
         self.delayed.remove(&item);
         Some(item)
     }
