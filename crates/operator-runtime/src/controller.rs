@@ -6,8 +6,8 @@
 //! whose deadlines are rounded up to the next millisecond and served by the timer, so each
 //! wake-up waited 1–2 ms before its reconcile started (measured in the operator's log, between
 //! a dependency's watch event and its dependent's reconcile). A release hand-off takes three
-//! such wake-ups (the dependent, the workload's status, the dependent's Ready), so they were a
-//! fifth of its cost. Here a wake-up due now is run at once; only a requeue for later waits
+//! such wake-ups (the dependent; the workload's status waking its release; the simulator's
+//! first sight of the workload), so they were a fifth of its cost. Here a wake-up due now is run at once; only a requeue for later waits
 //! on the timer.
 
 use std::cmp::Reverse;
@@ -15,10 +15,10 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::Hash;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::stream::{BoxStream, FuturesUnordered, SelectAll};
 use futures::{FutureExt as _, Stream, StreamExt as _};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -95,7 +95,7 @@ where
     store: Store<K>,
     wakeups: Vec<Wakeups<K>>,
     concurrency: usize,
-    shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    shutdown: Option<BoxFuture<'static, ()>>,
     priority: Option<PriorityFn<K>>,
 }
 
@@ -206,7 +206,7 @@ where
         mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Self {
-        self.shutdown = Some(Box::pin(shutdown));
+        self.shutdown = Some(shutdown.boxed());
         self
     }
 
@@ -243,7 +243,7 @@ where
             taking: true,
             ready: ready.boxed(),
             is_ready: false,
-            shutdown: shutdown.map(|s| s.fuse().boxed()),
+            shutdown,
             queue: Queue::default(),
             running: FuturesUnordered::new(),
             concurrency,
@@ -271,9 +271,9 @@ where
     /// False once shut down (or every wake-up stream ended): no more wake-ups are taken.
     taking: bool,
     /// The store holds the initial list: reconciles may start.
-    ready: futures::future::BoxFuture<'static, ()>,
+    ready: BoxFuture<'static, ()>,
     is_ready: bool,
-    shutdown: Option<futures::future::BoxFuture<'static, ()>>,
+    shutdown: Option<BoxFuture<'static, ()>>,
     queue: Queue<ObjectRef<K>>,
     running: FuturesUnordered<Running<K, E>>,
     concurrency: usize,

@@ -36,10 +36,10 @@ use upstart_api::v1alpha1::{
 };
 use upstart_chart_source::ChartSource;
 use upstart_dag::Expressions;
-use upstart_operator_runtime::{Action, Controller, outputs::OutputReads};
+use upstart_operator_runtime::outputs::OutputReads;
 use upstart_operator_runtime::{
-    Cache, ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseSummary,
-    Shutdown, StatusWrite, WorkGate, apply_status, finalizer,
+    Action, Cache, Controller, ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext,
+    PhaseSummary, Shutdown, StatusWrite, WorkGate, apply_status, finalizer,
 };
 use upstart_release_engine::catalog::ApiCatalog;
 use upstart_release_engine::manifests::{ClusterScopedAllowList, Limits, RELEASE_LABEL};

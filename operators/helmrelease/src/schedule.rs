@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use kube::ResourceExt;
+use upstart_api::conditions::is_ready_for_generation;
 use upstart_api::v1alpha1::{DependencyKind, HelmRelease};
 use upstart_operator_runtime::Priority;
 
@@ -73,7 +74,8 @@ pub fn priority(releases: &[Arc<HelmRelease>], namespace: &str, name: &str) -> P
 }
 
 /// The reconcile queue's priority of `hr` (higher first): 1 when nothing it depends on is
-/// still to come (no dependencies, or every HelmRelease it names Ready in `release`'s view), so
+/// still to come (no dependencies, or every HelmRelease it names Ready for its generation in
+/// `release`'s view, the rule its reconcile applies), so
 /// that among many releases created at once the head of a chain starts before the releases
 /// that will only find it not Ready yet; 0 otherwise (a dependency on an UpstartService, whose
 /// readiness is not known here, included).
@@ -85,7 +87,7 @@ pub fn reconcile_priority(
         dependency.kind != Some(DependencyKind::UpstartService)
             && release(&dependency.name).is_some_and(|dependency| {
                 dependency.status.as_ref().is_some_and(|s| {
-                    upstart_api::conditions::is_true(&s.conditions, upstart_api::conditions::READY)
+                    is_ready_for_generation(&s.conditions, dependency.metadata.generation)
                 })
             })
     };
@@ -114,7 +116,10 @@ fn longest_chain(incoming: &[Vec<usize>], outgoing: &[Vec<usize>], target: usize
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
     use kube::api::ObjectMeta;
+    use upstart_api::conditions::{ConditionUpdate, READY, set_condition};
     use upstart_api::v1alpha1::{Dependency, HelmReleaseSpec};
 
     use super::*;
@@ -161,16 +166,12 @@ mod tests {
     fn ready(hr: Arc<HelmRelease>) -> Arc<HelmRelease> {
         let mut hr = (*hr).clone();
         hr.status = Some(upstart_api::v1alpha1::HelmReleaseStatus {
-            conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-                type_: upstart_api::conditions::READY.to_owned(),
-                status: "True".to_owned(),
-                reason: "Installed".to_owned(),
-                message: String::new(),
-                observed_generation: None,
-                last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                    k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-                ),
-            }],
+            conditions: set_condition(
+                &[],
+                ConditionUpdate::new(READY, true, "Installed", ""),
+                None,
+                &Time(Timestamp::UNIX_EPOCH),
+            ),
             ..Default::default()
         });
         Arc::new(hr)

@@ -29,10 +29,10 @@ use upstart_api::v1alpha1::{
     UpstartEnvironment, UpstartEnvironmentStatus, UpstartService, UpstartServiceSpec,
 };
 use upstart_dag::{DependencyGraph, Expressions, NodeId, NodeKind, validate_template};
-use upstart_operator_runtime::{Action, Controller, objects::Deletion};
+use upstart_operator_runtime::objects::Deletion;
 use upstart_operator_runtime::{
-    Cache, Cleanup, ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext,
-    PhaseSummary, Shutdown, apply_status, finalizer, objects,
+    Action, Cache, Cleanup, Controller, ControllerMetrics, EventRecorder, FailureBackoff,
+    OperatorContext, PhaseSummary, Shutdown, apply_status, finalizer, objects,
 };
 
 use crate::Error;

@@ -19,10 +19,10 @@ use upstart_api::v1alpha1::{
     HelmRelease, OutputSource, ServicePhase, UpstartService, UpstartServiceStatus,
 };
 use upstart_dag::{Expressions, collect_service_outputs, validate_template};
-use upstart_operator_runtime::{Action, Controller, outputs::read_output_objects};
+use upstart_operator_runtime::outputs::read_output_objects;
 use upstart_operator_runtime::{
-    Cache, ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext, PhaseGauge,
-    PhaseSummary, Shutdown, apply_status, objects,
+    Action, Cache, Controller, ControllerMetrics, EventRecorder, FailureBackoff, OperatorContext,
+    PhaseGauge, PhaseSummary, Shutdown, apply_status, objects,
 };
 
 use crate::Error;
