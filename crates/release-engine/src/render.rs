@@ -286,9 +286,17 @@ impl Renderer {
                 .map_err(|e| Error::HelmIo(std::io::Error::other(e)))?;
             // Another task may have rendered the same inputs while this one waited.
             if let Some(hit) = self.cached(&key, reader.as_ref()).await {
+                tracing::debug!("render cache hit (rendered by another task meanwhile)");
                 return Ok(hit);
             }
-            self.render_now(request, reader).await?
+            let started = std::time::Instant::now();
+            let rendered = self.render_now(request, reader).await?;
+            // Every render says how it was served, a fresh one too (names only, no values).
+            tracing::debug!(
+                milliseconds = started.elapsed().as_millis() as u64,
+                "rendered with helm"
+            );
+            rendered
         };
         let rendered = Arc::new(Rendered {
             manifest,
